@@ -1,0 +1,468 @@
+//! The per-context consensus engine: malachite's pure core behind a
+//! "Ready"-style API. [`Engine::handle`] takes one input, answers the
+//! effects that are pure (signing, signature and certificate checks) on the
+//! spot, and returns the rest as [`Output`]s, in the order malachite emitted
+//! them, for the node to perform. Performing them in order is what makes a
+//! `WalAppend` durable before the `Publish` that follows it.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use malachitebft_core_consensus::{
+    process, Effect, Input, LivenessMsg, Params, Resumable, Role, SignedConsensusMsg, State,
+    ValuePayload,
+};
+use malachitebft_core_consensus::ConsensusMsg;
+use malachitebft_core_types::{
+    CertificateError, CommitCertificate, LinearTimeouts, NilOrVal, PolkaCertificate, Round,
+    RoundCertificate, RoundCertificateType, SignedMessage, ThresholdParams, Timeout,
+    ValidatorSet as _, ValueResponse, VoteExtensionPolicy, VoteType, VotingPower,
+};
+
+use crate::codec::{self, proposal_sign_bytes, vote_sign_bytes};
+use crate::context::{ConclaveContext, ValidatorSet, Vote};
+use crate::types::{ContextId, Hash32, Height, MemberId};
+use crate::{Error, Result};
+
+/// Knobs of one engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub context_id: ContextId,
+    pub timeouts: LinearTimeouts,
+    /// Inputs buffered for future heights, in total and per height.
+    pub queue_capacity: usize,
+    pub queue_per_height_capacity: usize,
+}
+
+impl EngineConfig {
+    pub fn new(context_id: ContextId) -> Self {
+        Self {
+            context_id,
+            timeouts: LinearTimeouts {
+                propose: Duration::from_millis(1000),
+                propose_delta: Duration::from_millis(500),
+                prevote: Duration::from_millis(500),
+                prevote_delta: Duration::from_millis(250),
+                precommit: Duration::from_millis(500),
+                precommit_delta: Duration::from_millis(250),
+                rebroadcast: Duration::from_millis(3000),
+                max_timeout: Duration::from_secs(30),
+            },
+            queue_capacity: 1024,
+            queue_per_height_capacity: 256,
+        }
+    }
+}
+
+/// What the node must do after an input.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a signed vote or proposal to the context's members.
+    Publish(SignedConsensusMsg<ConclaveContext>),
+    /// Send a liveness message (rebroadcast vote, polka or skip certificate).
+    PublishLiveness(LivenessMsg<ConclaveContext>),
+    ScheduleTimeout(Timeout, Duration),
+    CancelTimeout(Timeout),
+    CancelAllTimeouts,
+    /// A round started; `proposer` proposes in it.
+    StartRound {
+        height: Height,
+        round: Round,
+        proposer: MemberId,
+        role: Role,
+    },
+    /// We propose at `(height, round)`: build a block and feed
+    /// [`Input::Propose`] within `timeout`.
+    GetValue {
+        height: Height,
+        round: Round,
+        timeout: Duration,
+    },
+    /// Re-send the block with this hash (a re-proposal of a locked value).
+    RestreamProposal {
+        height: Height,
+        round: Round,
+        value: Hash32,
+    },
+    /// Persist this input to the context's WAL before performing any later
+    /// output.
+    WalAppend(Height, Input<ConclaveContext>),
+    /// The height is decided: commit the block with this certificate.
+    Decide(CommitCertificate<ConclaveContext>),
+    /// The height is final; start the next one. `equivocators` lists members
+    /// caught signing conflicting messages at this height.
+    Finalize {
+        certificate: CommitCertificate<ConclaveContext>,
+        equivocators: Vec<MemberId>,
+    },
+    /// A synced value's certificate verified; validate the block bytes and
+    /// feed [`Input::ProposedValue`] with [`ValueOrigin::Sync`](malachitebft_core_types::ValueOrigin).
+    SyncValue(ValueResponse<ConclaveContext>, MemberId),
+    /// A synced value's certificate was rejected.
+    SyncRejected(Height, String),
+}
+
+/// One context's consensus instance.
+pub struct Engine {
+    state: State<ConclaveContext>,
+    key: SigningKey,
+    config: EngineConfig,
+}
+
+impl Engine {
+    /// Creates an engine for `key`'s member at `height`. Nothing happens until
+    /// [`Engine::start_height`].
+    pub fn new(
+        config: EngineConfig,
+        key: SigningKey,
+        height: Height,
+        validators: ValidatorSet,
+    ) -> Self {
+        let address = MemberId(key.verifying_key().to_bytes());
+        let ctx = ConclaveContext::new(config.context_id);
+        let params = Params {
+            address,
+            threshold_params: ThresholdParams::default(),
+            value_payload: ValuePayload::ProposalAndParts,
+            enabled: true,
+        };
+        let state = State::new(
+            ctx,
+            height,
+            validators,
+            params,
+            config.queue_capacity,
+            config.queue_per_height_capacity,
+        );
+        Self { state, key, config }
+    }
+
+    pub fn address(&self) -> MemberId {
+        *self.state.address()
+    }
+
+    pub fn height(&self) -> Height {
+        self.state.height()
+    }
+
+    pub fn round(&self) -> Round {
+        self.state.round()
+    }
+
+    pub fn validators(&self) -> &ValidatorSet {
+        self.state.validator_set()
+    }
+
+    pub fn context_id(&self) -> ContextId {
+        self.config.context_id
+    }
+
+    /// Starts (or, with `restart`, restarts after a crash) `height` with its
+    /// validator set.
+    pub fn start_height(
+        &mut self,
+        height: Height,
+        validators: ValidatorSet,
+        restart: bool,
+    ) -> Result<Vec<Output>> {
+        self.handle(Input::StartHeight(
+            height,
+            validators,
+            restart,
+            None,
+            VoteExtensionPolicy::Disabled,
+        ))
+    }
+
+    /// Feeds one input and returns the outputs to perform, in order.
+    pub fn handle(&mut self, input: Input<ConclaveContext>) -> Result<Vec<Output>> {
+        let Self { state, key, config } = self;
+        let mut outputs = Vec::new();
+        let result: std::result::Result<(), malachitebft_core_consensus::Error<ConclaveContext>> = process!(
+            input: input,
+            state: state,
+            metrics: &(),
+            with: effect => on_effect(effect, key, config, &mut outputs)
+        );
+        result.map_err(|e| Error::Consensus(e.to_string()))?;
+        Ok(outputs)
+    }
+}
+
+type Resume = malachitebft_core_consensus::Resume<ConclaveContext>;
+
+fn on_effect(
+    effect: Effect<ConclaveContext>,
+    key: &SigningKey,
+    config: &EngineConfig,
+    out: &mut Vec<Output>,
+) -> std::result::Result<Resume, Error> {
+    let ctx_id = &config.context_id;
+    let resume = match effect {
+        Effect::CancelAllTimeouts(r) => {
+            out.push(Output::CancelAllTimeouts);
+            r.resume_with(())
+        }
+        Effect::CancelTimeout(t, r) => {
+            out.push(Output::CancelTimeout(t));
+            r.resume_with(())
+        }
+        Effect::ScheduleTimeout(t, r) => {
+            out.push(Output::ScheduleTimeout(t, config.timeouts.duration_for(t)));
+            r.resume_with(())
+        }
+        Effect::StartRound(height, round, proposer, role, r) => {
+            out.push(Output::StartRound {
+                height,
+                round,
+                proposer,
+                role,
+            });
+            r.resume_with(())
+        }
+        Effect::PublishConsensusMsg(msg, r) => {
+            out.push(Output::Publish(msg));
+            r.resume_with(())
+        }
+        Effect::PublishLivenessMsg(msg, r) => {
+            out.push(Output::PublishLiveness(msg));
+            r.resume_with(())
+        }
+        Effect::RepublishVote(vote, r) => {
+            out.push(Output::PublishLiveness(LivenessMsg::Vote(vote)));
+            r.resume_with(())
+        }
+        Effect::RepublishRoundCertificate(cert, r) => {
+            out.push(Output::PublishLiveness(LivenessMsg::SkipRoundCertificate(
+                cert,
+            )));
+            r.resume_with(())
+        }
+        Effect::GetValue(height, round, timeout, r) => {
+            out.push(Output::GetValue {
+                height,
+                round,
+                timeout: config.timeouts.duration_for(timeout),
+            });
+            r.resume_with(())
+        }
+        Effect::RestreamProposal(height, round, _valid_round, _proposer, value, r) => {
+            out.push(Output::RestreamProposal {
+                height,
+                round,
+                value,
+            });
+            r.resume_with(())
+        }
+        Effect::CertVerifiedSyncValue(response, proposer, r) => {
+            out.push(Output::SyncValue(response, proposer));
+            r.resume_with(())
+        }
+        Effect::CertRejectedSyncValue(_peer, height, error, r) => {
+            out.push(Output::SyncRejected(height, error.to_string()));
+            r.resume_with(())
+        }
+        Effect::Decide(cert, _extensions, r) => {
+            out.push(Output::Decide(cert));
+            r.resume_with(())
+        }
+        Effect::Finalize(certificate, _extensions, evidence, r) => {
+            let mut equivocators: Vec<MemberId> = evidence.votes.iter().map(|(a, _)| *a).collect();
+            for v in certificate.commit_signatures.iter() {
+                if evidence.proposals.get(&v.address).is_some() {
+                    equivocators.push(v.address);
+                }
+            }
+            equivocators.sort();
+            equivocators.dedup();
+            out.push(Output::Finalize {
+                certificate,
+                equivocators,
+            });
+            r.resume_with(())
+        }
+        Effect::WalAppend(height, input, r) => {
+            out.push(Output::WalAppend(height, input));
+            r.resume_with(())
+        }
+        Effect::SignVote(vote, r) => {
+            let sig = codec::sign(key, &vote_sign_bytes(ctx_id, &vote));
+            r.resume_with(SignedMessage::new(vote, sig))
+        }
+        Effect::SignProposal(proposal, r) => {
+            let sig = codec::sign(key, &proposal_sign_bytes(ctx_id, &proposal));
+            r.resume_with(SignedMessage::new(proposal, sig))
+        }
+        Effect::VerifySignature(msg, public_key, r) => {
+            let bytes = match &msg.message {
+                ConsensusMsg::Vote(v) => vote_sign_bytes(ctx_id, v),
+                ConsensusMsg::Proposal(p) => proposal_sign_bytes(ctx_id, p),
+            };
+            r.resume_with(codec::verify(&public_key, &bytes, &msg.signature))
+        }
+        Effect::VerifyCommitCertificate(cert, validators, thresholds, r) => {
+            r.resume_with(verify_commit_certificate(ctx_id, &cert, &validators, thresholds))
+        }
+        Effect::VerifyExtendedCommitCertificate(cert, validators, thresholds, _policy, r) => {
+            let plain = cert.trim_vote_extensions();
+            r.resume_with(verify_commit_certificate(ctx_id, &plain, &validators, thresholds))
+        }
+        Effect::VerifyPolkaCertificate(cert, validators, thresholds, r) => {
+            r.resume_with(verify_polka_certificate(ctx_id, &cert, &validators, thresholds))
+        }
+        Effect::VerifyRoundCertificate(cert, validators, thresholds, r) => {
+            r.resume_with(verify_round_certificate(ctx_id, &cert, &validators, thresholds))
+        }
+        Effect::ExtendVote(_height, _round, _value, _policy, r) => r.resume_with(None),
+        Effect::VerifyVoteExtension(_h, _r, _v, _addr, _ext, _pk, r) => r.resume_with(Ok(())),
+    };
+    Ok(resume)
+}
+
+type CertResult = std::result::Result<(), CertificateError<ConclaveContext>>;
+
+/// Tallies the voting power of `signers`, each of which must be a distinct
+/// member whose signature over `vote_for(signer)` verifies.
+fn tally<'a>(
+    ctx_id: &ContextId,
+    validators: &ValidatorSet,
+    signers: impl Iterator<Item = (&'a MemberId, &'a crate::context::Sig, Vote)>,
+    on_bad: impl Fn(MemberId) -> CertificateError<ConclaveContext>,
+) -> std::result::Result<VotingPower, CertificateError<ConclaveContext>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut power: VotingPower = 0;
+    for (addr, sig, vote) in signers {
+        let Some(v) = validators.get_by_address(addr) else {
+            return Err(CertificateError::UnknownValidator(*addr));
+        };
+        if !seen.insert(*addr) {
+            return Err(CertificateError::DuplicateVote(*addr));
+        }
+        if !codec::verify(&v.public_key, &vote_sign_bytes(ctx_id, &vote), sig) {
+            return Err(on_bad(*addr));
+        }
+        power = power.saturating_add(v.voting_power);
+    }
+    Ok(power)
+}
+
+fn enough(
+    power: VotingPower,
+    validators: &ValidatorSet,
+    param: malachitebft_core_types::ThresholdParam,
+) -> CertResult {
+    let total = validators.total_voting_power();
+    if param.is_met(power, total) {
+        Ok(())
+    } else {
+        Err(CertificateError::NotEnoughVotingPower {
+            signed: power,
+            total,
+            expected: param.min_expected(total),
+        })
+    }
+}
+
+/// Verifies a commit certificate: distinct members, valid precommit
+/// signatures, more than 2/3 of the voting power.
+pub fn verify_commit_certificate(
+    ctx_id: &ContextId,
+    cert: &CommitCertificate<ConclaveContext>,
+    validators: &ValidatorSet,
+    thresholds: ThresholdParams,
+) -> CertResult {
+    let power = tally(
+        ctx_id,
+        validators,
+        cert.commit_signatures
+            .iter()
+            .map(|s| (&s.address, &s.signature, codec::precommit_for(cert, s.address))),
+        |a| {
+            CertificateError::InvalidCommitSignature(malachitebft_core_types::CommitSignature::new(
+                a,
+                crate::context::Sig([0; 64]),
+            ))
+        },
+    )?;
+    enough(power, validators, thresholds.quorum)
+}
+
+fn verify_polka_certificate(
+    ctx_id: &ContextId,
+    cert: &PolkaCertificate<ConclaveContext>,
+    validators: &ValidatorSet,
+    thresholds: ThresholdParams,
+) -> CertResult {
+    let vote = |addr: MemberId| Vote {
+        typ: VoteType::Prevote,
+        height: cert.height,
+        round: cert.round,
+        value: NilOrVal::Val(cert.value_id),
+        validator: addr,
+        extension: None,
+    };
+    let power = tally(
+        ctx_id,
+        validators,
+        cert.polka_signatures
+            .iter()
+            .map(|s| (&s.address, &s.signature, vote(s.address))),
+        |a| {
+            CertificateError::InvalidPolkaSignature(malachitebft_core_types::PolkaSignature::new(
+                a,
+                crate::context::Sig([0; 64]),
+            ))
+        },
+    )?;
+    enough(power, validators, thresholds.quorum)
+}
+
+fn verify_round_certificate(
+    ctx_id: &ContextId,
+    cert: &RoundCertificate<ConclaveContext>,
+    validators: &ValidatorSet,
+    thresholds: ThresholdParams,
+) -> CertResult {
+    if cert.cert_type == RoundCertificateType::Precommit
+        && cert
+            .round_signatures
+            .iter()
+            .any(|s| s.vote_type != VoteType::Precommit)
+    {
+        let bad = cert
+            .round_signatures
+            .iter()
+            .find(|s| s.vote_type != VoteType::Precommit)
+            .map(|s| s.address)
+            .unwrap_or_default();
+        return Err(CertificateError::InvalidVoteType(bad));
+    }
+    let power = tally(
+        ctx_id,
+        validators,
+        cert.round_signatures.iter().map(|s| {
+            (
+                &s.address,
+                &s.signature,
+                Vote {
+                    typ: s.vote_type,
+                    height: cert.height,
+                    round: cert.round,
+                    value: s.value_id,
+                    validator: s.address,
+                    extension: None,
+                },
+            )
+        }),
+        |a| CertificateError::InvalidRoundSignature(malachitebft_core_types::RoundSignature::new(
+            VoteType::Precommit,
+            NilOrVal::Nil,
+            a,
+            crate::context::Sig([0; 64]),
+        )),
+    )?;
+    match cert.cert_type {
+        RoundCertificateType::Precommit => enough(power, validators, thresholds.quorum),
+        RoundCertificateType::Skip => enough(power, validators, thresholds.honest),
+    }
+}
