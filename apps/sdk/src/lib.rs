@@ -1,0 +1,143 @@
+//! Guest-side SDK for Conclave apps.
+//!
+//! A Conclave app is a `cdylib` compiled to `wasm32-unknown-unknown`. Each
+//! method is an exported function with no parameters and no results; the
+//! host passes arguments and takes results through the host API that this
+//! crate wraps:
+//!
+//! - [`input`] / [`input_json`] read the call's arguments, [`output`] /
+//!   [`output_json`] set its return value;
+//! - [`storage`] reads and writes the context's key-value state (the host
+//!   buffers writes and discards them if the call fails);
+//! - [`caller`], [`context_id`], [`block_height`], [`block_time_ms`] describe
+//!   the call;
+//! - [`emit_event`], [`onchain_action`], [`log`] produce side outputs;
+//! - [`abort`] fails the call with a message.
+//!
+//! Declare methods with [`methods!`], which exports them and installs a panic
+//! hook that logs the panic message before the guest traps (the build uses
+//! `panic = "abort"`, so a panic ends in a wasm `unreachable` trap).
+//!
+//! ```text
+//! fn hello() {
+//!     conclave_sdk::output(b"hello");
+//! }
+//! conclave_sdk::methods!(hello);
+//! ```
+
+mod sys;
+
+pub mod storage;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The call's raw argument bytes.
+pub fn input() -> Vec<u8> {
+    sys::input()
+}
+
+/// The call's arguments decoded from JSON; aborts the call with a clear
+/// message if they are not valid JSON for `T`.
+pub fn input_json<T: DeserializeOwned>() -> T {
+    let bytes = input();
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(err) => abort(&format!("invalid JSON arguments: {err}")),
+    }
+}
+
+/// Sets the call's return value (the last call wins).
+pub fn output(bytes: &[u8]) {
+    sys::output(bytes);
+}
+
+/// Sets the call's return value to `value` encoded as JSON.
+pub fn output_json<T: Serialize + ?Sized>(value: &T) {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => output(&bytes),
+        Err(err) => abort(&format!("cannot encode output as JSON: {err}")),
+    }
+}
+
+/// The 32-byte identity of the transaction's sender.
+pub fn caller() -> [u8; 32] {
+    sys::caller()
+}
+
+/// The 32-byte id of the context this app instance belongs to.
+pub fn context_id() -> [u8; 32] {
+    sys::context_id()
+}
+
+/// Height of the block the call executes in.
+pub fn block_height() -> u64 {
+    sys::block_height()
+}
+
+/// Timestamp of the block the call executes in, in milliseconds since the
+/// Unix epoch (the block's agreed time, not a wall clock).
+pub fn block_time_ms() -> u64 {
+    sys::block_time_ms()
+}
+
+/// Emits an application event (delivered to subscribers once the block
+/// commits; dropped if the call fails).
+pub fn emit_event(name: &str, data: &[u8]) {
+    sys::emit_event(name.as_bytes(), data);
+}
+
+/// Requests an on-chain action (opaque bytes, carried to the chains by a
+/// later checkpoint; dropped if the call fails).
+pub fn onchain_action(bytes: &[u8]) {
+    sys::onchain_action(bytes);
+}
+
+/// Appends a line to the call's log (for debugging; not part of the state).
+pub fn log(msg: &str) {
+    sys::log(msg.as_bytes());
+}
+
+/// Fails the call with `msg`; its writes, events and actions are discarded.
+pub fn abort(msg: &str) -> ! {
+    sys::abort(msg.as_bytes())
+}
+
+/// Runs one method body. Used by [`methods!`]; not meant to be called directly.
+#[doc(hidden)]
+pub fn __run(method: fn()) {
+    std::panic::set_hook(Box::new(|info| log(&info.to_string())));
+    method();
+}
+
+/// Exports functions of type `fn()` as the app's callable methods.
+///
+/// `methods!(set, get)` exports the functions `set` and `get` under their own
+/// names; `methods!(abort = abort_method)` exports `abort_method` under the
+/// name `abort` (useful when the method name would clash with an item in
+/// scope). A panic inside a method logs its message (see [`log`]) and then
+/// traps, failing the call.
+#[macro_export]
+macro_rules! methods {
+    ($($name:ident $(= $function:path)?),+ $(,)?) => {
+        $( $crate::__export_method!($name $(= $function)?); )+
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_method {
+    ($name:ident) => {
+        $crate::__export_method!($name = $name);
+    };
+    ($name:ident = $function:path) => {
+        const _: () = {
+            // Naming a wasm export requires an unmangled symbol, which the
+            // `unsafe_code` lint flags; the function itself is safe.
+            #[allow(unsafe_code)]
+            #[export_name = stringify!($name)]
+            extern "C" fn export() {
+                $crate::__run($function);
+            }
+        };
+    };
+}
