@@ -6,8 +6,8 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use malachitebft_core_types::{
-    CommitCertificate, CommitSignature, NilOrVal, Round, SignedMessage, SignedProposal,
-    SignedVote, VoteType,
+    CommitCertificate, CommitSignature, NilOrVal, Round, SignedMessage, SignedProposal, SignedVote,
+    VoteType,
 };
 
 use crate::context::{ConclaveContext, Proposal, Sig, Vote};
@@ -255,10 +255,18 @@ mod tests {
         let signed = SignedMessage::new(vote.clone(), sig);
         let decoded = decode_vote(&encode_vote(&signed)).unwrap();
         assert_eq!(decoded, signed);
-        assert!(verify(&k.verifying_key(), &vote_sign_bytes(&ctx, &decoded), &decoded.signature));
+        assert!(verify(
+            &k.verifying_key(),
+            &vote_sign_bytes(&ctx, &decoded),
+            &decoded.signature
+        ));
         // Same vote in another context does not verify.
         let other = ContextId([2; 32]);
-        assert!(!verify(&k.verifying_key(), &vote_sign_bytes(&other, &vote), &sig));
+        assert!(!verify(
+            &k.verifying_key(),
+            &vote_sign_bytes(&other, &vote),
+            &sig
+        ));
     }
 
     #[test]

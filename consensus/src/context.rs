@@ -8,8 +8,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use malachitebft_core_types::{
-    self as mal, LinearTimeouts, NilOrVal, Round, SignedExtension, ValueId, VoteType,
-    VotingPower,
+    self as mal, LinearTimeouts, NilOrVal, Round, SignedExtension, ValueId, VoteType, VotingPower,
 };
 
 use crate::types::{ContextId, Hash32, Height, MemberId};

@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use malachitebft_core_consensus::ConsensusMsg;
 use malachitebft_core_consensus::{
     process, Effect, Input, LivenessMsg, Params, Resumable, Role, SignedConsensusMsg, State,
     ValuePayload,
 };
-use malachitebft_core_consensus::ConsensusMsg;
 use malachitebft_core_types::{
     CertificateError, CommitCertificate, LinearTimeouts, NilOrVal, PolkaCertificate, Round,
     RoundCertificate, RoundCertificateType, SignedMessage, ThresholdParams, Timeout,
@@ -267,12 +267,11 @@ fn on_effect(
             r.resume_with(())
         }
         Effect::Finalize(certificate, _extensions, evidence, r) => {
+            // Every member caught double-voting or double-proposing, whether
+            // or not it signed the certificate (an equivocating proposer
+            // usually did not).
             let mut equivocators: Vec<MemberId> = evidence.votes.iter().map(|(a, _)| *a).collect();
-            for v in certificate.commit_signatures.iter() {
-                if evidence.proposals.get(&v.address).is_some() {
-                    equivocators.push(v.address);
-                }
-            }
+            equivocators.extend((&evidence.proposals).into_iter().map(|(a, _)| *a));
             equivocators.sort();
             equivocators.dedup();
             out.push(Output::Finalize {
@@ -300,29 +299,37 @@ fn on_effect(
             };
             r.resume_with(codec::verify(&public_key, &bytes, &msg.signature))
         }
-        Effect::VerifyCommitCertificate(cert, validators, thresholds, r) => {
-            r.resume_with(verify_commit_certificate(ctx_id, &cert, &validators, thresholds))
-        }
+        Effect::VerifyCommitCertificate(cert, validators, thresholds, r) => r.resume_with(
+            verify_commit_certificate(ctx_id, &cert, &validators, thresholds),
+        ),
         Effect::VerifyExtendedCommitCertificate(cert, validators, thresholds, _policy, r) => {
             let plain = cert.trim_vote_extensions();
-            r.resume_with(verify_commit_certificate(ctx_id, &plain, &validators, thresholds))
+            r.resume_with(verify_commit_certificate(
+                ctx_id,
+                &plain,
+                &validators,
+                thresholds,
+            ))
         }
-        Effect::VerifyPolkaCertificate(cert, validators, thresholds, r) => {
-            r.resume_with(verify_polka_certificate(ctx_id, &cert, &validators, thresholds))
-        }
-        Effect::VerifyRoundCertificate(cert, validators, thresholds, r) => {
-            r.resume_with(verify_round_certificate(ctx_id, &cert, &validators, thresholds))
-        }
+        Effect::VerifyPolkaCertificate(cert, validators, thresholds, r) => r.resume_with(
+            verify_polka_certificate(ctx_id, &cert, &validators, thresholds),
+        ),
+        Effect::VerifyRoundCertificate(cert, validators, thresholds, r) => r.resume_with(
+            verify_round_certificate(ctx_id, &cert, &validators, thresholds),
+        ),
         Effect::ExtendVote(_height, _round, _value, _policy, r) => r.resume_with(None),
         Effect::VerifyVoteExtension(_h, _r, _v, _addr, _ext, _pk, r) => r.resume_with(Ok(())),
     };
     Ok(resume)
 }
 
+// Certificate checks answer with malachite's own error type, which its
+// resume API requires; it is large, and boxing it is not ours to choose.
 type CertResult = std::result::Result<(), CertificateError<ConclaveContext>>;
 
 /// Tallies the voting power of `signers`, each of which must be a distinct
 /// member whose signature over `vote_for(signer)` verifies.
+#[allow(clippy::result_large_err)] // see `CertResult`
 fn tally<'a>(
     ctx_id: &ContextId,
     validators: &ValidatorSet,
@@ -346,6 +353,7 @@ fn tally<'a>(
     Ok(power)
 }
 
+#[allow(clippy::result_large_err)] // see `CertResult`
 fn enough(
     power: VotingPower,
     validators: &ValidatorSet,
@@ -365,6 +373,7 @@ fn enough(
 
 /// Verifies a commit certificate: distinct members, valid precommit
 /// signatures, more than 2/3 of the voting power.
+#[allow(clippy::result_large_err)] // see `CertResult`
 pub fn verify_commit_certificate(
     ctx_id: &ContextId,
     cert: &CommitCertificate<ConclaveContext>,
@@ -374,9 +383,13 @@ pub fn verify_commit_certificate(
     let power = tally(
         ctx_id,
         validators,
-        cert.commit_signatures
-            .iter()
-            .map(|s| (&s.address, &s.signature, codec::precommit_for(cert, s.address))),
+        cert.commit_signatures.iter().map(|s| {
+            (
+                &s.address,
+                &s.signature,
+                codec::precommit_for(cert, s.address),
+            )
+        }),
         |a| {
             CertificateError::InvalidCommitSignature(malachitebft_core_types::CommitSignature::new(
                 a,
@@ -387,6 +400,7 @@ pub fn verify_commit_certificate(
     enough(power, validators, thresholds.quorum)
 }
 
+#[allow(clippy::result_large_err)] // see `CertResult`
 fn verify_polka_certificate(
     ctx_id: &ContextId,
     cert: &PolkaCertificate<ConclaveContext>,
@@ -417,6 +431,7 @@ fn verify_polka_certificate(
     enough(power, validators, thresholds.quorum)
 }
 
+#[allow(clippy::result_large_err)] // see `CertResult`
 fn verify_round_certificate(
     ctx_id: &ContextId,
     cert: &RoundCertificate<ConclaveContext>,
@@ -454,12 +469,14 @@ fn verify_round_certificate(
                 },
             )
         }),
-        |a| CertificateError::InvalidRoundSignature(malachitebft_core_types::RoundSignature::new(
-            VoteType::Precommit,
-            NilOrVal::Nil,
-            a,
-            crate::context::Sig([0; 64]),
-        )),
+        |a| {
+            CertificateError::InvalidRoundSignature(malachitebft_core_types::RoundSignature::new(
+                VoteType::Precommit,
+                NilOrVal::Nil,
+                a,
+                crate::context::Sig([0; 64]),
+            ))
+        },
     )?;
     match cert.cert_type {
         RoundCertificateType::Precommit => enough(power, validators, thresholds.quorum),

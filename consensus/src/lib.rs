@@ -13,6 +13,8 @@
 //!   many engines in one process.
 //! - [`codec`]: the bounded wire encoding of consensus messages.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod codec;
 pub mod context;
 pub mod engine;

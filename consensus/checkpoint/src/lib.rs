@@ -17,6 +17,8 @@
 //! The byte layouts are written out in `docs/checkpoint.md`. Nothing here
 //! does I/O.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod actions;
 pub mod bitmap;
 pub mod bls;

@@ -26,7 +26,10 @@ pub struct BlockHeader {
 
 impl BlockHeader {
     pub fn hash(&self) -> Hash32 {
-        sha256(&[b"conclave/block/v1", &borsh::to_vec(self).unwrap_or_default()])
+        sha256(&[
+            b"conclave/block/v1",
+            &borsh::to_vec(self).unwrap_or_default(),
+        ])
     }
 }
 

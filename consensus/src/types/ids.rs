@@ -125,7 +125,10 @@ mod tests {
         let parsed: ContextId = id.to_hex().parse().unwrap();
         assert_eq!(parsed, id);
         assert!("zz".parse::<ContextId>().is_err());
-        assert!("abcd".parse::<ContextId>().unwrap_err().contains("32 bytes"));
+        assert!("abcd"
+            .parse::<ContextId>()
+            .unwrap_err()
+            .contains("32 bytes"));
         let json = serde_json_like(&id);
         assert_eq!(json.len(), 64);
     }

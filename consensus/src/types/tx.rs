@@ -63,8 +63,11 @@ impl SignedTx {
     pub fn verify(&self) -> Result<()> {
         let key =
             VerifyingKey::from_bytes(self.tx.sender.as_bytes()).map_err(|_| Error::BadPublicKey)?;
-        key.verify_strict(&self.tx.sign_bytes(), &Signature::from_bytes(&self.signature))
-            .map_err(|_| Error::BadSignature)
+        key.verify_strict(
+            &self.tx.sign_bytes(),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| Error::BadSignature)
     }
 
     /// Size of the canonical encoding, the unit of the mempool's size limits.

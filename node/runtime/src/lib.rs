@@ -21,6 +21,8 @@
 //! `Outcome` whose `result` is a [`Failure`] and whose writes, events and
 //! actions are empty; [`Error`] is reserved for host failures.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod api;
 mod app;
 mod call;

@@ -145,7 +145,12 @@ fn the_index_stays_sorted_across_page_splits_and_deletes() {
         let i = (n * 7_919) % count;
         kv.set(&key(i), "v");
     }
-    let pages = kv.state.0.keys().filter(|k| k.starts_with(b"\0i/p/")).count();
+    let pages = kv
+        .state
+        .0
+        .keys()
+        .filter(|k| k.starts_with(b"\0i/p/"))
+        .count();
     assert!(
         pages > 1,
         "expected the index to split, got {pages} page(s)"

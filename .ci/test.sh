@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's second command: set up and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave/target}"
+cargo build -p conclave-node --bin conclave
+cargo test --workspace "$@"

@@ -1,0 +1,362 @@
+//! The swarm loop: one task owns the swarm, serves [`Message`]s from handles,
+//! and turns swarm events into [`NetworkEvent`]s (see `events.rs`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use conclave_consensus::{ContextId, MemberId};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::gossipsub::{IdentTopic, PublishError, TopicHash};
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::behaviour::{topic_score_params, Behaviour};
+use crate::codec::{Frame, RefuseReason, Request, Response};
+use crate::config::NetworkConfig;
+use crate::error::{Error, Result};
+use crate::identity::{self, keypair_from_secret, member_of, peer_id_of, topic_of};
+use crate::ingress::{Message, NetworkEvent, NetworkHandle};
+use crate::metrics::{Counter, Metrics};
+use crate::redial::Redialer;
+
+/// A context this node has joined.
+pub(crate) struct Joined {
+    pub(crate) topic: IdentTopic,
+    pub(crate) members: HashSet<MemberId>,
+}
+
+/// An inbound request waiting for the application: its channel and the
+/// application's answer (`None` if dropped or late).
+pub(crate) type PendingReply = BoxFuture<'static, (ResponseChannel<Response>, Option<Vec<u8>>)>;
+
+pub(crate) struct Actor {
+    pub(crate) cfg: NetworkConfig,
+    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) commands: mpsc::Receiver<Message>,
+    pub(crate) events: mpsc::Sender<NetworkEvent>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) contexts: HashMap<ContextId, Joined>,
+    pub(crate) topics: HashMap<TopicHash, ContextId>,
+    pub(crate) outbound: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>>>>,
+    pub(crate) inbound: FuturesUnordered<PendingReply>,
+    pub(crate) strikes: HashMap<PeerId, u32>,
+    pub(crate) redial: Redialer,
+    pub(crate) listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+}
+
+/// Starts the network actor on the current tokio runtime.
+///
+/// `secret` is the member's ed25519 secret key; it becomes the node's libp2p
+/// identity. Static peers must carry `/p2p/<peer id>`. Fails with
+/// [`Error::NoRuntime`] outside a tokio runtime.
+pub fn spawn(
+    cfg: NetworkConfig,
+    secret: [u8; 32],
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>)> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    let keypair = keypair_from_secret(secret)?;
+    let local = member_of(&keypair.public().to_peer_id()).ok_or(Error::InvalidSecret)?;
+    let behaviour = Behaviour::new(&keypair, &cfg)?;
+    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| Error::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_connection_timeout))
+        .build();
+    swarm.listen_on(cfg.listen.clone())?;
+
+    let now = Instant::now();
+    let mut redial = Redialer::new(cfg.redial_initial, cfg.redial_max);
+    for addr in &cfg.static_peers {
+        let peer =
+            identity::peer_in_addr(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
+        let addr = identity::strip_peer(addr);
+        swarm.add_peer_address(peer, addr.clone());
+        redial.add(peer, addr, now);
+    }
+
+    let (sender, commands) = mpsc::channel(cfg.command_capacity.max(1));
+    let (events, receiver) = mpsc::channel(cfg.event_capacity.max(1));
+    let metrics = Arc::new(Metrics::default());
+    let actor = Actor {
+        cfg,
+        swarm,
+        commands,
+        events,
+        metrics: metrics.clone(),
+        contexts: HashMap::new(),
+        topics: HashMap::new(),
+        outbound: HashMap::new(),
+        inbound: FuturesUnordered::new(),
+        strikes: HashMap::new(),
+        redial,
+        listen_waiters: Vec::new(),
+    };
+    info!(member = %local, "network starting");
+    runtime.spawn(actor.run());
+    Ok((
+        NetworkHandle {
+            sender,
+            local,
+            metrics,
+        },
+        receiver,
+    ))
+}
+
+impl Actor {
+    async fn run(mut self) {
+        let ack = self.event_loop().await;
+        // Close listeners and connections before acknowledging a shutdown, so
+        // a restart can bind the same port.
+        drop(self);
+        if let Some(ack) = ack {
+            let _ = ack.send(());
+        }
+    }
+
+    async fn event_loop(&mut self) -> Option<oneshot::Sender<()>> {
+        loop {
+            let deadline = self.redial.next_deadline();
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None => return None,
+                    Some(Message::Shutdown { done }) => return Some(done),
+                    Some(command) => self.on_command(command),
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some((channel, answer)) = self.inbound.next(), if !self.inbound.is_empty() => {
+                    self.answer(channel, answer);
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
+                    if deadline.is_some() => self.redial_due(),
+            }
+        }
+    }
+
+    fn redial_due(&mut self) {
+        for (peer, addr) in self.redial.due(Instant::now()) {
+            if self.swarm.is_connected(&peer) {
+                self.redial.connected(&peer);
+                continue;
+            }
+            debug!(%peer, %addr, "dialling static peer");
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(error) = self.swarm.dial(opts) {
+                debug!(%peer, %error, "static dial failed");
+                self.redial.disconnected(&peer, Instant::now());
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Message) {
+        match command {
+            Message::Join {
+                context,
+                members,
+                done,
+            } => {
+                let _ = done.send(self.join(context, members));
+            }
+            Message::Leave { context, done } => {
+                if let Some(joined) = self.contexts.remove(&context) {
+                    self.topics.remove(&joined.topic.hash());
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .unsubscribe(&joined.topic);
+                }
+                let _ = done.send(Ok(()));
+            }
+            Message::Publish {
+                context,
+                data,
+                done,
+            } => {
+                let _ = done.send(self.publish(context, data));
+            }
+            Message::Request {
+                peer,
+                context,
+                data,
+                done,
+            } => self.request(peer, context, data, done),
+            Message::Peers { done } => {
+                let peers = self.swarm.connected_peers().filter_map(member_of).collect();
+                let _ = done.send(peers);
+            }
+            Message::TopicPeers { context, done } => {
+                let topic = topic_of(&context).hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| topics.contains(&&topic))
+                    .filter_map(|(peer, _)| member_of(peer))
+                    .collect();
+                let _ = done.send(peers);
+            }
+            Message::PeerScore { peer, done } => {
+                let score = peer_id_of(&peer)
+                    .ok()
+                    .and_then(|p| self.swarm.behaviour().gossipsub.peer_score(&p));
+                let _ = done.send(score);
+            }
+            Message::ListenAddrs { done } => {
+                let addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                if addrs.is_empty() {
+                    self.listen_waiters.push(done);
+                } else {
+                    let _ = done.send(addrs);
+                }
+            }
+            Message::Dial { addr, done } => {
+                let _ = done.send(self.swarm.dial(addr).map_err(Error::from));
+            }
+            // Handled by the loop.
+            Message::Shutdown { .. } => {}
+        }
+    }
+
+    fn join(&mut self, context: ContextId, members: Vec<MemberId>) -> Result<()> {
+        let topic = topic_of(&context);
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        if !self.contexts.contains_key(&context) {
+            gossipsub.subscribe(&topic)?;
+            gossipsub
+                .set_topic_params(topic.clone(), topic_score_params())
+                .map_err(|e| Error::Setup(e.to_owned()))?;
+            self.topics.insert(topic.hash(), context);
+        }
+        info!(context = %context, members = members.len(), "joined context");
+        self.contexts.insert(
+            context,
+            Joined {
+                topic,
+                members: members.into_iter().collect(),
+            },
+        );
+        Ok(())
+    }
+
+    fn publish(&mut self, context: ContextId, data: Vec<u8>) -> Result<()> {
+        let joined = self
+            .contexts
+            .get(&context)
+            .ok_or(Error::NotJoined(context))?;
+        let max = self.cfg.max_message_bytes;
+        if data.len() > max {
+            return Err(Error::TooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        let topic = joined.topic.clone();
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            Ok(_) => Ok(()),
+            Err(PublishError::NoPeersSubscribedToTopic) => {
+                self.metrics.inc(Counter::PublishNoPeers);
+                Err(Error::NoPeers(context))
+            }
+            Err(PublishError::Duplicate) => Err(Error::Duplicate),
+            Err(PublishError::MessageTooLarge) => Err(Error::TooLarge {
+                size: max.saturating_add(1),
+                max,
+            }),
+            Err(other) => Err(Error::Publish(other)),
+        }
+    }
+
+    fn request(
+        &mut self,
+        peer: MemberId,
+        context: ContextId,
+        data: Vec<u8>,
+        done: oneshot::Sender<Result<Vec<u8>>>,
+    ) {
+        let max = self.cfg.max_request_bytes;
+        let peer_id = match peer_id_of(&peer) {
+            Ok(_) if !self.contexts.contains_key(&context) => Err(Error::NotJoined(context)),
+            Ok(_) if data.len() > max => Err(Error::TooLarge {
+                size: data.len(),
+                max,
+            }),
+            other => other,
+        };
+        match peer_id {
+            Ok(peer_id) => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .request
+                    .send_request(&peer_id, Frame::Request(Request { context, data }));
+                self.outbound.insert(id, done);
+            }
+            Err(e) => {
+                let _ = done.send(Err(e));
+            }
+        }
+    }
+
+    fn answer(&mut self, channel: ResponseChannel<Response>, answer: Option<Vec<u8>>) {
+        let response = match answer {
+            Some(data) if data.len() > self.cfg.max_message_bytes => {
+                warn!(
+                    size = data.len(),
+                    "application reply exceeds the response limit"
+                );
+                Response::Refused(RefuseReason::ResponseTooLarge)
+            }
+            Some(data) => Response::Answer(data),
+            None => Response::Refused(RefuseReason::Unavailable),
+        };
+        // Fails only if the requester has gone; nothing to do then.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .request
+            .send_response(channel, response);
+    }
+
+    /// Hands an event to the application, dropping it if the app is behind.
+    pub(crate) fn emit(&mut self, event: NetworkEvent) {
+        if let Err(error) = self.events.try_send(event) {
+            self.metrics.inc(Counter::EventsDropped);
+            debug!(%error, "application event queue full; event dropped");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_outside_tokio_is_an_error() {
+        let result = spawn(NetworkConfig::default(), [1; 32]);
+        assert!(matches!(result, Err(Error::NoRuntime)));
+    }
+
+    #[tokio::test]
+    async fn static_peers_need_a_peer_id() {
+        let cfg = NetworkConfig {
+            static_peers: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+            ..NetworkConfig::default()
+        };
+        assert!(matches!(spawn(cfg, [1; 32]), Err(Error::MissingPeerId(_))));
+    }
+}

@@ -1,0 +1,269 @@
+//! Swarm events: gossip validation, inbound requests, connections.
+
+use conclave_consensus::MemberId;
+use libp2p::gossipsub::{self, MessageAcceptance};
+use libp2p::request_response::{self, OutboundFailure, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, PeerId};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::actor::Actor;
+use crate::behaviour::{BehaviourEvent, REQUEST_STRIKE_SCORE};
+use crate::codec::{Frame, RefuseReason, Response};
+use crate::error::Error;
+use crate::ingress::NetworkEvent;
+use crate::metrics::Counter;
+
+/// Most peers whose request strikes are remembered.
+const MAX_STRIKE_ENTRIES: usize = 4096;
+
+impl Actor {
+    pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Request(event)) => self.on_request(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if member_of_peer(&peer_id).is_some() => {
+                // Lets requests dial members met through others.
+                for addr in info.listen_addrs {
+                    self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(_) => {}
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.redial.connected(&peer_id);
+                let Some(member) = member_of_peer(&peer_id) else {
+                    // Only ed25519 identities can be members.
+                    debug!(peer = %peer_id, "disconnecting non-member identity");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                };
+                self.metrics.set_peers(self.swarm.connected_peers().count());
+                if num_established.get() == 1 {
+                    debug!(%member, "peer connected");
+                    self.emit(NetworkEvent::PeerConnected(member));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.metrics.set_peers(self.swarm.connected_peers().count());
+                if num_established == 0 {
+                    self.redial.disconnected(&peer_id, Instant::now());
+                    if let Some(member) = member_of_peer(&peer_id) {
+                        debug!(%member, "peer disconnected");
+                        self.emit(NetworkEvent::PeerDisconnected(member));
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                debug!(%peer, %error, "dial failed");
+                if !self.swarm.is_connected(&peer) {
+                    self.redial.disconnected(&peer, Instant::now());
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                debug!(%address, "listening");
+                let addrs: Vec<_> = self.swarm.listeners().cloned().collect();
+                for waiter in self.listen_waiters.drain(..) {
+                    let _ = waiter.send(addrs.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let Some(context) = self.topics.get(&message.topic).copied() else {
+            self.metrics.inc(Counter::MessagesIgnored);
+            self.validate(&message_id, &propagation_source, MessageAcceptance::Ignore);
+            return;
+        };
+        let from = message.source.as_ref().and_then(member_of_peer);
+        let is_member = |m: &MemberId| {
+            self.contexts
+                .get(&context)
+                .is_some_and(|joined| joined.members.contains(m))
+        };
+        match from {
+            Some(from) if is_member(&from) && message.data.len() <= self.cfg.max_message_bytes => {
+                self.validate(&message_id, &propagation_source, MessageAcceptance::Accept);
+                self.metrics.inc(Counter::MessagesAccepted);
+                self.emit(NetworkEvent::Message {
+                    context,
+                    from,
+                    data: message.data,
+                });
+            }
+            _ => {
+                warn!(
+                    context = %context,
+                    source = ?message.source,
+                    via = %propagation_source,
+                    size = message.data.len(),
+                    "rejecting gossip from a non-member or oversized"
+                );
+                self.metrics.inc(Counter::MessagesRejected);
+                self.validate(&message_id, &propagation_source, MessageAcceptance::Reject);
+            }
+        }
+    }
+
+    fn validate(&mut self, id: &gossipsub::MessageId, via: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, via, acceptance);
+    }
+
+    fn on_request(&mut self, event: request_response::Event<Frame, Response>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_inbound(peer, request, channel),
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(done) = self.outbound.remove(&request_id) {
+                    let _ = done.send(match response {
+                        Response::Answer(data) => Ok(data),
+                        Response::Refused(reason) => Err(Error::Refused(reason)),
+                    });
+                }
+            }
+            Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(done) = self.outbound.remove(&request_id) {
+                    let _ = done.send(Err(match error {
+                        OutboundFailure::Timeout => Error::Timeout,
+                        other => Error::Request(other),
+                    }));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound request failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_inbound(&mut self, peer: PeerId, frame: Frame, channel: ResponseChannel<Response>) {
+        let request = match frame {
+            Frame::Request(request) => request,
+            Frame::Oversized(_) | Frame::Malformed => {
+                let reason = if matches!(frame, Frame::Malformed) {
+                    RefuseReason::Malformed
+                } else {
+                    RefuseReason::RequestTooLarge
+                };
+                warn!(%peer, ?frame, "refusing malformed or oversized request");
+                self.metrics.inc(Counter::RequestsMalformed);
+                self.strike(peer);
+                self.refuse(channel, reason);
+                return;
+            }
+        };
+        let context = request.context;
+        let from = member_of_peer(&peer);
+        let refusal = match (self.contexts.get(&context), from) {
+            (None, _) => Some(RefuseReason::UnknownContext),
+            (Some(joined), Some(m)) if joined.members.contains(&m) => None,
+            _ => Some(RefuseReason::NotMember),
+        };
+        let refusal = refusal.or_else(|| {
+            (self.inbound.len() >= self.cfg.max_pending_inbound_requests)
+                .then_some(RefuseReason::Busy)
+        });
+        let (Some(from), None) = (from, refusal) else {
+            let reason = refusal.unwrap_or(RefuseReason::NotMember);
+            debug!(%peer, context = %context, %reason, "refusing request");
+            self.metrics.inc(Counter::RequestsRefused);
+            if reason == RefuseReason::NotMember {
+                self.strike(peer);
+            }
+            self.refuse(channel, reason);
+            return;
+        };
+        self.metrics.inc(Counter::RequestsReceived);
+        let (reply, answer) = oneshot::channel();
+        self.emit(NetworkEvent::Request {
+            context,
+            from,
+            data: request.data,
+            reply,
+        });
+        let timeout = self.cfg.request_timeout;
+        self.inbound.push(Box::pin(async move {
+            let answer = tokio::time::timeout(timeout, answer)
+                .await
+                .ok()
+                .and_then(Result::ok);
+            (channel, answer)
+        }));
+    }
+
+    fn refuse(&mut self, channel: ResponseChannel<Response>, reason: RefuseReason) {
+        // Fails only if the requester has gone.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .request
+            .send_response(channel, Response::Refused(reason));
+    }
+
+    /// Lowers a peer's application score for a refused or malformed request.
+    fn strike(&mut self, peer: PeerId) {
+        if self.strikes.len() >= MAX_STRIKE_ENTRIES {
+            // Bound the map against many throwaway identities: forget peers
+            // that are gone (gossipsub still retains their score for a while).
+            let swarm = &self.swarm;
+            self.strikes.retain(|p, _| swarm.is_connected(p));
+        }
+        let strikes = self.strikes.entry(peer).or_insert(0);
+        *strikes = strikes.saturating_add(1);
+        let score = f64::from(*strikes) * REQUEST_STRIKE_SCORE;
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, score);
+    }
+}
+
+fn member_of_peer(peer: &PeerId) -> Option<MemberId> {
+    crate::identity::member_of(peer)
+}

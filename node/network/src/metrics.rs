@@ -1,0 +1,100 @@
+//! Counters of the network actor.
+//!
+//! Plain atomics shared between the actor and its handles, so reading them
+//! never waits on the swarm loop. The node exports them to Prometheus under
+//! the names given on [`MetricsSnapshot`]'s fields.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters, updated by the actor.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    peers: AtomicU64,
+    messages_accepted: AtomicU64,
+    messages_rejected: AtomicU64,
+    messages_ignored: AtomicU64,
+    events_dropped: AtomicU64,
+    requests_received: AtomicU64,
+    requests_refused: AtomicU64,
+    requests_malformed: AtomicU64,
+    publish_no_peers: AtomicU64,
+}
+
+/// A point-in-time copy of [`Metrics`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// `conclave_p2p_peers`: connected peers.
+    pub peers: u64,
+    /// `conclave_p2p_messages_accepted_total`: gossip delivered to the app.
+    pub messages_accepted: u64,
+    /// `conclave_p2p_messages_rejected_total`: gossip from non-members or
+    /// oversized, rejected and penalised.
+    pub messages_rejected: u64,
+    /// `conclave_p2p_messages_ignored_total`: gossip on a topic no longer joined.
+    pub messages_ignored: u64,
+    /// `conclave_p2p_events_dropped_total`: events dropped because the app was slow.
+    pub events_dropped: u64,
+    /// `conclave_p2p_requests_received_total`: requests handed to the app.
+    pub requests_received: u64,
+    /// `conclave_p2p_requests_refused_total`: requests refused (not a member,
+    /// unknown context, busy).
+    pub requests_refused: u64,
+    /// `conclave_p2p_requests_malformed_total`: inbound requests that were
+    /// oversized or malformed; the peer is penalised.
+    pub requests_malformed: u64,
+    /// `conclave_p2p_publish_no_peers_total`: publishes that found no peer.
+    pub publish_no_peers: u64,
+}
+
+/// A counter of [`Metrics`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Counter {
+    MessagesAccepted,
+    MessagesRejected,
+    MessagesIgnored,
+    EventsDropped,
+    RequestsReceived,
+    RequestsRefused,
+    RequestsMalformed,
+    PublishNoPeers,
+}
+
+impl Metrics {
+    fn counter(&self, c: Counter) -> &AtomicU64 {
+        match c {
+            Counter::MessagesAccepted => &self.messages_accepted,
+            Counter::MessagesRejected => &self.messages_rejected,
+            Counter::MessagesIgnored => &self.messages_ignored,
+            Counter::EventsDropped => &self.events_dropped,
+            Counter::RequestsReceived => &self.requests_received,
+            Counter::RequestsRefused => &self.requests_refused,
+            Counter::RequestsMalformed => &self.requests_malformed,
+            Counter::PublishNoPeers => &self.publish_no_peers,
+        }
+    }
+
+    pub(crate) fn inc(&self, c: Counter) {
+        self.counter(c).fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_peers(&self, n: usize) {
+        self.peers
+            .store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let get = |c| self.counter(c).load(Ordering::Relaxed);
+        MetricsSnapshot {
+            peers: self.peers.load(Ordering::Relaxed),
+            messages_accepted: get(Counter::MessagesAccepted),
+            messages_rejected: get(Counter::MessagesRejected),
+            messages_ignored: get(Counter::MessagesIgnored),
+            events_dropped: get(Counter::EventsDropped),
+            requests_received: get(Counter::RequestsReceived),
+            requests_refused: get(Counter::RequestsRefused),
+            requests_malformed: get(Counter::RequestsMalformed),
+            publish_no_peers: get(Counter::PublishNoPeers),
+        }
+    }
+}

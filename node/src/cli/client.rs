@@ -1,0 +1,183 @@
+//! CLI commands that talk to a node over JSON-RPC.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use conclave_consensus::{ContextId, Hash32, Tx};
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+
+use super::{Cli, Command, ContextCommand, QueryArgs, SubmitArgs, TxCommand};
+use crate::keys::NodeKeys;
+use crate::rpc::types::{StateValue, TxStatusView};
+use crate::rpc::ConclaveApiClient;
+use crate::store::{app_key, verify_proof, Proof};
+
+pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
+    HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(30))
+        .build(url)
+        .with_context(|| format!("bad RPC url {url}"))
+}
+
+fn parse_context(s: &str) -> anyhow::Result<ContextId> {
+    s.parse()
+        .map_err(|e: String| anyhow::anyhow!("--context: {e}"))
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let url = cli.rpc_url();
+    let c = connect(&url)?;
+    let ctx = |e| format!("RPC to {url} failed: {e} (is the node running?)");
+    match &cli.command {
+        Command::Status => print_json(&c.node_status().await.map_err(|e| anyhow::anyhow!(ctx(e)))?),
+        Command::Context { command } => match command {
+            ContextCommand::Create { app, app_file } => {
+                let (name, wasm) = match (app, app_file) {
+                    (Some(name), None) => (Some(name.clone()), None),
+                    (None, Some(path)) => (
+                        None,
+                        Some(hex::encode(
+                            std::fs::read(path)
+                                .with_context(|| format!("reading {}", path.display()))?,
+                        )),
+                    ),
+                    _ => bail!("give --app NAME (e.g. kv) or --app-file PATH"),
+                };
+                let created = c.context_create(name, wasm, None).await?;
+                println!("{}", created.context_id);
+                Ok(())
+            }
+            ContextCommand::List => print_json(&c.context_list().await?),
+            ContextCommand::Info { context } => {
+                print_json(&c.context_info(parse_context(context)?).await?)
+            }
+        },
+        Command::Tx { command } => match command {
+            TxCommand::Submit(args) => submit(cli, &c, args).await,
+            TxCommand::Status { hash } => {
+                let hash: Hash32 = hash
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--hash: {e}"))?;
+                print_json(&c.tx_status(hash).await?)
+            }
+        },
+        Command::Query(args) => query(&c, args).await,
+        Command::View {
+            context,
+            method,
+            args,
+        } => {
+            let r = c
+                .app_view(
+                    parse_context(context)?,
+                    method.clone(),
+                    Some(serde_json::Value::String(args.clone())),
+                )
+                .await?;
+            if let Some(e) = r.error {
+                bail!("view failed: {e}");
+            }
+            println!("{}", r.output.or(r.output_hex).unwrap_or_default());
+            Ok(())
+        }
+        Command::Block { context, height } => {
+            print_json(&c.block_get(parse_context(context)?, *height).await?)
+        }
+        _ => bail!("not an RPC command"),
+    }
+}
+
+async fn submit(cli: &Cli, c: &HttpClient, args: &SubmitArgs) -> anyhow::Result<()> {
+    let keys = NodeKeys::load(&cli.home())?;
+    let context = parse_context(&args.context)?;
+    let nonce = match args.nonce {
+        Some(n) => n,
+        None => c.context_nonce(context, keys.member_id()).await?,
+    };
+    let tx = Tx {
+        context_id: context,
+        sender: keys.member_id(),
+        nonce,
+        method: args.method.clone(),
+        args: args.args.clone().into_bytes(),
+    }
+    .sign(&keys.member);
+    let submitted = c.tx_submit(tx).await?;
+    if !args.wait {
+        println!("{}", submitted.tx_hash);
+        return Ok(());
+    }
+    let status = wait_for(c, submitted.tx_hash, Duration::from_secs(args.timeout_secs)).await?;
+    println!("tx      {}", status.tx_hash);
+    println!("status  {}", status.status);
+    println!("height  {}", status.height.unwrap_or_default());
+    if let Some(out) = status.output.as_ref().or(status.output_hex.as_ref()) {
+        println!("result  {out}");
+    }
+    if let Some(e) = &status.error {
+        println!("error   {e}");
+    }
+    if status.status == "failed" {
+        bail!("the tx committed but the app call failed");
+    }
+    Ok(())
+}
+
+/// Polls `tx_status` until the tx commits (or fails) or `timeout` passes.
+pub async fn wait_for(
+    c: &HttpClient,
+    hash: Hash32,
+    timeout: Duration,
+) -> anyhow::Result<TxStatusView> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = c.tx_status(hash).await?;
+        if s.status == "committed" || s.status == "failed" {
+            return Ok(s);
+        }
+        if Instant::now() > deadline {
+            bail!("tx {hash} still {} after {timeout:?}", s.status);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Checks a `state_get` answer's proof against its state root.
+pub fn check_state_proof(v: &StateValue) -> anyhow::Result<()> {
+    let proof_bytes = hex::decode(&v.proof).context("proof is not hex")?;
+    let proof: Proof = borsh::from_slice(&proof_bytes).context("proof does not decode")?;
+    let value = v
+        .value_hex
+        .as_deref()
+        .map(hex::decode)
+        .transpose()
+        .context("value_hex is not hex")?;
+    verify_proof(
+        &proof,
+        v.state_root,
+        &app_key(v.key.as_bytes()),
+        value.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("proof does not verify: {e}"))
+}
+
+async fn query(c: &HttpClient, args: &QueryArgs) -> anyhow::Result<()> {
+    let v = c
+        .state_get(parse_context(&args.context)?, args.key.clone(), args.height)
+        .await?;
+    check_state_proof(&v)?;
+    match (&v.value, &v.value_hex) {
+        (Some(s), _) => println!("value       {s}"),
+        (None, Some(h)) => println!("value_hex   {h}"),
+        (None, None) => println!("value       (absent)"),
+    }
+    println!("height      {}", v.height);
+    println!("state_root  {}", v.state_root);
+    println!("proof       verified");
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! The `conclave` command: node administration (`init`, `start`, `keys`,
+//! `devnet`, `bench`) and a JSON-RPC client for everything else.
+
+mod bench;
+mod client;
+mod devnet;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::keys::NodeKeys;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "conclave",
+    version,
+    about = "Private, blockchain-anchored sequencers"
+)]
+pub struct Cli {
+    /// Node home directory (config, keys, data).
+    #[arg(long, global = true, env = "CONCLAVE_HOME")]
+    pub home: Option<PathBuf>,
+    /// JSON-RPC endpoint (default: the home's `[rpc] listen`).
+    #[arg(long, global = true, env = "CONCLAVE_RPC")]
+    pub rpc: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the home directory: config.toml and member keys.
+    Init {
+        /// RPC listen address to write into the config.
+        #[arg(long)]
+        rpc_listen: Option<std::net::SocketAddr>,
+        /// Metrics listen address to write into the config.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+    },
+    /// Run the node until interrupted.
+    Start,
+    /// Show this node's keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Node status over RPC.
+    Status,
+    /// Contexts: create, list, inspect.
+    Context {
+        #[command(subcommand)]
+        command: ContextCommand,
+    },
+    /// Transactions: submit, status.
+    Tx {
+        #[command(subcommand)]
+        command: TxCommand,
+    },
+    /// Read an app storage key, with its Merkle proof checked.
+    Query(QueryArgs),
+    /// Call an app method read-only.
+    View {
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        method: String,
+        #[arg(long, default_value = "")]
+        args: String,
+    },
+    /// Show a committed block.
+    Block {
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        height: Option<u64>,
+    },
+    /// Start a local network with a `kv` context on embedded defaults.
+    Devnet(devnet::DevnetArgs),
+    /// Measure finalized tx/s and submit-to-commit latency; prints JSON.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Member id (ed25519 public key) and BLS public key with its PoP.
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContextCommand {
+    /// Create a context running a bundled app (`--app kv`) or a wasm file.
+    Create {
+        #[arg(long, conflicts_with = "app_file")]
+        app: Option<String>,
+        #[arg(long)]
+        app_file: Option<PathBuf>,
+    },
+    List,
+    Info {
+        #[arg(long)]
+        context: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxCommand {
+    /// Sign a tx with this node's member key and submit it.
+    Submit(SubmitArgs),
+    Status {
+        #[arg(long)]
+        hash: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    #[arg(long)]
+    pub context: String,
+    #[arg(long)]
+    pub method: String,
+    /// Arguments as passed to the app (the kv app takes JSON).
+    #[arg(long, default_value = "")]
+    pub args: String,
+    /// Nonce to use (default: the next one, asked from the node).
+    #[arg(long)]
+    pub nonce: Option<u64>,
+    /// Wait until the tx commits and print its result.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    #[arg(long)]
+    pub context: String,
+    #[arg(long)]
+    pub key: String,
+    #[arg(long)]
+    pub height: Option<u64>,
+}
+
+pub fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".conclave")
+}
+
+impl Cli {
+    pub fn home(&self) -> PathBuf {
+        self.home.clone().unwrap_or_else(default_home)
+    }
+
+    pub fn rpc_url(&self) -> String {
+        if let Some(url) = &self.rpc {
+            return url.clone();
+        }
+        let listen = Config::load(&self.home())
+            .map(|c| c.rpc.listen)
+            .unwrap_or_else(|_| Config::default().rpc.listen);
+        format!("http://{listen}")
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Start | Command::Devnet(_)));
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `conclave init`: writes config and keys unless present.
+pub fn init_home(
+    home: &std::path::Path,
+    rpc: Option<std::net::SocketAddr>,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<NodeKeys> {
+    std::fs::create_dir_all(home)?;
+    let mut config = Config::load(home)?;
+    if let Some(a) = rpc {
+        config.rpc.listen = a;
+    }
+    if let Some(a) = metrics {
+        config.metrics.listen = a;
+    }
+    if !Config::path(home).exists() || rpc.is_some() || metrics.is_some() {
+        config.save(home)?;
+    }
+    Ok(NodeKeys::generate(home)?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = cli.home();
+    match &cli.command {
+        Command::Init {
+            rpc_listen,
+            metrics_listen,
+        } => {
+            let keys = init_home(&home, *rpc_listen, *metrics_listen)?;
+            println!("home      {}", home.display());
+            println!("member_id {}", keys.member_id());
+            Ok(())
+        }
+        Command::Start => {
+            let config = Config::load(&home)?;
+            let node = crate::node::Node::open(&home, config)?;
+            node.serve().await?;
+            tokio::signal::ctrl_c().await?;
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Show,
+        } => {
+            let keys = NodeKeys::load(&home)?;
+            println!("member_id      {}", keys.member_id());
+            println!("bls_public_key {}", hex::encode(keys.bls_public_key()));
+            println!("bls_pop        {}", hex::encode(keys.bls_pop()));
+            Ok(())
+        }
+        Command::Devnet(args) => devnet::run(&cli, args).await,
+        Command::Bench(args) => bench::run(args).await,
+        _ => client::run(&cli).await,
+    }
+}

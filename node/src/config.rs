@@ -1,0 +1,196 @@
+//! `config.toml` under the node's home. Every field has a default, so an
+//! empty file (or none) is a valid configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub rpc: RpcConfig,
+    pub metrics: MetricsConfig,
+    pub mempool: MempoolConfig,
+    pub block: BlockConfig,
+    pub consensus: ConsensusConfig,
+    pub runtime: RuntimeConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    pub listen: SocketAddr,
+    pub max_request_bytes: u32,
+    pub max_response_bytes: u32,
+    pub max_connections: u32,
+    pub max_subscriptions_per_connection: u32,
+    pub max_batch_len: u32,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 26657)),
+            max_request_bytes: 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            max_connections: 256,
+            max_subscriptions_per_connection: 16,
+            max_batch_len: 32,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 26660)),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Pending txs per context.
+    pub max_txs: usize,
+    /// Largest encoded tx accepted.
+    pub max_tx_bytes: usize,
+    /// Pending bytes per context.
+    pub max_bytes: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 20_000,
+            max_tx_bytes: 64 * 1024,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlockConfig {
+    pub max_txs: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for BlockConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 2_000,
+            max_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsensusConfig {
+    pub timeout_propose_ms: u64,
+    pub timeout_prevote_ms: u64,
+    pub timeout_precommit_ms: u64,
+    /// Added per round to each timeout, so rounds grow until they succeed.
+    pub timeout_delta_ms: u64,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self {
+            timeout_propose_ms: 1000,
+            timeout_prevote_ms: 500,
+            timeout_precommit_ms: 500,
+            timeout_delta_ms: 250,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    pub fuel_per_tx: u64,
+    pub max_memory_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let d = conclave_runtime::Limits::default();
+        Self {
+            fuel_per_tx: d.fuel_per_call,
+            max_memory_bytes: d.max_memory_bytes,
+        }
+    }
+}
+
+impl RuntimeConfig {
+    pub fn limits(&self) -> conclave_runtime::Limits {
+        conclave_runtime::Limits {
+            fuel_per_call: self.fuel_per_tx,
+            max_memory_bytes: self.max_memory_bytes,
+            ..Default::default()
+        }
+    }
+}
+
+impl Config {
+    pub fn path(home: &Path) -> PathBuf {
+        home.join("config.toml")
+    }
+
+    /// Loads `home/config.toml`; a missing file means all defaults.
+    pub fn load(home: &Path) -> Result<Self> {
+        let path = Self::path(home);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::Config(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    pub fn save(&self, home: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
+        std::fs::write(Self::path(home), text)?;
+        Ok(())
+    }
+
+    pub fn data_dir(home: &Path) -> PathBuf {
+        home.join("data")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_defaults_and_roundtrips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+        std::fs::write(Config::path(dir.path()), "").unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+        let mut c = Config::default();
+        c.block.max_txs = 7;
+        c.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_field_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(Config::path(dir.path()), "[rpc]\nlisten_typo = 1\n").unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("listen_typo"), "{err}");
+    }
+}

@@ -1,0 +1,426 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use conclave_consensus::codec::StoredCertificate;
+use conclave_consensus::mal::{Input, LocallyProposedValue, Timeout};
+use conclave_consensus::{
+    Block, BlockHeader, ContextId, Engine, EngineConfig, Hash32, Height, MemberId, Output,
+    ValidatorSet,
+};
+use conclave_runtime::{App, Runtime};
+use ed25519_dalek::SigningKey;
+use malachitebft_core_types::LinearTimeouts;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, error, info, warn};
+
+use super::ingress::{BlockEvent, ContextHandle, Message, SubmitError};
+use crate::config::Config;
+use crate::exec::{self, check_tx, BlockEnv, Executed, Overlay};
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use crate::store::{CommitBatch, ContextRecord, Store, TxStatus};
+use crate::{Error, Result};
+
+/// What every context actor of a node shares.
+#[derive(Clone)]
+pub struct ContextDeps {
+    pub store: Store,
+    pub runtime: Runtime,
+    pub key: SigningKey,
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub events: broadcast::Sender<BlockEvent>,
+}
+
+struct Proposed {
+    block: Block,
+    executed: Executed,
+}
+
+pub struct ContextActor {
+    deps: ContextDeps,
+    record: ContextRecord,
+    members: Vec<MemberId>,
+    validators: ValidatorSet,
+    app: App,
+    engine: Engine,
+    mempool: Mempool,
+    proposals: HashMap<Hash32, Proposed>,
+    timers: HashMap<Timeout, u64>,
+    timer_seq: u64,
+    /// A height is in progress (no height runs while there is nothing to do).
+    running: bool,
+    last_commit: Option<Instant>,
+    inbox: mpsc::Sender<Message>,
+    label: String,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn timeouts(cfg: &Config) -> LinearTimeouts {
+    let c = &cfg.consensus;
+    let delta = Duration::from_millis(c.timeout_delta_ms);
+    let propose = Duration::from_millis(c.timeout_propose_ms);
+    let prevote = Duration::from_millis(c.timeout_prevote_ms);
+    let precommit = Duration::from_millis(c.timeout_precommit_ms);
+    LinearTimeouts {
+        propose,
+        propose_delta: delta,
+        prevote,
+        prevote_delta: delta,
+        precommit,
+        precommit_delta: delta,
+        rebroadcast: propose + prevote + precommit,
+        max_timeout: Duration::from_secs(30),
+    }
+}
+
+impl ContextActor {
+    /// Loads the context and spawns its actor; returns its mailbox.
+    pub fn spawn(deps: ContextDeps, record: ContextRecord) -> Result<ContextHandle> {
+        let wasm = deps
+            .store
+            .blob(&record.genesis.app_hash)?
+            .ok_or_else(|| Error::Other(format!("app {} missing", record.genesis.app_hash)))?;
+        let app = deps.runtime.load(&wasm)?;
+        let members = record.genesis.member_ids();
+        let validators = ValidatorSet::from_members(&members)
+            .map_err(|e| Error::Other(format!("validator set: {e}")))?;
+        let mut ecfg = EngineConfig::new(record.id);
+        ecfg.timeouts = timeouts(&deps.config);
+        let next = Height(record.height.0 + 1);
+        let engine = Engine::new(ecfg, deps.key.clone(), next, validators.clone());
+        let (tx, rx) = mpsc::channel(4096);
+        let label = record.id.to_hex();
+        deps.metrics
+            .consensus_height
+            .with_label_values(&[&label])
+            .set(record.height.0 as i64);
+        let actor = Self {
+            mempool: Mempool::new(deps.config.mempool.clone()),
+            deps,
+            record,
+            members,
+            validators,
+            app,
+            engine,
+            proposals: HashMap::new(),
+            timers: HashMap::new(),
+            timer_seq: 0,
+            running: false,
+            last_commit: None,
+            inbox: tx.clone(),
+            label,
+        };
+        let id = actor.record.id;
+        tokio::spawn(actor.run(rx));
+        Ok(ContextHandle::new(id, tx))
+    }
+
+    fn id(&self) -> ContextId {
+        self.record.id
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+        info!(context = %self.id(), height = self.record.height.0, "context started");
+        while let Some(msg) = rx.recv().await {
+            self.handle(msg);
+            loop {
+                // Everything queued meanwhile goes into the next block: under
+                // load blocks batch up instead of carrying one tx each.
+                while let Ok(msg) = rx.try_recv() {
+                    self.handle(msg);
+                }
+                match self.maybe_start_height() {
+                    Ok(true) if !self.running => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        error!(context = %self.id(), error = %e, "cannot start height");
+                        break;
+                    }
+                }
+            }
+        }
+        debug!(context = %self.id(), "context stopped");
+    }
+
+    fn handle(&mut self, msg: Message) {
+        if let Err(e) = self.on_message(msg) {
+            error!(context = %self.id(), error = %e, "context actor error");
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) -> Result<()> {
+        match msg {
+            Message::SubmitTx(tx, reply) => {
+                let result = self.admit(tx);
+                let status = if result.is_ok() {
+                    "accepted"
+                } else {
+                    "rejected"
+                };
+                self.deps
+                    .metrics
+                    .txs_total
+                    .with_label_values(&[&self.label, status])
+                    .inc();
+                let _ = reply.send(result);
+                self.update_mempool_gauge();
+            }
+            Message::NextNonce(member, reply) => {
+                let _ = reply.send(self.next_nonce(&member));
+            }
+            Message::PendingCount(reply) => {
+                let _ = reply.send(self.mempool.len());
+            }
+            Message::IsPending(hash, reply) => {
+                let _ = reply.send(self.mempool.contains(&hash));
+            }
+            Message::TimeoutElapsed(timeout, seq) => {
+                if self.timers.get(&timeout) == Some(&seq) {
+                    self.timers.remove(&timeout);
+                    self.feed(Input::TimeoutElapsed(timeout))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn committed_nonce(&self, member: &MemberId) -> Result<u64, SubmitError> {
+        let state = self.deps.store.state(self.id());
+        Overlay::new(&state, self.record.height)
+            .nonce(member)
+            .map_err(|e| SubmitError::Internal(e.to_string()))
+    }
+
+    fn next_nonce(&self, member: &MemberId) -> Result<u64, SubmitError> {
+        let committed = self.committed_nonce(member)?;
+        let pending = self.mempool.highest_nonce(member).unwrap_or(0);
+        Ok(committed.max(pending) + 1)
+    }
+
+    fn admit(&mut self, tx: conclave_consensus::SignedTx) -> Result<Hash32, SubmitError> {
+        check_tx(
+            &tx,
+            &self.record.id,
+            &self.members,
+            self.deps.config.mempool.max_tx_bytes,
+        )?;
+        let last = self.committed_nonce(&tx.tx.sender)?;
+        if tx.tx.nonce <= last {
+            return Err(exec::TxRejection::StaleNonce {
+                got: tx.tx.nonce,
+                last,
+            }
+            .into());
+        }
+        Ok(self.mempool.insert(tx)?)
+    }
+
+    fn update_mempool_gauge(&self) {
+        self.deps
+            .metrics
+            .mempool_size
+            .with_label_values(&[&self.label])
+            .set(self.mempool.len() as i64);
+    }
+
+    /// Starts the next height if there is work (no empty blocks while
+    /// idle); says whether it started one.
+    fn maybe_start_height(&mut self) -> Result<bool> {
+        if self.running || self.mempool.is_empty() {
+            return Ok(false);
+        }
+        self.running = true;
+        let height = Height(self.record.height.0 + 1);
+        let outputs = self
+            .engine
+            .start_height(height, self.validators.clone(), false)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        self.perform(outputs)?;
+        Ok(true)
+    }
+
+    fn feed(&mut self, input: Input<conclave_consensus::ConclaveContext>) -> Result<()> {
+        let outputs = self
+            .engine
+            .handle(input)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        self.perform(outputs)
+    }
+
+    fn perform(&mut self, outputs: Vec<Output>) -> Result<()> {
+        for output in outputs {
+            match output {
+                Output::ScheduleTimeout(timeout, after) => self.schedule(timeout, after),
+                Output::CancelTimeout(timeout) => {
+                    self.timers.remove(&timeout);
+                }
+                Output::CancelAllTimeouts => self.timers.clear(),
+                Output::StartRound { height, round, .. } => {
+                    self.deps
+                        .metrics
+                        .consensus_rounds
+                        .with_label_values(&[&self.label])
+                        .set(round.as_i64());
+                    debug!(context = %self.id(), height = height.0, round = %round, "round started");
+                }
+                Output::GetValue { height, round, .. } => {
+                    let hash = self.build_block(height)?;
+                    self.feed(Input::Propose(LocallyProposedValue::new(
+                        height, round, hash,
+                    )))?;
+                }
+                Output::Decide(cert) => self.commit(&cert)?,
+                Output::Finalize { equivocators, .. } => {
+                    for m in equivocators {
+                        warn!(context = %self.id(), member = %m, "equivocation evidence");
+                    }
+                    // The run loop starts the next height if txs wait.
+                    self.running = false;
+                    self.proposals.clear();
+                    self.timers.clear();
+                }
+                // Peers, the WAL and sync arrive with multi-member contexts;
+                // a context whose only member is this node has no one to
+                // send to and nothing to catch up with.
+                Output::Publish(_)
+                | Output::PublishLiveness(_)
+                | Output::RestreamProposal { .. }
+                | Output::WalAppend(..)
+                | Output::SyncValue(..)
+                | Output::SyncRejected(..) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, timeout: Timeout, after: Duration) {
+        self.timer_seq += 1;
+        let seq = self.timer_seq;
+        self.timers.insert(timeout, seq);
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = inbox.send(Message::TimeoutElapsed(timeout, seq)).await;
+        });
+    }
+
+    /// Builds this node's proposal for `height` from its mempool.
+    fn build_block(&mut self, height: Height) -> Result<Hash32> {
+        let cfg = &self.deps.config.block;
+        let txs = self.mempool.select(cfg.max_txs, cfg.max_bytes);
+        let time_ms = now_ms().max(self.record.last_time_ms + 1);
+        let env = BlockEnv {
+            context_id: self.id(),
+            members: &self.members,
+            height,
+            time_ms,
+            max_tx_bytes: self.deps.config.mempool.max_tx_bytes,
+        };
+        let state = self.deps.store.state(self.id());
+        let mut rejected = Vec::new();
+        let (txs, executed) = exec::execute(
+            &self.deps.runtime,
+            &self.app,
+            &state,
+            &env,
+            txs,
+            false,
+            &mut rejected,
+        )
+        .map_err(|e| Error::Other(e.to_string()))?;
+        for (tx, reason) in rejected {
+            debug!(context = %self.id(), tx = %tx.hash(), %reason, "dropping tx at block building");
+            self.mempool.remove(&tx.hash());
+        }
+        let txs_root =
+            conclave_consensus::merkle_root(&txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
+        let block = Block {
+            header: BlockHeader {
+                context_id: self.id(),
+                height,
+                parent_hash: self.record.last_block_hash,
+                time_ms,
+                proposer: self.engine.address(),
+                txs_root,
+                state_root: executed.state_root,
+                actions_root: executed.actions_root,
+                members_hash: self.record.genesis.members_hash(),
+            },
+            txs,
+        };
+        let hash = block.hash();
+        self.proposals.insert(hash, Proposed { block, executed });
+        Ok(hash)
+    }
+
+    /// Commits a decided height: block, certificate, receipts, state and the
+    /// new tip in one synced batch; then the mempool, metrics and subscribers.
+    fn commit(
+        &mut self,
+        cert: &malachitebft_core_types::CommitCertificate<conclave_consensus::ConclaveContext>,
+    ) -> Result<()> {
+        let Some(Proposed { block, executed }) = self.proposals.remove(&cert.value_id) else {
+            return Err(Error::Other(format!(
+                "decided block {} at height {} is unknown",
+                cert.value_id, cert.height
+            )));
+        };
+        let mut record = self.record.clone();
+        record.height = block.height();
+        record.last_block_hash = block.hash();
+        record.state_root = executed.state_root;
+        record.last_time_ms = block.header.time_ms;
+        self.deps.store.commit(CommitBatch {
+            record: &record,
+            block: &block,
+            certificate: &StoredCertificate::from_cert(cert),
+            receipts: &executed.receipts,
+            tree: &executed.tree,
+        })?;
+        self.record = record;
+
+        let m = &self.deps.metrics;
+        for (tx, receipt) in block.txs.iter().zip(&executed.receipts) {
+            self.mempool.remove(&tx.hash());
+            let status = match receipt.status {
+                TxStatus::Ok => "committed",
+                TxStatus::Failed => "failed",
+            };
+            m.txs_total.with_label_values(&[&self.label, status]).inc();
+        }
+        m.wasm_fuel_used_total.inc_by(executed.fuel_used);
+        m.consensus_height
+            .with_label_values(&[&self.label])
+            .set(block.height().0 as i64);
+        let now = Instant::now();
+        if let Some(prev) = self.last_commit.replace(now) {
+            m.block_interval_seconds
+                .observe(now.duration_since(prev).as_secs_f64());
+        }
+        self.update_mempool_gauge();
+        info!(
+            context = %self.id(),
+            height = block.height().0,
+            txs = block.txs.len(),
+            state_root = %executed.state_root,
+            "committed"
+        );
+        let _ = self.deps.events.send(BlockEvent {
+            context_id: self.id(),
+            height: block.height(),
+            hash: block.hash(),
+            state_root: executed.state_root,
+            time_ms: block.header.time_ms,
+            txs: block.txs.iter().map(|t| t.hash()).collect(),
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+use conclave_consensus::mal::Timeout;
+use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::exec::TxRejection;
+use crate::mempool::MempoolError;
+
+/// Why `tx_submit` refused a tx.
+#[derive(Debug, Error, Clone)]
+pub enum SubmitError {
+    #[error("invalid tx: {0}")]
+    Rejected(#[from] TxRejection),
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    #[error("internal: {0}")]
+    Internal(String),
+    #[error("context is shutting down")]
+    Closed,
+}
+
+/// What the context actor is asked to do.
+#[derive(Debug)]
+pub enum Message {
+    SubmitTx(SignedTx, oneshot::Sender<Result<Hash32, SubmitError>>),
+    /// The next nonce a member should use (above committed and pending).
+    NextNonce(MemberId, oneshot::Sender<Result<u64, SubmitError>>),
+    PendingCount(oneshot::Sender<usize>),
+    IsPending(Hash32, oneshot::Sender<bool>),
+    TimeoutElapsed(Timeout, u64),
+}
+
+/// A committed block, as announced to subscribers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockEvent {
+    pub context_id: ContextId,
+    pub height: Height,
+    pub hash: Hash32,
+    pub state_root: Hash32,
+    pub time_ms: u64,
+    pub txs: Vec<Hash32>,
+}
+
+/// The mailbox of a context actor.
+#[derive(Clone, Debug)]
+pub struct ContextHandle {
+    pub id: ContextId,
+    tx: mpsc::Sender<Message>,
+}
+
+impl ContextHandle {
+    pub(crate) fn new(id: ContextId, tx: mpsc::Sender<Message>) -> Self {
+        Self { id, tx }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Message,
+    ) -> Result<T, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| SubmitError::Closed)?;
+        rx.await.map_err(|_| SubmitError::Closed)
+    }
+
+    pub async fn submit(&self, tx: SignedTx) -> Result<Hash32, SubmitError> {
+        self.ask(|r| Message::SubmitTx(tx, r)).await?
+    }
+
+    pub async fn next_nonce(&self, member: MemberId) -> Result<u64, SubmitError> {
+        self.ask(|r| Message::NextNonce(member, r)).await?
+    }
+
+    pub async fn pending(&self) -> Result<usize, SubmitError> {
+        self.ask(Message::PendingCount).await
+    }
+
+    pub async fn is_pending(&self, hash: Hash32) -> Result<bool, SubmitError> {
+        self.ask(|r| Message::IsPending(hash, r)).await
+    }
+}

@@ -1,0 +1,15 @@
+//! One actor per context: it owns the context's consensus engine and
+//! mempool, builds and re-executes blocks, commits decided heights and
+//! answers the RPC layer through a typed mailbox.
+//!
+//! - `actor.rs`: the run loop and the handling of engine outputs.
+//! - `ingress.rs`: the [`Message`]s and the [`ContextHandle`] mailbox.
+//! - `genesis.rs`: creating a context (its genesis and initial state).
+
+mod actor;
+mod genesis;
+mod ingress;
+
+pub use actor::{ContextActor, ContextDeps};
+pub use genesis::{create_context, install_genesis};
+pub use ingress::{BlockEvent, ContextHandle, Message, SubmitError};

@@ -1,0 +1,251 @@
+//! Executing txs: the same code builds a block on the proposer and
+//! re-executes it on every other member, so a block whose roots do not
+//! match what honest members compute is refused.
+
+use std::collections::BTreeMap;
+
+use borsh::BorshDeserialize;
+use conclave_consensus::{
+    merkle_root, types::sha256, BlockHeader, ContextId, Hash32, Height, MemberId, SignedTx,
+};
+use conclave_runtime::{App, Call, Runtime, StateView};
+use jmt::storage::TreeUpdateBatch;
+use thiserror::Error;
+
+use crate::store::{app_key, key_hash, nonce_key, Receipt, StateReader, StoreError, TxStatus};
+
+/// Why a tx cannot be part of a block (a block carrying one is invalid).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TxRejection {
+    #[error("tx is for context {0}, not this one")]
+    WrongContext(ContextId),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("sender {0} is not a member of the context")]
+    NotMember(MemberId),
+    #[error("nonce {got} is not above the sender's last nonce {last}")]
+    StaleNonce { got: u64, last: u64 },
+    #[error("tx of {size} bytes exceeds the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("method name is empty or longer than 64 bytes")]
+    BadMethod,
+}
+
+#[derive(Debug, Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("runtime: {0}")]
+    Runtime(#[from] conclave_runtime::Error),
+    #[error("tx {index}: {reason}")]
+    InvalidTx { index: usize, reason: TxRejection },
+}
+
+/// Static checks of a tx that need no state.
+pub fn check_tx(
+    tx: &SignedTx,
+    ctx: &ContextId,
+    members: &[MemberId],
+    max_bytes: usize,
+) -> Result<(), TxRejection> {
+    if tx.tx.context_id != *ctx {
+        return Err(TxRejection::WrongContext(tx.tx.context_id));
+    }
+    let size = tx.encoded_len();
+    if size > max_bytes {
+        return Err(TxRejection::TooLarge {
+            size,
+            limit: max_bytes,
+        });
+    }
+    if tx.tx.method.is_empty() || tx.tx.method.len() > 64 {
+        return Err(TxRejection::BadMethod);
+    }
+    if !members.contains(&tx.tx.sender) {
+        return Err(TxRejection::NotMember(tx.tx.sender));
+    }
+    tx.verify().map_err(|_| TxRejection::BadSignature)
+}
+
+/// Pending writes of a block in progress over the parent state.
+pub struct Overlay<'a> {
+    base: &'a StateReader,
+    parent: u64,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(base: &'a StateReader, parent: Height) -> Self {
+        Self {
+            base,
+            parent: parent.0,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    fn get(&self, namespaced: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.writes.get(namespaced) {
+            return Ok(v.clone());
+        }
+        self.base.value_at(key_hash(namespaced), self.parent)
+    }
+
+    pub fn nonce(&self, member: &MemberId) -> Result<u64, StoreError> {
+        Ok(match self.get(&nonce_key(member))? {
+            Some(bytes) => u64::try_from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                cf: "state",
+                msg: format!("nonce: {e}"),
+            })?,
+            None => 0,
+        })
+    }
+}
+
+/// The app's view of the state: its own namespace of the overlay.
+pub struct ReadView<'o, 'a>(&'o Overlay<'a>);
+
+impl<'o, 'a> ReadView<'o, 'a> {
+    pub fn new(overlay: &'o Overlay<'a>) -> Self {
+        Self(overlay)
+    }
+}
+
+impl StateView for ReadView<'_, '_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, conclave_runtime::StateError> {
+        self.0
+            .get(&app_key(key))
+            .map_err(|e| conclave_runtime::StateError::new(e.to_string()))
+    }
+}
+
+/// Everything executing a block's txs produces.
+pub struct Executed {
+    pub receipts: Vec<Receipt>,
+    pub state_root: Hash32,
+    pub actions_root: Hash32,
+    pub tree: TreeUpdateBatch,
+    pub fuel_used: u64,
+}
+
+/// Block-level inputs of execution.
+pub struct BlockEnv<'a> {
+    pub context_id: ContextId,
+    pub members: &'a [MemberId],
+    pub height: Height,
+    pub time_ms: u64,
+    pub max_tx_bytes: usize,
+}
+
+/// Executes `txs` in order on top of the parent state. With `strict`, an
+/// invalid tx is an error (validating a proposal); otherwise it is skipped
+/// and reported in `rejected` (building one).
+pub fn execute(
+    runtime: &Runtime,
+    app: &App,
+    state: &StateReader,
+    env: &BlockEnv<'_>,
+    txs: Vec<SignedTx>,
+    strict: bool,
+    rejected: &mut Vec<(SignedTx, TxRejection)>,
+) -> Result<(Vec<SignedTx>, Executed), ExecError> {
+    let parent = Height(env.height.0.saturating_sub(1));
+    let mut overlay = Overlay::new(state, parent);
+    let mut receipts = Vec::with_capacity(txs.len());
+    let mut included = Vec::with_capacity(txs.len());
+    let mut actions = Vec::new();
+    let mut fuel_used = 0u64;
+    for (index, tx) in txs.into_iter().enumerate() {
+        let check = check_tx(&tx, &env.context_id, env.members, env.max_tx_bytes).and_then(|()| {
+            let last = overlay.nonce(&tx.tx.sender).unwrap_or(u64::MAX);
+            if tx.tx.nonce <= last {
+                Err(TxRejection::StaleNonce {
+                    got: tx.tx.nonce,
+                    last,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(reason) = check {
+            if strict {
+                return Err(ExecError::InvalidTx { index, reason });
+            }
+            rejected.push((tx, reason));
+            continue;
+        }
+        let call = Call {
+            method: &tx.tx.method,
+            args: &tx.tx.args,
+            caller: *tx.tx.sender.as_bytes(),
+            context_id: *env.context_id.as_bytes(),
+            block_height: env.height.0,
+            block_time_ms: env.time_ms,
+            read_only: false,
+        };
+        let outcome = runtime.call(app, call, &ReadView(&overlay))?;
+        fuel_used = fuel_used.saturating_add(outcome.fuel_used);
+        overlay.writes.insert(
+            nonce_key(&tx.tx.sender),
+            Some(borsh::to_vec(&tx.tx.nonce).unwrap_or_default()),
+        );
+        let receipt = match outcome.result {
+            Ok(output) => {
+                for (k, v) in outcome.writes {
+                    overlay.writes.insert(app_key(&k), v);
+                }
+                actions.extend(outcome.actions.iter().cloned());
+                Receipt {
+                    status: TxStatus::Ok,
+                    output,
+                    error: None,
+                    events: outcome
+                        .events
+                        .into_iter()
+                        .map(|e| (e.name, e.data))
+                        .collect(),
+                    actions: outcome.actions,
+                    fuel_used: outcome.fuel_used,
+                }
+            }
+            Err(failure) => Receipt {
+                status: TxStatus::Failed,
+                output: Vec::new(),
+                error: Some(failure.to_string()),
+                events: Vec::new(),
+                actions: Vec::new(),
+                fuel_used: outcome.fuel_used,
+            },
+        };
+        receipts.push(receipt);
+        included.push(tx);
+    }
+    let (state_root, tree) = state.compute_update(overlay.writes, env.height.0)?;
+    let action_leaves: Vec<Hash32> = actions.iter().map(|a| sha256(&[a])).collect();
+    Ok((
+        included,
+        Executed {
+            receipts,
+            state_root,
+            actions_root: merkle_root(&action_leaves),
+            tree,
+            fuel_used,
+        },
+    ))
+}
+
+/// Checks that `header` is what executing its txs yields.
+pub fn header_matches(header: &BlockHeader, txs_root: Hash32, ex: &Executed) -> Result<(), String> {
+    if header.txs_root != txs_root {
+        return Err("txs_root mismatch".into());
+    }
+    if header.state_root != ex.state_root {
+        return Err(format!(
+            "state_root mismatch: header {}, executed {}",
+            header.state_root, ex.state_root
+        ));
+    }
+    if header.actions_root != ex.actions_root {
+        return Err("actions_root mismatch".into());
+    }
+    Ok(())
+}

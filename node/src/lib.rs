@@ -1,0 +1,30 @@
+//! The Conclave node: everything between the network, the disk and the
+//! consensus engine of each context this node is a member of.
+//!
+//! - [`config`] and [`keys`]: the home directory (`config.toml`, key files).
+//! - [`store`]: RocksDB with column families; each context's state is a
+//!   Jellyfish Merkle Tree, so reads come with proofs against a state root.
+//! - [`exec`]: executes txs in the context's WASM app (via
+//!   `conclave-runtime`) and computes the block's roots; used alike by the
+//!   proposer and by every member re-executing a proposal.
+//! - [`mempool`]: per-context pending txs, checked before admission.
+//! - [`context`]: one actor per context driving its consensus engine.
+//! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee).
+//! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - [`node`]: wires the parts together; [`cli`] is the `conclave` command.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod cli;
+pub mod config;
+pub mod context;
+mod error;
+pub mod exec;
+pub mod keys;
+pub mod mempool;
+pub mod metrics;
+pub mod node;
+pub mod rpc;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    conclave_node::cli::main()
+}

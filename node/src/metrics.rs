@@ -1,0 +1,145 @@
+//! Prometheus metrics of the node, in base units, named after CometBFT's,
+//! and the HTTP endpoint that serves them (`GET /metrics`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub consensus_height: IntGaugeVec,
+    pub consensus_rounds: IntGaugeVec,
+    pub block_interval_seconds: Histogram,
+    pub txs_total: IntCounterVec,
+    pub mempool_size: IntGaugeVec,
+    pub wasm_fuel_used_total: IntCounter,
+    pub rpc_requests_total: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let consensus_height = IntGaugeVec::new(
+            Opts::new(
+                "conclave_consensus_height",
+                "Last committed height of a context",
+            ),
+            &["context"],
+        )?;
+        let consensus_rounds = IntGaugeVec::new(
+            Opts::new(
+                "conclave_consensus_rounds",
+                "Round of the height in progress",
+            ),
+            &["context"],
+        )?;
+        let block_interval_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "conclave_block_interval_seconds",
+                "Time between consecutive commits of a context",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )?;
+        let txs_total = IntCounterVec::new(
+            Opts::new(
+                "conclave_txs_total",
+                "Transactions by outcome: accepted/rejected at submit, committed/failed at commit",
+            ),
+            &["context", "status"],
+        )?;
+        let mempool_size = IntGaugeVec::new(
+            Opts::new("conclave_mempool_size", "Pending transactions of a context"),
+            &["context"],
+        )?;
+        let wasm_fuel_used_total = IntCounter::new(
+            "conclave_wasm_fuel_used_total",
+            "Fuel consumed by committed transactions",
+        )?;
+        let rpc_requests_total = IntCounterVec::new(
+            Opts::new("conclave_rpc_requests_total", "JSON-RPC requests by method"),
+            &["method"],
+        )?;
+        registry.register(Box::new(consensus_height.clone()))?;
+        registry.register(Box::new(consensus_rounds.clone()))?;
+        registry.register(Box::new(block_interval_seconds.clone()))?;
+        registry.register(Box::new(txs_total.clone()))?;
+        registry.register(Box::new(mempool_size.clone()))?;
+        registry.register(Box::new(wasm_fuel_used_total.clone()))?;
+        registry.register(Box::new(rpc_requests_total.clone()))?;
+        // Process metrics: CPU, resident memory, open fds, start time.
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Self {
+            registry,
+            consensus_height,
+            consensus_rounds,
+            block_interval_seconds,
+            txs_total,
+            mempool_size,
+            wasm_fuel_used_total,
+            rpc_requests_total,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding error: {e}\n"))
+    }
+}
+
+/// Serves `GET /metrics` on `addr` until the task is dropped.
+pub async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "metrics accept failed");
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let resp = if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4")
+                            .body(Full::new(Bytes::from(metrics.render())))
+                    } else {
+                        Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                    };
+                    resp
+                }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(error = %e, "metrics connection ended");
+            }
+        });
+    }
+}
+
+/// Binds the metrics endpoint.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,140 @@
+//! The node: opens the store, starts one actor per context, serves RPC and
+//! metrics.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use conclave_consensus::ContextId;
+use conclave_runtime::Runtime;
+use parking_lot::RwLock;
+use tokio::sync::broadcast;
+use tracing::info;
+
+use crate::config::Config;
+use crate::context::{create_context, BlockEvent, ContextActor, ContextDeps, ContextHandle};
+use crate::keys::NodeKeys;
+use crate::metrics::Metrics;
+use crate::store::{ContextRecord, MemberInfo, Store};
+use crate::{Error, Result};
+
+pub struct Node {
+    pub home: PathBuf,
+    pub config: Config,
+    pub keys: NodeKeys,
+    pub store: Store,
+    pub runtime: Runtime,
+    pub metrics: Arc<Metrics>,
+    pub events: broadcast::Sender<BlockEvent>,
+    contexts: RwLock<HashMap<ContextId, ContextHandle>>,
+    started_at: std::time::Instant,
+}
+
+/// Addresses the node's servers actually bound (ports may be 0 in config).
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    pub rpc: SocketAddr,
+    pub metrics: SocketAddr,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    /// Opens the node at `home` and starts an actor for every context in
+    /// its store. Must run inside a tokio runtime.
+    pub fn open(home: &Path, config: Config) -> Result<Arc<Self>> {
+        let keys = NodeKeys::load(home)?;
+        let store = Store::open(&Config::data_dir(home))?;
+        let runtime = Runtime::new(config.runtime.limits())?;
+        let metrics = Arc::new(Metrics::new().map_err(|e| Error::Other(e.to_string()))?);
+        let (events, _) = broadcast::channel(1024);
+        let node = Arc::new(Self {
+            home: home.to_path_buf(),
+            config,
+            keys,
+            store,
+            runtime,
+            metrics,
+            events,
+            contexts: RwLock::new(HashMap::new()),
+            started_at: std::time::Instant::now(),
+        });
+        for record in node.store.contexts()? {
+            node.spawn_context(record)?;
+        }
+        Ok(node)
+    }
+
+    fn deps(&self) -> ContextDeps {
+        ContextDeps {
+            store: self.store.clone(),
+            runtime: self.runtime.clone(),
+            key: self.keys.member.clone(),
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            events: self.events.clone(),
+        }
+    }
+
+    fn spawn_context(&self, record: ContextRecord) -> Result<ContextHandle> {
+        let id = record.id;
+        let handle = ContextActor::spawn(self.deps(), record)?;
+        self.contexts.write().insert(id, handle.clone());
+        Ok(handle)
+    }
+
+    /// This node as a member: ids and BLS key with its proof of possession.
+    pub fn member_info(&self) -> MemberInfo {
+        MemberInfo {
+            id: self.keys.member_id(),
+            bls_public_key: self.keys.bls_public_key().to_vec(),
+            bls_pop: self.keys.bls_pop().to_vec(),
+        }
+    }
+
+    /// Creates a context running `wasm` whose members are this node and
+    /// `others`, and starts it.
+    pub fn create_context(&self, wasm: &[u8], others: Vec<MemberInfo>) -> Result<ContextRecord> {
+        let mut members = vec![self.member_info()];
+        members.extend(others);
+        let record = create_context(&self.store, &self.runtime, wasm, members, now_ms())?;
+        self.spawn_context(record.clone())?;
+        info!(context = %record.id, app = %record.genesis.app_hash, "context created");
+        Ok(record)
+    }
+
+    pub fn context(&self, id: &ContextId) -> Result<ContextHandle> {
+        self.contexts
+            .read()
+            .get(id)
+            .cloned()
+            .ok_or(Error::UnknownContext(*id))
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started_at.elapsed().as_secs()
+    }
+
+    /// Binds RPC and metrics and serves them in background tasks.
+    pub async fn serve(self: &Arc<Self>) -> Result<Bound> {
+        let metrics_listener = crate::metrics::bind(self.config.metrics.listen).await?;
+        let metrics_addr = metrics_listener.local_addr()?;
+        tokio::spawn(crate::metrics::serve(
+            self.metrics.clone(),
+            metrics_listener,
+        ));
+        let rpc = crate::rpc::start(self.clone()).await?;
+        info!(rpc = %rpc, metrics = %metrics_addr, member = %self.keys.member_id(), "node serving");
+        Ok(Bound {
+            rpc,
+            metrics: metrics_addr,
+        })
+    }
+}

@@ -1,0 +1,459 @@
+//! The JSON-RPC methods. Their names are part of Conclave's interface.
+
+use std::sync::Arc;
+
+use conclave_consensus::{ContextId, Hash32, Height, SignedTx};
+use conclave_runtime::Call;
+use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::PendingSubscriptionSink;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::types::*;
+use super::{codes, err};
+use crate::context::{BlockEvent, SubmitError};
+use crate::exec::Overlay;
+use crate::node::Node;
+use crate::store::{app_key, MemberInfo, TxStatus};
+
+#[rpc(server, client)]
+pub trait ConclaveApi {
+    #[method(name = "node_status")]
+    async fn node_status(&self) -> RpcResult<NodeStatus>;
+
+    #[method(name = "node_health")]
+    async fn node_health(&self) -> RpcResult<Health>;
+
+    /// Creates a context running a bundled app (`app`, e.g. "kv") or the
+    /// given wasm (`app_wasm`, hex), with this node and `members` as members.
+    #[method(name = "context_create", param_kind = map)]
+    async fn context_create(
+        &self,
+        app: Option<String>,
+        app_wasm: Option<String>,
+        members: Option<Vec<MemberInfo>>,
+    ) -> RpcResult<ContextCreated>;
+
+    #[method(name = "context_list")]
+    async fn context_list(&self) -> RpcResult<Vec<ContextSummary>>;
+
+    #[method(name = "context_info", param_kind = map)]
+    async fn context_info(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+    ) -> RpcResult<ContextSummary>;
+
+    /// The nonce `member` should use next (above committed and pending).
+    #[method(name = "context_nonce", param_kind = map)]
+    async fn context_nonce(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+        member: conclave_consensus::MemberId,
+    ) -> RpcResult<u64>;
+
+    #[method(name = "tx_submit", param_kind = map)]
+    async fn tx_submit(&self, tx: SignedTx) -> RpcResult<TxSubmitted>;
+
+    #[method(name = "tx_status", param_kind = map)]
+    async fn tx_status(&self, hash: Hash32) -> RpcResult<TxStatusView>;
+
+    /// An app storage value at `height` (default: latest) with its proof.
+    #[method(name = "state_get", param_kind = map)]
+    async fn state_get(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+        key: String,
+        height: Option<u64>,
+    ) -> RpcResult<StateValue>;
+
+    /// Calls an app method read-only on the latest state.
+    #[method(name = "app_view", param_kind = map)]
+    async fn app_view(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+        method: String,
+        args: Option<serde_json::Value>,
+    ) -> RpcResult<ViewResult>;
+
+    #[method(name = "block_get", param_kind = map)]
+    async fn block_get(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+        height: Option<u64>,
+    ) -> RpcResult<BlockView>;
+
+    /// Committed blocks, of one context or all.
+    #[subscription(name = "subscribe_blocks" => "block", unsubscribe = "unsubscribe_blocks", item = BlockEvent, param_kind = map)]
+    async fn subscribe_blocks(
+        &self,
+        #[argument(rename = "context")] only: Option<ContextId>,
+    ) -> SubscriptionResult;
+}
+
+pub struct RpcImpl {
+    node: Arc<Node>,
+}
+
+impl RpcImpl {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    fn count(&self, method: &str) {
+        self.node
+            .metrics
+            .rpc_requests_total
+            .with_label_values(&[method])
+            .inc();
+    }
+
+    fn summary(&self, id: &ContextId) -> RpcResult<crate::store::ContextRecord> {
+        self.node
+            .store
+            .context(id)
+            .map_err(|e| err(codes::INTERNAL, e.to_string()))?
+            .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {id}")))
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Option<String> {
+    std::str::from_utf8(bytes).ok().map(str::to_owned)
+}
+
+fn submit_error(e: SubmitError) -> ErrorObjectOwned {
+    match e {
+        SubmitError::Rejected(r) => err(codes::TX_REJECTED, format!("tx rejected: {r}")),
+        SubmitError::Mempool(m @ crate::mempool::MempoolError::Full(_))
+        | SubmitError::Mempool(m @ crate::mempool::MempoolError::FullBytes(_)) => {
+            err(codes::MEMPOOL_FULL, m.to_string())
+        }
+        SubmitError::Mempool(m) => err(codes::TX_REJECTED, format!("tx rejected: {m}")),
+        other => err(codes::INTERNAL, other.to_string()),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    err(codes::INTERNAL, e.to_string())
+}
+
+#[async_trait]
+impl ConclaveApiServer for RpcImpl {
+    async fn node_status(&self) -> RpcResult<NodeStatus> {
+        self.count("node_status");
+        let me = self.node.member_info();
+        Ok(NodeStatus {
+            version: env!("CARGO_PKG_VERSION").into(),
+            member_id: me.id,
+            bls_public_key: me.bls_public_key,
+            bls_pop: me.bls_pop,
+            contexts: self.node.store.contexts().map_err(internal)?.len(),
+            uptime_secs: self.node.uptime_secs(),
+        })
+    }
+
+    async fn node_health(&self) -> RpcResult<Health> {
+        self.count("node_health");
+        Ok(Health { ok: true })
+    }
+
+    async fn context_create(
+        &self,
+        app: Option<String>,
+        app_wasm: Option<String>,
+        members: Option<Vec<MemberInfo>>,
+    ) -> RpcResult<ContextCreated> {
+        self.count("context_create");
+        let wasm: Vec<u8> = match (app, app_wasm) {
+            (Some(name), None) => conclave_apps::by_name(&name)
+                .ok_or_else(|| {
+                    err(
+                        codes::BAD_REQUEST,
+                        format!(
+                            "unknown app {name:?}; bundled apps: {}",
+                            conclave_apps::names().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?
+                .to_vec(),
+            (None, Some(hex_wasm)) => hex::decode(hex_wasm.trim_start_matches("0x"))
+                .map_err(|e| err(codes::BAD_REQUEST, format!("app_wasm is not hex: {e}")))?,
+            _ => {
+                return Err(err(
+                    codes::BAD_REQUEST,
+                    "give exactly one of `app` (a bundled app's name) or `app_wasm` (hex)",
+                ))
+            }
+        };
+        let others = members.unwrap_or_default();
+        if !others.is_empty() {
+            return Err(err(
+                codes::BAD_REQUEST,
+                "contexts with other members need peer networking, which this node version lacks",
+            ));
+        }
+        let node = self.node.clone();
+        let record = tokio::task::spawn_blocking(move || node.create_context(&wasm, others))
+            .await
+            .map_err(internal)?
+            .map_err(|e| match e {
+                crate::Error::Runtime(r) => err(codes::BAD_REQUEST, format!("invalid app: {r}")),
+                other => internal(other),
+            })?;
+        Ok(ContextCreated {
+            context_id: record.id,
+            app_hash: record.genesis.app_hash,
+        })
+    }
+
+    async fn context_list(&self) -> RpcResult<Vec<ContextSummary>> {
+        self.count("context_list");
+        let records = self.node.store.contexts().map_err(internal)?;
+        Ok(records.into_iter().map(summarize).collect())
+    }
+
+    async fn context_info(&self, context: ContextId) -> RpcResult<ContextSummary> {
+        self.count("context_info");
+        let record = self.summary(&context)?;
+        let pending = match self.node.context(&context) {
+            Ok(h) => h.pending().await.ok(),
+            Err(_) => None,
+        };
+        let mut s = summarize(record);
+        s.pending_txs = pending;
+        Ok(s)
+    }
+
+    async fn context_nonce(
+        &self,
+        context: ContextId,
+        member: conclave_consensus::MemberId,
+    ) -> RpcResult<u64> {
+        self.count("context_nonce");
+        let handle = self.node.context(&context)?;
+        handle.next_nonce(member).await.map_err(submit_error)
+    }
+
+    async fn tx_submit(&self, tx: SignedTx) -> RpcResult<TxSubmitted> {
+        self.count("tx_submit");
+        let handle = self.node.context(&tx.tx.context_id)?;
+        // The signature check is the expensive part: do it here, on the
+        // RPC worker, not in the context's actor.
+        tx.verify()
+            .map_err(|_| err(codes::TX_REJECTED, "tx rejected: bad signature"))?;
+        let tx_hash = handle.submit(tx).await.map_err(submit_error)?;
+        Ok(TxSubmitted { tx_hash })
+    }
+
+    async fn tx_status(&self, hash: Hash32) -> RpcResult<TxStatusView> {
+        self.count("tx_status");
+        let mut view = TxStatusView {
+            tx_hash: hash,
+            status: "unknown".into(),
+            context_id: None,
+            height: None,
+            index: None,
+            output: None,
+            output_hex: None,
+            error: None,
+            events: Vec::new(),
+            fuel_used: None,
+        };
+        if let Some(rec) = self.node.store.tx(&hash).map_err(internal)? {
+            view.status = match rec.receipt.status {
+                TxStatus::Ok => "committed".into(),
+                TxStatus::Failed => "failed".into(),
+            };
+            view.context_id = Some(rec.context_id);
+            view.height = Some(rec.height.0);
+            view.index = Some(rec.index);
+            view.output = utf8(&rec.receipt.output);
+            view.output_hex = Some(hex::encode(&rec.receipt.output));
+            view.error = rec.receipt.error;
+            view.events = rec
+                .receipt
+                .events
+                .into_iter()
+                .map(|(name, data)| EventView {
+                    name,
+                    data: utf8(&data).unwrap_or_else(|| hex::encode(&data)),
+                })
+                .collect();
+            view.fuel_used = Some(rec.receipt.fuel_used);
+            return Ok(view);
+        }
+        let handles: Vec<_> = self
+            .node
+            .store
+            .contexts()
+            .map_err(internal)?
+            .into_iter()
+            .filter_map(|r| self.node.context(&r.id).ok())
+            .collect();
+        for h in handles {
+            if h.is_pending(hash).await.unwrap_or(false) {
+                view.status = "pending".into();
+                view.context_id = Some(h.id);
+                break;
+            }
+        }
+        Ok(view)
+    }
+
+    async fn state_get(
+        &self,
+        context: ContextId,
+        key: String,
+        height: Option<u64>,
+    ) -> RpcResult<StateValue> {
+        self.count("state_get");
+        let record = self.summary(&context)?;
+        let height = height.unwrap_or(record.height.0);
+        if height > record.height.0 {
+            return Err(err(
+                codes::NOT_FOUND,
+                format!("height {height} is above the tip {}", record.height.0),
+            ));
+        }
+        let state = self.node.store.state(context);
+        let k = app_key(key.as_bytes());
+        let (value, proof) = state.get_with_proof(&k, height).map_err(internal)?;
+        let root = state.root(height).map_err(internal)?;
+        Ok(StateValue {
+            context_id: context,
+            key,
+            value: value.as_deref().and_then(utf8),
+            value_hex: value.as_deref().map(hex::encode),
+            height,
+            state_root: root,
+            proof: hex::encode(borsh::to_vec(&proof).map_err(internal)?),
+        })
+    }
+
+    async fn app_view(
+        &self,
+        context: ContextId,
+        method: String,
+        args: Option<serde_json::Value>,
+    ) -> RpcResult<ViewResult> {
+        self.count("app_view");
+        let record = self.summary(&context)?;
+        let args = match args {
+            None => Vec::new(),
+            Some(serde_json::Value::String(s)) => s.into_bytes(),
+            Some(other) => other.to_string().into_bytes(),
+        };
+        let node = self.node.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> crate::Result<_> {
+            let wasm = node
+                .store
+                .blob(&record.genesis.app_hash)?
+                .ok_or_else(|| crate::Error::Other("app missing".into()))?;
+            let app = node.runtime.load(&wasm)?;
+            let state = node.store.state(context);
+            let overlay = Overlay::new(&state, record.height);
+            let view = crate::exec::ReadView::new(&overlay);
+            let call = Call {
+                method: &method,
+                args: &args,
+                caller: [0; 32],
+                context_id: *context.as_bytes(),
+                block_height: record.height.0,
+                block_time_ms: record.last_time_ms,
+                read_only: true,
+            };
+            Ok(node.runtime.call(&app, call, &view)?)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        let (output, error) = match outcome.result {
+            Ok(out) => (Some(out), None),
+            Err(f) => (None, Some(f.to_string())),
+        };
+        Ok(ViewResult {
+            height: record.height.0,
+            output: output.as_deref().and_then(utf8),
+            output_hex: output.as_deref().map(hex::encode),
+            error,
+            fuel_used: outcome.fuel_used,
+        })
+    }
+
+    async fn block_get(&self, context: ContextId, height: Option<u64>) -> RpcResult<BlockView> {
+        self.count("block_get");
+        let record = self.summary(&context)?;
+        let h = Height(height.unwrap_or(record.height.0));
+        let block = self
+            .node
+            .store
+            .block(&context, h)
+            .map_err(internal)?
+            .ok_or_else(|| err(codes::NOT_FOUND, format!("no block at height {h}")))?;
+        let cert = self
+            .node
+            .store
+            .certificate(&context, h)
+            .map_err(internal)?
+            .ok_or_else(|| err(codes::INTERNAL, format!("no certificate at height {h}")))?;
+        Ok(BlockView {
+            hash: block.hash(),
+            txs: block.txs.iter().map(|t| t.hash()).collect(),
+            header: block.header,
+            certificate_round: cert.round,
+            signers: cert.signatures.iter().map(|(m, _)| *m).collect(),
+        })
+    }
+
+    async fn subscribe_blocks(
+        &self,
+        pending: PendingSubscriptionSink,
+        only: Option<ContextId>,
+    ) -> SubscriptionResult {
+        self.count("subscribe_blocks");
+        if let Some(id) = &only {
+            if self.node.context(id).is_err() {
+                pending
+                    .reject(err(codes::UNKNOWN_CONTEXT, format!("unknown context {id}")))
+                    .await;
+                return Ok(());
+            }
+        }
+        let mut rx = self.node.events.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            tokio::select! {
+                _ = sink.closed() => break,
+                event = rx.recv() => match event {
+                    Ok(event) => {
+                        if only.is_some_and(|c| c != event.context_id) {
+                            continue;
+                        }
+                        let msg = serde_json::value::to_raw_value(&event)?;
+                        // A subscriber too slow to keep up is dropped rather
+                        // than buffered without bound.
+                        if sink.send_timeout(msg, std::time::Duration::from_secs(2)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+fn summarize(r: crate::store::ContextRecord) -> ContextSummary {
+    ContextSummary {
+        context_id: r.id,
+        app_hash: r.genesis.app_hash,
+        height: r.height.0,
+        last_block_hash: r.last_block_hash,
+        state_root: r.state_root,
+        members_hash: r.genesis.members_hash(),
+        members: r.genesis.members,
+        pending_txs: None,
+    }
+}

@@ -1,0 +1,228 @@
+//! RocksDB storage. Column families:
+//!
+//! | cf | key | value |
+//! |---|---|---|
+//! | `contexts` | context id | [`ContextRecord`] (genesis + tip) |
+//! | `blocks` | context id ‖ height (BE) | [`Block`] |
+//! | `certs` | context id ‖ height (BE) | [`StoredCertificate`] |
+//! | `txs` | tx hash | [`TxRecord`] (where it committed, its receipt) |
+//! | `jmt_nodes` | context id ‖ borsh(NodeKey) | borsh(Node) |
+//! | `jmt_values` | context id ‖ key hash ‖ version (BE) | borsh(Option<value>) |
+//! | `blobs` | app hash | wasm bytes |
+//!
+//! A decided block, its certificate, its receipts, its state changes and
+//! the new tip are written in one synced write batch: after a crash either
+//! all of a height is there or none of it.
+
+mod records;
+mod tree;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use borsh::BorshDeserialize;
+use conclave_consensus::codec::StoredCertificate;
+use conclave_consensus::{Block, ContextId, Hash32, Height};
+use jmt::storage::TreeUpdateBatch;
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+use thiserror::Error;
+
+pub(crate) use records::hex_vec;
+pub use records::{ContextRecord, Genesis, MemberInfo, Receipt, TxRecord, TxStatus};
+pub use tree::{app_key, key_hash, nonce_key, verify_proof, Proof, StateReader};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("corrupt record in {cf}: {msg}")]
+    Corrupt { cf: &'static str, msg: String },
+    #[error("state tree: {0}")]
+    Tree(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) const CF_CONTEXTS: &str = "contexts";
+pub(crate) const CF_BLOCKS: &str = "blocks";
+pub(crate) const CF_CERTS: &str = "certs";
+pub(crate) const CF_TXS: &str = "txs";
+pub(crate) const CF_JMT_NODES: &str = "jmt_nodes";
+pub(crate) const CF_JMT_VALUES: &str = "jmt_values";
+pub(crate) const CF_BLOBS: &str = "blobs";
+const ALL_CFS: [&str; 7] = [
+    CF_CONTEXTS,
+    CF_BLOCKS,
+    CF_CERTS,
+    CF_TXS,
+    CF_JMT_NODES,
+    CF_JMT_VALUES,
+    CF_BLOBS,
+];
+
+/// The node's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+fn decode<T: BorshDeserialize>(cf: &'static str, bytes: &[u8]) -> Result<T> {
+    borsh::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        cf,
+        msg: e.to_string(),
+    })
+}
+
+fn height_key(ctx: &ContextId, h: Height) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..32].copy_from_slice(ctx.as_bytes());
+    k[32..].copy_from_slice(&h.0.to_be_bytes());
+    k
+}
+
+/// Everything a decided height writes.
+pub struct CommitBatch<'a> {
+    pub record: &'a ContextRecord,
+    pub block: &'a Block,
+    pub certificate: &'a StoredCertificate,
+    pub receipts: &'a [Receipt],
+    pub tree: &'a TreeUpdateBatch,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_open_files(512);
+        opts.set_keep_log_file_num(4);
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name).ok_or(StoreError::Corrupt {
+            cf: name,
+            msg: "missing column family".into(),
+        })
+    }
+
+    fn synced() -> WriteOptions {
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        w
+    }
+
+    pub fn put_blob(&self, hash: &Hash32, bytes: &[u8]) -> Result<()> {
+        self.db
+            .put_cf_opt(self.cf(CF_BLOBS)?, hash.as_bytes(), bytes, &Self::synced())?;
+        Ok(())
+    }
+
+    pub fn blob(&self, hash: &Hash32) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_BLOBS)?, hash.as_bytes())?)
+    }
+
+    /// Writes a new context's record and its genesis state (version 0).
+    pub fn create_context(&self, record: &ContextRecord, tree: &TreeUpdateBatch) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_CONTEXTS)?,
+            record.id.as_bytes(),
+            borsh::to_vec(record).map_err(|e| StoreError::Tree(e.to_string()))?,
+        );
+        tree::write_tree_batch(self, &mut batch, &record.id, tree)?;
+        self.db.write_opt(batch, &Self::synced())?;
+        Ok(())
+    }
+
+    pub fn context(&self, id: &ContextId) -> Result<Option<ContextRecord>> {
+        self.db
+            .get_cf(self.cf(CF_CONTEXTS)?, id.as_bytes())?
+            .map(|b| decode(CF_CONTEXTS, &b))
+            .transpose()
+    }
+
+    pub fn contexts(&self) -> Result<Vec<ContextRecord>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_CONTEXTS)?, rocksdb::IteratorMode::Start)
+        {
+            let (_, v) = item?;
+            out.push(decode(CF_CONTEXTS, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Commits one decided height atomically and durably.
+    pub fn commit(&self, c: CommitBatch<'_>) -> Result<()> {
+        let ctx = &c.record.id;
+        let h = c.block.height();
+        let enc = |v: &dyn Fn() -> std::io::Result<Vec<u8>>| {
+            v().map_err(|e| StoreError::Tree(e.to_string()))
+        };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_BLOCKS)?,
+            height_key(ctx, h),
+            enc(&|| borsh::to_vec(c.block))?,
+        );
+        batch.put_cf(
+            self.cf(CF_CERTS)?,
+            height_key(ctx, h),
+            enc(&|| borsh::to_vec(c.certificate))?,
+        );
+        let cf_txs = self.cf(CF_TXS)?;
+        for (index, (tx, receipt)) in c.block.txs.iter().zip(c.receipts).enumerate() {
+            let rec = TxRecord {
+                context_id: *ctx,
+                height: h,
+                index: index as u32,
+                receipt: receipt.clone(),
+            };
+            batch.put_cf(cf_txs, tx.hash().as_bytes(), enc(&|| borsh::to_vec(&rec))?);
+        }
+        tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
+        batch.put_cf(
+            self.cf(CF_CONTEXTS)?,
+            ctx.as_bytes(),
+            enc(&|| borsh::to_vec(c.record))?,
+        );
+        self.db.write_opt(batch, &Self::synced())?;
+        Ok(())
+    }
+
+    pub fn block(&self, ctx: &ContextId, h: Height) -> Result<Option<Block>> {
+        self.db
+            .get_cf(self.cf(CF_BLOCKS)?, height_key(ctx, h))?
+            .map(|b| decode(CF_BLOCKS, &b))
+            .transpose()
+    }
+
+    pub fn certificate(&self, ctx: &ContextId, h: Height) -> Result<Option<StoredCertificate>> {
+        self.db
+            .get_cf(self.cf(CF_CERTS)?, height_key(ctx, h))?
+            .map(|b| decode(CF_CERTS, &b))
+            .transpose()
+    }
+
+    pub fn tx(&self, hash: &Hash32) -> Result<Option<TxRecord>> {
+        self.db
+            .get_cf(self.cf(CF_TXS)?, hash.as_bytes())?
+            .map(|b| decode(CF_TXS, &b))
+            .transpose()
+    }
+
+    /// A reader of `ctx`'s state tree.
+    pub fn state(&self, ctx: ContextId) -> StateReader {
+        StateReader::new(self.clone(), ctx)
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+}

@@ -1,0 +1,191 @@
+//! Harness for Conclave's process-level tests: real `conclave` binaries on
+//! loopback ports, each in its own temporary home, driven over JSON-RPC.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use conclave_consensus::{ContextId, Hash32, SignedTx, Tx};
+use conclave_node::keys::NodeKeys;
+use conclave_node::rpc::types::TxStatusView;
+use conclave_node::rpc::ConclaveApiClient;
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+
+/// The `conclave` binary under test: `conclave-it`, the same `main` built
+/// by this crate (see `src/bin/conclave-it.rs`), which cargo builds next to
+/// the integration test executables.
+pub fn conclave_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/conclave-it
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target profile dir")
+        .join("conclave-it")
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One node process with its own home.
+pub struct TestNode {
+    pub home: tempfile::TempDir,
+    pub rpc: SocketAddr,
+    pub metrics: SocketAddr,
+    child: Option<Child>,
+}
+
+impl TestNode {
+    /// Initialises a home with free ports.
+    pub fn init() -> Self {
+        let home = tempfile::tempdir().expect("tempdir");
+        let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let out = Command::new(conclave_bin())
+            .args(["--home"])
+            .arg(home.path())
+            .args(["init", "--rpc-listen", &rpc.to_string()])
+            .args(["--metrics-listen", &metrics.to_string()])
+            .output()
+            .expect("run conclave init");
+        assert!(out.status.success(), "init failed: {out:?}");
+        Self {
+            home,
+            rpc,
+            metrics,
+            child: None,
+        }
+    }
+
+    pub fn keys(&self) -> NodeKeys {
+        NodeKeys::load(self.home.path()).expect("keys")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.rpc)
+    }
+
+    /// Starts the node and waits until it answers `node_health`.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::File::create(self.home.path().join("node.log")).expect("log file");
+        let child = Command::new(conclave_bin())
+            .arg("--home")
+            .arg(self.home.path())
+            .arg("start")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn conclave start");
+        self.child = Some(child);
+        let c = self.client();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if c.node_health().await.is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("node exited during start: {status}; log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not start; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn client(&self) -> HttpClient {
+        HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(30))
+            .build(self.url())
+            .expect("http client")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.path().join("data")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Builds and signs a tx from `keys`.
+pub fn signed(keys: &NodeKeys, ctx: ContextId, nonce: u64, method: &str, args: &str) -> SignedTx {
+    Tx {
+        context_id: ctx,
+        sender: keys.member_id(),
+        nonce,
+        method: method.into(),
+        args: args.as_bytes().to_vec(),
+    }
+    .sign(&keys.member)
+}
+
+/// Polls until the tx is committed or failed; panics after `timeout`.
+pub async fn wait_committed(c: &HttpClient, hash: Hash32, timeout: Duration) -> TxStatusView {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = c.tx_status(hash).await.expect("tx_status");
+        if s.status == "committed" || s.status == "failed" {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tx {hash} not committed: {}",
+            s.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A raw HTTP/1.1 request over a fresh connection; returns status and body.
+/// For sending what a well-behaved client would not.
+pub fn http_raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write head");
+    // A server may refuse an oversized body before reading it all.
+    let _ = s.write_all(body);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
