@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave/target}"
-cargo build --release -p conclave-node --bin conclave
-exec "$CARGO_TARGET_DIR/release/conclave" --home "${CONCLAVE_HOME:-$PWD/.conclave}" devnet "$@"
+# The dev profile builds dependencies optimised (see Cargo.toml) and shares
+# the test build's artifacts, so the two README commands build once.
+cargo build -p conclave-node --bin conclave
+exec "$CARGO_TARGET_DIR/debug/conclave" --home "${CONCLAVE_HOME:-$PWD/.conclave}" devnet "$@"

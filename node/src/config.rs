@@ -66,6 +66,8 @@ pub struct MempoolConfig {
     pub max_tx_bytes: usize,
     /// Pending bytes per context.
     pub max_bytes: usize,
+    /// How far ahead of a sender's committed nonce a tx may be admitted.
+    pub max_nonce_gap: u64,
 }
 
 impl Default for MempoolConfig {
@@ -74,6 +76,7 @@ impl Default for MempoolConfig {
             max_txs: 20_000,
             max_tx_bytes: 64 * 1024,
             max_bytes: 64 * 1024 * 1024,
+            max_nonce_gap: 10_000,
         }
     }
 }

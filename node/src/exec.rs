@@ -25,6 +25,10 @@ pub enum TxRejection {
     NotMember(MemberId),
     #[error("nonce {got} is not above the sender's last nonce {last}")]
     StaleNonce { got: u64, last: u64 },
+    #[error("nonce {got} leaves a gap after the sender's last nonce {last}")]
+    NonceGap { got: u64, last: u64 },
+    #[error("nonce {got} is more than {window} ahead of the sender's last nonce {last}")]
+    NonceTooFar { got: u64, last: u64, window: u64 },
     #[error("tx of {size} bytes exceeds the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
     #[error("method name is empty or longer than 64 bytes")]
@@ -136,7 +140,8 @@ pub struct BlockEnv<'a> {
     pub max_tx_bytes: usize,
 }
 
-/// Executes `txs` in order on top of the parent state. With `strict`, an
+/// Executes `txs` in order on top of the parent state. A sender's txs must
+/// carry consecutive nonces (last + 1, last + 2, ...). With `strict`, an
 /// invalid tx is an error (validating a proposal); otherwise it is skipped
 /// and reported in `rejected` (building one).
 pub fn execute(
@@ -159,6 +164,11 @@ pub fn execute(
             let last = overlay.nonce(&tx.tx.sender).unwrap_or(u64::MAX);
             if tx.tx.nonce <= last {
                 Err(TxRejection::StaleNonce {
+                    got: tx.tx.nonce,
+                    last,
+                })
+            } else if tx.tx.nonce != last.saturating_add(1) {
+                Err(TxRejection::NonceGap {
                     got: tx.tx.nonce,
                     last,
                 })

@@ -1,8 +1,11 @@
 //! A context's pending txs. Admission checks what can be checked without
-//! executing (signature, membership, size, nonce against the committed state
-//! and the pool); block building takes txs in arrival order.
+//! executing (signature, membership, size, nonce against the committed
+//! state); the pool keeps each sender's txs by nonce, so txs from concurrent
+//! clients may arrive out of order and wait for the gap before them to fill.
+//! A block takes, sender by sender in order of arrival, each sender's run of
+//! consecutive nonces after its committed one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use conclave_consensus::{Hash32, MemberId, SignedTx};
 use thiserror::Error;
@@ -21,12 +24,20 @@ pub enum MempoolError {
     FullBytes(usize),
 }
 
+struct Entry {
+    tx: SignedTx,
+    size: usize,
+}
+
 pub struct Mempool {
     cfg: MempoolConfig,
-    txs: HashMap<Hash32, (u64, SignedTx)>,
-    order: BTreeMap<u64, Hash32>,
-    nonces: HashSet<(MemberId, u64)>,
-    highest: HashMap<MemberId, u64>,
+    /// tx hash -> (sender, nonce)
+    index: HashMap<Hash32, (MemberId, u64)>,
+    /// sender -> nonce -> tx
+    senders: HashMap<MemberId, BTreeMap<u64, Entry>>,
+    /// arrival order of senders' first pending tx: seq -> sender
+    arrivals: BTreeMap<u64, MemberId>,
+    first_seq: HashMap<MemberId, u64>,
     next_seq: u64,
     bytes: usize,
 }
@@ -35,126 +46,123 @@ impl Mempool {
     pub fn new(cfg: MempoolConfig) -> Self {
         Self {
             cfg,
-            txs: HashMap::new(),
-            order: BTreeMap::new(),
-            nonces: HashSet::new(),
-            highest: HashMap::new(),
+            index: HashMap::new(),
+            senders: HashMap::new(),
+            arrivals: BTreeMap::new(),
+            first_seq: HashMap::new(),
             next_seq: 0,
             bytes: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.txs.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.txs.is_empty()
+        self.index.is_empty()
     }
 
     pub fn contains(&self, hash: &Hash32) -> bool {
-        self.txs.contains_key(hash)
+        self.index.contains_key(hash)
     }
 
     /// The highest pending nonce of `sender`, if any.
     pub fn highest_nonce(&self, sender: &MemberId) -> Option<u64> {
-        self.highest.get(sender).copied()
+        self.senders
+            .get(sender)
+            .and_then(|m| m.last_key_value())
+            .map(|(n, _)| *n)
     }
 
     /// Admits a tx whose stateless checks and committed-nonce check passed.
     pub fn insert(&mut self, tx: SignedTx) -> Result<Hash32, MempoolError> {
         let hash = tx.hash();
-        if self.txs.contains_key(&hash) {
+        if self.index.contains_key(&hash) {
             return Err(MempoolError::Duplicate(hash));
         }
-        let key = (tx.tx.sender, tx.tx.nonce);
-        if self.nonces.contains(&key) {
-            return Err(MempoolError::NonceTaken(tx.tx.nonce));
+        let (sender, nonce) = (tx.tx.sender, tx.tx.nonce);
+        if self
+            .senders
+            .get(&sender)
+            .is_some_and(|m| m.contains_key(&nonce))
+        {
+            return Err(MempoolError::NonceTaken(nonce));
         }
-        if self.txs.len() >= self.cfg.max_txs {
+        if self.index.len() >= self.cfg.max_txs {
             return Err(MempoolError::Full(self.cfg.max_txs));
         }
         let size = tx.encoded_len();
         if self.bytes + size > self.cfg.max_bytes {
             return Err(MempoolError::FullBytes(self.cfg.max_bytes));
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.bytes += size;
-        self.nonces.insert(key);
-        let h = self.highest.entry(key.0).or_insert(key.1);
-        *h = (*h).max(key.1);
-        self.order.insert(seq, hash);
-        self.txs.insert(hash, (seq, tx));
+        self.index.insert(hash, (sender, nonce));
+        if !self.first_seq.contains_key(&sender) {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.first_seq.insert(sender, seq);
+            self.arrivals.insert(seq, sender);
+        }
+        self.senders
+            .entry(sender)
+            .or_default()
+            .insert(nonce, Entry { tx, size });
         Ok(hash)
     }
 
-    /// Up to `max_txs` / `max_bytes` of pending txs for a block, oldest
-    /// first, each sender's txs in nonce order.
-    pub fn select(&self, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
-        let mut out: Vec<SignedTx> = Vec::new();
+    /// Up to `max_txs` / `max_bytes` of txs for a block: for each sender, in
+    /// order of arrival, the run of consecutive nonces after
+    /// `committed_nonce(sender)`.
+    pub fn select(
+        &self,
+        max_txs: usize,
+        max_bytes: usize,
+        committed_nonce: impl Fn(&MemberId) -> u64,
+    ) -> Vec<SignedTx> {
+        let mut out = Vec::new();
         let mut bytes = 0;
-        for hash in self.order.values() {
-            let Some((_, tx)) = self.txs.get(hash) else {
+        'senders: for sender in self.arrivals.values() {
+            let Some(txs) = self.senders.get(sender) else {
                 continue;
             };
-            let size = tx.encoded_len();
-            if out.len() >= max_txs || bytes + size > max_bytes {
-                break;
-            }
-            bytes += size;
-            out.push(tx.clone());
-        }
-        // Keep arrival order between senders, but order each sender's txs by
-        // nonce so a later-arriving lower nonce is not made stale.
-        let mut slots: HashMap<MemberId, Vec<usize>> = HashMap::new();
-        for (i, tx) in out.iter().enumerate() {
-            slots.entry(tx.tx.sender).or_default().push(i);
-        }
-        let mut sorted = out.clone();
-        for idxs in slots.values() {
-            let mut txs: Vec<&SignedTx> = idxs.iter().map(|&i| &out[i]).collect();
-            txs.sort_by_key(|t| t.tx.nonce);
-            for (&slot, tx) in idxs.iter().zip(txs) {
-                sorted[slot] = tx.clone();
+            let mut expected = committed_nonce(sender).saturating_add(1);
+            for (nonce, entry) in txs.range(expected..) {
+                if *nonce != expected {
+                    break;
+                }
+                if out.len() >= max_txs || bytes + entry.size > max_bytes {
+                    break 'senders;
+                }
+                bytes += entry.size;
+                out.push(entry.tx.clone());
+                expected += 1;
             }
         }
-        sorted
+        out
     }
 
     pub fn remove(&mut self, hash: &Hash32) -> Option<SignedTx> {
-        let (seq, tx) = self.txs.remove(hash)?;
-        self.order.remove(&seq);
-        self.nonces.remove(&(tx.tx.sender, tx.tx.nonce));
-        self.bytes = self.bytes.saturating_sub(tx.encoded_len());
-        if self.highest.get(&tx.tx.sender) == Some(&tx.tx.nonce) {
-            let rest = self
-                .nonces
-                .iter()
-                .filter(|(s, _)| *s == tx.tx.sender)
-                .map(|(_, n)| *n)
-                .max();
-            match rest {
-                Some(n) => {
-                    self.highest.insert(tx.tx.sender, n);
-                }
-                None => {
-                    self.highest.remove(&tx.tx.sender);
-                }
+        let (sender, nonce) = self.index.remove(hash)?;
+        let txs = self.senders.get_mut(&sender)?;
+        let entry = txs.remove(&nonce)?;
+        self.bytes = self.bytes.saturating_sub(entry.size);
+        if txs.is_empty() {
+            self.senders.remove(&sender);
+            if let Some(seq) = self.first_seq.remove(&sender) {
+                self.arrivals.remove(&seq);
             }
         }
-        Some(tx)
+        Some(entry.tx)
     }
 
-    /// Drops pending txs that `is_stale` says can never commit (their nonce
-    /// was used), returning how many.
-    pub fn retain(&mut self, mut keep: impl FnMut(&SignedTx) -> bool) -> usize {
-        let stale: Vec<Hash32> = self
-            .txs
-            .iter()
-            .filter(|(_, (_, tx))| !keep(tx))
-            .map(|(h, _)| *h)
-            .collect();
+    /// Drops every pending tx of `sender` with a nonce at or below
+    /// `committed` (they can never commit), returning how many.
+    pub fn prune_stale(&mut self, sender: &MemberId, committed: u64) -> usize {
+        let stale: Vec<Hash32> = match self.senders.get(sender) {
+            Some(txs) => txs.range(..=committed).map(|(_, e)| e.tx.hash()).collect(),
+            None => return 0,
+        };
         for h in &stale {
             self.remove(h);
         }
@@ -179,6 +187,10 @@ mod tests {
         .sign(key)
     }
 
+    fn id(key: &SigningKey) -> MemberId {
+        MemberId(key.verifying_key().to_bytes())
+    }
+
     #[test]
     fn duplicates_and_limits() {
         let k = SigningKey::from_bytes(&[1; 32]);
@@ -190,36 +202,31 @@ mod tests {
         assert_eq!(m.insert(tx(&k, 1)), Err(MempoolError::Duplicate(h)));
         m.insert(tx(&k, 2)).unwrap();
         assert_eq!(m.insert(tx(&k, 3)), Err(MempoolError::Full(2)));
-        assert_eq!(
-            m.highest_nonce(&MemberId(k.verifying_key().to_bytes())),
-            Some(2)
-        );
+        assert_eq!(m.highest_nonce(&id(&k)), Some(2));
         m.remove(&h);
         assert_eq!(m.len(), 1);
         m.insert(tx(&k, 3)).unwrap();
+        assert_eq!(m.highest_nonce(&id(&k)), Some(3));
     }
 
     #[test]
-    fn select_orders_each_sender_by_nonce() {
+    fn select_takes_consecutive_runs_in_sender_arrival_order() {
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
         let mut m = Mempool::new(MempoolConfig::default());
-        m.insert(tx(&a, 5)).unwrap();
+        m.insert(tx(&a, 2)).unwrap();
         m.insert(tx(&b, 1)).unwrap();
-        m.insert(tx(&a, 4)).unwrap();
-        let sel = m.select(10, usize::MAX);
-        let got: Vec<(u8, u64)> = sel
-            .iter()
-            .map(|t| {
-                (
-                    t.tx.sender.0[0] ^ a.verifying_key().to_bytes()[0],
-                    t.tx.nonce,
-                )
-            })
-            .collect();
-        assert_eq!(got.len(), 3);
+        m.insert(tx(&a, 1)).unwrap();
+        m.insert(tx(&a, 4)).unwrap(); // gap at 3: waits
+        let sel = m.select(10, usize::MAX, |_| 0);
+        let got: Vec<(MemberId, u64)> = sel.iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
+        assert_eq!(got, vec![(id(&a), 1), (id(&a), 2), (id(&b), 1)]);
+        // Once 3 is committed elsewhere, 4 is next for a.
+        let sel = m.select(10, usize::MAX, |s| if *s == id(&a) { 3 } else { 1 });
+        assert_eq!(sel.len(), 1);
         assert_eq!(sel[0].tx.nonce, 4);
-        assert_eq!(sel[2].tx.nonce, 5);
-        assert_eq!(m.select(1, usize::MAX).len(), 1);
+        assert_eq!(m.select(1, usize::MAX, |_| 0).len(), 1);
+        assert_eq!(m.prune_stale(&id(&a), 2), 2);
+        assert_eq!(m.len(), 2);
     }
 }

@@ -1,16 +1,19 @@
 //! `conclave bench`: starts a node in a temporary home, drives signed `kv`
-//! txs through JSON-RPC and reports finalized throughput and
-//! submit-to-commit latency as JSON.
+//! txs through JSON-RPC from concurrent clients, and reports finalized
+//! throughput and submit-to-commit latency as JSON.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use conclave_consensus::Tx;
+use conclave_consensus::{Hash32, Tx};
 use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::context::BlockEvent;
@@ -20,8 +23,11 @@ use crate::rpc::ConclaveApiClient;
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Transactions to submit.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 20_000)]
     pub txs: u64,
+    /// Concurrent submitting clients (requests in flight).
+    #[arg(long, default_value_t = 32)]
+    pub clients: u64,
     /// Stop after this long even if not all txs committed.
     #[arg(long, default_value_t = 120)]
     pub max_secs: u64,
@@ -30,15 +36,18 @@ pub struct BenchArgs {
 #[derive(Serialize)]
 struct Report {
     validators: usize,
+    clients: u64,
     txs_submitted: u64,
     txs_committed: u64,
     blocks: u64,
     duration_secs: f64,
-    submit_tx_per_sec: f64,
+    offered_tx_per_sec: f64,
     finalized_tx_per_sec: f64,
+    blocks_per_sec: f64,
     latency_ms_p50: f64,
     latency_ms_p95: f64,
     latency_ms_p99: f64,
+    peak_rss_bytes: u64,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -47,6 +56,25 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Peak resident set of this process (the node runs in it), from procfs.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+enum Seen {
+    Sent(Hash32, Instant),
+    Committed(Hash32, Instant),
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -70,61 +98,89 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
         .await?;
 
-    let member = node.keys.member_id();
-    let key = node.keys.member.clone();
-    let mut sent: HashMap<conclave_consensus::Hash32, Instant> = HashMap::new();
-    let mut latencies = Vec::new();
-    let mut committed = 0u64;
-    let mut block_count = 0u64;
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_secs);
-
-    // One submitter task; the block subscription is read concurrently.
-    let (tx_hashes, mut hashes_rx) = tokio::sync::mpsc::unbounded_channel();
-    let submit_http = http.clone();
-    let total = args.txs;
-    let submitter = tokio::spawn(async move {
-        for nonce in 1..=total {
-            let tx = Tx {
-                context_id: ctx.id,
-                sender: member,
-                nonce,
-                method: "set".into(),
-                args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % 1000).into_bytes(),
-            }
-            .sign(&key);
-            let t0 = Instant::now();
-            match submit_http.tx_submit(tx).await {
-                Ok(r) => {
-                    let _ = tx_hashes.send((r.tx_hash, t0));
+    let next_nonce = Arc::new(AtomicU64::new(1));
+    let mut clients = Vec::new();
+    for _ in 0..args.clients.max(1) {
+        let (http, key, next_nonce, seen_tx) = (
+            http.clone(),
+            node.keys.member.clone(),
+            next_nonce.clone(),
+            seen_tx.clone(),
+        );
+        let (member, total) = (node.keys.member_id(), args.txs);
+        clients.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            loop {
+                let nonce = next_nonce.fetch_add(1, Ordering::Relaxed);
+                if nonce > total || Instant::now() > deadline {
+                    return sent;
                 }
-                Err(e) => {
-                    // Mempool full: back off and let blocks drain it.
-                    tracing::debug!(error = %e, "submit refused");
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                let tx = Tx {
+                    context_id: ctx.id,
+                    sender: member,
+                    nonce,
+                    method: "set".into(),
+                    args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % 1000)
+                        .into_bytes(),
+                }
+                .sign(&key);
+                let t0 = Instant::now();
+                loop {
+                    match http.tx_submit(tx.clone()).await {
+                        Ok(r) => {
+                            let _ = seen_tx.send(Seen::Sent(r.tx_hash, t0));
+                            sent += 1;
+                            break;
+                        }
+                        // Mempool full: back off and let blocks drain it.
+                        Err(_) if Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(5)).await
+                        }
+                        Err(_) => return sent,
+                    }
                 }
             }
-            if Instant::now() > deadline {
-                break;
+        }));
+    }
+    let collector = tokio::spawn(async move {
+        let mut sent: HashMap<Hash32, Instant> = HashMap::new();
+        let mut committed: HashMap<Hash32, Instant> = HashMap::new();
+        let mut latencies = Vec::new();
+        while let Some(seen) = seen_rx.recv().await {
+            match seen {
+                Seen::Sent(h, t0) => match committed.remove(&h) {
+                    Some(t1) => latencies.push(t1.duration_since(t0).as_secs_f64() * 1e3),
+                    None => {
+                        sent.insert(h, t0);
+                    }
+                },
+                Seen::Committed(h, t1) => match sent.remove(&h) {
+                    Some(t0) => latencies.push(t1.duration_since(t0).as_secs_f64() * 1e3),
+                    None => {
+                        committed.insert(h, t1);
+                    }
+                },
             }
         }
-        Instant::now()
+        latencies
     });
 
-    let mut submitted = 0u64;
-    let mut submit_done: Option<Instant> = None;
-    let mut submitter = Some(submitter);
+    let mut committed = 0u64;
+    let mut block_count = 0u64;
+    let mut last_commit = start;
+    let mut submitted: Option<u64> = None;
     while Instant::now() < deadline {
-        while let Ok((h, t)) = hashes_rx.try_recv() {
-            sent.insert(h, t);
-            submitted += 1;
-        }
-        if let Some(handle) = submitter.as_ref() {
-            if handle.is_finished() {
-                submit_done = submitter.take().map(|_| Instant::now());
+        if submitted.is_none() && clients.iter().all(|c| c.is_finished()) {
+            let mut n = 0;
+            for c in clients.drain(..) {
+                n += c.await.unwrap_or(0);
             }
+            submitted = Some(n);
         }
-        if submit_done.is_some() && committed >= submitted && sent.is_empty() {
+        if submitted.is_some_and(|n| committed >= n) {
             break;
         }
         let ev = match tokio::time::timeout(Duration::from_millis(200), blocks.next()).await {
@@ -134,34 +190,35 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             Err(_) => continue,
         };
         let now = Instant::now();
+        last_commit = now;
         block_count += 1;
-        while let Ok((h, t)) = hashes_rx.try_recv() {
-            sent.insert(h, t);
-            submitted += 1;
-        }
+        committed += ev.txs.len() as u64;
         for h in ev.txs {
-            committed += 1;
-            if let Some(t0) = sent.remove(&h) {
-                latencies.push(now.duration_since(t0).as_secs_f64() * 1000.0);
-            }
+            let _ = seen_tx.send(Seen::Committed(h, now));
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let submit_secs = submit_done
-        .map(|t| t.duration_since(start).as_secs_f64())
-        .unwrap_or(elapsed);
+    let mut submitted_total = submitted.unwrap_or(0);
+    for c in clients {
+        submitted_total += c.await.unwrap_or(0);
+    }
+    drop(seen_tx);
+    let mut latencies = collector.await?;
+    let elapsed = last_commit.duration_since(start).as_secs_f64().max(1e-9);
     latencies.sort_by(|a, b| a.total_cmp(b));
     let report = Report {
         validators: 1,
-        txs_submitted: submitted,
+        clients: args.clients,
+        txs_submitted: submitted_total,
         txs_committed: committed,
         blocks: block_count,
         duration_secs: elapsed,
-        submit_tx_per_sec: submitted as f64 / submit_secs.max(1e-9),
-        finalized_tx_per_sec: committed as f64 / elapsed.max(1e-9),
+        offered_tx_per_sec: submitted_total as f64 / elapsed,
+        finalized_tx_per_sec: committed as f64 / elapsed,
+        blocks_per_sec: block_count as f64 / elapsed,
         latency_ms_p50: pct(&latencies, 0.50),
         latency_ms_p95: pct(&latencies, 0.95),
         latency_ms_p99: pct(&latencies, 0.99),
+        peak_rss_bytes: peak_rss_bytes(),
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -117,7 +117,9 @@ async fn submit(cli: &Cli, c: &HttpClient, args: &SubmitArgs) -> anyhow::Result<
     println!("status  {}", status.status);
     println!("height  {}", status.height.unwrap_or_default());
     if let Some(out) = status.output.as_ref().or(status.output_hex.as_ref()) {
-        println!("result  {out}");
+        if !out.is_empty() {
+            println!("result  {out}");
+        }
     }
     if let Some(e) = &status.error {
         println!("error   {e}");

@@ -220,6 +220,17 @@ impl ContextActor {
             }
             .into());
         }
+        // Txs may arrive out of order (concurrent clients); they wait in the
+        // pool until the gap before them fills, within a bounded window.
+        let window = self.deps.config.mempool.max_nonce_gap;
+        if tx.tx.nonce - last > window {
+            return Err(exec::TxRejection::NonceTooFar {
+                got: tx.tx.nonce,
+                last,
+                window,
+            }
+            .into());
+        }
         Ok(self.mempool.insert(tx)?)
     }
 
@@ -234,7 +245,7 @@ impl ContextActor {
     /// Starts the next height if there is work (no empty blocks while
     /// idle); says whether it started one.
     fn maybe_start_height(&mut self) -> Result<bool> {
-        if self.running || self.mempool.is_empty() {
+        if self.running || !self.has_ready_tx() {
             return Ok(false);
         }
         self.running = true;
@@ -245,6 +256,20 @@ impl ContextActor {
             .map_err(|e| Error::Other(e.to_string()))?;
         self.perform(outputs)?;
         Ok(true)
+    }
+
+    /// Whether some pending tx can go into the next block (txs waiting
+    /// behind a nonce gap cannot).
+    fn has_ready_tx(&self) -> bool {
+        if self.mempool.is_empty() {
+            return false;
+        }
+        let state = self.deps.store.state(self.id());
+        let overlay = Overlay::new(&state, self.record.height);
+        !self
+            .mempool
+            .select(1, usize::MAX, |s| overlay.nonce(s).unwrap_or(u64::MAX))
+            .is_empty()
     }
 
     fn feed(&mut self, input: Input<conclave_consensus::ConclaveContext>) -> Result<()> {
@@ -315,7 +340,11 @@ impl ContextActor {
     /// Builds this node's proposal for `height` from its mempool.
     fn build_block(&mut self, height: Height) -> Result<Hash32> {
         let cfg = &self.deps.config.block;
-        let txs = self.mempool.select(cfg.max_txs, cfg.max_bytes);
+        let state = self.deps.store.state(self.id());
+        let overlay = Overlay::new(&state, self.record.height);
+        let txs = self.mempool.select(cfg.max_txs, cfg.max_bytes, |sender| {
+            overlay.nonce(sender).unwrap_or(u64::MAX)
+        });
         let time_ms = now_ms().max(self.record.last_time_ms + 1);
         let env = BlockEnv {
             context_id: self.id(),
@@ -324,7 +353,6 @@ impl ContextActor {
             time_ms,
             max_tx_bytes: self.deps.config.mempool.max_tx_bytes,
         };
-        let state = self.deps.store.state(self.id());
         let mut rejected = Vec::new();
         let (txs, executed) = exec::execute(
             &self.deps.runtime,
@@ -337,6 +365,9 @@ impl ContextActor {
         )
         .map_err(|e| Error::Other(e.to_string()))?;
         for (tx, reason) in rejected {
+            if matches!(reason, exec::TxRejection::NonceGap { .. }) {
+                continue;
+            }
             debug!(context = %self.id(), tx = %tx.hash(), %reason, "dropping tx at block building");
             self.mempool.remove(&tx.hash());
         }
@@ -395,6 +426,14 @@ impl ContextActor {
                 TxStatus::Failed => "failed",
             };
             m.txs_total.with_label_values(&[&self.label, status]).inc();
+        }
+        let mut last_nonce: HashMap<MemberId, u64> = HashMap::new();
+        for tx in &block.txs {
+            let n = last_nonce.entry(tx.tx.sender).or_default();
+            *n = (*n).max(tx.tx.nonce);
+        }
+        for (sender, nonce) in last_nonce {
+            self.mempool.prune_stale(&sender, nonce);
         }
         m.wasm_fuel_used_total.inc_by(executed.fuel_used);
         m.consensus_height

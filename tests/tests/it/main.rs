@@ -6,6 +6,7 @@ mod crash_kill9;
 mod determinism;
 mod guest_faults;
 mod metrics;
+mod nonce_order;
 mod proofs;
 
 use std::time::Duration;
