@@ -126,8 +126,8 @@ impl Mempool {
             let Some(txs) = self.senders.get(sender) else {
                 continue;
             };
-            let mut expected = committed_nonce(sender).saturating_add(1);
-            for (nonce, entry) in txs.range(expected..) {
+            let first = committed_nonce(sender).saturating_add(1);
+            for (expected, (nonce, entry)) in (first..).zip(txs.range(first..)) {
                 if *nonce != expected {
                     break;
                 }
@@ -136,7 +136,6 @@ impl Mempool {
                 }
                 bytes += entry.size;
                 out.push(entry.tx.clone());
-                expected += 1;
             }
         }
         out
