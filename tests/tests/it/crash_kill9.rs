@@ -1,64 +1,90 @@
-//! 1,000 txs through RPC, `kill -9` mid-stream, restart: every tx the node
-//! reported committed is still there at the same place, the block hashes and
-//! state roots of every height before the crash are unchanged, and heights
-//! continue after it.
+//! 1,000 txs through RPC with `kill -9` mid-stream, then restart: every tx
+//! the node reported committed (through `subscribe_blocks`) is still there
+//! at the same height, every height's block hash and state root is
+//! unchanged, and heights continue after the crash.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use conclave_consensus::Hash32;
+use conclave_node::context::BlockEvent;
 use conclave_node::rpc::ConclaveApiClient;
 use conclave_tests::{signed, wait_committed};
+use jsonrpsee::core::client::SubscriptionClientT;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
 
 use crate::{node_with_context, COMMIT_TIMEOUT};
+
+const TOTAL: u64 = 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_stream_loses_nothing_committed() {
     let (mut node, ctx) = node_with_context("kv").await;
     let keys = node.keys();
-    let c = node.client();
+    let ws = WsClientBuilder::default()
+        .build(format!("ws://{}", node.rpc))
+        .await
+        .unwrap();
+    let mut sub = ws
+        .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
+        .await
+        .unwrap();
 
-    const TOTAL: u64 = 1000;
-    const KILL_AFTER: u64 = 600;
-    let mut submitted: Vec<(u64, Hash32)> = Vec::new();
-    for nonce in 1..=KILL_AFTER {
-        let args = format!(r#"{{"key":"k{nonce}","value":"v{nonce}"}}"#);
-        let tx = signed(&keys, ctx, nonce, "set", &args);
-        let r = c.tx_submit(tx).await.expect("submit");
-        submitted.push((nonce, r.tx_hash));
-    }
-    // Wait for some to commit, then record what the node reported.
-    wait_committed(&c, submitted[KILL_AFTER as usize / 2].1, COMMIT_TIMEOUT).await;
-    let mut reported: BTreeMap<Hash32, (u64, u32)> = BTreeMap::new();
-    for (_, h) in &submitted {
-        let s = c.tx_status(*h).await.expect("status");
-        if s.status == "committed" {
-            reported.insert(*h, (s.height.unwrap(), s.index.unwrap()));
+    // A client streams txs until the node dies under it.
+    let acked = Arc::new(AtomicU64::new(0));
+    let streamer = {
+        let (c, keys, acked) = (node.client(), node.keys(), acked.clone());
+        tokio::spawn(async move {
+            for nonce in 1..=TOTAL {
+                let args = format!(r#"{{"key":"k{nonce}","value":"v{nonce}"}}"#);
+                if c.tx_submit(signed(&keys, ctx, nonce, "set", &args))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                acked.store(nonce, Ordering::SeqCst);
+            }
+        })
+    };
+
+    // Record what the node reports committed, and kill it mid-stream.
+    let mut reported: BTreeMap<Hash32, u64> = BTreeMap::new();
+    let mut roots: BTreeMap<u64, (Hash32, Hash32)> = BTreeMap::new();
+    let deadline = Instant::now() + COMMIT_TIMEOUT;
+    while reported.len() < 300 {
+        assert!(Instant::now() < deadline, "too slow to commit 300 txs");
+        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("a block within 10 s")
+            .expect("subscription open")
+            .expect("block event");
+        roots.insert(ev.height.0, (ev.hash, ev.state_root));
+        for h in ev.txs {
+            reported.insert(h, ev.height.0);
         }
     }
-    let tip = c.context_info(ctx).await.unwrap().height;
-    let mut before = BTreeMap::new();
-    for h in 1..=tip {
-        let b = c.block_get(ctx, Some(h)).await.unwrap();
-        before.insert(h, (b.hash, b.header.state_root));
-    }
-    assert!(!reported.is_empty() && tip > 0);
-
     node.kill9();
+    let _ = streamer.await;
+    let acked_before_kill = acked.load(Ordering::SeqCst);
+    assert!(
+        acked_before_kill < TOTAL,
+        "the kill must land mid-stream ({acked_before_kill} acked)"
+    );
+
     node.start().await;
     let c = node.client();
-
-    for (hash, (height, index)) in &reported {
+    for (hash, height) in &reported {
         let s = c.tx_status(*hash).await.unwrap();
         assert_eq!(s.status, "committed", "tx {hash} lost");
-        assert_eq!((s.height.unwrap(), s.index.unwrap()), (*height, *index));
+        assert_eq!(s.height, Some(*height), "tx {hash} moved");
     }
-    let info = c.context_info(ctx).await.unwrap();
-    assert!(
-        info.height >= tip,
-        "tip went back from {tip} to {}",
-        info.height
-    );
-    for (h, (hash, root)) in &before {
+    let tip = *roots.keys().last().unwrap();
+    assert!(c.context_info(ctx).await.unwrap().height >= tip);
+    for (h, (hash, root)) in &roots {
         let b = c.block_get(ctx, Some(*h)).await.unwrap();
         assert_eq!(
             (b.hash, b.header.state_root),
@@ -67,10 +93,10 @@ async fn kill9_mid_stream_loses_nothing_committed() {
         );
     }
 
-    // The rest of the stream commits on top, at later heights.
-    let mut last = None;
+    // The stream resumes from the node's next nonce and commits on top.
     let next = c.context_nonce(ctx, keys.member_id()).await.unwrap();
-    for nonce in next..next + (TOTAL - KILL_AFTER) {
+    let mut last = None;
+    for nonce in next..=TOTAL.max(next) {
         let args = format!(r#"{{"key":"k{nonce}","value":"v{nonce}"}}"#);
         last = Some(
             c.tx_submit(signed(&keys, ctx, nonce, "set", &args))
@@ -82,9 +108,6 @@ async fn kill9_mid_stream_loses_nothing_committed() {
     let s = wait_committed(&c, last.unwrap(), COMMIT_TIMEOUT).await;
     assert_eq!(s.status, "committed");
     assert!(s.height.unwrap() > tip, "heights continue after the crash");
-    // And the state holds a value written before the crash.
-    let (any_hash, _) = reported.iter().next().unwrap();
-    let nonce = submitted.iter().find(|(_, h)| h == any_hash).unwrap().0;
-    let v = c.state_get(ctx, format!("k{nonce}"), None).await.unwrap();
-    assert_eq!(v.value.as_deref(), Some(format!("v{nonce}").as_str()));
+    let v = c.state_get(ctx, "k1".into(), None).await.unwrap();
+    assert_eq!(v.value.as_deref(), Some("v1"));
 }

@@ -8,6 +8,7 @@ mod guest_faults;
 mod metrics;
 mod nonce_order;
 mod proofs;
+mod subscriptions;
 
 use std::time::Duration;
 
