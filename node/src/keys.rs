@@ -1,24 +1,22 @@
 //! The node's member keys, in files under `home/keys/` with mode 0600:
 //! an ed25519 key that signs txs and votes (its public half is the member
-//! id) and a BLS12-381 key (`blst::min_pk`) that signs checkpoints, with its
-//! proof of possession.
+//! id) and a BLS12-381 key (`blst::min_pk`, through `conclave-checkpoint`)
+//! that signs checkpoints, with its proof of possession.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use conclave_checkpoint::bls;
 use conclave_consensus::MemberId;
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
 
 use crate::{Error, Result};
 
-/// Domain of BLS proofs of possession (the IETF POP ciphersuite).
-pub const BLS_POP_DST: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
-
 pub struct NodeKeys {
     pub member: SigningKey,
-    pub bls: blst::min_pk::SecretKey,
+    pub bls: bls::SecretKey,
 }
 
 impl NodeKeys {
@@ -32,13 +30,13 @@ impl NodeKeys {
 
     /// Compressed G1 public key (48 bytes).
     pub fn bls_public_key(&self) -> [u8; 48] {
-        self.bls.sk_to_pk().compress()
+        self.bls.public_key().to_compressed()
     }
 
-    /// Proof of possession: the BLS key's signature over its own public key.
+    /// Proof of possession: the BLS key's signature over its own public key
+    /// (the POP ciphersuite of `conclave-checkpoint`).
     pub fn bls_pop(&self) -> [u8; 96] {
-        let pk = self.bls_public_key();
-        self.bls.sign(&pk, BLS_POP_DST, &[]).compress()
+        self.bls.prove_possession().as_signature().to_compressed()
     }
 
     /// Creates fresh keys under `home/keys` unless they exist.
@@ -69,8 +67,8 @@ impl NodeKeys {
         let dir = Self::dir(home);
         let member = read_secret(&dir.join("member.key"))?;
         let bls_ikm = read_secret(&dir.join("bls.key"))?;
-        let bls = blst::min_pk::SecretKey::key_gen(&bls_ikm, &[])
-            .map_err(|e| Error::Keys(format!("bls key: {e:?}")))?;
+        let bls = bls::SecretKey::from_seed(&bls_ikm)
+            .map_err(|e| Error::Keys(format!("bls key: {e}")))?;
         Ok(Self {
             member: SigningKey::from_bytes(&member),
             bls,
@@ -116,10 +114,12 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
 
-        let pk = blst::min_pk::PublicKey::uncompress(&a.bls_public_key()).unwrap();
-        let pop = blst::min_pk::Signature::uncompress(&a.bls_pop()).unwrap();
-        let ok = pop.verify(true, &a.bls_public_key(), BLS_POP_DST, &[], &pk, true);
-        assert_eq!(ok, blst::BLST_ERROR::BLST_SUCCESS);
+        let pk = bls::PublicKey::from_compressed(&a.bls_public_key()).unwrap();
+        let pop = bls::ProofOfPossession::from_compressed(&a.bls_pop()).unwrap();
+        assert!(pk.verify_pop(&pop));
+        let other = NodeKeys::generate(tempfile::tempdir().unwrap().path()).unwrap();
+        let foreign = bls::ProofOfPossession::from_compressed(&other.bls_pop()).unwrap();
+        assert!(!pk.verify_pop(&foreign), "a PoP proves one key only");
     }
 
     #[test]

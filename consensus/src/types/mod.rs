@@ -2,6 +2,7 @@
 
 mod block;
 mod ids;
+pub mod serde_hex;
 mod tx;
 
 pub use block::{merkle_root, Block, BlockHeader};

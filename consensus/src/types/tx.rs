@@ -18,7 +18,7 @@ pub struct Tx {
     pub nonce: u64,
     pub method: String,
     /// Method arguments, opaque to the node (the kv app takes JSON).
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "super::serde_hex::bytes")]
     pub args: Vec<u8>,
 }
 
@@ -49,7 +49,7 @@ impl Tx {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct SignedTx {
     pub tx: Tx,
-    #[serde(with = "hex_sig")]
+    #[serde(with = "super::serde_hex::array64")]
     pub signature: [u8; 64],
 }
 
@@ -73,34 +73,6 @@ impl SignedTx {
     /// Size of the canonical encoding, the unit of the mempool's size limits.
     pub fn encoded_len(&self) -> usize {
         borsh::object_length(self).unwrap_or(usize::MAX)
-    }
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = <String as Deserialize>::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod hex_sig {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        let s = <String as Deserialize>::deserialize(d)?;
-        let v = hex::decode(s).map_err(serde::de::Error::custom)?;
-        v.try_into()
-            .map_err(|_| serde::de::Error::custom("signature must be 64 bytes"))
     }
 }
 

@@ -47,6 +47,9 @@ pub fn install_genesis(
             genesis.app_hash
         )));
     }
+    for m in &genesis.members {
+        check_member_keys(m)?;
+    }
     let now_ms = genesis.created_at_ms;
     let id: ContextId = genesis.context_id();
     let state = store.state(id);
@@ -62,4 +65,62 @@ pub fn install_genesis(
     store.put_blob(&app_hash, wasm)?;
     store.create_context(&record, &tree)?;
     Ok(record)
+}
+
+/// A member is admitted only with a valid BLS key and a proof of possession
+/// of it: without the proof, a rogue key could cancel honest keys in an
+/// aggregate.
+pub fn check_member_keys(m: &MemberInfo) -> Result<()> {
+    use conclave_checkpoint::bls::{ProofOfPossession, PublicKey};
+    let bad = |why: String| Error::Other(format!("member {}: {why}", m.id));
+    let pk =
+        PublicKey::from_compressed(&m.bls_public_key).map_err(|e| bad(format!("BLS key: {e}")))?;
+    let pop =
+        ProofOfPossession::from_compressed(&m.bls_pop).map_err(|e| bad(format!("BLS PoP: {e}")))?;
+    if !pk.verify_pop(&pop) {
+        return Err(bad("BLS proof of possession does not verify".into()));
+    }
+    conclave_consensus::Validator::from_member(m.id).map_err(|e| bad(format!("member id: {e}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::NodeKeys;
+
+    fn member(home: &std::path::Path) -> MemberInfo {
+        let k = NodeKeys::generate(home).unwrap();
+        MemberInfo {
+            id: k.member_id(),
+            bls_public_key: k.bls_public_key().to_vec(),
+            bls_pop: k.bls_pop().to_vec(),
+        }
+    }
+
+    #[test]
+    fn members_without_a_valid_pop_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let runtime = Runtime::new(Default::default()).unwrap();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let honest = member(a.path());
+        let mut rogue = member(b.path());
+        // A key with someone else's proof: the rogue-key attack's shape.
+        rogue.bls_pop = honest.bls_pop.clone();
+        let err = create_context(
+            &store,
+            &runtime,
+            conclave_apps::KV,
+            vec![honest.clone(), rogue],
+            1,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("proof of possession"), "{err}");
+        assert!(store.contexts().unwrap().is_empty(), "nothing written");
+
+        let ok = create_context(&store, &runtime, conclave_apps::KV, vec![honest], 1).unwrap();
+        assert_eq!(store.contexts().unwrap(), vec![ok]);
+    }
 }

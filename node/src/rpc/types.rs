@@ -9,9 +9,9 @@ use crate::store::MemberInfo;
 pub struct NodeStatus {
     pub version: String,
     pub member_id: MemberId,
-    #[serde(with = "crate::store::hex_vec")]
+    #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
     pub bls_public_key: Vec<u8>,
-    #[serde(with = "crate::store::hex_vec")]
+    #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
     pub bls_pop: Vec<u8>,
     pub contexts: usize,
     pub uptime_secs: u64,

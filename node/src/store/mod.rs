@@ -27,7 +27,6 @@ use jmt::storage::TreeUpdateBatch;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
-pub(crate) use records::hex_vec;
 pub use records::{ContextRecord, Genesis, MemberInfo, Receipt, TxRecord, TxStatus};
 pub use tree::{app_key, key_hash, nonce_key, verify_proof, Proof, StateReader};
 

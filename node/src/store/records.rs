@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct MemberInfo {
     pub id: MemberId,
     /// Compressed BLS12-381 G1 public key (48 bytes).
-    #[serde(with = "hex_vec")]
+    #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
     pub bls_public_key: Vec<u8>,
     /// Proof of possession of the BLS key (96 bytes).
-    #[serde(with = "hex_vec")]
+    #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
     pub bls_pop: Vec<u8>,
 }
 
@@ -72,7 +72,7 @@ pub enum TxStatus {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Receipt {
     pub status: TxStatus,
-    #[serde(with = "hex_vec")]
+    #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
     pub output: Vec<u8>,
     pub error: Option<String>,
     pub events: Vec<(String, Vec<u8>)>,
@@ -87,17 +87,4 @@ pub struct TxRecord {
     pub height: Height,
     pub index: u32,
     pub receipt: Receipt,
-}
-
-pub(crate) mod hex_vec {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = <String as Deserialize>::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
-    }
 }
