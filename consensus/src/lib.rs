@@ -29,7 +29,7 @@ pub use types::*;
 /// Re-exports of the malachite types that appear in this crate's API.
 pub mod mal {
     pub use malachitebft_core_consensus::{
-        Input, LocallyProposedValue, ProposedValue, Role, SignedConsensusMsg,
+        Input, LivenessMsg, LocallyProposedValue, ProposedValue, Role, SignedConsensusMsg,
     };
     pub use malachitebft_core_types::{
         CommitCertificate, CommitSignature, NilOrVal, Round, SignedMessage, Timeout, TimeoutKind,

@@ -11,6 +11,7 @@ use crate::{Error, Result};
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    pub p2p: P2pConfig,
     pub rpc: RpcConfig,
     pub metrics: MetricsConfig,
     pub mempool: MempoolConfig,
@@ -39,6 +40,25 @@ impl Default for RpcConfig {
             max_connections: 256,
             max_subscriptions_per_connection: 16,
             max_batch_len: 32,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// libp2p listen address.
+    pub listen: String,
+    /// Peers to keep connected to: multiaddrs ending in `/p2p/<peer id>`
+    /// (a peer id is derived from the member id; see `conclave testnet`).
+    pub persistent_peers: Vec<String>,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            listen: "/ip4/127.0.0.1/tcp/26656".into(),
+            persistent_peers: Vec::new(),
         }
     }
 }
@@ -92,7 +112,8 @@ impl Default for BlockConfig {
     fn default() -> Self {
         Self {
             max_txs: 2_000,
-            max_bytes: 8 * 1024 * 1024,
+            // A proposed block travels in one gossip message (4 MiB max).
+            max_bytes: 3 * 1024 * 1024,
         }
     }
 }
@@ -170,6 +191,12 @@ impl Config {
 
     pub fn data_dir(home: &Path) -> PathBuf {
         home.join("data")
+    }
+
+    /// Context geneses handed to this node out of band (`conclave testnet`
+    /// writes them); installed at start.
+    pub fn genesis_dir(home: &Path) -> PathBuf {
+        home.join("genesis")
     }
 }
 

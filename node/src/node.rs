@@ -14,10 +14,12 @@ use tokio::sync::broadcast;
 use tracing::info;
 
 use crate::config::Config;
-use crate::context::{create_context, BlockEvent, ContextActor, ContextDeps, ContextHandle};
+use crate::context::{
+    create_context, install_genesis, BlockEvent, ContextActor, ContextDeps, ContextHandle,
+};
 use crate::keys::NodeKeys;
 use crate::metrics::Metrics;
-use crate::store::{ContextRecord, MemberInfo, Store};
+use crate::store::{ContextRecord, Genesis, MemberInfo, Store};
 use crate::{Error, Result};
 
 pub struct Node {
@@ -28,6 +30,7 @@ pub struct Node {
     pub runtime: Runtime,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<BlockEvent>,
+    pub network: conclave_network::NetworkHandle,
     contexts: RwLock<HashMap<ContextId, ContextHandle>>,
     started_at: std::time::Instant,
 }
@@ -55,6 +58,7 @@ impl Node {
         let runtime = Runtime::new(config.runtime.limits())?;
         let metrics = Arc::new(Metrics::new().map_err(|e| Error::Other(e.to_string()))?);
         let (events, _) = broadcast::channel(1024);
+        let (network, net_events) = spawn_network(&config, &keys)?;
         let node = Arc::new(Self {
             home: home.to_path_buf(),
             config,
@@ -63,13 +67,58 @@ impl Node {
             runtime,
             metrics,
             events,
+            network,
             contexts: RwLock::new(HashMap::new()),
             started_at: std::time::Instant::now(),
         });
+        node.install_genesis_files()?;
         for record in node.store.contexts()? {
             node.spawn_context(record)?;
         }
+        tokio::spawn(route_network_events(Arc::downgrade(&node), net_events));
         Ok(node)
+    }
+
+    /// Installs the geneses under `home/genesis/*.json` this node is a
+    /// member of and does not have yet (written by `conclave testnet`).
+    fn install_genesis_files(&self) -> Result<()> {
+        let dir = Config::genesis_dir(&self.home);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        let me = self.keys.member_id();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)?;
+            let genesis: Genesis = serde_json::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            if !genesis.member_ids().contains(&me)
+                || self.store.context(&genesis.context_id())?.is_some()
+            {
+                continue;
+            }
+            let wasm = match self.store.blob(&genesis.app_hash)? {
+                Some(w) => w,
+                None => conclave_apps::ALL
+                    .iter()
+                    .map(|(_, w)| *w)
+                    .find(|w| conclave_runtime::app_hash(w) == genesis.app_hash.0)
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "{}: app {} is not available",
+                            path.display(),
+                            genesis.app_hash
+                        ))
+                    })?
+                    .to_vec(),
+            };
+            let record = install_genesis(&self.store, &self.runtime, &wasm, genesis)?;
+            info!(context = %record.id, "installed context from genesis file");
+        }
+        Ok(())
     }
 
     fn deps(&self) -> ContextDeps {
@@ -80,6 +129,7 @@ impl Node {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             events: self.events.clone(),
+            network: Some(self.network.clone()),
         }
     }
 
@@ -136,5 +186,57 @@ impl Node {
             rpc,
             metrics: metrics_addr,
         })
+    }
+}
+
+fn spawn_network(
+    config: &Config,
+    keys: &NodeKeys,
+) -> Result<(
+    conclave_network::NetworkHandle,
+    tokio::sync::mpsc::Receiver<conclave_network::NetworkEvent>,
+)> {
+    let bad = |what: &str, e: String| Error::Config(format!("[p2p] {what}: {e}"));
+    let listen = config
+        .p2p
+        .listen
+        .parse::<conclave_network::Multiaddr>()
+        .map_err(|e| bad("listen", e.to_string()))?;
+    let mut net = conclave_network::NetworkConfig::new(listen);
+    for peer in &config.p2p.persistent_peers {
+        net.static_peers.push(
+            peer.parse::<conclave_network::Multiaddr>()
+                .map_err(|e| bad("persistent_peers", e.to_string()))?,
+        );
+    }
+    conclave_network::spawn(net, keys.member.to_bytes())
+        .map_err(|e| Error::Other(format!("p2p: {e}")))
+}
+
+/// Hands each gossip message to its context's actor. Requests are refused
+/// until catch-up is served over them.
+async fn route_network_events(
+    node: std::sync::Weak<Node>,
+    mut events: tokio::sync::mpsc::Receiver<conclave_network::NetworkEvent>,
+) {
+    use conclave_network::NetworkEvent;
+    while let Some(event) = events.recv().await {
+        let Some(node) = node.upgrade() else { return };
+        match event {
+            NetworkEvent::Message {
+                context,
+                from,
+                data,
+            } => {
+                if let Ok(handle) = node.context(&context) {
+                    if !handle.gossip(from, data) {
+                        tracing::warn!(%context, "context inbox full; gossip dropped");
+                    }
+                }
+            }
+            NetworkEvent::Request { reply, .. } => drop(reply),
+            NetworkEvent::PeerConnected(m) => tracing::debug!(member = %m, "peer connected"),
+            NetworkEvent::PeerDisconnected(m) => tracing::debug!(member = %m, "peer disconnected"),
+        }
     }
 }

@@ -34,7 +34,9 @@ pub fn free_port() -> u16 {
 
 /// One node process with its own home.
 pub struct TestNode {
-    pub home: tempfile::TempDir,
+    /// Keeps a home this node created alive (and removes it at the end).
+    _dir: Option<tempfile::TempDir>,
+    home: PathBuf,
     pub rpc: SocketAddr,
     pub metrics: SocketAddr,
     child: Option<Child>,
@@ -51,19 +53,37 @@ impl TestNode {
             .arg(home.path())
             .args(["init", "--rpc-listen", &rpc.to_string()])
             .args(["--metrics-listen", &metrics.to_string()])
+            .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
             .output()
             .expect("run conclave init");
         assert!(out.status.success(), "init failed: {out:?}");
         Self {
-            home,
+            home: home.path().to_path_buf(),
+            _dir: Some(home),
             rpc,
             metrics,
             child: None,
         }
     }
 
+    /// A node over an existing home (e.g. one `conclave testnet` wrote).
+    pub fn from_home(home: PathBuf) -> Self {
+        let config = conclave_node::config::Config::load(&home).expect("config");
+        Self {
+            _dir: None,
+            home,
+            rpc: config.rpc.listen,
+            metrics: config.metrics.listen,
+            child: None,
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
     pub fn keys(&self) -> NodeKeys {
-        NodeKeys::load(self.home.path()).expect("keys")
+        NodeKeys::load(self.home.as_path()).expect("keys")
     }
 
     pub fn url(&self) -> String {
@@ -73,10 +93,10 @@ impl TestNode {
     /// Starts the node and waits until it answers `node_health`.
     pub async fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let log = std::fs::File::create(self.home.path().join("node.log")).expect("log file");
+        let log = std::fs::File::create(self.home.as_path().join("node.log")).expect("log file");
         let child = Command::new(conclave_bin())
             .arg("--home")
-            .arg(self.home.path())
+            .arg(&self.home)
             .arg("start")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -107,7 +127,11 @@ impl TestNode {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.home.path().join("node.log")).unwrap_or_default()
+        std::fs::read_to_string(self.home.as_path().join("node.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// SIGKILL: no chance to flush or clean up.
@@ -126,7 +150,7 @@ impl TestNode {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.home.path().join("data")
+        self.home.as_path().join("data")
     }
 }
 
@@ -188,4 +212,46 @@ pub fn http_raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16
         .unwrap_or(0);
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
+}
+
+/// `n` validators on loopback sharing one `kv` context, written by
+/// `conclave testnet` into a temporary directory. Ports are picked from a
+/// random base and checked free.
+pub struct TestNet {
+    _dir: tempfile::TempDir,
+    pub nodes: Vec<TestNode>,
+    pub context: conclave_consensus::ContextId,
+}
+
+impl TestNet {
+    pub async fn start(n: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = loop {
+            // Pseudo-random in 20000..59990, from the OS's ephemeral ports.
+            let base = 20_000 + (free_port() % 4_000) * 10;
+            let all_free = (0..n as u16).all(|i| {
+                (0..3).all(|o| TcpListener::bind(("127.0.0.1", base + 10 * i + o)).is_ok())
+            });
+            if all_free {
+                break base;
+            }
+        };
+        let args = conclave_node::cli::testnet::TestnetArgs {
+            validators: n,
+            out: dir.path().to_path_buf(),
+            host: "127.0.0.1".into(),
+            base_port: base,
+            app: "kv".into(),
+        };
+        let written = conclave_node::cli::testnet::write(&args).expect("testnet");
+        let mut nodes: Vec<TestNode> = written.homes.into_iter().map(TestNode::from_home).collect();
+        for node in &mut nodes {
+            node.start().await;
+        }
+        Self {
+            _dir: dir,
+            nodes,
+            context: written.context,
+        }
+    }
 }

@@ -80,11 +80,12 @@ enum Seen {
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let home = dir.path();
-    super::init_home(
-        home,
-        Some("127.0.0.1:0".parse()?),
-        Some("127.0.0.1:0".parse()?),
-    )?;
+    let listen = super::Listen {
+        rpc: Some("127.0.0.1:0".parse()?),
+        metrics: Some("127.0.0.1:0".parse()?),
+        p2p: Some("/ip4/127.0.0.1/tcp/0".into()),
+    };
+    super::init_home(home, listen)?;
     let node = Node::open(home, Config::load(home)?)?;
     let bound = node.serve().await?;
     let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;

@@ -16,7 +16,7 @@ pub struct DevnetArgs {
 
 pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
     let home = cli.home();
-    super::init_home(&home, None, None)?;
+    super::init_home(&home, super::Listen::default())?;
     let config = Config::load(&home)?;
     let node = Node::open(&home, config)?;
     let bound = node.serve().await?;

@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod devnet;
+pub mod testnet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ pub enum Command {
         /// Metrics listen address to write into the config.
         #[arg(long)]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// libp2p listen multiaddr to write into the config.
+        #[arg(long)]
+        p2p_listen: Option<String>,
     },
     /// Run the node until interrupted.
     Start,
@@ -82,6 +86,9 @@ pub enum Command {
     Devnet(devnet::DevnetArgs),
     /// Measure finalized tx/s and submit-to-commit latency; prints JSON.
     Bench(bench::BenchArgs),
+    /// Write one home per validator (keys, config with peers, a shared
+    /// `kv` context genesis) for a network on one or several machines.
+    Testnet(testnet::TestnetArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,21 +205,31 @@ fn init_tracing(verbose: bool) {
         .try_init();
 }
 
+/// Listen addresses `conclave init` may set.
+#[derive(Default)]
+pub struct Listen {
+    pub rpc: Option<std::net::SocketAddr>,
+    pub metrics: Option<std::net::SocketAddr>,
+    pub p2p: Option<String>,
+}
+
 /// `conclave init`: writes config and keys unless present.
-pub fn init_home(
-    home: &std::path::Path,
-    rpc: Option<std::net::SocketAddr>,
-    metrics: Option<std::net::SocketAddr>,
-) -> anyhow::Result<NodeKeys> {
+pub fn init_home(home: &std::path::Path, listen: Listen) -> anyhow::Result<NodeKeys> {
     std::fs::create_dir_all(home)?;
     let mut config = Config::load(home)?;
-    if let Some(a) = rpc {
+    let changed = listen.rpc.is_some() || listen.metrics.is_some() || listen.p2p.is_some();
+    if let Some(a) = listen.rpc {
         config.rpc.listen = a;
     }
-    if let Some(a) = metrics {
+    if let Some(a) = listen.metrics {
         config.metrics.listen = a;
     }
-    if !Config::path(home).exists() || rpc.is_some() || metrics.is_some() {
+    if let Some(a) = listen.p2p {
+        a.parse::<conclave_network::Multiaddr>()
+            .map_err(|e| anyhow::anyhow!("--p2p-listen {a:?}: {e}"))?;
+        config.p2p.listen = a;
+    }
+    if !Config::path(home).exists() || changed {
         config.save(home)?;
     }
     Ok(NodeKeys::generate(home)?)
@@ -224,8 +241,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init {
             rpc_listen,
             metrics_listen,
+            p2p_listen,
         } => {
-            let keys = init_home(&home, *rpc_listen, *metrics_listen)?;
+            let listen = Listen {
+                rpc: *rpc_listen,
+                metrics: *metrics_listen,
+                p2p: p2p_listen.clone(),
+            };
+            let keys = init_home(&home, listen)?;
             println!("home      {}", home.display());
             println!("member_id {}", keys.member_id());
             Ok(())
@@ -249,6 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Devnet(args) => devnet::run(&cli, args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Testnet(args) => testnet::run(args),
         _ => client::run(&cli).await,
     }
 }

@@ -3,7 +3,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conclave_consensus::codec::StoredCertificate;
-use conclave_consensus::mal::{Input, LocallyProposedValue, Timeout};
+use std::collections::{BTreeMap, VecDeque};
+
+use conclave_consensus::codec::{decode_proposal, decode_vote, encode_proposal, encode_vote};
+use conclave_consensus::mal::LivenessMsg;
+use conclave_consensus::mal::{
+    Input, LocallyProposedValue, ProposedValue, SignedConsensusMsg, Timeout, Validity, ValueOrigin,
+};
 use conclave_consensus::{
     Block, BlockHeader, ContextId, Engine, EngineConfig, Hash32, Height, MemberId, Output,
     ValidatorSet,
@@ -15,6 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
 
 use super::ingress::{BlockEvent, ContextHandle, Message, SubmitError};
+use super::wire::Wire;
 use crate::config::Config;
 use crate::exec::{self, check_tx, BlockEnv, Executed, Overlay};
 use crate::mempool::Mempool;
@@ -31,7 +38,12 @@ pub struct ContextDeps {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<BlockEvent>,
+    /// The node's peer-to-peer layer; contexts with other members use it.
+    pub network: Option<conclave_network::NetworkHandle>,
 }
+
+/// Gossip kept for heights this node has not reached yet, at most.
+const MAX_FUTURE_MSGS: usize = 4096;
 
 struct Proposed {
     block: Block,
@@ -54,6 +66,12 @@ pub struct ContextActor {
     last_commit: Option<Instant>,
     inbox: mpsc::Sender<Message>,
     label: String,
+    /// Messages to gossip to the other members, in order.
+    outbound: Option<mpsc::Sender<Vec<u8>>>,
+    /// Gossip for heights above the next one, replayed when it is reached.
+    future: BTreeMap<Height, Vec<(MemberId, Vec<u8>)>>,
+    future_len: usize,
+    replay: VecDeque<(MemberId, Vec<u8>)>,
 }
 
 fn now_ms() -> u64 {
@@ -98,6 +116,10 @@ impl ContextActor {
         let engine = Engine::new(ecfg, deps.key.clone(), next, validators.clone());
         let (tx, rx) = mpsc::channel(4096);
         let label = record.id.to_hex();
+        let outbound = match (&deps.network, members.len() > 1) {
+            (Some(net), true) => Some(spawn_publisher(net.clone(), record.id, members.clone())),
+            _ => None,
+        };
         deps.metrics
             .consensus_height
             .with_label_values(&[&label])
@@ -117,6 +139,10 @@ impl ContextActor {
             last_commit: None,
             inbox: tx.clone(),
             label,
+            outbound,
+            future: BTreeMap::new(),
+            future_len: 0,
+            replay: VecDeque::new(),
         };
         let id = actor.record.id;
         tokio::spawn(actor.run(rx));
@@ -136,6 +162,9 @@ impl ContextActor {
                 // load blocks batch up instead of carrying one tx each.
                 while let Ok(msg) = rx.try_recv() {
                     self.handle(msg);
+                }
+                while let Some((from, data)) = self.replay.pop_front() {
+                    self.handle(Message::Gossip(from, data));
                 }
                 match self.maybe_start_height() {
                     Ok(true) if !self.running => continue,
@@ -159,7 +188,11 @@ impl ContextActor {
     fn on_message(&mut self, msg: Message) -> Result<()> {
         match msg {
             Message::SubmitTx(tx, reply) => {
+                let wire = self.outbound.is_some().then(|| Wire::Tx(tx.clone()));
                 let result = self.admit(tx);
+                if let (Ok(_), Some(wire)) = (&result, wire) {
+                    self.broadcast(&wire);
+                }
                 let status = if result.is_ok() {
                     "accepted"
                 } else {
@@ -182,6 +215,7 @@ impl ContextActor {
             Message::IsPending(hash, reply) => {
                 let _ = reply.send(self.mempool.contains(&hash));
             }
+            Message::Gossip(from, data) => self.on_gossip(from, data)?,
             Message::TimeoutElapsed(timeout, seq) => {
                 if self.timers.get(&timeout) == Some(&seq) {
                     self.timers.remove(&timeout);
@@ -311,12 +345,33 @@ impl ContextActor {
                     self.running = false;
                     self.proposals.clear();
                     self.timers.clear();
+                    let next = Height(self.record.height.0 + 1);
+                    let due: Vec<Height> = self.future.range(..=next).map(|(h, _)| *h).collect();
+                    for h in due {
+                        let msgs = self.future.remove(&h).unwrap_or_default();
+                        self.future_len = self.future_len.saturating_sub(msgs.len());
+                        if h == next {
+                            self.replay.extend(msgs);
+                        }
+                    }
                 }
-                // Peers, the WAL and sync arrive with multi-member contexts;
-                // a context whose only member is this node has no one to
-                // send to and nothing to catch up with.
-                Output::Publish(_)
-                | Output::PublishLiveness(_)
+                Output::Publish(SignedConsensusMsg::Vote(v))
+                | Output::PublishLiveness(LivenessMsg::Vote(v)) => {
+                    self.broadcast(&Wire::Vote(encode_vote(&v)));
+                }
+                Output::Publish(SignedConsensusMsg::Proposal(p)) => {
+                    if let Some(proposed) = self.proposals.get(&p.value) {
+                        let wire = Wire::Proposal {
+                            proposal: encode_proposal(&p),
+                            block: proposed.block.clone(),
+                        };
+                        self.broadcast(&wire);
+                    }
+                }
+                // Not yet carried: polka and round certificates (members
+                // resynchronise rounds through rebroadcast votes), the WAL
+                // and catch-up (see ARCHITECTURE.md, "What is not there yet").
+                Output::PublishLiveness(_)
                 | Output::RestreamProposal { .. }
                 | Output::WalAppend(..)
                 | Output::SyncValue(..)
@@ -335,6 +390,150 @@ impl ContextActor {
             tokio::time::sleep(after).await;
             let _ = inbox.send(Message::TimeoutElapsed(timeout, seq)).await;
         });
+    }
+
+    fn broadcast(&self, wire: &Wire) {
+        if let Some(out) = &self.outbound {
+            if out.try_send(wire.encode()).is_err() {
+                warn!(context = %self.id(), "outbound gossip queue full; message dropped");
+            }
+        }
+    }
+
+    /// Whether gossip for `height` is for the height in progress (starting
+    /// it if needed). Later heights are kept for later; earlier ones dropped.
+    fn at_current_height(&mut self, height: Height, from: MemberId, data: &[u8]) -> Result<bool> {
+        let next = Height(self.record.height.0 + 1);
+        if height < next {
+            return Ok(false);
+        }
+        if height > next {
+            if self.future_len < MAX_FUTURE_MSGS {
+                self.future
+                    .entry(height)
+                    .or_default()
+                    .push((from, data.to_vec()));
+                self.future_len += 1;
+            }
+            return Ok(false);
+        }
+        if !self.running {
+            self.running = true;
+            let outputs = self
+                .engine
+                .start_height(next, self.validators.clone(), false)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            self.perform(outputs)?;
+        }
+        Ok(true)
+    }
+
+    fn on_gossip(&mut self, from: MemberId, data: Vec<u8>) -> Result<()> {
+        if !self.members.contains(&from) {
+            return Ok(());
+        }
+        let wire = match Wire::decode(&data) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(context = %self.id(), member = %from, error = %e, "dropping gossip");
+                return Ok(());
+            }
+        };
+        match wire {
+            Wire::Tx(tx) => {
+                if let Err(e) = self.admit(tx) {
+                    debug!(context = %self.id(), error = %e, "gossiped tx not admitted");
+                }
+                self.update_mempool_gauge();
+                Ok(())
+            }
+            Wire::Vote(bytes) => {
+                let Ok(vote) = decode_vote(&bytes) else {
+                    warn!(context = %self.id(), member = %from, "dropping malformed vote");
+                    return Ok(());
+                };
+                if self.at_current_height(vote.message.height, from, &data)? {
+                    self.feed(Input::Vote(vote))?;
+                }
+                Ok(())
+            }
+            Wire::Proposal { proposal, block } => {
+                let Ok(p) = decode_proposal(&proposal) else {
+                    warn!(context = %self.id(), member = %from, "dropping malformed proposal");
+                    return Ok(());
+                };
+                if block.hash() != p.message.value || block.height() != p.message.height {
+                    warn!(context = %self.id(), member = %from, "proposal does not match its block");
+                    return Ok(());
+                }
+                if !self.at_current_height(p.message.height, from, &data)? {
+                    return Ok(());
+                }
+                let validity = self.validate_block(block, p.message.proposer);
+                let value = ProposedValue {
+                    height: p.message.height,
+                    round: p.message.round,
+                    valid_round: p.message.pol_round,
+                    proposer: p.message.proposer,
+                    value: p.message.value,
+                    validity,
+                };
+                self.feed(Input::Proposal(p))?;
+                self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
+            }
+        }
+    }
+
+    /// Re-executes a proposed block on the committed parent state; valid
+    /// only if every header field is what this member computes.
+    fn validate_block(&mut self, block: Block, proposer: MemberId) -> Validity {
+        let hash = block.hash();
+        if self.proposals.contains_key(&hash) {
+            return Validity::Valid;
+        }
+        let h = &block.header;
+        let structural = h.context_id == self.id()
+            && h.height.0 == self.record.height.0 + 1
+            && h.parent_hash == self.record.last_block_hash
+            && h.time_ms > self.record.last_time_ms
+            && h.time_ms <= now_ms().saturating_add(10_000)
+            && h.proposer == proposer
+            && h.members_hash == self.record.genesis.members_hash()
+            && block.compute_txs_root() == h.txs_root;
+        if !structural {
+            warn!(context = %self.id(), height = h.height.0, "invalid block header");
+            return Validity::Invalid;
+        }
+        let env = BlockEnv {
+            context_id: self.id(),
+            members: &self.members,
+            height: h.height,
+            time_ms: h.time_ms,
+            max_tx_bytes: self.deps.config.mempool.max_tx_bytes,
+        };
+        let state = self.deps.store.state(self.id());
+        let txs = block.txs.clone();
+        let executed = match exec::execute(
+            &self.deps.runtime,
+            &self.app,
+            &state,
+            &env,
+            txs,
+            true,
+            &mut Vec::new(),
+        ) {
+            Ok((_, ex)) => ex,
+            Err(e) => {
+                warn!(context = %self.id(), height = h.height.0, error = %e, "invalid block");
+                return Validity::Invalid;
+            }
+        };
+        if let Err(e) = exec::header_matches(h, h.txs_root, &executed) {
+            warn!(context = %self.id(), height = h.height.0, error = %e, "block roots do not match");
+            return Validity::Invalid;
+        }
+        self.proposals.insert(hash, Proposed { block, executed });
+        Validity::Valid
     }
 
     /// Builds this node's proposal for `height` from its mempool.
@@ -462,4 +661,26 @@ impl ContextActor {
         });
         Ok(())
     }
+}
+
+/// Joins the context's topic and publishes its outbound gossip in order.
+fn spawn_publisher(
+    net: conclave_network::NetworkHandle,
+    context: ContextId,
+    members: Vec<MemberId>,
+) -> mpsc::Sender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4096);
+    tokio::spawn(async move {
+        if let Err(e) = net.join(context, members).await {
+            error!(%context, error = %e, "cannot join the context's topic");
+            return;
+        }
+        while let Some(data) = rx.recv().await {
+            match net.publish(context, data).await {
+                Ok(()) | Err(conclave_network::Error::NoPeers(_)) => {}
+                Err(e) => debug!(%context, error = %e, "publish failed"),
+            }
+        }
+    });
+    tx
 }

@@ -29,6 +29,8 @@ pub enum Message {
     PendingCount(oneshot::Sender<usize>),
     IsPending(Hash32, oneshot::Sender<bool>),
     TimeoutElapsed(Timeout, u64),
+    /// A gossip message on the context's topic from member `from`.
+    Gossip(conclave_consensus::MemberId, Vec<u8>),
 }
 
 /// A committed block, as announced to subscribers.
@@ -80,5 +82,11 @@ impl ContextHandle {
 
     pub async fn is_pending(&self, hash: Hash32) -> Result<bool, SubmitError> {
         self.ask(|r| Message::IsPending(hash, r)).await
+    }
+
+    /// Hands a gossip message to the actor; drops it if the actor's queue
+    /// is full (gossip is retransmitted, the queue must stay bounded).
+    pub fn gossip(&self, from: MemberId, data: Vec<u8>) -> bool {
+        self.tx.try_send(Message::Gossip(from, data)).is_ok()
     }
 }

@@ -6,6 +6,7 @@ mod crash_kill9;
 mod determinism;
 mod guest_faults;
 mod metrics;
+mod n4;
 mod nonce_order;
 mod proofs;
 mod subscriptions;

@@ -1,0 +1,127 @@
+//! `conclave testnet`: one home per validator, as `cometbft testnet` does:
+//! keys, a config whose persistent peers are the other validators, and the
+//! genesis of a `kv` context whose members are all of them.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use conclave_consensus::Hash32;
+use rand::RngCore;
+
+use crate::config::Config;
+use crate::store::{Genesis, MemberInfo};
+
+#[derive(Args, Debug, Clone)]
+pub struct TestnetArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Directory for the homes (`node0`, `node1`, ...).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Host the nodes reach each other at.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// First port: node i uses base+10i (p2p), +1 (RPC), +2 (metrics).
+    #[arg(long, default_value_t = 26656)]
+    pub base_port: u16,
+    /// Bundled app of the shared context.
+    #[arg(long, default_value = "kv")]
+    pub app: String,
+}
+
+/// What `testnet` wrote.
+pub struct Testnet {
+    pub homes: Vec<PathBuf>,
+    pub context: conclave_consensus::ContextId,
+    pub rpc: Vec<String>,
+}
+
+pub fn run(args: &TestnetArgs) -> anyhow::Result<()> {
+    let t = write(args)?;
+    println!("context  {}", t.context);
+    for (home, rpc) in t.homes.iter().zip(&t.rpc) {
+        println!("node     {}  rpc {rpc}", home.display());
+    }
+    Ok(())
+}
+
+fn port(args: &TestnetArgs, i: usize, offset: u16) -> anyhow::Result<u16> {
+    u16::try_from(i * 10)
+        .ok()
+        .and_then(|d| args.base_port.checked_add(d))
+        .and_then(|p| p.checked_add(offset))
+        .ok_or_else(|| anyhow::anyhow!("ports above 65535: lower --base-port"))
+}
+
+/// Writes the homes and returns where they are.
+pub fn write(args: &TestnetArgs) -> anyhow::Result<Testnet> {
+    if args.validators == 0 {
+        anyhow::bail!("--validators must be at least 1");
+    }
+    let wasm = conclave_apps::by_name(&args.app)
+        .ok_or_else(|| anyhow::anyhow!("unknown bundled app {:?}", args.app))?;
+    let mut homes = Vec::new();
+    let mut members = Vec::new();
+    let mut peers = Vec::new();
+    let mut rpc = Vec::new();
+    for i in 0..args.validators {
+        let home = args.out.join(format!("node{i}"));
+        if home.join("keys").exists() {
+            anyhow::bail!("{} already has keys; choose an empty --out", home.display());
+        }
+        let listen = super::Listen {
+            rpc: Some(format!("{}:{}", args.host, port(args, i, 1)?).parse()?),
+            metrics: Some(format!("{}:{}", args.host, port(args, i, 2)?).parse()?),
+            p2p: Some(format!("/ip4/{}/tcp/{}", args.host, port(args, i, 0)?)),
+        };
+        rpc.push(format!("http://{}:{}", args.host, port(args, i, 1)?));
+        let keys = super::init_home(&home, listen)?;
+        let peer = conclave_network::peer_id_of(&keys.member_id())?;
+        peers.push(format!(
+            "/ip4/{}/tcp/{}/p2p/{peer}",
+            args.host,
+            port(args, i, 0)?
+        ));
+        members.push(MemberInfo {
+            id: keys.member_id(),
+            bls_public_key: keys.bls_public_key().to_vec(),
+            bls_pop: keys.bls_pop().to_vec(),
+        });
+        homes.push(home);
+    }
+    members.sort_by_key(|m| m.id);
+    let mut salt = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let genesis = Genesis {
+        app_hash: Hash32(conclave_runtime::app_hash(wasm)),
+        members,
+        created_at_ms: crate::node::now_ms(),
+        salt: Hash32(salt),
+    };
+    let context = genesis.context_id();
+    let json = serde_json::to_string_pretty(&genesis)?;
+    for (i, home) in homes.iter().enumerate() {
+        let mut config = Config::load(home)?;
+        config.p2p.persistent_peers = peers
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p.clone())
+            .collect();
+        config.save(home)?;
+        write_genesis(home, &context.to_hex(), &json)?;
+    }
+    Ok(Testnet {
+        homes,
+        context,
+        rpc,
+    })
+}
+
+fn write_genesis(home: &Path, name: &str, json: &str) -> anyhow::Result<()> {
+    let dir = Config::genesis_dir(home);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.json")), json)?;
+    Ok(())
+}
