@@ -21,11 +21,11 @@ pub const MAX_CONSENSUS_MSG_BYTES: usize = 4 * 1024;
 const VOTE_DOMAIN: &[u8] = b"conclave/vote/v1";
 const PROPOSAL_DOMAIN: &[u8] = b"conclave/proposal/v1";
 
-fn round_to_wire(r: Round) -> i64 {
+pub(crate) fn round_to_wire(r: Round) -> i64 {
     r.as_i64()
 }
 
-fn round_from_wire(r: i64) -> Result<Round> {
+pub(crate) fn round_from_wire(r: i64) -> Result<Round> {
     match r {
         -1 => Ok(Round::Nil),
         r if (0..=i64::from(u32::MAX)).contains(&r) => Ok(Round::new(r as u32)),

@@ -21,6 +21,7 @@ use malachitebft_core_types::{
 
 use crate::codec::{self, proposal_sign_bytes, vote_sign_bytes};
 use crate::context::{ConclaveContext, ValidatorSet, Vote};
+use crate::sign_policy::{position, SignPolicy, SignStep, Signer};
 use crate::types::{ContextId, Hash32, Height, MemberId};
 use crate::{Error, Result};
 
@@ -107,6 +108,7 @@ pub struct Engine {
     state: State<ConclaveContext>,
     key: SigningKey,
     config: EngineConfig,
+    signer: Signer,
 }
 
 impl Engine {
@@ -134,7 +136,19 @@ impl Engine {
             config.queue_capacity,
             config.queue_per_height_capacity,
         );
-        Self { state, key, config }
+        Self {
+            state,
+            key,
+            config,
+            signer: Signer::default(),
+        }
+    }
+
+    /// Consults `policy` before every vote and proposal this engine signs; a
+    /// refusal means no signature (see [`crate::sign_policy`]).
+    pub fn with_sign_policy(mut self, policy: Box<dyn SignPolicy>) -> Self {
+        self.signer.policy = Some(policy);
+        self
     }
 
     pub fn address(&self) -> MemberId {
@@ -176,16 +190,59 @@ impl Engine {
 
     /// Feeds one input and returns the outputs to perform, in order.
     pub fn handle(&mut self, input: Input<ConclaveContext>) -> Result<Vec<Output>> {
-        let Self { state, key, config } = self;
+        let Self {
+            state,
+            key,
+            config,
+            signer,
+        } = self;
         let mut outputs = Vec::new();
         let result: std::result::Result<(), malachitebft_core_consensus::Error<ConclaveContext>> = process!(
             input: input,
             state: state,
             metrics: &(),
-            with: effect => on_effect(effect, key, config, &mut outputs)
+            with: effect => on_effect(effect, key, config, signer, &mut outputs)
         );
+        signer.drop_replayed(&mut outputs);
+        // A refused signature aborts the input inside malachite (it resumes
+        // with nothing to sign); report the refusal, not the resume error.
+        if let Some(refusal) = signer.refused.take() {
+            return Err(Error::SignRefused(refusal));
+        }
         result.map_err(|e| Error::Consensus(e.to_string()))?;
         Ok(outputs)
+    }
+
+    /// Replays the write-ahead log of the current height after a restart:
+    /// call right after `start_height(h, validators, true)` with the entries
+    /// of `h`, in the order they were appended.
+    ///
+    /// Our own votes and proposals found in the log are re-published with
+    /// their recorded signatures instead of being signed again (malachite's
+    /// replay index); a re-derived message that differs from the recorded
+    /// one fails the replay with [`Error::Consensus`]. `WalAppend` outputs
+    /// for inputs already in the log are dropped; any other output,
+    /// including `WalAppend` of a message signed for the first time, must be
+    /// performed as usual.
+    pub fn replay_wal(&mut self, entries: &[Input<ConclaveContext>]) -> Result<Vec<Output>> {
+        self.state
+            .record_recovered_own_precommit_extensions(entries.iter());
+        self.state.index_wal_entries(entries.iter());
+        self.signer.replaying = entries.to_vec();
+        let mut outputs = Vec::new();
+        let mut failure = None;
+        for entry in entries {
+            match self.handle(entry.clone()) {
+                Ok(out) => outputs.extend(out),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        self.signer.replaying.clear();
+        self.state.reset_entries_index();
+        failure.map_or(Ok(outputs), Err)
     }
 }
 
@@ -195,6 +252,7 @@ fn on_effect(
     effect: Effect<ConclaveContext>,
     key: &SigningKey,
     config: &EngineConfig,
+    signer: &mut Signer,
     out: &mut Vec<Output>,
 ) -> std::result::Result<Resume, Error> {
     let ctx_id = &config.context_id;
@@ -285,12 +343,24 @@ fn on_effect(
             r.resume_with(())
         }
         Effect::SignVote(vote, r) => {
-            let sig = codec::sign(key, &vote_sign_bytes(ctx_id, &vote));
-            r.resume_with(SignedMessage::new(vote, sig))
+            let bytes = vote_sign_bytes(ctx_id, &vote);
+            let step = match vote.typ {
+                VoteType::Prevote => SignStep::Prevote,
+                VoteType::Precommit => SignStep::Precommit,
+            };
+            let value = match vote.value {
+                NilOrVal::Nil => None,
+                NilOrVal::Val(v) => Some(v),
+            };
+            let at = position(vote.height, vote.round, step);
+            signer.permit(at, vote.round, value, &bytes, out)?;
+            r.resume_with(SignedMessage::new(vote, codec::sign(key, &bytes)))
         }
         Effect::SignProposal(proposal, r) => {
-            let sig = codec::sign(key, &proposal_sign_bytes(ctx_id, &proposal));
-            r.resume_with(SignedMessage::new(proposal, sig))
+            let bytes = proposal_sign_bytes(ctx_id, &proposal);
+            let at = position(proposal.height, proposal.round, SignStep::Propose);
+            signer.permit(at, proposal.round, Some(proposal.value), &bytes, out)?;
+            r.resume_with(SignedMessage::new(proposal, codec::sign(key, &bytes)))
         }
         Effect::VerifySignature(msg, public_key, r) => {
             let bytes = match &msg.message {

@@ -15,6 +15,8 @@ pub enum Error {
     EmptyValidatorSet,
     #[error("consensus: {0}")]
     Consensus(String),
+    #[error("signing refused: {0}")]
+    SignRefused(#[from] crate::sign_policy::SignRefusal),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

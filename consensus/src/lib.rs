@@ -12,6 +12,10 @@
 //!   clocks and no async runtime live in this crate, so a simulation can run
 //!   many engines in one process.
 //! - [`codec`]: the bounded wire encoding of consensus messages.
+//! - [`wal_codec`]: the versioned encoding of the inputs malachite asks the
+//!   node to persist in its write-ahead log.
+//! - [`sign_policy`]: the hook through which the node's persisted sign
+//!   state (CometBFT's `priv_validator_state`) may refuse a signature.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -19,7 +23,9 @@ pub mod codec;
 pub mod context;
 pub mod engine;
 mod error;
+pub mod sign_policy;
 pub mod types;
+pub mod wal_codec;
 
 pub use context::{ConclaveContext, Proposal, Validator, ValidatorSet, Vote};
 pub use engine::{Engine, EngineConfig, Output};

@@ -8,7 +8,11 @@
 //!   `conclave-runtime`) and computes the block's roots; used alike by the
 //!   proposer and by every member re-executing a proposal.
 //! - [`mempool`]: per-context pending txs, checked before admission.
-//! - [`context`]: one actor per context driving its consensus engine.
+//! - [`context`]: one actor per context driving its consensus engine, and
+//!   its gossip with the other members over `conclave-network`.
+//! - [`wal`] and [`sign_guard`]: the per-context consensus write-ahead log
+//!   (checksummed, fsynced, tail repair with a backup) and the persisted
+//!   last-signed position; built and tested, not yet wired into the actor.
 //! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee).
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`node`]: wires the parts together; [`cli`] is the `conclave` command.
@@ -25,6 +29,8 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod rpc;
+pub mod sign_guard;
 pub mod store;
+pub mod wal;
 
 pub use error::{Error, Result};

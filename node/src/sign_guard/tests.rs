@@ -1,0 +1,189 @@
+use super::*;
+
+fn req(h: u64, r: u32, step: SignStep, value: u8) -> SignRequest {
+    SignRequest {
+        position: SignPosition {
+            height: Height(h),
+            round: r,
+            step,
+        },
+        value: Some(Hash32([value; 32])),
+        // The digest stands for the signed bytes: distinct per value here.
+        digest: Hash32([value ^ 0x5a; 32]),
+    }
+}
+
+fn path() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sign_state");
+    (dir, p)
+}
+
+#[test]
+fn refuses_a_conflicting_vote_after_a_restart() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    assert!(g.last().is_none());
+    g.check_and_record(&req(5, 0, SignStep::Prevote, 1))
+        .unwrap();
+    drop(g);
+
+    let mut g = SignGuard::open(&p).unwrap();
+    assert_eq!(
+        g.last().unwrap().position,
+        req(5, 0, SignStep::Prevote, 1).position
+    );
+    assert_eq!(
+        g.check_and_record(&req(5, 0, SignStep::Prevote, 2)),
+        Err(SignRefusal::Conflict {
+            at: req(5, 0, SignStep::Prevote, 2).position
+        })
+    );
+    // The identical message may be signed again, any number of times.
+    g.check_and_record(&req(5, 0, SignStep::Prevote, 1))
+        .unwrap();
+    g.check_and_record(&req(5, 0, SignStep::Prevote, 1))
+        .unwrap();
+}
+
+#[test]
+fn never_goes_back() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    g.check(Height(5), 2, SignStep::Precommit, None, Hash32([1; 32]))
+        .unwrap();
+    for (h, r, step) in [
+        (5, 2, SignStep::Prevote),
+        (5, 2, SignStep::Propose),
+        (5, 1, SignStep::Precommit),
+        (4, 9, SignStep::Precommit),
+    ] {
+        assert!(matches!(
+            g.check_and_record(&req(h, r, step, 3)),
+            Err(SignRefusal::Regression { .. })
+        ));
+    }
+    drop(g);
+    let mut g = SignGuard::open(&p).unwrap();
+    assert!(matches!(
+        g.check_and_record(&req(5, 1, SignStep::Precommit, 3)),
+        Err(SignRefusal::Regression { .. })
+    ));
+    // Forward is fine: a later round, a later height.
+    g.check_and_record(&req(5, 3, SignStep::Propose, 4))
+        .unwrap();
+    g.check_and_record(&req(6, 0, SignStep::Prevote, 4))
+        .unwrap();
+    drop(g);
+    assert_eq!(
+        SignGuard::open(&p).unwrap().last().unwrap().position,
+        req(6, 0, SignStep::Prevote, 0).position
+    );
+}
+
+#[test]
+fn a_crash_between_temp_write_and_rename_keeps_the_old_state() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    g.check_and_record(&req(3, 0, SignStep::Prevote, 1))
+        .unwrap();
+    drop(g);
+    // The next state reached the temp file, then the process died.
+    let newer = LastSigned {
+        position: req(3, 0, SignStep::Precommit, 2).position,
+        value: None,
+        digest: Hash32([2; 32]),
+    };
+    let tmp = fsx::with_suffix(&p, ".tmp");
+    std::fs::write(&tmp, &encode(&newer)[..10]).unwrap();
+    let mut g = SignGuard::open(&p).unwrap();
+    assert_eq!(
+        g.last().unwrap().position,
+        req(3, 0, SignStep::Prevote, 1).position
+    );
+    assert!(g
+        .check_and_record(&req(3, 0, SignStep::Prevote, 9))
+        .is_err());
+    // The stale temp file does not get in the way of the next write.
+    g.check_and_record(&req(3, 0, SignStep::Precommit, 2))
+        .unwrap();
+    drop(g);
+    assert_eq!(
+        SignGuard::open(&p).unwrap().last().unwrap().position,
+        newer.position
+    );
+}
+
+#[test]
+fn a_damaged_file_is_a_refusal_to_start() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    g.check_and_record(&req(3, 0, SignStep::Prevote, 1))
+        .unwrap();
+    drop(g);
+    let good = std::fs::read(&p).unwrap();
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x10;
+        std::fs::write(&p, &bad).unwrap();
+        assert!(
+            matches!(SignGuard::open(&p), Err(SignGuardError::Corrupt { .. })),
+            "flip at byte {i} went unnoticed"
+        );
+    }
+    for cut in 0..good.len() {
+        std::fs::write(&p, &good[..cut]).unwrap();
+        assert!(matches!(
+            SignGuard::open(&p),
+            Err(SignGuardError::Corrupt { .. })
+        ));
+    }
+    std::fs::write(&p, vec![0u8; 1 << 20]).unwrap();
+    assert!(matches!(
+        SignGuard::open(&p),
+        Err(SignGuardError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn a_failed_write_refuses_the_signature() {
+    let (dir, _) = path();
+    // The guard's path is a directory: the rename fails, so nothing is
+    // recorded and the signature is refused.
+    let p = dir.path().join("occupied");
+    std::fs::create_dir(&p).unwrap();
+    std::fs::write(p.join("x"), b"x").unwrap();
+    let mut g = SignGuard {
+        path: p,
+        last: None,
+    };
+    assert!(matches!(
+        g.check_and_record(&req(1, 0, SignStep::Prevote, 1)),
+        Err(SignRefusal::Persist(_))
+    ));
+    assert!(g.last().is_none());
+}
+
+#[test]
+fn format_is_pinned() {
+    let last = LastSigned {
+        position: req(7, 2, SignStep::Precommit, 0).position,
+        value: None,
+        digest: Hash32([0xab; 32]),
+    };
+    let bytes = encode(&last);
+    assert_eq!(
+        hex::encode(&bytes[..34]),
+        concat!(
+            "434e434c5349474e", // magic
+            "01000000",         // version
+            "0700000000000000", // height
+            "02000000",         // round
+            "02",               // step: precommit
+            "00",               // value: none
+            "abababababababab"
+        )
+    );
+    assert_eq!(bytes.len(), 8 + 4 + 8 + 4 + 1 + 1 + 32 + 4);
+    assert_eq!(decode(&bytes), Ok(last));
+}

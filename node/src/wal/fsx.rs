@@ -1,0 +1,77 @@
+//! The few durable file operations the WAL and the sign guard rely on.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Makes a rename or a new file in `path`'s directory durable.
+pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// `path` with `suffix` appended to its file name.
+pub(crate) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Replaces `path` with `bytes` atomically: write a temporary file, fsync
+/// it, rename it over `path`, fsync the directory. A crash at any point
+/// leaves either the old or the new content at `path`, never a mix.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = with_suffix(path, ".tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    sync_parent(path)
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// Writes `bytes` durably to a new file `<name>.corrupt-<unix_ms>` next to
+/// `path` (with a `-N` suffix if that name is taken) and returns its path.
+pub(crate) fn backup(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
+    let base = format!(".corrupt-{}", unix_ms());
+    for n in 0..1000u32 {
+        let suffix = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let target = with_suffix(path, &suffix);
+        let mut f = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        };
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        sync_parent(&target)?;
+        return Ok(target);
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free backup file name",
+    ))
+}
