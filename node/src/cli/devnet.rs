@@ -1,24 +1,148 @@
 //! `conclave devnet`: one command from a fresh clone to a running network
-//! with a `kv` context, on embedded defaults.
+//! with a `kv` context, on embedded defaults. With `--validators 1` the node
+//! runs in this process; with more, `conclave testnet` homes are written
+//! under the home (once) and each validator runs as its own process.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
 use super::Cli;
 use crate::config::Config;
 use crate::node::Node;
+use crate::rpc::ConclaveApiClient;
 
 #[derive(Args, Debug)]
 pub struct DevnetArgs {
-    /// Bundled app of the context to create when the node has none.
+    /// Validators (separate processes when more than one).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Bundled app of the context.
     #[arg(long, default_value = "kv")]
     pub app: String,
+    /// First port for multi-validator devnets (see `conclave testnet`).
+    #[arg(long, default_value_t = 26656)]
+    pub base_port: u16,
 }
 
 pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
     let home = cli.home();
-    super::init_home(&home, super::Listen::default())?;
-    let config = Config::load(&home)?;
-    let node = Node::open(&home, config)?;
+    if args.validators <= 1 {
+        return run_single(&home, args).await;
+    }
+    let dir = home.join(format!("devnet-{}", args.validators));
+    let testnet_args = super::testnet::TestnetArgs {
+        validators: args.validators,
+        out: dir.clone(),
+        host: "127.0.0.1".into(),
+        base_port: args.base_port,
+        app: args.app.clone(),
+    };
+    let homes: Vec<_> = (0..args.validators)
+        .map(|i| dir.join(format!("node{i}")))
+        .collect();
+    if !homes[0].join("keys").exists() {
+        super::testnet::write(&testnet_args)?;
+    }
+    let exe = std::env::current_exe()?;
+    let mut children = Children(Vec::new());
+    for home in &homes {
+        let log = std::fs::File::create(home.join("node.log"))?;
+        let child = Command::new(&exe)
+            .arg("--home")
+            .arg(home)
+            .arg("start")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        children.0.push(child);
+    }
+    let mut rpcs = Vec::new();
+    for home in &homes {
+        let url = format!("http://{}", Config::load(home)?.rpc.listen);
+        wait_healthy(&url, home, &mut children).await?;
+        rpcs.push(url);
+    }
+    let contexts = super::client::connect(&rpcs[0])?.context_list().await?;
+    let context = contexts
+        .first()
+        .map(|c| c.context_id.to_string())
+        .unwrap_or_default();
+    let bin = exe.display();
+    println!();
+    println!(
+        "Conclave devnet: {} validators, one process each (Ctrl-C stops them)",
+        homes.len()
+    );
+    for (home, rpc) in homes.iter().zip(&rpcs) {
+        println!(
+            "  {rpc}  home {}  log {}/node.log",
+            home.display(),
+            home.display()
+        );
+    }
+    println!(
+        "  context {context} (app {}, all validators are members)",
+        args.app
+    );
+    println!();
+    println!("Try, in another shell (any node; each signs with its own member key):");
+    println!(
+        "  {bin} --home {} tx submit --context {context} --method set --args '{{\"key\":\"a\",\"value\":\"1\"}}' --wait",
+        homes[1].display()
+    );
+    println!(
+        "  {bin} --home {} query --context {context} --key a",
+        homes[3 % homes.len()].display()
+    );
+    println!();
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// Kills the validators when the devnet stops, however it stops.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn wait_healthy(url: &str, home: &Path, children: &mut Children) -> anyhow::Result<()> {
+    let client = super::client::connect(url)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if client.node_health().await.is_ok() {
+            return Ok(());
+        }
+        for c in &mut children.0 {
+            if let Some(status) = c.try_wait()? {
+                anyhow::bail!(
+                    "a validator exited ({status}); see {}/node.log",
+                    home.display()
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "{url} did not answer within 60 s; see {}/node.log",
+                home.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn run_single(home: &Path, args: &DevnetArgs) -> anyhow::Result<()> {
+    super::init_home(home, super::Listen::default())?;
+    let config = Config::load(home)?;
+    let node = Node::open(home, config)?;
     let bound = node.serve().await?;
     let existing = node.store.contexts()?;
     let context = match existing.first() {
@@ -29,10 +153,12 @@ pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
             node.create_context(wasm, Vec::new())?
         }
     };
-    let bin = std::env::args().next().unwrap_or_else(|| "conclave".into());
+    let bin = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "conclave".into());
     let home_flag = format!("--home {}", home.display());
     println!();
-    println!("Conclave devnet is running (Ctrl-C stops it)");
+    println!("Conclave devnet is running, one validator (Ctrl-C stops it)");
     println!("  home      {}", home.display());
     println!("  member    {}", node.keys.member_id());
     println!("  rpc       http://{}", bound.rpc);
