@@ -25,6 +25,8 @@ pub struct Metrics {
     pub mempool_size: IntGaugeVec,
     pub wasm_fuel_used_total: IntCounter,
     pub rpc_requests_total: IntCounterVec,
+    pub consensus_validators: IntGaugeVec,
+    pub p2p_peers: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -72,6 +74,16 @@ impl Metrics {
             Opts::new("conclave_rpc_requests_total", "JSON-RPC requests by method"),
             &["method"],
         )?;
+        let consensus_validators = IntGaugeVec::new(
+            Opts::new(
+                "conclave_consensus_validators",
+                "Members validating a context",
+            ),
+            &["context"],
+        )?;
+        let p2p_peers = prometheus::IntGauge::new("conclave_p2p_peers", "Connected peers")?;
+        registry.register(Box::new(consensus_validators.clone()))?;
+        registry.register(Box::new(p2p_peers.clone()))?;
         registry.register(Box::new(consensus_height.clone()))?;
         registry.register(Box::new(consensus_rounds.clone()))?;
         registry.register(Box::new(block_interval_seconds.clone()))?;
@@ -92,6 +104,8 @@ impl Metrics {
             mempool_size,
             wasm_fuel_used_total,
             rpc_requests_total,
+            consensus_validators,
+            p2p_peers,
         })
     }
 

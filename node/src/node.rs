@@ -235,8 +235,14 @@ async fn route_network_events(
                 }
             }
             NetworkEvent::Request { reply, .. } => drop(reply),
-            NetworkEvent::PeerConnected(m) => tracing::debug!(member = %m, "peer connected"),
-            NetworkEvent::PeerDisconnected(m) => tracing::debug!(member = %m, "peer disconnected"),
+            NetworkEvent::PeerConnected(m) => {
+                node.metrics.p2p_peers.inc();
+                tracing::debug!(member = %m, "peer connected");
+            }
+            NetworkEvent::PeerDisconnected(m) => {
+                node.metrics.p2p_peers.dec();
+                tracing::debug!(member = %m, "peer disconnected");
+            }
         }
     }
 }

@@ -124,6 +124,10 @@ impl ContextActor {
             .consensus_height
             .with_label_values(&[&label])
             .set(record.height.0 as i64);
+        deps.metrics
+            .consensus_validators
+            .with_label_values(&[&label])
+            .set(members.len() as i64);
         let actor = Self {
             mempool: Mempool::new(deps.config.mempool.clone()),
             deps,

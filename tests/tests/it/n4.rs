@@ -77,6 +77,22 @@ async fn n4_members_commit_identical_blocks() {
     }
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
     assert_eq!(answers[0].0.as_deref(), Some("7"));
+    // Each node sees its three peers and four validators.
+    for node in &net.nodes {
+        let (_, text) = conclave_tests::http_raw(node.metrics, "GET", "/metrics", b"");
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(line("conclave_p2p_peers").as_deref(), Some("3"), "{text}");
+        let v = format!(
+            "conclave_consensus_validators{{context=\"{}\"}}",
+            net.context
+        );
+        assert_eq!(line(&v).as_deref(), Some("4"));
+    }
     // Commit certificates carry a quorum of members' signatures.
     let b = net.nodes[0]
         .client()
