@@ -27,6 +27,7 @@ pub struct Metrics {
     pub rpc_requests_total: IntCounterVec,
     pub consensus_validators: IntGaugeVec,
     pub p2p_peers: prometheus::IntGauge,
+    pub sync_blocks_total: IntCounter,
 }
 
 impl Metrics {
@@ -84,6 +85,11 @@ impl Metrics {
         let p2p_peers = prometheus::IntGauge::new("conclave_p2p_peers", "Connected peers")?;
         registry.register(Box::new(consensus_validators.clone()))?;
         registry.register(Box::new(p2p_peers.clone()))?;
+        let sync_blocks_total = IntCounter::new(
+            "conclave_sync_blocks_total",
+            "Decided blocks applied through catch-up",
+        )?;
+        registry.register(Box::new(sync_blocks_total.clone()))?;
         registry.register(Box::new(consensus_height.clone()))?;
         registry.register(Box::new(consensus_rounds.clone()))?;
         registry.register(Box::new(block_interval_seconds.clone()))?;
@@ -106,6 +112,7 @@ impl Metrics {
             rpc_requests_total,
             consensus_validators,
             p2p_peers,
+            sync_blocks_total,
         })
     }
 

@@ -213,8 +213,8 @@ fn spawn_network(
         .map_err(|e| Error::Other(format!("p2p: {e}")))
 }
 
-/// Hands each gossip message to its context's actor. Requests are refused
-/// until catch-up is served over them.
+/// Hands each gossip message to its context's actor and answers members'
+/// sync requests from the store.
 async fn route_network_events(
     node: std::sync::Weak<Node>,
     mut events: tokio::sync::mpsc::Receiver<conclave_network::NetworkEvent>,
@@ -234,7 +234,26 @@ async fn route_network_events(
                     }
                 }
             }
-            NetworkEvent::Request { reply, .. } => drop(reply),
+            NetworkEvent::Request {
+                context,
+                data,
+                reply,
+                ..
+            } => {
+                // The network layer has checked that the requester is a
+                // member of `context`; only members read its blocks.
+                if node.context(&context).is_ok() {
+                    let store = node.store.clone();
+                    tokio::task::spawn_blocking(move || {
+                        match crate::context::wire::serve_sync(&store, &context, &data) {
+                            Ok(bytes) => {
+                                let _ = reply.send(bytes);
+                            }
+                            Err(e) => tracing::debug!(%context, error = %e, "sync request refused"),
+                        }
+                    });
+                }
+            }
             NetworkEvent::PeerConnected(m) => {
                 node.metrics.p2p_peers.inc();
                 tracing::debug!(member = %m, "peer connected");

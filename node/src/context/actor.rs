@@ -72,6 +72,8 @@ pub struct ContextActor {
     future: BTreeMap<Height, Vec<(MemberId, Vec<u8>)>>,
     future_len: usize,
     replay: VecDeque<(MemberId, Vec<u8>)>,
+    /// A sync request is in flight.
+    syncing: bool,
 }
 
 fn now_ms() -> u64 {
@@ -147,6 +149,7 @@ impl ContextActor {
             future: BTreeMap::new(),
             future_len: 0,
             replay: VecDeque::new(),
+            syncing: false,
         };
         let id = actor.record.id;
         tokio::spawn(actor.run(rx));
@@ -220,6 +223,13 @@ impl ContextActor {
                 let _ = reply.send(self.mempool.contains(&hash));
             }
             Message::Gossip(from, data) => self.on_gossip(from, data)?,
+            Message::Synced(result) => {
+                self.syncing = false;
+                match result {
+                    Ok(bytes) => self.on_synced(&bytes)?,
+                    Err(e) => debug!(context = %self.id(), error = %e, "sync request failed"),
+                }
+            }
             Message::TimeoutElapsed(timeout, seq) => {
                 if self.timers.get(&timeout) == Some(&seq) {
                     self.timers.remove(&timeout);
@@ -486,6 +496,101 @@ impl ContextActor {
                 self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
             }
         }
+    }
+
+    /// Asks `peer` for the decided blocks after our tip (one request at a
+    /// time); the answer comes back as `Message::Synced`.
+    fn request_sync(&mut self, peer: MemberId) {
+        let Some(net) = self.deps.network.clone() else {
+            return;
+        };
+        if self.syncing {
+            return;
+        }
+        self.syncing = true;
+        let (ctx, inbox) = (self.id(), self.inbox.clone());
+        let req = super::wire::SyncRequest {
+            from: self.record.height.0 + 1,
+        };
+        let data = borsh::to_vec(&req).unwrap_or_default();
+        tokio::spawn(async move {
+            let result = net
+                .request(peer, ctx, data)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = inbox.send(Message::Synced(result)).await;
+        });
+    }
+
+    /// Applies synced blocks: each must extend our tip, carry a commit
+    /// certificate of more than 2/3 of the members for its hash, and
+    /// re-execute to its header's roots. Then consensus restarts at the new
+    /// tip.
+    fn on_synced(&mut self, bytes: &[u8]) -> Result<()> {
+        let resp: super::wire::SyncResponse = match borsh::from_slice(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(context = %self.id(), error = %e, "malformed sync response");
+                return Ok(());
+            }
+        };
+        let full = resp.blocks.len() >= super::wire::MAX_SYNC_BLOCKS;
+        let mut applied = 0u64;
+        for (block, stored) in resp.blocks {
+            if block.height().0 != self.record.height.0 + 1 {
+                break;
+            }
+            let Ok(cert) = stored.to_cert() else { break };
+            let ok_cert = cert.value_id == block.hash()
+                && cert.height == block.height()
+                && conclave_consensus::engine::verify_commit_certificate(
+                    &self.record.id,
+                    &cert,
+                    &self.validators,
+                    Default::default(),
+                )
+                .is_ok();
+            if !ok_cert {
+                warn!(context = %self.id(), height = block.height().0, "synced block without a valid certificate");
+                break;
+            }
+            let proposer = block.header.proposer;
+            self.proposals.clear();
+            if self.validate_block(block, proposer) != Validity::Valid {
+                break;
+            }
+            self.commit(&cert)?;
+            applied += 1;
+        }
+        if applied == 0 {
+            return Ok(());
+        }
+        self.deps.metrics.sync_blocks_total.inc_by(applied);
+        info!(context = %self.id(), blocks = applied, height = self.record.height.0, "caught up");
+        // Restart consensus at the new tip with a fresh engine: the height
+        // it was in is decided.
+        let next = Height(self.record.height.0 + 1);
+        let mut ecfg = EngineConfig::new(self.record.id);
+        ecfg.timeouts = timeouts(&self.deps.config);
+        self.engine = Engine::new(ecfg, self.deps.key.clone(), next, self.validators.clone());
+        self.running = false;
+        self.proposals.clear();
+        self.timers.clear();
+        let stale: Vec<Height> = self.future.range(..next).map(|(h, _)| *h).collect();
+        for h in stale {
+            let n = self.future.remove(&h).map_or(0, |v| v.len());
+            self.future_len = self.future_len.saturating_sub(n);
+        }
+        if let Some(msgs) = self.future.remove(&next) {
+            self.future_len = self.future_len.saturating_sub(msgs.len());
+            self.replay.extend(msgs);
+        }
+        if full {
+            if let Some(peer) = self.members.iter().find(|m| **m != self.engine.address()) {
+                self.request_sync(*peer);
+            }
+        }
+        Ok(())
     }
 
     /// Re-executes a proposed block on the committed parent state; valid

@@ -31,6 +31,8 @@ pub enum Message {
     TimeoutElapsed(Timeout, u64),
     /// A gossip message on the context's topic from member `from`.
     Gossip(conclave_consensus::MemberId, Vec<u8>),
+    /// The answer to this node's sync request to a member (or its failure).
+    Synced(Result<Vec<u8>, String>),
 }
 
 /// A committed block, as announced to subscribers.

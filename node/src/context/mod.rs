@@ -9,7 +9,7 @@
 mod actor;
 mod genesis;
 mod ingress;
-mod wire;
+pub(crate) mod wire;
 
 pub use actor::{ContextActor, ContextDeps};
 pub use genesis::{create_context, install_genesis};

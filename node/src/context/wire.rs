@@ -1,6 +1,7 @@
 //! What members of a context say to each other on its gossip topic.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use conclave_consensus::codec::StoredCertificate;
 use conclave_consensus::{Block, SignedTx};
 
 /// Largest gossip payload accepted (a proposal carries its block).
@@ -27,4 +28,50 @@ impl Wire {
         }
         borsh::from_slice(bytes).map_err(|e| format!("malformed message: {e}"))
     }
+}
+
+/// Blocks a syncing member asks for, from `from` upwards.
+#[derive(Debug, BorshSerialize, BorshDeserialize)]
+pub struct SyncRequest {
+    pub from: u64,
+}
+
+/// Decided blocks with their commit certificates, in height order.
+#[derive(Debug, BorshSerialize, BorshDeserialize)]
+pub struct SyncResponse {
+    pub blocks: Vec<(Block, StoredCertificate)>,
+}
+
+/// Blocks per sync response, at most (and `MAX_SYNC_BYTES` of them).
+pub const MAX_SYNC_BLOCKS: usize = 64;
+pub const MAX_SYNC_BYTES: usize = 3 * 1024 * 1024;
+
+/// Answers a sync request from the store.
+pub fn serve_sync(
+    store: &crate::store::Store,
+    context: &conclave_consensus::ContextId,
+    data: &[u8],
+) -> Result<Vec<u8>, String> {
+    let req: SyncRequest = borsh::from_slice(data).map_err(|e| format!("bad sync request: {e}"))?;
+    let mut blocks = Vec::new();
+    let mut bytes = 0;
+    let mut h = req.from.max(1);
+    while blocks.len() < MAX_SYNC_BLOCKS {
+        let height = conclave_consensus::Height(h);
+        let (Some(block), Some(cert)) = (
+            store.block(context, height).map_err(|e| e.to_string())?,
+            store
+                .certificate(context, height)
+                .map_err(|e| e.to_string())?,
+        ) else {
+            break;
+        };
+        bytes += borsh::object_length(&block).unwrap_or(usize::MAX);
+        if bytes > MAX_SYNC_BYTES && !blocks.is_empty() {
+            break;
+        }
+        blocks.push((block, cert));
+        h += 1;
+    }
+    borsh::to_vec(&SyncResponse { blocks }).map_err(|e| e.to_string())
 }
