@@ -289,3 +289,175 @@ mod tests {
         assert!(decode_proposal(&bytes).is_err());
     }
 }
+
+/// Largest certificate accepted from the wire (1,024 signatures).
+pub const MAX_CERTIFICATE_BYTES: usize = 160 * 1024;
+const MAX_CERT_SIGNATURES: usize = 1024;
+
+#[derive(BorshSerialize, BorshDeserialize)]
+struct PolkaWire {
+    height: u64,
+    round: i64,
+    value: Hash32,
+    signatures: Vec<(MemberId, Sig)>,
+}
+
+#[derive(BorshSerialize, BorshDeserialize)]
+struct RoundSigWire {
+    precommit: bool,
+    value: Option<Hash32>,
+    member: MemberId,
+    signature: Sig,
+}
+
+#[derive(BorshSerialize, BorshDeserialize)]
+struct RoundCertWire {
+    height: u64,
+    round: i64,
+    /// `true` for a precommit certificate, `false` for a skip certificate.
+    precommit: bool,
+    signatures: Vec<RoundSigWire>,
+}
+
+fn check_cert_len(bytes: &[u8]) -> Result<()> {
+    if bytes.len() > MAX_CERTIFICATE_BYTES {
+        return Err(Error::TooLarge {
+            size: bytes.len(),
+            limit: MAX_CERTIFICATE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Encodes a polka certificate (a quorum of prevotes for one value).
+pub fn encode_polka(c: &malachitebft_core_types::PolkaCertificate<ConclaveContext>) -> Vec<u8> {
+    borsh::to_vec(&PolkaWire {
+        height: c.height.0,
+        round: round_to_wire(c.round),
+        value: c.value_id,
+        signatures: c
+            .polka_signatures
+            .iter()
+            .map(|s| (s.address, s.signature))
+            .collect(),
+    })
+    .unwrap_or_default()
+}
+
+pub fn decode_polka(
+    bytes: &[u8],
+) -> Result<malachitebft_core_types::PolkaCertificate<ConclaveContext>> {
+    check_cert_len(bytes)?;
+    let w: PolkaWire = borsh::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+    if w.signatures.len() > MAX_CERT_SIGNATURES {
+        return Err(Error::Decode("too many signatures".into()));
+    }
+    Ok(malachitebft_core_types::PolkaCertificate {
+        height: Height(w.height),
+        round: round_from_wire(w.round)?,
+        value_id: w.value,
+        polka_signatures: w
+            .signatures
+            .into_iter()
+            .map(|(a, s)| malachitebft_core_types::PolkaSignature::new(a, s))
+            .collect(),
+    })
+}
+
+/// Encodes a round certificate (skip or precommit), which lets members
+/// that fell behind in rounds rejoin the others' round.
+pub fn encode_round_certificate(
+    c: &malachitebft_core_types::RoundCertificate<ConclaveContext>,
+) -> Vec<u8> {
+    borsh::to_vec(&RoundCertWire {
+        height: c.height.0,
+        round: round_to_wire(c.round),
+        precommit: c.cert_type == malachitebft_core_types::RoundCertificateType::Precommit,
+        signatures: c
+            .round_signatures
+            .iter()
+            .map(|s| RoundSigWire {
+                precommit: s.vote_type == VoteType::Precommit,
+                value: match s.value_id {
+                    NilOrVal::Nil => None,
+                    NilOrVal::Val(v) => Some(v),
+                },
+                member: s.address,
+                signature: s.signature,
+            })
+            .collect(),
+    })
+    .unwrap_or_default()
+}
+
+pub fn decode_round_certificate(
+    bytes: &[u8],
+) -> Result<malachitebft_core_types::RoundCertificate<ConclaveContext>> {
+    use malachitebft_core_types::{RoundCertificate, RoundCertificateType, RoundSignature};
+    check_cert_len(bytes)?;
+    let w: RoundCertWire = borsh::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+    if w.signatures.len() > MAX_CERT_SIGNATURES {
+        return Err(Error::Decode("too many signatures".into()));
+    }
+    Ok(RoundCertificate {
+        height: Height(w.height),
+        round: round_from_wire(w.round)?,
+        cert_type: if w.precommit {
+            RoundCertificateType::Precommit
+        } else {
+            RoundCertificateType::Skip
+        },
+        round_signatures: w
+            .signatures
+            .into_iter()
+            .map(|s| {
+                RoundSignature::new(
+                    if s.precommit {
+                        VoteType::Precommit
+                    } else {
+                        VoteType::Prevote
+                    },
+                    s.value.map_or(NilOrVal::Nil, NilOrVal::Val),
+                    s.member,
+                    s.signature,
+                )
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod cert_tests {
+    use super::*;
+    use malachitebft_core_types::{
+        PolkaCertificate, PolkaSignature, RoundCertificate, RoundCertificateType, RoundSignature,
+    };
+
+    #[test]
+    fn certificates_roundtrip_and_bounds() {
+        let polka = PolkaCertificate::<ConclaveContext> {
+            height: Height(3),
+            round: Round::new(1),
+            value_id: Hash32([4; 32]),
+            polka_signatures: vec![PolkaSignature::new(MemberId([1; 32]), Sig([2; 64]))],
+        };
+        assert_eq!(decode_polka(&encode_polka(&polka)).unwrap(), polka);
+        let rc = RoundCertificate::<ConclaveContext> {
+            height: Height(3),
+            round: Round::new(2),
+            cert_type: RoundCertificateType::Skip,
+            round_signatures: vec![RoundSignature::new(
+                VoteType::Prevote,
+                NilOrVal::Nil,
+                MemberId([1; 32]),
+                Sig([2; 64]),
+            )],
+        };
+        assert_eq!(
+            decode_round_certificate(&encode_round_certificate(&rc)).unwrap(),
+            rc
+        );
+        assert!(decode_polka(&[1, 2, 3]).is_err());
+        assert!(decode_round_certificate(&vec![0; MAX_CERTIFICATE_BYTES + 1]).is_err());
+    }
+}

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use conclave_consensus::codec::StoredCertificate;
 use std::collections::{BTreeMap, VecDeque};
 
-use conclave_consensus::codec::{decode_proposal, decode_vote, encode_proposal, encode_vote};
+use conclave_consensus::codec::{
+    decode_polka, decode_proposal, decode_round_certificate, decode_vote, encode_polka,
+    encode_proposal, encode_round_certificate, encode_vote,
+};
 use conclave_consensus::mal::LivenessMsg;
 use conclave_consensus::mal::{
     Input, LocallyProposedValue, ProposedValue, SignedConsensusMsg, Timeout, Validity, ValueOrigin,
@@ -74,6 +77,9 @@ pub struct ContextActor {
     replay: VecDeque<(MemberId, Vec<u8>)>,
     /// A sync request is in flight.
     syncing: bool,
+    /// Sequence number of the next gossip frame (starts at the clock, so a
+    /// restarted node does not repeat its earlier frames).
+    gossip_seq: u64,
 }
 
 fn now_ms() -> u64 {
@@ -150,6 +156,7 @@ impl ContextActor {
             future_len: 0,
             replay: VecDeque::new(),
             syncing: false,
+            gossip_seq: now_ms().saturating_mul(1_000),
         };
         let id = actor.record.id;
         tokio::spawn(actor.run(rx));
@@ -382,11 +389,15 @@ impl ContextActor {
                         self.broadcast(&wire);
                     }
                 }
-                // Not yet carried: polka and round certificates (members
-                // resynchronise rounds through rebroadcast votes), the WAL
-                // and catch-up (see ARCHITECTURE.md, "What is not there yet").
-                Output::PublishLiveness(_)
-                | Output::RestreamProposal { .. }
+                Output::PublishLiveness(LivenessMsg::PolkaCertificate(c)) => {
+                    self.broadcast(&Wire::Polka(encode_polka(&c)));
+                }
+                Output::PublishLiveness(LivenessMsg::SkipRoundCertificate(c)) => {
+                    self.broadcast(&Wire::RoundCertificate(encode_round_certificate(&c)));
+                }
+                // The proposal output carries its block, so a restream needs
+                // nothing more; the WAL is not wired yet (ARCHITECTURE.md).
+                Output::RestreamProposal { .. }
                 | Output::WalAppend(..)
                 | Output::SyncValue(..)
                 | Output::SyncRejected(..) => {}
@@ -406,9 +417,10 @@ impl ContextActor {
         });
     }
 
-    fn broadcast(&self, wire: &Wire) {
+    fn broadcast(&mut self, wire: &Wire) {
+        self.gossip_seq = self.gossip_seq.wrapping_add(1);
         if let Some(out) = &self.outbound {
-            if out.try_send(wire.encode()).is_err() {
+            if out.try_send(wire.encode(self.gossip_seq)).is_err() {
                 warn!(context = %self.id(), "outbound gossip queue full; message dropped");
             }
         }
@@ -468,6 +480,26 @@ impl ContextActor {
                 };
                 if self.at_current_height(vote.message.height, from, &data)? {
                     self.feed(Input::Vote(vote))?;
+                }
+                Ok(())
+            }
+            Wire::Polka(bytes) => {
+                let Ok(cert) = decode_polka(&bytes) else {
+                    warn!(context = %self.id(), member = %from, "dropping malformed certificate");
+                    return Ok(());
+                };
+                if self.at_current_height(cert.height, from, &data)? {
+                    self.feed(Input::PolkaCertificate(cert))?;
+                }
+                Ok(())
+            }
+            Wire::RoundCertificate(bytes) => {
+                let Ok(cert) = decode_round_certificate(&bytes) else {
+                    warn!(context = %self.id(), member = %from, "dropping malformed certificate");
+                    return Ok(());
+                };
+                if self.at_current_height(cert.height, from, &data)? {
+                    self.feed(Input::RoundCertificate(cert))?;
                 }
                 Ok(())
             }

@@ -15,18 +15,45 @@ pub enum Wire {
     Proposal { proposal: Vec<u8>, block: Block },
     /// A signed vote (`codec::encode_vote`).
     Vote(Vec<u8>),
+    /// A polka certificate (`codec::encode_polka`).
+    Polka(Vec<u8>),
+    /// A skip or precommit round certificate
+    /// (`codec::encode_round_certificate`), for members behind in rounds.
+    RoundCertificate(Vec<u8>),
 }
 
 impl Wire {
-    pub fn encode(&self) -> Vec<u8> {
-        borsh::to_vec(self).unwrap_or_default()
+    /// Frames the message behind a sequence number. Gossipsub drops a
+    /// message whose bytes it has seen recently, and consensus rebroadcasts
+    /// identical votes on purpose (so members that missed them, or restarted,
+    /// get them): the sequence number keeps each send distinct.
+    pub fn encode(&self, seq: u64) -> Vec<u8> {
+        let mut out = seq.to_be_bytes().to_vec();
+        let _ = borsh::to_writer(&mut out, self);
+        out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         if bytes.len() > MAX_WIRE_BYTES {
             return Err(format!("message of {} bytes is too large", bytes.len()));
         }
-        borsh::from_slice(bytes).map_err(|e| format!("malformed message: {e}"))
+        let body = bytes.get(8..).ok_or("message shorter than its frame")?;
+        borsh::from_slice(body).map_err(|e| format!("malformed message: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_differ_per_send_and_decode_back() {
+        let w = Wire::Vote(vec![1, 2, 3]);
+        let (a, b) = (w.encode(1), w.encode(2));
+        assert_ne!(a, b);
+        assert!(matches!(Wire::decode(&a), Ok(Wire::Vote(v)) if v == vec![1, 2, 3]));
+        assert!(Wire::decode(&a[..5]).is_err());
+        assert!(Wire::decode(&[0; 9]).is_err());
     }
 }
 

@@ -117,3 +117,48 @@ async fn n4_f1_kill_commits_continue() {
         "commits continue with 3 of 4 ({before} -> {after})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n4_f2_kill_halts_then_resumes() {
+    let mut net = TestNet::start(4).await;
+    load(&net, 4).await;
+    let before = assert_agreement(&net).await;
+    net.nodes[2].kill9();
+    net.nodes[3].kill9();
+
+    // Two of four cannot reach a quorum: the tx stays pending and no height
+    // is committed over a window of several consensus rounds.
+    let node = &net.nodes[0];
+    let keys = node.keys();
+    let c = node.client();
+    let nonce = c
+        .context_nonce(net.context, keys.member_id())
+        .await
+        .unwrap();
+    let h = c
+        .tx_submit(signed(
+            &keys,
+            net.context,
+            nonce,
+            "set",
+            r#"{"key":"x","value":"1"}"#,
+        ))
+        .await
+        .unwrap()
+        .tx_hash;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for n in &net.nodes[..2] {
+            let tip = n.client().context_info(net.context).await.unwrap().height;
+            assert_eq!(tip, before, "no commit without a quorum");
+        }
+    }
+    assert_eq!(c.tx_status(h).await.unwrap().status, "pending");
+
+    // One comes back: three of four commit the waiting tx.
+    net.nodes[3].start().await;
+    let s = wait_committed(&c, h, COMMIT_TIMEOUT).await;
+    assert_eq!(s.status, "committed");
+    assert!(s.height.unwrap() > before);
+    assert_agreement(&net).await;
+}
