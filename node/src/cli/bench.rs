@@ -1,14 +1,18 @@
-//! `conclave bench`: starts a node in a temporary home, drives signed `kv`
-//! txs through JSON-RPC from concurrent clients, and reports finalized
-//! throughput and submit-to-commit latency as JSON.
+//! `conclave bench`: starts a network (one in-process validator, or N
+//! validator processes written by `conclave testnet`), drives signed `kv`
+//! txs through JSON-RPC from concurrent clients spread over the validators,
+//! and reports finalized throughput, submit-to-commit latency, and each
+//! validator's CPU time and peak memory, as JSON.
 
 use std::collections::HashMap;
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use conclave_consensus::{Hash32, Tx};
+use conclave_consensus::{ContextId, Hash32, Tx};
+use ed25519_dalek::SigningKey;
 use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
@@ -17,20 +21,31 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::context::BlockEvent;
+use crate::keys::NodeKeys;
 use crate::node::Node;
 use crate::rpc::ConclaveApiClient;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
+    /// Validators (separate processes when more than one).
+    #[arg(long, default_value_t = 1)]
+    pub validators: usize,
     /// Transactions to submit.
     #[arg(long, default_value_t = 20_000)]
     pub txs: u64,
-    /// Concurrent submitting clients (requests in flight).
+    /// Concurrent submitting clients (requests in flight), spread over the
+    /// validators; each validator's clients sign with its member key.
     #[arg(long, default_value_t = 32)]
     pub clients: u64,
     /// Stop after this long even if not all txs committed.
     #[arg(long, default_value_t = 120)]
     pub max_secs: u64,
+}
+
+#[derive(Serialize)]
+struct NodeUsage {
+    cpu_secs: f64,
+    peak_rss_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -47,7 +62,7 @@ struct Report {
     latency_ms_p50: f64,
     latency_ms_p95: f64,
     latency_ms_p99: f64,
-    peak_rss_bytes: u64,
+    nodes: Vec<NodeUsage>,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -58,18 +73,27 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// Peak resident set of this process (the node runs in it), from procfs.
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+/// CPU seconds and peak resident memory of a process, from procfs.
+fn usage(pid: &str) -> NodeUsage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_rss_bytes = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11usize, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    NodeUsage {
+        cpu_secs: ticks / 100.0,
+        peak_rss_bytes,
+    }
 }
 
 enum Seen {
@@ -77,74 +101,152 @@ enum Seen {
     Committed(Hash32, Instant),
 }
 
+/// A validator the load goes to: its RPC and the member key to sign with.
+struct Target {
+    rpc: String,
+    key: SigningKey,
+}
+
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let home = dir.path();
-    let listen = super::Listen {
-        rpc: Some("127.0.0.1:0".parse()?),
-        metrics: Some("127.0.0.1:0".parse()?),
-        p2p: Some("/ip4/127.0.0.1/tcp/0".into()),
-    };
-    super::init_home(home, listen)?;
-    let node = Node::open(home, Config::load(home)?)?;
-    let bound = node.serve().await?;
-    let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;
-    let ctx = node.create_context(kv, Vec::new())?;
+    if args.validators <= 1 {
+        let home = dir.path();
+        let listen = super::Listen {
+            rpc: Some("127.0.0.1:0".parse()?),
+            metrics: Some("127.0.0.1:0".parse()?),
+            p2p: Some("/ip4/127.0.0.1/tcp/0".into()),
+        };
+        super::init_home(home, listen)?;
+        let node = Node::open(home, Config::load(home)?)?;
+        let bound = node.serve().await?;
+        let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;
+        let ctx = node.create_context(kv, Vec::new())?;
+        let targets = vec![Target {
+            rpc: bound.rpc.to_string(),
+            key: node.keys.member.clone(),
+        }];
+        return drive(args, ctx.id, targets, vec![std::process::id().to_string()]).await;
+    }
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let written = super::testnet::write(&super::testnet::TestnetArgs {
+        validators: args.validators,
+        out: dir.path().to_path_buf(),
+        host: "127.0.0.1".into(),
+        base_port: 20_000 + (probe % 4_000) * 10,
+        app: "kv".into(),
+    })?;
+    let exe = std::env::current_exe()?;
+    let mut procs = Processes(Vec::new());
+    let mut targets = Vec::new();
+    for home in &written.homes {
+        procs.0.push(
+            std::process::Command::new(&exe)
+                .arg("--home")
+                .arg(home)
+                .arg("start")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?,
+        );
+        let rpc = Config::load(home)?.rpc.listen.to_string();
+        let client = super::client::connect(&format!("http://{rpc}"))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client.node_health().await.is_err() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "validator at {rpc} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        targets.push(Target {
+            rpc,
+            key: NodeKeys::load(home)?.member,
+        });
+    }
+    let pids = procs.0.iter().map(|c| c.id().to_string()).collect();
+    drive(args, written.context, targets, pids).await
+}
 
-    let http = super::client::connect(&format!("http://{}", bound.rpc))?;
+async fn drive(
+    args: &BenchArgs,
+    ctx: ContextId,
+    targets: Vec<Target>,
+    pids: Vec<String>,
+) -> anyhow::Result<()> {
     let ws = WsClientBuilder::default()
-        .build(format!("ws://{}", bound.rpc))
+        .build(format!("ws://{}", targets[0].rpc))
         .await?;
     let mut blocks = ws
         .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
         .await?;
-
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_secs);
-    let next_nonce = Arc::new(AtomicU64::new(1));
+    let sent_total = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
-    for _ in 0..args.clients.max(1) {
-        let (http, key, next_nonce, seen_tx) = (
-            http.clone(),
-            node.keys.member.clone(),
-            next_nonce.clone(),
-            seen_tx.clone(),
-        );
-        let (member, total) = (node.keys.member_id(), args.txs);
-        clients.push(tokio::spawn(async move {
-            let mut sent = 0u64;
-            loop {
-                let nonce = next_nonce.fetch_add(1, Ordering::Relaxed);
-                if nonce > total || Instant::now() > deadline {
-                    return sent;
-                }
-                let tx = Tx {
-                    context_id: ctx.id,
-                    sender: member,
-                    nonce,
-                    method: "set".into(),
-                    args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % 1000)
-                        .into_bytes(),
-                }
-                .sign(&key);
-                let t0 = Instant::now();
+    let per_target = (args.clients.max(1) as usize).div_ceil(targets.len());
+    for target in &targets {
+        let http = super::client::connect(&format!("http://{}", target.rpc))?;
+        let member = conclave_consensus::MemberId(target.key.verifying_key().to_bytes());
+        let next_nonce = Arc::new(AtomicU64::new(1));
+        for _ in 0..per_target {
+            let (http, key, next_nonce, seen_tx, sent_total) = (
+                http.clone(),
+                target.key.clone(),
+                next_nonce.clone(),
+                seen_tx.clone(),
+                sent_total.clone(),
+            );
+            let total = args.txs;
+            clients.push(tokio::spawn(async move {
+                let mut sent = 0u64;
                 loop {
-                    match http.tx_submit(tx.clone()).await {
-                        Ok(r) => {
-                            let _ = seen_tx.send(Seen::Sent(r.tx_hash, t0));
-                            sent += 1;
-                            break;
+                    if sent_total.fetch_add(1, Ordering::Relaxed) >= total
+                        || Instant::now() > deadline
+                    {
+                        return sent;
+                    }
+                    let nonce = next_nonce.fetch_add(1, Ordering::Relaxed);
+                    let tx = Tx {
+                        context_id: ctx,
+                        sender: member,
+                        nonce,
+                        method: "set".into(),
+                        args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % 1000)
+                            .into_bytes(),
+                    }
+                    .sign(&key);
+                    let t0 = Instant::now();
+                    loop {
+                        match http.tx_submit(tx.clone()).await {
+                            Ok(r) => {
+                                let _ = seen_tx.send(Seen::Sent(r.tx_hash, t0));
+                                sent += 1;
+                                break;
+                            }
+                            // Mempool full: back off and let blocks drain it.
+                            Err(_) if Instant::now() < deadline => {
+                                tokio::time::sleep(Duration::from_millis(5)).await
+                            }
+                            Err(_) => return sent,
                         }
-                        // Mempool full: back off and let blocks drain it.
-                        Err(_) if Instant::now() < deadline => {
-                            tokio::time::sleep(Duration::from_millis(5)).await
-                        }
-                        Err(_) => return sent,
                     }
                 }
-            }
-        }));
+            }));
+        }
     }
     let collector = tokio::spawn(async move {
         let mut sent: HashMap<Hash32, Instant> = HashMap::new();
@@ -207,7 +309,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let elapsed = last_commit.duration_since(start).as_secs_f64().max(1e-9);
     latencies.sort_by(|a, b| a.total_cmp(b));
     let report = Report {
-        validators: 1,
+        validators: targets.len(),
         clients: args.clients,
         txs_submitted: submitted_total,
         txs_committed: committed,
@@ -219,7 +321,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         latency_ms_p50: pct(&latencies, 0.50),
         latency_ms_p95: pct(&latencies, 0.95),
         latency_ms_p99: pct(&latencies, 0.99),
-        peak_rss_bytes: peak_rss_bytes(),
+        nodes: pids.iter().map(|p| usage(p)).collect(),
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
