@@ -32,6 +32,9 @@ pub struct Node {
     pub events: broadcast::Sender<BlockEvent>,
     pub network: conclave_network::NetworkHandle,
     contexts: RwLock<HashMap<ContextId, ContextHandle>>,
+    /// Loaded apps by hash, so read-only calls do not re-read and re-hash
+    /// the wasm every time.
+    apps: RwLock<HashMap<conclave_consensus::Hash32, conclave_runtime::App>>,
     started_at: std::time::Instant,
 }
 
@@ -69,6 +72,7 @@ impl Node {
             events,
             network,
             contexts: RwLock::new(HashMap::new()),
+            apps: RwLock::new(HashMap::new()),
             started_at: std::time::Instant::now(),
         });
         node.install_genesis_files()?;
@@ -166,6 +170,20 @@ impl Node {
             .get(id)
             .cloned()
             .ok_or(Error::UnknownContext(*id))
+    }
+
+    /// The app with this hash, loaded once from the store.
+    pub fn app(&self, hash: &conclave_consensus::Hash32) -> Result<conclave_runtime::App> {
+        if let Some(app) = self.apps.read().get(hash) {
+            return Ok(app.clone());
+        }
+        let wasm = self
+            .store
+            .blob(hash)?
+            .ok_or_else(|| Error::Other(format!("app {hash} is missing from the store")))?;
+        let app = self.runtime.load(&wasm)?;
+        self.apps.write().insert(*hash, app.clone());
+        Ok(app)
     }
 
     pub fn uptime_secs(&self) -> u64 {

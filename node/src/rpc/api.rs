@@ -345,11 +345,7 @@ impl ConclaveApiServer for RpcImpl {
         };
         let node = self.node.clone();
         let outcome = tokio::task::spawn_blocking(move || -> crate::Result<_> {
-            let wasm = node
-                .store
-                .blob(&record.genesis.app_hash)?
-                .ok_or_else(|| crate::Error::Other("app missing".into()))?;
-            let app = node.runtime.load(&wasm)?;
+            let app = node.app(&record.genesis.app_hash)?;
             let state = node.store.state(context);
             let overlay = Overlay::new(&state, record.height);
             let view = crate::exec::ReadView::new(&overlay);

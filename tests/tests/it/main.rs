@@ -10,6 +10,7 @@ mod n4;
 mod nonce_order;
 mod proofs;
 mod subscriptions;
+mod views;
 
 use std::time::Duration;
 
