@@ -195,6 +195,10 @@ impl Config {
 
     /// Context geneses handed to this node out of band (`conclave testnet`
     /// writes them); installed at start.
+    pub fn wal_dir(home: &Path) -> PathBuf {
+        home.join("wal")
+    }
+
     pub fn genesis_dir(home: &Path) -> PathBuf {
         home.join("genesis")
     }

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub consensus_validators: IntGaugeVec,
     pub p2p_peers: prometheus::IntGauge,
     pub sync_blocks_total: IntCounter,
+    pub consensus_missed_blocks: IntCounterVec,
 }
 
 impl Metrics {
@@ -71,6 +72,13 @@ impl Metrics {
             "conclave_wasm_fuel_used_total",
             "Fuel consumed by committed transactions",
         )?;
+        let consensus_missed_blocks = IntCounterVec::new(
+            Opts::new(
+                "conclave_consensus_missed_blocks",
+                "Committed blocks whose commit certificate lacks the validator's precommit",
+            ),
+            &["context", "validator"],
+        )?;
         let rpc_requests_total = IntCounterVec::new(
             Opts::new("conclave_rpc_requests_total", "JSON-RPC requests by method"),
             &["method"],
@@ -97,6 +105,7 @@ impl Metrics {
         registry.register(Box::new(mempool_size.clone()))?;
         registry.register(Box::new(wasm_fuel_used_total.clone()))?;
         registry.register(Box::new(rpc_requests_total.clone()))?;
+        registry.register(Box::new(consensus_missed_blocks.clone()))?;
         // Process metrics: CPU, resident memory, open fds, start time.
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -113,6 +122,7 @@ impl Metrics {
             consensus_validators,
             p2p_peers,
             sync_blocks_total,
+            consensus_missed_blocks,
         })
     }
 

@@ -134,6 +134,7 @@ impl Node {
             metrics: self.metrics.clone(),
             events: self.events.clone(),
             network: Some(self.network.clone()),
+            wal_dir: Config::wal_dir(&self.home),
         }
     }
 
@@ -274,6 +275,11 @@ async fn route_network_events(
             }
             NetworkEvent::PeerConnected(m) => {
                 node.metrics.p2p_peers.inc();
+                // Status exchange: every context compares tips with the
+                // newly reachable member (the actor ignores non-members).
+                for handle in node.contexts.read().values() {
+                    handle.peer_connected(m);
+                }
                 tracing::debug!(member = %m, "peer connected");
             }
             NetworkEvent::PeerDisconnected(m) => {

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,7 +30,9 @@ use crate::config::Config;
 use crate::exec::{self, check_tx, BlockEnv, Executed, Overlay};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
+use crate::sign_guard::SignGuard;
 use crate::store::{CommitBatch, ContextRecord, Store, TxStatus};
+use crate::wal::{SharedLog, Wal};
 use crate::{Error, Result};
 
 /// What every context actor of a node shares.
@@ -43,6 +46,8 @@ pub struct ContextDeps {
     pub events: broadcast::Sender<BlockEvent>,
     /// The node's peer-to-peer layer; contexts with other members use it.
     pub network: Option<conclave_network::NetworkHandle>,
+    /// Where each context keeps its consensus WAL and sign guard.
+    pub wal_dir: PathBuf,
 }
 
 /// Gossip kept for heights this node has not reached yet, at most.
@@ -60,6 +65,8 @@ pub struct ContextActor {
     validators: ValidatorSet,
     app: App,
     engine: Engine,
+    /// The WAL of the height in progress and the last-signed guard.
+    log: SharedLog,
     mempool: Mempool,
     proposals: HashMap<Hash32, Proposed>,
     timers: HashMap<Timeout, u64>,
@@ -87,6 +94,43 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+fn engine_err(e: conclave_consensus::Error) -> Error {
+    Error::Other(e.to_string())
+}
+
+fn wal_err(e: crate::wal::WalError) -> Error {
+    Error::Other(format!("wal: {e}"))
+}
+
+/// An engine for `next` that consults the context's sign guard.
+fn new_engine(
+    deps: &ContextDeps,
+    id: ContextId,
+    next: Height,
+    validators: &ValidatorSet,
+    log: &SharedLog,
+) -> Engine {
+    let mut ecfg = EngineConfig::new(id);
+    ecfg.timeouts = timeouts(&deps.config);
+    Engine::new(ecfg, deps.key.clone(), next, validators.clone())
+        .with_sign_policy(log.sign_policy())
+}
+
+/// Opens a context's WAL and sign guard; damage in the WAL's tail (a torn
+/// write) is cut and reported, anything else refuses to start the context.
+fn open_log(deps: &ContextDeps, id: &ContextId) -> Result<SharedLog> {
+    std::fs::create_dir_all(&deps.wal_dir)?;
+    let name = id.to_hex();
+    let (wal, recovered) = Wal::open(deps.wal_dir.join(format!("{name}.wal"))).map_err(wal_err)?;
+    if let Some(repair) = &recovered.repair {
+        warn!(context = %id, damage = ?repair.damage, dropped_bytes = repair.dropped_bytes,
+            backup = %repair.backup.display(), "cut a damaged WAL tail");
+    }
+    let guard = SignGuard::open(deps.wal_dir.join(format!("{name}.sign")))
+        .map_err(|e| Error::Other(format!("sign guard: {e}")))?;
+    Ok(SharedLog::new(wal, guard))
 }
 
 fn timeouts(cfg: &Config) -> LinearTimeouts {
@@ -118,10 +162,9 @@ impl ContextActor {
         let members = record.genesis.member_ids();
         let validators = ValidatorSet::from_members(&members)
             .map_err(|e| Error::Other(format!("validator set: {e}")))?;
-        let mut ecfg = EngineConfig::new(record.id);
-        ecfg.timeouts = timeouts(&deps.config);
         let next = Height(record.height.0 + 1);
-        let engine = Engine::new(ecfg, deps.key.clone(), next, validators.clone());
+        let log = open_log(&deps, &record.id)?;
+        let engine = new_engine(&deps, record.id, next, &validators, &log);
         let (tx, rx) = mpsc::channel(4096);
         let label = record.id.to_hex();
         let outbound = match (&deps.network, members.len() > 1) {
@@ -144,6 +187,7 @@ impl ContextActor {
             validators,
             app,
             engine,
+            log,
             proposals: HashMap::new(),
             timers: HashMap::new(),
             timer_seq: 0,
@@ -169,6 +213,13 @@ impl ContextActor {
 
     async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
         info!(context = %self.id(), height = self.record.height.0, "context started");
+        // A crash in the middle of a height: resume it from the WAL at once,
+        // whatever the mempool holds (this node may have voted already).
+        if self.wal_holds_next_height() {
+            if let Err(e) = self.begin_height() {
+                error!(context = %self.id(), error = %e, "cannot resume the height in the WAL");
+            }
+        }
         while let Some(msg) = rx.recv().await {
             self.handle(msg);
             loop {
@@ -237,6 +288,11 @@ impl ContextActor {
                     Err(e) => debug!(context = %self.id(), error = %e, "sync request failed"),
                 }
             }
+            Message::PeerConnected(member) => {
+                if member != self.engine.address() && self.members.contains(&member) {
+                    self.request_sync(member);
+                }
+            }
             Message::TimeoutElapsed(timeout, seq) => {
                 if self.timers.get(&timeout) == Some(&seq) {
                     self.timers.remove(&timeout);
@@ -303,14 +359,78 @@ impl ContextActor {
         if self.running || !self.has_ready_tx() {
             return Ok(false);
         }
-        self.running = true;
-        let height = Height(self.record.height.0 + 1);
-        let outputs = self
-            .engine
-            .start_height(height, self.validators.clone(), false)
-            .map_err(|e| Error::Other(e.to_string()))?;
-        self.perform(outputs)?;
+        self.begin_height()?;
         Ok(true)
+    }
+
+    fn wal_holds_next_height(&self) -> bool {
+        let next = Height(self.record.height.0 + 1);
+        let parts = self.log.lock();
+        parts.wal.height() == next && !parts.wal.entries_for(next).is_empty()
+    }
+
+    /// Starts consensus on the next height. If the WAL already holds inputs
+    /// of it, this is a restart: the candidate blocks kept in the store are
+    /// re-validated and the engine replays the WAL, re-publishing what this
+    /// node signed instead of signing anything new.
+    fn begin_height(&mut self) -> Result<()> {
+        let next = Height(self.record.height.0 + 1);
+        self.running = true;
+        let entries = {
+            let mut parts = self.log.lock();
+            if parts.wal.height() == next {
+                parts.wal.entries_for(next)
+            } else {
+                // The previous height is committed: rotate the log.
+                parts.wal.start_height(next).map_err(wal_err)?;
+                Vec::new()
+            }
+        };
+        let restart = !entries.is_empty();
+        if restart {
+            let candidates = self.deps.store.pending_blocks(&self.id(), next)?;
+            info!(context = %self.id(), height = next.0, entries = entries.len(),
+                candidates = candidates.len(), "resuming the height from the WAL");
+            for block in candidates {
+                let proposer = block.header.proposer;
+                self.validate_block(block, proposer);
+            }
+        }
+        let mut outputs = self
+            .engine
+            .start_height(next, self.validators.clone(), restart)
+            .map_err(engine_err)?;
+        if restart {
+            outputs.extend(self.engine.replay_wal(&entries).map_err(engine_err)?);
+        }
+        self.perform(outputs)
+    }
+
+    /// The value this node proposed at `(height, round)` before a restart,
+    /// per its WAL: it must propose that again, never a new block.
+    fn own_logged_value(
+        &self,
+        height: Height,
+        round: conclave_consensus::mal::Round,
+    ) -> Option<Hash32> {
+        let me = self.engine.address();
+        self.log
+            .lock()
+            .wal
+            .entries_for(height)
+            .into_iter()
+            .find_map(|e| match e {
+                Input::ProposedValue(pv, _) if pv.round == round && pv.proposer == me => {
+                    Some(pv.value)
+                }
+                _ => None,
+            })
+    }
+
+    /// Makes the WAL entries written so far durable: every output after a
+    /// `WalAppend` (a publish, a decision) must not outrun it.
+    fn sync_wal(&self) -> Result<()> {
+        self.log.lock().wal.sync().map_err(wal_err)
     }
 
     /// Whether some pending tx can go into the next block (txs waiting
@@ -337,6 +457,13 @@ impl ContextActor {
 
     fn perform(&mut self, outputs: Vec<Output>) -> Result<()> {
         for output in outputs {
+            if let Output::WalAppend(height, input) = &output {
+                // Group commit: written now, synced before the next output
+                // that leaves the node or depends on it.
+                self.log.lock().wal.write(*height, input).map_err(wal_err)?;
+                continue;
+            }
+            self.sync_wal()?;
             match output {
                 Output::ScheduleTimeout(timeout, after) => self.schedule(timeout, after),
                 Output::CancelTimeout(timeout) => {
@@ -352,7 +479,17 @@ impl ContextActor {
                     debug!(context = %self.id(), height = height.0, round = %round, "round started");
                 }
                 Output::GetValue { height, round, .. } => {
-                    let hash = self.build_block(height)?;
+                    let hash = match self.own_logged_value(height, round) {
+                        Some(hash) if self.proposals.contains_key(&hash) => hash,
+                        Some(hash) => {
+                            // Its block is lost; proposing another would be
+                            // equivocation (the sign guard would refuse).
+                            warn!(context = %self.id(), height = height.0, %round, block = %hash,
+                                "the block proposed before the restart is gone; not proposing");
+                            continue;
+                        }
+                        None => self.build_block(height)?,
+                    };
                     self.feed(Input::Propose(LocallyProposedValue::new(
                         height, round, hash,
                     )))?;
@@ -396,7 +533,7 @@ impl ContextActor {
                     self.broadcast(&Wire::RoundCertificate(encode_round_certificate(&c)));
                 }
                 // The proposal output carries its block, so a restream needs
-                // nothing more; the WAL is not wired yet (ARCHITECTURE.md).
+                // nothing more.
                 Output::RestreamProposal { .. }
                 | Output::WalAppend(..)
                 | Output::SyncValue(..)
@@ -434,6 +571,8 @@ impl ContextActor {
             return Ok(false);
         }
         if height > next {
+            // Members are past our next height: we missed decisions.
+            self.request_sync(from);
             if self.future_len < MAX_FUTURE_MSGS {
                 self.future
                     .entry(height)
@@ -444,12 +583,7 @@ impl ContextActor {
             return Ok(false);
         }
         if !self.running {
-            self.running = true;
-            let outputs = self
-                .engine
-                .start_height(next, self.validators.clone(), false)
-                .map_err(|e| Error::Other(e.to_string()))?;
-            self.perform(outputs)?;
+            self.begin_height()?;
         }
         Ok(true)
     }
@@ -602,9 +736,13 @@ impl ContextActor {
         // Restart consensus at the new tip with a fresh engine: the height
         // it was in is decided.
         let next = Height(self.record.height.0 + 1);
-        let mut ecfg = EngineConfig::new(self.record.id);
-        ecfg.timeouts = timeouts(&self.deps.config);
-        self.engine = Engine::new(ecfg, self.deps.key.clone(), next, self.validators.clone());
+        self.engine = new_engine(
+            &self.deps,
+            self.record.id,
+            next,
+            &self.validators,
+            &self.log,
+        );
         self.running = false;
         self.proposals.clear();
         self.timers.clear();
@@ -673,6 +811,11 @@ impl ContextActor {
             warn!(context = %self.id(), height = h.height.0, error = %e, "block roots do not match");
             return Validity::Invalid;
         }
+        // Kept (unsynced: survives a process crash) in case this node votes
+        // for it, crashes and must commit it after replaying its WAL.
+        if let Err(e) = self.deps.store.put_pending_block(&block, false) {
+            warn!(context = %self.id(), error = %e, "cannot keep a candidate block");
+        }
         self.proposals.insert(hash, Proposed { block, executed });
         Validity::Valid
     }
@@ -728,6 +871,9 @@ impl ContextActor {
             txs,
         };
         let hash = block.hash();
+        // Durable before the proposal is signed: after a crash this node
+        // must re-propose this very block.
+        self.deps.store.put_pending_block(&block, true)?;
         self.proposals.insert(hash, Proposed { block, executed });
         Ok(hash)
     }
@@ -759,6 +905,13 @@ impl ContextActor {
         self.record = record;
 
         let m = &self.deps.metrics;
+        for member in &self.members {
+            if !cert.commit_signatures.iter().any(|s| s.address == *member) {
+                m.consensus_missed_blocks
+                    .with_label_values(&[&self.label, &member.to_string()])
+                    .inc();
+            }
+        }
         for (tx, receipt) in block.txs.iter().zip(&executed.receipts) {
             self.mempool.remove(&tx.hash());
             let status = match receipt.status {

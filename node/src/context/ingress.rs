@@ -33,6 +33,8 @@ pub enum Message {
     Gossip(conclave_consensus::MemberId, Vec<u8>),
     /// The answer to this node's sync request to a member (or its failure).
     Synced(Result<Vec<u8>, String>),
+    /// A connection to a member's node opened: compare tips with it.
+    PeerConnected(MemberId),
 }
 
 /// A committed block, as announced to subscribers.
@@ -90,5 +92,11 @@ impl ContextHandle {
     /// is full (gossip is retransmitted, the queue must stay bounded).
     pub fn gossip(&self, from: MemberId, data: Vec<u8>) -> bool {
         self.tx.try_send(Message::Gossip(from, data)).is_ok()
+    }
+
+    /// Tells the actor that `member`'s node is reachable now (a restart or
+    /// a healed partition), so it can catch up from it if behind.
+    pub fn peer_connected(&self, member: MemberId) {
+        let _ = self.tx.try_send(Message::PeerConnected(member));
     }
 }

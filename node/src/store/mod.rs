@@ -49,7 +49,10 @@ pub(crate) const CF_TXS: &str = "txs";
 pub(crate) const CF_JMT_NODES: &str = "jmt_nodes";
 pub(crate) const CF_JMT_VALUES: &str = "jmt_values";
 pub(crate) const CF_BLOBS: &str = "blobs";
-const ALL_CFS: [&str; 7] = [
+/// Blocks proposed or received for heights not decided yet, kept so that a
+/// restarted node can re-propose (or commit) the block its WAL refers to.
+pub(crate) const CF_PENDING: &str = "pending_blocks";
+const ALL_CFS: [&str; 8] = [
     CF_CONTEXTS,
     CF_BLOCKS,
     CF_CERTS,
@@ -57,6 +60,7 @@ const ALL_CFS: [&str; 7] = [
     CF_JMT_NODES,
     CF_JMT_VALUES,
     CF_BLOBS,
+    CF_PENDING,
 ];
 
 /// The node's database. Cheap to clone.
@@ -76,6 +80,13 @@ fn height_key(ctx: &ContextId, h: Height) -> [u8; 40] {
     let mut k = [0u8; 40];
     k[..32].copy_from_slice(ctx.as_bytes());
     k[32..].copy_from_slice(&h.0.to_be_bytes());
+    k
+}
+
+fn pending_key(ctx: &ContextId, h: Height, hash: &Hash32) -> [u8; 72] {
+    let mut k = [0u8; 72];
+    k[..40].copy_from_slice(&height_key(ctx, h));
+    k[40..].copy_from_slice(hash.as_bytes());
     k
 }
 
@@ -186,6 +197,12 @@ impl Store {
             batch.put_cf(cf_txs, tx.hash().as_bytes(), enc(&|| borsh::to_vec(&rec))?);
         }
         tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
+        // Candidates of this height and below are no longer needed.
+        batch.delete_range_cf(
+            self.cf(CF_PENDING)?,
+            pending_key(ctx, Height(0), &Hash32::default()),
+            pending_key(ctx, Height(h.0 + 1), &Hash32::default()),
+        );
         batch.put_cf(
             self.cf(CF_CONTEXTS)?,
             ctx.as_bytes(),
@@ -193,6 +210,34 @@ impl Store {
         );
         self.db.write_opt(batch, &Self::synced())?;
         Ok(())
+    }
+
+    /// Keeps a candidate block of a height in progress. `sync` makes it
+    /// durable before returning: a proposer must not sign a proposal for a
+    /// block it could lose in a crash.
+    pub fn put_pending_block(&self, block: &Block, sync: bool) -> Result<()> {
+        let key = pending_key(&block.header.context_id, block.height(), &block.hash());
+        let bytes = borsh::to_vec(block).map_err(|e| StoreError::Tree(e.to_string()))?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db
+            .put_cf_opt(self.cf(CF_PENDING)?, key, bytes, &opts)?;
+        Ok(())
+    }
+
+    /// The candidate blocks kept for `ctx` at height `h`.
+    pub fn pending_blocks(&self, ctx: &ContextId, h: Height) -> Result<Vec<Block>> {
+        let prefix = height_key(ctx, h);
+        let mut out = Vec::new();
+        let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(self.cf(CF_PENDING)?, mode) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(decode(CF_PENDING, &v)?);
+        }
+        Ok(out)
     }
 
     pub fn block(&self, ctx: &ContextId, h: Height) -> Result<Option<Block>> {
