@@ -18,6 +18,17 @@ pub struct Config {
     pub block: BlockConfig,
     pub consensus: ConsensusConfig,
     pub runtime: RuntimeConfig,
+    pub debug: DebugConfig,
+}
+
+/// Test hooks, all off by default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DebugConfig {
+    /// Enables the `debug_set_blocked_peers` RPC, which cuts this node off
+    /// from chosen peers (partition tests). Never enable it in production:
+    /// whoever reaches the RPC port could isolate the node.
+    pub fault_injection: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

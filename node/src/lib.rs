@@ -12,7 +12,9 @@
 //!   its gossip with the other members over `conclave-network`.
 //! - [`wal`] and [`sign_guard`]: the per-context consensus write-ahead log
 //!   (checksummed, fsynced, tail repair with a backup) and the persisted
-//!   last-signed position; built and tested, not yet wired into the actor.
+//!   last-signed position, consulted before every signature.
+//! - [`failpoint`]: crash points armed from the environment, for recovery
+//!   tests.
 //! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee).
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`node`]: wires the parts together; [`cli`] is the `conclave` command.
@@ -24,6 +26,7 @@ pub mod config;
 pub mod context;
 mod error;
 pub mod exec;
+pub mod failpoint;
 pub mod keys;
 pub mod mempool;
 pub mod metrics;

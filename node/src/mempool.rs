@@ -59,6 +59,15 @@ impl Mempool {
         self.index.len()
     }
 
+    /// Up to `max` pending txs, each sender's in nonce order.
+    pub fn pending(&self, max: usize) -> Vec<SignedTx> {
+        self.senders
+            .values()
+            .flat_map(|queue| queue.values().map(|e| e.tx.clone()))
+            .take(max)
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }

@@ -92,18 +92,13 @@ impl TestNode {
 
     /// Starts the node and waits until it answers `node_health`.
     pub async fn start(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let log = std::fs::File::create(self.home.as_path().join("node.log")).expect("log file");
-        let child = Command::new(conclave_bin())
-            .arg("--home")
-            .arg(&self.home)
-            .arg("start")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn conclave start");
-        self.child = Some(child);
+        self.start_with_env(&[]).await
+    }
+
+    /// Starts the node with extra environment variables (e.g. a
+    /// `CONCLAVE_FAILPOINT`). Each start appends to `node.log`.
+    pub async fn start_with_env(&mut self, env: &[(&str, &str)]) {
+        self.spawn_with_env(env);
         let c = self.client();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -126,12 +121,76 @@ impl TestNode {
         }
     }
 
+    /// Spawns the node without waiting for it to serve.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.home.as_path().join("node.log"))
+            .expect("log file");
+        let child = Command::new(conclave_bin())
+            .arg("--home")
+            .arg(&self.home)
+            .arg("start")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn conclave start");
+        self.child = Some(child);
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.home.as_path().join("node.log")).unwrap_or_default()
     }
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself (a crash
+    /// point); returns whether it did. An exited node counts as stopped.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                self.child = None;
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.as_ref().expect("node running").id();
+        // SAFETY: sending a signal to our own child process.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+    }
+
+    /// SIGSTOP: the process freezes, its sockets stay open.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`TestNode::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Edits `config.toml` (the node must be stopped to take effect).
+    pub fn edit_config(&self, f: impl FnOnce(&mut conclave_node::config::Config)) {
+        let mut config = conclave_node::config::Config::load(&self.home).expect("config");
+        f(&mut config);
+        config.save(&self.home).expect("save config");
     }
 
     /// SIGKILL: no chance to flush or clean up.
@@ -225,6 +284,15 @@ pub struct TestNet {
 
 impl TestNet {
     pub async fn start(n: usize) -> Self {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Like [`TestNet::start`], with `configure` applied to every node's
+    /// config before it starts.
+    pub async fn start_with(
+        n: usize,
+        configure: impl Fn(&mut conclave_node::config::Config),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let base = loop {
             // Pseudo-random in 20000..59990, from the OS's ephemeral ports.
@@ -246,6 +314,7 @@ impl TestNet {
         let written = conclave_node::cli::testnet::write(&args).expect("testnet");
         let mut nodes: Vec<TestNode> = written.homes.into_iter().map(TestNode::from_home).collect();
         for node in &mut nodes {
+            node.edit_config(&configure);
             node.start().await;
         }
         Self {

@@ -227,9 +227,30 @@ impl Actor {
             Message::Dial { addr, done } => {
                 let _ = done.send(self.swarm.dial(addr).map_err(Error::from));
             }
+            Message::SetBlocked { peers, done } => {
+                let _ = done.send(self.set_blocked(peers));
+            }
             // Handled by the loop.
             Message::Shutdown { .. } => {}
         }
+    }
+
+    fn set_blocked(&mut self, peers: Vec<MemberId>) -> Result<()> {
+        let wanted = peers
+            .iter()
+            .map(peer_id_of)
+            .collect::<Result<std::collections::HashSet<PeerId>>>()?;
+        let blocked = &mut self.swarm.behaviour_mut().blocked;
+        let before: Vec<PeerId> = blocked.blocked_peers().iter().copied().collect();
+        let now = Instant::now();
+        for peer in before.iter().filter(|p| !wanted.contains(p)) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(*peer);
+            self.redial.reset(peer, now);
+        }
+        for peer in wanted {
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+        }
+        Ok(())
     }
 
     fn join(&mut self, context: ContextId, members: Vec<MemberId>) -> Result<()> {

@@ -40,6 +40,9 @@ pub(crate) const REQUEST_STRIKE_SCORE: f64 = -1.0;
 /// Every protocol a Conclave node speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Peers cut off on purpose (fault injection in tests): no connection
+    /// to or from them is allowed while listed.
+    pub(crate) blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) request: request_response::Behaviour<Codec>,
@@ -74,6 +77,7 @@ impl Behaviour {
             .with_max_pending_incoming(Some(cfg.max_pending_incoming))
             .with_max_established_per_peer(Some(cfg.max_connections_per_peer));
         Ok(Self {
+            blocked: Default::default(),
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
             request,

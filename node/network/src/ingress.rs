@@ -81,6 +81,10 @@ pub(crate) enum Message {
         addr: Multiaddr,
         done: oneshot::Sender<Result<()>>,
     },
+    SetBlocked {
+        peers: Vec<MemberId>,
+        done: oneshot::Sender<Result<()>>,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -200,6 +204,14 @@ impl NetworkHandle {
     }
 
     /// Stops the actor and waits until its sockets are closed.
+    /// Cuts this node off from exactly `peers` (closing connections and
+    /// refusing new ones) and reconnects to anyone unblocked. Fault
+    /// injection for partition tests; nodes expose it only when configured.
+    pub async fn set_blocked(&self, peers: Vec<MemberId>) -> Result<()> {
+        self.call(|done| Message::SetBlocked { peers, done })
+            .await?
+    }
+
     pub async fn shutdown(&self) {
         let _ = self.call(|done| Message::Shutdown { done }).await;
     }

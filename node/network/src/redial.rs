@@ -65,6 +65,14 @@ impl Redialer {
         }
     }
 
+    /// Redial `peer` at `now` with a fresh backoff (it became reachable).
+    pub(crate) fn reset(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.next = Some(now);
+            p.backoff = self.initial;
+        }
+    }
+
     /// Peers due at `now`; they are not due again until reported disconnected.
     pub(crate) fn due(&mut self, now: Instant) -> Vec<(PeerId, Multiaddr)> {
         let mut due = Vec::new();

@@ -50,6 +50,9 @@ pub struct ContextDeps {
     pub wal_dir: PathBuf,
 }
 
+/// Pending txs re-gossiped when a member's node (re)connects, at most.
+const MAX_REGOSSIP_TXS: usize = 1024;
+
 /// Gossip kept for heights this node has not reached yet, at most.
 const MAX_FUTURE_MSGS: usize = 4096;
 
@@ -291,6 +294,11 @@ impl ContextActor {
             Message::PeerConnected(member) => {
                 if member != self.engine.address() && self.members.contains(&member) {
                     self.request_sync(member);
+                    // Txs admitted while that member was unreachable (say,
+                    // across a partition) reach it now; bounded.
+                    for tx in self.mempool.pending(MAX_REGOSSIP_TXS) {
+                        self.broadcast(&Wire::Tx(tx));
+                    }
                 }
             }
             Message::TimeoutElapsed(timeout, seq) => {
@@ -461,84 +469,101 @@ impl ContextActor {
                 // Group commit: written now, synced before the next output
                 // that leaves the node or depends on it.
                 self.log.lock().wal.write(*height, input).map_err(wal_err)?;
+                crate::failpoint::hit("wal_write");
                 continue;
             }
             self.sync_wal()?;
-            match output {
-                Output::ScheduleTimeout(timeout, after) => self.schedule(timeout, after),
-                Output::CancelTimeout(timeout) => {
-                    self.timers.remove(&timeout);
-                }
-                Output::CancelAllTimeouts => self.timers.clear(),
-                Output::StartRound { height, round, .. } => {
-                    self.deps
-                        .metrics
-                        .consensus_rounds
-                        .with_label_values(&[&self.label])
-                        .set(round.as_i64());
-                    debug!(context = %self.id(), height = height.0, round = %round, "round started");
-                }
-                Output::GetValue { height, round, .. } => {
-                    let hash = match self.own_logged_value(height, round) {
-                        Some(hash) if self.proposals.contains_key(&hash) => hash,
-                        Some(hash) => {
-                            // Its block is lost; proposing another would be
-                            // equivocation (the sign guard would refuse).
-                            warn!(context = %self.id(), height = height.0, %round, block = %hash,
-                                "the block proposed before the restart is gone; not proposing");
-                            continue;
-                        }
-                        None => self.build_block(height)?,
-                    };
-                    self.feed(Input::Propose(LocallyProposedValue::new(
-                        height, round, hash,
-                    )))?;
-                }
-                Output::Decide(cert) => self.commit(&cert)?,
-                Output::Finalize { equivocators, .. } => {
-                    for m in equivocators {
-                        warn!(context = %self.id(), member = %m, "equivocation evidence");
-                    }
-                    // The run loop starts the next height if txs wait.
-                    self.running = false;
-                    self.proposals.clear();
-                    self.timers.clear();
-                    let next = Height(self.record.height.0 + 1);
-                    let due: Vec<Height> = self.future.range(..=next).map(|(h, _)| *h).collect();
-                    for h in due {
-                        let msgs = self.future.remove(&h).unwrap_or_default();
-                        self.future_len = self.future_len.saturating_sub(msgs.len());
-                        if h == next {
-                            self.replay.extend(msgs);
-                        }
-                    }
-                }
-                Output::Publish(SignedConsensusMsg::Vote(v))
-                | Output::PublishLiveness(LivenessMsg::Vote(v)) => {
-                    self.broadcast(&Wire::Vote(encode_vote(&v)));
-                }
-                Output::Publish(SignedConsensusMsg::Proposal(p)) => {
-                    if let Some(proposed) = self.proposals.get(&p.value) {
-                        let wire = Wire::Proposal {
-                            proposal: encode_proposal(&p),
-                            block: proposed.block.clone(),
-                        };
-                        self.broadcast(&wire);
-                    }
-                }
-                Output::PublishLiveness(LivenessMsg::PolkaCertificate(c)) => {
-                    self.broadcast(&Wire::Polka(encode_polka(&c)));
-                }
-                Output::PublishLiveness(LivenessMsg::SkipRoundCertificate(c)) => {
-                    self.broadcast(&Wire::RoundCertificate(encode_round_certificate(&c)));
-                }
-                // The proposal output carries its block, so a restream needs
-                // nothing more.
-                Output::RestreamProposal { .. }
-                | Output::WalAppend(..)
-                | Output::SyncValue(..)
-                | Output::SyncRejected(..) => {}
+            let publishes = matches!(output, Output::Publish(_));
+            if publishes {
+                crate::failpoint::hit("before_publish");
             }
+            self.perform_one(output)?;
+            if publishes {
+                crate::failpoint::hit("after_publish");
+            }
+        }
+        Ok(())
+    }
+
+    fn perform_one(&mut self, output: Output) -> Result<()> {
+        match output {
+            Output::ScheduleTimeout(timeout, after) => self.schedule(timeout, after),
+            Output::CancelTimeout(timeout) => {
+                self.timers.remove(&timeout);
+            }
+            Output::CancelAllTimeouts => self.timers.clear(),
+            Output::StartRound { height, round, .. } => {
+                self.deps
+                    .metrics
+                    .consensus_rounds
+                    .with_label_values(&[&self.label])
+                    .set(round.as_i64());
+                debug!(context = %self.id(), height = height.0, round = %round, "round started");
+            }
+            Output::GetValue { height, round, .. } => {
+                let hash = match self.own_logged_value(height, round) {
+                    Some(hash) if self.proposals.contains_key(&hash) => hash,
+                    Some(hash) => {
+                        // Its block is lost; proposing another would be
+                        // equivocation (the sign guard would refuse).
+                        warn!(context = %self.id(), height = height.0, %round, block = %hash,
+                            "the block proposed before the restart is gone; not proposing");
+                        return Ok(());
+                    }
+                    None => {
+                        let hash = self.build_block(height)?;
+                        crate::failpoint::hit("proposal_persisted");
+                        hash
+                    }
+                };
+                self.feed(Input::Propose(LocallyProposedValue::new(
+                    height, round, hash,
+                )))?;
+            }
+            Output::Decide(cert) => self.commit(&cert)?,
+            Output::Finalize { equivocators, .. } => {
+                for m in equivocators {
+                    warn!(context = %self.id(), member = %m, "equivocation evidence");
+                }
+                // The run loop starts the next height if txs wait.
+                self.running = false;
+                self.proposals.clear();
+                self.timers.clear();
+                let next = Height(self.record.height.0 + 1);
+                let due: Vec<Height> = self.future.range(..=next).map(|(h, _)| *h).collect();
+                for h in due {
+                    let msgs = self.future.remove(&h).unwrap_or_default();
+                    self.future_len = self.future_len.saturating_sub(msgs.len());
+                    if h == next {
+                        self.replay.extend(msgs);
+                    }
+                }
+            }
+            Output::Publish(SignedConsensusMsg::Vote(v))
+            | Output::PublishLiveness(LivenessMsg::Vote(v)) => {
+                self.broadcast(&Wire::Vote(encode_vote(&v)));
+            }
+            Output::Publish(SignedConsensusMsg::Proposal(p)) => {
+                if let Some(proposed) = self.proposals.get(&p.value) {
+                    let wire = Wire::Proposal {
+                        proposal: encode_proposal(&p),
+                        block: proposed.block.clone(),
+                    };
+                    self.broadcast(&wire);
+                }
+            }
+            Output::PublishLiveness(LivenessMsg::PolkaCertificate(c)) => {
+                self.broadcast(&Wire::Polka(encode_polka(&c)));
+            }
+            Output::PublishLiveness(LivenessMsg::SkipRoundCertificate(c)) => {
+                self.broadcast(&Wire::RoundCertificate(encode_round_certificate(&c)));
+            }
+            // The proposal output carries its block, so a restream needs
+            // nothing more.
+            Output::RestreamProposal { .. }
+            | Output::WalAppend(..)
+            | Output::SyncValue(..)
+            | Output::SyncRejected(..) => {}
         }
         Ok(())
     }
@@ -895,6 +920,7 @@ impl ContextActor {
         record.last_block_hash = block.hash();
         record.state_root = executed.state_root;
         record.last_time_ms = block.header.time_ms;
+        crate::failpoint::hit("before_commit");
         self.deps.store.commit(CommitBatch {
             record: &record,
             block: &block,
@@ -903,6 +929,7 @@ impl ContextActor {
             tree: &executed.tree,
         })?;
         self.record = record;
+        crate::failpoint::hit("after_commit");
 
         let m = &self.deps.metrics;
         for member in &self.members {

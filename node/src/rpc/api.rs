@@ -83,6 +83,14 @@ pub trait ConclaveApi {
         height: Option<u64>,
     ) -> RpcResult<BlockView>;
 
+    /// Fault injection: cut this node off from exactly `members` (an empty
+    /// list heals). Only with `[debug] fault_injection = true`.
+    #[method(name = "debug_set_blocked_peers", param_kind = map)]
+    async fn debug_set_blocked_peers(
+        &self,
+        members: Vec<conclave_consensus::MemberId>,
+    ) -> RpcResult<()>;
+
     /// Committed blocks, of one context or all.
     #[subscription(name = "subscribe_blocks" => "block", unsubscribe = "unsubscribe_blocks", item = BlockEvent, param_kind = map)]
     async fn subscribe_blocks(
@@ -155,6 +163,28 @@ impl ConclaveApiServer for RpcImpl {
     async fn node_health(&self) -> RpcResult<Health> {
         self.count("node_health");
         Ok(Health { ok: true })
+    }
+
+    async fn debug_set_blocked_peers(
+        &self,
+        members: Vec<conclave_consensus::MemberId>,
+    ) -> RpcResult<()> {
+        self.count("debug_set_blocked_peers");
+        if !self.node.config.debug.fault_injection {
+            return Err(err(
+                codes::DISABLED,
+                "fault injection is disabled ([debug] fault_injection)",
+            ));
+        }
+        tracing::warn!(
+            blocked = members.len(),
+            "fault injection: blocked peers set"
+        );
+        self.node
+            .network
+            .set_blocked(members)
+            .await
+            .map_err(internal)
     }
 
     async fn context_create(

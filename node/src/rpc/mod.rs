@@ -22,6 +22,7 @@ pub mod codes {
     pub const NOT_FOUND: i32 = -32004;
     pub const TX_REJECTED: i32 = -32010;
     pub const MEMPOOL_FULL: i32 = -32011;
+    pub const DISABLED: i32 = -32020;
     pub const BAD_REQUEST: i32 = -32602;
 }
 

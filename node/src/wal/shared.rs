@@ -47,6 +47,8 @@ impl SignPolicy for SharedLog {
             parts.wal.write(*height, input).map_err(persist)?;
         }
         parts.wal.sync().map_err(persist)?;
-        parts.guard.check_and_record(request)
+        parts.guard.check_and_record(request)?;
+        crate::failpoint::hit("sign_recorded");
+        Ok(())
     }
 }

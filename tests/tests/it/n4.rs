@@ -5,59 +5,7 @@
 use conclave_node::rpc::ConclaveApiClient;
 use conclave_tests::{signed, wait_committed, TestNet};
 
-use crate::COMMIT_TIMEOUT;
-
-/// Asserts all running nodes hold identical blocks and roots up to the
-/// lowest tip among them, and returns that tip.
-async fn assert_agreement(net: &TestNet) -> u64 {
-    let mut tips = Vec::new();
-    for node in net.nodes.iter().filter(|n| n.is_running()) {
-        tips.push(
-            node.client()
-                .context_info(net.context)
-                .await
-                .unwrap()
-                .height,
-        );
-    }
-    let tip = *tips.iter().min().unwrap();
-    for h in 1..=tip {
-        let mut seen = None;
-        for node in net.nodes.iter().filter(|n| n.is_running()) {
-            let b = node.client().block_get(net.context, Some(h)).await.unwrap();
-            let got = (b.hash, b.header.state_root);
-            assert_eq!(*seen.get_or_insert(got), got, "fork at height {h}");
-        }
-    }
-    tip
-}
-
-/// Submits `count` txs round-robin over the running nodes, each signed by
-/// the receiving node's member, and waits until all are committed.
-async fn load(net: &TestNet, count: usize) {
-    let running: Vec<_> = net.nodes.iter().filter(|n| n.is_running()).collect();
-    let mut last = Vec::new();
-    for i in 0..count {
-        let node = running[i % running.len()];
-        let keys = node.keys();
-        let c = node.client();
-        let nonce = c
-            .context_nonce(net.context, keys.member_id())
-            .await
-            .unwrap();
-        let args = format!(r#"{{"key":"k{i}","value":"{i}"}}"#);
-        let h = c
-            .tx_submit(signed(&keys, net.context, nonce, "set", &args))
-            .await
-            .unwrap()
-            .tx_hash;
-        last.push((c, h));
-    }
-    for (c, h) in last {
-        let s = wait_committed(&c, h, COMMIT_TIMEOUT).await;
-        assert_eq!(s.status, "committed", "{s:?}");
-    }
-}
+use crate::{assert_agreement, load, COMMIT_TIMEOUT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n4_members_commit_identical_blocks() {

@@ -1,0 +1,48 @@
+//! Crash points for recovery tests. With `CONCLAVE_FAILPOINT=<name>[:<n>]`
+//! in its environment the process aborts (no unwinding, no flushing: as a
+//! `kill -9` would leave it) the `n`-th time (default: the first) it reaches
+//! the point `name`. Unset, a point costs one load of an initialised cell.
+//!
+//! Points: `wal_write` (an input written to the WAL, not yet synced),
+//! `sign_recorded` (the sign guard advanced, the signature not yet used),
+//! `before_publish` (WAL synced, a vote or proposal about to be sent),
+//! `after_publish`, `proposal_persisted` (own candidate block stored, its
+//! proposal not yet signed), `before_commit` and `after_commit` (around the
+//! store's commit batch of a decided height).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+struct Armed {
+    name: String,
+    at: u64,
+    hits: AtomicU64,
+}
+
+static ARMED: OnceLock<Option<Armed>> = OnceLock::new();
+
+fn armed() -> Option<&'static Armed> {
+    ARMED
+        .get_or_init(|| {
+            let spec = std::env::var("CONCLAVE_FAILPOINT").ok()?;
+            let (name, at) = match spec.split_once(':') {
+                Some((name, at)) => (name.to_string(), at.parse().ok()?),
+                None => (spec, 1),
+            };
+            Some(Armed {
+                name,
+                at,
+                hits: AtomicU64::new(0),
+            })
+        })
+        .as_ref()
+}
+
+/// Aborts the process if the point `name` is armed and due.
+pub fn hit(name: &str) {
+    let Some(armed) = armed() else { return };
+    if armed.name == name && armed.hits.fetch_add(1, Ordering::SeqCst) + 1 == armed.at {
+        eprintln!("failpoint {name} reached: aborting");
+        std::process::abort();
+    }
+}
