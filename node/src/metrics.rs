@@ -28,6 +28,9 @@ pub struct Metrics {
     pub consensus_validators: IntGaugeVec,
     pub p2p_peers: prometheus::IntGauge,
     pub sync_blocks_total: IntCounter,
+    pub checkpoint_height: IntGaugeVec,
+    pub checkpoint_signers: IntGaugeVec,
+    pub actions_pending: IntGaugeVec,
 }
 
 impl Metrics {
@@ -90,6 +93,30 @@ impl Metrics {
             "Decided blocks applied through catch-up",
         )?;
         registry.register(Box::new(sync_blocks_total.clone()))?;
+        let checkpoint_height = IntGaugeVec::new(
+            Opts::new(
+                "conclave_checkpoint_height",
+                "Height of a context's latest completed checkpoint",
+            ),
+            &["context"],
+        )?;
+        let checkpoint_signers = IntGaugeVec::new(
+            Opts::new(
+                "conclave_checkpoint_signers",
+                "Signers of a context's latest completed checkpoint",
+            ),
+            &["context"],
+        )?;
+        let actions_pending = IntGaugeVec::new(
+            Opts::new(
+                "conclave_actions_pending",
+                "Committed on-chain actions whose checkpoint has no quorum yet",
+            ),
+            &["context"],
+        )?;
+        registry.register(Box::new(checkpoint_height.clone()))?;
+        registry.register(Box::new(checkpoint_signers.clone()))?;
+        registry.register(Box::new(actions_pending.clone()))?;
         registry.register(Box::new(consensus_height.clone()))?;
         registry.register(Box::new(consensus_rounds.clone()))?;
         registry.register(Box::new(block_interval_seconds.clone()))?;
@@ -113,6 +140,9 @@ impl Metrics {
             consensus_validators,
             p2p_peers,
             sync_blocks_total,
+            checkpoint_height,
+            checkpoint_signers,
+            actions_pending,
         })
     }
 

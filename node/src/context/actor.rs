@@ -38,6 +38,8 @@ pub struct ContextDeps {
     pub store: Store,
     pub runtime: Runtime,
     pub key: SigningKey,
+    /// The node's BLS key: it signs checkpoints.
+    pub bls: conclave_checkpoint::SecretKey,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<BlockEvent>,
@@ -80,6 +82,8 @@ pub struct ContextActor {
     /// Sequence number of the next gossip frame (starts at the clock, so a
     /// restarted node does not repeat its earlier frames).
     gossip_seq: u64,
+    /// Checkpoint signature collection (`crate::checkpoint`).
+    checkpoints: crate::checkpoint::Checkpoints,
 }
 
 fn now_ms() -> u64 {
@@ -136,7 +140,17 @@ impl ContextActor {
             .consensus_validators
             .with_label_values(&[&label])
             .set(members.len() as i64);
+        let checkpoints = crate::checkpoint::Checkpoints::new(
+            deps.store.clone(),
+            deps.metrics.clone(),
+            &record,
+            MemberId(deps.key.verifying_key().to_bytes()),
+            deps.bls.clone(),
+            deps.config.checkpoint.max_resends,
+        )?;
+        spawn_checkpoint_timer(tx.clone(), deps.config.checkpoint.resend_ms);
         let actor = Self {
+            checkpoints,
             mempool: Mempool::new(deps.config.mempool.clone()),
             deps,
             record,
@@ -230,6 +244,11 @@ impl ContextActor {
                 let _ = reply.send(self.mempool.contains(&hash));
             }
             Message::Gossip(from, data) => self.on_gossip(from, data)?,
+            Message::CheckpointTick => {
+                for wire in self.checkpoints.on_tick() {
+                    self.broadcast(&wire);
+                }
+            }
             Message::Synced(result) => {
                 self.syncing = false;
                 match result {
@@ -527,6 +546,17 @@ impl ContextActor {
                 self.feed(Input::Proposal(p))?;
                 self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
             }
+            Wire::CheckpointSig {
+                height,
+                signer,
+                sigs,
+            } => {
+                let share = crate::checkpoint::share_of(height, signer, sigs);
+                if let Some(answer) = self.checkpoints.on_share(from, share) {
+                    self.broadcast(&answer);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -754,9 +784,16 @@ impl ContextActor {
             block: &block,
             certificate: &StoredCertificate::from_cert(cert),
             receipts: &executed.receipts,
+            actions: &executed.actions,
             tree: &executed.tree,
         })?;
         self.record = record;
+        if let Some(share) = self
+            .checkpoints
+            .on_commit(&block.header, executed.actions.len())
+        {
+            self.broadcast(&share);
+        }
 
         let m = &self.deps.metrics;
         for (tx, receipt) in block.txs.iter().zip(&executed.receipts) {
@@ -802,6 +839,22 @@ impl ContextActor {
         });
         Ok(())
     }
+}
+
+/// Ticks the actor's checkpoint resend timer; stops with the actor.
+fn spawn_checkpoint_timer(inbox: mpsc::Sender<Message>, every_ms: u64) {
+    let every = Duration::from_millis(every_ms.max(100));
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            match inbox.try_send(Message::CheckpointTick) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    });
 }
 
 /// Joins the context's topic and publishes its outbound gossip in order.
