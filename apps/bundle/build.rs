@@ -19,6 +19,7 @@ use std::process::Command;
 const APPS: &[(&str, &str, &str)] = &[
     ("kv", "kv", "conclave_app_kv"),
     ("faults", "faults", "conclave_app_faults"),
+    ("dao", "dao", "conclave_app_dao"),
 ];
 /// Guest crates that are not apps but that the apps depend on.
 const SHARED_CRATES: &[&str] = &["sdk"];

@@ -19,6 +19,7 @@ pub struct Config {
     pub consensus: ConsensusConfig,
     pub runtime: RuntimeConfig,
     pub debug: DebugConfig,
+    pub checkpoint: CheckpointConfig,
 }
 
 /// Test hooks, all off by default.
@@ -29,6 +30,30 @@ pub struct DebugConfig {
     /// from chosen peers (partition tests). Never enable it in production:
     /// whoever reaches the RPC port could isolate the node.
     pub fault_injection: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Checkpoint interval written into the geneses of contexts this node
+    /// creates (when the creator names none). A context's own interval is
+    /// in its genesis: every member must use the same.
+    pub interval: u64,
+    /// How often a member re-gossips its signature of a checkpoint that has
+    /// not reached a quorum yet.
+    pub resend_ms: u64,
+    /// Re-gossips per checkpoint, at most.
+    pub max_resends: u32,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            interval: crate::store::DEFAULT_CHECKPOINT_INTERVAL,
+            resend_ms: 2_000,
+            max_resends: 30,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

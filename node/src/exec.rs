@@ -5,14 +5,15 @@
 use std::collections::BTreeMap;
 
 use borsh::BorshDeserialize;
-use conclave_consensus::{
-    merkle_root, types::sha256, BlockHeader, ContextId, Hash32, Height, MemberId, SignedTx,
-};
+use conclave_checkpoint::{action_id, actions::request, Action, Outbox};
+use conclave_consensus::{BlockHeader, ContextId, Hash32, Height, MemberId, SignedTx};
 use conclave_runtime::{App, Call, Runtime, StateView};
 use jmt::storage::TreeUpdateBatch;
 use thiserror::Error;
 
-use crate::store::{app_key, key_hash, nonce_key, Receipt, StateReader, StoreError, TxStatus};
+use crate::store::{
+    app_key, key_hash, nonce_key, ActionRecord, Receipt, StateReader, StoreError, TxStatus,
+};
 
 /// Why a tx cannot be part of a block (a block carrying one is invalid).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub enum ExecError {
     Runtime(#[from] conclave_runtime::Error),
     #[error("tx {index}: {reason}")]
     InvalidTx { index: usize, reason: TxRejection },
+    #[error("outbox: {0}")]
+    Outbox(String),
 }
 
 /// Static checks of a tx that need no state.
@@ -126,7 +129,10 @@ impl StateView for ReadView<'_, '_> {
 pub struct Executed {
     pub receipts: Vec<Receipt>,
     pub state_root: Hash32,
+    /// The root of the height's outbox (`conclave_checkpoint::Outbox`).
     pub actions_root: Hash32,
+    /// The height's outbox in order: every action of every successful tx.
+    pub actions: Vec<ActionRecord>,
     pub tree: TreeUpdateBatch,
     pub fuel_used: u64,
 }
@@ -157,7 +163,8 @@ pub fn execute(
     let mut overlay = Overlay::new(state, parent);
     let mut receipts = Vec::with_capacity(txs.len());
     let mut included = Vec::with_capacity(txs.len());
-    let mut actions = Vec::new();
+    let mut actions: Vec<ActionRecord> = Vec::new();
+    let mut outbox: Vec<Action> = Vec::new();
     let mut fuel_used = 0u64;
     for (index, tx) in txs.into_iter().enumerate() {
         let check = check_tx(&tx, &env.context_id, env.members, env.max_tx_bytes).and_then(|()| {
@@ -198,12 +205,36 @@ pub fn execute(
             nonce_key(&tx.tx.sender),
             Some(borsh::to_vec(&tx.tx.nonce).unwrap_or_default()),
         );
-        let receipt = match outcome.result {
-            Ok(output) => {
+        // Each action request must decode and fit its chain, or the tx
+        // fails (its writes, events and actions are dropped).
+        let result = outcome
+            .result
+            .map_err(|f| f.to_string())
+            .and_then(|output| {
+                let mut made = Vec::with_capacity(outcome.actions.len());
+                for (i, bytes) in outcome.actions.iter().enumerate() {
+                    let (domain, kind) = request::decode(bytes)
+                        .map_err(|e| format!("invalid on-chain action {i}: {e}"))?;
+                    let index = (outbox.len() + made.len()) as u32;
+                    let id = action_id(env.context_id.as_bytes(), env.height.0, index);
+                    made.push((id, Action { id, domain, kind }));
+                }
+                Ok((output, made))
+            });
+        let receipt = match result {
+            Ok((output, made)) => {
                 for (k, v) in outcome.writes {
                     overlay.writes.insert(app_key(&k), v);
                 }
-                actions.extend(outcome.actions.iter().cloned());
+                let tx_hash = tx.hash();
+                for ((id, action), bytes) in made.into_iter().zip(&outcome.actions) {
+                    actions.push(ActionRecord {
+                        id,
+                        request: bytes.clone(),
+                        tx: tx_hash,
+                    });
+                    outbox.push(action);
+                }
                 Receipt {
                     status: TxStatus::Ok,
                     output,
@@ -220,7 +251,7 @@ pub fn execute(
             Err(failure) => Receipt {
                 status: TxStatus::Failed,
                 output: Vec::new(),
-                error: Some(failure.to_string()),
+                error: Some(failure),
                 events: Vec::new(),
                 actions: Vec::new(),
                 fuel_used: outcome.fuel_used,
@@ -230,13 +261,17 @@ pub fn execute(
         included.push(tx);
     }
     let (state_root, tree) = state.compute_update(overlay.writes, env.height.0)?;
-    let action_leaves: Vec<Hash32> = actions.iter().map(|a| sha256(&[a])).collect();
+    // Every action was checked against its leaf encoding above.
+    let actions_root = Outbox::new(outbox)
+        .map(|o| Hash32(o.root()))
+        .map_err(|e| ExecError::Outbox(e.to_string()))?;
     Ok((
         included,
         Executed {
             receipts,
             state_root,
-            actions_root: merkle_root(&action_leaves),
+            actions_root,
+            actions,
             tree,
             fuel_used,
         },

@@ -8,6 +8,8 @@
 //!   `conclave-runtime`) and computes the block's roots; used alike by the
 //!   proposer and by every member re-executing a proposal.
 //! - [`mempool`]: per-context pending txs, checked before admission.
+//! - [`checkpoint`]: checkpoint heights, collecting members' BLS
+//!   signatures into aggregates, and their RPC views with the outbox.
 //! - [`context`]: one actor per context driving its consensus engine, and
 //!   its gossip with the other members over `conclave-network`.
 //! - [`wal`] and [`sign_guard`]: the per-context consensus write-ahead log
@@ -21,6 +23,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod context;

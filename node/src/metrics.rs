@@ -29,6 +29,9 @@ pub struct Metrics {
     pub p2p_peers: prometheus::IntGauge,
     pub sync_blocks_total: IntCounter,
     pub consensus_missed_blocks: IntCounterVec,
+    pub checkpoint_height: IntGaugeVec,
+    pub checkpoint_signers: IntGaugeVec,
+    pub actions_pending: IntGaugeVec,
 }
 
 impl Metrics {
@@ -98,6 +101,30 @@ impl Metrics {
             "Decided blocks applied through catch-up",
         )?;
         registry.register(Box::new(sync_blocks_total.clone()))?;
+        let checkpoint_height = IntGaugeVec::new(
+            Opts::new(
+                "conclave_checkpoint_height",
+                "Height of a context's latest completed checkpoint",
+            ),
+            &["context"],
+        )?;
+        let checkpoint_signers = IntGaugeVec::new(
+            Opts::new(
+                "conclave_checkpoint_signers",
+                "Signers of a context's latest completed checkpoint",
+            ),
+            &["context"],
+        )?;
+        let actions_pending = IntGaugeVec::new(
+            Opts::new(
+                "conclave_actions_pending",
+                "Committed on-chain actions whose checkpoint has no quorum yet",
+            ),
+            &["context"],
+        )?;
+        registry.register(Box::new(checkpoint_height.clone()))?;
+        registry.register(Box::new(checkpoint_signers.clone()))?;
+        registry.register(Box::new(actions_pending.clone()))?;
         registry.register(Box::new(consensus_height.clone()))?;
         registry.register(Box::new(consensus_rounds.clone()))?;
         registry.register(Box::new(block_interval_seconds.clone()))?;
@@ -123,6 +150,9 @@ impl Metrics {
             p2p_peers,
             sync_blocks_total,
             consensus_missed_blocks,
+            checkpoint_height,
+            checkpoint_signers,
+            actions_pending,
         })
     }
 

@@ -15,7 +15,8 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::context::{
-    create_context, install_genesis, BlockEvent, ContextActor, ContextDeps, ContextHandle,
+    create_context, install_genesis, BlockEvent, CheckpointOptions, ContextActor, ContextDeps,
+    ContextHandle,
 };
 use crate::keys::NodeKeys;
 use crate::metrics::Metrics;
@@ -130,6 +131,7 @@ impl Node {
             store: self.store.clone(),
             runtime: self.runtime.clone(),
             key: self.keys.member.clone(),
+            bls: self.keys.bls.clone(),
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             events: self.events.clone(),
@@ -157,9 +159,32 @@ impl Node {
     /// Creates a context running `wasm` whose members are this node and
     /// `others`, and starts it.
     pub fn create_context(&self, wasm: &[u8], others: Vec<MemberInfo>) -> Result<ContextRecord> {
+        self.create_context_with(wasm, others, Vec::new(), None)
+    }
+
+    /// [`Self::create_context`] with anchors and a checkpoint interval
+    /// (default: the config's `[checkpoint] interval`).
+    pub fn create_context_with(
+        &self,
+        wasm: &[u8],
+        others: Vec<MemberInfo>,
+        anchors: Vec<crate::store::AnchorDomain>,
+        checkpoint_interval: Option<u64>,
+    ) -> Result<ContextRecord> {
         let mut members = vec![self.member_info()];
         members.extend(others);
-        let record = create_context(&self.store, &self.runtime, wasm, members, now_ms())?;
+        let checkpoint = CheckpointOptions {
+            anchors,
+            interval: checkpoint_interval.unwrap_or(self.config.checkpoint.interval),
+        };
+        let record = create_context(
+            &self.store,
+            &self.runtime,
+            wasm,
+            members,
+            now_ms(),
+            checkpoint,
+        )?;
         self.spawn_context(record.clone())?;
         info!(context = %record.id, app = %record.genesis.app_hash, "context created");
         Ok(record)

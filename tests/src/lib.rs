@@ -282,15 +282,40 @@ pub struct TestNet {
     pub context: conclave_consensus::ContextId,
 }
 
+/// What a [`TestNet`]'s shared context runs.
+#[derive(Clone, Debug)]
+pub struct NetOptions {
+    /// Bundled app.
+    pub app: String,
+    /// Anchors (`evm:<chain>:<addr>`, `near:<net>:<account>`).
+    pub anchors: Vec<String>,
+    pub checkpoint_interval: u64,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        Self {
+            app: "kv".into(),
+            anchors: Vec::new(),
+            checkpoint_interval: conclave_node::store::DEFAULT_CHECKPOINT_INTERVAL,
+        }
+    }
+}
+
 impl TestNet {
     pub async fn start(n: usize) -> Self {
-        Self::start_with(n, |_| {}).await
+        Self::start_with(n, NetOptions::default()).await
     }
 
-    /// Like [`TestNet::start`], with `configure` applied to every node's
-    /// config before it starts.
-    pub async fn start_with(
+    pub async fn start_with(n: usize, opts: NetOptions) -> Self {
+        Self::start_configured(n, opts, |_| {}).await
+    }
+
+    /// Like [`TestNet::start_with`], with `configure` applied to every
+    /// node's config before it starts.
+    pub async fn start_configured(
         n: usize,
+        opts: NetOptions,
         configure: impl Fn(&mut conclave_node::config::Config),
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -309,7 +334,9 @@ impl TestNet {
             out: dir.path().to_path_buf(),
             host: "127.0.0.1".into(),
             base_port: base,
-            app: "kv".into(),
+            app: opts.app,
+            anchors: opts.anchors,
+            checkpoint_interval: opts.checkpoint_interval,
         };
         let written = conclave_node::cli::testnet::write(&args).expect("testnet");
         let mut nodes: Vec<TestNode> = written.homes.into_iter().map(TestNode::from_home).collect();

@@ -3,6 +3,7 @@
 //!
 //! - [`KV`]: the key-value store app (`apps/kv`).
 //! - [`FAULTS`]: a test app whose methods misbehave on purpose (`apps/faults`).
+//! - [`DAO`]: proposals, votes and on-chain payouts (`apps/dao`).
 //!
 //! [`by_name`] and [`ALL`] let the CLI and tests pick an app by name
 //! (`--app kv`). To add an app, list it in `build.rs`'s `APPS` and in
@@ -14,8 +15,11 @@ pub const KV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kv.wasm"));
 /// The fault-injection test app.
 pub const FAULTS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/faults.wasm"));
 
+/// The DAO app: proposals, votes, on-chain actions.
+pub const DAO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dao.wasm"));
+
 /// Every embedded app as `(name, wasm bytes)`, sorted by name.
-pub const ALL: &[(&str, &[u8])] = &[("faults", FAULTS), ("kv", KV)];
+pub const ALL: &[(&str, &[u8])] = &[("dao", DAO), ("faults", FAULTS), ("kv", KV)];
 
 /// The wasm bytes of the app called `name`, if there is one.
 pub fn by_name(name: &str) -> Option<&'static [u8]> {
@@ -48,7 +52,8 @@ mod tests {
         assert_eq!(by_name("kv"), Some(KV));
         assert_eq!(by_name("faults"), Some(FAULTS));
         assert_eq!(by_name("nope"), None);
-        assert_eq!(names().collect::<Vec<_>>(), ["faults", "kv"]);
+        assert_eq!(by_name("dao"), Some(DAO));
+        assert_eq!(names().collect::<Vec<_>>(), ["dao", "faults", "kv"]);
     }
 
     #[test]

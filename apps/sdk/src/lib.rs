@@ -11,7 +11,8 @@
 //!   buffers writes and discards them if the call fails);
 //! - [`caller`], [`context_id`], [`block_height`], [`block_time_ms`] describe
 //!   the call;
-//! - [`emit_event`], [`onchain_action`], [`log`] produce side outputs;
+//! - [`emit_event`], [`request_action`] (typed, see [`action`]),
+//!   [`onchain_action`] (raw bytes) and [`log`] produce side outputs;
 //! - [`abort`] fails the call with a message.
 //!
 //! Declare methods with [`methods!`], which exports them and installs a panic
@@ -27,6 +28,7 @@
 
 mod sys;
 
+pub mod action;
 pub mod storage;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -86,10 +88,17 @@ pub fn emit_event(name: &str, data: &[u8]) {
     sys::emit_event(name.as_bytes(), data);
 }
 
-/// Requests an on-chain action (opaque bytes, carried to the chains by a
-/// later checkpoint; dropped if the call fails).
+/// Requests an on-chain action: `bytes` is an encoded
+/// [`action::ActionRequest`]. The node fails the call if they do not
+/// decode or do not fit the domain's chain. Carried to the chain by the
+/// checkpoint of this block; dropped if the call fails.
 pub fn onchain_action(bytes: &[u8]) {
     sys::onchain_action(bytes);
+}
+
+/// Requests the on-chain action `req` (see [`onchain_action`]).
+pub fn request_action(req: &action::ActionRequest) {
+    onchain_action(&req.encode());
 }
 
 /// Appends a line to the call's log (for debugging; not part of the state).

@@ -7,6 +7,11 @@
 //! - NEAR (`kind = 2`): `chain_id` is 0, `target` is
 //!   `sha256(u8 len(network) || network || u8 len(account) || account)`,
 //!   e.g. network `mainnet`, account `dao.conclave.near`.
+//! - Unanchored (`kind = 0`): `chain_id` 0, `target` 32 zero bytes. The
+//!   domain of a context that anchors nowhere: its members still sign
+//!   checkpoints (so they exist and verify off chain), but no proxy ever
+//!   accepts one, since a proxy only accepts its own EVM or NEAR domain,
+//!   and no action can target it.
 
 use sha2::{Digest, Sha256};
 
@@ -19,6 +24,8 @@ pub const DOMAIN_LEN: usize = 41;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ChainKind {
+    /// No chain: checkpoints of a context without anchors.
+    Unanchored = 0,
     /// Ethereum and EVM chains.
     Evm = 1,
     /// NEAR Protocol.
@@ -29,6 +36,7 @@ impl ChainKind {
     /// Decodes the kind byte.
     pub fn from_byte(b: u8) -> Result<Self> {
         match b {
+            0 => Ok(ChainKind::Unanchored),
             1 => Ok(ChainKind::Evm),
             2 => Ok(ChainKind::Near),
             other => Err(Error::UnknownChainKind(other)),
@@ -48,6 +56,15 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// The unanchored domain (module docs).
+    pub fn unanchored() -> Self {
+        Domain {
+            kind: ChainKind::Unanchored,
+            chain_id: 0,
+            target: [0u8; 32],
+        }
+    }
+
     /// An EVM proxy at `proxy` on chain `chain_id`.
     pub fn evm(chain_id: u64, proxy: [u8; 20]) -> Self {
         let mut target = [0u8; 32];
@@ -109,11 +126,17 @@ impl Domain {
         id.copy_from_slice(&bytes[1..9]);
         let mut target = [0u8; 32];
         target.copy_from_slice(&bytes[9..]);
-        Ok(Domain {
+        let d = Domain {
             kind,
             chain_id: u64::from_be_bytes(id),
             target,
-        })
+        };
+        if kind == ChainKind::Unanchored && d != Domain::unanchored() {
+            return Err(Error::BadAction(
+                "unanchored domain with a chain id or target",
+            ));
+        }
+        Ok(d)
     }
 }
 
@@ -143,6 +166,17 @@ mod tests {
         assert_eq!(Domain::decode(&a.encode()), Ok(a));
         assert!(Domain::near("", "dao").is_err());
         assert!(Domain::near("testnet", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn unanchored_domain_is_kind_zero_and_all_zero() {
+        let u = Domain::unanchored();
+        assert_eq!(u.encode(), [0u8; DOMAIN_LEN]);
+        assert_eq!(Domain::decode(&[0u8; DOMAIN_LEN]), Ok(u));
+        assert_eq!(u.evm_address(), None);
+        let mut e = [0u8; DOMAIN_LEN];
+        e[8] = 1;
+        assert!(Domain::decode(&e).is_err(), "unanchored with a chain id");
     }
 
     #[test]

@@ -147,6 +147,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         host: "127.0.0.1".into(),
         base_port: 20_000 + (probe % 4_000) * 10,
         app: "kv".into(),
+        anchors: Vec::new(),
+        checkpoint_interval: crate::store::DEFAULT_CHECKPOINT_INTERVAL,
     })?;
     let exe = std::env::current_exe()?;
     let mut procs = Processes(Vec::new());

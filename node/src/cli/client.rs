@@ -6,10 +6,13 @@ use anyhow::{bail, Context as _};
 use conclave_consensus::{ContextId, Hash32, Tx};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 
-use super::{Cli, Command, ContextCommand, QueryArgs, SubmitArgs, TxCommand};
+use super::{
+    ActionsCommand, CheckpointCommand, Cli, Command, ContextCommand, QueryArgs, SubmitArgs,
+    TxCommand,
+};
 use crate::keys::NodeKeys;
 use crate::rpc::types::{StateValue, TxStatusView};
-use crate::rpc::ConclaveApiClient;
+use crate::rpc::{CheckpointApiClient, ConclaveApiClient};
 use crate::store::{app_key, verify_proof, Proof};
 
 pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
@@ -36,7 +39,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Status => print_json(&c.node_status().await.map_err(|e| anyhow::anyhow!(ctx(e)))?),
         Command::Context { command } => match command {
-            ContextCommand::Create { app, app_file } => {
+            ContextCommand::Create {
+                app,
+                app_file,
+                anchors,
+                checkpoint_interval,
+            } => {
                 let (name, wasm) = match (app, app_file) {
                     (Some(name), None) => (Some(name.clone()), None),
                     (None, Some(path)) => (
@@ -48,7 +56,14 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                     ),
                     _ => bail!("give --app NAME (e.g. kv) or --app-file PATH"),
                 };
-                let created = c.context_create(name, wasm, None).await?;
+                for a in anchors {
+                    crate::checkpoint::parse_anchor(a)
+                        .map_err(|e| anyhow::anyhow!("--anchor: {e}"))?;
+                }
+                let anchors = (!anchors.is_empty()).then(|| anchors.clone());
+                let created = c
+                    .context_create(name, wasm, None, anchors, *checkpoint_interval)
+                    .await?;
                 println!("{}", created.context_id);
                 Ok(())
             }
@@ -88,6 +103,30 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Block { context, height } => {
             print_json(&c.block_get(parse_context(context)?, *height).await?)
         }
+        Command::Checkpoint { command } => match command {
+            CheckpointCommand::List {
+                context,
+                from,
+                limit,
+            } => {
+                let list = c
+                    .checkpoint_list(parse_context(context)?, *from, *limit)
+                    .await?;
+                super::checkpoints::print_list(&list);
+                Ok(())
+            }
+            CheckpointCommand::Show { context, height } => {
+                print_json(&c.checkpoint_get(parse_context(context)?, *height).await?)
+            }
+        },
+        Command::Actions {
+            command:
+                ActionsCommand::List {
+                    context,
+                    from,
+                    limit,
+                },
+        } => super::checkpoints::actions(&c, parse_context(context)?, *from, *limit).await,
         _ => bail!("not an RPC command"),
     }
 }

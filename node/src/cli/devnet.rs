@@ -25,6 +25,13 @@ pub struct DevnetArgs {
     /// First port for multi-validator devnets (see `conclave testnet`).
     #[arg(long, default_value_t = 26656)]
     pub base_port: u16,
+    /// A proxy the context anchors to: `evm:<chain id>:<0x address>` or
+    /// `near:<network>:<account>` (repeatable).
+    #[arg(long = "anchor")]
+    pub anchors: Vec<String>,
+    /// Checkpoint interval of the context, in blocks.
+    #[arg(long, default_value_t = crate::store::DEFAULT_CHECKPOINT_INTERVAL)]
+    pub checkpoint_interval: u64,
 }
 
 pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
@@ -39,6 +46,8 @@ pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
         host: "127.0.0.1".into(),
         base_port: args.base_port,
         app: args.app.clone(),
+        anchors: args.anchors.clone(),
+        checkpoint_interval: args.checkpoint_interval,
     };
     let homes: Vec<_> = (0..args.validators)
         .map(|i| dir.join(format!("node{i}")))
@@ -150,7 +159,14 @@ async fn run_single(home: &Path, args: &DevnetArgs) -> anyhow::Result<()> {
         None => {
             let wasm = conclave_apps::by_name(&args.app)
                 .ok_or_else(|| anyhow::anyhow!("unknown bundled app {:?}", args.app))?;
-            node.create_context(wasm, Vec::new())?
+            let anchors = args
+                .anchors
+                .iter()
+                .map(|a| {
+                    crate::checkpoint::parse_anchor(a).map_err(|e| anyhow::anyhow!("--anchor: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            node.create_context_with(wasm, Vec::new(), anchors, Some(args.checkpoint_interval))?
         }
     };
     let bin = std::env::current_exe()

@@ -2,6 +2,7 @@
 //! `devnet`, `bench`) and a JSON-RPC client for everything else.
 
 mod bench;
+mod checkpoints;
 mod client;
 mod devnet;
 pub mod testnet;
@@ -82,6 +83,16 @@ pub enum Command {
         #[arg(long)]
         height: Option<u64>,
     },
+    /// Checkpoints of a context: list, show (with their verification).
+    Checkpoint {
+        #[command(subcommand)]
+        command: CheckpointCommand,
+    },
+    /// On-chain actions of a context, with their checkpoints and proofs.
+    Actions {
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
     /// Start a local network with a `kv` context on embedded defaults.
     Devnet(devnet::DevnetArgs),
     /// Measure finalized tx/s and submit-to-commit latency; prints JSON.
@@ -105,11 +116,55 @@ pub enum ContextCommand {
         app: Option<String>,
         #[arg(long)]
         app_file: Option<PathBuf>,
+        /// A proxy the context anchors to: `evm:<chain id>:<0x address>` or
+        /// `near:<network>:<account>` (repeatable).
+        #[arg(long = "anchor")]
+        anchors: Vec<String>,
+        /// Checkpoint interval in blocks (default: the node's config).
+        #[arg(long)]
+        checkpoint_interval: Option<u64>,
     },
     List,
     Info {
         #[arg(long)]
         context: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointCommand {
+    /// One line per completed checkpoint.
+    List {
+        #[arg(long)]
+        context: String,
+        /// First height.
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// A checkpoint's payload per domain, signers, aggregate signature and
+    /// whether it verifies against the member set (JSON).
+    Show {
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        height: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ActionsCommand {
+    /// Each action with the checkpoint that commits it and its Merkle
+    /// inclusion proof (checked here against the checkpoint's actions root).
+    List {
+        #[arg(long)]
+        context: String,
+        /// First height.
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 

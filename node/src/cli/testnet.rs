@@ -28,6 +28,13 @@ pub struct TestnetArgs {
     /// Bundled app of the shared context.
     #[arg(long, default_value = "kv")]
     pub app: String,
+    /// A proxy the context anchors to: `evm:<chain id>:<0x address>` or
+    /// `near:<network>:<account>` (repeatable).
+    #[arg(long = "anchor")]
+    pub anchors: Vec<String>,
+    /// Checkpoint interval of the context, in blocks.
+    #[arg(long, default_value_t = crate::store::DEFAULT_CHECKPOINT_INTERVAL)]
+    pub checkpoint_interval: u64,
 }
 
 /// What `testnet` wrote.
@@ -61,6 +68,11 @@ pub fn write(args: &TestnetArgs) -> anyhow::Result<Testnet> {
     }
     let wasm = conclave_apps::by_name(&args.app)
         .ok_or_else(|| anyhow::anyhow!("unknown bundled app {:?}", args.app))?;
+    let anchors = args
+        .anchors
+        .iter()
+        .map(|a| crate::checkpoint::parse_anchor(a).map_err(|e| anyhow::anyhow!("--anchor: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut homes = Vec::new();
     let mut members = Vec::new();
     let mut peers = Vec::new();
@@ -98,8 +110,12 @@ pub fn write(args: &TestnetArgs) -> anyhow::Result<Testnet> {
         members,
         created_at_ms: crate::node::now_ms(),
         salt: Hash32(salt),
+        anchors,
+        checkpoint_interval: args.checkpoint_interval,
     };
     let context = genesis.context_id();
+    crate::checkpoint::params(context, &genesis)
+        .map_err(|e| anyhow::anyhow!("checkpoint parameters: {e}"))?;
     let json = serde_json::to_string_pretty(&genesis)?;
     for (i, home) in homes.iter().enumerate() {
         let mut config = Config::load(home)?;

@@ -41,6 +41,8 @@ pub struct ContextDeps {
     pub store: Store,
     pub runtime: Runtime,
     pub key: SigningKey,
+    /// The node's BLS key: it signs checkpoints.
+    pub bls: conclave_checkpoint::SecretKey,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<BlockEvent>,
@@ -90,6 +92,10 @@ pub struct ContextActor {
     /// Sequence number of the next gossip frame (starts at the clock, so a
     /// restarted node does not repeat its earlier frames).
     gossip_seq: u64,
+    /// Checkpoint signature collection (`crate::checkpoint`).
+    checkpoints: crate::checkpoint::Checkpoints,
+    /// A checkpoint resend tick is scheduled.
+    checkpoint_tick_armed: bool,
 }
 
 fn now_ms() -> u64 {
@@ -182,7 +188,17 @@ impl ContextActor {
             .consensus_validators
             .with_label_values(&[&label])
             .set(members.len() as i64);
+        let checkpoints = crate::checkpoint::Checkpoints::new(
+            deps.store.clone(),
+            deps.metrics.clone(),
+            &record,
+            MemberId(deps.key.verifying_key().to_bytes()),
+            deps.bls.clone(),
+            deps.config.checkpoint.max_resends,
+        )?;
         let actor = Self {
+            checkpoints,
+            checkpoint_tick_armed: false,
             mempool: Mempool::new(deps.config.mempool.clone()),
             deps,
             record,
@@ -223,6 +239,8 @@ impl ContextActor {
                 error!(context = %self.id(), error = %e, "cannot resume the height in the WAL");
             }
         }
+        // Checkpoints resumed from the store may still need our share.
+        self.arm_checkpoint_tick();
         while let Some(msg) = rx.recv().await {
             self.handle(msg);
             loop {
@@ -251,6 +269,22 @@ impl ContextActor {
         if let Err(e) = self.on_message(msg) {
             error!(context = %self.id(), error = %e, "context actor error");
         }
+        self.arm_checkpoint_tick();
+    }
+
+    /// Schedules one resend tick while a checkpoint of ours is below
+    /// quorum; an idle context has no timer at all.
+    fn arm_checkpoint_tick(&mut self) {
+        if self.checkpoint_tick_armed || !self.checkpoints.wants_tick() {
+            return;
+        }
+        self.checkpoint_tick_armed = true;
+        let inbox = self.inbox.clone();
+        let after = Duration::from_millis(self.deps.config.checkpoint.resend_ms.max(100));
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = inbox.send(Message::CheckpointTick).await;
+        });
     }
 
     fn on_message(&mut self, msg: Message) -> Result<()> {
@@ -284,6 +318,12 @@ impl ContextActor {
                 let _ = reply.send(self.mempool.contains(&hash));
             }
             Message::Gossip(from, data) => self.on_gossip(from, data)?,
+            Message::CheckpointTick => {
+                self.checkpoint_tick_armed = false;
+                for wire in self.checkpoints.on_tick() {
+                    self.broadcast(&wire);
+                }
+            }
             Message::Synced(result) => {
                 self.syncing = false;
                 match result {
@@ -686,6 +726,17 @@ impl ContextActor {
                 self.feed(Input::Proposal(p))?;
                 self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
             }
+            Wire::CheckpointSig {
+                height,
+                signer,
+                sigs,
+            } => {
+                let share = crate::checkpoint::share_of(height, signer, sigs);
+                if let Some(answer) = self.checkpoints.on_share(from, share) {
+                    self.broadcast(&answer);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -926,10 +977,17 @@ impl ContextActor {
             block: &block,
             certificate: &StoredCertificate::from_cert(cert),
             receipts: &executed.receipts,
+            actions: &executed.actions,
             tree: &executed.tree,
         })?;
         self.record = record;
         crate::failpoint::hit("after_commit");
+        if let Some(share) = self
+            .checkpoints
+            .on_commit(&block.header, executed.actions.len())
+        {
+            self.broadcast(&share);
+        }
 
         let m = &self.deps.metrics;
         for member in &self.members {

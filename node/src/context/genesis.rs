@@ -2,8 +2,17 @@ use conclave_consensus::{ContextId, Hash32, Height};
 use conclave_runtime::Runtime;
 use rand::RngCore;
 
-use crate::store::{ContextRecord, Genesis, MemberInfo, Store};
+use crate::store::{AnchorDomain, ContextRecord, Genesis, MemberInfo, Store};
 use crate::{Error, Result};
+
+/// A new context's checkpoint parameters (they go into its genesis).
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointOptions {
+    /// Proxy contracts it anchors to (none: the unanchored domain).
+    pub anchors: Vec<AnchorDomain>,
+    /// Checkpoint interval in blocks.
+    pub interval: u64,
+}
 
 /// Creates a context running `wasm` among `members`: validates the app,
 /// stores it, writes the genesis record and the empty state (version 0).
@@ -13,6 +22,7 @@ pub fn create_context(
     wasm: &[u8],
     mut members: Vec<MemberInfo>,
     now_ms: u64,
+    checkpoint: CheckpointOptions,
 ) -> Result<ContextRecord> {
     if members.is_empty() {
         return Err(Error::Other("a context needs at least one member".into()));
@@ -28,6 +38,8 @@ pub fn create_context(
         members,
         created_at_ms: now_ms,
         salt: Hash32(salt),
+        anchors: checkpoint.anchors,
+        checkpoint_interval: checkpoint.interval,
     };
     install_genesis(store, runtime, wasm, genesis)
 }
@@ -51,8 +63,10 @@ pub fn install_genesis(
     for m in &genesis.members {
         check_member_keys(m)?;
     }
-    let now_ms = genesis.created_at_ms;
     let id: ContextId = genesis.context_id();
+    crate::checkpoint::params(id, &genesis)
+        .map_err(|e| Error::Other(format!("checkpoint parameters: {e}")))?;
+    let now_ms = genesis.created_at_ms;
     let state = store.state(id);
     let (state_root, tree) = state.compute_update(Vec::new(), 0)?;
     let record = ContextRecord {
@@ -115,13 +129,58 @@ mod tests {
             conclave_apps::KV,
             vec![honest.clone(), rogue],
             1,
+            opts(),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("proof of possession"), "{err}");
         assert!(store.contexts().unwrap().is_empty(), "nothing written");
 
-        let ok = create_context(&store, &runtime, conclave_apps::KV, vec![honest], 1).unwrap();
+        let ok = create_context(
+            &store,
+            &runtime,
+            conclave_apps::KV,
+            vec![honest.clone()],
+            1,
+            opts(),
+        )
+        .unwrap();
+        assert_eq!(store.contexts().unwrap(), vec![ok.clone()]);
+
+        // Bad checkpoint parameters are refused and write nothing.
+        for bad in [
+            CheckpointOptions {
+                anchors: vec![],
+                interval: 0,
+            },
+            CheckpointOptions {
+                anchors: vec![AnchorDomain([0; 41])],
+                interval: 5,
+            },
+            CheckpointOptions {
+                anchors: vec![AnchorDomain([9; 41])],
+                interval: 5,
+            },
+        ] {
+            let err = create_context(
+                &store,
+                &runtime,
+                conclave_apps::KV,
+                vec![honest.clone()],
+                2,
+                bad,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("checkpoint"), "{err}");
+        }
         assert_eq!(store.contexts().unwrap(), vec![ok]);
+    }
+
+    fn opts() -> CheckpointOptions {
+        CheckpointOptions {
+            anchors: vec![crate::checkpoint::parse_anchor("near:testnet:dao.testnet").unwrap()],
+            interval: 4,
+        }
     }
 }

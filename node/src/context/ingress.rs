@@ -31,6 +31,8 @@ pub enum Message {
     TimeoutElapsed(Timeout, u64),
     /// A gossip message on the context's topic from member `from`.
     Gossip(conclave_consensus::MemberId, Vec<u8>),
+    /// Time to re-gossip checkpoint signatures still below quorum.
+    CheckpointTick,
     /// The answer to this node's sync request to a member (or its failure).
     Synced(Result<Vec<u8>, String>),
     /// A connection to a member's node opened: compare tips with it.

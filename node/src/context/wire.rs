@@ -20,6 +20,13 @@ pub enum Wire {
     /// A skip or precommit round certificate
     /// (`codec::encode_round_certificate`), for members behind in rounds.
     RoundCertificate(Vec<u8>),
+    /// A member's BLS signatures of the checkpoint at `height`, one per
+    /// anchor domain in genesis order (`crate::checkpoint`).
+    CheckpointSig {
+        height: u64,
+        signer: conclave_consensus::MemberId,
+        sigs: Vec<([u8; 41], [u8; 96])>,
+    },
 }
 
 impl Wire {

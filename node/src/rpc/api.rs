@@ -26,13 +26,19 @@ pub trait ConclaveApi {
     async fn node_health(&self) -> RpcResult<Health>;
 
     /// Creates a context running a bundled app (`app`, e.g. "kv") or the
-    /// given wasm (`app_wasm`, hex), with this node and `members` as members.
+    /// given wasm (`app_wasm`, hex), with this node and `members` as members,
+    /// anchored to `anchors` (`evm:<chain id>:<0x address>`,
+    /// `near:<network>:<account>` or a 41-byte domain in hex) and
+    /// checkpointing every `checkpoint_interval` blocks (default: the
+    /// node's `[checkpoint] interval`).
     #[method(name = "context_create", param_kind = map)]
     async fn context_create(
         &self,
         app: Option<String>,
         app_wasm: Option<String>,
         members: Option<Vec<MemberInfo>>,
+        anchors: Option<Vec<String>>,
+        checkpoint_interval: Option<u64>,
     ) -> RpcResult<ContextCreated>;
 
     #[method(name = "context_list")]
@@ -192,8 +198,27 @@ impl ConclaveApiServer for RpcImpl {
         app: Option<String>,
         app_wasm: Option<String>,
         members: Option<Vec<MemberInfo>>,
+        anchors: Option<Vec<String>>,
+        checkpoint_interval: Option<u64>,
     ) -> RpcResult<ContextCreated> {
         self.count("context_create");
+        let anchors = anchors
+            .unwrap_or_default()
+            .iter()
+            .map(|a| crate::checkpoint::parse_anchor(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(codes::BAD_REQUEST, e))?;
+        if let Some(i) = checkpoint_interval {
+            if !(1..=crate::checkpoint::MAX_INTERVAL).contains(&i) {
+                return Err(err(
+                    codes::BAD_REQUEST,
+                    format!(
+                        "checkpoint_interval {i} outside 1..={}",
+                        crate::checkpoint::MAX_INTERVAL
+                    ),
+                ));
+            }
+        }
         let wasm: Vec<u8> = match (app, app_wasm) {
             (Some(name), None) => conclave_apps::by_name(&name)
                 .ok_or_else(|| {
@@ -223,13 +248,18 @@ impl ConclaveApiServer for RpcImpl {
             ));
         }
         let node = self.node.clone();
-        let record = tokio::task::spawn_blocking(move || node.create_context(&wasm, others))
-            .await
-            .map_err(internal)?
-            .map_err(|e| match e {
-                crate::Error::Runtime(r) => err(codes::BAD_REQUEST, format!("invalid app: {r}")),
-                other => internal(other),
-            })?;
+        let record = tokio::task::spawn_blocking(move || {
+            node.create_context_with(&wasm, others, anchors, checkpoint_interval)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(|e| match e {
+            crate::Error::Runtime(r) => err(codes::BAD_REQUEST, format!("invalid app: {r}")),
+            crate::Error::Other(m) if m.starts_with("checkpoint parameters") => {
+                err(codes::BAD_REQUEST, m)
+            }
+            other => internal(other),
+        })?;
         Ok(ContextCreated {
             context_id: record.id,
             app_hash: record.genesis.app_hash,

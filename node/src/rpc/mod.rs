@@ -3,6 +3,7 @@
 //! per connection are bounded by `[rpc]` in the config.
 
 mod api;
+pub mod checkpoints;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig};
 use jsonrpsee::types::ErrorObjectOwned;
 
 pub use api::{ConclaveApiClient, ConclaveApiServer};
+pub use checkpoints::{CheckpointApiClient, CheckpointApiServer};
 
 use crate::node::Node;
 
@@ -53,7 +55,11 @@ pub async fn start(node: Arc<Node>) -> std::io::Result<SocketAddr> {
         .build();
     let server = Server::builder().set_config(cfg).build(c.listen).await?;
     let addr = server.local_addr()?;
-    let handle = server.start(api::RpcImpl::new(node).into_rpc());
+    let mut methods = api::RpcImpl::new(node.clone()).into_rpc();
+    methods
+        .merge(checkpoints::CheckpointRpc::new(node).into_rpc())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let handle = server.start(methods);
     tokio::spawn(handle.stopped());
     Ok(addr)
 }

@@ -9,9 +9,12 @@
 //! | `jmt_nodes` | context id ‖ borsh(NodeKey) | borsh(Node) |
 //! | `jmt_values` | context id ‖ key hash ‖ version (BE) | borsh(Option<value>) |
 //! | `blobs` | app hash | wasm bytes |
+//! | `actions` | context id ‖ height (BE) ‖ index (u32 BE) | [`ActionRecord`] |
+//! | `action_ids` | action id | context id ‖ height (BE) ‖ index (u32 BE) |
+//! | `checkpoints` | context id ‖ height (BE) | [`CheckpointRecord`] |
 //!
-//! A decided block, its certificate, its receipts, its state changes and
-//! the new tip are written in one synced write batch: after a crash either
+//! A decided block, its certificate, its receipts, its outbox, its state
+//! changes and the new tip are written in one synced write batch: after a crash either
 //! all of a height is there or none of it.
 
 mod records;
@@ -27,7 +30,10 @@ use jmt::storage::TreeUpdateBatch;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
-pub use records::{ContextRecord, Genesis, MemberInfo, Receipt, TxRecord, TxStatus};
+pub use records::{
+    ActionRecord, AnchorDomain, CheckpointRecord, ContextRecord, DomainCertificate, Genesis,
+    MemberInfo, Receipt, TxRecord, TxStatus, DEFAULT_CHECKPOINT_INTERVAL,
+};
 pub use tree::{app_key, key_hash, nonce_key, verify_proof, Proof, StateReader};
 
 #[derive(Debug, Error)]
@@ -52,7 +58,10 @@ pub(crate) const CF_BLOBS: &str = "blobs";
 /// Blocks proposed or received for heights not decided yet, kept so that a
 /// restarted node can re-propose (or commit) the block its WAL refers to.
 pub(crate) const CF_PENDING: &str = "pending_blocks";
-const ALL_CFS: [&str; 8] = [
+pub(crate) const CF_ACTIONS: &str = "actions";
+pub(crate) const CF_ACTION_IDS: &str = "action_ids";
+pub(crate) const CF_CHECKPOINTS: &str = "checkpoints";
+const ALL_CFS: [&str; 11] = [
     CF_CONTEXTS,
     CF_BLOCKS,
     CF_CERTS,
@@ -61,6 +70,9 @@ const ALL_CFS: [&str; 8] = [
     CF_JMT_VALUES,
     CF_BLOBS,
     CF_PENDING,
+    CF_ACTIONS,
+    CF_ACTION_IDS,
+    CF_CHECKPOINTS,
 ];
 
 /// The node's database. Cheap to clone.
@@ -90,12 +102,50 @@ fn pending_key(ctx: &ContextId, h: Height, hash: &Hash32) -> [u8; 72] {
     k
 }
 
+fn action_key(ctx: &ContextId, h: Height, index: u32) -> [u8; 44] {
+    let mut k = [0u8; 44];
+    k[..40].copy_from_slice(&height_key(ctx, h));
+    k[40..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Where an action sits: its context, height and outbox index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionPosition {
+    pub context: ContextId,
+    pub height: Height,
+    pub index: u32,
+}
+
+fn decode_action_key(k: &[u8]) -> Result<ActionPosition> {
+    let bad = || StoreError::Corrupt {
+        cf: CF_ACTION_IDS,
+        msg: format!("action key of {} bytes", k.len()),
+    };
+    if k.len() != 44 {
+        return Err(bad());
+    }
+    let mut ctx = [0u8; 32];
+    ctx.copy_from_slice(&k[..32]);
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&k[32..40]);
+    let mut i = [0u8; 4];
+    i.copy_from_slice(&k[40..]);
+    Ok(ActionPosition {
+        context: ContextId(ctx),
+        height: Height(u64::from_be_bytes(h)),
+        index: u32::from_be_bytes(i),
+    })
+}
+
 /// Everything a decided height writes.
 pub struct CommitBatch<'a> {
     pub record: &'a ContextRecord,
     pub block: &'a Block,
     pub certificate: &'a StoredCertificate,
     pub receipts: &'a [Receipt],
+    /// The height's outbox, in order.
+    pub actions: &'a [ActionRecord],
     pub tree: &'a TreeUpdateBatch,
 }
 
@@ -196,6 +246,12 @@ impl Store {
             };
             batch.put_cf(cf_txs, tx.hash().as_bytes(), enc(&|| borsh::to_vec(&rec))?);
         }
+        let (cf_actions, cf_ids) = (self.cf(CF_ACTIONS)?, self.cf(CF_ACTION_IDS)?);
+        for (index, action) in c.actions.iter().enumerate() {
+            let key = action_key(ctx, h, index as u32);
+            batch.put_cf(cf_actions, key, enc(&|| borsh::to_vec(action))?);
+            batch.put_cf(cf_ids, action.id, key);
+        }
         tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
         // Candidates of this height and below are no longer needed.
         batch.delete_range_cf(
@@ -259,6 +315,125 @@ impl Store {
             .get_cf(self.cf(CF_TXS)?, hash.as_bytes())?
             .map(|b| decode(CF_TXS, &b))
             .transpose()
+    }
+
+    /// The outbox of height `h`, in order.
+    pub fn actions_at(&self, ctx: &ContextId, h: Height) -> Result<Vec<ActionRecord>> {
+        let prefix = height_key(ctx, h);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_ACTIONS)?,
+            rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            out.push(decode(CF_ACTIONS, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` actions of `ctx` from height `from` on, in outbox
+    /// order, each with its position.
+    pub fn actions_from(
+        &self,
+        ctx: &ContextId,
+        from: Height,
+        limit: usize,
+    ) -> Result<Vec<(ActionPosition, ActionRecord)>> {
+        let start = height_key(ctx, from);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_ACTIONS)?,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.starts_with(ctx.as_bytes()) {
+                break;
+            }
+            let pos = decode_action_key(&k)?;
+            out.push((pos, decode(CF_ACTIONS, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Where the action `id` sits, if this node committed it.
+    pub fn action_position(&self, id: &[u8; 32]) -> Result<Option<ActionPosition>> {
+        self.db
+            .get_cf(self.cf(CF_ACTION_IDS)?, id)?
+            .map(|k| decode_action_key(&k))
+            .transpose()
+    }
+
+    /// Stores (or replaces, e.g. with more signers) a completed checkpoint.
+    pub fn put_checkpoint(&self, ctx: &ContextId, c: &CheckpointRecord) -> Result<()> {
+        let bytes = borsh::to_vec(c).map_err(|e| StoreError::Tree(e.to_string()))?;
+        self.db.put_cf_opt(
+            self.cf(CF_CHECKPOINTS)?,
+            height_key(ctx, c.height),
+            bytes,
+            &Self::synced(),
+        )?;
+        Ok(())
+    }
+
+    pub fn checkpoint(&self, ctx: &ContextId, h: Height) -> Result<Option<CheckpointRecord>> {
+        self.db
+            .get_cf(self.cf(CF_CHECKPOINTS)?, height_key(ctx, h))?
+            .map(|b| decode(CF_CHECKPOINTS, &b))
+            .transpose()
+    }
+
+    /// Up to `limit` checkpoints of `ctx` from height `from` on, ascending.
+    pub fn checkpoints_from(
+        &self,
+        ctx: &ContextId,
+        from: Height,
+        limit: usize,
+    ) -> Result<Vec<CheckpointRecord>> {
+        let start = height_key(ctx, from);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CHECKPOINTS)?,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.starts_with(ctx.as_bytes()) {
+                break;
+            }
+            out.push(decode(CF_CHECKPOINTS, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// The highest checkpoint of `ctx`.
+    pub fn latest_checkpoint(&self, ctx: &ContextId) -> Result<Option<CheckpointRecord>> {
+        let end = height_key(ctx, Height(u64::MAX));
+        let mut iter = self.db.iterator_cf(
+            self.cf(CF_CHECKPOINTS)?,
+            rocksdb::IteratorMode::From(&end, rocksdb::Direction::Reverse),
+        );
+        match iter.next() {
+            Some(item) => {
+                let (k, v) = item?;
+                if k.starts_with(ctx.as_bytes()) {
+                    Ok(Some(decode(CF_CHECKPOINTS, &v)?))
+                } else {
+                    Ok(None)
+                }
+            }
+            None => Ok(None),
+        }
     }
 
     /// A reader of `ctx`'s state tree.

@@ -16,15 +16,52 @@ pub struct MemberInfo {
     pub bls_pop: Vec<u8>,
 }
 
+/// An encoded checkpoint domain (`conclave_checkpoint::Domain`, 41 bytes:
+/// kind, chain id, target): a proxy contract the context anchors to. Hex
+/// in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
+pub struct AnchorDomain(pub [u8; 41]);
+
+impl Serialize for AnchorDomain {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for AnchorDomain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = conclave_consensus::types::serde_hex::bytes::deserialize(d)?;
+        v.try_into()
+            .map(AnchorDomain)
+            .map_err(|_| serde::de::Error::custom("an anchor domain is 41 bytes"))
+    }
+}
+
+/// Checkpoint interval of a genesis that names none.
+pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 10;
+
+fn default_checkpoint_interval() -> u64 {
+    DEFAULT_CHECKPOINT_INTERVAL
+}
+
 /// What a context starts from. Its hash is the context id.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Genesis {
     pub app_hash: Hash32,
-    /// Sorted by member id.
+    /// Sorted by member id. This order is the order of checkpoint signer
+    /// bitmaps and of the BLS members hash.
     pub members: Vec<MemberInfo>,
     pub created_at_ms: u64,
     /// Distinguishes contexts with identical members and app.
     pub salt: Hash32,
+    /// Proxy contracts this context's checkpoints are signed for (one
+    /// payload per domain). None: checkpoints use the unanchored domain.
+    #[serde(default)]
+    pub anchors: Vec<AnchorDomain>,
+    /// Every height divisible by this is a checkpoint height (and so is
+    /// every height whose block emitted actions).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: u64,
 }
 
 impl Genesis {
@@ -78,6 +115,38 @@ pub struct Receipt {
     pub events: Vec<(String, Vec<u8>)>,
     pub actions: Vec<Vec<u8>>,
     pub fuel_used: u64,
+}
+
+/// One action of a height's outbox, as committed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ActionRecord {
+    /// `conclave_checkpoint::action_id(context, height, index)`.
+    pub id: [u8; 32],
+    /// The guest's request (`conclave_checkpoint::actions::request`):
+    /// domain and kind.
+    pub request: Vec<u8>,
+    /// The tx that emitted it.
+    pub tx: Hash32,
+}
+
+/// A completed checkpoint: the payload fields shared by every domain, and
+/// one aggregate certificate per domain.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct CheckpointRecord {
+    pub height: Height,
+    pub epoch: u64,
+    pub state_root: Hash32,
+    pub actions_root: Hash32,
+    pub next_members_hash: [u8; 32],
+    pub certificates: Vec<DomainCertificate>,
+}
+
+/// The aggregate for one domain: signer bitmap and compressed signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct DomainCertificate {
+    pub domain: AnchorDomain,
+    pub signers: [u8; 32],
+    pub signature: [u8; 96],
 }
 
 /// Where a tx committed and what it did.

@@ -103,6 +103,7 @@ async fn replaying_blocks_reaches_the_same_roots() {
             block: &block,
             certificate: &cert,
             receipts: &ex.receipts,
+            actions: &ex.actions,
             tree: &ex.tree,
         })
         .unwrap();

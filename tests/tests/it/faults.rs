@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use conclave_consensus::mal::Round;
 use conclave_consensus::{Hash32, Height, ValidatorSet};
 use conclave_node::rpc::ConclaveApiClient;
-use conclave_tests::{signed, wait_committed, TestNet, TestNode};
+use conclave_tests::{signed, wait_committed, NetOptions, TestNet, TestNode};
 use jsonrpsee::http_client::HttpClient;
 
 use crate::{assert_agreement, load, COMMIT_TIMEOUT};
 
 async fn fault_net() -> TestNet {
-    TestNet::start_with(4, |c| c.debug.fault_injection = true).await
+    TestNet::start_configured(4, NetOptions::default(), |c| c.debug.fault_injection = true).await
 }
 
 async fn tip(node: &TestNode, net: &TestNet) -> u64 {

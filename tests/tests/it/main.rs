@@ -2,6 +2,7 @@
 //! loopback, driven over JSON-RPC.
 
 mod bad_input;
+mod checkpoints;
 mod crash_kill9;
 mod determinism;
 mod faults;
@@ -27,7 +28,7 @@ pub async fn node_with_context(app: &str) -> (TestNode, ContextId) {
     node.start().await;
     let created = node
         .client()
-        .context_create(Some(app.into()), None, None)
+        .context_create(Some(app.into()), None, None, None, None)
         .await
         .expect("context_create");
     (node, created.context_id)

@@ -7,6 +7,7 @@
 //! binary tree of [`crate::merkle`].
 
 pub mod leaf;
+pub mod request;
 
 use sha2::{Digest, Sha256};
 
@@ -97,6 +98,9 @@ impl Action {
         match self.domain.kind {
             ChainKind::Evm => leaf::encode_evm(self),
             ChainKind::Near => leaf::encode_near(self),
+            ChainKind::Unanchored => Err(crate::error::Error::BadAction(
+                "an action needs an EVM or NEAR domain",
+            )),
         }
     }
 

@@ -34,7 +34,7 @@ fn near() -> Result<(Domain, DomainVector)> {
 
 fn domain_vector(d: &Domain) -> Result<DomainVector> {
     match d.kind {
-        ChainKind::Evm => Ok(DomainVector::new(d, None)),
+        ChainKind::Evm | ChainKind::Unanchored => Ok(DomainVector::new(d, None)),
         ChainKind::Near => near().map(|n| n.1),
     }
 }

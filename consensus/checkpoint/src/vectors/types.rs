@@ -149,6 +149,7 @@ impl DomainVector {
                 let acc = self.near_account.as_deref().ok_or(Error::WrongDomain)?;
                 Domain::near(net, acc)
             }
+            ChainKind::Unanchored => Ok(Domain::unanchored()),
         }
     }
 }
@@ -281,6 +282,7 @@ fn account(s: &str, kind: ChainKind) -> Result<Account> {
     match kind {
         ChainKind::Evm => Ok(Account::Evm(from_hex_n(s)?)),
         ChainKind::Near => Ok(Account::Near(s.to_owned())),
+        ChainKind::Unanchored => Err(Error::BadAction("no accounts on the unanchored domain")),
     }
 }
 

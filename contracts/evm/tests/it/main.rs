@@ -7,11 +7,14 @@
 //! - `actions`: executeAction transfers, calls and refusals.
 //! - `rotation`: rotateMembers.
 //! - `gas`: gas by member count.
+//! - `node_checkpoint`: a checkpoint made by the node's collector (and
+//!   an action of its outbox) accepted and executed by the proxy.
 
 mod actions;
 mod anvil;
 mod checkpoints;
 mod fixture;
 mod gas;
+mod node_checkpoint;
 mod rotation;
 mod vectors;

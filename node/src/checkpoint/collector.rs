@@ -1,0 +1,406 @@
+//! Collecting members' BLS signatures of a checkpoint into aggregates.
+//!
+//! Pure: no I/O, no clock. The context actor feeds it its own commits and
+//! the shares members gossip, and persists and gossips what comes out.
+//!
+//! - On committing a checkpoint height a member signs the payload of every
+//!   domain of the context and gossips its share; shares of heights the
+//!   node has not committed yet wait (bounded) until it has.
+//! - Each incoming share is verified on its own against its signer's key
+//!   before it is kept: one bad share can never spoil an aggregate.
+//! - Once a quorum of members has signed, the shares are aggregated (bitmap
+//!   in genesis member order) into a [`CheckpointRecord`]; each later share
+//!   upgrades it.
+//! - A member below quorum re-gossips its share on a timer (bounded); a
+//!   member at quorum that sees such a repeat answers with its own share,
+//!   so a member that was briefly away completes too.
+
+use std::collections::BTreeMap;
+
+use conclave_checkpoint::{
+    sign_checkpoint, CheckpointPayload, Domain, MemberSet, SecretKey, Signature, SignerBitmap,
+};
+use conclave_consensus::{ContextId, Hash32, Height, MemberId};
+use thiserror::Error;
+
+use crate::store::{AnchorDomain, CheckpointRecord, DomainCertificate};
+
+/// Rounds (checkpoint heights) kept for late signers, at most.
+const MAX_ROUNDS: usize = 64;
+/// Shares buffered for heights not committed yet, at most.
+const MAX_BUFFERED: usize = 1024;
+/// How far above the committed tip a buffered share may be.
+const MAX_AHEAD: u64 = 256;
+/// Answers to repeated shares per round, at most.
+const MAX_ECHOES: u32 = 32;
+
+/// One member's signatures of a checkpoint: one per domain, in the
+/// context's domain order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub height: u64,
+    pub signer: MemberId,
+    pub sigs: Vec<([u8; 41], [u8; 96])>,
+}
+
+/// Why a share was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("signer {0} is not a member")]
+    NotMember(MemberId),
+    #[error("share names other domains than the context's")]
+    WrongDomains,
+    #[error("signature for domain {0} does not decode")]
+    BadEncoding(usize),
+    #[error("signature for domain {0} does not verify")]
+    BadSignature(usize),
+}
+
+/// What a context's checkpoints are: its members, their BLS set, its
+/// domains and interval.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub context: ContextId,
+    /// Members in genesis order (the bitmap's order).
+    pub members: Vec<MemberId>,
+    pub set: MemberSet,
+    pub domains: Vec<Domain>,
+    pub interval: u64,
+    /// Member-set epoch; 0 until membership changes exist.
+    pub epoch: u64,
+}
+
+impl Params {
+    /// Whether `height` is a checkpoint height: a multiple of the interval,
+    /// or a height whose block emitted actions.
+    pub fn is_checkpoint_height(&self, height: u64, actions: usize) -> bool {
+        height > 0 && (actions > 0 || (self.interval > 0 && height.is_multiple_of(self.interval)))
+    }
+
+    /// The payload of `domain` at a height.
+    pub fn payload(
+        &self,
+        domain: Domain,
+        height: u64,
+        state_root: Hash32,
+        actions_root: Hash32,
+    ) -> CheckpointPayload {
+        let members_hash = self.set.hash();
+        CheckpointPayload {
+            domain,
+            context_id: self.context.0,
+            epoch: self.epoch,
+            height,
+            state_root: state_root.0,
+            actions_root: actions_root.0,
+            next_members_hash: members_hash,
+        }
+    }
+}
+
+/// What a step produced: a share to gossip, a checkpoint to store.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub gossip: Option<Share>,
+    pub completed: Option<CheckpointRecord>,
+}
+
+struct Round {
+    state_root: Hash32,
+    actions_root: Hash32,
+    payloads: Vec<CheckpointPayload>,
+    /// Member index → its signature per domain.
+    shares: BTreeMap<usize, Vec<Signature>>,
+    /// Signers of the stored aggregate (0: not complete yet).
+    stored: usize,
+    resends: u32,
+    /// Answers to other members' repeats.
+    echoes: u32,
+    actions: usize,
+}
+
+/// The collector of one context.
+pub struct Collector {
+    params: Params,
+    me: Option<(usize, SecretKey)>,
+    rounds: BTreeMap<u64, Round>,
+    buffered: BTreeMap<u64, Vec<Share>>,
+    buffered_len: usize,
+    tip: u64,
+}
+
+impl Collector {
+    /// `me`: this node's member id and BLS key (a node that is not a
+    /// member, or whose key is not the genesis', collects without signing).
+    pub fn new(params: Params, me: MemberId, key: SecretKey, tip: u64) -> Self {
+        let index = params.members.iter().position(|m| *m == me);
+        let me = index
+            .filter(|i| params.set.members().get(*i) == Some(&key.public_key()))
+            .map(|i| (i, key));
+        Self {
+            params,
+            me,
+            rounds: BTreeMap::new(),
+            buffered: BTreeMap::new(),
+            buffered_len: 0,
+            tip,
+        }
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Whether this node signs (its key is the genesis' key for it).
+    pub fn signs(&self) -> bool {
+        self.me.is_some()
+    }
+
+    /// Actions in checkpoints that have no quorum yet.
+    pub fn pending_actions(&self) -> usize {
+        self.rounds
+            .values()
+            .filter(|r| r.stored == 0)
+            .map(|r| r.actions)
+            .sum()
+    }
+
+    /// The node committed `height` (with `actions` actions in its outbox).
+    pub fn on_commit(
+        &mut self,
+        height: u64,
+        state_root: Hash32,
+        actions_root: Hash32,
+        actions: usize,
+    ) -> Step {
+        self.tip = self.tip.max(height);
+        let waiting = self.take_buffered(height);
+        if !self.params.is_checkpoint_height(height, actions) || self.rounds.contains_key(&height) {
+            return Step::default();
+        }
+        let payloads: Vec<_> = self
+            .params
+            .domains
+            .iter()
+            .map(|d| self.params.payload(*d, height, state_root, actions_root))
+            .collect();
+        let mut round = Round {
+            state_root,
+            actions_root,
+            payloads,
+            shares: BTreeMap::new(),
+            stored: 0,
+            resends: 0,
+            echoes: 0,
+            actions,
+        };
+        let mut step = Step::default();
+        if let Some((index, key)) = &self.me {
+            let sigs: Vec<Signature> = round
+                .payloads
+                .iter()
+                .map(|p| sign_checkpoint(key, p))
+                .collect();
+            round.shares.insert(*index, sigs);
+            step.gossip = Some(self.share_of(height, &round));
+        }
+        self.rounds.insert(height, round);
+        while self.rounds.len() > MAX_ROUNDS {
+            self.rounds.pop_first();
+        }
+        for share in waiting {
+            if let Ok(s) = self.accept(share) {
+                step.completed = s.completed.or(step.completed);
+            }
+        }
+        if let Some(done) = self.complete(height) {
+            step.completed = Some(done);
+        }
+        step
+    }
+
+    /// A share gossiped by a member.
+    pub fn on_share(&mut self, share: Share) -> Result<Step, Refusal> {
+        if !self.params.members.contains(&share.signer) {
+            return Err(Refusal::NotMember(share.signer));
+        }
+        if share.height > self.tip {
+            if share.height <= self.tip + MAX_AHEAD && self.buffered_len < MAX_BUFFERED {
+                let slot = self.buffered.entry(share.height).or_default();
+                if !slot.iter().any(|s| s.signer == share.signer) {
+                    slot.push(share);
+                    self.buffered_len += 1;
+                }
+            }
+            return Ok(Step::default());
+        }
+        self.accept(share)
+    }
+
+    fn take_buffered(&mut self, height: u64) -> Vec<Share> {
+        let mut out = Vec::new();
+        while let Some((&h, _)) = self.buffered.first_key_value() {
+            if h > height {
+                break;
+            }
+            let shares = self
+                .buffered
+                .pop_first()
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            self.buffered_len = self.buffered_len.saturating_sub(shares.len());
+            if h == height {
+                out = shares;
+            }
+        }
+        out
+    }
+
+    fn accept(&mut self, share: Share) -> Result<Step, Refusal> {
+        let Some(index) = self.params.members.iter().position(|m| *m == share.signer) else {
+            return Err(Refusal::NotMember(share.signer));
+        };
+        let Some(round) = self.rounds.get(&share.height) else {
+            // Not a checkpoint height, or long done.
+            return Ok(Step::default());
+        };
+        if share.sigs.len() != round.payloads.len()
+            || share
+                .sigs
+                .iter()
+                .zip(&round.payloads)
+                .any(|((d, _), p)| *d != p.domain.encode())
+        {
+            return Err(Refusal::WrongDomains);
+        }
+        if round.shares.contains_key(&index) {
+            // A repeat: its signer has no quorum yet. Answer with ours once
+            // we have one (a bounded number of times), so it completes too.
+            let mine = self.me.as_ref().map(|m| m.0);
+            let answer = round.stored > 0 && Some(index) != mine && round.echoes < MAX_ECHOES;
+            if !answer {
+                return Ok(Step::default());
+            }
+            if let Some(r) = self.rounds.get_mut(&share.height) {
+                r.echoes += 1;
+            }
+            let gossip = self
+                .rounds
+                .get(&share.height)
+                .map(|r| self.share_of(share.height, r));
+            return Ok(Step {
+                gossip,
+                completed: None,
+            });
+        }
+        let Some(pk) = self.params.set.members().get(index) else {
+            return Err(Refusal::NotMember(share.signer));
+        };
+        let mut sigs = Vec::with_capacity(share.sigs.len());
+        for (i, ((_, sig), payload)) in share.sigs.iter().zip(&round.payloads).enumerate() {
+            let sig = Signature::from_compressed(sig).map_err(|_| Refusal::BadEncoding(i))?;
+            if !sig.verify(&payload.digest(), pk) {
+                return Err(Refusal::BadSignature(i));
+            }
+            sigs.push(sig);
+        }
+        if let Some(r) = self.rounds.get_mut(&share.height) {
+            r.shares.insert(index, sigs);
+        }
+        Ok(Step {
+            gossip: None,
+            completed: self.complete(share.height),
+        })
+    }
+
+    /// Aggregates the round if it has a quorum and more signers than what
+    /// was stored.
+    fn complete(&mut self, height: u64) -> Option<CheckpointRecord> {
+        let quorum = self.params.set.quorum() as usize;
+        let round = self.rounds.get_mut(&height)?;
+        let n = round.shares.len();
+        if n < quorum || n <= round.stored {
+            return None;
+        }
+        let signers = SignerBitmap::from_indices(round.shares.keys().copied()).ok()?;
+        let mut certificates = Vec::with_capacity(round.payloads.len());
+        for (d, payload) in round.payloads.iter().enumerate() {
+            let sigs: Vec<Signature> = round
+                .shares
+                .values()
+                .filter_map(|s| s.get(d))
+                .copied()
+                .collect();
+            let aggregate = Signature::aggregate(&sigs).ok()?;
+            certificates.push(DomainCertificate {
+                domain: AnchorDomain(payload.domain.encode()),
+                signers: signers.to_bytes(),
+                signature: aggregate.to_compressed(),
+            });
+        }
+        round.stored = n;
+        let first = round.payloads.first()?;
+        Some(CheckpointRecord {
+            height: Height(height),
+            epoch: first.epoch,
+            state_root: round.state_root,
+            actions_root: round.actions_root,
+            next_members_hash: first.next_members_hash,
+            certificates,
+        })
+    }
+
+    /// Whether [`Collector::resend`] would gossip anything now or later.
+    pub fn has_unfinished(&self, max: u32) -> bool {
+        self.me.is_some()
+            && self
+                .rounds
+                .values()
+                .any(|r| r.stored == 0 && r.resends < max)
+    }
+
+    /// This node's shares of checkpoints still below quorum, to gossip
+    /// again (each at most `max` times).
+    pub fn resend(&mut self, max: u32) -> Vec<Share> {
+        if self.me.is_none() {
+            return Vec::new();
+        }
+        let due: Vec<u64> = self
+            .rounds
+            .iter_mut()
+            .filter(|(_, r)| r.stored == 0 && r.resends < max)
+            .map(|(h, r)| {
+                r.resends += 1;
+                *h
+            })
+            .collect();
+        due.into_iter()
+            .filter_map(|h| self.rounds.get(&h).map(|r| self.share_of(h, r)))
+            .collect()
+    }
+
+    fn share_of(&self, height: u64, round: &Round) -> Share {
+        let (index, me) = match &self.me {
+            Some((i, _)) => (*i, self.params.members.get(*i).copied().unwrap_or_default()),
+            None => (usize::MAX, MemberId::default()),
+        };
+        let sigs = round
+            .shares
+            .get(&index)
+            .map(|sigs| {
+                sigs.iter()
+                    .zip(&round.payloads)
+                    .map(|(s, p)| (p.domain.encode(), s.to_compressed()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Share {
+            height,
+            signer: me,
+            sigs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+use conclave_checkpoint::{Certificate, Registration, Verifier};
+
+use super::*;
+
+struct Member {
+    id: MemberId,
+    key: SecretKey,
+}
+
+fn members(n: u8) -> Vec<Member> {
+    (1..=n)
+        .map(|i| Member {
+            id: MemberId([i; 32]),
+            key: SecretKey::from_seed(&[i; 32]).unwrap(),
+        })
+        .collect()
+}
+
+fn params(ms: &[Member], domains: Vec<Domain>) -> Params {
+    let regs: Vec<_> = ms
+        .iter()
+        .map(|m| Registration {
+            public_key: m.key.public_key(),
+            pop: m.key.prove_possession(),
+        })
+        .collect();
+    Params {
+        context: ContextId([9; 32]),
+        members: ms.iter().map(|m| m.id).collect(),
+        set: MemberSet::new(&regs, 0).unwrap(),
+        domains,
+        interval: 2,
+        epoch: 0,
+    }
+}
+
+fn domains() -> Vec<Domain> {
+    vec![
+        Domain::evm(31337, [0x5f; 20]),
+        Domain::near("testnet", "dao.testnet").unwrap(),
+    ]
+}
+
+fn collector(ms: &[Member], i: usize) -> Collector {
+    Collector::new(params(ms, domains()), ms[i].id, ms[i].key.clone(), 0)
+}
+
+const ROOT: Hash32 = Hash32([7; 32]);
+
+fn commit(c: &mut Collector, h: u64) -> Step {
+    c.on_commit(h, ROOT, Hash32::default(), 0)
+}
+
+/// Checks a record with the chain-side verifier for every domain.
+fn verify(p: &Params, rec: &CheckpointRecord) -> usize {
+    for cert in &rec.certificates {
+        let domain = Domain::decode(&cert.domain.0).unwrap();
+        let payload = p.payload(domain, rec.height.0, rec.state_root, rec.actions_root);
+        let c = Certificate {
+            signers: SignerBitmap::from_bytes(cert.signers),
+            signature: Signature::from_compressed(&cert.signature).unwrap(),
+        };
+        Verifier {
+            domain,
+            epoch: 0,
+            members: &p.set,
+        }
+        .verify(&payload, &c)
+        .unwrap();
+    }
+    SignerBitmap::from_bytes(rec.certificates[0].signers).count() as usize
+}
+
+#[test]
+fn checkpoint_heights_are_the_interval_and_heights_with_actions() {
+    let p = params(&members(1), domains());
+    assert!(!p.is_checkpoint_height(0, 0));
+    assert!(!p.is_checkpoint_height(1, 0));
+    assert!(p.is_checkpoint_height(1, 1));
+    assert!(p.is_checkpoint_height(2, 0));
+    assert!(p.is_checkpoint_height(4, 0));
+}
+
+#[test]
+fn three_of_four_complete_and_verify_a_fourth_upgrades() {
+    let ms = members(4);
+    let mut nodes: Vec<_> = (0..4).map(|i| collector(&ms, i)).collect();
+    let shares: Vec<Share> = nodes
+        .iter_mut()
+        .map(|c| commit(c, 2).gossip.unwrap())
+        .collect();
+    assert!(
+        commit(&mut nodes[0], 3).gossip.is_none(),
+        "not a checkpoint height"
+    );
+    let c = &mut nodes[0];
+    assert!(c.on_share(shares[1].clone()).unwrap().completed.is_none());
+    let rec = c.on_share(shares[2].clone()).unwrap().completed.unwrap();
+    assert_eq!(verify(c.params(), &rec), 3);
+    assert_eq!(rec.certificates.len(), 2);
+    let more = c.on_share(shares[3].clone()).unwrap().completed.unwrap();
+    assert_eq!(verify(c.params(), &more), 4);
+    // Repeats change nothing.
+    assert!(c.on_share(shares[3].clone()).unwrap().completed.is_none());
+}
+
+#[test]
+fn two_of_four_never_complete() {
+    let ms = members(4);
+    let mut a = collector(&ms, 0);
+    let mut b = collector(&ms, 1);
+    commit(&mut a, 2);
+    let share = commit(&mut b, 2).gossip.unwrap();
+    let step = a.on_share(share.clone()).unwrap();
+    assert!(step.completed.is_none());
+    assert!(a.on_share(share).unwrap().completed.is_none());
+    // Below quorum, the member keeps re-gossiping its share, boundedly.
+    assert_eq!(a.resend(2).len(), 1);
+    assert_eq!(a.resend(2).len(), 1);
+    assert!(a.resend(2).is_empty());
+}
+
+#[test]
+fn bad_and_foreign_shares_are_refused() {
+    let ms = members(4);
+    let mut a = collector(&ms, 0);
+    commit(&mut a, 2);
+    let mut b = collector(&ms, 1);
+    let good = commit(&mut b, 2).gossip.unwrap();
+
+    // A signature of another height's payload.
+    let other = commit(&mut b, 4).gossip.unwrap();
+    let mut bad = good.clone();
+    bad.sigs[1].1 = other.sigs[1].1;
+    assert_eq!(a.on_share(bad).err(), Some(Refusal::BadSignature(1)));
+    // Member 3's signature claimed by member 2.
+    let mut c = collector(&ms, 2);
+    let mut stolen = commit(&mut c, 2).gossip.unwrap();
+    stolen.signer = ms[1].id;
+    assert_eq!(a.on_share(stolen).err(), Some(Refusal::BadSignature(0)));
+    // Garbage bytes.
+    let mut garbage = good.clone();
+    garbage.sigs[0].1 = [0xff; 96];
+    assert_eq!(a.on_share(garbage).err(), Some(Refusal::BadEncoding(0)));
+    // Another domain set.
+    let mut wrong = good.clone();
+    wrong.sigs.pop();
+    assert_eq!(a.on_share(wrong).err(), Some(Refusal::WrongDomains));
+    // A non-member, even with a valid-looking share.
+    let outsider = members(5).pop().unwrap();
+    let mut foreign = good.clone();
+    foreign.signer = outsider.id;
+    assert_eq!(
+        a.on_share(foreign).err(),
+        Some(Refusal::NotMember(outsider.id))
+    );
+    // None of that counted: the good share still is the second signer.
+    assert!(a.on_share(good).unwrap().completed.is_none());
+    let mut d = collector(&ms, 3);
+    let rec = a
+        .on_share(commit(&mut d, 2).gossip.unwrap())
+        .unwrap()
+        .completed
+        .unwrap();
+    assert_eq!(verify(a.params(), &rec), 3);
+}
+
+#[test]
+fn shares_ahead_of_the_tip_wait_for_the_commit() {
+    let ms = members(4);
+    let mut a = collector(&ms, 0);
+    let early: Vec<Share> = (1..4)
+        .map(|i| commit(&mut collector(&ms, i), 2).gossip.unwrap())
+        .collect();
+    for s in early {
+        assert!(a.on_share(s).unwrap().completed.is_none());
+    }
+    let rec = commit(&mut a, 2).completed.unwrap();
+    assert_eq!(verify(a.params(), &rec), 4);
+}
+
+#[test]
+fn single_member_completes_alone_and_actions_force_a_checkpoint() {
+    let ms = members(1);
+    let mut a = Collector::new(
+        params(&ms, vec![Domain::unanchored()]),
+        ms[0].id,
+        ms[0].key.clone(),
+        0,
+    );
+    let step = a.on_commit(3, ROOT, Hash32([1; 32]), 2);
+    let rec = step.completed.unwrap();
+    assert_eq!(rec.height, Height(3));
+    assert_eq!(rec.actions_root, Hash32([1; 32]));
+    assert_eq!(verify(a.params(), &rec), 1);
+    assert_eq!(a.pending_actions(), 0);
+}
+
+#[test]
+fn a_member_that_repeats_gets_an_answer() {
+    let ms = members(4);
+    let mut nodes: Vec<_> = (0..4).map(|i| collector(&ms, i)).collect();
+    let shares: Vec<Share> = nodes
+        .iter_mut()
+        .map(|c| commit(c, 2).gossip.unwrap())
+        .collect();
+    for s in &shares[1..3] {
+        nodes[0].on_share(s.clone()).unwrap();
+    }
+    // Node 3 missed everything and repeats its share: node 0 answers.
+    nodes[0].on_share(shares[3].clone()).unwrap();
+    let answer = nodes[0]
+        .on_share(shares[3].clone())
+        .unwrap()
+        .gossip
+        .unwrap();
+    assert_eq!(answer.signer, ms[0].id);
+    assert_eq!(nodes[3].pending_actions(), 0);
+}

@@ -1,0 +1,309 @@
+//! Checkpoints on the node side: which heights are checkpoints, collecting
+//! members' BLS signatures into aggregates, storing them, and showing them
+//! (with the actions they commit) over RPC.
+//!
+//! - [`collector`]: the pure signature-collection state machine.
+//! - [`Checkpoints`]: the collector of one context with its I/O (store,
+//!   metrics); the context actor calls it on commit, on gossip and on a
+//!   timer, and gossips what it returns.
+//! - [`view`]: checkpoints and actions as the RPC shows them, each checked
+//!   with `conclave_checkpoint::Verifier`.
+//!
+//! A height `h` is a checkpoint height iff `h % checkpoint_interval == 0`
+//! or the block at `h` emitted at least one action. Its payload (one per
+//! anchor domain, docs/checkpoint.md) carries that block's state root and
+//! its actions root, so an action is checkpointed at its own height and
+//! never waits for a later block.
+
+pub mod collector;
+pub mod view;
+
+use std::sync::Arc;
+
+use conclave_checkpoint::{ChainKind, SecretKey};
+use conclave_checkpoint::{Domain, MemberSet, ProofOfPossession, PublicKey, Registration};
+use conclave_consensus::{BlockHeader, ContextId, Height, MemberId};
+use tracing::{debug, info, warn};
+
+pub use collector::{Collector, Params, Refusal, Share};
+
+use crate::context::wire::Wire;
+use crate::metrics::Metrics;
+use crate::store::{AnchorDomain, ContextRecord, Genesis, Store};
+
+/// Anchors a context may name, at most.
+pub const MAX_ANCHORS: usize = 8;
+/// Largest checkpoint interval accepted.
+pub const MAX_INTERVAL: u64 = 1_000_000;
+/// Recent heights whose unfinished checkpoints a restarted node resumes.
+const RESUME_WINDOW: u64 = 64;
+
+/// A context's checkpoint parameters from its genesis; refuses anchors
+/// that do not decode, repeat or are unanchored, and intervals outside
+/// `1..=MAX_INTERVAL`.
+pub fn params(id: ContextId, genesis: &Genesis) -> Result<Params, String> {
+    let mut regs = Vec::with_capacity(genesis.members.len());
+    for m in &genesis.members {
+        let public_key = PublicKey::from_compressed(&m.bls_public_key)
+            .map_err(|e| format!("member {}: BLS key: {e}", m.id))?;
+        let pop = ProofOfPossession::from_compressed(&m.bls_pop)
+            .map_err(|e| format!("member {}: BLS PoP: {e}", m.id))?;
+        regs.push(Registration { public_key, pop });
+    }
+    let set = MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))?;
+    if genesis.anchors.len() > MAX_ANCHORS {
+        return Err(format!("more than {MAX_ANCHORS} anchors"));
+    }
+    let mut domains = Vec::with_capacity(genesis.anchors.len().max(1));
+    for a in &genesis.anchors {
+        let d = Domain::decode(&a.0).map_err(|e| format!("anchor {}: {e}", hex::encode(a.0)))?;
+        if d.kind == ChainKind::Unanchored {
+            return Err("the unanchored domain is not an anchor".into());
+        }
+        if domains.contains(&d) {
+            return Err(format!("anchor {} is named twice", hex::encode(a.0)));
+        }
+        domains.push(d);
+    }
+    if domains.is_empty() {
+        domains.push(Domain::unanchored());
+    }
+    if !(1..=MAX_INTERVAL).contains(&genesis.checkpoint_interval) {
+        return Err(format!(
+            "checkpoint interval {} outside 1..={MAX_INTERVAL}",
+            genesis.checkpoint_interval
+        ));
+    }
+    Ok(Params {
+        context: id,
+        members: genesis.member_ids(),
+        set,
+        domains,
+        interval: genesis.checkpoint_interval,
+        epoch: 0,
+    })
+}
+
+/// Parses an anchor: `evm:<chain id>:<0x address>`,
+/// `near:<network>:<account>`, or the 41-byte domain in hex.
+pub fn parse_anchor(spec: &str) -> Result<AnchorDomain, String> {
+    let bad = |why: &str| format!("anchor {spec:?}: {why}");
+    let mut parts = spec.splitn(3, ':');
+    let domain = match (parts.next(), parts.next(), parts.next()) {
+        (Some("evm"), Some(chain), Some(addr)) => {
+            let chain_id: u64 = chain.parse().map_err(|_| bad("chain id is not a number"))?;
+            if chain_id == 0 {
+                return Err(bad("chain id 0"));
+            }
+            let bytes = hex::decode(addr.strip_prefix("0x").unwrap_or(addr))
+                .map_err(|_| bad("address is not hex"))?;
+            let addr: [u8; 20] = bytes
+                .try_into()
+                .map_err(|_| bad("an EVM address is 20 bytes"))?;
+            Domain::evm(chain_id, addr)
+        }
+        (Some("near"), Some(network), Some(account)) => {
+            Domain::near(network, account).map_err(|e| bad(&e.to_string()))?
+        }
+        (Some(hex_domain), None, None) => {
+            let bytes = hex::decode(hex_domain.strip_prefix("0x").unwrap_or(hex_domain))
+                .map_err(|_| bad("expected evm:<chain id>:<address>, near:<network>:<account> or 41 bytes of hex"))?;
+            Domain::decode(&bytes).map_err(|e| bad(&e.to_string()))?
+        }
+        _ => {
+            return Err(bad(
+                "expected evm:<chain id>:<address> or near:<network>:<account>",
+            ))
+        }
+    };
+    if domain.kind == ChainKind::Unanchored {
+        return Err(bad("the unanchored domain is not an anchor"));
+    }
+    Ok(AnchorDomain(domain.encode()))
+}
+
+/// The checkpoints of one context: its collector, the store and metrics.
+pub struct Checkpoints {
+    collector: Collector,
+    store: Store,
+    metrics: Arc<Metrics>,
+    label: String,
+    max_resends: u32,
+    latest: u64,
+}
+
+impl Checkpoints {
+    /// Sets up collection for `record`'s context, resuming the unfinished
+    /// checkpoints of its recent heights.
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        record: &ContextRecord,
+        me: MemberId,
+        key: SecretKey,
+        max_resends: u32,
+    ) -> crate::Result<Self> {
+        let params = params(record.id, &record.genesis).map_err(crate::Error::Other)?;
+        let resume_from = record.height.0.saturating_sub(RESUME_WINDOW) + 1;
+        let collector = Collector::new(params, me, key, resume_from.saturating_sub(1));
+        let latest = store
+            .latest_checkpoint(&record.id)?
+            .map_or(0, |c| c.height.0);
+        let mut this = Self {
+            collector,
+            store,
+            metrics,
+            label: record.id.to_hex(),
+            max_resends,
+            latest,
+        };
+        if !this.collector.signs() {
+            warn!(context = %record.id, "this node's BLS key is not its genesis key; it does not sign checkpoints");
+        }
+        for h in resume_from..=record.height.0 {
+            let id = record.id;
+            if this.store.checkpoint(&id, Height(h))?.is_some() {
+                continue;
+            }
+            let Some(block) = this.store.block(&id, Height(h))? else {
+                continue;
+            };
+            let actions = this.store.actions_at(&id, Height(h))?.len();
+            // Gossip goes out with the first resend.
+            let _ = this.on_commit(&block.header, actions);
+        }
+        this.set_gauges();
+        Ok(this)
+    }
+
+    fn context(&self) -> ContextId {
+        self.collector.params().context
+    }
+
+    /// The node committed the block of `header`, whose outbox holds
+    /// `actions` actions. Returns the share to gossip, if any.
+    pub fn on_commit(&mut self, header: &BlockHeader, actions: usize) -> Option<Wire> {
+        let step = self.collector.on_commit(
+            header.height.0,
+            header.state_root,
+            header.actions_root,
+            actions,
+        );
+        self.apply(step)
+    }
+
+    /// A member's share arrived on the context's topic.
+    pub fn on_share(&mut self, from: MemberId, share: Share) -> Option<Wire> {
+        let height = share.height;
+        match self.collector.on_share(share) {
+            Ok(step) => self.apply(step),
+            Err(e) => {
+                warn!(context = %self.context(), member = %from, height, error = %e, "checkpoint share refused");
+                None
+            }
+        }
+    }
+
+    /// The resend timer fired: shares of checkpoints still below quorum.
+    /// Whether a resend timer is needed (a checkpoint of ours is below
+    /// quorum). Idle contexts arm no timer.
+    pub fn wants_tick(&self) -> bool {
+        self.collector.has_unfinished(self.max_resends)
+    }
+
+    pub fn on_tick(&mut self) -> Vec<Wire> {
+        self.collector
+            .resend(self.max_resends)
+            .into_iter()
+            .map(wire_of)
+            .collect()
+    }
+
+    fn apply(&mut self, step: collector::Step) -> Option<Wire> {
+        if let Some(rec) = step.completed {
+            let ctx = self.context();
+            match self.store.put_checkpoint(&ctx, &rec) {
+                Ok(()) => {
+                    let signers = rec.certificates.first().map_or(0, |c| {
+                        conclave_checkpoint::SignerBitmap::from_bytes(c.signers).count()
+                    });
+                    if rec.height.0 >= self.latest {
+                        self.latest = rec.height.0;
+                        self.metrics
+                            .checkpoint_signers
+                            .with_label_values(&[&self.label])
+                            .set(i64::from(signers));
+                    }
+                    if signers == self.collector.params().set.quorum() {
+                        info!(context = %ctx, height = rec.height.0, signers, "checkpoint complete");
+                    } else {
+                        debug!(context = %ctx, height = rec.height.0, signers, "checkpoint upgraded");
+                    }
+                }
+                Err(e) => warn!(context = %ctx, error = %e, "cannot store checkpoint"),
+            }
+        }
+        self.set_gauges();
+        step.gossip.map(wire_of)
+    }
+
+    fn set_gauges(&self) {
+        let m = &self.metrics;
+        m.checkpoint_height
+            .with_label_values(&[&self.label])
+            .set(self.latest as i64);
+        m.actions_pending
+            .with_label_values(&[&self.label])
+            .set(self.collector.pending_actions() as i64);
+    }
+}
+
+fn wire_of(s: Share) -> Wire {
+    Wire::CheckpointSig {
+        height: s.height,
+        signer: s.signer,
+        sigs: s.sigs,
+    }
+}
+
+/// The share a `Wire::CheckpointSig` carries.
+pub fn share_of(height: u64, signer: MemberId, sigs: Vec<([u8; 41], [u8; 96])>) -> Share {
+    Share {
+        height,
+        signer,
+        sigs,
+    }
+}
+
+#[cfg(test)]
+mod outbox_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_parse_from_specs_and_hex() {
+        let evm = parse_anchor("evm:31337:0x5fbdb2315678afecb367f032d93f642f64180aa3").unwrap();
+        let d = Domain::decode(&evm.0).unwrap();
+        assert_eq!(d.kind, ChainKind::Evm);
+        assert_eq!(d.chain_id, 31337);
+        let near = parse_anchor("near:testnet:dao.testnet").unwrap();
+        assert_eq!(
+            near.0,
+            Domain::near("testnet", "dao.testnet").unwrap().encode()
+        );
+        assert_eq!(parse_anchor(&hex::encode(evm.0)).unwrap(), evm);
+        for bad in [
+            "evm:x:0x00",
+            "evm:1:0x1234",
+            "evm:0:0x5fbdb2315678afecb367f032d93f642f64180aa3",
+            "near:testnet:a",
+            "sol:1:abc",
+            "",
+            &hex::encode([0u8; 41]),
+        ] {
+            assert!(parse_anchor(bad).is_err(), "{bad}");
+        }
+    }
+}
