@@ -17,6 +17,8 @@
 //!   last-signed position, consulted before every signature.
 //! - [`failpoint`]: crash points armed from the environment, for recovery
 //!   tests.
+//! - [`membership`]: contexts created with other members reach their
+//!   nodes (identities, genesis offers, app fetch by hash).
 //! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee).
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`node`]: wires the parts together; [`cli`] is the `conclave` command.
@@ -31,6 +33,7 @@ mod error;
 pub mod exec;
 pub mod failpoint;
 pub mod keys;
+pub mod membership;
 pub mod mempool;
 pub mod metrics;
 pub mod node;

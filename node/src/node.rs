@@ -140,6 +140,14 @@ impl Node {
         }
     }
 
+    /// Installs a context another member created (its genesis checked by
+    /// `install_genesis`) and starts validating it.
+    pub fn install_context(&self, wasm: &[u8], genesis: Genesis) -> Result<ContextRecord> {
+        let record = install_genesis(&self.store, &self.runtime, wasm, genesis)?;
+        self.spawn_context(record.clone())?;
+        Ok(record)
+    }
+
     fn spawn_context(&self, record: ContextRecord) -> Result<ContextHandle> {
         let id = record.id;
         let handle = ContextActor::spawn(self.deps(), record)?;
@@ -277,6 +285,19 @@ async fn route_network_events(
                         tracing::warn!(%context, "context inbox full; gossip dropped");
                     }
                 }
+            }
+            NetworkEvent::Request {
+                context,
+                from,
+                data,
+                reply,
+            } if context == conclave_network::NODE_SCOPE => {
+                tokio::spawn(async move {
+                    let answer = crate::membership::serve(node, from, data).await;
+                    if let Ok(bytes) = borsh::to_vec(&answer) {
+                        let _ = reply.send(bytes);
+                    }
+                });
             }
             NetworkEvent::Request {
                 context,

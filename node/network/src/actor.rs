@@ -311,7 +311,9 @@ impl Actor {
     ) {
         let max = self.cfg.max_request_bytes;
         let peer_id = match peer_id_of(&peer) {
-            Ok(_) if !self.contexts.contains_key(&context) => Err(Error::NotJoined(context)),
+            Ok(_) if context != crate::NODE_SCOPE && !self.contexts.contains_key(&context) => {
+                Err(Error::NotJoined(context))
+            }
             Ok(_) if data.len() > max => Err(Error::TooLarge {
                 size: data.len(),
                 max,

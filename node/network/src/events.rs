@@ -201,6 +201,7 @@ impl Actor {
         let context = request.context;
         let from = member_of_peer(&peer);
         let refusal = match (self.contexts.get(&context), from) {
+            (_, Some(_)) if context == crate::NODE_SCOPE => None,
             (None, _) => Some(RefuseReason::UnknownContext),
             (Some(joined), Some(m)) if joined.members.contains(&m) => None,
             _ => Some(RefuseReason::NotMember),

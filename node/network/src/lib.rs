@@ -39,6 +39,12 @@ mod ingress;
 pub mod metrics;
 mod redial;
 
+/// The scope of node-to-node requests that are about no joined context
+/// (a member's identity, a genesis offered to a member). No genesis hashes
+/// to it. Any member identity may send such a request; the application
+/// decides what to answer.
+pub const NODE_SCOPE: conclave_consensus::ContextId = conclave_consensus::ContextId([0u8; 32]);
+
 pub use actor::spawn;
 pub use codec::RefuseReason;
 pub use config::{MeshParams, NetworkConfig};

@@ -44,6 +44,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 app_file,
                 anchors,
                 checkpoint_interval,
+                members,
             } => {
                 let (name, wasm) = match (app, app_file) {
                     (Some(name), None) => (Some(name.clone()), None),
@@ -61,10 +62,24 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--anchor: {e}"))?;
                 }
                 let anchors = (!anchors.is_empty()).then(|| anchors.clone());
+                let members = members
+                    .iter()
+                    .map(|m| {
+                        m.parse::<conclave_consensus::MemberId>()
+                            .map_err(|e| anyhow::anyhow!("--members {m}: {e}"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let members = (!members.is_empty()).then_some(members);
                 let created = c
-                    .context_create(name, wasm, None, anchors, *checkpoint_interval)
+                    .context_create(name, wasm, members, anchors, *checkpoint_interval)
                     .await?;
                 println!("{}", created.context_id);
+                for offer in &created.offers {
+                    match &offer.error {
+                        None => eprintln!("member {}: joined", offer.member),
+                        Some(e) => eprintln!("member {}: NOT joined: {e}", offer.member),
+                    }
+                }
                 Ok(())
             }
             ContextCommand::List => print_json(&c.context_list().await?),

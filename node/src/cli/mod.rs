@@ -123,6 +123,10 @@ pub enum ContextCommand {
         /// Checkpoint interval in blocks (default: the node's config).
         #[arg(long)]
         checkpoint_interval: Option<u64>,
+        /// The other members' ids (`conclave keys show` on each node); their
+        /// nodes must be reachable (static peers). This node is a member.
+        #[arg(long, num_args = 1..)]
+        members: Vec<String>,
     },
     List,
     Info {

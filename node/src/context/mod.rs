@@ -12,5 +12,5 @@ mod ingress;
 pub(crate) mod wire;
 
 pub use actor::{ContextActor, ContextDeps};
-pub use genesis::{create_context, install_genesis, CheckpointOptions};
+pub use genesis::{check_member_keys, create_context, install_genesis, CheckpointOptions};
 pub use ingress::{BlockEvent, ContextHandle, Message, SubmitError};

@@ -15,7 +15,7 @@ use super::{codes, err};
 use crate::context::{BlockEvent, SubmitError};
 use crate::exec::Overlay;
 use crate::node::Node;
-use crate::store::{app_key, MemberInfo, TxStatus};
+use crate::store::{app_key, TxStatus};
 
 #[rpc(server, client)]
 pub trait ConclaveApi {
@@ -36,7 +36,7 @@ pub trait ConclaveApi {
         &self,
         app: Option<String>,
         app_wasm: Option<String>,
-        members: Option<Vec<MemberInfo>>,
+        members: Option<Vec<conclave_consensus::MemberId>>,
         anchors: Option<Vec<String>>,
         checkpoint_interval: Option<u64>,
     ) -> RpcResult<ContextCreated>;
@@ -197,7 +197,7 @@ impl ConclaveApiServer for RpcImpl {
         &self,
         app: Option<String>,
         app_wasm: Option<String>,
-        members: Option<Vec<MemberInfo>>,
+        members: Option<Vec<conclave_consensus::MemberId>>,
         anchors: Option<Vec<String>>,
         checkpoint_interval: Option<u64>,
     ) -> RpcResult<ContextCreated> {
@@ -241,28 +241,36 @@ impl ConclaveApiServer for RpcImpl {
             }
         };
         let others = members.unwrap_or_default();
-        if !others.is_empty() {
-            return Err(err(
-                codes::BAD_REQUEST,
-                "contexts with other members need peer networking, which this node version lacks",
-            ));
-        }
-        let node = self.node.clone();
-        let record = tokio::task::spawn_blocking(move || {
-            node.create_context_with(&wasm, others, anchors, checkpoint_interval)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(|e| match e {
+        let bad_app = |e: crate::Error| match e {
             crate::Error::Runtime(r) => err(codes::BAD_REQUEST, format!("invalid app: {r}")),
             crate::Error::Other(m) if m.starts_with("checkpoint parameters") => {
                 err(codes::BAD_REQUEST, m)
             }
             other => internal(other),
-        })?;
+        };
+        let node = self.node.clone();
+        let (record, offers) = if others.is_empty() {
+            let record = tokio::task::spawn_blocking(move || {
+                node.create_context_with(&wasm, Vec::new(), anchors, checkpoint_interval)
+            })
+            .await
+            .map_err(internal)?
+            .map_err(bad_app)?;
+            (record, Vec::new())
+        } else {
+            crate::membership::create_shared(&node, wasm, others, anchors, checkpoint_interval)
+                .await
+                .map_err(|e| match e {
+                    crate::Error::Other(m) if m.starts_with("member ") => {
+                        err(codes::MEMBER_UNREACHABLE, m)
+                    }
+                    other => bad_app(other),
+                })?
+        };
         Ok(ContextCreated {
             context_id: record.id,
             app_hash: record.genesis.app_hash,
+            offers,
         })
     }
 

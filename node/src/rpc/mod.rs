@@ -25,6 +25,9 @@ pub mod codes {
     pub const TX_REJECTED: i32 = -32010;
     pub const MEMPOOL_FULL: i32 = -32011;
     pub const DISABLED: i32 = -32020;
+    /// A member named at context creation could not be reached or
+    /// answered with invalid keys; nothing was created.
+    pub const MEMBER_UNREACHABLE: i32 = -32021;
     pub const BAD_REQUEST: i32 = -32602;
 }
 

@@ -97,4 +97,7 @@ pub struct BlockView {
 pub struct ContextCreated {
     pub context_id: ContextId,
     pub app_hash: Hash32,
+    /// One per other member: whether its node installed the context.
+    #[serde(default)]
+    pub offers: Vec<crate::membership::OfferOutcome>,
 }

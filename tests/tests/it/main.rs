@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod checkpoints;
+mod contexts;
 mod crash_kill9;
 mod determinism;
 mod faults;
