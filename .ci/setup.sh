@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Conclave needs on a fresh Debian
 # machine with rustup: clang (RocksDB's bindings), the wasm32 target (the
-# apps), Node.js packages (solc and anvil for the Ethereum contract).
+# apps), Node.js packages (solc and anvil for the Ethereum contract, binaryen's
+# wasm-opt for the NEAR contract).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,9 @@ fi
 if [ -f contracts/evm/package.json ] && [ ! -d contracts/evm/node_modules ]; then
   echo "setup: installing contracts/evm npm packages" >&2
   (cd contracts/evm && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ -f contracts/near/wasm/package.json ] && [ ! -d contracts/near/wasm/node_modules ]; then
+  echo "setup: installing contracts/near/wasm npm packages" >&2
+  (cd contracts/near/wasm && npm ci --no-audit --no-fund --loglevel=error)
 fi

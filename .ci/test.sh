@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 bash .ci/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/conclave/target}"
 cargo test --workspace "$@"
+# The NEAR contract is its own workspace (contracts/near/Cargo.toml).
+cargo test --manifest-path contracts/near/Cargo.toml "$@"
