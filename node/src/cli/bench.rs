@@ -40,6 +40,17 @@ pub struct BenchArgs {
     /// Stop after this long even if not all txs committed.
     #[arg(long, default_value_t = 120)]
     pub max_secs: u64,
+    /// Contexts to spread the load over (all validators are members of
+    /// each); clients are assigned to contexts round-robin.
+    #[arg(long, default_value_t = 1)]
+    pub contexts: usize,
+    /// Offered load in tx/s over all clients (open loop); 0 submits as fast
+    /// as the clients can (closed loop).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Submit for this many seconds instead of a fixed `--txs` count.
+    #[arg(long)]
+    pub duration: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -51,7 +62,9 @@ struct NodeUsage {
 #[derive(Serialize)]
 struct Report {
     validators: usize,
+    contexts: usize,
     clients: u64,
+    rate: u64,
     txs_submitted: u64,
     txs_committed: u64,
     blocks: u64,
@@ -131,12 +144,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let node = Node::open(home, Config::load(home)?)?;
         let bound = node.serve().await?;
         let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;
-        let ctx = node.create_context(kv, Vec::new())?;
+        let mut contexts = Vec::new();
+        for _ in 0..args.contexts.max(1) {
+            contexts.push(node.create_context(kv, Vec::new())?.id);
+        }
         let targets = vec![Target {
             rpc: bound.rpc.to_string(),
             key: node.keys.member.clone(),
         }];
-        return drive(args, ctx.id, targets, vec![std::process::id().to_string()]).await;
+        return drive(args, contexts, targets, vec![std::process::id().to_string()]).await;
     }
     let probe = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -178,13 +194,38 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             key: NodeKeys::load(home)?.member,
         });
     }
+    // More contexts among all validators, created over the network.
+    let mut contexts = vec![written.context];
+    let first = super::client::connect(&format!("http://{}", targets[0].rpc))?;
+    let members: Vec<_> = targets
+        .iter()
+        .map(|t| conclave_consensus::MemberId(t.key.verifying_key().to_bytes()))
+        .collect();
+    while contexts.len() < args.contexts {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let created = loop {
+            match first
+                .context_create(Some("kv".into()), None, Some(members.clone()), None, None)
+                .await
+            {
+                Ok(c) if c.offers.iter().all(|o| o.accepted) => break c,
+                // Peers still connecting at start.
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                Ok(c) => anyhow::bail!("context not joined by all: {:?}", c.offers),
+                Err(e) => anyhow::bail!("context_create: {e}"),
+            }
+        };
+        contexts.push(created.context_id);
+    }
     let pids = procs.0.iter().map(|c| c.id().to_string()).collect();
-    drive(args, written.context, targets, pids).await
+    drive(args, contexts, targets, pids).await
 }
 
 async fn drive(
     args: &BenchArgs,
-    ctx: ContextId,
+    contexts: Vec<ContextId>,
     targets: Vec<Target>,
     pids: Vec<String>,
 ) -> anyhow::Result<()> {
@@ -197,29 +238,54 @@ async fn drive(
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_secs);
+    // With --duration, submitting stops then (commits are awaited until
+    // --max-secs); otherwise after --txs.
+    let submit_until = args
+        .duration
+        .map_or(deadline, |d| start + Duration::from_secs(d).min(deadline - start));
+    let total = if args.duration.is_some() {
+        u64::MAX
+    } else {
+        args.txs
+    };
+    let rate = args.rate;
     let sent_total = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     let per_target = (args.clients.max(1) as usize).div_ceil(targets.len());
+    let mut client_no = 0usize;
     for target in &targets {
         let http = super::client::connect(&format!("http://{}", target.rpc))?;
         let member = conclave_consensus::MemberId(target.key.verifying_key().to_bytes());
-        let next_nonce = Arc::new(AtomicU64::new(1));
+        // One nonce sequence per (member, context).
+        let nonces: Vec<Arc<AtomicU64>> = contexts
+            .iter()
+            .map(|_| Arc::new(AtomicU64::new(1)))
+            .collect();
         for _ in 0..per_target {
+            let which = client_no % contexts.len();
+            client_no += 1;
+            let ctx = contexts[which];
             let (http, key, next_nonce, seen_tx, sent_total) = (
                 http.clone(),
                 target.key.clone(),
-                next_nonce.clone(),
+                nonces[which].clone(),
                 seen_tx.clone(),
                 sent_total.clone(),
             );
-            let total = args.txs;
             clients.push(tokio::spawn(async move {
                 let mut sent = 0u64;
                 loop {
-                    if sent_total.fetch_add(1, Ordering::Relaxed) >= total
-                        || Instant::now() > deadline
-                    {
+                    let index = sent_total.fetch_add(1, Ordering::Relaxed);
+                    if index >= total || Instant::now() > submit_until {
                         return sent;
+                    }
+                    if rate > 0 {
+                        // Open loop: tx `index` is due at start + index / rate.
+                        let due = start + Duration::from_secs_f64(index as f64 / rate as f64);
+                        if due > submit_until {
+                            return sent;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
                     }
                     let nonce = next_nonce.fetch_add(1, Ordering::Relaxed);
                     let tx = Tx {
@@ -312,7 +378,9 @@ async fn drive(
     latencies.sort_by(|a, b| a.total_cmp(b));
     let report = Report {
         validators: targets.len(),
+        contexts: contexts.len(),
         clients: args.clients,
+        rate: args.rate,
         txs_submitted: submitted_total,
         txs_committed: committed,
         blocks: block_count,
