@@ -318,6 +318,19 @@ impl TestNet {
         opts: NetOptions,
         configure: impl Fn(&mut conclave_node::config::Config),
     ) -> Self {
+        Self::start_partial(n, n, opts, configure).await
+    }
+
+    /// Writes an `n`-member testnet but starts only the first `running`
+    /// nodes. The others stay members with homes (keys, addresses, peers)
+    /// that a test can use to play them itself, e.g. as a byzantine member.
+    pub async fn start_partial(
+        n: usize,
+        running: usize,
+        opts: NetOptions,
+        configure: impl Fn(&mut conclave_node::config::Config),
+    ) -> Self {
+        assert!(running <= n, "cannot run {running} of {n} nodes");
         let dir = tempfile::tempdir().expect("tempdir");
         let base = loop {
             // Pseudo-random in 20000..59990, from the OS's ephemeral ports.
@@ -342,6 +355,8 @@ impl TestNet {
         let mut nodes: Vec<TestNode> = written.homes.into_iter().map(TestNode::from_home).collect();
         for node in &mut nodes {
             node.edit_config(&configure);
+        }
+        for node in nodes.iter_mut().take(running) {
             node.start().await;
         }
         Self {

@@ -5,11 +5,13 @@
 //! - `actor.rs`: the run loop and the handling of engine outputs.
 //! - `ingress.rs`: the [`Message`]s and the [`ContextHandle`] mailbox.
 //! - `genesis.rs`: creating a context (its genesis and initial state).
+//! - [`wire`]: what members gossip on a context's topic, and sync
+//!   requests (public so tests can speak it as a byzantine member).
 
 mod actor;
 mod genesis;
 mod ingress;
-pub(crate) mod wire;
+pub mod wire;
 
 pub use actor::{ContextActor, ContextDeps};
 pub use genesis::{check_member_keys, create_context, install_genesis, CheckpointOptions};

@@ -2,6 +2,7 @@
 //! loopback, driven over JSON-RPC.
 
 mod bad_input;
+mod byzantine;
 mod checkpoints;
 mod contexts;
 mod crash_kill9;
