@@ -152,7 +152,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             rpc: bound.rpc.to_string(),
             key: node.keys.member.clone(),
         }];
-        return drive(args, contexts, targets, vec![std::process::id().to_string()]).await;
+        return drive(
+            args,
+            contexts,
+            targets,
+            vec![std::process::id().to_string()],
+        )
+        .await;
     }
     let probe = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -240,9 +246,9 @@ async fn drive(
     let deadline = start + Duration::from_secs(args.max_secs);
     // With --duration, submitting stops then (commits are awaited until
     // --max-secs); otherwise after --txs.
-    let submit_until = args
-        .duration
-        .map_or(deadline, |d| start + Duration::from_secs(d).min(deadline - start));
+    let submit_until = args.duration.map_or(deadline, |d| {
+        start + Duration::from_secs(d).min(deadline - start)
+    });
     let total = if args.duration.is_some() {
         u64::MAX
     } else {

@@ -56,7 +56,15 @@ pub struct ContextDeps {
 const MAX_REGOSSIP_TXS: usize = 1024;
 
 /// Gossip kept for heights this node has not reached yet, at most.
-const MAX_FUTURE_MSGS: usize = 4096;
+const MAX_FUTURE_BYTES: usize = 32 << 20;
+
+/// Heights above the next one whose gossip is kept; anything further is
+/// left to catch-up (a member cannot make us hold gossip for far heights).
+const FUTURE_WINDOW: u64 = 16;
+
+fn frames_bytes(frames: &[(MemberId, Vec<u8>)]) -> usize {
+    frames.iter().map(|(_, d)| d.len()).sum()
+}
 
 struct Proposed {
     block: Block,
@@ -85,7 +93,13 @@ pub struct ContextActor {
     outbound: Option<mpsc::Sender<Vec<u8>>>,
     /// Gossip for heights above the next one, replayed when it is reached.
     future: BTreeMap<Height, Vec<(MemberId, Vec<u8>)>>,
+    /// Bytes held in `future`.
     future_len: usize,
+    /// Sync requests that failed in a row; the next one goes to another
+    /// member (a member that never answers cannot keep us asking it).
+    sync_failures: usize,
+    /// The member the last sync request went to.
+    sync_peer: Option<MemberId>,
     replay: VecDeque<(MemberId, Vec<u8>)>,
     /// A sync request is in flight.
     syncing: bool,
@@ -217,6 +231,8 @@ impl ContextActor {
             outbound,
             future: BTreeMap::new(),
             future_len: 0,
+            sync_failures: 0,
+            sync_peer: None,
             replay: VecDeque::new(),
             syncing: false,
             gossip_seq: now_ms().saturating_mul(1_000),
@@ -327,8 +343,14 @@ impl ContextActor {
             Message::Synced(result) => {
                 self.syncing = false;
                 match result {
-                    Ok(bytes) => self.on_synced(&bytes)?,
-                    Err(e) => debug!(context = %self.id(), error = %e, "sync request failed"),
+                    Ok(bytes) => {
+                        self.sync_failures = 0;
+                        self.on_synced(&bytes)?
+                    }
+                    Err(e) => {
+                        self.sync_failures += 1;
+                        debug!(context = %self.id(), error = %e, "sync request failed");
+                    }
                 }
             }
             Message::PeerConnected(member) => {
@@ -573,7 +595,7 @@ impl ContextActor {
                 let due: Vec<Height> = self.future.range(..=next).map(|(h, _)| *h).collect();
                 for h in due {
                     let msgs = self.future.remove(&h).unwrap_or_default();
-                    self.future_len = self.future_len.saturating_sub(msgs.len());
+                    self.future_len = self.future_len.saturating_sub(frames_bytes(&msgs));
                     if h == next {
                         self.replay.extend(msgs);
                     }
@@ -638,12 +660,13 @@ impl ContextActor {
         if height > next {
             // Members are past our next height: we missed decisions.
             self.request_sync(from);
-            if self.future_len < MAX_FUTURE_MSGS {
+            let fits = self.future_len.saturating_add(data.len()) <= MAX_FUTURE_BYTES;
+            if height.0 - next.0 <= FUTURE_WINDOW && fits {
                 self.future
                     .entry(height)
                     .or_default()
                     .push((from, data.to_vec()));
-                self.future_len += 1;
+                self.future_len += data.len();
             }
             return Ok(false);
         }
@@ -749,6 +772,13 @@ impl ContextActor {
         if self.syncing {
             return;
         }
+        let me = self.engine.address();
+        let others: Vec<MemberId> = self.members.iter().copied().filter(|m| *m != me).collect();
+        let peer = match others.iter().position(|m| *m == peer) {
+            Some(i) if self.sync_failures > 0 => others[(i + self.sync_failures) % others.len()],
+            _ => peer,
+        };
+        self.sync_peer = Some(peer);
         self.syncing = true;
         let (ctx, inbox) = (self.id(), self.inbox.clone());
         let req = super::wire::SyncRequest {
@@ -824,16 +854,17 @@ impl ContextActor {
         self.timers.clear();
         let stale: Vec<Height> = self.future.range(..next).map(|(h, _)| *h).collect();
         for h in stale {
-            let n = self.future.remove(&h).map_or(0, |v| v.len());
+            let n = self.future.remove(&h).map_or(0, |v| frames_bytes(&v));
             self.future_len = self.future_len.saturating_sub(n);
         }
         if let Some(msgs) = self.future.remove(&next) {
-            self.future_len = self.future_len.saturating_sub(msgs.len());
+            self.future_len = self.future_len.saturating_sub(frames_bytes(&msgs));
             self.replay.extend(msgs);
         }
         if full {
-            if let Some(peer) = self.members.iter().find(|m| **m != self.engine.address()) {
-                self.request_sync(*peer);
+            // More where that came from: ask the same member again.
+            if let Some(peer) = self.sync_peer {
+                self.request_sync(peer);
             }
         }
         Ok(())
