@@ -11,7 +11,7 @@ use conclave_consensus::ContextId;
 use conclave_runtime::Runtime;
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::context::{
@@ -57,6 +57,14 @@ impl Node {
     /// Opens the node at `home` and starts an actor for every context in
     /// its store. Must run inside a tokio runtime.
     pub fn open(home: &Path, config: Config) -> Result<Arc<Self>> {
+        // Each context keeps its WAL open, beside RocksDB's files and the
+        // peers' sockets: a node with many contexts needs more than the
+        // usual soft limit of 1024 descriptors.
+        match rlimit::increase_nofile_limit(65_536) {
+            Ok(n) if n < 4_096 => warn!(limit = n, "open file limit is low for many contexts"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot raise the open file limit"),
+        }
         let keys = NodeKeys::load(home)?;
         let store = Store::open(&Config::data_dir(home))?;
         let runtime = Runtime::new(config.runtime.limits())?;

@@ -64,6 +64,20 @@ async fn n4_f1_kill_commits_continue() {
         after > before,
         "commits continue with 3 of 4 ({before} -> {after})"
     );
+    // Restarted with nothing left to do, it catches up to the others' tip
+    // (tips are compared when members connect), then takes part again.
+    net.nodes[3].start().await;
+    let c = net.nodes[3].client();
+    let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+    while c.context_info(net.context).await.unwrap().height < after {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 3 did not catch up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    load(&net, 4).await;
+    assert_agreement(&net).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
