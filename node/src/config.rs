@@ -142,6 +142,10 @@ impl Default for MempoolConfig {
 pub struct BlockConfig {
     pub max_txs: usize,
     pub max_bytes: usize,
+    /// A proposer stops adding txs to its block after executing for this
+    /// long, so that members re-execute it well within the propose timeout
+    /// (a block that takes longer than the timeout costs a round).
+    pub max_build_ms: u64,
 }
 
 impl Default for BlockConfig {
@@ -150,6 +154,7 @@ impl Default for BlockConfig {
             max_txs: 2_000,
             // A proposed block travels in one gossip message (4 MiB max).
             max_bytes: 3 * 1024 * 1024,
+            max_build_ms: 250,
         }
     }
 }

@@ -55,6 +55,18 @@ pub fn check_tx(
     members: &[MemberId],
     max_bytes: usize,
 ) -> Result<(), TxRejection> {
+    check_tx_with(tx, ctx, members, max_bytes, false)
+}
+
+/// [`check_tx`], skipping the signature when `verified` (this very signed
+/// tx was verified before, e.g. at mempool admission).
+pub fn check_tx_with(
+    tx: &SignedTx,
+    ctx: &ContextId,
+    members: &[MemberId],
+    max_bytes: usize,
+    verified: bool,
+) -> Result<(), TxRejection> {
     if tx.tx.context_id != *ctx {
         return Err(TxRejection::WrongContext(tx.tx.context_id));
     }
@@ -70,6 +82,9 @@ pub fn check_tx(
     }
     if !members.contains(&tx.tx.sender) {
         return Err(TxRejection::NotMember(tx.tx.sender));
+    }
+    if verified {
+        return Ok(());
     }
     tx.verify().map_err(|_| TxRejection::BadSignature)
 }
@@ -144,6 +159,12 @@ pub struct BlockEnv<'a> {
     pub height: Height,
     pub time_ms: u64,
     pub max_tx_bytes: usize,
+    /// Says whether a signed tx was verified already (signature checks
+    /// dominate re-execution otherwise); `None` verifies every tx.
+    pub verified: Option<&'a dyn Fn(&SignedTx) -> bool>,
+    /// When building (not `strict`), stop adding txs at this instant: the
+    /// rest wait for the next block, and members re-execute it in time.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Executes `txs` in order on top of the parent state. A sender's txs must
@@ -167,22 +188,27 @@ pub fn execute(
     let mut outbox: Vec<Action> = Vec::new();
     let mut fuel_used = 0u64;
     for (index, tx) in txs.into_iter().enumerate() {
-        let check = check_tx(&tx, &env.context_id, env.members, env.max_tx_bytes).and_then(|()| {
-            let last = overlay.nonce(&tx.tx.sender).unwrap_or(u64::MAX);
-            if tx.tx.nonce <= last {
-                Err(TxRejection::StaleNonce {
-                    got: tx.tx.nonce,
-                    last,
-                })
-            } else if tx.tx.nonce != last.saturating_add(1) {
-                Err(TxRejection::NonceGap {
-                    got: tx.tx.nonce,
-                    last,
-                })
-            } else {
-                Ok(())
-            }
-        });
+        if !strict && env.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+        let known = env.verified.is_some_and(|f| f(&tx));
+        let check = check_tx_with(&tx, &env.context_id, env.members, env.max_tx_bytes, known)
+            .and_then(|()| {
+                let last = overlay.nonce(&tx.tx.sender).unwrap_or(u64::MAX);
+                if tx.tx.nonce <= last {
+                    Err(TxRejection::StaleNonce {
+                        got: tx.tx.nonce,
+                        last,
+                    })
+                } else if tx.tx.nonce != last.saturating_add(1) {
+                    Err(TxRejection::NonceGap {
+                        got: tx.tx.nonce,
+                        last,
+                    })
+                } else {
+                    Ok(())
+                }
+            });
         if let Err(reason) = check {
             if strict {
                 return Err(ExecError::InvalidTx { index, reason });

@@ -59,6 +59,15 @@ impl Mempool {
         self.index.len()
     }
 
+    /// Whether this very signed tx (same body and signature) is pending:
+    /// its signature was verified at admission.
+    pub fn holds(&self, tx: &SignedTx) -> bool {
+        self.senders
+            .get(&tx.tx.sender)
+            .and_then(|q| q.get(&tx.tx.nonce))
+            .is_some_and(|e| e.tx == *tx)
+    }
+
     /// Up to `max` pending txs, each sender's in nonce order.
     pub fn pending(&self, max: usize) -> Vec<SignedTx> {
         self.senders

@@ -110,6 +110,8 @@ fn outbox_ids_root_and_malformed_requests() {
         height: Height(1),
         time_ms: 2,
         max_tx_bytes: 64 * 1024,
+        verified: None,
+        deadline: None,
     };
     let (included, ex) = execute(
         &runtime,

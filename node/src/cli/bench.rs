@@ -175,14 +175,23 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let mut procs = Processes(Vec::new());
     let mut targets = Vec::new();
-    for home in &written.homes {
+    // CONCLAVE_BENCH_LOG_DIR=dir keeps each validator's log (dir/nodeN.log).
+    let log_dir = std::env::var_os("CONCLAVE_BENCH_LOG_DIR").map(std::path::PathBuf::from);
+    for (i, home) in written.homes.iter().enumerate() {
+        let stderr = match &log_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                std::process::Stdio::from(std::fs::File::create(dir.join(format!("node{i}.log")))?)
+            }
+            None => std::process::Stdio::null(),
+        };
         procs.0.push(
             std::process::Command::new(&exe)
                 .arg("--home")
                 .arg(home)
                 .arg("start")
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
+                .stderr(stderr)
                 .spawn()?,
         );
         let rpc = Config::load(home)?.rpc.listen.to_string();

@@ -52,6 +52,10 @@ pub struct ContextDeps {
     pub wal_dir: PathBuf,
 }
 
+/// Bytes of txs gossiped in one message, at most (well under the network's
+/// message limit).
+const MAX_TX_BATCH_BYTES: usize = 512 << 10;
+
 /// Pending txs re-gossiped when a member's node (re)connects, at most.
 const MAX_REGOSSIP_TXS: usize = 1024;
 
@@ -93,6 +97,9 @@ pub struct ContextActor {
     outbound: Option<mpsc::Sender<Vec<u8>>>,
     /// Gossip for heights above the next one, replayed when it is reached.
     future: BTreeMap<Height, Vec<(MemberId, Vec<u8>)>>,
+    /// Admitted txs not gossiped yet, and their encoded size.
+    gossip_txs: Vec<conclave_consensus::SignedTx>,
+    gossip_txs_bytes: usize,
     /// Bytes held in `future`.
     future_len: usize,
     /// Sync requests that failed in a row; the next one goes to another
@@ -231,6 +238,8 @@ impl ContextActor {
             outbound,
             future: BTreeMap::new(),
             future_len: 0,
+            gossip_txs: Vec::new(),
+            gossip_txs_bytes: 0,
             sync_failures: 0,
             sync_peer: None,
             replay: VecDeque::new(),
@@ -268,6 +277,7 @@ impl ContextActor {
                 while let Some((from, data)) = self.replay.pop_front() {
                     self.handle(Message::Gossip(from, data));
                 }
+                self.flush_tx_gossip();
                 match self.maybe_start_height() {
                     Ok(true) if !self.running => continue,
                     Ok(_) => break,
@@ -306,10 +316,10 @@ impl ContextActor {
     fn on_message(&mut self, msg: Message) -> Result<()> {
         match msg {
             Message::SubmitTx(tx, reply) => {
-                let wire = self.outbound.is_some().then(|| Wire::Tx(tx.clone()));
+                let copy = self.outbound.is_some().then(|| tx.clone());
                 let result = self.admit(tx);
-                if let (Ok(_), Some(wire)) = (&result, wire) {
-                    self.broadcast(&wire);
+                if let (Ok(_), Some(tx)) = (&result, copy) {
+                    self.queue_tx_gossip(tx);
                 }
                 let status = if result.is_ok() {
                     "accepted"
@@ -359,8 +369,9 @@ impl ContextActor {
                     // Txs admitted while that member was unreachable (say,
                     // across a partition) reach it now; bounded.
                     for tx in self.mempool.pending(MAX_REGOSSIP_TXS) {
-                        self.broadcast(&Wire::Tx(tx));
+                        self.queue_tx_gossip(tx);
                     }
+                    self.flush_tx_gossip();
                 }
             }
             Message::TimeoutElapsed(timeout, seq) => {
@@ -641,6 +652,25 @@ impl ContextActor {
         });
     }
 
+    /// Queues an admitted tx for the other members; sent in batches by
+    /// [`Self::flush_tx_gossip`] (at the latest when the actor goes idle).
+    fn queue_tx_gossip(&mut self, tx: conclave_consensus::SignedTx) {
+        self.gossip_txs_bytes += tx.encoded_len();
+        self.gossip_txs.push(tx);
+        if self.gossip_txs_bytes >= MAX_TX_BATCH_BYTES {
+            self.flush_tx_gossip();
+        }
+    }
+
+    fn flush_tx_gossip(&mut self) {
+        if self.gossip_txs.is_empty() {
+            return;
+        }
+        let txs = std::mem::take(&mut self.gossip_txs);
+        self.gossip_txs_bytes = 0;
+        self.broadcast(&Wire::Txs(txs));
+    }
+
     fn broadcast(&mut self, wire: &Wire) {
         self.gossip_seq = self.gossip_seq.wrapping_add(1);
         if let Some(out) = &self.outbound {
@@ -691,6 +721,15 @@ impl ContextActor {
             Wire::Tx(tx) => {
                 if let Err(e) = self.admit(tx) {
                     debug!(context = %self.id(), error = %e, "gossiped tx not admitted");
+                }
+                self.update_mempool_gauge();
+                Ok(())
+            }
+            Wire::Txs(txs) => {
+                for tx in txs {
+                    if let Err(e) = self.admit(tx) {
+                        debug!(context = %self.id(), error = %e, "gossiped tx not admitted");
+                    }
                 }
                 self.update_mempool_gauge();
                 Ok(())
@@ -890,12 +929,16 @@ impl ContextActor {
             warn!(context = %self.id(), height = h.height.0, "invalid block header");
             return Validity::Invalid;
         }
+        let mempool = &self.mempool;
+        let verified = |tx: &conclave_consensus::SignedTx| mempool.holds(tx);
         let env = BlockEnv {
             context_id: self.id(),
             members: &self.members,
             height: h.height,
             time_ms: h.time_ms,
             max_tx_bytes: self.deps.config.mempool.max_tx_bytes,
+            verified: Some(&verified),
+            deadline: None,
         };
         let state = self.deps.store.state(self.id());
         let txs = block.txs.clone();
@@ -936,12 +979,16 @@ impl ContextActor {
             overlay.nonce(sender).unwrap_or(u64::MAX)
         });
         let time_ms = now_ms().max(self.record.last_time_ms + 1);
+        let mempool = &self.mempool;
+        let verified = |tx: &conclave_consensus::SignedTx| mempool.holds(tx);
         let env = BlockEnv {
             context_id: self.id(),
             members: &self.members,
             height,
             time_ms,
             max_tx_bytes: self.deps.config.mempool.max_tx_bytes,
+            verified: Some(&verified),
+            deadline: Some(Instant::now() + Duration::from_millis(cfg.max_build_ms)),
         };
         let mut rejected = Vec::new();
         let (txs, executed) = exec::execute(

@@ -27,6 +27,9 @@ pub enum Wire {
         signer: conclave_consensus::MemberId,
         sigs: Vec<([u8; 41], [u8; 96])>,
     },
+    /// Txs admitted together, in one message: one gossip signature and one
+    /// frame for many txs under load.
+    Txs(Vec<SignedTx>),
 }
 
 impl Wire {

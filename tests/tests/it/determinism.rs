@@ -62,6 +62,8 @@ async fn replaying_blocks_reaches_the_same_roots() {
             height: Height(h),
             time_ms: block.header.time_ms,
             max_tx_bytes: MempoolConfig::default().max_tx_bytes,
+            verified: None,
+            deadline: None,
         };
         let (txs, ex) = execute(
             &runtime,
