@@ -230,6 +230,13 @@ impl Actor {
             Message::SetBlocked { peers, done } => {
                 let _ = done.send(self.set_blocked(peers));
             }
+            Message::Reconnect { peer } => {
+                if let Ok(peer) = peer_id_of(&peer) {
+                    info!(%peer, "reconnecting a peer whose gossip went silent");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    self.redial.reset(&peer, Instant::now());
+                }
+            }
             // Handled by the loop.
             Message::Shutdown { .. } => {}
         }

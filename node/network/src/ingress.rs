@@ -85,6 +85,9 @@ pub(crate) enum Message {
         peers: Vec<MemberId>,
         done: oneshot::Sender<Result<()>>,
     },
+    Reconnect {
+        peer: MemberId,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -210,6 +213,14 @@ impl NetworkHandle {
     pub async fn set_blocked(&self, peers: Vec<MemberId>) -> Result<()> {
         self.call(|done| Message::SetBlocked { peers, done })
             .await?
+    }
+
+    /// Closes the connections to `peer` so they are dialled afresh (static
+    /// peers are redialled at once). For a connection whose gossip went
+    /// silent: libp2p's gossipsub stops using a connection for good after a
+    /// few failed substreams, while the connection itself stays up.
+    pub fn reconnect(&self, peer: MemberId) {
+        let _ = self.sender.try_send(Message::Reconnect { peer });
     }
 
     pub async fn shutdown(&self) {

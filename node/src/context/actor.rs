@@ -56,6 +56,12 @@ pub struct ContextDeps {
 /// message limit).
 const MAX_TX_BATCH_BYTES: usize = 512 << 10;
 
+/// A member whose gossip has not reached us for this long, while a height
+/// is struggling, gets its connection re-established (at most every
+/// `RECONNECT_EVERY`).
+const SILENT_AFTER: Duration = Duration::from_secs(5);
+const RECONNECT_EVERY: Duration = Duration::from_secs(30);
+
 /// Pending txs re-gossiped when a member's node (re)connects, at most.
 const MAX_REGOSSIP_TXS: usize = 1024;
 
@@ -107,6 +113,10 @@ pub struct ContextActor {
     sync_failures: usize,
     /// The member the last sync request went to.
     sync_peer: Option<MemberId>,
+    /// When each member's gossip last reached us, and when we last asked
+    /// the network to reconnect it.
+    last_heard: HashMap<MemberId, Instant>,
+    last_reconnect: HashMap<MemberId, Instant>,
     replay: VecDeque<(MemberId, Vec<u8>)>,
     /// A sync request is in flight.
     syncing: bool,
@@ -242,6 +252,8 @@ impl ContextActor {
             gossip_txs_bytes: 0,
             sync_failures: 0,
             sync_peer: None,
+            last_heard: HashMap::new(),
+            last_reconnect: HashMap::new(),
             replay: VecDeque::new(),
             syncing: false,
             gossip_seq: now_ms().saturating_mul(1_000),
@@ -377,6 +389,10 @@ impl ContextActor {
             Message::TimeoutElapsed(timeout, seq) => {
                 if self.timers.get(&timeout) == Some(&seq) {
                     self.timers.remove(&timeout);
+                    if timeout.kind == conclave_consensus::mal::TimeoutKind::Rebroadcast {
+                        // Stuck in a step long enough to rebroadcast.
+                        self.on_slow_height(timeout.round.as_i64().max(0));
+                    }
                     self.feed(Input::TimeoutElapsed(timeout))?;
                 }
             }
@@ -572,6 +588,9 @@ impl ContextActor {
                     .with_label_values(&[&self.label])
                     .set(round.as_i64());
                 debug!(context = %self.id(), height = height.0, round = %round, "round started");
+                if round.as_i64() >= 2 {
+                    self.on_slow_height(round.as_i64());
+                }
             }
             Output::GetValue { height, round, .. } => {
                 let hash = match self.own_logged_value(height, round) {
@@ -710,6 +729,7 @@ impl ContextActor {
         if !self.members.contains(&from) {
             return Ok(());
         }
+        self.last_heard.insert(from, Instant::now());
         let wire = match Wire::decode(&data) {
             Ok(w) => w,
             Err(e) => {
@@ -798,6 +818,39 @@ impl ContextActor {
                     self.broadcast(&answer);
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// A height that needs a third round: maybe the others decided it and we
+    /// did not hear (a gossip path can die while its connection stays up).
+    /// Ask a member for decided blocks (request-response does not depend on
+    /// gossip), and reconnect members silent for a while.
+    fn on_slow_height(&mut self, round: i64) {
+        let me = self.engine.address();
+        let others: Vec<MemberId> = self.members.iter().copied().filter(|m| *m != me).collect();
+        if others.is_empty() {
+            return;
+        }
+        let peer = others[round as usize % others.len()];
+        self.request_sync(peer);
+        let Some(net) = self.deps.network.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        for m in others {
+            let silent = self
+                .last_heard
+                .get(&m)
+                .is_none_or(|t| now.duration_since(*t) > SILENT_AFTER);
+            let recently = self
+                .last_reconnect
+                .get(&m)
+                .is_some_and(|t| now.duration_since(*t) < RECONNECT_EVERY);
+            if silent && !recently {
+                warn!(context = %self.id(), member = %m, round, "no gossip from a member; reconnecting");
+                self.last_reconnect.insert(m, now);
+                net.reconnect(m);
             }
         }
     }
