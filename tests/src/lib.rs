@@ -24,6 +24,29 @@ pub fn conclave_bin() -> PathBuf {
         .join("conclave-it")
 }
 
+/// The first port of a block of `10 * nodes` ports for a [`TestNet`]:
+/// below the kernel's ephemeral range (32768 and up), where `free_port` and
+/// outgoing connections take their ports, so a killed node's port is not
+/// taken by someone else before it restarts; and never the same block twice
+/// in one test process, so concurrent testnets do not collide. Starts at an
+/// offset from the process id, for concurrent test processes.
+fn next_port_block(nodes: usize) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    const FIRST: u32 = 20_000;
+    const BLOCK: u32 = 100;
+    const BLOCKS: u32 = (32_000 - FIRST) / BLOCK;
+    assert!(nodes * 10 <= BLOCK as usize, "at most 10 nodes per testnet");
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % BLOCKS,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let slot = NEXT.fetch_add(1, Ordering::SeqCst) % BLOCKS;
+    (FIRST + slot * BLOCK) as u16
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -333,8 +356,7 @@ impl TestNet {
         assert!(running <= n, "cannot run {running} of {n} nodes");
         let dir = tempfile::tempdir().expect("tempdir");
         let base = loop {
-            // Pseudo-random in 20000..59990, from the OS's ephemeral ports.
-            let base = 20_000 + (free_port() % 4_000) * 10;
+            let base = next_port_block(n);
             let all_free = (0..n as u16).all(|i| {
                 (0..3).all(|o| TcpListener::bind(("127.0.0.1", base + 10 * i + o)).is_ok())
             });
