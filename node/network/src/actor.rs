@@ -24,6 +24,10 @@ use crate::ingress::{Message, NetworkEvent, NetworkHandle};
 use crate::metrics::{Counter, Metrics};
 use crate::redial::Redialer;
 
+/// A peer is reconnected on request at most this often, however many
+/// contexts ask.
+const RECONNECT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A context this node has joined.
 pub(crate) struct Joined {
     pub(crate) topic: IdentTopic,
@@ -46,6 +50,8 @@ pub(crate) struct Actor {
     pub(crate) inbound: FuturesUnordered<PendingReply>,
     pub(crate) strikes: HashMap<PeerId, u32>,
     pub(crate) redial: Redialer,
+    /// When each peer was last reconnected on request (rate limit).
+    pub(crate) reconnected: HashMap<PeerId, Instant>,
     pub(crate) listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
 }
 
@@ -100,6 +106,7 @@ pub fn spawn(
         inbound: FuturesUnordered::new(),
         strikes: HashMap::new(),
         redial,
+        reconnected: HashMap::new(),
         listen_waiters: Vec::new(),
     };
     info!(member = %local, "network starting");
@@ -231,10 +238,17 @@ impl Actor {
                 let _ = done.send(self.set_blocked(peers));
             }
             Message::Reconnect { peer } => {
-                if let Ok(peer) = peer_id_of(&peer) {
+                let Ok(peer) = peer_id_of(&peer) else { return };
+                let now = Instant::now();
+                let recent = self
+                    .reconnected
+                    .get(&peer)
+                    .is_some_and(|t| now.duration_since(*t) < RECONNECT_EVERY);
+                if !recent && self.swarm.is_connected(&peer) {
                     info!(%peer, "reconnecting a peer whose gossip went silent");
+                    self.reconnected.insert(peer, now);
                     let _ = self.swarm.disconnect_peer_id(peer);
-                    self.redial.reset(&peer, Instant::now());
+                    self.redial.reset(&peer, now);
                 }
             }
             // Handled by the loop.

@@ -57,10 +57,9 @@ pub struct ContextDeps {
 const MAX_TX_BATCH_BYTES: usize = 512 << 10;
 
 /// A member whose gossip has not reached us for this long, while a height
-/// is struggling, gets its connection re-established (at most every
-/// `RECONNECT_EVERY`).
+/// is struggling, gets its connection re-established (the network limits
+/// how often, whichever contexts ask).
 const SILENT_AFTER: Duration = Duration::from_secs(5);
-const RECONNECT_EVERY: Duration = Duration::from_secs(30);
 
 /// Pending txs re-gossiped when a member's node (re)connects, at most.
 const MAX_REGOSSIP_TXS: usize = 1024;
@@ -113,10 +112,8 @@ pub struct ContextActor {
     sync_failures: usize,
     /// The member the last sync request went to.
     sync_peer: Option<MemberId>,
-    /// When each member's gossip last reached us, and when we last asked
-    /// the network to reconnect it.
+    /// When each member's gossip last reached us.
     last_heard: HashMap<MemberId, Instant>,
-    last_reconnect: HashMap<MemberId, Instant>,
     replay: VecDeque<(MemberId, Vec<u8>)>,
     /// A sync request is in flight.
     syncing: bool,
@@ -253,7 +250,6 @@ impl ContextActor {
             sync_failures: 0,
             sync_peer: None,
             last_heard: HashMap::new(),
-            last_reconnect: HashMap::new(),
             replay: VecDeque::new(),
             syncing: false,
             gossip_seq: now_ms().saturating_mul(1_000),
@@ -511,17 +507,7 @@ impl ContextActor {
         round: conclave_consensus::mal::Round,
     ) -> Option<Hash32> {
         let me = self.engine.address();
-        self.log
-            .lock()
-            .wal
-            .entries_for(height)
-            .into_iter()
-            .find_map(|e| match e {
-                Input::ProposedValue(pv, _) if pv.round == round && pv.proposer == me => {
-                    Some(pv.value)
-                }
-                _ => None,
-            })
+        self.log.lock().wal.logged_proposal(height, round, &me)
     }
 
     /// Makes the WAL entries written so far durable: every output after a
@@ -843,13 +829,8 @@ impl ContextActor {
                 .last_heard
                 .get(&m)
                 .is_none_or(|t| now.duration_since(*t) > SILENT_AFTER);
-            let recently = self
-                .last_reconnect
-                .get(&m)
-                .is_some_and(|t| now.duration_since(*t) < RECONNECT_EVERY);
-            if silent && !recently {
-                warn!(context = %self.id(), member = %m, round, "no gossip from a member; reconnecting");
-                self.last_reconnect.insert(m, now);
+            if silent {
+                debug!(context = %self.id(), member = %m, round, "no gossip from a member");
                 net.reconnect(m);
             }
         }

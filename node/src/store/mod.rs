@@ -95,6 +95,9 @@ fn height_key(ctx: &ContextId, h: Height) -> [u8; 40] {
     k
 }
 
+/// A raw key and value read from a column family.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 fn pending_key(ctx: &ContextId, h: Height, hash: &Hash32) -> [u8; 72] {
     let mut k = [0u8; 72];
     k[..40].copy_from_slice(&height_key(ctx, h));
@@ -284,14 +287,29 @@ impl Store {
     /// The candidate blocks kept for `ctx` at height `h`.
     pub fn pending_blocks(&self, ctx: &ContextId, h: Height) -> Result<Vec<Block>> {
         let prefix = height_key(ctx, h);
+        self.scan(CF_PENDING, &prefix, &prefix, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(CF_PENDING, v))
+            .collect()
+    }
+
+    /// Up to `limit` entries of `cf` from key `start` on, while their keys
+    /// start with `prefix`.
+    fn scan(
+        &self,
+        cf: &'static str,
+        start: &[u8],
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>> {
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
         let mut out = Vec::new();
-        let mode = rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward);
-        for item in self.db.iterator_cf(self.cf(CF_PENDING)?, mode) {
+        for item in self.db.iterator_cf(self.cf(cf)?, mode) {
             let (k, v) = item?;
-            if !k.starts_with(&prefix) {
+            if out.len() >= limit || !k.starts_with(prefix) {
                 break;
             }
-            out.push(decode(CF_PENDING, &v)?);
+            out.push((k, v));
         }
         Ok(out)
     }
@@ -320,19 +338,10 @@ impl Store {
     /// The outbox of height `h`, in order.
     pub fn actions_at(&self, ctx: &ContextId, h: Height) -> Result<Vec<ActionRecord>> {
         let prefix = height_key(ctx, h);
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_ACTIONS)?,
-            rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            out.push(decode(CF_ACTIONS, &v)?);
-        }
-        Ok(out)
+        self.scan(CF_ACTIONS, &prefix, &prefix, usize::MAX)?
+            .iter()
+            .map(|(_, v)| decode(CF_ACTIONS, v))
+            .collect()
     }
 
     /// Up to `limit` actions of `ctx` from height `from` on, in outbox
@@ -344,23 +353,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(ActionPosition, ActionRecord)>> {
         let start = height_key(ctx, from);
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_ACTIONS)?,
-            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item?;
-            if !k.starts_with(ctx.as_bytes()) {
-                break;
-            }
-            let pos = decode_action_key(&k)?;
-            out.push((pos, decode(CF_ACTIONS, &v)?));
-        }
-        Ok(out)
+        self.scan(CF_ACTIONS, &start, ctx.as_bytes(), limit)?
+            .iter()
+            .map(|(k, v)| Ok((decode_action_key(k)?, decode(CF_ACTIONS, v)?)))
+            .collect()
     }
 
     /// Where the action `id` sits, if this node committed it.
@@ -398,22 +394,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<CheckpointRecord>> {
         let start = height_key(ctx, from);
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_CHECKPOINTS)?,
-            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item?;
-            if !k.starts_with(ctx.as_bytes()) {
-                break;
-            }
-            out.push(decode(CF_CHECKPOINTS, &v)?);
-        }
-        Ok(out)
+        self.scan(CF_CHECKPOINTS, &start, ctx.as_bytes(), limit)?
+            .iter()
+            .map(|(_, v)| decode(CF_CHECKPOINTS, v))
+            .collect()
     }
 
     /// The highest checkpoint of `ctx`.

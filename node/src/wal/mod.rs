@@ -242,6 +242,24 @@ impl Wal {
             .collect()
     }
 
+    /// The value `proposer` proposed at `(height, round)` per the log: a
+    /// restarted proposer must propose it again, never a new block.
+    pub fn logged_proposal(
+        &self,
+        height: Height,
+        round: conclave_consensus::mal::Round,
+        proposer: &conclave_consensus::MemberId,
+    ) -> Option<conclave_consensus::Hash32> {
+        self.entries.iter().find_map(|(h, e)| match e {
+            conclave_consensus::mal::Input::ProposedValue(pv, _)
+                if *h == height && pv.round == round && pv.proposer == *proposer =>
+            {
+                Some(pv.value)
+            }
+            _ => None,
+        })
+    }
+
     /// Starts `height`: keeps the log if it already holds `height` (a
     /// restart), otherwise replaces it atomically by an empty log for
     /// `height`. Call only once the previous height's block is durable.

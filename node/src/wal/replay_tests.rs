@@ -136,17 +136,7 @@ impl Life {
     /// the node must re-propose it rather than build a new block.
     fn own_logged_value(&self, height: Height, round: Round) -> Option<Hash32> {
         let me = self.engine.address();
-        self.log
-            .lock()
-            .wal
-            .entries_for(height)
-            .into_iter()
-            .find_map(|e| match e {
-                Input::ProposedValue(pv, _) if pv.round == round && pv.proposer == me => {
-                    Some(pv.value)
-                }
-                _ => None,
-            })
+        self.log.lock().wal.logged_proposal(height, round, &me)
     }
 
     fn signed(&self, into: &mut Signed) {
