@@ -64,6 +64,24 @@ async fn n4_f1_kill_commits_continue() {
         after > before,
         "commits continue with 3 of 4 ({before} -> {after})"
     );
+    // Blocks committed without it count as missed for it, not for others.
+    let (_, text) = conclave_tests::http_raw(net.nodes[0].metrics, "GET", "/metrics", b"");
+    let missed = |i: usize| {
+        let name = format!(
+            "conclave_consensus_missed_blocks{{context=\"{}\",validator=\"{}\"}}",
+            net.context,
+            net.nodes[i].keys().member_id()
+        );
+        text.lines()
+            .find(|l| l.starts_with(&name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        missed(3) >= after - before,
+        "missed blocks of the killed member:\n{text}"
+    );
     // Restarted with nothing left to do, it catches up to the others' tip
     // (tips are compared when members connect), then takes part again.
     net.nodes[3].start().await;
