@@ -206,6 +206,22 @@ impl Node {
         Ok(record)
     }
 
+    /// Whether `who` may read context `id` through this node: a member of
+    /// its current set (or one invited into the next). Unknown contexts
+    /// have no members.
+    pub fn is_member(&self, id: &ContextId, who: &conclave_consensus::MemberId) -> Result<bool> {
+        Ok(self.members_of(id)?.contains(who))
+    }
+
+    /// The members of context `id` as of its committed tip, including those
+    /// whose admission is committed but not active yet. Empty if unknown.
+    pub fn members_of(&self, id: &ContextId) -> Result<Vec<conclave_consensus::MemberId>> {
+        Ok(match self.store.context(id)? {
+            Some(record) => record.genesis.member_ids(),
+            None => Vec::new(),
+        })
+    }
+
     pub fn context(&self, id: &ContextId) -> Result<ContextHandle> {
         self.contexts
             .read()
