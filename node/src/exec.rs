@@ -105,11 +105,23 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    fn get(&self, namespaced: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    /// A value by its namespaced key (node or app namespace), as of the
+    /// writes so far.
+    pub fn get(&self, namespaced: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) = self.writes.get(namespaced) {
             return Ok(v.clone());
         }
         self.base.value_at(key_hash(namespaced), self.parent)
+    }
+
+    /// The member sets as of the writes so far.
+    pub fn membership(
+        &self,
+        genesis: &crate::store::Genesis,
+    ) -> Result<crate::members::Membership, StoreError> {
+        let stored = self.get(crate::members::MEMBERS_KEY)?;
+        crate::members::Membership::decode(stored.as_deref(), genesis)
+            .map_err(|msg| StoreError::Corrupt { cf: "state", msg })
     }
 
     pub fn nonce(&self, member: &MemberId) -> Result<u64, StoreError> {
@@ -155,6 +167,9 @@ pub struct Executed {
 /// Block-level inputs of execution.
 pub struct BlockEnv<'a> {
     pub context_id: ContextId,
+    /// The context's genesis (membership txs start from its member set).
+    pub genesis: &'a crate::store::Genesis,
+    /// The members that validate this height: only they may send txs.
     pub members: &'a [MemberId],
     pub height: Height,
     pub time_ms: u64,
@@ -214,6 +229,45 @@ pub fn execute(
                 return Err(ExecError::InvalidTx { index, reason });
             }
             rejected.push((tx, reason));
+            continue;
+        }
+        if crate::members::is_membership_method(&tx.tx.method) {
+            overlay.writes.insert(
+                nonce_key(&tx.tx.sender),
+                Some(borsh::to_vec(&tx.tx.nonce).unwrap_or_default()),
+            );
+            let current = overlay.membership(env.genesis)?;
+            let applied = crate::members::apply(
+                &current,
+                &env.context_id,
+                &tx.tx.sender,
+                &tx.tx.method,
+                &tx.tx.args,
+                env.height,
+                |m| crate::context::check_member_keys(m).map_err(|e| e.to_string()),
+            );
+            receipts.push(match applied {
+                Ok(a) => {
+                    overlay.writes.extend(a.writes);
+                    Receipt {
+                        status: TxStatus::Ok,
+                        output: a.output,
+                        error: None,
+                        events: vec![("membership".into(), tx.tx.method.as_bytes().to_vec())],
+                        actions: Vec::new(),
+                        fuel_used: 0,
+                    }
+                }
+                Err(error) => Receipt {
+                    status: TxStatus::Failed,
+                    output: Vec::new(),
+                    error: Some(error),
+                    events: Vec::new(),
+                    actions: Vec::new(),
+                    fuel_used: 0,
+                },
+            });
+            included.push(tx);
             continue;
         }
         let call = Call {

@@ -27,10 +27,18 @@ use crate::{Error, Result};
 pub enum NodeRequest {
     /// Who are you: the answering node's [`MemberInfo`].
     Identity,
-    /// A context naming both nodes as members was created.
-    Offer { genesis: Genesis },
-    /// The app of a context the requester is a member of.
-    App { context: ContextId },
+    /// A context naming both nodes as members was created; its key of
+    /// epoch 0 comes sealed to the addressee.
+    Offer {
+        genesis: Genesis,
+        sealed_key: Vec<u8>,
+    },
+    /// The app of a context the requester is a member of, sealed under its
+    /// key of `key_epoch`.
+    App { context: ContextId, key_epoch: u64 },
+    /// The requester was invited into `context`: its genesis and the
+    /// context key sealed to the requester.
+    Join { context: ContextId },
 }
 
 /// The answer to a [`NodeRequest`].
@@ -39,7 +47,13 @@ pub enum NodeResponse {
     Identity(MemberInfo),
     /// The offered context is installed (or was already).
     Accepted,
+    /// The app, sealed (`crate::seal::Purpose::App`).
     App(Vec<u8>),
+    Join {
+        genesis: Genesis,
+        key_epoch: u64,
+        sealed_key: Vec<u8>,
+    },
     Refused(String),
 }
 
@@ -101,10 +115,27 @@ pub async fn create_shared(
     })
     .await
     .map_err(|e| Error::Other(e.to_string()))??;
-    let offer = NodeRequest::Offer {
-        genesis: record.genesis.clone(),
-    };
-    let answers = futures::future::join_all(others.iter().map(|m| ask(node, *m, &offer))).await;
+    let key = node
+        .store
+        .context_key(&record.id, 0)?
+        .ok_or_else(|| Error::Other("the new context has no key".into()))?;
+    let offers = others
+        .iter()
+        .map(|m| {
+            Ok(NodeRequest::Offer {
+                genesis: record.genesis.clone(),
+                sealed_key: crate::seal::seal_key_to(m, &record.id, &key)
+                    .map_err(|e| Error::Other(format!("member {m}: {e}")))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let answers = futures::future::join_all(
+        others
+            .iter()
+            .zip(&offers)
+            .map(|(m, offer)| ask(node, *m, offer)),
+    )
+    .await;
     let outcomes = others
         .iter()
         .zip(answers)
@@ -136,11 +167,23 @@ pub async fn serve(node: Arc<Node>, from: MemberId, data: Vec<u8>) -> NodeRespon
     };
     match req {
         NodeRequest::Identity => NodeResponse::Identity(node.member_info()),
-        NodeRequest::App { context } => match app_for(&node, from, &context) {
-            Ok(wasm) => NodeResponse::App(wasm),
-            Err(e) => NodeResponse::Refused(e.to_string()),
+        NodeRequest::App { context, key_epoch } => {
+            match app_for(&node, from, &context, key_epoch) {
+                Ok(wasm) => NodeResponse::App(wasm),
+                Err(e) => NodeResponse::Refused(e.to_string()),
+            }
+        }
+        NodeRequest::Join { context } => match join_for(&node, from, &context) {
+            Ok(answer) => answer,
+            Err(e) => {
+                warn!(member = %from, %context, error = %e, "refused a join");
+                NodeResponse::Refused(e.to_string())
+            }
         },
-        NodeRequest::Offer { genesis } => match accept_offer(&node, from, genesis).await {
+        NodeRequest::Offer {
+            genesis,
+            sealed_key,
+        } => match accept_offer(&node, from, genesis, sealed_key).await {
             Ok(()) => NodeResponse::Accepted,
             Err(e) => {
                 warn!(member = %from, error = %e, "refused a genesis offer");
@@ -150,21 +193,118 @@ pub async fn serve(node: Arc<Node>, from: MemberId, data: Vec<u8>) -> NodeRespon
     }
 }
 
-/// The app of `context`, for one of its members only.
-fn app_for(node: &Node, from: MemberId, context: &ContextId) -> Result<Vec<u8>> {
-    let record = node
-        .store
-        .context(context)?
+/// The app of `context`, sealed, for one of its members only.
+fn app_for(node: &Node, from: MemberId, context: &ContextId, key_epoch: u64) -> Result<Vec<u8>> {
+    let (record, membership) = node
+        .membership(context)?
         .ok_or(Error::UnknownContext(*context))?;
-    if !record.genesis.members.iter().any(|m| m.id == from) {
+    if !membership.readers(record.height).contains(&from) {
         return Err(Error::Other(format!("{from} is not a member of {context}")));
     }
-    node.store
+    let key = node
+        .store
+        .context_key(context, key_epoch)?
+        .ok_or_else(|| Error::Other(format!("no key of epoch {key_epoch}")))?;
+    let wasm = node
+        .store
         .blob(&record.genesis.app_hash)?
-        .ok_or_else(|| Error::Other(format!("app {} missing", record.genesis.app_hash)))
+        .ok_or_else(|| Error::Other(format!("app {} missing", record.genesis.app_hash)))?;
+    Ok(key.seal(context, crate::seal::Purpose::App, &wasm))
 }
 
-async fn accept_offer(node: &Arc<Node>, from: MemberId, genesis: Genesis) -> Result<()> {
+/// What an invited member's node needs to join: the genesis and the newest
+/// context key sealed to it (written into the state by its invitation or a
+/// later rotation).
+fn join_for(node: &Node, from: MemberId, context: &ContextId) -> Result<NodeResponse> {
+    let (record, membership) = node
+        .membership(context)?
+        .ok_or_else(|| Error::Other(format!("unknown context {context}")))?;
+    if !membership.readers(record.height).contains(&from) {
+        return Err(Error::Other(format!(
+            "{from} is not a member of {context} (no committed invitation)"
+        )));
+    }
+    let state = node.store.state(*context);
+    let overlay = crate::exec::Overlay::new(&state, record.height);
+    let epochs: Vec<u64> = membership
+        .sets
+        .iter()
+        .filter(|s| s.contains(&from))
+        .map(|s| s.key_epoch)
+        .collect();
+    for key_epoch in epochs.into_iter().rev() {
+        if let Some(sealed_key) = overlay.get(&crate::members::sealed_key_key(key_epoch, &from))? {
+            return Ok(NodeResponse::Join {
+                genesis: record.genesis,
+                key_epoch,
+                sealed_key,
+            });
+        }
+    }
+    Err(Error::Other(format!(
+        "no context key was handed to {from} (a genesis member is offered the context at creation)"
+    )))
+}
+
+/// Joins `context` through member `via`, after this node's member was
+/// invited: fetches the genesis (refused unless it hashes to `context`),
+/// opens the context key sealed to this node, fetches the app, installs the
+/// context and starts following it; it validates from its activation
+/// height on.
+pub async fn join(node: &Arc<Node>, context: ContextId, via: MemberId) -> Result<ContextRecord> {
+    if let Some(record) = node.store.context(&context)? {
+        return Ok(record);
+    }
+    let (genesis, key_epoch, sealed_key) =
+        match ask(node, via, &NodeRequest::Join { context }).await? {
+            NodeResponse::Join {
+                genesis,
+                key_epoch,
+                sealed_key,
+            } => (genesis, key_epoch, sealed_key),
+            NodeResponse::Refused(why) => {
+                return Err(Error::Other(format!(
+                    "member {via} refused the join: {why}"
+                )))
+            }
+            other => return Err(Error::Other(format!("member {via}: unexpected {other:?}"))),
+        };
+    check_genesis(&context, &genesis)?;
+    let key = node.open_key(&context, key_epoch, &sealed_key)?;
+    node.store.put_context_key(&context, &key)?;
+    let wasm = match node.store.blob(&genesis.app_hash)? {
+        Some(wasm) => wasm,
+        None => fetch_app(node, via, context, genesis.app_hash, &key).await?,
+    };
+    let installer = node.clone();
+    let record =
+        tokio::task::spawn_blocking(move || installer.install_context(&wasm, genesis, &key))
+            .await
+            .map_err(|e| Error::Other(e.to_string()))??;
+    info!(%context, via = %via, "joined a context");
+    if let Ok(handle) = node.context(&context) {
+        handle.peer_connected(via);
+    }
+    Ok(record)
+}
+
+/// A genesis fetched for `context` must be the one that hashes to it.
+pub fn check_genesis(context: &ContextId, genesis: &Genesis) -> Result<()> {
+    let got = genesis.context_id();
+    if got != *context {
+        return Err(Error::Other(format!(
+            "the genesis offered hashes to {got}, not to the context {context}"
+        )));
+    }
+    Ok(())
+}
+
+async fn accept_offer(
+    node: &Arc<Node>,
+    from: MemberId,
+    genesis: Genesis,
+    sealed_key: Vec<u8>,
+) -> Result<()> {
     let id = genesis.context_id();
     if node.context(&id).is_ok() {
         return Ok(());
@@ -181,12 +321,13 @@ async fn accept_offer(node: &Arc<Node>, from: MemberId, genesis: Genesis) -> Res
             "the offerer {from} is not a member of {id}"
         )));
     }
+    let key = node.open_key(&id, 0, &sealed_key)?;
     let wasm = match node.store.blob(&genesis.app_hash)? {
         Some(wasm) => wasm,
-        None => fetch_app(node, from, id, genesis.app_hash).await?,
+        None => fetch_app(node, from, id, genesis.app_hash, &key).await?,
     };
     let installer = node.clone();
-    tokio::task::spawn_blocking(move || installer.install_context(&wasm, genesis))
+    tokio::task::spawn_blocking(move || installer.install_context(&wasm, genesis, &key))
         .await
         .map_err(|e| Error::Other(e.to_string()))??;
     info!(context = %id, offerer = %from, "joined a context offered by a member");
@@ -198,13 +339,21 @@ async fn fetch_app(
     from: MemberId,
     context: ContextId,
     hash: Hash32,
+    key: &crate::seal::ContextKey,
 ) -> Result<Vec<u8>> {
     // The creator starts its context (and its network topic) just before
     // offering it; an early request may find it not ready yet.
     let mut last = String::new();
     for attempt in 0..5u64 {
-        match ask(node, from, &NodeRequest::App { context }).await {
-            Ok(NodeResponse::App(wasm)) => {
+        let req = NodeRequest::App {
+            context,
+            key_epoch: key.epoch,
+        };
+        match ask(node, from, &req).await {
+            Ok(NodeResponse::App(sealed)) => {
+                let wasm = key
+                    .open(&context, crate::seal::Purpose::App, &sealed)
+                    .map_err(|e| Error::Other(format!("app from {from}: {e}")))?;
                 let got = Hash32(conclave_runtime::app_hash(&wasm));
                 if got != hash {
                     return Err(Error::Other(format!(
@@ -222,4 +371,141 @@ async fn fetch_app(
     Err(Error::Other(format!(
         "cannot fetch app {hash} from {from}: {last}"
     )))
+}
+
+/// Signs `method(args)` with this node's member key and submits it to the
+/// context, as the node's member.
+async fn submit_own(
+    node: &Node,
+    context: ContextId,
+    method: &str,
+    args: Vec<u8>,
+) -> Result<Hash32> {
+    let handle = node.context(&context)?;
+    let me = node.keys.member_id();
+    let nonce = handle
+        .next_nonce(me)
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let tx = conclave_consensus::Tx {
+        context_id: context,
+        sender: me,
+        nonce,
+        method: method.into(),
+        args,
+    }
+    .sign(&node.keys.member);
+    handle
+        .submit(tx)
+        .await
+        .map_err(|e| Error::Other(format!("membership tx refused: {e}")))
+}
+
+fn current(
+    node: &Node,
+    context: &ContextId,
+) -> Result<(ContextRecord, crate::members::Membership)> {
+    let (record, membership) = node
+        .membership(context)?
+        .ok_or(Error::UnknownContext(*context))?;
+    let me = node.keys.member_id();
+    if !membership.latest().contains(&me) {
+        return Err(Error::Other(format!(
+            "this node's member {me} is not a member of {context}"
+        )));
+    }
+    Ok((record, membership))
+}
+
+/// Proposes `member` as a new member of `context` (a context tx; it takes
+/// effect two heights after its commit). The member's node must be
+/// reachable: its BLS key and proof of possession come from it, and the
+/// current context key is sealed to its member key.
+pub async fn invite(node: &Arc<Node>, context: ContextId, member: MemberId) -> Result<Hash32> {
+    let (_, membership) = current(node, &context)?;
+    let latest = membership.latest();
+    if latest.contains(&member) {
+        return Err(Error::Other(format!(
+            "{member} is a member of {context} already"
+        )));
+    }
+    let info = fetch_identity(node, member).await?;
+    let key = node
+        .store
+        .context_key(&context, latest.key_epoch)?
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "this node lacks the key of epoch {}",
+                latest.key_epoch
+            ))
+        })?;
+    let sealed_key = crate::seal::seal_key_to(&member, &context, &key)
+        .map_err(|e| Error::Other(format!("member {member}: {e}")))?;
+    let args = crate::members::InviteArgs {
+        member: info,
+        key_epoch: latest.key_epoch,
+        sealed_key,
+    };
+    let args = borsh::to_vec(&args).map_err(|e| Error::Other(e.to_string()))?;
+    submit_own(node, context, crate::members::METHOD_INVITE, args).await
+}
+
+/// Proposes removing `member` from `context`, with a new context key sealed
+/// to every remaining member: the removed member cannot read traffic of
+/// the heights after the removal takes effect.
+pub async fn remove(node: &Arc<Node>, context: ContextId, member: MemberId) -> Result<Hash32> {
+    let (_, membership) = current(node, &context)?;
+    if member == node.keys.member_id() {
+        return leave(node, context).await;
+    }
+    let mut set = membership.latest().clone();
+    if !set.contains(&member) {
+        return Err(Error::Other(format!(
+            "{member} is not a member of {context}"
+        )));
+    }
+    set.members.retain(|m| m.info.id != member);
+    let key = crate::seal::ContextKey::generate(set.key_epoch + 1);
+    let rotation = crate::members::rotation_for(&context, &set, &key)
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let args = crate::members::RemoveArgs {
+        member,
+        rotation: Some(rotation),
+    };
+    let args = borsh::to_vec(&args).map_err(|e| Error::Other(e.to_string()))?;
+    submit_own(node, context, crate::members::METHOD_REMOVE, args).await
+}
+
+/// This node's member leaves `context`; the remaining member with the
+/// lowest id then rotates the key.
+pub async fn leave(node: &Arc<Node>, context: ContextId) -> Result<Hash32> {
+    current(node, &context)?;
+    let args = crate::members::RemoveArgs {
+        member: node.keys.member_id(),
+        rotation: None,
+    };
+    let args = borsh::to_vec(&args).map_err(|e| Error::Other(e.to_string()))?;
+    submit_own(node, context, crate::members::METHOD_REMOVE, args).await
+}
+
+/// Resolves `--via`: a member id, or a multiaddr ending in `/p2p/<peer id>`
+/// that is dialled first.
+pub async fn resolve_peer(node: &Node, via: &str) -> Result<MemberId> {
+    if let Ok(member) = via.parse::<MemberId>() {
+        return Ok(member);
+    }
+    let addr: conclave_network::Multiaddr = via.parse().map_err(|_| {
+        Error::Other(format!(
+            "--via {via:?} is neither a member id nor a multiaddr"
+        ))
+    })?;
+    let peer = conclave_network::peer_in_addr(&addr)
+        .ok_or_else(|| Error::Other(format!("--via {via:?} names no /p2p/<peer id>")))?;
+    let member = conclave_network::member_of(&peer)
+        .ok_or_else(|| Error::Other(format!("--via {via:?}: not a member's peer id")))?;
+    node.network
+        .dial(addr)
+        .await
+        .map_err(|e| Error::Other(format!("member {member}: cannot dial: {e}")))?;
+    Ok(member)
 }

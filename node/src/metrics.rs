@@ -32,6 +32,9 @@ pub struct Metrics {
     pub checkpoint_height: IntGaugeVec,
     pub checkpoint_signers: IntGaugeVec,
     pub actions_pending: IntGaugeVec,
+    /// Context payloads that did not open: `reason` is `malformed`,
+    /// `unknown_key` (a key epoch this node does not hold) or `tag`.
+    pub sealed_rejected_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -122,6 +125,14 @@ impl Metrics {
             ),
             &["context"],
         )?;
+        let sealed_rejected_total = IntCounterVec::new(
+            Opts::new(
+                "conclave_sealed_rejected_total",
+                "Sealed context payloads that did not open, by reason",
+            ),
+            &["context", "reason"],
+        )?;
+        registry.register(Box::new(sealed_rejected_total.clone()))?;
         registry.register(Box::new(checkpoint_height.clone()))?;
         registry.register(Box::new(checkpoint_signers.clone()))?;
         registry.register(Box::new(actions_pending.clone()))?;
@@ -153,6 +164,7 @@ impl Metrics {
             checkpoint_height,
             checkpoint_signers,
             actions_pending,
+            sealed_rejected_total,
         })
     }
 

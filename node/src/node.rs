@@ -23,6 +23,40 @@ use crate::metrics::Metrics;
 use crate::store::{ContextRecord, Genesis, MemberInfo, Store};
 use crate::{Error, Result};
 
+/// A genesis as `conclave testnet` writes it: the genesis and its epoch-0
+/// context key sealed to each member.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct GenesisFile {
+    pub genesis: Genesis,
+    pub sealed_keys: Vec<(conclave_consensus::MemberId, SealedKeyHex)>,
+}
+
+/// A sealed key, hex in JSON.
+#[derive(Clone, Debug)]
+pub struct SealedKeyHex(pub Vec<u8>);
+
+impl std::ops::Deref for SealedKeyHex {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl serde::Serialize for SealedKeyHex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SealedKeyHex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        hex::decode(s)
+            .map(SealedKeyHex)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 pub struct Node {
     pub home: PathBuf,
     pub config: Config,
@@ -106,8 +140,9 @@ impl Node {
                 continue;
             }
             let text = std::fs::read_to_string(&path)?;
-            let genesis: Genesis = serde_json::from_str(&text)
+            let file: GenesisFile = serde_json::from_str(&text)
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let genesis = file.genesis;
             if !genesis.member_ids().contains(&me)
                 || self.store.context(&genesis.context_id())?.is_some()
             {
@@ -128,6 +163,20 @@ impl Node {
                     })?
                     .to_vec(),
             };
+            let id = genesis.context_id();
+            let sealed = file
+                .sealed_keys
+                .iter()
+                .find(|(m, _)| *m == me)
+                .map(|(_, k)| k)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: no context key sealed to this member",
+                        path.display()
+                    ))
+                })?;
+            let key = self.open_key(&id, 0, sealed)?;
+            self.store.put_context_key(&id, &key)?;
             let record = install_genesis(&self.store, &self.runtime, &wasm, genesis)?;
             info!(context = %record.id, "installed context from genesis file");
         }
@@ -149,11 +198,31 @@ impl Node {
     }
 
     /// Installs a context another member created (its genesis checked by
-    /// `install_genesis`) and starts validating it.
-    pub fn install_context(&self, wasm: &[u8], genesis: Genesis) -> Result<ContextRecord> {
+    /// `install_genesis`) with this node's copy of its key, and starts it.
+    pub fn install_context(
+        &self,
+        wasm: &[u8],
+        genesis: Genesis,
+        key: &crate::seal::ContextKey,
+    ) -> Result<ContextRecord> {
+        self.store.put_context_key(&genesis.context_id(), key)?;
         let record = install_genesis(&self.store, &self.runtime, wasm, genesis)?;
         self.spawn_context(record.clone())?;
         Ok(record)
+    }
+
+    /// Opens a context key sealed to this node's member key.
+    pub fn open_key(
+        &self,
+        context: &ContextId,
+        epoch: u64,
+        sealed: &[u8],
+    ) -> Result<crate::seal::ContextKey> {
+        crate::seal::open_key(&self.keys.member, context, epoch, sealed).map_err(|e| {
+            Error::Other(format!(
+                "the key of context {context} sealed to this node does not open: {e}"
+            ))
+        })
     }
 
     fn spawn_context(&self, record: ContextRecord) -> Result<ContextHandle> {
@@ -201,6 +270,9 @@ impl Node {
             now_ms(),
             checkpoint,
         )?;
+        // Epoch 0 of the context key: the creator's to hand to the others.
+        self.store
+            .put_context_key(&record.id, &crate::seal::ContextKey::generate(0))?;
         self.spawn_context(record.clone())?;
         info!(context = %record.id, app = %record.genesis.app_hash, "context created");
         Ok(record)
@@ -216,10 +288,23 @@ impl Node {
     /// The members of context `id` as of its committed tip, including those
     /// whose admission is committed but not active yet. Empty if unknown.
     pub fn members_of(&self, id: &ContextId) -> Result<Vec<conclave_consensus::MemberId>> {
-        Ok(match self.store.context(id)? {
-            Some(record) => record.genesis.member_ids(),
+        Ok(match self.membership(id)? {
+            Some((record, m)) => m.readers(record.height),
             None => Vec::new(),
         })
+    }
+
+    /// A context's record and member sets as of its committed tip.
+    pub fn membership(
+        &self,
+        id: &ContextId,
+    ) -> Result<Option<(ContextRecord, crate::members::Membership)>> {
+        let Some(record) = self.store.context(id)? else {
+            return Ok(None);
+        };
+        let state = self.store.state(*id);
+        let m = crate::exec::Overlay::new(&state, record.height).membership(&record.genesis)?;
+        Ok(Some((record, m)))
     }
 
     pub fn context(&self, id: &ContextId) -> Result<ContextHandle> {

@@ -49,7 +49,9 @@ pub use actor::spawn;
 pub use codec::RefuseReason;
 pub use config::{MeshParams, NetworkConfig};
 pub use error::{Error, Result};
-pub use identity::{keypair_from_secret, member_from_secret, member_of, peer_id_of, topic_of};
+pub use identity::{
+    keypair_from_secret, member_from_secret, member_of, peer_id_of, peer_in_addr, topic_of,
+};
 pub use ingress::{NetworkEvent, NetworkHandle};
 pub use libp2p::{Multiaddr, PeerId};
 pub use metrics::MetricsSnapshot;

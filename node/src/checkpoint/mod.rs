@@ -42,8 +42,19 @@ const RESUME_WINDOW: u64 = 64;
 /// that do not decode, repeat or are unanchored, and intervals outside
 /// `1..=MAX_INTERVAL`.
 pub fn params(id: ContextId, genesis: &Genesis) -> Result<Params, String> {
-    let mut regs = Vec::with_capacity(genesis.members.len());
-    for m in &genesis.members {
+    params_for(id, genesis, &genesis.members, 0)
+}
+
+/// [`params`] for the member set `members` (sorted by id) of set epoch
+/// `epoch`, after membership changes.
+pub fn params_for(
+    id: ContextId,
+    genesis: &Genesis,
+    members: &[crate::store::MemberInfo],
+    epoch: u64,
+) -> Result<Params, String> {
+    let mut regs = Vec::with_capacity(members.len());
+    for m in members {
         let public_key = PublicKey::from_compressed(&m.bls_public_key)
             .map_err(|e| format!("member {}: BLS key: {e}", m.id))?;
         let pop = ProofOfPossession::from_compressed(&m.bls_pop)
@@ -76,11 +87,11 @@ pub fn params(id: ContextId, genesis: &Genesis) -> Result<Params, String> {
     }
     Ok(Params {
         context: id,
-        members: genesis.member_ids(),
+        members: members.iter().map(|m| m.id).collect(),
         set,
         domains,
         interval: genesis.checkpoint_interval,
-        epoch: 0,
+        epoch,
     })
 }
 
@@ -139,11 +150,13 @@ impl Checkpoints {
         store: Store,
         metrics: Arc<Metrics>,
         record: &ContextRecord,
+        set: &crate::members::MemberSet,
         me: MemberId,
         key: SecretKey,
         max_resends: u32,
     ) -> crate::Result<Self> {
-        let params = params(record.id, &record.genesis).map_err(crate::Error::Other)?;
+        let params = params_for(record.id, &record.genesis, &set.infos(), set.epoch)
+            .map_err(crate::Error::Other)?;
         let resume_from = record.height.0.saturating_sub(RESUME_WINDOW) + 1;
         let collector = Collector::new(params, me, key, resume_from.saturating_sub(1));
         let latest = store

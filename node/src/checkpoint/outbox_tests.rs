@@ -106,6 +106,7 @@ fn outbox_ids_root_and_malformed_requests() {
     let members = [me.id];
     let env = BlockEnv {
         context_id: ctx,
+        genesis: &record.genesis,
         members: &members,
         height: Height(1),
         time_ms: 2,

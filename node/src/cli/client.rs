@@ -12,7 +12,7 @@ use super::{
 };
 use crate::keys::NodeKeys;
 use crate::rpc::types::{StateValue, TxStatusView};
-use crate::rpc::{CheckpointApiClient, ConclaveApiClient};
+use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembershipApiClient};
 use crate::store::{app_key, verify_proof, Proof};
 
 pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
@@ -25,6 +25,43 @@ pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
 fn parse_context(s: &str) -> anyhow::Result<ContextId> {
     s.parse()
         .map_err(|e: String| anyhow::anyhow!("--context: {e}"))
+}
+
+fn parse_member(s: &str) -> anyhow::Result<conclave_consensus::MemberId> {
+    s.parse()
+        .map_err(|e: String| anyhow::anyhow!("--member: {e}"))
+}
+
+/// Waits for a membership tx to commit and says when it takes effect.
+async fn membership_tx(
+    c: &HttpClient,
+    tx: crate::rpc::membership::MembershipTx,
+    done: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = c.tx_status(tx.tx_hash).await?;
+        match status.status.as_str() {
+            "committed" => {
+                let h = status.height.unwrap_or(0);
+                println!(
+                    "{done}: tx {} committed at height {h}; in force from height {}",
+                    tx.tx_hash,
+                    h + tx.activation_offset
+                );
+                return Ok(());
+            }
+            "failed" => bail!(
+                "membership tx {} failed: {}",
+                tx.tx_hash,
+                status.error.unwrap_or_default()
+            ),
+            _ if Instant::now() > deadline => {
+                bail!("membership tx {} not committed after 60 s", tx.tx_hash)
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -85,6 +122,28 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
             ContextCommand::List => print_json(&c.context_list().await?),
             ContextCommand::Info { context } => {
                 print_json(&c.context_info(parse_context(context)?).await?)
+            }
+            ContextCommand::Invite { context, member } => {
+                let tx = c
+                    .context_invite(parse_context(context)?, parse_member(member)?)
+                    .await?;
+                membership_tx(&c, tx, "invited").await
+            }
+            ContextCommand::Remove { context, member } => {
+                let tx = c
+                    .context_remove(parse_context(context)?, parse_member(member)?)
+                    .await?;
+                membership_tx(&c, tx, "removed").await
+            }
+            ContextCommand::Leave { context } => {
+                let tx = c.context_leave(parse_context(context)?).await?;
+                membership_tx(&c, tx, "left").await
+            }
+            ContextCommand::Join { context, via } => {
+                print_json(&c.context_join(parse_context(context)?, via.clone()).await?)
+            }
+            ContextCommand::Members { context } => {
+                print_json(&c.context_members(parse_context(context)?).await?)
             }
         },
         Command::Tx { command } => match command {

@@ -133,6 +133,40 @@ pub enum ContextCommand {
         #[arg(long)]
         context: String,
     },
+    /// Propose a new member (a context tx; it validates from two heights
+    /// after the tx commits). Its node must be reachable.
+    Invite {
+        #[arg(long)]
+        context: String,
+        /// The new member's id (`conclave keys show` on its node).
+        #[arg(long)]
+        member: String,
+    },
+    /// Join a context this node's member was invited into, through a
+    /// member's node: its member id or multiaddr with `/p2p/<peer id>`.
+    Join {
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        via: String,
+    },
+    /// Propose removing a member; the others get a new context key.
+    Remove {
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        member: String,
+    },
+    /// This node's member leaves the context.
+    Leave {
+        #[arg(long)]
+        context: String,
+    },
+    /// The member sets with keys and activation heights (JSON).
+    Members {
+        #[arg(long)]
+        context: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -116,7 +116,22 @@ pub fn write(args: &TestnetArgs) -> anyhow::Result<Testnet> {
     let context = genesis.context_id();
     crate::checkpoint::params(context, &genesis)
         .map_err(|e| anyhow::anyhow!("checkpoint parameters: {e}"))?;
-    let json = serde_json::to_string_pretty(&genesis)?;
+    // The context key of epoch 0, sealed to each member: the file holds
+    // nothing a non-member could read traffic with.
+    let key = crate::seal::ContextKey::generate(0);
+    let sealed_keys = genesis
+        .members
+        .iter()
+        .map(|m| {
+            crate::seal::seal_key_to(&m.id, &context, &key)
+                .map(|k| (m.id, crate::node::SealedKeyHex(k)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("sealing the context key: {e}"))?;
+    let json = serde_json::to_string_pretty(&crate::node::GenesisFile {
+        genesis,
+        sealed_keys,
+    })?;
     for (i, home) in homes.iter().enumerate() {
         let mut config = Config::load(home)?;
         config.p2p.persistent_peers = peers

@@ -28,8 +28,10 @@ use super::ingress::{BlockEvent, ContextHandle, Message, SubmitError};
 use super::wire::Wire;
 use crate::config::Config;
 use crate::exec::{self, check_tx, BlockEnv, Executed, Overlay};
+use crate::members::{MemberSet, Membership};
 use crate::mempool::Mempool;
 use crate::metrics::Metrics;
+use crate::seal::{ContextKey, Purpose};
 use crate::sign_guard::SignGuard;
 use crate::store::{CommitBatch, ContextRecord, Store, TxStatus};
 use crate::wal::{SharedLog, Wal};
@@ -83,8 +85,20 @@ struct Proposed {
 pub struct ContextActor {
     deps: ContextDeps,
     record: ContextRecord,
+    /// The member sets as of the committed tip.
+    membership: Membership,
+    /// The members that validate the next height.
     members: Vec<MemberId>,
     validators: ValidatorSet,
+    /// Who may talk on the context's topic: the next height's members and
+    /// those admitted after it.
+    readers: Vec<MemberId>,
+    /// This node's context keys by key epoch.
+    keys: BTreeMap<u64, ContextKey>,
+    /// This node follows the context's blocks: false once its member was
+    /// removed (a node that joined follows before its own admission shows
+    /// in the blocks it has).
+    following: bool,
     app: App,
     engine: Engine,
     /// The WAL of the height in progress and the last-signed guard.
@@ -99,7 +113,7 @@ pub struct ContextActor {
     inbox: mpsc::Sender<Message>,
     label: String,
     /// Messages to gossip to the other members, in order.
-    outbound: Option<mpsc::Sender<Vec<u8>>>,
+    outbound: Option<mpsc::Sender<Outbound>>,
     /// Gossip for heights above the next one, replayed when it is reached.
     future: BTreeMap<Height, Vec<(MemberId, Vec<u8>)>>,
     /// Admitted txs not gossiped yet, and their encoded size.
@@ -196,16 +210,26 @@ impl ContextActor {
             .blob(&record.genesis.app_hash)?
             .ok_or_else(|| Error::Other(format!("app {} missing", record.genesis.app_hash)))?;
         let app = deps.runtime.load(&wasm)?;
-        let members = record.genesis.member_ids();
+        let state = deps.store.state(record.id);
+        let membership = Overlay::new(&state, record.height).membership(&record.genesis)?;
+        let next = Height(record.height.0 + 1);
+        let set = membership.at(next).clone();
+        let members = set.ids();
         let validators = ValidatorSet::from_members(&members)
             .map_err(|e| Error::Other(format!("validator set: {e}")))?;
-        let next = Height(record.height.0 + 1);
+        let readers = membership.readers(record.height);
+        let keys = deps
+            .store
+            .context_keys(&record.id)?
+            .into_iter()
+            .map(|k| (k.epoch, k))
+            .collect();
         let log = open_log(&deps, &record.id)?;
         let engine = new_engine(&deps, record.id, next, &validators, &log);
         let (tx, rx) = mpsc::channel(4096);
         let label = record.id.to_hex();
-        let outbound = match (&deps.network, members.len() > 1) {
-            (Some(net), true) => Some(spawn_publisher(net.clone(), record.id, members.clone())),
+        let outbound = match (&deps.network, readers.len() > 1) {
+            (Some(net), true) => Some(spawn_publisher(net.clone(), record.id, readers.clone())),
             _ => None,
         };
         deps.metrics
@@ -220,6 +244,7 @@ impl ContextActor {
             deps.store.clone(),
             deps.metrics.clone(),
             &record,
+            &set,
             MemberId(deps.key.verifying_key().to_bytes()),
             deps.bls.clone(),
             deps.config.checkpoint.max_resends,
@@ -230,8 +255,12 @@ impl ContextActor {
             mempool: Mempool::new(deps.config.mempool.clone()),
             deps,
             record,
+            membership,
             members,
             validators,
+            readers,
+            keys,
+            following: true,
             app,
             engine,
             log,
@@ -255,6 +284,12 @@ impl ContextActor {
             gossip_seq: now_ms().saturating_mul(1_000),
         };
         let id = actor.record.id;
+        let mut actor = actor;
+        // Keys handed over in blocks this node committed before it held
+        // them (a joiner's first run).
+        if let Err(e) = actor.pick_up_keys() {
+            warn!(context = %id, error = %e, "cannot pick up context keys");
+        }
         tokio::spawn(actor.run(rx));
         Ok(ContextHandle::new(id, tx))
     }
@@ -267,7 +302,7 @@ impl ContextActor {
         info!(context = %self.id(), height = self.record.height.0, "context started");
         // A crash in the middle of a height: resume it from the WAL at once,
         // whatever the mempool holds (this node may have voted already).
-        if self.wal_holds_next_height() {
+        if self.is_validator() && self.wal_holds_next_height() {
             if let Err(e) = self.begin_height() {
                 error!(context = %self.id(), error = %e, "cannot resume the height in the WAL");
             }
@@ -372,7 +407,10 @@ impl ContextActor {
                 }
             }
             Message::PeerConnected(member) => {
-                if member != self.engine.address() && self.members.contains(&member) {
+                if member != self.engine.address()
+                    && self.readers.contains(&member)
+                    && self.following
+                {
                     self.request_sync(member);
                     // Txs admitted while that member was unreachable (say,
                     // across a partition) reach it now; bounded.
@@ -449,7 +487,7 @@ impl ContextActor {
     /// Starts the next height if there is work (no empty blocks while
     /// idle); says whether it started one.
     fn maybe_start_height(&mut self) -> Result<bool> {
-        if self.running || !self.has_ready_tx() {
+        if self.running || !self.is_validator() || !self.has_ready_tx() {
             return Ok(false);
         }
         self.begin_height()?;
@@ -678,10 +716,20 @@ impl ContextActor {
 
     fn broadcast(&mut self, wire: &Wire) {
         self.gossip_seq = self.gossip_seq.wrapping_add(1);
-        if let Some(out) = &self.outbound {
-            if out.try_send(wire.encode(self.gossip_seq)).is_err() {
-                warn!(context = %self.id(), "outbound gossip queue full; message dropped");
-            }
+        let Some(out) = &self.outbound else {
+            return;
+        };
+        let Some(key) = self.sealing_key() else {
+            warn!(context = %self.id(), "no context key; gossip not sent");
+            return;
+        };
+        let sealed = key.seal(
+            &self.record.id,
+            Purpose::Gossip,
+            &wire.encode(self.gossip_seq),
+        );
+        if out.try_send(Outbound::Publish(sealed)).is_err() {
+            warn!(context = %self.id(), "outbound gossip queue full; message dropped");
         }
     }
 
@@ -705,18 +753,85 @@ impl ContextActor {
             }
             return Ok(false);
         }
+        if !self.is_validator() {
+            // Not validating this height (admitted for a later one, or
+            // removed): follow the decided blocks instead.
+            if self.following {
+                self.request_sync(from);
+            }
+            return Ok(false);
+        }
         if !self.running {
             self.begin_height()?;
         }
         Ok(true)
     }
 
+    fn is_validator(&self) -> bool {
+        self.members.contains(&self.engine.address())
+    }
+
+    fn count_unopened(&self, reason: &str) {
+        self.deps
+            .metrics
+            .sealed_rejected_total
+            .with_label_values(&[&self.label, reason])
+            .inc();
+    }
+
+    /// Opens a sealed payload from `from`; `None` (counted, logged) if it
+    /// does not open. A payload under a key epoch newer than any this node
+    /// holds means it missed a rotation: it catches up (the blocks carry
+    /// its copy of the new key), if it is still a member.
+    fn unseal(&mut self, from: MemberId, purpose: Purpose, data: &[u8]) -> Option<Vec<u8>> {
+        let epoch = match crate::seal::envelope_epoch(data) {
+            Ok(e) => e,
+            Err(e) => {
+                self.count_unopened("malformed");
+                warn!(context = %self.id(), member = %from, error = %e, "dropping unsealed payload");
+                return None;
+            }
+        };
+        let Some(key) = self.keys.get(&epoch) else {
+            self.count_unopened("unknown_key");
+            debug!(context = %self.id(), member = %from, epoch, "payload under a key this node does not hold");
+            let newest = self.keys.keys().next_back().copied().unwrap_or(0);
+            if epoch > newest && self.following && purpose == Purpose::Gossip {
+                self.request_sync(from);
+            }
+            return None;
+        };
+        match key.open(&self.record.id, purpose, data) {
+            Ok(plain) => Some(plain),
+            Err(e) => {
+                self.count_unopened("tag");
+                warn!(context = %self.id(), member = %from, error = %e, "dropping a payload that does not open");
+                None
+            }
+        }
+    }
+
+    /// The key this node seals with: the key epoch of the next height, or
+    /// the newest it holds.
+    fn sealing_key(&self) -> Option<&ContextKey> {
+        let want = self
+            .membership
+            .at(Height(self.record.height.0 + 1))
+            .key_epoch;
+        self.keys
+            .get(&want)
+            .or_else(|| self.keys.values().next_back())
+    }
+
     fn on_gossip(&mut self, from: MemberId, data: Vec<u8>) -> Result<()> {
-        if !self.members.contains(&from) {
+        if !self.readers.contains(&from) {
             return Ok(());
         }
         self.last_heard.insert(from, Instant::now());
-        let wire = match Wire::decode(&data) {
+        let Some(plain) = self.unseal(from, Purpose::Gossip, &data) else {
+            return Ok(());
+        };
+        let wire = match Wire::decode(&plain) {
             Ok(w) => w,
             Err(e) => {
                 warn!(context = %self.id(), member = %from, error = %e, "dropping gossip");
@@ -846,7 +961,10 @@ impl ContextActor {
             return;
         }
         let me = self.engine.address();
-        let others: Vec<MemberId> = self.members.iter().copied().filter(|m| *m != me).collect();
+        let others: Vec<MemberId> = self.readers.iter().copied().filter(|m| *m != me).collect();
+        if others.is_empty() {
+            return;
+        }
         let peer = match others.iter().position(|m| *m == peer) {
             Some(i) if self.sync_failures > 0 => others[(i + self.sync_failures) % others.len()],
             _ => peer,
@@ -856,6 +974,7 @@ impl ContextActor {
         let (ctx, inbox) = (self.id(), self.inbox.clone());
         let req = super::wire::SyncRequest {
             from: self.record.height.0 + 1,
+            key_epoch: self.keys.keys().next_back().copied().unwrap_or(0),
         };
         let data = borsh::to_vec(&req).unwrap_or_default();
         tokio::spawn(async move {
@@ -872,7 +991,11 @@ impl ContextActor {
     /// re-execute to its header's roots. Then consensus restarts at the new
     /// tip.
     fn on_synced(&mut self, bytes: &[u8]) -> Result<()> {
-        let resp: super::wire::SyncResponse = match borsh::from_slice(bytes) {
+        let from = self.sync_peer.unwrap_or_default();
+        let Some(bytes) = self.unseal(from, Purpose::SyncResponse, bytes) else {
+            return Ok(());
+        };
+        let resp: super::wire::SyncResponse = match borsh::from_slice(&bytes) {
             Ok(r) => r,
             Err(e) => {
                 warn!(context = %self.id(), error = %e, "malformed sync response");
@@ -957,7 +1080,7 @@ impl ContextActor {
             && h.time_ms > self.record.last_time_ms
             && h.time_ms <= now_ms().saturating_add(10_000)
             && h.proposer == proposer
-            && h.members_hash == self.record.genesis.members_hash()
+            && h.members_hash == self.members_hash_after(h.height)
             && block.compute_txs_root() == h.txs_root;
         if !structural {
             warn!(context = %self.id(), height = h.height.0, "invalid block header");
@@ -967,6 +1090,7 @@ impl ContextActor {
         let verified = |tx: &conclave_consensus::SignedTx| mempool.holds(tx);
         let env = BlockEnv {
             context_id: self.id(),
+            genesis: &self.record.genesis,
             members: &self.members,
             height: h.height,
             time_ms: h.time_ms,
@@ -1004,6 +1128,158 @@ impl ContextActor {
         Validity::Valid
     }
 
+    /// The `members_hash` of the block at `height`: the set that validates
+    /// the height after it (known from the parent state, as changes take
+    /// effect two heights after their commit).
+    fn members_hash_after(&self, height: Height) -> Hash32 {
+        self.membership.at(Height(height.0 + 1)).hash()
+    }
+
+    /// Re-reads the member sets after a commit; a new set for the next
+    /// height changes the validators, the topic's allowed members, and the
+    /// checkpoint signers.
+    fn refresh_membership(&mut self, reload: bool) -> Result<()> {
+        if reload {
+            let state = self.deps.store.state(self.id());
+            self.membership =
+                Overlay::new(&state, self.record.height).membership(&self.record.genesis)?;
+        }
+        let next = Height(self.record.height.0 + 1);
+        let set: MemberSet = self.membership.at(next).clone();
+        let me = self.engine.address();
+        if set.ids() != self.members {
+            let was_validator = self.is_validator();
+            self.members = set.ids();
+            self.validators = ValidatorSet::from_members(&self.members)
+                .map_err(|e| Error::Other(format!("validator set: {e}")))?;
+            self.deps
+                .metrics
+                .consensus_validators
+                .with_label_values(&[&self.label])
+                .set(self.members.len() as i64);
+            self.checkpoints = crate::checkpoint::Checkpoints::new(
+                self.deps.store.clone(),
+                self.deps.metrics.clone(),
+                &self.record,
+                &set,
+                me,
+                self.deps.bls.clone(),
+                self.deps.config.checkpoint.max_resends,
+            )?;
+            info!(context = %self.id(), height = next.0, members = self.members.len(),
+                epoch = set.epoch, key_epoch = set.key_epoch, "member set in force");
+            match (was_validator, self.is_validator()) {
+                (false, true) => {
+                    info!(context = %self.id(), height = next.0, "this node validates from here")
+                }
+                (true, false) => {
+                    warn!(context = %self.id(), height = next.0, "this node is no longer a member")
+                }
+                _ => {}
+            }
+        }
+        let readers = self.membership.readers(self.record.height);
+        if readers != self.readers {
+            if self.readers.contains(&me) && !readers.contains(&me) {
+                warn!(context = %self.id(), height = self.record.height.0,
+                    "this node's member was removed; it stops following the context");
+                self.following = false;
+            }
+            self.readers = readers;
+            match (&self.outbound, &self.deps.network) {
+                (Some(out), _) => {
+                    let _ = out.try_send(Outbound::Members(self.readers.clone()));
+                }
+                (None, Some(net)) if self.readers.len() > 1 => {
+                    self.outbound = Some(spawn_publisher(
+                        net.clone(),
+                        self.id(),
+                        self.readers.clone(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        self.pick_up_keys()
+    }
+
+    /// Opens and keeps this node's copies of context keys handed over in
+    /// committed blocks (at its invitation, and at each rotation).
+    fn pick_up_keys(&mut self) -> Result<()> {
+        let me = self.engine.address();
+        let epochs: Vec<u64> = self
+            .membership
+            .sets
+            .iter()
+            .filter(|s| s.contains(&me))
+            .map(|s| s.key_epoch)
+            .filter(|e| !self.keys.contains_key(e))
+            .collect();
+        if epochs.is_empty() {
+            return Ok(());
+        }
+        let state = self.deps.store.state(self.id());
+        let overlay = Overlay::new(&state, self.record.height);
+        for epoch in epochs {
+            let Some(sealed) = overlay.get(&crate::members::sealed_key_key(epoch, &me))? else {
+                continue;
+            };
+            match crate::seal::open_key(&self.deps.key, &self.record.id, epoch, &sealed) {
+                Ok(key) => {
+                    self.deps.store.put_context_key(&self.record.id, &key)?;
+                    info!(context = %self.id(), epoch, "received the context key");
+                    self.keys.insert(epoch, key);
+                }
+                Err(e) => {
+                    warn!(context = %self.id(), epoch, error = %e, "the context key sealed to this node does not open")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a member left (without handing out a new key), the remaining
+    /// member with the lowest id rotates the key so the leaver cannot read
+    /// what follows.
+    fn rotate_after_leave(&mut self, changes: &[conclave_consensus::SignedTx]) {
+        let left = changes.iter().any(|tx| {
+            tx.tx.method == crate::members::METHOD_REMOVE
+                && borsh::from_slice::<crate::members::RemoveArgs>(&tx.tx.args)
+                    .is_ok_and(|a| a.member == tx.tx.sender && a.rotation.is_none())
+        });
+        let me = self.engine.address();
+        let latest = self.membership.latest().clone();
+        if !left || latest.members.first().map(|m| m.info.id) != Some(me) {
+            return;
+        }
+        let result = (|| -> Result<Hash32> {
+            let key = ContextKey::generate(latest.key_epoch + 1);
+            let rotation = crate::members::rotation_for(&self.record.id, &latest, &key)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            let nonce = self
+                .next_nonce(&me)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            let tx = conclave_consensus::Tx {
+                context_id: self.id(),
+                sender: me,
+                nonce,
+                method: crate::members::METHOD_ROTATE.into(),
+                args: borsh::to_vec(&rotation).map_err(|e| Error::Other(e.to_string()))?,
+            }
+            .sign(&self.deps.key);
+            let copy = tx.clone();
+            let hash = self.admit(tx).map_err(|e| Error::Other(e.to_string()))?;
+            self.queue_tx_gossip(copy);
+            Ok(hash)
+        })();
+        match result {
+            Ok(tx) => info!(context = %self.id(), %tx, "a member left: rotating the context key"),
+            Err(e) => {
+                warn!(context = %self.id(), error = %e, "cannot rotate the key after a leave")
+            }
+        }
+    }
+
     /// Builds this node's proposal for `height` from its mempool.
     fn build_block(&mut self, height: Height) -> Result<Hash32> {
         let cfg = &self.deps.config.block;
@@ -1017,6 +1293,7 @@ impl ContextActor {
         let verified = |tx: &conclave_consensus::SignedTx| mempool.holds(tx);
         let env = BlockEnv {
             context_id: self.id(),
+            genesis: &self.record.genesis,
             members: &self.members,
             height,
             time_ms,
@@ -1054,7 +1331,7 @@ impl ContextActor {
                 txs_root,
                 state_root: executed.state_root,
                 actions_root: executed.actions_root,
-                members_hash: self.record.genesis.members_hash(),
+                members_hash: self.members_hash_after(height),
             },
             txs,
         };
@@ -1099,6 +1376,19 @@ impl ContextActor {
             .on_commit(&block.header, executed.actions.len())
         {
             self.broadcast(&share);
+        }
+        let changes = block
+            .txs
+            .iter()
+            .zip(&executed.receipts)
+            .filter(|(tx, r)| {
+                r.status == TxStatus::Ok && crate::members::is_membership_method(&tx.tx.method)
+            })
+            .map(|(tx, _)| tx.clone())
+            .collect::<Vec<_>>();
+        if !changes.is_empty() || self.membership.sets.len() > 1 {
+            self.refresh_membership(!changes.is_empty())?;
+            self.rotate_after_leave(&changes);
         }
 
         let m = &self.deps.metrics;
@@ -1154,20 +1444,32 @@ impl ContextActor {
     }
 }
 
+/// What goes to the context's publisher task, in order.
+enum Outbound {
+    /// A sealed gossip message.
+    Publish(Vec<u8>),
+    /// The members allowed on the topic changed.
+    Members(Vec<MemberId>),
+}
+
 /// Joins the context's topic and publishes its outbound gossip in order.
 fn spawn_publisher(
     net: conclave_network::NetworkHandle,
     context: ContextId,
     members: Vec<MemberId>,
-) -> mpsc::Sender<Vec<u8>> {
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4096);
+) -> mpsc::Sender<Outbound> {
+    let (tx, mut rx) = mpsc::channel::<Outbound>(4096);
     tokio::spawn(async move {
         if let Err(e) = net.join(context, members).await {
             error!(%context, error = %e, "cannot join the context's topic");
             return;
         }
-        while let Some(data) = rx.recv().await {
-            match net.publish(context, data).await {
+        while let Some(out) = rx.recv().await {
+            let result = match out {
+                Outbound::Publish(data) => net.publish(context, data).await,
+                Outbound::Members(members) => net.join(context, members).await,
+            };
+            match result {
                 Ok(()) | Err(conclave_network::Error::NoPeers(_)) => {}
                 Err(e) => debug!(%context, error = %e, "publish failed"),
             }

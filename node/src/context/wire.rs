@@ -71,6 +71,9 @@ mod tests {
 #[derive(Debug, BorshSerialize, BorshDeserialize)]
 pub struct SyncRequest {
     pub from: u64,
+    /// The key epoch to seal the answer under (the newest the requester
+    /// holds).
+    pub key_epoch: u64,
 }
 
 /// Decided blocks with their commit certificates, in height order.
@@ -83,13 +86,18 @@ pub struct SyncResponse {
 pub const MAX_SYNC_BLOCKS: usize = 64;
 pub const MAX_SYNC_BYTES: usize = 3 * 1024 * 1024;
 
-/// Answers a sync request from the store.
+/// Answers a sync request from the store, sealed under the key epoch the
+/// requester asked for (the network layer has checked that it is a member).
 pub fn serve_sync(
     store: &crate::store::Store,
     context: &conclave_consensus::ContextId,
     data: &[u8],
 ) -> Result<Vec<u8>, String> {
     let req: SyncRequest = borsh::from_slice(data).map_err(|e| format!("bad sync request: {e}"))?;
+    let key = store
+        .context_key(context, req.key_epoch)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no context key of epoch {}", req.key_epoch))?;
     let mut blocks = Vec::new();
     let mut bytes = 0;
     let mut h = req.from.max(1);
@@ -110,5 +118,6 @@ pub fn serve_sync(
         blocks.push((block, cert));
         h += 1;
     }
-    borsh::to_vec(&SyncResponse { blocks }).map_err(|e| e.to_string())
+    let plain = borsh::to_vec(&SyncResponse { blocks }).map_err(|e| e.to_string())?;
+    Ok(key.seal(context, crate::seal::Purpose::SyncResponse, &plain))
 }

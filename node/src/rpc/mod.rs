@@ -4,6 +4,7 @@
 
 mod api;
 pub mod checkpoints;
+pub mod membership;
 pub mod types;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 pub use api::{ConclaveApiClient, ConclaveApiServer};
 pub use checkpoints::{CheckpointApiClient, CheckpointApiServer};
+pub use membership::{MembershipApiClient, MembershipApiServer};
 
 use crate::node::Node;
 
@@ -60,7 +62,10 @@ pub async fn start(node: Arc<Node>) -> std::io::Result<SocketAddr> {
     let addr = server.local_addr()?;
     let mut methods = api::RpcImpl::new(node.clone()).into_rpc();
     methods
-        .merge(checkpoints::CheckpointRpc::new(node).into_rpc())
+        .merge(checkpoints::CheckpointRpc::new(node.clone()).into_rpc())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    methods
+        .merge(membership::MembershipRpc::new(node).into_rpc())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let handle = server.start(methods);
     tokio::spawn(handle.stopped());

@@ -61,7 +61,11 @@ pub(crate) const CF_PENDING: &str = "pending_blocks";
 pub(crate) const CF_ACTIONS: &str = "actions";
 pub(crate) const CF_ACTION_IDS: &str = "action_ids";
 pub(crate) const CF_CHECKPOINTS: &str = "checkpoints";
-const ALL_CFS: [&str; 11] = [
+/// This node's context keys by (context, key epoch): the symmetric keys
+/// that seal the context's traffic (`crate::seal`).
+pub(crate) const CF_CONTEXT_KEYS: &str = "context_keys";
+const ALL_CFS: [&str; 12] = [
+    CF_CONTEXT_KEYS,
     CF_CONTEXTS,
     CF_BLOCKS,
     CF_CERTS,
@@ -312,6 +316,51 @@ impl Store {
             out.push((k, v));
         }
         Ok(out)
+    }
+
+    /// Keeps this node's key of `ctx` for one key epoch (synced: traffic
+    /// sealed under it may be acknowledged right after).
+    pub fn put_context_key(&self, ctx: &ContextId, key: &crate::seal::ContextKey) -> Result<()> {
+        let mut k = ctx.as_bytes().to_vec();
+        k.extend_from_slice(&key.epoch.to_be_bytes());
+        self.db
+            .put_cf_opt(self.cf(CF_CONTEXT_KEYS)?, k, key.secret(), &Self::synced())?;
+        Ok(())
+    }
+
+    /// This node's keys of `ctx`, by ascending epoch.
+    pub fn context_keys(&self, ctx: &ContextId) -> Result<Vec<crate::seal::ContextKey>> {
+        let rows = self.scan(CF_CONTEXT_KEYS, ctx.as_bytes(), ctx.as_bytes(), usize::MAX)?;
+        rows.into_iter()
+            .map(|(k, v)| {
+                let bad = || StoreError::Corrupt {
+                    cf: CF_CONTEXT_KEYS,
+                    msg: "malformed key record".into(),
+                };
+                let epoch: [u8; 8] = k
+                    .get(32..40)
+                    .ok_or_else(bad)?
+                    .try_into()
+                    .map_err(|_| bad())?;
+                let key: [u8; 32] = v.as_ref().try_into().map_err(|_| bad())?;
+                Ok(crate::seal::ContextKey::from_bytes(
+                    u64::from_be_bytes(epoch),
+                    key,
+                ))
+            })
+            .collect()
+    }
+
+    /// This node's key of `ctx` for `epoch`.
+    pub fn context_key(
+        &self,
+        ctx: &ContextId,
+        epoch: u64,
+    ) -> Result<Option<crate::seal::ContextKey>> {
+        Ok(self
+            .context_keys(ctx)?
+            .into_iter()
+            .find(|k| k.epoch == epoch))
     }
 
     pub fn block(&self, ctx: &ContextId, h: Height) -> Result<Option<Block>> {

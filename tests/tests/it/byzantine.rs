@@ -21,8 +21,10 @@ use conclave_consensus::{
 };
 use conclave_network::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle};
 use conclave_node::context::wire::Wire;
+use conclave_node::node::GenesisFile;
 use conclave_node::rpc::types::BlockView;
 use conclave_node::rpc::ConclaveApiClient;
+use conclave_node::seal::{ContextKey, Purpose};
 use conclave_tests::{NetOptions, TestNet, TestNode};
 use ed25519_dalek::SigningKey;
 use rand::{Rng, RngCore, SeedableRng};
@@ -31,10 +33,10 @@ use rand_chacha::ChaCha20Rng;
 use crate::{assert_agreement, load, COMMIT_TIMEOUT};
 
 /// Index of the member the test plays.
-const BYZ: usize = 3;
+pub(crate) const BYZ: usize = 3;
 
 /// Four members, the last one not started.
-async fn byzantine_net() -> TestNet {
+pub(crate) async fn byzantine_net() -> TestNet {
     TestNet::start_partial(4, 3, NetOptions::default(), |_| {}).await
 }
 
@@ -71,20 +73,43 @@ struct Seen {
 }
 
 /// A peer on the context's topic that says what the test tells it to.
-struct Peer {
+pub(crate) struct Peer {
     net: NetworkHandle,
     key: SigningKey,
     me: MemberId,
     context: ContextId,
     seq: u64,
+    /// The context key, for a member (from its genesis file); an outsider
+    /// has none and sends unsealed frames.
+    sealing: Option<ContextKey>,
     /// Prevotes the honest nodes gossiped, in arrival order.
     prevotes: Arc<Mutex<Vec<Seen>>>,
+    /// Every gossip payload received, as it arrived (bounded).
+    pub(crate) received: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+/// Member `index`'s copy of the context key, opened from the genesis file
+/// `conclave testnet` wrote into its home.
+pub fn member_context_key(net: &TestNet, index: usize) -> ContextKey {
+    let home = net.nodes[index].home();
+    let path = home
+        .join("genesis")
+        .join(format!("{}.json", net.context.to_hex()));
+    let file: GenesisFile =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("genesis file")).unwrap();
+    let keys = net.nodes[index].keys();
+    let (_, sealed) = file
+        .sealed_keys
+        .iter()
+        .find(|(m, _)| *m == keys.member_id())
+        .expect("a key sealed to the member");
+    conclave_node::seal::open_key(&keys.member, &net.context, 0, sealed).expect("opens")
 }
 
 impl Peer {
     /// Plays member `index` of `net`: its key, its listen address (where
     /// the honest nodes already redial it), its peers.
-    async fn member(net: &TestNet, index: usize) -> Self {
+    pub(crate) async fn member(net: &TestNet, index: usize) -> Self {
         let home = &net.nodes[index];
         let config = conclave_node::config::Config::load(home.home()).expect("config");
         let mut cfg = NetworkConfig::new(config.p2p.listen.parse().expect("listen addr"));
@@ -96,12 +121,13 @@ impl Peer {
         // later through gossip. Partitions heal quickly with short redials.
         cfg.heartbeat_interval = Duration::from_millis(100);
         cfg.redial_max = Duration::from_secs(1);
-        Self::start(net, cfg, home.keys().member, members(net)).await
+        let key = member_context_key(net, index);
+        Self::start(net, cfg, home.keys().member, members(net), Some(key)).await
     }
 
     /// A peer whose fresh key is no member of the context. It admits
     /// itself as a publisher locally, so only the nodes' checks stop it.
-    async fn outsider(net: &TestNet, seed: u64) -> Self {
+    pub(crate) async fn outsider(net: &TestNet, seed: u64) -> Self {
         let mut secret = [0u8; 32];
         ChaCha20Rng::seed_from_u64(seed).fill_bytes(&mut secret);
         let key = SigningKey::from_bytes(&secret);
@@ -121,7 +147,7 @@ impl Peer {
         };
         let mut publishers = members(net);
         publishers.push(MemberId(key.verifying_key().to_bytes()));
-        Self::start(net, cfg, key, publishers).await
+        Self::start(net, cfg, key, publishers, None).await
     }
 
     async fn start(
@@ -129,16 +155,33 @@ impl Peer {
         cfg: NetworkConfig,
         key: SigningKey,
         publishers: Vec<MemberId>,
+        sealing: Option<ContextKey>,
     ) -> Self {
         let (handle, mut events) = conclave_network::spawn(cfg, key.to_bytes()).expect("network");
         // The peer only watches prevotes; dropping a request's reply
         // refuses it (the nodes ask it for sync).
         let prevotes = Arc::new(Mutex::new(Vec::new()));
+        let received = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn({
             let prevotes = prevotes.clone();
+            let received = received.clone();
+            let opener = sealing.clone();
+            let ctx = net.context;
             async move {
                 while let Some(event) = events.recv().await {
                     let NetworkEvent::Message { from, data, .. } = event else {
+                        continue;
+                    };
+                    {
+                        let mut all = received.lock().unwrap();
+                        if all.len() < 20_000 {
+                            all.push(data.clone());
+                        }
+                    }
+                    let Some(Ok(data)) = opener
+                        .as_ref()
+                        .map(|k| k.open(&ctx, Purpose::Gossip, &data))
+                    else {
                         continue;
                     };
                     let Ok(Wire::Vote(bytes)) = Wire::decode(&data) else {
@@ -183,7 +226,9 @@ impl Peer {
             key,
             context: net.context,
             seq: 0,
+            sealing,
             prevotes,
+            received,
         }
     }
 
@@ -234,11 +279,26 @@ impl Peer {
         self.net.publish(self.context, data).await
     }
 
-    /// Publishes a framed wire message.
+    /// Seals `frame` with the context key (if this peer has one).
+    fn seal(&self, frame: &[u8]) -> Vec<u8> {
+        match &self.sealing {
+            Some(key) => key.seal(&self.context, Purpose::Gossip, frame),
+            None => frame.to_vec(),
+        }
+    }
+
+    /// Publishes `frame` sealed (a member's malformed content behind a
+    /// valid envelope).
+    async fn send_sealed(&mut self, frame: &[u8]) {
+        let sealed = self.seal(frame);
+        self.send_raw(sealed).await.expect("publish");
+    }
+
+    /// Publishes a framed wire message, sealed.
     async fn send(&mut self, wire: &Wire) {
         self.seq += 1;
         let frame = wire.encode(self.seq);
-        self.send_raw(frame).await.expect("publish");
+        self.send_sealed(&frame).await;
     }
 
     fn proposal(&self, ctx: ContextId, height: Height, round: Round, block: &Block) -> Vec<u8> {
@@ -632,17 +692,25 @@ async fn malformed_and_unauthenticated_gossip_is_dropped() {
     let vote = byz.precommit(height.0, Round::new(0), None, byz.me);
     let frame = Wire::Vote(vote).encode(u64::MAX);
     for cut in (1..frame.len()).step_by(7) {
-        byz.send_raw(frame[..cut].to_vec()).await.expect("publish");
+        byz.send_sealed(&frame[..cut]).await;
+    }
+    // The valid frame sealed, then its tag, body or key epoch tampered
+    // with: it does not open.
+    let sealed = byz.seal(&frame);
+    for i in [sealed.len() - 1, sealed.len() - 20, 40, 3] {
+        let mut t = sealed.clone();
+        t[i] ^= 0x20;
+        byz.send_raw(t).await.expect("publish");
     }
     // A borsh enum tag past the last variant, and a length prefix that
     // claims far more than follows.
     let mut bad_tag = 1u64.to_be_bytes().to_vec();
     bad_tag.push(200);
-    byz.send_raw(bad_tag).await.expect("publish");
+    byz.send_sealed(&bad_tag).await;
     let mut huge_len = 2u64.to_be_bytes().to_vec();
     huge_len.push(2); // Wire::Vote
     huge_len.extend_from_slice(&u32::MAX.to_le_bytes());
-    byz.send_raw(huge_len).await.expect("publish");
+    byz.send_sealed(&huge_len).await;
     // Inner messages over their own limits.
     byz.send(&Wire::Vote(random_bytes(&mut rng, 5 * 1024)))
         .await;
@@ -678,7 +746,7 @@ async fn malformed_and_unauthenticated_gossip_is_dropped() {
     // Just under the nodes' 4 MiB limit, garbage after a valid prefix.
     let mut near = 99u64.to_be_bytes().to_vec();
     near.extend(random_bytes(&mut rng, 4 * 1024 * 1024 - 1024));
-    byz.send_raw(near).await.expect("publish");
+    byz.send_sealed(&near).await;
     load(&net, 3).await;
 
     // A peer that is no member publishes well-formed messages: a tx, a
@@ -730,6 +798,8 @@ async fn malformed_and_unauthenticated_gossip_is_dropped() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(logged(&net, "dropping gossip"));
+    assert!(logged(&net, "dropping unsealed payload"));
+    assert!(logged(&net, "dropping a payload that does not open"));
     assert!(logged(&net, "proposal does not match its block"));
     // Nothing the outsider said was applied or even pooled: its next
     // nonce is still its first.

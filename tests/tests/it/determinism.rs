@@ -58,6 +58,7 @@ async fn replaying_blocks_reaches_the_same_roots() {
         let cert = a.certificate(&ctx, Height(h)).unwrap().unwrap();
         let env = BlockEnv {
             context_id: ctx,
+            genesis: &rec.genesis,
             members: &members,
             height: Height(h),
             time_ms: block.header.time_ms,

@@ -1,0 +1,219 @@
+//! JSON-RPC methods for a context's lifecycle after creation: invite,
+//! remove, leave, join, and the member list. Invite, remove, leave and join
+//! are operator methods (they sign with the node's member key or install
+//! a context); `context_members` is a member read.
+
+use std::sync::Arc;
+
+use conclave_consensus::{ContextId, Hash32, MemberId};
+use jsonrpsee::core::{async_trait, RpcResult};
+use jsonrpsee::proc_macros::rpc;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{codes, err};
+use crate::members::MemberSet;
+use crate::node::Node;
+
+/// A membership tx was submitted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MembershipTx {
+    pub tx_hash: Hash32,
+    /// The change applies two heights after the tx commits.
+    pub activation_offset: u64,
+}
+
+/// The context this node joined.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Joined {
+    pub context_id: ContextId,
+    pub via: MemberId,
+    /// The height this node has (it catches up from its peers).
+    pub height: u64,
+}
+
+/// A context's member sets: the one in force and any that start later.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MembersView {
+    pub context_id: ContextId,
+    pub height: u64,
+    pub sets: Vec<MemberSetView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberSetView {
+    /// First height this set validates.
+    pub from: u64,
+    pub epoch: u64,
+    pub key_epoch: u64,
+    pub members_hash: Hash32,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberView {
+    pub id: MemberId,
+    #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
+    pub bls_public_key: Vec<u8>,
+    /// The height from which it validates.
+    pub since: u64,
+}
+
+impl From<&MemberSet> for MemberSetView {
+    fn from(s: &MemberSet) -> Self {
+        Self {
+            from: s.from.0,
+            epoch: s.epoch,
+            key_epoch: s.key_epoch,
+            members_hash: s.hash(),
+            members: s
+                .members
+                .iter()
+                .map(|m| MemberView {
+                    id: m.info.id,
+                    bls_public_key: m.info.bls_public_key.clone(),
+                    since: m.since.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[rpc(server, client)]
+pub trait MembershipApi {
+    /// Proposes `member` (a member id whose node is reachable) as a member
+    /// of `context`; it validates from two heights after the tx commits.
+    #[method(name = "context_invite", param_kind = map)]
+    async fn context_invite(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+        member: MemberId,
+    ) -> RpcResult<MembershipTx>;
+
+    /// Proposes removing `member`, with a new context key for the rest.
+    #[method(name = "context_remove", param_kind = map)]
+    async fn context_remove(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+        member: MemberId,
+    ) -> RpcResult<MembershipTx>;
+
+    /// This node's member leaves `context`.
+    #[method(name = "context_leave", param_kind = map)]
+    async fn context_leave(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+    ) -> RpcResult<MembershipTx>;
+
+    /// Joins `context`, to which this node's member was invited, through
+    /// `via`: a member id of a connected node, or its multiaddr with
+    /// `/p2p/<peer id>`.
+    #[method(name = "context_join", param_kind = map)]
+    async fn context_join(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+        via: String,
+    ) -> RpcResult<Joined>;
+
+    /// The member sets of `context`, with keys and activation heights.
+    #[method(name = "context_members", param_kind = map)]
+    async fn context_members(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
+    ) -> RpcResult<MembersView>;
+}
+
+pub struct MembershipRpc {
+    node: Arc<Node>,
+}
+
+impl MembershipRpc {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    fn count(&self, method: &str) {
+        self.node
+            .metrics
+            .rpc_requests_total
+            .with_label_values(&[method])
+            .inc();
+    }
+}
+
+fn membership_error(e: crate::Error) -> ErrorObjectOwned {
+    match e {
+        crate::Error::UnknownContext(id) => {
+            err(codes::UNKNOWN_CONTEXT, format!("unknown context {id}"))
+        }
+        crate::Error::Other(m) if m.starts_with("member ") => err(codes::MEMBER_UNREACHABLE, m),
+        crate::Error::Other(m) if m.starts_with("membership tx refused") => {
+            err(codes::TX_REJECTED, m)
+        }
+        crate::Error::Other(m) => err(codes::BAD_REQUEST, m),
+        other => err(codes::INTERNAL, other.to_string()),
+    }
+}
+
+fn submitted(tx_hash: Hash32) -> MembershipTx {
+    MembershipTx {
+        tx_hash,
+        activation_offset: crate::members::ACTIVATION_OFFSET,
+    }
+}
+
+#[async_trait]
+impl MembershipApiServer for MembershipRpc {
+    async fn context_invite(&self, ctx: ContextId, member: MemberId) -> RpcResult<MembershipTx> {
+        self.count("context_invite");
+        crate::membership::invite(&self.node, ctx, member)
+            .await
+            .map(submitted)
+            .map_err(membership_error)
+    }
+
+    async fn context_remove(&self, ctx: ContextId, member: MemberId) -> RpcResult<MembershipTx> {
+        self.count("context_remove");
+        crate::membership::remove(&self.node, ctx, member)
+            .await
+            .map(submitted)
+            .map_err(membership_error)
+    }
+
+    async fn context_leave(&self, ctx: ContextId) -> RpcResult<MembershipTx> {
+        self.count("context_leave");
+        crate::membership::leave(&self.node, ctx)
+            .await
+            .map(submitted)
+            .map_err(membership_error)
+    }
+
+    async fn context_join(&self, ctx: ContextId, via: String) -> RpcResult<Joined> {
+        self.count("context_join");
+        let via = crate::membership::resolve_peer(&self.node, &via)
+            .await
+            .map_err(membership_error)?;
+        let record = crate::membership::join(&self.node, ctx, via)
+            .await
+            .map_err(membership_error)?;
+        Ok(Joined {
+            context_id: record.id,
+            via,
+            height: record.height.0,
+        })
+    }
+
+    async fn context_members(&self, ctx: ContextId) -> RpcResult<MembersView> {
+        self.count("context_members");
+        let (record, membership) = self
+            .node
+            .membership(&ctx)
+            .map_err(membership_error)?
+            .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))?;
+        Ok(MembersView {
+            context_id: ctx,
+            height: record.height.0,
+            sets: membership.sets.iter().map(MemberSetView::from).collect(),
+        })
+    }
+}
