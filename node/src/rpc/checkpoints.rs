@@ -95,6 +95,25 @@ impl CheckpointRpc {
             .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))?;
         params(record.id, &record.genesis).map_err(internal)
     }
+
+    /// The checkpoint parameters of height `h`: its member set (which
+    /// membership changes may have made differ from the genesis').
+    fn params_at(&self, ctx: &ContextId, h: Height) -> RpcResult<Params> {
+        let record = self
+            .node
+            .store
+            .context(ctx)
+            .map_err(internal)?
+            .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))?;
+        let state = self.node.store.state(*ctx);
+        let parent = Height(h.0.saturating_sub(1).min(record.height.0));
+        let membership = crate::exec::Overlay::new(&state, parent)
+            .membership(&record.genesis)
+            .map_err(internal)?;
+        let set = membership.at(h);
+        crate::checkpoint::params_for(record.id, &record.genesis, &set.infos(), set.epoch)
+            .map_err(internal)
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
@@ -125,14 +144,15 @@ fn parse_id(id: &str) -> RpcResult<[u8; 32]> {
 impl CheckpointApiServer for CheckpointRpc {
     async fn checkpoint_latest(&self, ctx: ContextId) -> RpcResult<Option<CheckpointView>> {
         self.count("checkpoint_latest");
-        let p = self.params(&ctx)?;
+        self.params(&ctx)?;
         let rec = self.node.store.latest_checkpoint(&ctx).map_err(internal)?;
-        Ok(rec.map(|r| checkpoint_view(&p, &r)))
+        rec.map(|r| Ok(checkpoint_view(&self.params_at(&ctx, r.height)?, &r)))
+            .transpose()
     }
 
     async fn checkpoint_get(&self, ctx: ContextId, height: u64) -> RpcResult<CheckpointView> {
         self.count("checkpoint_get");
-        let p = self.params(&ctx)?;
+        let p = self.params_at(&ctx, Height(height))?;
         let rec = self
             .node
             .store
@@ -154,14 +174,16 @@ impl CheckpointApiServer for CheckpointRpc {
         limit_: Option<usize>,
     ) -> RpcResult<Vec<CheckpointView>> {
         self.count("checkpoint_list");
-        let p = self.params(&ctx)?;
+        self.params(&ctx)?;
         let n = limit(limit_)?;
         let recs = self
             .node
             .store
             .checkpoints_from(&ctx, Height(from.unwrap_or(1)), n)
             .map_err(internal)?;
-        Ok(recs.iter().map(|r| checkpoint_view(&p, r)).collect())
+        recs.iter()
+            .map(|r| Ok(checkpoint_view(&self.params_at(&ctx, r.height)?, r)))
+            .collect()
     }
 
     async fn action_list(
@@ -190,7 +212,7 @@ impl CheckpointApiServer for CheckpointRpc {
 
     async fn action_proof(&self, ctx: ContextId, id: String) -> RpcResult<ActionProofView> {
         self.count("action_proof");
-        let p = self.params(&ctx)?;
+        self.params(&ctx)?;
         let id = parse_id(&id)?;
         let pos = self
             .node
@@ -204,6 +226,7 @@ impl CheckpointApiServer for CheckpointRpc {
                     format!("no action {} in context {ctx}", hex::encode(id)),
                 )
             })?;
+        let p = self.params_at(&ctx, pos.height)?;
         action_proof(&self.node.store, &p, &pos)
             .map_err(internal)?
             .map_err(internal)

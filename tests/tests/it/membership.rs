@@ -167,9 +167,14 @@ async fn invite_join_validate_then_remove_and_rotate() {
     // The fresh node joins through node 1 and catches up.
     let joined = fresh.client().context_join(ctx, via).await.unwrap();
     assert_eq!(joined.context_id, ctx);
-    load(&net, 4).await;
+    for _ in 0..20 {
+        load(&net, 2).await;
+        if height(&net.nodes[0], ctx).await >= h + 3 {
+            break;
+        }
+    }
     let tip = height(&net.nodes[0], ctx).await;
-    assert!(tip >= h + 2);
+    assert!(tip >= h + 3, "tip {tip}, invite at {h}");
     wait_height(&fresh, ctx, tip).await;
     let all: Vec<&TestNode> = net.nodes.iter().chain([&fresh]).collect();
     let views = agree(&all, ctx, tip).await;
@@ -223,7 +228,13 @@ async fn invite_join_validate_then_remove_and_rotate() {
     let tx = c0.context_remove(ctx, removed).await.unwrap();
     let h2 = committed(&c0, tx.tx_hash).await;
     let stay: Vec<&TestNode> = net.nodes[..3].iter().chain([&fresh]).collect();
-    load_on(&stay, ctx, 6).await;
+    // Blocks batch txs: load until three heights past the removal.
+    for _ in 0..20 {
+        if height(&net.nodes[0], ctx).await >= h2 + 3 {
+            break;
+        }
+        load_on(&stay, ctx, 2).await;
+    }
     let tip = height(&net.nodes[0], ctx).await;
     assert!(tip >= h2 + 3, "tip {tip}, removal at {h2}");
     wait_height(&fresh, ctx, tip).await;
