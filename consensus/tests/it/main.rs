@@ -7,6 +7,7 @@ mod byz_equivocating_proposer;
 mod byz_garbage_precommits;
 mod byz_invalid_block;
 mod drops_and_reorder;
+mod membership_change;
 mod n1;
 mod n4_f1_crash;
 mod n4_f2_crash;
