@@ -20,6 +20,7 @@ const APPS: &[(&str, &str, &str)] = &[
     ("kv", "kv", "conclave_app_kv"),
     ("faults", "faults", "conclave_app_faults"),
     ("dao", "dao", "conclave_app_dao"),
+    ("chat", "chat", "conclave_app_chat"),
 ];
 /// Guest crates that are not apps but that the apps depend on.
 const SHARED_CRATES: &[&str] = &["sdk"];

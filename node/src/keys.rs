@@ -2,6 +2,14 @@
 //! an ed25519 key that signs txs and votes (its public half is the member
 //! id) and a BLS12-381 key (`blst::min_pk`, through `conclave-checkpoint`)
 //! that signs checkpoints, with its proof of possession.
+//!
+//! A third file, `storage.key`, holds the node-local key that seals context
+//! data in the store (encryption at rest, see `store/crypt.rs`). It never
+//! leaves the node and is not part of any member identity. It is created
+//! with the other keys; a home that predates it gets one when the node
+//! starts on a new database. A database that exists without the key is
+//! refused: it was written in clear by an older version, or its key is lost,
+//! and either way it cannot be read (see [`storage_key`]).
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -12,7 +20,12 @@ use conclave_consensus::MemberId;
 use ed25519_dalek::SigningKey;
 use rand::RngCore;
 
+use crate::store::StorageKey;
 use crate::{Error, Result};
+
+const MEMBER_KEY: &str = "member.key";
+const BLS_KEY: &str = "bls.key";
+const STORAGE_KEY: &str = "storage.key";
 
 pub struct NodeKeys {
     pub member: SigningKey,
@@ -44,20 +57,11 @@ impl NodeKeys {
         let dir = Self::dir(home);
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        for (name, len) in [("member.key", 32), ("bls.key", 32)] {
+        for name in [MEMBER_KEY, BLS_KEY, STORAGE_KEY] {
             let path = dir.join(name);
-            if path.exists() {
-                continue;
+            if !path.exists() {
+                write_new_secret(&path)?;
             }
-            let mut secret = vec![0u8; len];
-            rand::rngs::OsRng.fill_bytes(&mut secret);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
-            f.write_all(hex::encode(&secret).as_bytes())?;
-            f.sync_all()?;
         }
         Self::load(home)
     }
@@ -65,8 +69,8 @@ impl NodeKeys {
     /// Loads the keys, refusing files that others can read.
     pub fn load(home: &Path) -> Result<Self> {
         let dir = Self::dir(home);
-        let member = read_secret(&dir.join("member.key"))?;
-        let bls_ikm = read_secret(&dir.join("bls.key"))?;
+        let member = read_secret(&dir.join(MEMBER_KEY))?;
+        let bls_ikm = read_secret(&dir.join(BLS_KEY))?;
         let bls = bls::SecretKey::from_seed(&bls_ikm)
             .map_err(|e| Error::Keys(format!("bls key: {e}")))?;
         Ok(Self {
@@ -74,6 +78,57 @@ impl NodeKeys {
             bls,
         })
     }
+}
+
+/// The storage key of `home`, for the database at `data_dir`: read from
+/// `home/keys/storage.key`, or, if that file is missing and `data_dir`
+/// holds no database yet, created there first. A missing key with an
+/// existing database is an error: that database was written in clear (by a
+/// version before encryption at rest) or under a key that is lost.
+pub fn storage_key(home: &Path, data_dir: &Path) -> Result<StorageKey> {
+    let path = NodeKeys::dir(home).join(STORAGE_KEY);
+    if !path.exists() {
+        if data_dir.join("CURRENT").exists() {
+            return Err(Error::Keys(format!(
+                "{} is missing but the database at {} exists: it was written before \
+                 encryption at rest or its key is lost, and cannot be read; restore the \
+                 key, or move the data directory away to start afresh",
+                path.display(),
+                data_dir.display()
+            )));
+        }
+        let dir = NodeKeys::dir(home);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        write_new_secret(&path)?;
+        tracing::info!(path = %path.display(), "created the storage key");
+    }
+    load_storage_key(home)
+}
+
+/// Reads `home/keys/storage.key`, refusing a file that others can read.
+pub fn load_storage_key(home: &Path) -> Result<StorageKey> {
+    let mut bytes = read_secret(&NodeKeys::dir(home).join(STORAGE_KEY))?;
+    let key = StorageKey::from_bytes(&bytes);
+    bytes.fill(0);
+    Ok(key)
+}
+
+/// Writes 32 fresh random bytes, hex, to a new file of mode 0600.
+fn write_new_secret(path: &Path) -> Result<()> {
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(hex::encode(secret).as_bytes())?;
+    f.sync_all()?;
+    secret.fill(0);
+    // The file must outlive a crash before anything is written under it.
+    crate::wal::fsx::sync_parent(path)?;
+    Ok(())
 }
 
 fn read_secret(path: &Path) -> Result<[u8; 32]> {
@@ -120,6 +175,50 @@ mod tests {
         let other = NodeKeys::generate(tempfile::tempdir().unwrap().path()).unwrap();
         let foreign = bls::ProofOfPossession::from_compressed(&other.bls_pop()).unwrap();
         assert!(!pk.verify_pop(&foreign), "a PoP proves one key only");
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn storage_key_is_made_with_the_others_or_for_a_new_database_only() {
+        let home = tempfile::tempdir().unwrap();
+        NodeKeys::generate(home.path()).unwrap();
+        let path = home.path().join("keys/storage.key");
+        assert_eq!(mode(&path), 0o600);
+        let before = std::fs::read(&path).unwrap();
+        NodeKeys::generate(home.path()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), before, "kept");
+        load_storage_key(home.path()).unwrap();
+
+        // A home from before encryption at rest, no database yet: created.
+        let data = home.path().join("data");
+        std::fs::remove_file(&path).unwrap();
+        storage_key(home.path(), &data).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_ne!(std::fs::read(&path).unwrap(), before);
+
+        // A database without its key: refused, and no key is made up.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("CURRENT"), "MANIFEST-000001\n").unwrap();
+        let err = storage_key(home.path(), &data).err().unwrap().to_string();
+        assert!(err.contains("storage.key is missing"), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn world_readable_storage_key_is_refused() {
+        let home = tempfile::tempdir().unwrap();
+        NodeKeys::generate(home.path()).unwrap();
+        let path = home.path().join("keys/storage.key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = storage_key(home.path(), &home.path().join("data"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("readable by others"), "{err}");
     }
 
     #[test]

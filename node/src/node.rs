@@ -100,7 +100,9 @@ impl Node {
             Err(e) => warn!(error = %e, "cannot raise the open file limit"),
         }
         let keys = NodeKeys::load(home)?;
-        let store = Store::open(&Config::data_dir(home))?;
+        let data_dir = Config::data_dir(home);
+        let storage_key = crate::keys::storage_key(home, &data_dir)?;
+        let store = Store::open(&data_dir, &storage_key)?;
         let runtime = Runtime::new(config.runtime.limits())?;
         let metrics = Arc::new(Metrics::new().map_err(|e| Error::Other(e.to_string()))?);
         let (events, _) = broadcast::channel(1024);

@@ -109,6 +109,11 @@ impl TestNode {
         NodeKeys::load(self.home.as_path()).expect("keys")
     }
 
+    /// The key this node's store is sealed under (`keys/storage.key`).
+    pub fn storage_key(&self) -> conclave_node::store::StorageKey {
+        conclave_node::keys::load_storage_key(self.home.as_path()).expect("storage key")
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.rpc)
     }

@@ -4,6 +4,7 @@
 //! - [`KV`]: the key-value store app (`apps/kv`).
 //! - [`FAULTS`]: a test app whose methods misbehave on purpose (`apps/faults`).
 //! - [`DAO`]: proposals, votes and on-chain payouts (`apps/dao`).
+//! - [`CHAT`]: a members' chat and per-member notes (`apps/chat`).
 //!
 //! [`by_name`] and [`ALL`] let the CLI and tests pick an app by name
 //! (`--app kv`). To add an app, list it in `build.rs`'s `APPS` and in
@@ -18,8 +19,11 @@ pub const FAULTS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/faults.wasm"
 /// The DAO app: proposals, votes, on-chain actions.
 pub const DAO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dao.wasm"));
 
+/// The chat app: messages among members, per-member notes.
+pub const CHAT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/chat.wasm"));
+
 /// Every embedded app as `(name, wasm bytes)`, sorted by name.
-pub const ALL: &[(&str, &[u8])] = &[("dao", DAO), ("faults", FAULTS), ("kv", KV)];
+pub const ALL: &[(&str, &[u8])] = &[("chat", CHAT), ("dao", DAO), ("faults", FAULTS), ("kv", KV)];
 
 /// The wasm bytes of the app called `name`, if there is one.
 pub fn by_name(name: &str) -> Option<&'static [u8]> {
@@ -53,7 +57,8 @@ mod tests {
         assert_eq!(by_name("faults"), Some(FAULTS));
         assert_eq!(by_name("nope"), None);
         assert_eq!(by_name("dao"), Some(DAO));
-        assert_eq!(names().collect::<Vec<_>>(), ["dao", "faults", "kv"]);
+        assert_eq!(by_name("chat"), Some(CHAT));
+        assert_eq!(names().collect::<Vec<_>>(), ["chat", "dao", "faults", "kv"]);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!   [`output_json`] set its return value;
 //! - [`storage`] reads and writes the context's key-value state (the host
 //!   buffers writes and discards them if the call fails);
-//! - [`caller`], [`context_id`], [`block_height`], [`block_time_ms`] describe
-//!   the call;
+//! - [`caller`] (the signing member in a transaction, the authenticated RPC
+//!   caller in a view, [`ANONYMOUS`] for an anonymous view), [`context_id`],
+//!   [`block_height`], [`block_time_ms`] describe the call;
 //! - [`emit_event`], [`request_action`] (typed, see [`action`]),
 //!   [`onchain_action`] (raw bytes) and [`log`] produce side outputs;
 //! - [`abort`] fails the call with a message.
@@ -61,9 +62,30 @@ pub fn output_json<T: Serialize + ?Sized>(value: &T) {
     }
 }
 
-/// The 32-byte identity of the transaction's sender.
+/// The caller of an anonymous view: all zeros, never a member id.
+pub const ANONYMOUS: [u8; 32] = [0; 32];
+
+/// The 32-byte member id (ed25519 public key) of whoever made the call:
+///
+/// - in a transaction, the member who signed it (its `sender`), checked by
+///   every member's node before the app runs;
+/// - in a view (`app_view`, read-only), the member the RPC caller
+///   authenticated as, as the node passes it; [`ANONYMOUS`] (all zeros) if
+///   the view is anonymous.
+///
+/// An app that answers per member (e.g. "my notes") must refuse
+/// [`ANONYMOUS`]; [`member_caller`] does that check. Note that hiding data
+/// from other members' views does not hide it from their nodes: every
+/// member's node executes every transaction and holds all the state.
 pub fn caller() -> [u8; 32] {
     sys::caller()
+}
+
+/// The caller's member id, or `None` for an anonymous view (see
+/// [`caller`]).
+pub fn member_caller() -> Option<[u8; 32]> {
+    let id = caller();
+    (id != ANONYMOUS).then_some(id)
 }
 
 /// The 32-byte id of the context this app instance belongs to.

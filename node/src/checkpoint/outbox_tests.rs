@@ -65,7 +65,7 @@ fn outbox_ids_root_and_malformed_requests() {
     let wasm = wat::parse_str(module).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open(&dir.path().join("db"), &crate::store::StorageKey::random()).unwrap();
     let runtime = Runtime::new(Default::default()).unwrap();
     let home = tempfile::tempdir().unwrap();
     let keys = NodeKeys::generate(home.path()).unwrap();

@@ -116,7 +116,8 @@ mod tests {
     #[test]
     fn members_without_a_valid_pop_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store =
+            Store::open(&dir.path().join("db"), &crate::store::StorageKey::random()).unwrap();
         let runtime = Runtime::new(Default::default()).unwrap();
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let honest = member(a.path());

@@ -12,24 +12,52 @@
 //! | `actions` | context id ‖ height (BE) ‖ index (u32 BE) | [`ActionRecord`] |
 //! | `action_ids` | action id | context id ‖ height (BE) ‖ index (u32 BE) |
 //! | `checkpoints` | context id ‖ height (BE) | [`CheckpointRecord`] |
+//! | `meta` | name | the storage key check record |
+//!
+//! Encryption at rest (see [`crypt`]): the values that carry context
+//! content are sealed under the node's [`StorageKey`]: `contexts` (the
+//! genesis names the members' keys and the app), `blocks` and
+//! `pending_blocks` (txs with their arguments), `txs` (receipts: outputs,
+//! events, errors), `jmt_values` (the state), `blobs` (the app's wasm),
+//! `actions` (the outbox's requests), `context_keys` (the keys that seal
+//! the contexts' traffic) and the `meta` check record. Left in
+//! clear, because they hold only hashes, signatures and positions that say
+//! nothing of the content: `jmt_nodes` (tree nodes: child hashes, and in
+//! leaves a key hash and a value hash), `certs` (commit signatures over a
+//! block hash), `checkpoints` (roots and BLS aggregates, published to the
+//! anchors anyway) and `action_ids` (id to position). A value hash in a
+//! leaf does let someone holding the disk confirm a guess of a low-entropy
+//! value, and a key hash a guess of an app key; the apps' data themselves
+//! are not on disk in clear. RocksDB keys are never encrypted: they are
+//! context ids, heights, tx hashes, key hashes and versions, never app data
+//! (app keys reach the store only hashed, see [`tree`]).
+//!
+//! A database is bound to its key by the `meta` check record: [`Store::open`]
+//! with another key fails with "storage key does not match this database"
+//! and writes no record (RocksDB may still rotate its own log files).
 //!
 //! A decided block, its certificate, its receipts, its outbox, its state
 //! changes and the new tip are written in one synced write batch: after a crash either
 //! all of a height is there or none of it.
 
+mod crypt;
 mod records;
+#[cfg(test)]
+mod tests;
 mod tree;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use borsh::BorshDeserialize;
+use borsh::{BorshDeserialize, BorshSerialize};
 use conclave_consensus::codec::StoredCertificate;
 use conclave_consensus::{Block, ContextId, Hash32, Height};
 use jmt::storage::TreeUpdateBatch;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
+pub use crypt::StorageKey;
+use records::TxRecordRef;
 pub use records::{
     ActionRecord, AnchorDomain, CheckpointRecord, ContextRecord, DomainCertificate, Genesis,
     MemberInfo, Receipt, TxRecord, TxStatus, DEFAULT_CHECKPOINT_INTERVAL,
@@ -44,6 +72,12 @@ pub enum StoreError {
     Corrupt { cf: &'static str, msg: String },
     #[error("state tree: {0}")]
     Tree(String),
+    #[error("cannot encode a record for {cf}: {msg}")]
+    Encode { cf: &'static str, msg: String },
+    #[error("storage key does not match this database (home/keys/storage.key is not the key it was written under, or the check record is damaged)")]
+    WrongKey,
+    #[error("the database holds data but no storage key check record: it was written before encryption at rest (or is damaged), and this version cannot read it; move the data directory away and let the node start afresh")]
+    NotEncrypted,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -62,9 +96,11 @@ pub(crate) const CF_ACTIONS: &str = "actions";
 pub(crate) const CF_ACTION_IDS: &str = "action_ids";
 pub(crate) const CF_CHECKPOINTS: &str = "checkpoints";
 /// This node's context keys by (context, key epoch): the symmetric keys
-/// that seal the context's traffic (`crate::seal`).
+/// that seal the context's traffic (`crate::seal`). Sealed at rest.
 pub(crate) const CF_CONTEXT_KEYS: &str = "context_keys";
-const ALL_CFS: [&str; 12] = [
+/// The storage key check record.
+pub(crate) const CF_META: &str = "meta";
+const ALL_CFS: [&str; 13] = [
     CF_CONTEXT_KEYS,
     CF_CONTEXTS,
     CF_BLOCKS,
@@ -77,12 +113,19 @@ const ALL_CFS: [&str; 12] = [
     CF_ACTIONS,
     CF_ACTION_IDS,
     CF_CHECKPOINTS,
+    CF_META,
 ];
+
+/// Key in `meta` of a record sealed under the storage key, so that a wrong
+/// key is found at open rather than at the first read.
+const CHECK_KEY: &[u8] = b"storage_key_check";
+const CHECK_PLAINTEXT: &[u8] = b"conclave/storage-key-check/v1";
 
 /// The node's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<DB>,
+    key: StorageKey,
 }
 
 fn decode<T: BorshDeserialize>(cf: &'static str, bytes: &[u8]) -> Result<T> {
@@ -157,7 +200,11 @@ pub struct CommitBatch<'a> {
 }
 
 impl Store {
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens (or creates) the database at `path`, whose context data is
+    /// sealed under `key`. A new database is bound to `key`; an existing one
+    /// opens only with the key it was written under
+    /// ([`StoreError::WrongKey`] otherwise, and no record is written).
+    pub fn open(path: &Path, key: &StorageKey) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -167,7 +214,68 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(Self { db: Arc::new(db) })
+        let store = Self {
+            db: Arc::new(db),
+            key: key.clone(),
+        };
+        store.check_key()?;
+        Ok(store)
+    }
+
+    /// Checks the `meta` check record against the key, or writes it into a
+    /// database that is still empty.
+    fn check_key(&self) -> Result<()> {
+        let meta = self.cf(CF_META)?;
+        match self.db.get_cf(meta, CHECK_KEY)? {
+            Some(mut sealed) => match self.key.open(CF_META, CHECK_KEY, &mut sealed) {
+                Ok(plain) if plain == CHECK_PLAINTEXT => Ok(()),
+                _ => Err(StoreError::WrongKey),
+            },
+            None => {
+                for cf in ALL_CFS {
+                    let mut it = self.db.raw_iterator_cf(self.cf(cf)?);
+                    it.seek_to_first();
+                    it.status()?;
+                    if it.valid() {
+                        return Err(StoreError::NotEncrypted);
+                    }
+                }
+                let sealed = self.key.seal(CF_META, CHECK_KEY, CHECK_PLAINTEXT)?;
+                self.db
+                    .put_cf_opt(meta, CHECK_KEY, sealed, &Self::synced())?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Seals `value` for key `key` of the encrypted column family `cf`.
+    fn seal<T: BorshSerialize + ?Sized>(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<Vec<u8>> {
+        self.key
+            .seal_with(cf, key, |buf| borsh::to_writer(buf, value))
+    }
+
+    /// Opens and decodes a value read from key `key` of the encrypted
+    /// column family `cf`.
+    fn unseal<T: BorshDeserialize>(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+        mut sealed: impl AsMut<[u8]>,
+    ) -> Result<T> {
+        decode(cf, self.key.open(cf, key, sealed.as_mut())?)
+    }
+
+    /// Reads and opens key `key` of the encrypted column family `cf`.
+    fn get_sealed<T: BorshDeserialize>(&self, cf: &'static str, key: &[u8]) -> Result<Option<T>> {
+        self.db
+            .get_cf(self.cf(cf)?, key)?
+            .map(|v| self.unseal(cf, key, v))
+            .transpose()
     }
 
     fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily> {
@@ -184,13 +292,17 @@ impl Store {
     }
 
     pub fn put_blob(&self, hash: &Hash32, bytes: &[u8]) -> Result<()> {
+        let sealed = self.key.seal(CF_BLOBS, hash.as_bytes(), bytes)?;
         self.db
-            .put_cf_opt(self.cf(CF_BLOBS)?, hash.as_bytes(), bytes, &Self::synced())?;
+            .put_cf_opt(self.cf(CF_BLOBS)?, hash.as_bytes(), sealed, &Self::synced())?;
         Ok(())
     }
 
     pub fn blob(&self, hash: &Hash32) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(CF_BLOBS)?, hash.as_bytes())?)
+        self.db
+            .get_cf(self.cf(CF_BLOBS)?, hash.as_bytes())?
+            .map(|v| self.key.open_vec(CF_BLOBS, hash.as_bytes(), v))
+            .transpose()
     }
 
     /// Writes a new context's record and its genesis state (version 0).
@@ -199,7 +311,7 @@ impl Store {
         batch.put_cf(
             self.cf(CF_CONTEXTS)?,
             record.id.as_bytes(),
-            borsh::to_vec(record).map_err(|e| StoreError::Tree(e.to_string()))?,
+            self.seal(CF_CONTEXTS, record.id.as_bytes(), record)?,
         );
         tree::write_tree_batch(self, &mut batch, &record.id, tree)?;
         self.db.write_opt(batch, &Self::synced())?;
@@ -207,10 +319,7 @@ impl Store {
     }
 
     pub fn context(&self, id: &ContextId) -> Result<Option<ContextRecord>> {
-        self.db
-            .get_cf(self.cf(CF_CONTEXTS)?, id.as_bytes())?
-            .map(|b| decode(CF_CONTEXTS, &b))
-            .transpose()
+        self.get_sealed(CF_CONTEXTS, id.as_bytes())
     }
 
     pub fn contexts(&self) -> Result<Vec<ContextRecord>> {
@@ -219,8 +328,8 @@ impl Store {
             .db
             .iterator_cf(self.cf(CF_CONTEXTS)?, rocksdb::IteratorMode::Start)
         {
-            let (_, v) = item?;
-            out.push(decode(CF_CONTEXTS, &v)?);
+            let (k, v) = item?;
+            out.push(self.unseal(CF_CONTEXTS, &k, v)?);
         }
         Ok(out)
     }
@@ -229,34 +338,40 @@ impl Store {
     pub fn commit(&self, c: CommitBatch<'_>) -> Result<()> {
         let ctx = &c.record.id;
         let h = c.block.height();
-        let enc = |v: &dyn Fn() -> std::io::Result<Vec<u8>>| {
-            v().map_err(|e| StoreError::Tree(e.to_string()))
-        };
         let mut batch = WriteBatch::default();
+        let key = height_key(ctx, h);
         batch.put_cf(
             self.cf(CF_BLOCKS)?,
-            height_key(ctx, h),
-            enc(&|| borsh::to_vec(c.block))?,
+            key,
+            self.seal(CF_BLOCKS, &key, c.block)?,
         );
         batch.put_cf(
             self.cf(CF_CERTS)?,
-            height_key(ctx, h),
-            enc(&|| borsh::to_vec(c.certificate))?,
+            key,
+            borsh::to_vec(c.certificate).map_err(|e| StoreError::Encode {
+                cf: CF_CERTS,
+                msg: e.to_string(),
+            })?,
         );
         let cf_txs = self.cf(CF_TXS)?;
         for (index, (tx, receipt)) in c.block.txs.iter().zip(c.receipts).enumerate() {
-            let rec = TxRecord {
-                context_id: *ctx,
+            let rec = TxRecordRef {
+                context_id: ctx,
                 height: h,
                 index: index as u32,
-                receipt: receipt.clone(),
+                receipt,
             };
-            batch.put_cf(cf_txs, tx.hash().as_bytes(), enc(&|| borsh::to_vec(&rec))?);
+            let hash = tx.hash();
+            batch.put_cf(
+                cf_txs,
+                hash.as_bytes(),
+                self.seal(CF_TXS, hash.as_bytes(), &rec)?,
+            );
         }
         let (cf_actions, cf_ids) = (self.cf(CF_ACTIONS)?, self.cf(CF_ACTION_IDS)?);
         for (index, action) in c.actions.iter().enumerate() {
             let key = action_key(ctx, h, index as u32);
-            batch.put_cf(cf_actions, key, enc(&|| borsh::to_vec(action))?);
+            batch.put_cf(cf_actions, key, self.seal(CF_ACTIONS, &key, action)?);
             batch.put_cf(cf_ids, action.id, key);
         }
         tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
@@ -269,7 +384,7 @@ impl Store {
         batch.put_cf(
             self.cf(CF_CONTEXTS)?,
             ctx.as_bytes(),
-            enc(&|| borsh::to_vec(c.record))?,
+            self.seal(CF_CONTEXTS, ctx.as_bytes(), c.record)?,
         );
         self.db.write_opt(batch, &Self::synced())?;
         Ok(())
@@ -280,7 +395,7 @@ impl Store {
     /// block it could lose in a crash.
     pub fn put_pending_block(&self, block: &Block, sync: bool) -> Result<()> {
         let key = pending_key(&block.header.context_id, block.height(), &block.hash());
-        let bytes = borsh::to_vec(block).map_err(|e| StoreError::Tree(e.to_string()))?;
+        let bytes = self.seal(CF_PENDING, &key, block)?;
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
         self.db
@@ -292,8 +407,8 @@ impl Store {
     pub fn pending_blocks(&self, ctx: &ContextId, h: Height) -> Result<Vec<Block>> {
         let prefix = height_key(ctx, h);
         self.scan(CF_PENDING, &prefix, &prefix, usize::MAX)?
-            .iter()
-            .map(|(_, v)| decode(CF_PENDING, v))
+            .into_iter()
+            .map(|(k, v)| self.unseal(CF_PENDING, &k, v))
             .collect()
     }
 
@@ -323,8 +438,9 @@ impl Store {
     pub fn put_context_key(&self, ctx: &ContextId, key: &crate::seal::ContextKey) -> Result<()> {
         let mut k = ctx.as_bytes().to_vec();
         k.extend_from_slice(&key.epoch.to_be_bytes());
+        let sealed = self.key.seal(CF_CONTEXT_KEYS, &k, key.secret())?;
         self.db
-            .put_cf_opt(self.cf(CF_CONTEXT_KEYS)?, k, key.secret(), &Self::synced())?;
+            .put_cf_opt(self.cf(CF_CONTEXT_KEYS)?, &k, sealed, &Self::synced())?;
         Ok(())
     }
 
@@ -342,7 +458,8 @@ impl Store {
                     .ok_or_else(bad)?
                     .try_into()
                     .map_err(|_| bad())?;
-                let key: [u8; 32] = v.as_ref().try_into().map_err(|_| bad())?;
+                let v = self.key.open_vec(CF_CONTEXT_KEYS, &k, v.into_vec())?;
+                let key: [u8; 32] = v.as_slice().try_into().map_err(|_| bad())?;
                 Ok(crate::seal::ContextKey::from_bytes(
                     u64::from_be_bytes(epoch),
                     key,
@@ -364,10 +481,7 @@ impl Store {
     }
 
     pub fn block(&self, ctx: &ContextId, h: Height) -> Result<Option<Block>> {
-        self.db
-            .get_cf(self.cf(CF_BLOCKS)?, height_key(ctx, h))?
-            .map(|b| decode(CF_BLOCKS, &b))
-            .transpose()
+        self.get_sealed(CF_BLOCKS, &height_key(ctx, h))
     }
 
     pub fn certificate(&self, ctx: &ContextId, h: Height) -> Result<Option<StoredCertificate>> {
@@ -378,18 +492,15 @@ impl Store {
     }
 
     pub fn tx(&self, hash: &Hash32) -> Result<Option<TxRecord>> {
-        self.db
-            .get_cf(self.cf(CF_TXS)?, hash.as_bytes())?
-            .map(|b| decode(CF_TXS, &b))
-            .transpose()
+        self.get_sealed(CF_TXS, hash.as_bytes())
     }
 
     /// The outbox of height `h`, in order.
     pub fn actions_at(&self, ctx: &ContextId, h: Height) -> Result<Vec<ActionRecord>> {
         let prefix = height_key(ctx, h);
         self.scan(CF_ACTIONS, &prefix, &prefix, usize::MAX)?
-            .iter()
-            .map(|(_, v)| decode(CF_ACTIONS, v))
+            .into_iter()
+            .map(|(k, v)| self.unseal(CF_ACTIONS, &k, v))
             .collect()
     }
 
@@ -403,8 +514,8 @@ impl Store {
     ) -> Result<Vec<(ActionPosition, ActionRecord)>> {
         let start = height_key(ctx, from);
         self.scan(CF_ACTIONS, &start, ctx.as_bytes(), limit)?
-            .iter()
-            .map(|(k, v)| Ok((decode_action_key(k)?, decode(CF_ACTIONS, v)?)))
+            .into_iter()
+            .map(|(k, v)| Ok((decode_action_key(&k)?, self.unseal(CF_ACTIONS, &k, v)?)))
             .collect()
     }
 
@@ -476,5 +587,9 @@ impl Store {
 
     pub(crate) fn db(&self) -> &DB {
         &self.db
+    }
+
+    pub(crate) fn storage_key(&self) -> &StorageKey {
+        &self.key
     }
 }

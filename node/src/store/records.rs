@@ -157,3 +157,46 @@ pub struct TxRecord {
     pub index: u32,
     pub receipt: Receipt,
 }
+
+/// [`TxRecord`] by reference, for writing without cloning the receipt:
+/// encodes to the same bytes.
+#[derive(BorshSerialize)]
+pub(crate) struct TxRecordRef<'a> {
+    pub context_id: &'a ContextId,
+    pub height: Height,
+    pub index: u32,
+    pub receipt: &'a Receipt,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_record_ref_encodes_like_tx_record() {
+        let receipt = Receipt {
+            status: TxStatus::Failed,
+            output: b"out".to_vec(),
+            error: Some("e".into()),
+            events: vec![("ev".into(), b"data".to_vec())],
+            actions: vec![b"act".to_vec()],
+            fuel_used: 77,
+        };
+        let owned = TxRecord {
+            context_id: ContextId([3; 32]),
+            height: Height(9),
+            index: 2,
+            receipt: receipt.clone(),
+        };
+        let by_ref = TxRecordRef {
+            context_id: &owned.context_id,
+            height: owned.height,
+            index: owned.index,
+            receipt: &receipt,
+        };
+        assert_eq!(
+            borsh::to_vec(&owned).unwrap(),
+            borsh::to_vec(&by_ref).unwrap()
+        );
+    }
+}

@@ -3,7 +3,13 @@
 //!
 //! Keys are namespaced: app storage under `0x01 ‖ key`, node-kept system
 //! entries (sender nonces) under `0x00 ‖ …`, so a guest can never touch
-//! them. The tree is keyed by SHA-256 of the namespaced key.
+//! them. The tree is keyed by SHA-256 of the namespaced key: app keys
+//! never reach RocksDB in clear, only their hashes do (in `jmt_nodes` leaves
+//! and `jmt_values` keys).
+//!
+//! Values (`jmt_values`) are sealed under the storage key like all context
+//! content (see `store/crypt.rs`); tree nodes (`jmt_nodes`) hold only
+//! hashes and stay in clear, so that walking the tree costs no decryption.
 
 use conclave_consensus::{ContextId, Hash32, MemberId};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
@@ -58,9 +64,11 @@ pub(super) fn write_tree_batch(
         batch.put_cf(nodes, node_key_bytes(ctx, key)?, value);
     }
     let values = store.cf(CF_JMT_VALUES)?;
+    let sealer = store.storage_key();
     for ((version, kh), value) in update.node_batch.values() {
-        let value = borsh::to_vec(value).map_err(|e| StoreError::Tree(e.to_string()))?;
-        batch.put_cf(values, value_key(ctx, kh, *version), value);
+        let key = value_key(ctx, kh, *version);
+        let sealed = sealer.seal_with(CF_JMT_VALUES, &key, |buf| borsh::to_writer(buf, value))?;
+        batch.put_cf(values, key, sealed);
     }
     Ok(())
 }
@@ -86,7 +94,12 @@ impl StateReader {
         it.status()?;
         match (it.key(), it.value()) {
             (Some(k), Some(v)) if k.len() == 72 && k[..64] == target[..64] => {
-                decode::<Option<Vec<u8>>>(CF_JMT_VALUES, v)
+                let mut sealed = v.to_vec();
+                let plain = self
+                    .store
+                    .storage_key()
+                    .open(CF_JMT_VALUES, k, &mut sealed)?;
+                decode::<Option<Vec<u8>>>(CF_JMT_VALUES, plain)
             }
             _ => Ok(None),
         }

@@ -7,7 +7,7 @@ use conclave_node::config::MempoolConfig;
 use conclave_node::context::install_genesis;
 use conclave_node::exec::{execute, header_matches, BlockEnv};
 use conclave_node::rpc::ConclaveApiClient;
-use conclave_node::store::{CommitBatch, Store};
+use conclave_node::store::{CommitBatch, StorageKey, Store};
 use conclave_runtime::{Limits, Runtime};
 use conclave_tests::{signed, wait_committed};
 
@@ -41,12 +41,12 @@ async fn replaying_blocks_reaches_the_same_roots() {
     }
     node.kill9();
 
-    let a = Store::open(&node.data_dir()).unwrap();
+    let a = Store::open(&node.data_dir(), &node.storage_key()).unwrap();
     let rec = a.context(&ctx).unwrap().unwrap();
     assert!(rec.height.0 >= 4, "several blocks were made");
     let wasm = a.blob(&rec.genesis.app_hash).unwrap().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let b = Store::open(dir_b.path()).unwrap();
+    let b = Store::open(dir_b.path(), &StorageKey::random()).unwrap();
     let runtime = Runtime::new(Limits::default()).unwrap();
     let mut rec_b = install_genesis(&b, &runtime, &wasm, rec.genesis.clone()).unwrap();
     assert_eq!(rec_b.id, ctx, "same genesis, same context id");

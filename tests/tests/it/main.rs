@@ -1,8 +1,10 @@
 //! Process-level tests of a single-member context: real `conclave` nodes on
 //! loopback, driven over JSON-RPC.
 
+mod at_rest;
 mod bad_input;
 mod byzantine;
+mod chat;
 mod checkpoints;
 mod contexts;
 mod crash_kill9;

@@ -1,6 +1,7 @@
 //! Integration tests of `conclave-runtime`: the real guest apps from
 //! `conclave-apps`, and hand-written WAT modules for hostile guests.
 
+mod chat_app;
 mod common;
 mod determinism;
 mod faults_app;
