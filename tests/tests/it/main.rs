@@ -13,6 +13,7 @@ mod metrics;
 mod n4;
 mod nonce_order;
 mod proofs;
+mod rpc_auth;
 mod subscriptions;
 mod views;
 
