@@ -10,6 +10,9 @@
 //! starts on a new database. A database that exists without the key is
 //! refused: it was written in clear by an older version, or its key is lost,
 //! and either way it cannot be read (see [`storage_key`]).
+//!
+//! Beside them, the RPC server's secrets ([`RpcSecrets`]): the operator's
+//! admin token and the key member tokens are authenticated with.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -52,16 +55,20 @@ impl NodeKeys {
         self.bls.prove_possession().as_signature().to_compressed()
     }
 
-    /// Creates fresh keys under `home/keys` unless they exist.
+    /// Creates fresh keys (and the RPC secrets) under `home/keys` unless
+    /// they exist.
     pub fn generate(home: &Path) -> Result<Self> {
         let dir = Self::dir(home);
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-        for name in [MEMBER_KEY, BLS_KEY, STORAGE_KEY] {
-            let path = dir.join(name);
-            if !path.exists() {
-                write_new_secret(&path)?;
-            }
+        for name in [
+            MEMBER_KEY,
+            BLS_KEY,
+            STORAGE_KEY,
+            ADMIN_TOKEN_FILE,
+            TOKEN_KEY_FILE,
+        ] {
+            write_secret_if_missing(&dir.join(name))?;
         }
         Self::load(home)
     }
@@ -127,6 +134,81 @@ fn write_new_secret(path: &Path) -> Result<()> {
     f.sync_all()?;
     secret.fill(0);
     // The file must outlive a crash before anything is written under it.
+    crate::wal::fsx::sync_parent(path)?;
+    Ok(())
+}
+
+/// The admin token's file name under `home/keys/`.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// The member-token MAC key's file name under `home/keys/`.
+pub const TOKEN_KEY_FILE: &str = "rpc_token.key";
+
+/// The RPC server's node-local secrets, each 32 random bytes in hex under
+/// `home/keys/` with mode 0600: the admin token operators present to call
+/// operator methods (`admin.token`), and the HMAC-SHA256 key member tokens
+/// are authenticated with (`rpc_token.key`). Neither leaves the node but
+/// through its operator; neither is ever logged (no `Debug`).
+pub struct RpcSecrets {
+    pub admin_token: [u8; 32],
+    pub token_key: [u8; 32],
+}
+
+impl RpcSecrets {
+    /// Loads the secrets, creating the missing ones first (homes made
+    /// before they existed get them at the next start).
+    pub fn load_or_create(home: &Path) -> Result<Self> {
+        let dir = NodeKeys::dir(home);
+        for name in [ADMIN_TOKEN_FILE, TOKEN_KEY_FILE] {
+            write_secret_if_missing(&dir.join(name))?;
+        }
+        Self::load(home)
+    }
+
+    /// Loads the secrets, refusing files that others can read.
+    pub fn load(home: &Path) -> Result<Self> {
+        let dir = NodeKeys::dir(home);
+        Ok(Self {
+            admin_token: read_secret(&dir.join(ADMIN_TOKEN_FILE))?,
+            token_key: read_secret(&dir.join(TOKEN_KEY_FILE))?,
+        })
+    }
+
+    /// Where the admin token is: `home/keys/admin.token`.
+    pub fn admin_token_path(home: &Path) -> PathBuf {
+        NodeKeys::dir(home).join(ADMIN_TOKEN_FILE)
+    }
+
+    /// The admin token as clients send it (`X-Conclave-Admin`): hex.
+    pub fn admin_token_hex(&self) -> String {
+        hex::encode(self.admin_token)
+    }
+}
+
+/// Writes 32 fresh random bytes (hex) to `path`, mode 0600, unless the
+/// file exists.
+fn write_secret_if_missing(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => f,
+        // Another process made it meanwhile: keep theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    f.write_all(hex::encode(secret).as_bytes())?;
+    f.sync_all()?;
+    secret.fill(0);
     crate::wal::fsx::sync_parent(path)?;
     Ok(())
 }
@@ -219,6 +301,29 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("readable by others"), "{err}");
+    }
+
+    #[test]
+    fn rpc_secrets_are_made_once_private_and_distinct() {
+        let home = tempfile::tempdir().unwrap();
+        NodeKeys::generate(home.path()).unwrap();
+        let a = RpcSecrets::load(home.path()).unwrap();
+        for name in [ADMIN_TOKEN_FILE, TOKEN_KEY_FILE] {
+            let mode = std::fs::metadata(home.path().join("keys").join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        assert_ne!(a.admin_token, a.token_key);
+        // A home from before the RPC secrets existed gets them at start;
+        // existing ones are kept.
+        std::fs::remove_file(RpcSecrets::admin_token_path(home.path())).unwrap();
+        let b = RpcSecrets::load_or_create(home.path()).unwrap();
+        assert_ne!(a.admin_token, b.admin_token, "a fresh admin token");
+        assert_eq!(a.token_key, b.token_key, "the token key is kept");
+        let c = RpcSecrets::load_or_create(home.path()).unwrap();
+        assert_eq!(b.admin_token, c.admin_token);
     }
 
     #[test]

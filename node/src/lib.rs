@@ -1,7 +1,8 @@
 //! The Conclave node: everything between the network, the disk and the
 //! consensus engine of each context this node is a member of.
 //!
-//! - [`config`] and [`keys`]: the home directory (`config.toml`, key files).
+//! - [`config`] and [`keys`]: the home directory (`config.toml`, key files,
+//!   the RPC secrets).
 //! - [`store`]: RocksDB with column families; each context's state is a
 //!   Jellyfish Merkle Tree, so reads come with proofs against a state root.
 //! - [`exec`]: executes txs in the context's WASM app (via
@@ -19,7 +20,9 @@
 //!   tests.
 //! - [`membership`]: contexts created with other members reach their
 //!   nodes (identities, genesis offers, app fetch by hash).
-//! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee).
+//! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee); one table
+//!   says which methods are public, which need the admin token and which a
+//!   member token of a member of the context they read.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 //! - [`node`]: wires the parts together; [`cli`] is the `conclave` command.
 

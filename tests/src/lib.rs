@@ -1,5 +1,8 @@
 //! Harness for Conclave's process-level tests: real `conclave` binaries on
 //! loopback ports, each in its own temporary home, driven over JSON-RPC.
+//! [`TestNode::client`] carries the credentials of the node's own member
+//! and operator; [`TestNode::client_unauthenticated`] and
+//! [`TestNode::client_with`] the ones a test chooses.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -7,10 +10,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use conclave_consensus::{ContextId, Hash32, SignedTx, Tx};
-use conclave_node::keys::NodeKeys;
+use conclave_node::keys::{NodeKeys, RpcSecrets};
+use conclave_node::rpc::auth::{Verifier, ADMIN_HEADER, AUTHORIZATION_HEADER, MAX_TOKEN_TTL_MS};
 use conclave_node::rpc::types::TxStatusView;
 use conclave_node::rpc::ConclaveApiClient;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
+use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 
 /// The `conclave` binary under test: `conclave-it`, the same `main` built
 /// by this crate (see `src/bin/conclave-it.rs`), which cargo builds next to
@@ -229,11 +234,73 @@ impl TestNode {
         }
     }
 
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.rpc)
+    }
+
+    /// The admin token of this node (`home/keys/admin.token`).
+    pub fn admin_token(&self) -> String {
+        RpcSecrets::load(&self.home)
+            .expect("rpc secrets")
+            .admin_token_hex()
+    }
+
+    /// A member token of this node for `member`, good until `expires_ms`,
+    /// made with the node's token key as `auth_login` makes them (the
+    /// harness holds the home, as the operator does).
+    pub fn mint_token(&self, member: &conclave_consensus::MemberId, expires_ms: u64) -> String {
+        let secrets = RpcSecrets::load(&self.home).expect("rpc secrets");
+        Verifier::new(self.keys().member_id(), &secrets).mint(member, expires_ms)
+    }
+
+    /// Both credentials of this node's member and operator: a member token
+    /// (good for a day) and the admin token.
+    pub fn credentials(&self) -> HeaderMap {
+        let expires = conclave_node::node::now_ms() + MAX_TOKEN_TTL_MS;
+        let token = self.mint_token(&self.keys().member_id(), expires);
+        let mut h = bearer(&token);
+        h.insert(
+            ADMIN_HEADER,
+            HeaderValue::try_from(self.admin_token()).expect("header"),
+        );
+        h
+    }
+
+    /// A client with this node's member and admin credentials.
     pub fn client(&self) -> HttpClient {
+        self.client_with(self.credentials())
+    }
+
+    /// A client without credentials.
+    pub fn client_unauthenticated(&self) -> HttpClient {
+        self.client_with(HeaderMap::new())
+    }
+
+    /// A client sending `headers` (see [`bearer`]) with every request.
+    pub fn client_with(&self, headers: HeaderMap) -> HttpClient {
         HttpClientBuilder::default()
             .request_timeout(Duration::from_secs(30))
+            .set_headers(headers)
             .build(self.url())
             .expect("http client")
+    }
+
+    /// A WebSocket client with this node's member and admin credentials.
+    pub async fn ws_client(&self) -> WsClient {
+        self.ws_client_with(self.credentials())
+            .await
+            .expect("ws client")
+    }
+
+    /// A WebSocket client sending `headers` with its upgrade request.
+    pub async fn ws_client_with(
+        &self,
+        headers: HeaderMap,
+    ) -> Result<WsClient, jsonrpsee::core::ClientError> {
+        WsClientBuilder::default()
+            .set_headers(headers)
+            .build(self.ws_url())
+            .await
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -245,6 +312,16 @@ impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Headers carrying `token` as `Authorization: Bearer <token>`.
+pub fn bearer(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        AUTHORIZATION_HEADER,
+        HeaderValue::try_from(format!("Bearer {token}")).expect("header"),
+    );
+    h
 }
 
 /// Builds and signs a tx from `keys`.
@@ -279,11 +356,26 @@ pub async fn wait_committed(c: &HttpClient, hash: Hash32, timeout: Duration) -> 
 /// A raw HTTP/1.1 request over a fresh connection; returns status and body.
 /// For sending what a well-behaved client would not.
 pub fn http_raw(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_raw_with(addr, method, path, &[], body)
+}
+
+/// [`http_raw`] with extra headers.
+pub fn http_raw_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).expect("write head");

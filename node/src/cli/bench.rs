@@ -114,10 +114,12 @@ enum Seen {
     Committed(Hash32, Instant),
 }
 
-/// A validator the load goes to: its RPC and the member key to sign with.
+/// A validator the load goes to: its RPC, the member key to sign with and
+/// its home (for RPC credentials).
 struct Target {
     rpc: String,
     key: SigningKey,
+    home: std::path::PathBuf,
 }
 
 struct Processes(Vec<Child>);
@@ -151,6 +153,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let targets = vec![Target {
             rpc: bound.rpc.to_string(),
             key: node.keys.member.clone(),
+            home: home.to_path_buf(),
         }];
         return drive(
             args,
@@ -207,11 +210,15 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         targets.push(Target {
             rpc,
             key: NodeKeys::load(home)?.member,
+            home: home.clone(),
         });
     }
     // More contexts among all validators, created over the network.
     let mut contexts = vec![written.context];
-    let first = super::client::connect(&format!("http://{}", targets[0].rpc))?;
+    // Creating contexts is an operator method: the first validator's own
+    // credentials.
+    let first =
+        super::client::connect_as(&format!("http://{}", targets[0].rpc), &targets[0].home).await?;
     let members: Vec<_> = targets
         .iter()
         .map(|t| conclave_consensus::MemberId(t.key.verifying_key().to_bytes()))
@@ -244,7 +251,15 @@ async fn drive(
     targets: Vec<Target>,
     pids: Vec<String>,
 ) -> anyhow::Result<()> {
+    // Blocks of the first validator's contexts, as its member (good until
+    // the bench ends).
+    let ttl = Duration::from_secs(args.max_secs.saturating_add(300))
+        .min(Duration::from_millis(crate::rpc::auth::MAX_TOKEN_TTL_MS));
+    let headers =
+        super::client::credentials(&format!("http://{}", targets[0].rpc), &targets[0].home, ttl)
+            .await?;
     let ws = WsClientBuilder::default()
+        .set_headers(headers)
         .build(format!("ws://{}", targets[0].rpc))
         .await?;
     let mut blocks = ws

@@ -1,25 +1,95 @@
-//! CLI commands that talk to a node over JSON-RPC.
+//! CLI commands that talk to a node over JSON-RPC, and the credentials
+//! they present: a member token for the home's member key (`auth_login`),
+//! and the admin token when the node is the home's own.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use conclave_consensus::{ContextId, Hash32, Tx};
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use conclave_consensus::{ContextId, Hash32, MemberId, Tx};
+use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 
 use super::{
-    ActionsCommand, CheckpointCommand, Cli, Command, ContextCommand, QueryArgs, SubmitArgs,
-    TxCommand,
+    ActionsCommand, AuthCommand, CheckpointCommand, Cli, Command, ContextCommand, QueryArgs,
+    SubmitArgs, TxCommand,
 };
-use crate::keys::NodeKeys;
+use crate::keys::{NodeKeys, RpcSecrets};
+use crate::rpc::auth::{self, ADMIN_HEADER, AUTHORIZATION_HEADER, MAX_TOKEN_TTL_MS};
+use crate::rpc::types::LoginToken;
 use crate::rpc::types::{StateValue, TxStatusView};
 use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembershipApiClient};
 use crate::store::{app_key, verify_proof, Proof};
 
+/// How long the member tokens of one CLI command last.
+pub const COMMAND_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// A client without credentials: public methods only.
 pub fn connect(url: &str) -> anyhow::Result<HttpClient> {
+    connect_with(url, HeaderMap::new())
+}
+
+/// A client sending `headers` with every request.
+pub fn connect_with(url: &str, headers: HeaderMap) -> anyhow::Result<HttpClient> {
     HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(30))
+        .set_headers(headers)
         .build(url)
         .with_context(|| format!("bad RPC url {url}"))
+}
+
+/// A client with the credentials of `home` at the node at `url` (see
+/// [`credentials`]).
+pub async fn connect_as(url: &str, home: &Path) -> anyhow::Result<HttpClient> {
+    connect_with(url, credentials(url, home, COMMAND_TOKEN_TTL).await?)
+}
+
+/// Logs `keys`' member in at the node behind `c` for `ttl`; returns the
+/// token and the node's member id.
+pub async fn login(
+    c: &HttpClient,
+    keys: &NodeKeys,
+    ttl: Duration,
+) -> anyhow::Result<(LoginToken, MemberId)> {
+    let node = c
+        .node_status()
+        .await
+        .context("node_status (is the node running?)")?
+        .member_id;
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let expires_ms = crate::node::now_ms().saturating_add(ttl_ms);
+    let signature = auth::sign_login(&keys.member, &node, expires_ms);
+    let token = c
+        .auth_login(keys.member_id(), expires_ms, signature)
+        .await
+        .context("auth_login")?;
+    Ok((token, node))
+}
+
+/// The headers the CLI sends to the node at `url` for `home`: a member token
+/// for the home's member key (good for `ttl`), and the home's admin token
+/// if the node is the home's own (same member id). None without member
+/// keys in the home: then only public methods work.
+pub async fn credentials(url: &str, home: &Path, ttl: Duration) -> anyhow::Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    if !home.join("keys").join("member.key").exists() {
+        return Ok(headers);
+    }
+    let keys = NodeKeys::load(home)?;
+    let bare = connect(url)?;
+    let (token, node) = login(&bare, &keys, ttl)
+        .await
+        .with_context(|| format!("logging in at {url}"))?;
+    headers.insert(
+        AUTHORIZATION_HEADER,
+        HeaderValue::try_from(format!("Bearer {}", token.token))?,
+    );
+    if node == keys.member_id() {
+        let admin = RpcSecrets::load(home)?.admin_token_hex();
+        let mut value = HeaderValue::try_from(admin)?;
+        value.set_sensitive(true);
+        headers.insert(ADMIN_HEADER, value);
+    }
+    Ok(headers)
 }
 
 fn parse_context(s: &str) -> anyhow::Result<ContextId> {
@@ -71,10 +141,19 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     let url = cli.rpc_url();
-    let c = connect(&url)?;
     let ctx = |e| format!("RPC to {url} failed: {e} (is the node running?)");
+    if let Command::Status = &cli.command {
+        let c = connect(&url)?;
+        return print_json(&c.node_status().await.map_err(|e| anyhow::anyhow!(ctx(e)))?);
+    }
+    if let Command::Auth {
+        command: AuthCommand::Token { expires_in },
+    } = &cli.command
+    {
+        return print_token(cli, &url, *expires_in).await;
+    }
+    let c = connect_as(&url, &cli.home()).await?;
     match &cli.command {
-        Command::Status => print_json(&c.node_status().await.map_err(|e| anyhow::anyhow!(ctx(e)))?),
         Command::Context { command } => match command {
             ContextCommand::Create {
                 app,
@@ -203,6 +282,21 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         } => super::checkpoints::actions(&c, parse_context(context)?, *from, *limit).await,
         _ => bail!("not an RPC command"),
     }
+}
+
+/// `conclave auth token`: a member token for the home's member key, on
+/// stdout (its expiry on stderr).
+async fn print_token(cli: &Cli, url: &str, expires_in: u64) -> anyhow::Result<()> {
+    let max = MAX_TOKEN_TTL_MS / 1000;
+    if !(1..=max).contains(&expires_in) {
+        bail!("--expires-in {expires_in}: must be 1..={max} seconds");
+    }
+    let keys = NodeKeys::load(&cli.home())?;
+    let (token, _) = login(&connect(url)?, &keys, Duration::from_secs(expires_in)).await?;
+    println!("{}", token.token);
+    eprintln!("member  {}", keys.member_id());
+    eprintln!("expires {} ms (unix)", token.expires_ms);
+    Ok(())
 }
 
 async fn submit(cli: &Cli, c: &HttpClient, args: &SubmitArgs) -> anyhow::Result<()> {

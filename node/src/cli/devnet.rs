@@ -74,7 +74,10 @@ pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
         wait_healthy(&url, home, &mut children).await?;
         rpcs.push(url);
     }
-    let contexts = super::client::connect(&rpcs[0])?.context_list().await?;
+    let contexts = super::client::connect_as(&rpcs[0], &homes[0])
+        .await?
+        .context_list()
+        .await?;
     let context = contexts
         .first()
         .map(|c| c.context_id.to_string())

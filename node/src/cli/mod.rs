@@ -55,6 +55,11 @@ pub enum Command {
     },
     /// Node status over RPC.
     Status,
+    /// RPC credentials.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
     /// Contexts: create, list, inspect.
     Context {
         #[command(subcommand)]
@@ -106,6 +111,17 @@ pub enum Command {
 pub enum KeysCommand {
     /// Member id (ed25519 public key) and BLS public key with its PoP.
     Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthCommand {
+    /// Log in with this home's member key and print a member token for the
+    /// node, for `Authorization: Bearer <token>` (e.g. with curl).
+    Token {
+        /// Seconds the token is good for (at most a day).
+        #[arg(long, default_value_t = 3600)]
+        expires_in: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -344,6 +360,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let keys = init_home(&home, listen)?;
             println!("home      {}", home.display());
             println!("member_id {}", keys.member_id());
+            // The path only: the token itself is never printed or logged.
+            println!(
+                "admin     {} (X-Conclave-Admin)",
+                crate::keys::RpcSecrets::admin_token_path(&home).display()
+            );
             Ok(())
         }
         Command::Start => {

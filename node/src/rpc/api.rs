@@ -7,14 +7,16 @@ use conclave_runtime::Call;
 use jsonrpsee::core::{async_trait, RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
-use jsonrpsee::PendingSubscriptionSink;
+use jsonrpsee::{Extensions, PendingSubscriptionSink};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::auth::Verifier;
+use super::policy::{forbidden, unauthorized, Authorized};
 use super::types::*;
 use super::{codes, err};
 use crate::context::{BlockEvent, SubmitError};
 use crate::exec::Overlay;
-use crate::node::Node;
+use crate::node::{now_ms, Node};
 use crate::store::{app_key, TxStatus};
 
 #[rpc(server, client)]
@@ -24,6 +26,18 @@ pub trait ConclaveApi {
 
     #[method(name = "node_health")]
     async fn node_health(&self) -> RpcResult<Health>;
+
+    /// Trades a member's signature (hex, ed25519) over
+    /// `"conclave/rpc-login/v1" ‖ this node's member id ‖ member ‖
+    /// expires_ms (u64 BE)` for a member token valid on this node until
+    /// `expires_ms` (at most 24 h ahead). See `rpc::auth`.
+    #[method(name = "auth_login", param_kind = map)]
+    async fn auth_login(
+        &self,
+        member: conclave_consensus::MemberId,
+        expires_ms: u64,
+        signature: String,
+    ) -> RpcResult<LoginToken>;
 
     /// Creates a context running a bundled app (`app`, e.g. "kv") or the
     /// given wasm (`app_wasm`, hex), with this node and `members` as members,
@@ -41,7 +55,9 @@ pub trait ConclaveApi {
         checkpoint_interval: Option<u64>,
     ) -> RpcResult<ContextCreated>;
 
-    #[method(name = "context_list")]
+    /// The contexts of the caller (a member token), or all of them (the
+    /// admin token).
+    #[method(name = "context_list", with_extensions)]
     async fn context_list(&self) -> RpcResult<Vec<ContextSummary>>;
 
     #[method(name = "context_info", param_kind = map)]
@@ -61,7 +77,9 @@ pub trait ConclaveApi {
     #[method(name = "tx_submit", param_kind = map)]
     async fn tx_submit(&self, tx: SignedTx) -> RpcResult<TxSubmitted>;
 
-    #[method(name = "tx_status", param_kind = map)]
+    /// A tx's status; a tx of a context the caller is not a member of
+    /// reads as `unknown`.
+    #[method(name = "tx_status", param_kind = map, with_extensions)]
     async fn tx_status(&self, hash: Hash32) -> RpcResult<TxStatusView>;
 
     /// An app storage value at `height` (default: latest) with its proof.
@@ -73,8 +91,9 @@ pub trait ConclaveApi {
         height: Option<u64>,
     ) -> RpcResult<StateValue>;
 
-    /// Calls an app method read-only on the latest state.
-    #[method(name = "app_view", param_kind = map)]
+    /// Calls an app method read-only on the latest state, with the
+    /// authenticated member as the app's caller.
+    #[method(name = "app_view", param_kind = map, with_extensions)]
     async fn app_view(
         &self,
         #[argument(rename = "context")] ctx: ContextId,
@@ -97,8 +116,9 @@ pub trait ConclaveApi {
         members: Vec<conclave_consensus::MemberId>,
     ) -> RpcResult<()>;
 
-    /// Committed blocks, of one context or all.
-    #[subscription(name = "subscribe_blocks" => "block", unsubscribe = "unsubscribe_blocks", item = BlockEvent, param_kind = map)]
+    /// Committed blocks, of one context or of all the caller's contexts.
+    /// Ends when the caller's token expires or it leaves the context.
+    #[subscription(name = "subscribe_blocks" => "block", unsubscribe = "unsubscribe_blocks", item = BlockEvent, param_kind = map, with_extensions)]
     async fn subscribe_blocks(
         &self,
         #[argument(rename = "context")] only: Option<ContextId>,
@@ -107,11 +127,16 @@ pub trait ConclaveApi {
 
 pub struct RpcImpl {
     node: Arc<Node>,
+    verifier: Arc<Verifier>,
 }
 
 impl RpcImpl {
-    pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+    pub fn new(node: Arc<Node>, verifier: Arc<Verifier>) -> Self {
+        Self { node, verifier }
+    }
+
+    fn is_member(&self, ctx: &ContextId, who: &conclave_consensus::MemberId) -> RpcResult<bool> {
+        self.node.is_member(ctx, who).map_err(internal)
     }
 
     fn count(&self, method: &str) {
@@ -169,6 +194,20 @@ impl ConclaveApiServer for RpcImpl {
     async fn node_health(&self) -> RpcResult<Health> {
         self.count("node_health");
         Ok(Health { ok: true })
+    }
+
+    async fn auth_login(
+        &self,
+        member: conclave_consensus::MemberId,
+        expires_ms: u64,
+        signature: String,
+    ) -> RpcResult<LoginToken> {
+        self.count("auth_login");
+        let token = self
+            .verifier
+            .login(&member, expires_ms, &signature, now_ms())
+            .map_err(|e| unauthorized(e.to_string()))?;
+        Ok(LoginToken { token, expires_ms })
     }
 
     async fn debug_set_blocked_peers(
@@ -274,10 +313,22 @@ impl ConclaveApiServer for RpcImpl {
         })
     }
 
-    async fn context_list(&self) -> RpcResult<Vec<ContextSummary>> {
+    async fn context_list(&self, ext: &Extensions) -> RpcResult<Vec<ContextSummary>> {
         self.count("context_list");
+        let caller = Authorized::of(ext);
         let records = self.node.store.contexts().map_err(internal)?;
-        Ok(records.into_iter().map(summarize).collect())
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let visible = match caller.member {
+                _ if caller.admin => true,
+                Some(me) => self.is_member(&record.id, &me.member)?,
+                None => false,
+            };
+            if visible {
+                out.push(summarize(record));
+            }
+        }
+        Ok(out)
     }
 
     async fn context_info(&self, context: ContextId) -> RpcResult<ContextSummary> {
@@ -313,8 +364,12 @@ impl ConclaveApiServer for RpcImpl {
         Ok(TxSubmitted { tx_hash })
     }
 
-    async fn tx_status(&self, hash: Hash32) -> RpcResult<TxStatusView> {
+    async fn tx_status(&self, ext: &Extensions, hash: Hash32) -> RpcResult<TxStatusView> {
         self.count("tx_status");
+        let me = Authorized::of(ext)
+            .member
+            .ok_or_else(|| unauthorized("tx_status needs a member token"))?
+            .member;
         let mut view = TxStatusView {
             tx_hash: hash,
             status: "unknown".into(),
@@ -327,7 +382,13 @@ impl ConclaveApiServer for RpcImpl {
             events: Vec::new(),
             fuel_used: None,
         };
-        if let Some(rec) = self.node.store.tx(&hash).map_err(internal)? {
+        // A tx of a context the caller may not read is reported like one
+        // this node never saw.
+        let committed = match self.node.store.tx(&hash).map_err(internal)? {
+            Some(rec) if self.is_member(&rec.context_id, &me)? => Some(rec),
+            _ => None,
+        };
+        if let Some(rec) = committed {
             view.status = match rec.receipt.status {
                 TxStatus::Ok => "committed".into(),
                 TxStatus::Failed => "failed".into(),
@@ -356,6 +417,7 @@ impl ConclaveApiServer for RpcImpl {
             .contexts()
             .map_err(internal)?
             .into_iter()
+            .filter(|r| self.node.is_member(&r.id, &me).unwrap_or(false))
             .filter_map(|r| self.node.context(&r.id).ok())
             .collect();
         for h in handles {
@@ -400,11 +462,16 @@ impl ConclaveApiServer for RpcImpl {
 
     async fn app_view(
         &self,
+        ext: &Extensions,
         context: ContextId,
         method: String,
         args: Option<serde_json::Value>,
     ) -> RpcResult<ViewResult> {
         self.count("app_view");
+        let caller = Authorized::of(ext)
+            .member
+            .ok_or_else(|| unauthorized("app_view needs a member token"))?
+            .member;
         let record = self.summary(&context)?;
         let args = match args {
             None => Vec::new(),
@@ -420,7 +487,7 @@ impl ConclaveApiServer for RpcImpl {
             let call = Call {
                 method: &method,
                 args: &args,
-                caller: [0; 32],
+                caller: caller.0,
                 context_id: *context.as_bytes(),
                 block_height: record.height.0,
                 block_time_ms: record.last_time_ms,
@@ -472,10 +539,24 @@ impl ConclaveApiServer for RpcImpl {
     async fn subscribe_blocks(
         &self,
         pending: PendingSubscriptionSink,
+        ext: &Extensions,
         only: Option<ContextId>,
     ) -> SubscriptionResult {
         self.count("subscribe_blocks");
+        // The policy has checked the token and, when a context is named,
+        // that the caller is its member.
+        let Some(token) = Authorized::of(ext).member else {
+            pending
+                .reject(unauthorized("subscribe_blocks needs a member token"))
+                .await;
+            return Ok(());
+        };
+        let me = token.member;
         if let Some(id) = &only {
+            if !self.node.is_member(id, &me)? {
+                pending.reject(forbidden(&me, id)).await;
+                return Ok(());
+            }
             if self.node.context(id).is_err() {
                 pending
                     .reject(err(codes::UNKNOWN_CONTEXT, format!("unknown context {id}")))
@@ -485,12 +566,25 @@ impl ConclaveApiServer for RpcImpl {
         }
         let mut rx = self.node.events.subscribe();
         let sink = pending.accept().await?;
+        let expiry = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(token.expires_ms.saturating_sub(now_ms()));
         loop {
             tokio::select! {
                 _ = sink.closed() => break,
+                // The token is checked per call; a subscription outliving it
+                // ends with it.
+                _ = tokio::time::sleep_until(expiry) => break,
                 event = rx.recv() => match event {
                     Ok(event) => {
                         if only.is_some_and(|c| c != event.context_id) {
+                            continue;
+                        }
+                        // Asked per block: a member who leaves the context
+                        // stops seeing it.
+                        if !self.node.is_member(&event.context_id, &me)? {
+                            if only.is_some() {
+                                break;
+                            }
                             continue;
                         }
                         let msg = serde_json::value::to_raw_value(&event)?;

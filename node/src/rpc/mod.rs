@@ -1,15 +1,20 @@
 //! JSON-RPC 2.0 over HTTP and WebSocket (one port), with jsonrpsee.
 //! Request and response sizes, batch length, connections and subscriptions
-//! per connection are bounded by `[rpc]` in the config.
+//! per connection are bounded by `[rpc]` in the config. Who may call
+//! which method is [`policy`]'s table, checked before any method runs;
+//! callers prove who they are with the credentials of [`auth`].
 
 mod api;
+pub mod auth;
 pub mod checkpoints;
 pub mod membership;
+pub mod policy;
 pub mod types;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig};
 use jsonrpsee::types::ErrorObjectOwned;
 
@@ -17,6 +22,7 @@ pub use api::{ConclaveApiClient, ConclaveApiServer};
 pub use checkpoints::{CheckpointApiClient, CheckpointApiServer};
 pub use membership::{MembershipApiClient, MembershipApiServer};
 
+use crate::keys::RpcSecrets;
 use crate::node::Node;
 
 /// Error codes beyond JSON-RPC's own.
@@ -30,6 +36,11 @@ pub mod codes {
     /// A member named at context creation could not be reached or
     /// answered with invalid keys; nothing was created.
     pub const MEMBER_UNREACHABLE: i32 = -32021;
+    /// Credentials missing, malformed, forged or expired, or a login
+    /// refused.
+    pub const UNAUTHORIZED: i32 = -32030;
+    /// A valid member token, of a member not in the context asked about.
+    pub const FORBIDDEN: i32 = -32031;
     pub const BAD_REQUEST: i32 = -32602;
 }
 
@@ -49,7 +60,10 @@ impl From<crate::Error> for ErrorObjectOwned {
 }
 
 /// Binds and starts the RPC server; it runs until the process exits.
-pub async fn start(node: Arc<Node>) -> std::io::Result<SocketAddr> {
+/// Creates the admin token and the member-token key if the home lacks them.
+pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
+    let secrets = RpcSecrets::load_or_create(&node.home)?;
+    let verifier = Arc::new(auth::Verifier::new(node.keys.member_id(), &secrets));
     let c = &node.config.rpc;
     let cfg = ServerConfig::builder()
         .max_request_body_size(c.max_request_bytes)
@@ -58,15 +72,29 @@ pub async fn start(node: Arc<Node>) -> std::io::Result<SocketAddr> {
         .max_subscriptions_per_connection(c.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(c.max_batch_len))
         .build();
-    let server = Server::builder().set_config(cfg).build(c.listen).await?;
-    let addr = server.local_addr()?;
-    let mut methods = api::RpcImpl::new(node.clone()).into_rpc();
+    let mut methods = api::RpcImpl::new(node.clone(), verifier.clone()).into_rpc();
     methods
         .merge(checkpoints::CheckpointRpc::new(node.clone()).into_rpc())
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        .map_err(|e| crate::Error::Other(e.to_string()))?;
     methods
-        .merge(membership::MembershipRpc::new(node).into_rpc())
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        .merge(membership::MembershipRpc::new(node.clone()).into_rpc())
+        .map_err(|e| crate::Error::Other(e.to_string()))?;
+    let unclassified = policy::unclassified(methods.method_names());
+    if !unclassified.is_empty() {
+        return Err(crate::Error::Other(format!(
+            "RPC methods without an access policy (add them to rpc::policy::POLICY): {}",
+            unclassified.join(", ")
+        )));
+    }
+    let server = Server::builder()
+        .set_config(cfg)
+        .set_http_middleware(policy::credentials_layer(verifier))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new().layer(policy::AuthorizeLayer::new(node.clone())),
+        )
+        .build(c.listen)
+        .await?;
+    let addr = server.local_addr()?;
     let handle = server.start(methods);
     tokio::spawn(handle.stopped());
     Ok(addr)

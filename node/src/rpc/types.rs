@@ -101,3 +101,10 @@ pub struct ContextCreated {
     #[serde(default)]
     pub offers: Vec<crate::membership::OfferOutcome>,
 }
+
+/// A member token from `auth_login`, for `Authorization: Bearer <token>`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoginToken {
+    pub token: String,
+    pub expires_ms: u64,
+}

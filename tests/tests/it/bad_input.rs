@@ -2,7 +2,7 @@
 
 use conclave_consensus::{ContextId, Hash32};
 use conclave_node::rpc::{codes, ConclaveApiClient};
-use conclave_tests::{http_raw, signed, wait_committed};
+use conclave_tests::{http_raw, http_raw_with, signed, wait_committed};
 use jsonrpsee::core::ClientError;
 
 use crate::{node_with_context, COMMIT_TIMEOUT};
@@ -69,10 +69,12 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let (status, body) = http_raw(node.rpc, "POST", "/", b"{not json");
     assert_eq!(status, 200);
     assert!(body.contains("-32700"), "parse error: {body}");
-    let (_, body) = http_raw(
+    let token = node.mint_token(&keys.member_id(), conclave_node::node::now_ms() + 60_000);
+    let (_, body) = http_raw_with(
         node.rpc,
         "POST",
         "/",
+        &[("Authorization", &format!("Bearer {token}"))],
         br#"{"jsonrpc":"2.0","id":1,"method":"tx_status","params":{"hash":"nothex"}}"#,
     );
     assert!(body.contains("-32602"), "invalid params: {body}");

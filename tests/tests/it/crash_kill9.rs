@@ -14,7 +14,6 @@ use conclave_node::rpc::ConclaveApiClient;
 use conclave_tests::{signed, wait_committed};
 use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::rpc_params;
-use jsonrpsee::ws_client::WsClientBuilder;
 
 use crate::{node_with_context, COMMIT_TIMEOUT};
 
@@ -24,10 +23,7 @@ const TOTAL: u64 = 1000;
 async fn kill9_mid_stream_loses_nothing_committed() {
     let (mut node, ctx) = node_with_context("kv").await;
     let keys = node.keys();
-    let ws = WsClientBuilder::default()
-        .build(format!("ws://{}", node.rpc))
-        .await
-        .unwrap();
+    let ws = node.ws_client().await;
     let mut sub = ws
         .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
         .await

@@ -17,6 +17,7 @@ mod n4;
 mod nonce_order;
 mod privacy;
 mod proofs;
+mod rpc_auth;
 mod subscriptions;
 mod views;
 

@@ -260,7 +260,14 @@ async fn invite_join_validate_then_remove_and_rotate() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let removed_tip = height(&net.nodes[3], ctx).await;
+    // Its own node no longer serves it the context's data.
+    let e = net.nodes[3].client().context_info(ctx).await.unwrap_err();
+    assert_eq!(code(&e), -32031, "{e}");
+    let removed_tip = metric(
+        &net.nodes[3],
+        &format!("conclave_consensus_height{{context=\"{}\"}}", ctx.to_hex()),
+    )
+    .await as u64;
     assert!(
         removed_tip <= h2 + 1,
         "the removed node followed to {removed_tip} (removal at {h2})"

@@ -6,7 +6,6 @@ use conclave_node::context::BlockEvent;
 use conclave_node::rpc::ConclaveApiClient;
 use conclave_tests::signed;
 use jsonrpsee::core::client::SubscriptionClientT;
-use jsonrpsee::ws_client::WsClientBuilder;
 
 use crate::node_with_context;
 
@@ -16,10 +15,7 @@ use crate::node_with_context;
 async fn subscribe_blocks_streams_commits() {
     let (node, ctx) = node_with_context("kv").await;
     let keys = node.keys();
-    let ws = WsClientBuilder::default()
-        .build(format!("ws://{}", node.rpc))
-        .await
-        .unwrap();
+    let ws = node.ws_client().await;
     let mut params = jsonrpsee::core::params::ObjectParams::new();
     params.insert("context", ctx).unwrap();
     let mut sub = ws
