@@ -509,3 +509,27 @@ pub async fn resolve_peer(node: &Node, via: &str) -> Result<MemberId> {
         .map_err(|e| Error::Other(format!("member {member}: cannot dial: {e}")))?;
     Ok(member)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_genesis_must_hash_to_the_context_joined() {
+        let genesis = Genesis {
+            app_hash: Hash32([1; 32]),
+            members: Vec::new(),
+            created_at_ms: 5,
+            salt: Hash32([2; 32]),
+            anchors: Vec::new(),
+            checkpoint_interval: 10,
+        };
+        let id = genesis.context_id();
+        check_genesis(&id, &genesis).unwrap();
+        let mut forged = genesis.clone();
+        forged.salt = Hash32([3; 32]);
+        let err = check_genesis(&id, &forged).unwrap_err().to_string();
+        assert!(err.contains("hashes to"), "{err}");
+        assert!(check_genesis(&ContextId([9; 32]), &genesis).is_err());
+    }
+}

@@ -87,24 +87,22 @@ impl CheckpointRpc {
 
     /// The context's checkpoint parameters; unknown context → -32001.
     fn params(&self, ctx: &ContextId) -> RpcResult<Params> {
-        let record = self
-            .node
+        let record = self.record(ctx)?;
+        params(record.id, &record.genesis).map_err(internal)
+    }
+
+    fn record(&self, ctx: &ContextId) -> RpcResult<crate::store::ContextRecord> {
+        self.node
             .store
             .context(ctx)
             .map_err(internal)?
-            .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))?;
-        params(record.id, &record.genesis).map_err(internal)
+            .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))
     }
 
     /// The checkpoint parameters of height `h`: its member set (which
     /// membership changes may have made differ from the genesis').
     fn params_at(&self, ctx: &ContextId, h: Height) -> RpcResult<Params> {
-        let record = self
-            .node
-            .store
-            .context(ctx)
-            .map_err(internal)?
-            .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))?;
+        let record = self.record(ctx)?;
         let state = self.node.store.state(*ctx);
         let parent = Height(h.0.saturating_sub(1).min(record.height.0));
         let membership = crate::exec::Overlay::new(&state, parent)

@@ -69,19 +69,22 @@ pub async fn assert_agreement(net: &TestNet) -> u64 {
 /// Submits `count` txs round-robin over the running nodes, each signed by
 /// the receiving node's member, and waits until all are committed.
 pub async fn load(net: &TestNet, count: usize) {
-    let running: Vec<_> = net.nodes.iter().filter(|n| n.is_running()).collect();
+    let running: Vec<&TestNode> = net.nodes.iter().filter(|n| n.is_running()).collect();
+    load_on(&running, net.context, count).await
+}
+
+/// Submits `count` kv txs round-robin over `nodes`, each signed by the
+/// receiving node's member, and waits until all are committed.
+pub async fn load_on(nodes: &[&TestNode], ctx: ContextId, count: usize) {
     let mut last = Vec::new();
     for i in 0..count {
-        let node = running[i % running.len()];
+        let node = nodes[i % nodes.len()];
         let keys = node.keys();
         let c = node.client();
-        let nonce = c
-            .context_nonce(net.context, keys.member_id())
-            .await
-            .unwrap();
+        let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
         let args = format!(r#"{{"key":"k{i}","value":"{i}"}}"#);
         let h = c
-            .tx_submit(signed(&keys, net.context, nonce, "set", &args))
+            .tx_submit(signed(&keys, ctx, nonce, "set", &args))
             .await
             .unwrap()
             .tx_hash;

@@ -13,7 +13,7 @@ use conclave_node::rpc::{ConclaveApiClient, MembershipApiClient};
 use conclave_tests::{signed, wait_committed, TestNet, TestNode};
 use jsonrpsee::core::ClientError;
 
-use crate::{load, COMMIT_TIMEOUT};
+use crate::{load, load_on, COMMIT_TIMEOUT};
 
 /// A fresh node (not in the genesis) whose static peers are `net`'s nodes.
 async fn fresh_node(net: &TestNet) -> TestNode {
@@ -316,27 +316,4 @@ async fn invite_join_validate_then_remove_and_rotate() {
     load_on(&stay, ctx, 3).await;
     let tip = height(&net.nodes[0], ctx).await;
     agree(&stay, ctx, tip).await;
-}
-
-/// Submits `count` kv txs round-robin over `nodes`, each signed by the
-/// receiving node's member, and waits for all.
-async fn load_on(nodes: &[&TestNode], ctx: ContextId, count: usize) {
-    let mut last = Vec::new();
-    for i in 0..count {
-        let node = nodes[i % nodes.len()];
-        let keys = node.keys();
-        let c = node.client();
-        let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
-        let args = format!(r#"{{"key":"m{i}","value":"{i}"}}"#);
-        let h = c
-            .tx_submit(signed(&keys, ctx, nonce, "set", &args))
-            .await
-            .unwrap()
-            .tx_hash;
-        last.push((c, h));
-    }
-    for (c, h) in last {
-        let s = wait_committed(&c, h, COMMIT_TIMEOUT).await;
-        assert_eq!(s.status, "committed", "{s:?}");
-    }
 }
