@@ -168,6 +168,11 @@ impl Metrics {
         })
     }
 
+    /// Counts one call of RPC method `method`.
+    pub fn count_rpc(&self, method: &str) {
+        self.rpc_requests_total.with_label_values(&[method]).inc();
+    }
+
     pub fn render(&self) -> String {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())

@@ -140,11 +140,7 @@ impl RpcImpl {
     }
 
     fn count(&self, method: &str) {
-        self.node
-            .metrics
-            .rpc_requests_total
-            .with_label_values(&[method])
-            .inc();
+        self.node.metrics.count_rpc(method);
     }
 
     fn summary(&self, id: &ContextId) -> RpcResult<crate::store::ContextRecord> {

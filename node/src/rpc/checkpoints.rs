@@ -78,11 +78,7 @@ impl CheckpointRpc {
     }
 
     fn count(&self, method: &str) {
-        self.node
-            .metrics
-            .rpc_requests_total
-            .with_label_values(&[method])
-            .inc();
+        self.node.metrics.count_rpc(method);
     }
 
     /// The context's checkpoint parameters; unknown context → -32001.

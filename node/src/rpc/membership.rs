@@ -133,11 +133,7 @@ impl MembershipRpc {
     }
 
     fn count(&self, method: &str) {
-        self.node
-            .metrics
-            .rpc_requests_total
-            .with_label_values(&[method])
-            .inc();
+        self.node.metrics.count_rpc(method);
     }
 }
 
