@@ -18,8 +18,7 @@
 //! keys, the context and the epoch) and ChaCha20-Poly1305. A sealed key is
 //! 80 bytes and only its addressee can open it.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305, XNonce};
+use conclave_aead::XChaCha;
 use conclave_consensus::{ContextId, MemberId};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -99,22 +98,18 @@ impl ContextKey {
     pub fn seal(&self, ctx: &ContextId, purpose: Purpose, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let cipher = XChaCha20Poly1305::new((&self.key).into());
         let aad = self.aad(ctx, purpose);
-        let body = cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
-        let mut out = Vec::with_capacity(1 + 8 + NONCE_LEN + body.len());
+        let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
         out.push(VERSION);
         out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&body);
+        out.extend_from_slice(plaintext);
+        let body = &mut out[1 + 8 + NONCE_LEN..];
+        // Fails only beyond 256 GiB, which no message reaches.
+        let tag = XChaCha::new(&self.key)
+            .encrypt(&nonce, &aad, body)
+            .unwrap_or_default();
+        out.extend_from_slice(&tag);
         out
     }
 
@@ -131,17 +126,14 @@ impl ContextKey {
         }
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&sealed[9..9 + NONCE_LEN]);
-        let cipher = XChaCha20Poly1305::new((&self.key).into());
-        let aad = self.aad(ctx, purpose);
-        cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: &sealed[9 + NONCE_LEN..],
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SealError::Tag)
+        let (body, tag) = sealed[9 + NONCE_LEN..].split_at(sealed.len() - 9 - NONCE_LEN - TAG_LEN);
+        let mut tag_bytes = [0u8; TAG_LEN];
+        tag_bytes.copy_from_slice(tag);
+        let mut plain = body.to_vec();
+        XChaCha::new(&self.key)
+            .decrypt(&nonce, &self.aad(ctx, purpose), &mut plain, &tag_bytes)
+            .map_err(|_| SealError::Tag)?;
+        Ok(plain)
     }
 }
 
@@ -163,13 +155,14 @@ fn montgomery_of(member: &MemberId) -> Result<MontgomeryPoint, SealError> {
     Ok(vk.to_montgomery())
 }
 
+/// The one-use key that wraps a context key for one recipient.
 fn wrap_key(
     shared: &MontgomeryPoint,
     ephemeral: &MontgomeryPoint,
     recipient: &MontgomeryPoint,
     ctx: &ContextId,
     epoch: u64,
-) -> Result<ChaCha20Poly1305, SealError> {
+) -> Result<[u8; 32], SealError> {
     if shared.as_bytes() == &[0u8; 32] {
         // A small-order point: no secret was agreed.
         return Err(SealError::Malformed("degenerate key agreement"));
@@ -184,7 +177,7 @@ fn wrap_key(
     let mut okm = [0u8; 32];
     hk.expand(&info, &mut okm)
         .map_err(|_| SealError::Malformed("key derivation"))?;
-    Ok(ChaCha20Poly1305::new((&okm).into()))
+    Ok(okm)
 }
 
 /// Seals `key` to `member`: only the holder of that member's secret key
@@ -199,9 +192,8 @@ pub fn seal_key_to(
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let ephemeral = MontgomeryPoint::mul_base_clamped(secret);
     let shared = recipient.mul_clamped(secret);
-    let cipher = wrap_key(&shared, &ephemeral, &recipient, ctx, key.epoch)?;
-    let body = cipher
-        .encrypt(&[0u8; 12].into(), key.key.as_slice())
+    let wrap = wrap_key(&shared, &ephemeral, &recipient, ctx, key.epoch)?;
+    let body = conclave_aead::seal_once(&wrap, &key.key)
         .map_err(|_| SealError::Malformed("encryption"))?;
     let mut out = ephemeral.as_bytes().to_vec();
     out.extend_from_slice(&body);
@@ -223,10 +215,8 @@ pub fn open_key(
     let ephemeral = MontgomeryPoint(e);
     let recipient = me.verifying_key().to_montgomery();
     let shared = ephemeral.mul_clamped(me.to_scalar_bytes());
-    let cipher = wrap_key(&shared, &ephemeral, &recipient, ctx, epoch)?;
-    let key = cipher
-        .decrypt(&[0u8; 12].into(), &sealed[32..])
-        .map_err(|_| SealError::Tag)?;
+    let wrap = wrap_key(&shared, &ephemeral, &recipient, ctx, epoch)?;
+    let key = conclave_aead::open_once(&wrap, &sealed[32..]).map_err(|_| SealError::Tag)?;
     let key: [u8; 32] = key
         .try_into()
         .map_err(|_| SealError::Malformed("key length"))?;

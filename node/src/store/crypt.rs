@@ -20,8 +20,7 @@
 
 use std::sync::Arc;
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use conclave_aead::XChaCha;
 use rand::RngCore;
 
 use super::StoreError;
@@ -38,7 +37,7 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// the key is wiped from memory when the last clone drops. Never printed.
 #[derive(Clone)]
 pub struct StorageKey {
-    cipher: Arc<XChaCha20Poly1305>,
+    cipher: Arc<XChaCha>,
 }
 
 impl std::fmt::Debug for StorageKey {
@@ -53,7 +52,7 @@ impl StorageKey {
 
     pub fn from_bytes(bytes: &[u8; Self::LEN]) -> Self {
         Self {
-            cipher: Arc::new(XChaCha20Poly1305::new(bytes.into())),
+            cipher: Arc::new(XChaCha::new(bytes)),
         }
     }
 
@@ -86,7 +85,7 @@ impl StorageKey {
         })?;
         let tag = self
             .cipher
-            .encrypt_in_place_detached(&XNonce::from(nonce), &aad(cf, key), &mut buf[HEADER_LEN..])
+            .encrypt(&nonce, &aad(cf, key), &mut buf[HEADER_LEN..])
             .map_err(|_| StoreError::Encode {
                 cf,
                 msg: "value too large to encrypt".into(),
@@ -138,12 +137,7 @@ impl StorageKey {
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
         self.cipher
-            .decrypt_in_place_detached(
-                &XNonce::from(nonce),
-                &aad(cf, key),
-                body,
-                &Tag::from(tag_bytes),
-            )
+            .decrypt(&nonce, &aad(cf, key), body, &tag_bytes)
             .map_err(|_| {
                 corrupt(
                     "record does not authenticate: corrupt, moved from another key, \
