@@ -82,17 +82,7 @@ async fn verify_independently(
 
 /// Commits one kv tx through `node` and returns its height.
 async fn one_tx(node: &TestNode, ctx: ContextId, i: usize) -> u64 {
-    let keys = node.keys();
-    let c = node.client();
-    let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
-    let args = format!(r#"{{"key":"k{i}","value":"{i}"}}"#);
-    let h = c
-        .tx_submit(signed(&keys, ctx, nonce, "set", &args))
-        .await
-        .unwrap()
-        .tx_hash;
-    let s = wait_committed(&c, h, COMMIT_TIMEOUT).await;
-    assert_eq!(s.status, "committed", "{s:?}");
+    let s = crate::commit_set(node, ctx, &format!("k{i}"), &i.to_string()).await;
     s.height.unwrap()
 }
 

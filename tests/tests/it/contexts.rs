@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use conclave_consensus::{ContextId, Hash32, MemberId};
+use conclave_consensus::{ContextId, MemberId};
 use conclave_node::rpc::ConclaveApiClient;
 use conclave_tests::{signed, wait_committed, TestNet};
-use jsonrpsee::http_client::HttpClient;
 
 use crate::COMMIT_TIMEOUT;
 
@@ -32,26 +31,6 @@ async fn create(net: &TestNet, app: &str, creator: usize, members: &[usize]) -> 
         created.offers
     );
     created.context_id
-}
-
-async fn submit_set(
-    net: &TestNet,
-    node: usize,
-    ctx: ContextId,
-    key: &str,
-    value: &str,
-) -> (HttpClient, Hash32) {
-    let n = &net.nodes[node];
-    let keys = n.keys();
-    let c = n.client();
-    let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
-    let args = format!(r#"{{"key":"{key}","value":"{value}"}}"#);
-    let h = c
-        .tx_submit(signed(&keys, ctx, nonce, "set", &args))
-        .await
-        .unwrap()
-        .tx_hash;
-    (c, h)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +104,7 @@ async fn a_hundred_contexts_over_four_nodes_all_progress_in_isolation() {
     let mut pending = Vec::new();
     for (i, (ctx, members)) in contexts.iter().enumerate() {
         let node = members[(i / 11) % members.len()];
-        pending.push(submit_set(&net, node, *ctx, "k", &format!("v{i}")).await);
+        pending.push(crate::submit_set(&net.nodes[node], *ctx, "k", &format!("v{i}")).await);
     }
     for (c, h) in &pending {
         let s = wait_committed(c, *h, COMMIT_TIMEOUT).await;

@@ -24,6 +24,7 @@ mod views;
 use std::time::Duration;
 
 use conclave_consensus::ContextId;
+use conclave_node::rpc::types::TxStatusView;
 use conclave_node::rpc::ConclaveApiClient;
 use conclave_tests::{signed, wait_committed, TestNet, TestNode};
 
@@ -73,22 +74,45 @@ pub async fn load(net: &TestNet, count: usize) {
     load_on(&running, net.context, count).await
 }
 
+/// Submits a kv `set` through `node`, signed by its member with its next
+/// nonce; returns the node's client and the tx hash.
+pub async fn submit_set(
+    node: &TestNode,
+    ctx: ContextId,
+    key: &str,
+    value: &str,
+) -> (
+    jsonrpsee::http_client::HttpClient,
+    conclave_consensus::Hash32,
+) {
+    let keys = node.keys();
+    let c = node.client();
+    let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
+    let args = format!(r#"{{"key":"{key}","value":"{value}"}}"#);
+    let h = c
+        .tx_submit(signed(&keys, ctx, nonce, "set", &args))
+        .await
+        .unwrap()
+        .tx_hash;
+    (c, h)
+}
+
+/// [`submit_set`], then waits until the tx is committed; returns its
+/// status.
+pub async fn commit_set(node: &TestNode, ctx: ContextId, key: &str, value: &str) -> TxStatusView {
+    let (c, h) = submit_set(node, ctx, key, value).await;
+    let s = wait_committed(&c, h, COMMIT_TIMEOUT).await;
+    assert_eq!(s.status, "committed", "{s:?}");
+    s
+}
+
 /// Submits `count` kv txs round-robin over `nodes`, each signed by the
 /// receiving node's member, and waits until all are committed.
 pub async fn load_on(nodes: &[&TestNode], ctx: ContextId, count: usize) {
     let mut last = Vec::new();
     for i in 0..count {
         let node = nodes[i % nodes.len()];
-        let keys = node.keys();
-        let c = node.client();
-        let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
-        let args = format!(r#"{{"key":"k{i}","value":"{i}"}}"#);
-        let h = c
-            .tx_submit(signed(&keys, ctx, nonce, "set", &args))
-            .await
-            .unwrap()
-            .tx_hash;
-        last.push((c, h));
+        last.push(submit_set(node, ctx, &format!("k{i}"), &i.to_string()).await);
     }
     for (c, h) in last {
         let s = wait_committed(&c, h, COMMIT_TIMEOUT).await;

@@ -7,9 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use conclave_node::rpc::ConclaveApiClient;
 use conclave_node::seal::Purpose;
-use conclave_tests::{signed, wait_committed};
 use rand::RngCore;
 
 use crate::byzantine::{byzantine_net, member_context_key, Peer, BYZ};
@@ -28,22 +26,7 @@ async fn a_peer_on_the_topic_reads_only_ciphertext() {
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let value = hex::encode(secret);
 
-    let node = &net.nodes[0];
-    let (keys, c) = (node.keys(), node.client());
-    let nonce = c
-        .context_nonce(net.context, keys.member_id())
-        .await
-        .unwrap();
-    let args = format!(r#"{{"key":"secret","value":"{value}"}}"#);
-    let tx = c
-        .tx_submit(signed(&keys, net.context, nonce, "set", &args))
-        .await
-        .unwrap()
-        .tx_hash;
-    assert_eq!(
-        wait_committed(&c, tx, COMMIT_TIMEOUT).await.status,
-        "committed"
-    );
+    crate::commit_set(&net.nodes[0], net.context, "secret", &value).await;
     load(&net, 2).await;
 
     let key = member_context_key(&net, BYZ);

@@ -111,18 +111,7 @@ async fn login_client(
 }
 
 async fn set(node: &conclave_tests::TestNode, ctx: ContextId, key: &str) -> Hash32 {
-    let c = node.client();
-    let keys = node.keys();
-    let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
-    let args = format!(r#"{{"key":"{key}","value":"1"}}"#);
-    let h = c
-        .tx_submit(signed(&keys, ctx, nonce, "set", &args))
-        .await
-        .unwrap()
-        .tx_hash;
-    let s = wait_committed(&c, h, COMMIT_TIMEOUT).await;
-    assert_eq!(s.status, "committed", "{s:?}");
-    h
+    crate::commit_set(node, ctx, key, "1").await.tx_hash
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
