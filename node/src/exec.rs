@@ -231,15 +231,16 @@ pub fn execute(
             rejected.push((tx, reason));
             continue;
         }
+        // The nonce is used whatever the call does (the app cannot read the
+        // node namespace, so writing it first changes nothing for it).
+        overlay.writes.insert(
+            nonce_key(&tx.tx.sender),
+            Some(borsh::to_vec(&tx.tx.nonce).unwrap_or_default()),
+        );
         if crate::members::is_membership_method(&tx.tx.method) {
-            overlay.writes.insert(
-                nonce_key(&tx.tx.sender),
-                Some(borsh::to_vec(&tx.tx.nonce).unwrap_or_default()),
-            );
             let current = overlay.membership(env.genesis)?;
             let applied = crate::members::apply(
                 &current,
-                &env.context_id,
                 &tx.tx.sender,
                 &tx.tx.method,
                 &tx.tx.args,
@@ -281,10 +282,6 @@ pub fn execute(
         };
         let outcome = runtime.call(app, call, &ReadView(&overlay))?;
         fuel_used = fuel_used.saturating_add(outcome.fuel_used);
-        overlay.writes.insert(
-            nonce_key(&tx.tx.sender),
-            Some(borsh::to_vec(&tx.tx.nonce).unwrap_or_default()),
-        );
         // Each action request must decode and fit its chain, or the tx
         // fails (its writes, events and actions are dropped).
         let result = outcome

@@ -144,6 +144,19 @@ impl Membership {
             .unwrap_or(&self.sets[0])
     }
 
+    /// The key epochs of the sets `member` belongs to, oldest first: the
+    /// epochs whose key was handed to it.
+    pub fn key_epochs_of(&self, member: &MemberId) -> Vec<u64> {
+        let mut epochs: Vec<u64> = self
+            .sets
+            .iter()
+            .filter(|s| s.contains(member))
+            .map(|s| s.key_epoch)
+            .collect();
+        epochs.dedup();
+        epochs
+    }
+
     /// The newest set (in force or pending).
     pub fn latest(&self) -> &MemberSet {
         &self.sets[self.sets.len() - 1]
@@ -226,14 +239,12 @@ struct Outcome<'a> {
 /// new member's BLS key and proof of possession.
 pub fn apply(
     current: &Membership,
-    context: &ContextId,
     sender: &MemberId,
     method: &str,
     args: &[u8],
     height: Height,
     check_keys: impl Fn(&MemberInfo) -> Result<(), String>,
 ) -> Result<Applied, String> {
-    let _ = context;
     let mut next = current.clone();
     let mut writes = Vec::new();
     let (change, member) = match method {
@@ -400,15 +411,7 @@ mod tests {
         args: Vec<u8>,
         h: u64,
     ) -> Result<Membership, String> {
-        let a = apply(
-            m,
-            &ContextId::default(),
-            &sender,
-            method,
-            &args,
-            Height(h),
-            ok,
-        )?;
+        let a = apply(m, &sender, method, &args, Height(h), ok)?;
         let (_, bytes) = a.writes.iter().find(|(k, _)| k == MEMBERS_KEY).unwrap();
         Membership::decode(bytes.as_deref(), &genesis(1))
     }

@@ -226,13 +226,7 @@ fn join_for(node: &Node, from: MemberId, context: &ContextId) -> Result<NodeResp
     }
     let state = node.store.state(*context);
     let overlay = crate::exec::Overlay::new(&state, record.height);
-    let epochs: Vec<u64> = membership
-        .sets
-        .iter()
-        .filter(|s| s.contains(&from))
-        .map(|s| s.key_epoch)
-        .collect();
-    for key_epoch in epochs.into_iter().rev() {
+    for key_epoch in membership.key_epochs_of(&from).into_iter().rev() {
         if let Some(sealed_key) = overlay.get(&crate::members::sealed_key_key(key_epoch, &from))? {
             return Ok(NodeResponse::Join {
                 genesis: record.genesis,

@@ -1145,9 +1145,9 @@ impl ContextActor {
                 Overlay::new(&state, self.record.height).membership(&self.record.genesis)?;
         }
         let next = Height(self.record.height.0 + 1);
-        let set: MemberSet = self.membership.at(next).clone();
         let me = self.engine.address();
-        if set.ids() != self.members {
+        if self.membership.at(next).ids() != self.members {
+            let set: MemberSet = self.membership.at(next).clone();
             let was_validator = self.is_validator();
             self.members = set.ids();
             self.validators = ValidatorSet::from_members(&self.members)
@@ -1209,10 +1209,8 @@ impl ContextActor {
         let me = self.engine.address();
         let epochs: Vec<u64> = self
             .membership
-            .sets
-            .iter()
-            .filter(|s| s.contains(&me))
-            .map(|s| s.key_epoch)
+            .key_epochs_of(&me)
+            .into_iter()
             .filter(|e| !self.keys.contains_key(e))
             .collect();
         if epochs.is_empty() {
