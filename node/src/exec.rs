@@ -124,6 +124,13 @@ impl<'a> Overlay<'a> {
             .map_err(|msg| StoreError::Corrupt { cf: "state", msg })
     }
 
+    /// The anchors added after creation (`conclave.anchor`).
+    pub fn anchors(&self) -> Result<crate::anchors::Anchors, StoreError> {
+        let stored = self.get(crate::anchors::ANCHORS_KEY)?;
+        crate::anchors::Anchors::decode(stored.as_deref())
+            .map_err(|msg| StoreError::Corrupt { cf: "state", msg })
+    }
+
     pub fn nonce(&self, member: &MemberId) -> Result<u64, StoreError> {
         Ok(match self.get(&nonce_key(member))? {
             Some(bytes) => u64::try_from_slice(&bytes).map_err(|e| StoreError::Corrupt {
@@ -202,6 +209,8 @@ pub fn execute(
     let mut actions: Vec<ActionRecord> = Vec::new();
     let mut outbox: Vec<Action> = Vec::new();
     let mut fuel_used = 0u64;
+    // The validators of this height, as guests see them (`members_read`).
+    let member_ids: Vec<[u8; 32]> = env.members.iter().map(|m| *m.as_bytes()).collect();
     for (index, tx) in txs.into_iter().enumerate() {
         if !strict && env.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             break;
@@ -239,14 +248,25 @@ pub fn execute(
         );
         if crate::members::is_membership_method(&tx.tx.method) {
             let current = overlay.membership(env.genesis)?;
-            let applied = crate::members::apply(
-                &current,
-                &tx.tx.sender,
-                &tx.tx.method,
-                &tx.tx.args,
-                env.height,
-                |m| crate::context::check_member_keys(m).map_err(|e| e.to_string()),
-            );
+            let applied = if tx.tx.method == crate::anchors::METHOD_ANCHOR {
+                crate::anchors::apply(
+                    env.context_id,
+                    env.genesis,
+                    &overlay.anchors()?,
+                    &current,
+                    &tx.tx.args,
+                    env.height,
+                )
+            } else {
+                crate::members::apply(
+                    &current,
+                    &tx.tx.sender,
+                    &tx.tx.method,
+                    &tx.tx.args,
+                    env.height,
+                    |m| crate::context::check_member_keys(m).map_err(|e| e.to_string()),
+                )
+            };
             receipts.push(match applied {
                 Ok(a) => {
                     overlay.writes.extend(a.writes);
@@ -278,6 +298,7 @@ pub fn execute(
             context_id: *env.context_id.as_bytes(),
             block_height: env.height.0,
             block_time_ms: env.time_ms,
+            members: &member_ids,
             read_only: false,
         };
         let outcome = runtime.call(app, call, &ReadView(&overlay))?;

@@ -8,7 +8,8 @@
 //! `before_publish` (WAL synced, a vote or proposal about to be sent),
 //! `after_publish`, `proposal_persisted` (own candidate block stored, its
 //! proposal not yet signed), `before_commit` and `after_commit` (around the
-//! store's commit batch of a decided height).
+//! store's commit batch of a decided height), `relay_after_checkpoint`
+//! (`conclave relay` posted a checkpoint, its actions not yet executed).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -28,6 +28,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod anchors;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -182,6 +182,15 @@ impl Metrics {
 
 /// Serves `GET /metrics` on `addr` until the task is dropped.
 pub async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
+    serve_with(move || metrics.render(), listener).await
+}
+
+/// Serves `GET /metrics` with the text `render` makes (also the relayer's
+/// own registry) until the task is dropped.
+pub async fn serve_with<F>(render: F, listener: TcpListener)
+where
+    F: Fn() -> String + Clone + Send + Sync + 'static,
+{
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -190,15 +199,15 @@ pub async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
                 continue;
             }
         };
-        let metrics = metrics.clone();
+        let render = render.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
+                let render = render.clone();
                 async move {
                     let resp = if req.uri().path() == "/metrics" {
                         Response::builder()
                             .header("content-type", "text/plain; version=0.0.4")
-                            .body(Full::new(Bytes::from(metrics.render())))
+                            .body(Full::new(Bytes::from(render())))
                     } else {
                         Response::builder()
                             .status(StatusCode::NOT_FOUND)

@@ -4,9 +4,12 @@
 //!
 //! Methods (arguments and results are JSON):
 //!
-//! - `configure {"threshold"}`: sets the quorum, the number of distinct
-//!   members' votes a proposal needs. Once, before the first proposal (the
-//!   SDK does not expose the member list, so the group fixes it here).
+//! - `configure {"threshold"}` or `configure {"fraction": "2/3"}`: sets the
+//!   quorum, once, before the first proposal: a fixed number of votes, or a
+//!   fraction of the context's members at the time of each vote (rounded
+//!   up: "2/3" of 4 members is 3), so the quorum follows membership
+//!   changes. Either way only the votes of current members count: a removed
+//!   member's earlier vote no longer does.
 //! - `propose {"domain", "action", "description"?}` → `{"id"}`: `domain` is
 //!   the 41-byte anchor domain in hex (`evm:<chain>:<proxy>` domains can be
 //!   given as `{"evm": {"chain_id", "proxy"}}` too); `action` is one of
@@ -35,7 +38,37 @@ const MAX_DESCRIPTION: usize = 1024;
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    threshold: u32,
+    /// A fixed number of votes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    threshold: Option<u32>,
+    /// `"a/b"`: that fraction of the current members, rounded up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fraction: Option<String>,
+}
+
+impl Config {
+    /// `(numerator, denominator)` of a fraction quorum; aborts if malformed.
+    fn parse_fraction(f: &str) -> (u64, u64) {
+        let parsed = f
+            .split_once('/')
+            .and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
+        match parsed {
+            Some((a, b)) if a >= 1 && b >= 1 && a <= b && b <= 1000 => (a, b),
+            _ => abort("fraction must be \"a/b\" with 1 <= a <= b <= 1000"),
+        }
+    }
+
+    /// Votes a proposal needs among `members` members.
+    fn needed(&self, members: usize) -> u64 {
+        match (&self.threshold, &self.fraction) {
+            (Some(t), _) => u64::from(*t),
+            (None, Some(f)) => {
+                let (a, b) = Self::parse_fraction(f);
+                (members as u64 * a).div_ceil(b).max(1)
+            }
+            (None, None) => abort("stored config is corrupt"),
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -242,8 +275,9 @@ fn next_id() -> u64 {
         .unwrap_or(0)
 }
 
-/// Counts `voter`'s vote; requests the action when the threshold is met.
-fn record_vote(p: &mut Proposal, voter: String, threshold: u32) {
+/// Counts `voter`'s vote; requests the action when the current members'
+/// votes reach the quorum.
+fn record_vote(p: &mut Proposal, voter: String, cfg: &Config) {
     if p.executed {
         abort(&format!("proposal {} was already executed", p.id));
     }
@@ -251,7 +285,9 @@ fn record_vote(p: &mut Proposal, voter: String, threshold: u32) {
         abort(&format!("{voter} already voted on proposal {}", p.id));
     }
     p.votes.push(voter);
-    if p.votes.len() as u64 >= u64::from(threshold) {
+    let members: Vec<String> = conclave_sdk::members().iter().map(|m| hex_encode(m)).collect();
+    let counted = p.votes.iter().filter(|v| members.contains(v)).count() as u64;
+    if counted >= cfg.needed(members.len()) {
         let domain = hex_decode(&p.domain)
             .and_then(|b| Domain::from_bytes(&b))
             .unwrap_or_else(|| abort("stored domain is corrupt"));
@@ -267,8 +303,13 @@ fn configure() {
     if config().is_some() {
         abort("the dao is already configured");
     }
-    if args.threshold == 0 {
-        abort("threshold must be at least 1");
+    match (&args.threshold, &args.fraction) {
+        (Some(0), None) => abort("threshold must be at least 1"),
+        (Some(_), None) => {}
+        (None, Some(f)) => {
+            Config::parse_fraction(f);
+        }
+        _ => abort("give exactly one of threshold (a number of votes) or fraction (\"a/b\" of the members)"),
     }
     if let Ok(b) = serde_json::to_vec(&args) {
         storage::set(CFG_KEY, &b);
@@ -278,8 +319,9 @@ fn configure() {
 
 fn propose() {
     let args: ProposeArgs = input_json();
-    let cfg =
-        config().unwrap_or_else(|| abort("configure the dao first (`configure {\"threshold\"}`)"));
+    let cfg = config().unwrap_or_else(|| {
+        abort("configure the dao first (`configure {\"threshold\"}` or `{\"fraction\"}`)")
+    });
     let description = args.description.unwrap_or_default();
     if description.len() > MAX_DESCRIPTION {
         abort("description too long");
@@ -300,7 +342,7 @@ fn propose() {
         executed_at: None,
     };
     let voter = p.proposer.clone();
-    record_vote(&mut p, voter, cfg.threshold);
+    record_vote(&mut p, voter, &cfg);
     save(&p);
     emit_event("proposed", id.to_string().as_bytes());
     output_json(&serde_json::json!({ "id": id, "executed": p.executed }));
@@ -310,7 +352,7 @@ fn vote() {
     let args: IdArgs = input_json();
     let cfg = config().unwrap_or_else(|| abort("the dao is not configured"));
     let mut p = load(args.id);
-    record_vote(&mut p, hex_encode(&caller()), cfg.threshold);
+    record_vote(&mut p, hex_encode(&caller()), &cfg);
     save(&p);
     output_json(&serde_json::json!({ "id": p.id, "votes": p.votes.len(), "executed": p.executed }));
 }

@@ -93,6 +93,14 @@ pub fn context_id() -> [u8; 32] {
     sys::context_id()
 }
 
+/// The members of the context who validate the block the call executes in
+/// (for a view: the next block), sorted by id. Membership changes show here
+/// from the height they take effect, so an app can count votes against the
+/// current members, e.g. a quorum of two thirds of them.
+pub fn members() -> Vec<[u8; 32]> {
+    sys::members()
+}
+
 /// Height of the block the call executes in.
 pub fn block_height() -> u64 {
     sys::block_height()

@@ -29,6 +29,10 @@ unsafe extern "C" {
     fn host_block_height() -> i64;
     #[link_name = "block_time_ms"]
     fn host_block_time_ms() -> i64;
+    #[link_name = "members_count"]
+    fn host_members_count() -> i32;
+    #[link_name = "members_read"]
+    fn host_members_read(out_ptr: *mut u8);
     #[link_name = "emit_event"]
     fn host_emit_event(name_ptr: *const u8, name_len: i32, data_ptr: *const u8, data_len: i32);
     #[link_name = "onchain_action"]
@@ -95,6 +99,21 @@ pub(crate) fn context_id() -> [u8; 32] {
 pub(crate) fn block_height() -> u64 {
     // SAFETY: no arguments. The host passes the u64 bit pattern as i64.
     unsafe { host_block_height() as u64 }
+}
+
+pub(crate) fn members() -> Vec<[u8; 32]> {
+    // SAFETY: no arguments.
+    let n = usize::try_from(unsafe { host_members_count() }).unwrap_or(0);
+    let mut flat = vec![0u8; n * 32];
+    // SAFETY: `flat` has the `32 * n` writable bytes the host fills.
+    unsafe { host_members_read(flat.as_mut_ptr()) };
+    flat.chunks_exact(32)
+        .map(|c| {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(c);
+            id
+        })
+        .collect()
 }
 
 pub(crate) fn block_time_ms() -> u64 {

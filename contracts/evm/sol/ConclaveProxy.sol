@@ -77,11 +77,16 @@ contract ConclaveProxy {
     /// @param pks Members' keys, 128-byte EIP-2537 G1 points concatenated.
     /// @param pops Their proofs of possession, 256-byte G2 points.
     /// @param requestedQuorum Signers needed; 0 for floor(2n/3) + 1.
-    constructor(bytes32 context, bytes memory pks, bytes memory pops, uint32 requestedQuorum) {
+    /// @param initialEpoch The context's member-set epoch these keys belong
+    /// to: 0 for a proxy made with its context, the current epoch for one
+    /// deployed later (`conclave anchor deploy`), so that the checkpoints the
+    /// set signs from then on are accepted.
+    constructor(bytes32 context, bytes memory pks, bytes memory pops, uint32 requestedQuorum, uint64 initialEpoch) {
         contextId = context;
         deployed_ = true;
+        epoch_ = initialEpoch;
         (bytes32 h, uint16 n, uint16 q) = _setMembers(pks, pops, requestedQuorum);
-        emit MembersRotated(0, h, n, q);
+        emit MembersRotated(initialEpoch, h, n, q);
     }
 
     receive() external payable {}

@@ -48,6 +48,8 @@ pub(crate) const HOST_API: &[(&str, &[Ty], &[Ty])] = &[
     ("context_id", &[I32], &[]),
     ("block_height", &[], &[I64]),
     ("block_time_ms", &[], &[I64]),
+    ("members_count", &[], &[I32]),
+    ("members_read", &[I32], &[]),
     ("emit_event", &[I32, I32, I32, I32], &[]),
     ("onchain_action", &[I32, I32], &[]),
     ("log", &[I32, I32], &[]),
@@ -171,6 +173,19 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(MODULE, "block_time_ms", |mut caller: Ctx<'_>| {
         charge(&mut caller, costs::HOST_CALL)?;
         Ok(caller.data().block_time_ms as i64)
+    })?;
+
+    linker.func_wrap(MODULE, "members_count", |mut caller: Ctx<'_>| {
+        charge(&mut caller, costs::HOST_CALL)?;
+        // At most MAX_MEMBERS (128) ids.
+        Ok(i32::try_from(caller.data().members.len() / 32).unwrap_or(i32::MAX))
+    })?;
+
+    linker.func_wrap(MODULE, "members_read", |mut caller: Ctx<'_>, ptr: i32| {
+        let len = caller.data().members.len();
+        charge(&mut caller, cost(costs::HOST_CALL, costs::PER_BYTE, len))?;
+        write_from_state(&mut caller, "members_read", ptr, |state| &state.members)?;
+        Ok(())
     })?;
 
     linker.func_wrap(

@@ -31,6 +31,9 @@ pub struct Call<'a> {
     pub block_height: u64,
     /// Agreed time of that block, in ms since the Unix epoch.
     pub block_time_ms: u64,
+    /// The members who validate that block (the context's member set at
+    /// its height), sorted by id: what `members_read` gives the guest.
+    pub members: &'a [[u8; 32]],
     /// A view call: any state change or on-chain action fails the call.
     pub read_only: bool,
 }

@@ -118,6 +118,8 @@ pub(crate) struct HostState {
     pub(crate) context_id: [u8; 32],
     pub(crate) block_height: u64,
     pub(crate) block_time_ms: u64,
+    /// The member ids of [`Call::members`], concatenated.
+    pub(crate) members: Vec<u8>,
     pub(crate) read_only: bool,
     /// The instance's exported `memory`, set right after instantiation.
     pub(crate) memory: Option<Memory>,
@@ -145,6 +147,7 @@ impl HostState {
             context_id: call.context_id,
             block_height: call.block_height,
             block_time_ms: call.block_time_ms,
+            members: call.members.concat(),
             read_only: call.read_only,
             memory: None,
             output: None,

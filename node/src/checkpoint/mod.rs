@@ -42,14 +42,16 @@ const RESUME_WINDOW: u64 = 64;
 /// that do not decode, repeat or are unanchored, and intervals outside
 /// `1..=MAX_INTERVAL`.
 pub fn params(id: ContextId, genesis: &Genesis) -> Result<Params, String> {
-    params_for(id, genesis, &genesis.members, 0)
+    params_for(id, genesis, &genesis.anchors, &genesis.members, 0)
 }
 
 /// [`params`] for the member set `members` (sorted by id) of set epoch
-/// `epoch`, after membership changes.
+/// `epoch`, after membership changes, and the anchors in force
+/// (`crate::anchors::Anchors::at`: the genesis' and those added since).
 pub fn params_for(
     id: ContextId,
     genesis: &Genesis,
+    anchors: &[AnchorDomain],
     members: &[crate::store::MemberInfo],
     epoch: u64,
 ) -> Result<Params, String> {
@@ -62,11 +64,11 @@ pub fn params_for(
         regs.push(Registration { public_key, pop });
     }
     let set = MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))?;
-    if genesis.anchors.len() > MAX_ANCHORS {
+    if anchors.len() > MAX_ANCHORS {
         return Err(format!("more than {MAX_ANCHORS} anchors"));
     }
-    let mut domains = Vec::with_capacity(genesis.anchors.len().max(1));
-    for a in &genesis.anchors {
+    let mut domains = Vec::with_capacity(anchors.len().max(1));
+    for a in anchors {
         let d = Domain::decode(&a.0).map_err(|e| format!("anchor {}: {e}", hex::encode(a.0)))?;
         if d.kind == ChainKind::Unanchored {
             return Err("the unanchored domain is not an anchor".into());
@@ -144,19 +146,18 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Sets up collection for `record`'s context, resuming the unfinished
+    /// Sets up collection for `record`'s context with `params` (the member
+    /// set and anchors in force, [`params_for`]), resuming the unfinished
     /// checkpoints of its recent heights.
     pub fn new(
         store: Store,
         metrics: Arc<Metrics>,
         record: &ContextRecord,
-        set: &crate::members::MemberSet,
+        params: Params,
         me: MemberId,
         key: SecretKey,
         max_resends: u32,
     ) -> crate::Result<Self> {
-        let params = params_for(record.id, &record.genesis, &set.infos(), set.epoch)
-            .map_err(crate::Error::Other)?;
         let resume_from = record.height.0.saturating_sub(RESUME_WINDOW) + 1;
         let collector = Collector::new(params, me, key, resume_from.saturating_sub(1));
         let latest = store

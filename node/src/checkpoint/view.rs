@@ -171,6 +171,10 @@ pub struct ActionView {
     pub amount: String,
     /// Calldata (hex), for a call.
     pub calldata: Option<String>,
+    /// Hex of the action request (`domain || kind || body`,
+    /// docs/checkpoint.md): the whole action but its id, for clients that
+    /// rebuild it (the relayer).
+    pub request: String,
     /// Hex of the leaf encoding for its chain (docs/checkpoint.md).
     pub leaf_encoding: String,
     /// `sha256(0x00 || leaf_encoding)`.
@@ -233,6 +237,7 @@ pub fn action_view(
         token,
         amount: amount.to_string(),
         calldata,
+        request: hex::encode(&rec.request),
         leaf_hash: hex::encode(conclave_checkpoint::merkle::leaf_hash(&encoding)),
         leaf_encoding: hex::encode(encoding),
         checkpoint_height,

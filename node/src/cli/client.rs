@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use conclave_consensus::{ContextId, Hash32, MemberId, Tx};
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 
+use super::anchor::AnchorCommand;
 use super::{
     ActionsCommand, AuthCommand, CheckpointCommand, Cli, Command, ContextCommand, QueryArgs,
     SubmitArgs, TxCommand,
@@ -92,7 +93,7 @@ pub async fn credentials(url: &str, home: &Path, ttl: Duration) -> anyhow::Resul
     Ok(headers)
 }
 
-fn parse_context(s: &str) -> anyhow::Result<ContextId> {
+pub fn parse_context(s: &str) -> anyhow::Result<ContextId> {
     s.parse()
         .map_err(|e: String| anyhow::anyhow!("--context: {e}"))
 }
@@ -280,6 +281,22 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                     limit,
                 },
         } => super::checkpoints::actions(&c, parse_context(context)?, *from, *limit).await,
+        Command::Anchor { command } => match command {
+            AnchorCommand::Deploy {
+                context,
+                chain,
+                evm,
+            } => super::anchor::deploy(&c, &cli.home(), parse_context(context)?, *chain, evm).await,
+            AnchorCommand::Status {
+                context,
+                chain,
+                proxy,
+                rpc,
+            } => {
+                let source = super::anchor::NodeSource::new(c, parse_context(context)?);
+                super::anchor::status(source, *chain, proxy, rpc).await
+            }
+        },
         _ => bail!("not an RPC command"),
     }
 }

@@ -1,6 +1,7 @@
 //! The `conclave` command: node administration (`init`, `start`, `keys`,
 //! `devnet`, `bench`) and a JSON-RPC client for everything else.
 
+mod anchor;
 mod bench;
 mod checkpoints;
 mod client;
@@ -25,9 +26,10 @@ pub struct Cli {
     /// Node home directory (config, keys, data).
     #[arg(long, global = true, env = "CONCLAVE_HOME")]
     pub home: Option<PathBuf>,
-    /// JSON-RPC endpoint (default: the home's `[rpc] listen`).
-    #[arg(long, global = true, env = "CONCLAVE_RPC")]
-    pub rpc: Option<String>,
+    /// The node's JSON-RPC endpoint (default: the home's `[rpc] listen`).
+    /// (`--rpc` in `anchor`, `relay` and `verify` is the chain's.)
+    #[arg(long = "node", global = true, env = "CONCLAVE_NODE")]
+    pub node: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -98,6 +100,17 @@ pub enum Command {
         #[command(subcommand)]
         command: ActionsCommand,
     },
+    /// Proxy contracts of a context: deploy one, show what it holds.
+    Anchor {
+        #[command(subcommand)]
+        command: anchor::AnchorCommand,
+    },
+    /// Carry a context's checkpoints and actions to its proxy until
+    /// interrupted.
+    Relay(anchor::RelayArgs),
+    /// Check a value and its proof (a member's `state_get` answer) against
+    /// the state root anchored on a proxy; needs no node and no membership.
+    Verify(anchor::VerifyArgs),
     /// Start a local network with a `kv` context on embedded defaults.
     Devnet(devnet::DevnetArgs),
     /// Measure finalized tx/s and submit-to-commit latency; prints JSON.
@@ -274,7 +287,7 @@ impl Cli {
     }
 
     pub fn rpc_url(&self) -> String {
-        if let Some(url) = &self.rpc {
+        if let Some(url) = &self.node {
             return url.clone();
         }
         let listen = Config::load(&self.home())
@@ -287,7 +300,10 @@ impl Cli {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Start | Command::Devnet(_)));
+    init_tracing(matches!(
+        cli.command,
+        Command::Start | Command::Devnet(_) | Command::Relay(_)
+    ));
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -308,8 +324,10 @@ fn init_tracing(verbose: bool) {
     let default = if verbose { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -387,6 +405,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Devnet(args) => devnet::run(&cli, args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Testnet(args) => testnet::run(args),
+        Command::Verify(args) => anchor::verify(args).await,
+        Command::Relay(args) => {
+            let url = cli.rpc_url();
+            let source =
+                anchor::NodeSource::connect(&url, &home, client::parse_context(&args.context)?)
+                    .await?;
+            anchor::relay(source, args).await
+        }
         _ => client::run(&cli).await,
     }
 }

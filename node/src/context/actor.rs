@@ -87,6 +87,10 @@ pub struct ContextActor {
     record: ContextRecord,
     /// The member sets as of the committed tip.
     membership: Membership,
+    /// The anchors added after creation, as of the committed tip.
+    anchors: crate::anchors::Anchors,
+    /// The domains the next height's checkpoints are signed for.
+    anchors_in_force: Vec<crate::store::AnchorDomain>,
     /// The members that validate the next height.
     members: Vec<MemberId>,
     validators: ValidatorSet,
@@ -212,7 +216,9 @@ impl ContextActor {
         let app = deps.runtime.load(&wasm)?;
         let state = deps.store.state(record.id);
         let membership = Overlay::new(&state, record.height).membership(&record.genesis)?;
+        let anchors = Overlay::new(&state, record.height).anchors()?;
         let next = Height(record.height.0 + 1);
+        let anchors_in_force = anchors.at(&record.genesis, next);
         let set = membership.at(next).clone();
         let members = set.ids();
         let validators = ValidatorSet::from_members(&members)
@@ -240,15 +246,7 @@ impl ContextActor {
             .consensus_validators
             .with_label_values(&[&label])
             .set(members.len() as i64);
-        let checkpoints = crate::checkpoint::Checkpoints::new(
-            deps.store.clone(),
-            deps.metrics.clone(),
-            &record,
-            &set,
-            MemberId(deps.key.verifying_key().to_bytes()),
-            deps.bls.clone(),
-            deps.config.checkpoint.max_resends,
-        )?;
+        let checkpoints = new_checkpoints(&deps, &record, &set, &anchors_in_force)?;
         let actor = Self {
             checkpoints,
             checkpoint_tick_armed: false,
@@ -256,6 +254,8 @@ impl ContextActor {
             deps,
             record,
             membership,
+            anchors,
+            anchors_in_force,
             members,
             validators,
             readers,
@@ -1141,12 +1141,26 @@ impl ContextActor {
     fn refresh_membership(&mut self, reload: bool) -> Result<()> {
         if reload {
             let state = self.deps.store.state(self.id());
-            self.membership =
-                Overlay::new(&state, self.record.height).membership(&self.record.genesis)?;
+            let overlay = Overlay::new(&state, self.record.height);
+            self.membership = overlay.membership(&self.record.genesis)?;
+            self.anchors = overlay.anchors()?;
         }
         let next = Height(self.record.height.0 + 1);
         let me = self.engine.address();
-        if self.membership.at(next).ids() != self.members {
+        let anchors_in_force = self.anchors.at(&self.record.genesis, next);
+        let anchors_changed = anchors_in_force != self.anchors_in_force;
+        let set_changed = self.membership.at(next).ids() != self.members;
+        if set_changed || anchors_changed {
+            let set: MemberSet = self.membership.at(next).clone();
+            self.anchors_in_force = anchors_in_force;
+            self.checkpoints =
+                new_checkpoints(&self.deps, &self.record, &set, &self.anchors_in_force)?;
+            if anchors_changed {
+                info!(context = %self.id(), height = next.0, anchors = self.anchors_in_force.len(),
+                    "checkpoints are signed for a new anchor from here");
+            }
+        }
+        if set_changed {
             let set: MemberSet = self.membership.at(next).clone();
             let was_validator = self.is_validator();
             self.members = set.ids();
@@ -1157,15 +1171,6 @@ impl ContextActor {
                 .consensus_validators
                 .with_label_values(&[&self.label])
                 .set(self.members.len() as i64);
-            self.checkpoints = crate::checkpoint::Checkpoints::new(
-                self.deps.store.clone(),
-                self.deps.metrics.clone(),
-                &self.record,
-                &set,
-                me,
-                self.deps.bls.clone(),
-                self.deps.config.checkpoint.max_resends,
-            )?;
             info!(context = %self.id(), height = next.0, members = self.members.len(),
                 epoch = set.epoch, key_epoch = set.key_epoch, "member set in force");
             match (was_validator, self.is_validator()) {
@@ -1384,7 +1389,12 @@ impl ContextActor {
             })
             .map(|(tx, _)| tx.clone())
             .collect::<Vec<_>>();
-        if !changes.is_empty() || self.membership.sets.len() > 1 {
+        let anchor_pending = self
+            .anchors
+            .entries
+            .iter()
+            .any(|e| e.from.0 > self.record.height.0);
+        if !changes.is_empty() || self.membership.sets.len() > 1 || anchor_pending {
             self.refresh_membership(!changes.is_empty())?;
             self.rotate_after_leave(&changes);
         }
@@ -1440,6 +1450,27 @@ impl ContextActor {
         });
         Ok(())
     }
+}
+
+/// The checkpoint collector for member set `set` and the anchors in force.
+fn new_checkpoints(
+    deps: &ContextDeps,
+    record: &ContextRecord,
+    set: &MemberSet,
+    anchors: &[crate::store::AnchorDomain],
+) -> Result<crate::checkpoint::Checkpoints> {
+    let params =
+        crate::checkpoint::params_for(record.id, &record.genesis, anchors, &set.infos(), set.epoch)
+            .map_err(Error::Other)?;
+    crate::checkpoint::Checkpoints::new(
+        deps.store.clone(),
+        deps.metrics.clone(),
+        record,
+        params,
+        MemberId(deps.key.verifying_key().to_bytes()),
+        deps.bls.clone(),
+        deps.config.checkpoint.max_resends,
+    )
 }
 
 /// What goes to the context's publisher task, in order.

@@ -479,6 +479,15 @@ impl ConclaveApiServer for RpcImpl {
             let app = node.app(&record.genesis.app_hash)?;
             let state = node.store.state(context);
             let overlay = Overlay::new(&state, record.height);
+            // The members who validate the next height: the set a tx
+            // submitted now would execute under.
+            let members: Vec<[u8; 32]> = overlay
+                .membership(&record.genesis)?
+                .at(Height(record.height.0 + 1))
+                .ids()
+                .iter()
+                .map(|m| *m.as_bytes())
+                .collect();
             let view = crate::exec::ReadView::new(&overlay);
             let call = Call {
                 method: &method,
@@ -487,6 +496,7 @@ impl ConclaveApiServer for RpcImpl {
                 context_id: *context.as_bytes(),
                 block_height: record.height.0,
                 block_time_ms: record.last_time_ms,
+                members: &members,
                 read_only: true,
             };
             Ok(node.runtime.call(&app, call, &view)?)

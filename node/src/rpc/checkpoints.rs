@@ -101,12 +101,18 @@ impl CheckpointRpc {
         let record = self.record(ctx)?;
         let state = self.node.store.state(*ctx);
         let parent = Height(h.0.saturating_sub(1).min(record.height.0));
-        let membership = crate::exec::Overlay::new(&state, parent)
-            .membership(&record.genesis)
-            .map_err(internal)?;
+        let overlay = crate::exec::Overlay::new(&state, parent);
+        let membership = overlay.membership(&record.genesis).map_err(internal)?;
+        let anchors = overlay.anchors().map_err(internal)?;
         let set = membership.at(h);
-        crate::checkpoint::params_for(record.id, &record.genesis, &set.infos(), set.epoch)
-            .map_err(internal)
+        crate::checkpoint::params_for(
+            record.id,
+            &record.genesis,
+            &anchors.at(&record.genesis, h),
+            &set.infos(),
+            set.epoch,
+        )
+        .map_err(internal)
     }
 }
 

@@ -55,6 +55,10 @@ pub struct MemberView {
     pub id: MemberId,
     #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
     pub bls_public_key: Vec<u8>,
+    /// Proof of possession of the BLS key (compressed, 96 bytes): what a
+    /// proxy contract checks when the key is registered on chain.
+    #[serde(with = "conclave_consensus::types::serde_hex::bytes")]
+    pub bls_pop: Vec<u8>,
     /// The height from which it validates.
     pub since: u64,
 }
@@ -72,6 +76,7 @@ impl From<&MemberSet> for MemberSetView {
                 .map(|m| MemberView {
                     id: m.info.id,
                     bls_public_key: m.info.bls_public_key.clone(),
+                    bls_pop: m.info.bls_pop.clone(),
                     since: m.since.0,
                 })
                 .collect(),

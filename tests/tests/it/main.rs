@@ -1,6 +1,7 @@
 //! Process-level tests of a single-member context: real `conclave` nodes on
 //! loopback, driven over JSON-RPC.
 
+mod anchor;
 mod at_rest;
 mod bad_input;
 mod byzantine;

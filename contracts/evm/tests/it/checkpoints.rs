@@ -210,3 +210,40 @@ async fn deployment_refuses_keys_without_valid_pop() -> anyhow::Result<()> {
     ensure!(proxy.memberCount().call().await? == 3 && proxy.quorum().call().await? == 3);
     Ok(())
 }
+
+/// A proxy deployed after its context's member set changed starts at the
+/// context's epoch: that epoch's checkpoints pass, earlier ones do not.
+#[tokio::test]
+async fn a_proxy_deployed_later_starts_at_the_sets_epoch() -> anyhow::Result<()> {
+    let chain = Chain::start().await?;
+    let keys = test_keys(4, 3)?;
+    let set = member_set(&keys, 0)?;
+    let (pks, pops) = keys_and_pops(&keys);
+    let args = (
+        alloy::primitives::B256::from(CONTEXT),
+        pks,
+        pops,
+        0u32,
+        3u64,
+    );
+    let (addr, _) = chain
+        .deploy(
+            "ConclaveProxy",
+            &alloy::sol_types::SolValue::abi_encode_params(&args),
+        )
+        .await?;
+    let proxy = IConclaveProxy::new(addr, chain.provider.clone());
+    ensure!(proxy.epoch().call().await? == 3);
+    let mut p = payload_for(&chain, &proxy, CONTEXT, 0, 5);
+    p.next_members_hash = set.hash();
+    let (b, s) = certify(&keys, &p, &[0, 1, 2], None)?;
+    ensure!(matches!(
+        submit_refusal(&proxy, &p, b, s).await?,
+        ProxyErr::WrongEpoch(ref e) if e.expected == 3 && e.got == 0
+    ));
+    p.epoch = 3;
+    let (b, s) = certify(&keys, &p, &[0, 1, 2], None)?;
+    submit(&proxy, &p, b, s).await?;
+    ensure!(proxy.latestCheckpoint().call().await?.height == 5);
+    Ok(())
+}

@@ -11,93 +11,9 @@ use conclave_checkpoint::{
     sign_checkpoint, CheckpointPayload, Domain, MemberSet, Registration, SecretKey, Signature,
 };
 
-use crate::anvil::{Anvil, DEV_KEY};
+use conclave_evm::anvil::{Anvil, DEV_KEY};
 
-/// ABI bindings of the contracts under test.
-pub mod bindings {
-    // The generated call builders mirror Solidity signatures (the payload
-    // has eight fields), so they exceed clippy's argument count.
-    #![allow(clippy::too_many_arguments)]
-
-    alloy::sol! {
-        #[sol(rpc)]
-        #[derive(Debug, PartialEq, Eq)]
-        interface IConclaveProxy {
-            struct Action { bytes32 id; uint8 kind; address token; address to; uint256 amount; bytes data; }
-
-            error InvalidMembers();
-            error InvalidQuorum(uint256 quorum, uint256 members);
-            error BadPop(uint256 index);
-            error DuplicateMember(uint256 index);
-            error WrongEpoch(uint64 expected, uint64 got);
-            error StaleHeight(uint64 latest, uint64 got);
-            error NonMemberBit();
-            error UnderQuorum(uint256 signers, uint256 quorum);
-            error BadSignature();
-            error UnknownCheckpoint();
-            error AlreadyExecuted(bytes32 id);
-            error BadProof();
-            error UnknownKind(uint8 kind);
-            error TransferFailed();
-            error CallFailed(bytes reason);
-            error Reentrancy();
-            error UnknownRotation();
-            error MembersHashMismatch();
-
-            function submitCheckpoint(uint64 signedEpoch, uint64 height, bytes32 stateRoot, bytes32 actionsRoot, bytes32 nextMembersHash, uint256 signers, bytes signature) external;
-            function checkpointDigest(uint64 signedEpoch, uint64 height, bytes32 stateRoot, bytes32 actionsRoot, bytes32 nextMembersHash) external view returns (bytes32);
-            function executeAction(uint64 checkpointHeight, Action action, bytes32[] proof, uint256 index) external;
-            function rotateMembers(uint64 checkpointHeight, bytes pks, bytes pops, uint32 requestedQuorum) external;
-            function registerKeys(bytes pks, bytes pops) external;
-            function keyRegistered(bytes pk) external view returns (bool);
-            function latestCheckpoint() external view returns (uint64 height, bytes32 stateRoot, bytes32 actionsRoot);
-            function checkpointAt(uint64 height) external view returns (bytes32 stateRoot, bytes32 actionsRoot, bytes32 nextMembersHash);
-            function membersHash() external view returns (bytes32);
-            function quorum() external view returns (uint16);
-            function epoch() external view returns (uint64);
-            function memberCount() external view returns (uint16);
-            function members() external view returns (bytes);
-            function executed(bytes32 id) external view returns (bool);
-            function contextId() external view returns (bytes32);
-        }
-
-        #[sol(rpc)]
-        interface IBLSHarness {
-            struct Action { bytes32 id; uint8 kind; address token; address to; uint256 amount; bytes data; }
-            function expandMessageXmd(bytes message, bytes dst) external view returns (bytes);
-            function hashToG2(bytes message, bytes dst) external view returns (bytes);
-            function compressG1(bytes pk) external pure returns (bytes);
-            function verifyPop(bytes pk, bytes pop) external view returns (bool);
-            function verify(bytes pk, bytes message, bytes sig) external view returns (bool);
-            function payload(uint64 chainId, address proxy, bytes32 contextId, uint64 epoch, uint64 height, bytes32 stateRoot, bytes32 actionsRoot, bytes32 nextMembersHash) external pure returns (bytes);
-            function membersHash(bytes pks, uint32 quorum) external pure returns (bytes32);
-            function actionLeaf(uint64 chainId, address proxy, Action a) external pure returns (bytes32);
-            function verifyProof(bytes32 root, bytes32 leaf, bytes32[] proof, uint256 index) external pure returns (bool);
-        }
-
-        #[sol(rpc)]
-        interface ITestToken {
-            function mint(address to, uint256 amount) external;
-            function balanceOf(address who) external view returns (uint256);
-        }
-
-        #[sol(rpc)]
-        interface IReentrantReceiver {
-            function arm(address t, bytes d) external;
-            function received() external view returns (uint256);
-        }
-
-        #[sol(rpc)]
-        interface IRevertingReceiver {
-            function setOpen(bool o) external;
-            function value() external view returns (uint256);
-            function received() external view returns (uint256);
-            function poke(uint256 v) external payable;
-        }
-    }
-}
-
-pub use bindings::*;
+pub use conclave_evm::bindings::*;
 
 pub type ProxyErr = IConclaveProxy::IConclaveProxyErrors;
 pub type Proxy = IConclaveProxy::IConclaveProxyInstance<DynProvider>;
@@ -205,7 +121,7 @@ pub fn member_set(keys: &[SecretKey], quorum: u32) -> anyhow::Result<MemberSet> 
 }
 
 pub fn proxy_args(context: [u8; 32], pks: &Bytes, pops: &Bytes, quorum: u32) -> Vec<u8> {
-    (B256::from(context), pks.clone(), pops.clone(), quorum).abi_encode_params()
+    (B256::from(context), pks.clone(), pops.clone(), quorum, 0u64).abi_encode_params()
 }
 
 /// Deploys a proxy for `keys`.

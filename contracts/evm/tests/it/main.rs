@@ -11,7 +11,6 @@
 //!   an action of its outbox) accepted and executed by the proxy.
 
 mod actions;
-mod anvil;
 mod checkpoints;
 mod fixture;
 mod gas;

@@ -42,6 +42,7 @@ impl Chat {
             context_id: [9; 32],
             block_height: self.height,
             block_time_ms: 1_700_000_000_000 + self.height,
+            members: &[ALICE, BOB],
             read_only,
         };
         self.rt

@@ -47,6 +47,7 @@ pub fn call<'a>(method: &'a str, args: &'a [u8]) -> Call<'a> {
         context_id: [9; 32],
         block_height: 42,
         block_time_ms: 1_700_000_000_123,
+        members: &[[7; 32], [8; 32]],
         read_only: false,
     }
 }
@@ -85,6 +86,8 @@ pub const IMPORTS: &str = r#"
   (import "env" "context_id" (func $context_id (param i32)))
   (import "env" "block_height" (func $block_height (result i64)))
   (import "env" "block_time_ms" (func $block_time_ms (result i64)))
+  (import "env" "members_count" (func $members_count (result i32)))
+  (import "env" "members_read" (func $members_read (param i32)))
   (import "env" "emit_event" (func $emit_event (param i32 i32 i32 i32)))
   (import "env" "onchain_action" (func $onchain_action (param i32 i32)))
   (import "env" "log" (func $log (param i32 i32)))

@@ -20,7 +20,11 @@ fn the_guest_sees_the_call_context() {
                  (i64.store (i32.const 72) (call $block_time_ms))
                  (i32.store (i32.const 80) (call $input_len))
                  (call $input_read (i32.const 84))
-                 (call $output_write (i32.const 0) (i32.add (i32.const 84) (call $input_len))))"#,
+                 (i32.store (i32.add (i32.const 84) (call $input_len)) (call $members_count))
+                 (call $members_read (i32.add (i32.const 88) (call $input_len)))
+                 (call $output_write (i32.const 0)
+                   (i32.add (i32.add (i32.const 88) (call $input_len))
+                            (i32.mul (call $members_count) (i32.const 32)))))"#,
         ),
     );
     let outcome = rt
@@ -34,6 +38,10 @@ fn the_guest_sees_the_call_context() {
     expected.extend_from_slice(&1_700_000_000_123u64.to_le_bytes());
     expected.extend_from_slice(&5u32.to_le_bytes());
     expected.extend_from_slice(b"args!");
+    // The block's validators, in order.
+    expected.extend_from_slice(&2u32.to_le_bytes());
+    expected.extend_from_slice(&[7; 32]);
+    expected.extend_from_slice(&[8; 32]);
     assert_eq!(out, expected);
 }
 

@@ -3,6 +3,7 @@
 
 mod chat_app;
 mod common;
+mod dao_app;
 mod determinism;
 mod faults_app;
 mod host_api;

@@ -1,0 +1,215 @@
+//! One context's `ConclaveProxy`: what it holds, and the calls that post
+//! checkpoints and execute actions, each simulated before it is sent.
+
+use alloy::contract::SolCallBuilder;
+use alloy::primitives::{Address, Bytes, FixedBytes, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::sol_types::SolCall;
+use conclave_checkpoint::{Account, ActionKind};
+use conclave_evm::bindings::IConclaveProxy;
+
+use super::EvmChain;
+use crate::plan::ChainView;
+use crate::source::{ProvenAction, SignedCheckpoint};
+use crate::{Error, Result};
+
+/// The proxy's custom errors, decoded from a revert.
+pub type ProxyError = IConclaveProxy::IConclaveProxyErrors;
+
+/// What became of a submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Sent and confirmed.
+    Done { tx: B256, gas_used: u64 },
+    /// The proxy already has it (another relayer was first): nothing sent.
+    AlreadyDone(String),
+    /// The action's own transfer or call fails (a reverting receiver, an
+    /// empty proxy): nothing sent, the action stays executable.
+    ActionFails(String),
+}
+
+/// A proxy on a connected chain.
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    chain: EvmChain,
+    instance: IConclaveProxy::IConclaveProxyInstance<DynProvider>,
+}
+
+impl Proxy {
+    pub(super) fn new(
+        chain: EvmChain,
+        instance: IConclaveProxy::IConclaveProxyInstance<DynProvider>,
+    ) -> Self {
+        Self { chain, instance }
+    }
+
+    pub fn address(&self) -> Address {
+        *self.instance.address()
+    }
+
+    pub fn chain(&self) -> &EvmChain {
+        &self.chain
+    }
+
+    /// Latest checkpoint height, epoch and member-set hash.
+    pub async fn view(&self) -> Result<ChainView> {
+        let latest = self.instance.latestCheckpoint().call().await.map_err(rpc)?;
+        let epoch = self.instance.epoch().call().await.map_err(rpc)?;
+        let members_hash = self.instance.membersHash().call().await.map_err(rpc)?;
+        Ok(ChainView {
+            latest: latest.height,
+            epoch,
+            members_hash: members_hash.0,
+        })
+    }
+
+    /// The actions root stored for `height` (zero: no checkpoint there).
+    pub async fn actions_root_at(&self, height: u64) -> Result<[u8; 32]> {
+        let at = self
+            .instance
+            .checkpointAt(height)
+            .call()
+            .await
+            .map_err(rpc)?;
+        Ok(at.actionsRoot.0)
+    }
+
+    /// The state root stored for `height` (zero: no checkpoint there).
+    pub async fn state_root_at(&self, height: u64) -> Result<[u8; 32]> {
+        let at = self
+            .instance
+            .checkpointAt(height)
+            .call()
+            .await
+            .map_err(rpc)?;
+        Ok(at.stateRoot.0)
+    }
+
+    pub async fn executed(&self, id: [u8; 32]) -> Result<bool> {
+        self.instance
+            .executed(FixedBytes(id))
+            .call()
+            .await
+            .map_err(rpc)
+    }
+
+    /// Posts a checkpoint. A stale height (another relayer posted this one
+    /// or a later one) is [`Outcome::AlreadyDone`].
+    pub async fn submit_checkpoint(&self, c: &SignedCheckpoint) -> Result<Outcome> {
+        let p = &c.payload;
+        let call = self.instance.submitCheckpoint(
+            p.epoch,
+            p.height,
+            FixedBytes(p.state_root),
+            FixedBytes(p.actions_root),
+            FixedBytes(p.next_members_hash),
+            U256::from_be_bytes(c.signers),
+            Bytes::from(c.signature.to_eip2537().to_vec()),
+        );
+        self.send(call, "submitCheckpoint", |e| match e {
+            ProxyError::StaleHeight(s) => Some(Outcome::AlreadyDone(format!(
+                "the proxy is at height {} already",
+                s.latest
+            ))),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Executes an action with its inclusion proof. Already executed is
+    /// [`Outcome::AlreadyDone`]; a failing transfer or call is
+    /// [`Outcome::ActionFails`].
+    pub async fn execute_action(&self, a: &ProvenAction) -> Result<Outcome> {
+        let action = abi_action(a)?;
+        let proof = a.proof.siblings.iter().map(|s| FixedBytes(*s)).collect();
+        let call = self
+            .instance
+            .executeAction(a.height, action, proof, U256::from(a.proof.index));
+        self.send(call, "executeAction", |e| match e {
+            ProxyError::AlreadyExecuted(_) => Some(Outcome::AlreadyDone("executed already".into())),
+            ProxyError::TransferFailed(_) => {
+                Some(Outcome::ActionFails("the transfer failed".into()))
+            }
+            ProxyError::CallFailed(c) => Some(Outcome::ActionFails(format!(
+                "the call reverted (0x{})",
+                hex::encode(&c.reason)
+            ))),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Simulates `call`; a refusal that `settled` recognises is returned
+    /// without sending, any other refusal is an error; else it is sent.
+    async fn send<C: SolCall>(
+        &self,
+        call: SolCallBuilder<&DynProvider, C>,
+        name: &'static str,
+        settled: impl Fn(&ProxyError) -> Option<Outcome>,
+    ) -> Result<Outcome> {
+        if let Err(e) = call.call().await {
+            return match e.as_decoded_interface_error::<ProxyError>() {
+                Some(err) => settled(&err).ok_or_else(|| Error::Refused {
+                    call: name,
+                    reason: format!("{err:?}"),
+                }),
+                None if e.as_revert_data().is_some() => Err(Error::Refused {
+                    call: name,
+                    reason: e.to_string(),
+                }),
+                None => Err(rpc(e)),
+            };
+        }
+        let tx = self
+            .chain
+            .with_fees(call.into_transaction_request())
+            .await?;
+        let pending = self
+            .chain
+            .provider()
+            .send_transaction(tx)
+            .await
+            .map_err(rpc)?;
+        let receipt = self.chain.wait(pending, name).await?;
+        Ok(Outcome::Done {
+            tx: receipt.transaction_hash,
+            gas_used: receipt.gas_used,
+        })
+    }
+}
+
+/// The ABI form of an EVM action.
+fn abi_action(a: &ProvenAction) -> Result<IConclaveProxy::Action> {
+    let evm = |acc: &Account| match acc {
+        Account::Evm(addr) => Ok(Address::from(*addr)),
+        Account::Near(id) => Err(Error::Malformed(format!(
+            "action {} names NEAR account {id} on an EVM proxy",
+            hex::encode(a.action.id)
+        ))),
+    };
+    let (kind, token, to, amount, data) = match &a.action.kind {
+        ActionKind::NativeTransfer { to, amount } => {
+            (1u8, Address::ZERO, evm(to)?, *amount, Vec::new())
+        }
+        ActionKind::TokenTransfer { token, to, amount } => {
+            (2, evm(token)?, evm(to)?, *amount, Vec::new())
+        }
+        ActionKind::ContractCall {
+            to,
+            value,
+            calldata,
+        } => (3, Address::ZERO, evm(to)?, *value, calldata.clone()),
+    };
+    Ok(IConclaveProxy::Action {
+        id: FixedBytes(a.action.id),
+        kind,
+        token,
+        to,
+        amount: U256::from(amount),
+        data: data.into(),
+    })
+}
+
+fn rpc(e: impl std::fmt::Display) -> Error {
+    Error::Rpc(e.to_string())
+}

@@ -1,0 +1,359 @@
+//! The relayer loop for one context on one EVM proxy.
+//!
+//! Each pass derives everything from the chain and the node, so a restart,
+//! a second relayer or a reorg needs no local state to recover from:
+//!
+//! 1. read what the proxy holds (latest height, epoch, member set);
+//! 2. read the node's completed checkpoints above it and the heights that
+//!    emitted actions for this proxy; post the checkpoints [`crate::plan`]
+//!    picks, in order;
+//! 3. execute every action at or below the proxy's latest height that it
+//!    has not executed, with its inclusion proof.
+//!
+//! Every call is simulated before it is sent; "already done" refusals
+//! (another relayer was first) count as success. An action whose transfer
+//! fails stays executable on chain and is retried on later passes, up to
+//! `max_action_attempts`, then reported and left for an operator (a
+//! restart retries it again). A reorg that drops a posted checkpoint shows
+//! up as a lower latest height on the next pass, which posts it again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use conclave_checkpoint::Domain;
+use rand::Rng;
+use tracing::{info, warn};
+
+use crate::evm::{Outcome, Proxy};
+use crate::metrics::Metrics;
+use crate::plan::{self, Blocked};
+use crate::source::Source;
+use crate::Result;
+
+/// Checkpoints read from the node per pass, at most.
+const MAX_CHECKPOINTS: usize = 500;
+/// Actions read from the node per pass, at most.
+const MAX_ACTIONS: usize = 500;
+
+/// Knobs of a relayer.
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    /// Time between passes when nothing fails.
+    pub poll: Duration,
+    /// Passes that try a failing action before it is reported and left.
+    pub max_action_attempts: u32,
+    /// Longest wait between passes after errors (exponential backoff with
+    /// jitter, starting at `poll`).
+    pub backoff_max: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_millis(500),
+            max_action_attempts: 5,
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Heights of the checkpoints this pass posted.
+    pub posted: Vec<u64>,
+    /// Ids of the actions this pass executed.
+    pub executed: Vec<[u8; 32]>,
+    /// Why posting stopped short of the node's newest checkpoint.
+    pub blocked: Option<Blocked>,
+    /// The proxy's latest checkpoint height after the pass.
+    pub anchored: u64,
+    /// The context's committed height.
+    pub tip: u64,
+}
+
+/// A relayer of one context to one EVM proxy.
+pub struct EvmRelay<S> {
+    source: S,
+    proxy: Proxy,
+    domain: Domain,
+    context: String,
+    chain_label: String,
+    metrics: Metrics,
+    opts: RelayOptions,
+    /// Failed attempts per action id.
+    attempts: HashMap<[u8; 32], u32>,
+    /// Every action at or below this height is executed on the proxy, as
+    /// of the chain's block `head`.
+    done_through: u64,
+    /// The chain's head when `done_through` was last checked: a reorg
+    /// replaces it, and everything is checked again.
+    head: Option<(u64, alloy::primitives::B256)>,
+    /// Called after each checkpoint this relayer posted (crash tests arm a
+    /// failpoint here).
+    after_checkpoint: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl<S: Source> EvmRelay<S> {
+    pub fn new(
+        source: S,
+        proxy: Proxy,
+        context: [u8; 32],
+        metrics: Metrics,
+        opts: RelayOptions,
+    ) -> Self {
+        let chain_id = proxy.chain().chain_id();
+        let domain = Domain::evm(chain_id, proxy.address().into_array());
+        Self {
+            source,
+            proxy,
+            domain,
+            context: hex::encode(context),
+            chain_label: format!("evm:{chain_id}"),
+            metrics,
+            opts,
+            attempts: HashMap::new(),
+            done_through: 0,
+            head: None,
+            after_checkpoint: None,
+        }
+    }
+
+    /// Calls `f` after each checkpoint this relayer posts.
+    pub fn on_checkpoint_posted(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.after_checkpoint = Some(Box::new(f));
+        self
+    }
+
+    /// Runs passes until `stop` resolves; errors are counted, logged and
+    /// retried with backoff.
+    pub async fn run(&mut self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut failures = 0u32;
+        loop {
+            let wait = match self.pass().await {
+                Ok(_) => {
+                    failures = 0;
+                    self.opts.poll
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    self.error(&e);
+                    backoff(self.opts.poll, self.opts.backoff_max, failures)
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One pass: post what the proxy lacks, then execute what it can.
+    pub async fn pass(&mut self) -> Result<Report> {
+        let chain = self.proxy.chain().clone();
+        if let Some((number, hash)) = self.head {
+            if chain.block_hash(number).await? != Some(hash) {
+                warn!(context = %self.context, chain = %self.chain_label, block = number,
+                    "chain reorganised: checking every checkpoint and action again");
+                self.count_error_reason("reorg");
+                self.done_through = 0;
+            }
+        }
+        let view = self.proxy.view().await?;
+        let tip = self.source.tip().await?;
+        let actions = self
+            .source
+            .actions(&self.domain, self.done_through, MAX_ACTIONS)
+            .await?;
+        let heights: BTreeSet<u64> = actions.iter().map(|a| a.height).collect();
+        let completed = self
+            .source
+            .checkpoints(&self.domain, view.latest, MAX_CHECKPOINTS)
+            .await?;
+        let plan = plan::checkpoints(&view, &completed, &heights);
+        let mut report = Report {
+            blocked: plan.blocked.clone(),
+            tip,
+            ..Report::default()
+        };
+        for c in &plan.post {
+            let h = c.payload.height;
+            match self.proxy.submit_checkpoint(c).await {
+                Ok(outcome) => {
+                    self.count("checkpoint", &outcome);
+                    match outcome {
+                        Outcome::Done { tx, gas_used } => {
+                            info!(context = %self.context, chain = %self.chain_label, height = h,
+                                %tx, gas_used, "checkpoint posted");
+                            report.posted.push(h);
+                            if let Some(f) = &self.after_checkpoint {
+                                f();
+                            }
+                        }
+                        // Someone else is ahead: re-plan on the next pass.
+                        _ => break,
+                    }
+                }
+                Err(e) => {
+                    self.count_error("checkpoint");
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(b) = &plan.blocked {
+            match b {
+                Blocked::Collecting(h) => {
+                    info!(context = %self.context, height = h, "waiting for the checkpoint of an action height")
+                }
+                other => {
+                    warn!(context = %self.context, chain = %self.chain_label, blocked = ?other, "checkpoints held back")
+                }
+            }
+        }
+        let view = self.proxy.view().await?;
+        report.anchored = view.latest;
+        self.metrics
+            .anchor_height
+            .with_label_values(&[&self.chain_label, &self.context])
+            .set(i64::try_from(view.latest).unwrap_or(i64::MAX));
+        self.metrics
+            .anchor_lag_blocks
+            .with_label_values(&[&self.chain_label, &self.context])
+            .set(i64::try_from(tip.saturating_sub(view.latest)).unwrap_or(i64::MAX));
+
+        let mut all_done_through = None;
+        for a in &actions {
+            let settled = a.height <= view.latest && self.execute(a, &mut report).await?;
+            if !settled && all_done_through.is_none() {
+                all_done_through = Some(a.height.saturating_sub(1));
+            }
+        }
+        self.done_through = all_done_through
+            .unwrap_or_else(|| actions.last().map_or(self.done_through, |a| a.height))
+            .max(self.done_through);
+        // The head after this pass's own transactions: if a later pass finds
+        // it replaced, what this pass did may be gone.
+        self.head = Some(chain.head().await?);
+        Ok(report)
+    }
+
+    /// Executes `a` unless done; true once it is executed on chain.
+    async fn execute(
+        &mut self,
+        a: &crate::source::ProvenAction,
+        report: &mut Report,
+    ) -> Result<bool> {
+        let id = a.action.id;
+        if self.proxy.executed(id).await? {
+            return Ok(true);
+        }
+        if self.proxy.actions_root_at(a.height).await? == [0; 32] {
+            // The proxy passed this height without its checkpoint: only a
+            // relayer that ignores the plan (or a rogue one) does that.
+            warn!(context = %self.context, chain = %self.chain_label, height = a.height,
+                id = %hex::encode(id), "action stranded: its checkpoint is not on the proxy");
+            self.count_error_reason("stranded");
+            return Ok(false);
+        }
+        let tries = self.attempts.get(&id).copied().unwrap_or(0);
+        if tries >= self.opts.max_action_attempts {
+            return Ok(false);
+        }
+        let outcome = match self.proxy.execute_action(a).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.count_error("action");
+                return Err(e);
+            }
+        };
+        self.count("action", &outcome);
+        match outcome {
+            Outcome::Done { tx, gas_used } => {
+                info!(context = %self.context, chain = %self.chain_label, height = a.height,
+                    id = %hex::encode(id), %tx, gas_used, "action executed");
+                report.executed.push(id);
+                self.attempts.remove(&id);
+                Ok(true)
+            }
+            Outcome::AlreadyDone(_) => Ok(true),
+            Outcome::ActionFails(why) => {
+                let tries = tries + 1;
+                self.attempts.insert(id, tries);
+                if tries >= self.opts.max_action_attempts {
+                    warn!(context = %self.context, chain = %self.chain_label, id = %hex::encode(id),
+                        attempts = tries, reason = %why,
+                        "action keeps failing; left executable on chain for a later relayer run");
+                    self.count_error_reason("action_fails");
+                } else {
+                    info!(context = %self.context, id = %hex::encode(id), attempts = tries, reason = %why, "action failed; will retry");
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    fn count(&self, kind: &str, o: &Outcome) {
+        let result = match o {
+            Outcome::Done { gas_used, .. } => {
+                self.metrics
+                    .gas_used_total
+                    .with_label_values(&[&self.chain_label])
+                    .inc_by(*gas_used);
+                "sent"
+            }
+            Outcome::AlreadyDone(_) => "already_done",
+            Outcome::ActionFails(_) => "action_fails",
+        };
+        self.metrics
+            .submissions_total
+            .with_label_values(&[&self.chain_label, kind, result])
+            .inc();
+    }
+
+    fn count_error(&self, kind: &str) {
+        self.metrics
+            .submissions_total
+            .with_label_values(&[&self.chain_label, kind, "error"])
+            .inc();
+    }
+
+    fn count_error_reason(&self, reason: &str) {
+        self.metrics
+            .errors_total
+            .with_label_values(&[&self.chain_label, reason])
+            .inc();
+    }
+
+    fn error(&self, e: &crate::Error) {
+        self.count_error_reason(e.reason());
+        warn!(context = %self.context, chain = %self.chain_label, error = %e, "relay pass failed");
+    }
+}
+
+/// `base * 2^(failures-1)`, at most `max`, times a jitter in [0.5, 1.5).
+pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let capped = exp.min(max);
+    capped.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped_with_jitter() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for _ in 0..50 {
+            let first = backoff(base, max, 1);
+            assert!(first >= Duration::from_millis(50) && first < Duration::from_millis(150));
+            let fourth = backoff(base, max, 4);
+            assert!(fourth >= Duration::from_millis(400) && fourth < Duration::from_millis(1200));
+            let late = backoff(base, max, 30);
+            assert!(late >= Duration::from_secs(1) && late < Duration::from_secs(3));
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `conclave anchor status`: what a proxy holds against what the context
+//! decided, read from the chain and a member's node (no relayer state).
+
+use alloy::primitives::FixedBytes;
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use conclave_checkpoint::Domain;
+use conclave_evm::bindings::IConclaveProxy;
+use serde::Serialize;
+
+use crate::evm::Proxy;
+use crate::source::Source;
+use crate::{Error, Result};
+
+/// One chain's view of a context.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnchorStatus {
+    pub chain: String,
+    pub proxy: String,
+    /// Height of the latest checkpoint on chain.
+    pub anchored_height: u64,
+    /// The context's committed height.
+    pub tip: u64,
+    /// `tip - anchored_height`.
+    pub lag_blocks: u64,
+    pub epoch: u64,
+    pub actions: Vec<ActionStatus>,
+}
+
+/// Where one action stands on the chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActionStatus {
+    pub id: String,
+    pub height: u64,
+    /// `pending` (not on chain yet), `executed`.
+    pub state: String,
+    /// The transaction that executed it.
+    pub tx: Option<String>,
+}
+
+/// Reads the status of `proxy` for the context behind `source`.
+pub async fn evm_status<S: Source>(proxy: &Proxy, source: &S) -> Result<AnchorStatus> {
+    let view = proxy.view().await?;
+    let tip = source.tip().await?;
+    let chain_id = proxy.chain().chain_id();
+    let domain = Domain::evm(chain_id, proxy.address().into_array());
+    let mut actions = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = source.actions(&domain, after, 500).await?;
+        let Some(last) = page.last() else { break };
+        if last.height <= after {
+            break;
+        }
+        after = last.height;
+        for a in page {
+            let executed = proxy.executed(a.action.id).await?;
+            let tx = if executed {
+                executed_in(proxy, a.action.id).await?
+            } else {
+                None
+            };
+            actions.push(ActionStatus {
+                id: hex::encode(a.action.id),
+                height: a.height,
+                state: if executed { "executed" } else { "pending" }.into(),
+                tx,
+            });
+        }
+    }
+    Ok(AnchorStatus {
+        chain: format!("evm:{chain_id}"),
+        proxy: proxy.address().to_string(),
+        anchored_height: view.latest,
+        tip,
+        lag_blocks: tip.saturating_sub(view.latest),
+        epoch: view.epoch,
+        actions,
+    })
+}
+
+/// The transaction whose `ActionExecuted` log names `id`.
+async fn executed_in(proxy: &Proxy, id: [u8; 32]) -> Result<Option<String>> {
+    let filter = Filter::new()
+        .address(proxy.address())
+        .event_signature(IConclaveProxy::ActionExecuted::SIGNATURE_HASH)
+        .topic1(FixedBytes(id))
+        .from_block(0);
+    let logs = proxy
+        .chain()
+        .provider()
+        .get_logs(&filter)
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
+    Ok(logs
+        .last()
+        .and_then(|l| l.transaction_hash)
+        .map(|h| h.to_string()))
+}

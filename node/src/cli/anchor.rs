@@ -1,0 +1,577 @@
+//! `conclave anchor deploy|status`, `conclave relay` and `conclave verify`:
+//! the CLI side of anchoring. The chain clients and the relayer loop are in
+//! `conclave-bridge`; this file reads the member's node over its
+//! authenticated JSON-RPC ([`NodeSource`]) and signs the context tx that
+//! makes a freshly deployed proxy an anchor.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::Address;
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand, ValueEnum};
+use conclave_bridge::evm::{read_key_file, EvmChain, EvmConfig, ProxyMembers};
+use conclave_bridge::relay::{EvmRelay, RelayOptions};
+use conclave_bridge::source::{ProvenAction, SignedCheckpoint, Source};
+use conclave_checkpoint::{actions::request, Action, CheckpointPayload, Domain, MerkleProof};
+use conclave_consensus::{ContextId, Tx};
+use jsonrpsee::http_client::HttpClient;
+use serde::Deserialize;
+
+use crate::anchors::{AnchorArgs, METHOD_ANCHOR};
+use crate::keys::NodeKeys;
+use crate::rpc::types::StateValue;
+use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembershipApiClient};
+use crate::store::AnchorDomain;
+
+/// The chains a proxy can live on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Chain {
+    Evm,
+    Near,
+}
+
+/// How to reach an EVM chain and pay on it.
+#[derive(Args, Debug, Clone)]
+pub struct EvmArgs {
+    /// JSON-RPC URL of the chain's node.
+    #[arg(long = "rpc")]
+    pub rpc: String,
+    /// File holding the sending account's private key (hex).
+    #[arg(long)]
+    pub key_file: PathBuf,
+    /// The chain id to expect; anything else is refused before sending.
+    #[arg(long)]
+    pub chain_id: Option<u64>,
+    /// Highest fee per gas to pay, in gwei.
+    #[arg(long)]
+    pub max_fee_gwei: Option<u64>,
+    /// Blocks on top of a transaction before it counts as done.
+    #[arg(long, default_value_t = 1)]
+    pub confirmations: u64,
+}
+
+impl EvmArgs {
+    pub fn config(&self) -> anyhow::Result<EvmConfig> {
+        let mut c = EvmConfig::new(self.rpc.clone(), read_key_file(&self.key_file)?);
+        c.chain_id = self.chain_id;
+        c.max_fee_per_gas = self.max_fee_gwei.map(|g| u128::from(g) * 1_000_000_000);
+        c.confirmations = self.confirmations;
+        Ok(c)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AnchorCommand {
+    /// Deploy a proxy for a context with its current member set and make
+    /// the context anchor to it (a context tx; every member signs its
+    /// checkpoints for the proxy from two heights after it commits).
+    Deploy {
+        #[arg(long)]
+        context: String,
+        #[arg(long, value_enum)]
+        chain: Chain,
+        #[command(flatten)]
+        evm: EvmArgs,
+    },
+    /// Per chain: the anchored height, the lag, each action's state.
+    Status {
+        #[arg(long)]
+        context: String,
+        #[arg(long, value_enum)]
+        chain: Chain,
+        /// The proxy's address.
+        #[arg(long)]
+        proxy: String,
+        /// JSON-RPC URL of the chain's node.
+        #[arg(long = "rpc")]
+        rpc: String,
+    },
+}
+
+/// `conclave relay`.
+#[derive(Args, Debug)]
+pub struct RelayArgs {
+    #[arg(long)]
+    pub context: String,
+    #[arg(long, value_enum)]
+    pub chain: Chain,
+    /// The proxy's address.
+    #[arg(long)]
+    pub proxy: String,
+    #[command(flatten)]
+    pub evm: EvmArgs,
+    /// Milliseconds between passes.
+    #[arg(long, default_value_t = 500)]
+    pub poll_ms: u64,
+    /// Passes that retry a failing action before it is reported and left.
+    #[arg(long, default_value_t = 5)]
+    pub max_action_attempts: u32,
+    /// Where to serve the relayer's Prometheus metrics (`/metrics`).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// `conclave verify`: a light client's check of a member's proof.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// JSON-RPC URL of the chain's node.
+    #[arg(long = "rpc")]
+    pub rpc: String,
+    /// The proxy's address.
+    #[arg(long)]
+    pub proxy: String,
+    /// A `state_get` answer (JSON) a member handed over.
+    #[arg(long)]
+    pub proof: PathBuf,
+}
+
+/// A member's node as the relayer's [`Source`]. A long-running relayer
+/// logs in again before its member token expires.
+pub struct NodeSource {
+    client: RwLock<HttpClient>,
+    context: ContextId,
+    /// Where to log in again, and when the token runs out.
+    login: Option<Login>,
+}
+
+struct Login {
+    url: String,
+    home: PathBuf,
+    expires: Mutex<Instant>,
+}
+
+/// Items one RPC page holds.
+const PAGE: usize = 500;
+/// Pages one read scans at most.
+const MAX_PAGES: usize = 64;
+/// A relayer's member token lasts this long; it logs in again at half of it.
+const RELAY_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+impl NodeSource {
+    /// Over a client that is already logged in (one-shot commands).
+    pub fn new(client: HttpClient, context: ContextId) -> Self {
+        Self {
+            client: RwLock::new(client),
+            context,
+            login: None,
+        }
+    }
+
+    /// Logs in with `home`'s member key at the node at `url`, and again
+    /// whenever the token nears its expiry.
+    pub async fn connect(url: &str, home: &Path, context: ContextId) -> anyhow::Result<Self> {
+        let client = super::client::connect_with(
+            url,
+            super::client::credentials(url, home, RELAY_TOKEN_TTL).await?,
+        )?;
+        Ok(Self {
+            client: RwLock::new(client),
+            context,
+            login: Some(Login {
+                url: url.to_owned(),
+                home: home.to_owned(),
+                expires: Mutex::new(Instant::now() + RELAY_TOKEN_TTL),
+            }),
+        })
+    }
+
+    /// The client, with a fresh token if the old one is past half its life.
+    async fn client(&self) -> conclave_bridge::Result<HttpClient> {
+        if let Some(l) = &self.login {
+            let stale = l
+                .expires
+                .lock()
+                .map(|e| e.saturating_duration_since(Instant::now()) < RELAY_TOKEN_TTL / 2)
+                .unwrap_or(true);
+            if stale {
+                let headers = super::client::credentials(&l.url, &l.home, RELAY_TOKEN_TTL)
+                    .await
+                    .map_err(node_err)?;
+                let fresh = super::client::connect_with(&l.url, headers).map_err(node_err)?;
+                if let Ok(mut c) = self.client.write() {
+                    *c = fresh;
+                }
+                if let Ok(mut e) = l.expires.lock() {
+                    *e = Instant::now() + RELAY_TOKEN_TTL;
+                }
+            }
+        }
+        self.client
+            .read()
+            .map(|c| c.clone())
+            .map_err(|_| node_err("client lock poisoned"))
+    }
+}
+
+fn node_err(e: impl std::fmt::Display) -> conclave_bridge::Error {
+    conclave_bridge::Error::Node(e.to_string())
+}
+
+fn malformed(e: impl std::fmt::Display) -> conclave_bridge::Error {
+    conclave_bridge::Error::Malformed(e.to_string())
+}
+
+fn hex32(s: &str) -> Result<[u8; 32], conclave_bridge::Error> {
+    hex::decode(s)
+        .map_err(malformed)?
+        .try_into()
+        .map_err(|_| malformed(format!("{s} is not 32 bytes")))
+}
+
+impl Source for NodeSource {
+    async fn checkpoints(
+        &self,
+        domain: &Domain,
+        after: u64,
+        limit: usize,
+    ) -> conclave_bridge::Result<Vec<SignedCheckpoint>> {
+        let want = hex::encode(domain.encode());
+        let mut out = Vec::new();
+        let mut from = after + 1;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client()
+                .await?
+                .checkpoint_list(self.context, Some(from), Some(PAGE))
+                .await
+                .map_err(node_err)?;
+            let Some(last) = page.last() else { break };
+            from = last.height + 1;
+            for cp in &page {
+                let Some(d) = cp.domains.iter().find(|d| d.domain.encoded == want) else {
+                    continue;
+                };
+                if !d.verifies {
+                    return Err(malformed(format!(
+                        "the node's checkpoint at height {} does not verify: {}",
+                        cp.height,
+                        d.error.clone().unwrap_or_default()
+                    )));
+                }
+                let payload =
+                    CheckpointPayload::decode(&hex::decode(&d.payload).map_err(malformed)?)
+                        .map_err(malformed)?;
+                let sig = conclave_checkpoint::Signature::from_compressed(
+                    &hex::decode(&d.signature).map_err(malformed)?,
+                )
+                .map_err(malformed)?;
+                out.push(SignedCheckpoint {
+                    payload,
+                    signers: hex32(&d.signers_bitmap)?,
+                    signature: sig,
+                });
+            }
+            if out.len() >= limit || page.len() < PAGE {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn actions(
+        &self,
+        domain: &Domain,
+        after: u64,
+        limit: usize,
+    ) -> conclave_bridge::Result<Vec<ProvenAction>> {
+        let want = hex::encode(domain.encode());
+        let mut out: Vec<ProvenAction> = Vec::new();
+        let mut from = after + 1;
+        'pages: for _ in 0..MAX_PAGES {
+            let page = self
+                .client()
+                .await?
+                .action_list(self.context, Some(from), Some(PAGE))
+                .await
+                .map_err(node_err)?;
+            let Some(last) = page.last() else { break };
+            // A page may end inside a height: read that height again next
+            // time, so heights are whole.
+            let full = page.len() == PAGE;
+            let cut = if full { last.height } else { u64::MAX };
+            from = if full { last.height } else { last.height + 1 };
+            for a in &page {
+                if a.height >= cut {
+                    break;
+                }
+                if out.len() >= limit && out.last().is_some_and(|l| l.height != a.height) {
+                    break 'pages;
+                }
+                if a.domain.encoded != want {
+                    continue;
+                }
+                let p = self
+                    .client()
+                    .await?
+                    .action_proof(self.context, a.id.clone())
+                    .await
+                    .map_err(node_err)?;
+                let (d, kind) = request::decode(&hex::decode(&a.request).map_err(malformed)?)
+                    .map_err(malformed)?;
+                let siblings = p
+                    .proof
+                    .iter()
+                    .map(|s| hex32(s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(ProvenAction {
+                    action: Action {
+                        id: hex32(&a.id)?,
+                        domain: d,
+                        kind,
+                    },
+                    height: a.height,
+                    proof: MerkleProof {
+                        index: p.proof_index,
+                        siblings,
+                    },
+                });
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tip(&self) -> conclave_bridge::Result<u64> {
+        Ok(self
+            .client()
+            .await?
+            .context_info(self.context)
+            .await
+            .map_err(node_err)?
+            .height)
+    }
+}
+
+fn parse_address(s: &str) -> anyhow::Result<Address> {
+    s.parse::<Address>()
+        .map_err(|e| anyhow::anyhow!("--proxy {s}: not an EVM address ({e})"))
+}
+
+fn near_unsupported() -> anyhow::Error {
+    anyhow::anyhow!(
+        "--chain near is not wired to the CLI yet: the NEAR proxy is tested in contracts/near, \
+         but no NEAR client is in the relayer (docs/checkpoint.md)"
+    )
+}
+
+/// `conclave anchor deploy`.
+pub async fn deploy(
+    node: &HttpClient,
+    home: &Path,
+    context: ContextId,
+    chain: Chain,
+    evm: &EvmArgs,
+) -> anyhow::Result<()> {
+    if chain == Chain::Near {
+        return Err(near_unsupported());
+    }
+    // The set that will be in force: the newest one the node knows.
+    let view = node
+        .context_members(context)
+        .await
+        .context("reading the context's members")?;
+    let set = view.sets.last().context("the node reports no member set")?;
+    let mut pks = Vec::with_capacity(set.members.len());
+    let mut pops = Vec::with_capacity(set.members.len());
+    let mut regs = Vec::with_capacity(set.members.len());
+    for m in &set.members {
+        let public_key = conclave_checkpoint::PublicKey::from_compressed(&m.bls_public_key)
+            .with_context(|| format!("member {}: BLS key", m.id))?;
+        let pop = conclave_checkpoint::ProofOfPossession::from_compressed(&m.bls_pop)
+            .with_context(|| format!("member {}: BLS PoP", m.id))?;
+        pks.push(public_key.to_eip2537());
+        pops.push(pop.as_signature().to_eip2537());
+        regs.push(conclave_checkpoint::Registration { public_key, pop });
+    }
+    // The hash the proxy will hold, which the anchor tx names (members in
+    // id order, the default quorum, as the node's checkpoints use).
+    let members_hash = conclave_checkpoint::MemberSet::new(&regs, 0)
+        .map_err(|e| anyhow::anyhow!("member set: {e}"))?
+        .hash();
+    let chain = EvmChain::connect(evm.config()?).await?;
+    let members = ProxyMembers {
+        pks,
+        pops,
+        quorum: 0,
+        epoch: set.epoch,
+    };
+    eprintln!(
+        "deploying a proxy for {context} on chain {} from {} ({} members, epoch {})",
+        chain.chain_id(),
+        chain.account(),
+        members.pks.len(),
+        set.epoch
+    );
+    let address = chain.deploy_proxy(context.0, &members).await?;
+    eprintln!("proxy deployed at {address}; anchoring the context to it");
+    let domain = Domain::evm(chain.chain_id(), address.into_array());
+    let args = AnchorArgs {
+        domain: AnchorDomain(domain.encode()),
+        epoch: set.epoch,
+        members_hash,
+    };
+    let keys = NodeKeys::load(home)?;
+    let nonce = node.context_nonce(context, keys.member_id()).await?;
+    let tx = Tx {
+        context_id: context,
+        sender: keys.member_id(),
+        nonce,
+        method: METHOD_ANCHOR.into(),
+        args: borsh::to_vec(&args)?,
+    }
+    .sign(&keys.member);
+    let hash = node.tx_submit(tx).await?.tx_hash;
+    let status = super::client::wait_for(node, hash, Duration::from_secs(60)).await?;
+    if status.status != "committed" {
+        bail!(
+            "the proxy at {address} is deployed but the anchor tx {hash} {}: {}",
+            status.status,
+            status.error.unwrap_or_default()
+        );
+    }
+    let active_from = status
+        .output
+        .as_deref()
+        .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+        .and_then(|v| v["active_from"].as_u64())
+        .unwrap_or_default();
+    eprintln!("anchored: checkpoints from height {active_from} are signed for the proxy");
+    println!("{address}");
+    Ok(())
+}
+
+/// `conclave anchor status`.
+pub async fn status(
+    source: NodeSource,
+    chain: Chain,
+    proxy: &str,
+    rpc: &str,
+) -> anyhow::Result<()> {
+    if chain == Chain::Near {
+        return Err(near_unsupported());
+    }
+    // Reading needs no funds; any key will do for the client.
+    let mut cfg = EvmConfig::new(rpc, READ_ONLY_KEY);
+    cfg.confirmations = 1;
+    let chain = EvmChain::connect(cfg).await?;
+    let proxy = chain.proxy(parse_address(proxy)?, source.context.0).await?;
+    let s = conclave_bridge::status::evm_status(&proxy, &source).await?;
+    println!("{}", serde_json::to_string_pretty(&s)?);
+    Ok(())
+}
+
+/// A well-formed key that never signs anything: views need an account.
+const READ_ONLY_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+/// `conclave relay`.
+pub async fn relay(source: NodeSource, args: &RelayArgs) -> anyhow::Result<()> {
+    if args.chain == Chain::Near {
+        return Err(near_unsupported());
+    }
+    let context = source.context;
+    let chain = EvmChain::connect(args.evm.config()?).await?;
+    chain.ensure_funded().await?;
+    let proxy = chain.proxy(parse_address(&args.proxy)?, context.0).await?;
+    // Reading the node once up front: an unreachable node fails here.
+    source.tip().await?;
+    let metrics = conclave_bridge::metrics::Metrics::new();
+    if let Some(addr) = args.metrics_listen {
+        let listener = crate::metrics::bind(addr)
+            .await
+            .with_context(|| format!("binding the relay metrics on {addr}"))?;
+        let bound = listener.local_addr()?;
+        let m = metrics.clone();
+        tokio::spawn(crate::metrics::serve_with(move || m.render(), listener));
+        eprintln!("relay metrics on http://{bound}/metrics");
+    }
+    eprintln!(
+        "relaying {context} to {} on chain {} as {}",
+        proxy.address(),
+        chain.chain_id(),
+        chain.account()
+    );
+    let opts = RelayOptions {
+        poll: Duration::from_millis(args.poll_ms.max(10)),
+        max_action_attempts: args.max_action_attempts.max(1),
+        ..RelayOptions::default()
+    };
+    let mut relay = EvmRelay::new(source, proxy, context.0, metrics, opts)
+        .on_checkpoint_posted(|| crate::failpoint::hit("relay_after_checkpoint"));
+    relay
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(())
+}
+
+/// `conclave verify`: checks a member's `state_get` answer against the
+/// state root anchored on the proxy; prints the verdict and why.
+pub async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.proof)
+        .with_context(|| format!("reading {}", args.proof.display()))?;
+    let v: StateValue = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a state_get answer", args.proof.display()))?;
+    let cfg = EvmConfig::new(args.rpc.clone(), READ_ONLY_KEY);
+    let chain = EvmChain::connect(cfg).await?;
+    let proxy = chain
+        .proxy(parse_address(&args.proxy)?, v.context_id.0)
+        .await?;
+    match verdict(&proxy, &v).await? {
+        Ok(why) => {
+            println!("yes: {why}");
+            Ok(())
+        }
+        Err(why) => bail!("no: {why}"),
+    }
+}
+
+/// Whether `v` holds on the proxy: `Ok(why)` or `Err(why not)`.
+pub async fn verdict(
+    proxy: &conclave_bridge::evm::Proxy,
+    v: &StateValue,
+) -> anyhow::Result<Result<String, String>> {
+    let value = match (&v.value, &v.value_hex) {
+        (Some(s), _) => format!("{:?}", s),
+        (None, Some(h)) => format!("0x{h}"),
+        (None, None) => "absent".into(),
+    };
+    if let Err(e) = super::client::check_state_proof(v) {
+        return Ok(Err(format!(
+            "the proof of key {:?} does not match state root {}: {e}",
+            v.key, v.state_root
+        )));
+    }
+    let latest = proxy.view().await?.latest;
+    if v.height > latest {
+        return Ok(Err(format!(
+            "height {} is not anchored yet: the proxy's latest checkpoint is height {latest}",
+            v.height
+        )));
+    }
+    let anchored = proxy.state_root_at(v.height).await?;
+    if anchored == [0; 32] {
+        return Ok(Err(format!(
+            "the proxy holds no checkpoint at height {} (latest: {latest}); ask for a proof at an anchored height",
+            v.height
+        )));
+    }
+    if anchored != v.state_root.0 {
+        return Ok(Err(format!(
+            "state root {} at height {} is not the anchored root 0x{}",
+            v.state_root,
+            v.height,
+            hex::encode(anchored)
+        )));
+    }
+    Ok(Ok(format!(
+        "key {:?} = {value} at height {}, under the state root the proxy anchored",
+        v.key, v.height
+    )))
+}

@@ -1,0 +1,614 @@
+//! Anchoring end to end on a real anvil: four validator processes run a
+//! `dao` context, `conclave anchor deploy` deploys its proxy and anchors the
+//! context to it, members vote a 1 ETH payout, and `conclave relay`
+//! processes carry the checkpoint and the action to the chain.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy::network::{EthereumWallet, TransactionBuilder};
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use conclave_bridge::evm::{EvmChain, EvmConfig, Outcome, Proxy};
+use conclave_bridge::source::{ProvenAction, SignedCheckpoint};
+use conclave_checkpoint::{Account, Action, ActionKind, CheckpointPayload, Domain, MerkleProof};
+use conclave_consensus::ContextId;
+use conclave_evm::anvil::{Anvil, DEV_KEY, DEV_KEY_1, DEV_KEY_2};
+use conclave_node::rpc::{CheckpointApiClient, ConclaveApiClient};
+use conclave_tests::{
+    conclave_bin, free_port, signed, wait_committed, NetOptions, TestNet, TestNode,
+};
+
+use crate::COMMIT_TIMEOUT;
+
+const ETH: u128 = 1_000_000_000_000_000_000;
+/// A fresh account the DAO pays.
+const RECIPIENT: &str = "0x1111111111111111111111111111111111111111";
+/// How long a relayed payout may take on a loaded 2-core machine.
+const RELAY_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn cli(home: &Path, args: &[&str]) -> Output {
+    Command::new(conclave_bin())
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("run conclave")
+}
+
+fn key_file(dir: &Path, name: &str, key: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("0x{key}\n")).expect("write key file");
+    path
+}
+
+fn provider(anvil: &Anvil, key: &str) -> DynProvider {
+    let signer: PrivateKeySigner = key.parse().expect("key");
+    ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(anvil.url.parse().expect("url"))
+        .erased()
+}
+
+async fn balance(p: &DynProvider, who: &str) -> U256 {
+    p.get_balance(who.parse().expect("address"))
+        .await
+        .expect("balance")
+}
+
+/// A member's signed app call, waited for.
+async fn call(
+    net: &TestNet,
+    i: usize,
+    method: &str,
+    args: &str,
+) -> conclave_node::rpc::types::TxStatusView {
+    let node = &net.nodes[i];
+    let keys = node.keys();
+    let c = node.client();
+    let nonce = c
+        .context_nonce(net.context, keys.member_id())
+        .await
+        .unwrap();
+    let h = c
+        .tx_submit(signed(&keys, net.context, nonce, method, args))
+        .await
+        .unwrap()
+        .tx_hash;
+    wait_committed(&c, h, COMMIT_TIMEOUT).await
+}
+
+/// `conclave anchor deploy` from member 0's home; returns the proxy.
+fn deploy(net: &TestNet, anvil: &Anvil, key: &Path) -> Address {
+    deploy_from(net.nodes[0].home(), net.context, anvil, key)
+}
+
+/// `conclave anchor deploy --context ctx ... --rpc url --key-file key
+/// extra..` from `home`: whether it succeeded, stdout and stderr.
+fn try_deploy(
+    home: &Path,
+    ctx: ContextId,
+    rpc: &str,
+    key: &Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let ctx = ctx.to_hex();
+    let mut args = vec![
+        "anchor",
+        "deploy",
+        "--context",
+        &ctx,
+        "--chain",
+        "evm",
+        "--rpc",
+        rpc,
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = cli(home, &args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn deploy_from(home: &Path, ctx: ContextId, anvil: &Anvil, key: &Path) -> Address {
+    let (ok, stdout, stderr) = try_deploy(home, ctx, &anvil.url, key, &["--chain-id", "31337"]);
+    assert!(ok, "anchor deploy failed: {stderr}");
+    assert!(stderr.contains("anchored"), "{stderr}");
+    stdout
+        .trim()
+        .parse()
+        .expect("deploy prints the proxy address")
+}
+
+/// A relayer process on `node`'s home.
+struct Relayer {
+    child: Child,
+    metrics: String,
+    log: PathBuf,
+}
+
+impl Relayer {
+    fn start(
+        node: &TestNode,
+        ctx: ContextId,
+        anvil: &Anvil,
+        proxy: Address,
+        key: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let port = free_port();
+        let log = node.home().join(format!("relay-{port}.log"));
+        let child = Command::new(conclave_bin())
+            .arg("--home")
+            .arg(node.home())
+            .args([
+                "relay",
+                "--context",
+                &ctx.to_hex(),
+                "--chain",
+                "evm",
+                "--proxy",
+                &proxy.to_string(),
+                "--rpc",
+                &anvil.url,
+                "--key-file",
+                key.to_str().unwrap(),
+                "--poll-ms",
+                "200",
+                "--metrics-listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("relay log"))
+            .spawn()
+            .expect("spawn conclave relay");
+        Self {
+            child,
+            metrics: format!("127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// The relayer's metric `series` (exact labels), once it serves it.
+    fn metric(&self, series: &str) -> Option<i64> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.metrics).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .map(|v| v as i64)
+    }
+
+    /// Waits for the process to end by itself.
+    fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Relayer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- relayer log {} ---\n{log}", self.log.display());
+        }
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Proposes and votes a 1 ETH payout to [`RECIPIENT`]; returns the height
+/// of the block that emitted the action.
+async fn vote_payout(net: &TestNet, proxy: Address) -> u64 {
+    let s = call(net, 0, "configure", r#"{"threshold":3}"#).await;
+    assert_eq!(s.status, "committed", "{s:?}");
+    let propose = format!(
+        r#"{{"domain":{{"evm":{{"chain_id":31337,"proxy":"{proxy}"}}}},"action":{{"native":{{"to":"{RECIPIENT}","amount":"{ETH}"}}}},"description":"grant"}}"#
+    );
+    let s = call(net, 0, "propose", &propose).await;
+    assert_eq!(s.status, "committed", "{s:?}");
+    let s = call(net, 1, "vote", r#"{"id":0}"#).await;
+    assert_eq!(s.status, "committed", "{s:?}");
+    let s = call(net, 2, "vote", r#"{"id":0}"#).await;
+    assert_eq!(s.status, "committed", "{s:?}");
+    assert!(
+        s.output.as_deref().unwrap().contains(r#""executed":true"#),
+        "{s:?}"
+    );
+    s.height.unwrap()
+}
+
+async fn start(anvil_args: &[&str]) -> (Anvil, TestNet, tempfile::TempDir) {
+    let anvil = Anvil::start_with(anvil_args).await.expect("anvil");
+    let opts = NetOptions {
+        app: "dao".into(),
+        anchors: vec![],
+        // Far away: only action heights are checkpoints.
+        checkpoint_interval: 1000,
+    };
+    let net = TestNet::start_with(4, opts).await;
+    (anvil, net, tempfile::tempdir().unwrap())
+}
+
+async fn fund(anvil: &Anvil, proxy: Address, wei: u128) {
+    let p = provider(anvil, DEV_KEY);
+    let tx = TransactionRequest::default()
+        .with_to(proxy)
+        .with_value(U256::from(wei));
+    let r = p
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(r.status());
+}
+
+async fn rogue_proxy(anvil: &Anvil, proxy: Address, ctx: ContextId) -> Proxy {
+    let chain = EvmChain::connect(EvmConfig::new(anvil.url.clone(), DEV_KEY_2))
+        .await
+        .unwrap();
+    chain.proxy(proxy, ctx.0).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n4_dao_payout_relayed_to_anvil_once() {
+    let (anvil, net, dir) = start(&[]).await;
+    let ctx = net.context;
+    let deployer = key_file(dir.path(), "deployer.key", DEV_KEY);
+    let key1 = key_file(dir.path(), "relayer1.key", DEV_KEY_1);
+    let key2 = key_file(dir.path(), "relayer2.key", DEV_KEY_2);
+    let chain = provider(&anvil, DEV_KEY);
+
+    let proxy = deploy(&net, &anvil, &deployer);
+    fund(&anvil, proxy, 5 * ETH).await;
+    let before = balance(&chain, RECIPIENT).await;
+    let height = vote_payout(&net, proxy).await;
+
+    // A relayer that dies right after posting the checkpoint, before the
+    // action: the chain holds the checkpoint and has paid nothing.
+    let mut crashing = Relayer::start(
+        &net.nodes[0],
+        ctx,
+        &anvil,
+        proxy,
+        &key1,
+        &[("CONCLAVE_FAILPOINT", "relay_after_checkpoint")],
+    );
+    assert!(
+        crashing.wait_exit(RELAY_TIMEOUT),
+        "the relayer never reached its failpoint"
+    );
+    let rogue = rogue_proxy(&anvil, proxy, ctx).await;
+    assert_eq!(rogue.view().await.unwrap().latest, height);
+    assert_eq!(balance(&chain, RECIPIENT).await, before);
+
+    // A rogue relayer: a forged checkpoint and a forged proof are refused.
+    let c = net.nodes[0].client();
+    let actions = c.action_list(ctx, None, None).await.unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    let proof = c.action_proof(ctx, actions[0].id.clone()).await.unwrap();
+    let id: [u8; 32] = hex::decode(&actions[0].id).unwrap().try_into().unwrap();
+    let domain = Domain::evm(31337, proxy.into_array());
+    let to: [u8; 20] = hex::decode(&RECIPIENT[2..]).unwrap().try_into().unwrap();
+    let forged_action = ProvenAction {
+        action: Action {
+            id,
+            domain,
+            kind: ActionKind::NativeTransfer {
+                to: Account::Evm(to),
+                amount: 2 * ETH,
+            },
+        },
+        height,
+        proof: MerkleProof {
+            index: proof.proof_index,
+            siblings: proof
+                .proof
+                .iter()
+                .map(|s| hex::decode(s).unwrap().try_into().unwrap())
+                .collect(),
+        },
+    };
+    let err = rogue
+        .execute_action(&forged_action)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BadProof"), "{err}");
+    let outsider = conclave_checkpoint::SecretKey::from_seed(&[42; 32]).unwrap();
+    let forged = CheckpointPayload {
+        domain,
+        context_id: ctx.0,
+        epoch: 0,
+        height: height + 50,
+        state_root: [9; 32],
+        actions_root: [9; 32],
+        next_members_hash: hex::decode(rogue_members_hash(&rogue).await)
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    };
+    let mut signers = [0u8; 32];
+    signers[31] = 0b1111;
+    let err = rogue
+        .submit_checkpoint(&SignedCheckpoint {
+            signature: conclave_checkpoint::sign_checkpoint(&outsider, &forged),
+            payload: forged,
+            signers,
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BadSignature"), "{err}");
+    assert_eq!(balance(&chain, RECIPIENT).await, before);
+
+    // The crashed relayer restarts next to a second one on another member's
+    // node with another key: the payout happens exactly once.
+    let r1 = Relayer::start(&net.nodes[0], ctx, &anvil, proxy, &key1, &[]);
+    let r2 = Relayer::start(&net.nodes[1], ctx, &anvil, proxy, &key2, &[]);
+    wait_until("the payout", RELAY_TIMEOUT, || async {
+        balance(&chain, RECIPIENT).await > before
+    })
+    .await;
+    // Both relayers have seen the proxy at the action's height since.
+    let series = format!(
+        r#"conclave_anchor_height{{chain="evm:31337",context="{}"}}"#,
+        ctx.to_hex()
+    );
+    wait_until("both relayers' passes", RELAY_TIMEOUT, || async {
+        [&r1, &r2]
+            .iter()
+            .all(|r| r.metric(&series) == Some(height as i64))
+    })
+    .await;
+    assert_eq!(balance(&chain, RECIPIENT).await, before + U256::from(ETH));
+    assert!(rogue.executed(id).await.unwrap());
+    // A forged re-execution of the executed action is "already done".
+    assert!(matches!(
+        rogue.execute_action(&forged_action).await.unwrap(),
+        Outcome::AlreadyDone(_)
+    ));
+
+    // `anchor status`: the anchored height, the lag, the executed action.
+    let out = cli(
+        net.nodes[2].home(),
+        &[
+            "anchor",
+            "status",
+            "--context",
+            &ctx.to_hex(),
+            "--chain",
+            "evm",
+            "--proxy",
+            &proxy.to_string(),
+            "--rpc",
+            &anvil.url,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["anchored_height"], height);
+    assert_eq!(status["actions"][0]["state"], "executed", "{status}");
+    assert!(status["actions"][0]["tx"]
+        .as_str()
+        .unwrap()
+        .starts_with("0x"));
+
+    // A non-member checks a member's proof against the anchored root.
+    let v = c
+        .state_get(ctx, format!("p/{:020}", 0), Some(height))
+        .await
+        .unwrap();
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, serde_json::to_vec(&v).unwrap()).unwrap();
+    let verify = |file: &Path| {
+        let out = Command::new(conclave_bin())
+            .args([
+                "verify",
+                "--rpc",
+                &anvil.url,
+                "--proxy",
+                &proxy.to_string(),
+                "--proof",
+            ])
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, text) = verify(&good);
+    assert!(ok && text.starts_with("yes"), "{text}");
+    let mut tampered = v.clone();
+    let forged_value = tampered.value.clone().unwrap().replace("grant", "grift");
+    tampered.value_hex = Some(hex::encode(forged_value.as_bytes()));
+    tampered.value = Some(forged_value);
+    let bad = dir.path().join("tampered.json");
+    std::fs::write(&bad, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    let (ok, text) = verify(&bad);
+    assert!(
+        !ok && text.contains("no:") && text.contains("does not match"),
+        "{text}"
+    );
+    // A newer height is not anchored yet (no checkpoint above the action's).
+    let s = call(&net, 3, "propose", &format!(
+        r#"{{"domain":{{"evm":{{"chain_id":31337,"proxy":"{proxy}"}}}},"action":{{"native":{{"to":"{RECIPIENT}","amount":"1"}}}}}}"#
+    ))
+    .await;
+    assert_eq!(s.status, "committed");
+    let newer = c
+        .state_get(ctx, format!("p/{:020}", 1), s.height)
+        .await
+        .unwrap();
+    let later = dir.path().join("later.json");
+    std::fs::write(&later, serde_json::to_vec(&newer).unwrap()).unwrap();
+    let (ok, text) = verify(&later);
+    assert!(!ok && text.contains("not anchored yet"), "{text}");
+}
+
+async fn rogue_members_hash(p: &Proxy) -> String {
+    hex::encode(p.view().await.unwrap().members_hash)
+}
+
+/// anvil drops the block that held the posted checkpoint and the payout
+/// (`evm_revert`): the relayer sees the proxy behind, posts again, and the
+/// recipient is paid once on the surviving chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n4_reorg_dropping_the_checkpoint_is_reposted_and_paid_once() {
+    let (anvil, net, dir) = start(&[]).await;
+    let ctx = net.context;
+    let deployer = key_file(dir.path(), "deployer.key", DEV_KEY);
+    let key1 = key_file(dir.path(), "relayer1.key", DEV_KEY_1);
+    let chain = provider(&anvil, DEV_KEY);
+    let proxy = deploy(&net, &anvil, &deployer);
+    fund(&anvil, proxy, 5 * ETH).await;
+    let before = balance(&chain, RECIPIENT).await;
+    let snapshot: U256 = chain.raw_request("evm_snapshot".into(), ()).await.unwrap();
+    let height = vote_payout(&net, proxy).await;
+    let relayer = Relayer::start(&net.nodes[0], ctx, &anvil, proxy, &key1, &[]);
+    wait_until("the payout", RELAY_TIMEOUT, || async {
+        balance(&chain, RECIPIENT).await > before
+    })
+    .await;
+    // The chain reorganises back to before the checkpoint.
+    let reverted: bool = chain
+        .raw_request("evm_revert".into(), (snapshot,))
+        .await
+        .unwrap();
+    assert!(reverted);
+    let rogue = rogue_proxy(&anvil, proxy, ctx).await;
+    // The relayer notices and relays again on the surviving chain.
+    wait_until("the re-post", RELAY_TIMEOUT, || async {
+        rogue.view().await.unwrap().latest == height && balance(&chain, RECIPIENT).await > before
+    })
+    .await;
+    let series =
+        r#"conclave_relay_submissions_total{chain="evm:31337",kind="checkpoint",result="sent"}"#;
+    assert_eq!(
+        relayer.metric(series),
+        Some(2),
+        "posted once per chain history"
+    );
+    assert_eq!(balance(&chain, RECIPIENT).await, before + U256::from(ETH));
+}
+
+/// Bad input to `anchor deploy` and `relay`: each is refused with an error
+/// that names what is wrong, and nothing reaches the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_chain_input_is_refused_and_sends_nothing() {
+    let anvil = Anvil::start().await.expect("anvil");
+    let (node, ctx) = crate::node_with_context("dao").await;
+    let (other, other_ctx) = crate::node_with_context("dao").await;
+    let dir = tempfile::tempdir().unwrap();
+    let deployer = key_file(dir.path(), "deployer.key", DEV_KEY);
+    let unfunded = key_file(dir.path(), "unfunded.key", &"11".repeat(32));
+    let garbage = dir.path().join("garbage.key");
+    std::fs::write(&garbage, "not a key").unwrap();
+    let chain = provider(&anvil, DEV_KEY);
+    let blocks = chain.get_block_number().await.unwrap();
+
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    for (rpc, key, extra, expect) in [
+        (dead.as_str(), &deployer, &[][..], "cannot reach the chain"),
+        ("not a url", &deployer, &[][..], "bad RPC URL"),
+        (
+            anvil.url.as_str(),
+            &deployer,
+            &["--chain-id", "1"][..],
+            "has chain id 31337, expected 1",
+        ),
+        (anvil.url.as_str(), &unfunded, &[][..], "holds no funds"),
+        (anvil.url.as_str(), &garbage, &[][..], "garbage.key"),
+    ] {
+        let (ok, _, err) = try_deploy(node.home(), ctx, rpc, key, extra);
+        assert!(
+            !ok && err.contains(expect),
+            "expected {expect:?}, got: {err}"
+        );
+    }
+    assert_eq!(
+        chain.get_block_number().await.unwrap(),
+        blocks,
+        "something was sent"
+    );
+
+    // A relayer pointed at the proxy of another context refuses it.
+    let proxy = deploy_from(other.home(), other_ctx, &anvil, &deployer);
+    let blocks = chain.get_block_number().await.unwrap();
+    let relay = |node_url: Option<&str>| {
+        let mut args = vec![];
+        if let Some(url) = node_url {
+            args.extend(["--node", url]);
+        }
+        let ctx = ctx.to_hex();
+        let proxy = proxy.to_string();
+        args.extend([
+            "relay",
+            "--context",
+            &ctx,
+            "--chain",
+            "evm",
+            "--proxy",
+            &proxy,
+            "--rpc",
+            &anvil.url,
+            "--key-file",
+            deployer.to_str().unwrap(),
+        ]);
+        let out = cli(node.home(), &args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, err) = relay(None);
+    assert!(!ok && err.contains("serves context"), "{err}");
+    // The node is unreachable.
+    let (ok, err) = relay(Some(&dead));
+    assert!(!ok && err.contains("is the node running"), "{err}");
+    assert_eq!(
+        chain.get_block_number().await.unwrap(),
+        blocks,
+        "something was sent"
+    );
+}
