@@ -249,7 +249,7 @@ impl<S: Source> EvmRelay<S> {
         if self.proxy.executed(id).await? {
             return Ok(true);
         }
-        if self.proxy.actions_root_at(a.height).await? == [0; 32] {
+        if self.proxy.roots_at(a.height).await?.1 == [0; 32] {
             // The proxy passed this height without its checkpoint: only a
             // relayer that ignores the plan (or a rogue one) does that.
             warn!(context = %self.context, chain = %self.chain_label, height = a.height,

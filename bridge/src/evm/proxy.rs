@@ -63,26 +63,16 @@ impl Proxy {
         })
     }
 
-    /// The actions root stored for `height` (zero: no checkpoint there).
-    pub async fn actions_root_at(&self, height: u64) -> Result<[u8; 32]> {
+    /// The `(state root, actions root)` stored for `height` (zeros: no
+    /// checkpoint there).
+    pub async fn roots_at(&self, height: u64) -> Result<([u8; 32], [u8; 32])> {
         let at = self
             .instance
             .checkpointAt(height)
             .call()
             .await
             .map_err(rpc)?;
-        Ok(at.actionsRoot.0)
-    }
-
-    /// The state root stored for `height` (zero: no checkpoint there).
-    pub async fn state_root_at(&self, height: u64) -> Result<[u8; 32]> {
-        let at = self
-            .instance
-            .checkpointAt(height)
-            .call()
-            .await
-            .map_err(rpc)?;
-        Ok(at.stateRoot.0)
+        Ok((at.stateRoot.0, at.actionsRoot.0))
     }
 
     pub async fn executed(&self, id: [u8; 32]) -> Result<bool> {

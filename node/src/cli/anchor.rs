@@ -555,7 +555,7 @@ pub async fn verdict(
             v.height
         )));
     }
-    let anchored = proxy.state_root_at(v.height).await?;
+    let (anchored, _) = proxy.roots_at(v.height).await?;
     if anchored == [0; 32] {
         return Ok(Err(format!(
             "the proxy holds no checkpoint at height {} (latest: {latest}); ask for a proof at an anchored height",

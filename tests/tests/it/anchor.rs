@@ -17,12 +17,9 @@ use conclave_bridge::source::{ProvenAction, SignedCheckpoint};
 use conclave_checkpoint::{Account, Action, ActionKind, CheckpointPayload, Domain, MerkleProof};
 use conclave_consensus::ContextId;
 use conclave_evm::anvil::{Anvil, DEV_KEY, DEV_KEY_1, DEV_KEY_2};
+use conclave_node::rpc::types::TxStatusView;
 use conclave_node::rpc::{CheckpointApiClient, ConclaveApiClient};
-use conclave_tests::{
-    conclave_bin, free_port, signed, wait_committed, NetOptions, TestNet, TestNode,
-};
-
-use crate::COMMIT_TIMEOUT;
+use conclave_tests::{conclave_bin, free_port, NetOptions, TestNet, TestNode};
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 /// A fresh account the DAO pays.
@@ -60,25 +57,8 @@ async fn balance(p: &DynProvider, who: &str) -> U256 {
 }
 
 /// A member's signed app call, waited for.
-async fn call(
-    net: &TestNet,
-    i: usize,
-    method: &str,
-    args: &str,
-) -> conclave_node::rpc::types::TxStatusView {
-    let node = &net.nodes[i];
-    let keys = node.keys();
-    let c = node.client();
-    let nonce = c
-        .context_nonce(net.context, keys.member_id())
-        .await
-        .unwrap();
-    let h = c
-        .tx_submit(signed(&keys, net.context, nonce, method, args))
-        .await
-        .unwrap()
-        .tx_hash;
-    wait_committed(&c, h, COMMIT_TIMEOUT).await
+async fn call(net: &TestNet, i: usize, method: &str, args: &str) -> TxStatusView {
+    crate::call_and_wait(&net.nodes[i], net.context, method, args).await
 }
 
 /// `conclave anchor deploy` from member 0's home; returns the proxy.
@@ -249,16 +229,48 @@ async fn vote_payout(net: &TestNet, proxy: Address) -> u64 {
     s.height.unwrap()
 }
 
-async fn start(anvil_args: &[&str]) -> (Anvil, TestNet, tempfile::TempDir) {
-    let anvil = Anvil::start_with(anvil_args).await.expect("anvil");
-    let opts = NetOptions {
-        app: "dao".into(),
-        anchors: vec![],
-        // Far away: only action heights are checkpoints.
-        checkpoint_interval: 1000,
-    };
-    let net = TestNet::start_with(4, opts).await;
-    (anvil, net, tempfile::tempdir().unwrap())
+/// Four validators with a `dao` context, an anvil, and the context's
+/// proxy deployed with `conclave anchor deploy` and funded with 5 ETH.
+struct Anchored {
+    anvil: Anvil,
+    net: TestNet,
+    dir: tempfile::TempDir,
+    /// Dev account 0, which deployed and funded the proxy.
+    chain: DynProvider,
+    proxy: Address,
+    /// The recipient's balance before any payout.
+    before: U256,
+}
+
+impl Anchored {
+    async fn start() -> Self {
+        let anvil = Anvil::start().await.expect("anvil");
+        let opts = NetOptions {
+            app: "dao".into(),
+            anchors: vec![],
+            // Far away: only action heights are checkpoints.
+            checkpoint_interval: 1000,
+        };
+        let net = TestNet::start_with(4, opts).await;
+        let dir = tempfile::tempdir().unwrap();
+        let deployer = key_file(dir.path(), "deployer.key", DEV_KEY);
+        let proxy = deploy(&net, &anvil, &deployer);
+        fund(&anvil, proxy, 5 * ETH).await;
+        let chain = provider(&anvil, DEV_KEY);
+        let before = balance(&chain, RECIPIENT).await;
+        Self {
+            anvil,
+            net,
+            dir,
+            chain,
+            proxy,
+            before,
+        }
+    }
+
+    fn key(&self, name: &str, key: &str) -> PathBuf {
+        key_file(self.dir.path(), name, key)
+    }
 }
 
 async fn fund(anvil: &Anvil, proxy: Address, wei: u128) {
@@ -285,24 +297,20 @@ async fn rogue_proxy(anvil: &Anvil, proxy: Address, ctx: ContextId) -> Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n4_dao_payout_relayed_to_anvil_once() {
-    let (anvil, net, dir) = start(&[]).await;
+    let f = Anchored::start().await;
+    let (anvil, net, dir, chain, proxy, before) =
+        (&f.anvil, &f.net, &f.dir, &f.chain, f.proxy, f.before);
     let ctx = net.context;
-    let deployer = key_file(dir.path(), "deployer.key", DEV_KEY);
-    let key1 = key_file(dir.path(), "relayer1.key", DEV_KEY_1);
-    let key2 = key_file(dir.path(), "relayer2.key", DEV_KEY_2);
-    let chain = provider(&anvil, DEV_KEY);
-
-    let proxy = deploy(&net, &anvil, &deployer);
-    fund(&anvil, proxy, 5 * ETH).await;
-    let before = balance(&chain, RECIPIENT).await;
-    let height = vote_payout(&net, proxy).await;
+    let key1 = f.key("relayer1.key", DEV_KEY_1);
+    let key2 = f.key("relayer2.key", DEV_KEY_2);
+    let height = vote_payout(net, proxy).await;
 
     // A relayer that dies right after posting the checkpoint, before the
     // action: the chain holds the checkpoint and has paid nothing.
     let mut crashing = Relayer::start(
         &net.nodes[0],
         ctx,
-        &anvil,
+        anvil,
         proxy,
         &key1,
         &[("CONCLAVE_FAILPOINT", "relay_after_checkpoint")],
@@ -311,9 +319,9 @@ async fn n4_dao_payout_relayed_to_anvil_once() {
         crashing.wait_exit(RELAY_TIMEOUT),
         "the relayer never reached its failpoint"
     );
-    let rogue = rogue_proxy(&anvil, proxy, ctx).await;
+    let rogue = rogue_proxy(anvil, proxy, ctx).await;
     assert_eq!(rogue.view().await.unwrap().latest, height);
-    assert_eq!(balance(&chain, RECIPIENT).await, before);
+    assert_eq!(balance(chain, RECIPIENT).await, before);
 
     // A rogue relayer: a forged checkpoint and a forged proof are refused.
     let c = net.nodes[0].client();
@@ -373,14 +381,14 @@ async fn n4_dao_payout_relayed_to_anvil_once() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("BadSignature"), "{err}");
-    assert_eq!(balance(&chain, RECIPIENT).await, before);
+    assert_eq!(balance(chain, RECIPIENT).await, before);
 
     // The crashed relayer restarts next to a second one on another member's
     // node with another key: the payout happens exactly once.
-    let r1 = Relayer::start(&net.nodes[0], ctx, &anvil, proxy, &key1, &[]);
-    let r2 = Relayer::start(&net.nodes[1], ctx, &anvil, proxy, &key2, &[]);
+    let r1 = Relayer::start(&net.nodes[0], ctx, anvil, proxy, &key1, &[]);
+    let r2 = Relayer::start(&net.nodes[1], ctx, anvil, proxy, &key2, &[]);
     wait_until("the payout", RELAY_TIMEOUT, || async {
-        balance(&chain, RECIPIENT).await > before
+        balance(chain, RECIPIENT).await > before
     })
     .await;
     // Both relayers have seen the proxy at the action's height since.
@@ -394,7 +402,7 @@ async fn n4_dao_payout_relayed_to_anvil_once() {
             .all(|r| r.metric(&series) == Some(height as i64))
     })
     .await;
-    assert_eq!(balance(&chain, RECIPIENT).await, before + U256::from(ETH));
+    assert_eq!(balance(chain, RECIPIENT).await, before + U256::from(ETH));
     assert!(rogue.executed(id).await.unwrap());
     // A forged re-execution of the executed action is "already done".
     assert!(matches!(
@@ -471,7 +479,7 @@ async fn n4_dao_payout_relayed_to_anvil_once() {
         "{text}"
     );
     // A newer height is not anchored yet (no checkpoint above the action's).
-    let s = call(&net, 3, "propose", &format!(
+    let s = call(net, 3, "propose", &format!(
         r#"{{"domain":{{"evm":{{"chain_id":31337,"proxy":"{proxy}"}}}},"action":{{"native":{{"to":"{RECIPIENT}","amount":"1"}}}}}}"#
     ))
     .await;
@@ -495,19 +503,15 @@ async fn rogue_members_hash(p: &Proxy) -> String {
 /// recipient is paid once on the surviving chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n4_reorg_dropping_the_checkpoint_is_reposted_and_paid_once() {
-    let (anvil, net, dir) = start(&[]).await;
+    let f = Anchored::start().await;
+    let (anvil, net, chain, proxy, before) = (&f.anvil, &f.net, &f.chain, f.proxy, f.before);
     let ctx = net.context;
-    let deployer = key_file(dir.path(), "deployer.key", DEV_KEY);
-    let key1 = key_file(dir.path(), "relayer1.key", DEV_KEY_1);
-    let chain = provider(&anvil, DEV_KEY);
-    let proxy = deploy(&net, &anvil, &deployer);
-    fund(&anvil, proxy, 5 * ETH).await;
-    let before = balance(&chain, RECIPIENT).await;
+    let key1 = f.key("relayer1.key", DEV_KEY_1);
     let snapshot: U256 = chain.raw_request("evm_snapshot".into(), ()).await.unwrap();
-    let height = vote_payout(&net, proxy).await;
-    let relayer = Relayer::start(&net.nodes[0], ctx, &anvil, proxy, &key1, &[]);
+    let height = vote_payout(net, proxy).await;
+    let relayer = Relayer::start(&net.nodes[0], ctx, anvil, proxy, &key1, &[]);
     wait_until("the payout", RELAY_TIMEOUT, || async {
-        balance(&chain, RECIPIENT).await > before
+        balance(chain, RECIPIENT).await > before
     })
     .await;
     // The chain reorganises back to before the checkpoint.
@@ -516,10 +520,10 @@ async fn n4_reorg_dropping_the_checkpoint_is_reposted_and_paid_once() {
         .await
         .unwrap();
     assert!(reverted);
-    let rogue = rogue_proxy(&anvil, proxy, ctx).await;
+    let rogue = rogue_proxy(anvil, proxy, ctx).await;
     // The relayer notices and relays again on the surviving chain.
     wait_until("the re-post", RELAY_TIMEOUT, || async {
-        rogue.view().await.unwrap().latest == height && balance(&chain, RECIPIENT).await > before
+        rogue.view().await.unwrap().latest == height && balance(chain, RECIPIENT).await > before
     })
     .await;
     let series =
@@ -529,7 +533,7 @@ async fn n4_reorg_dropping_the_checkpoint_is_reposted_and_paid_once() {
         Some(2),
         "posted once per chain history"
     );
-    assert_eq!(balance(&chain, RECIPIENT).await, before + U256::from(ETH));
+    assert_eq!(balance(chain, RECIPIENT).await, before + U256::from(ETH));
 }
 
 /// Bad input to `anchor deploy` and `relay`: each is refused with an error

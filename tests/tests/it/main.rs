@@ -75,8 +75,41 @@ pub async fn load(net: &TestNet, count: usize) {
     load_on(&running, net.context, count).await
 }
 
-/// Submits a kv `set` through `node`, signed by its member with its next
-/// nonce; returns the node's client and the tx hash.
+/// Submits `method(args)` through `node`, signed by its member with its
+/// next nonce; returns the node's client and the tx hash.
+pub async fn submit_call(
+    node: &TestNode,
+    ctx: ContextId,
+    method: &str,
+    args: &str,
+) -> (
+    jsonrpsee::http_client::HttpClient,
+    conclave_consensus::Hash32,
+) {
+    let keys = node.keys();
+    let c = node.client();
+    let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
+    let h = c
+        .tx_submit(signed(&keys, ctx, nonce, method, args))
+        .await
+        .unwrap()
+        .tx_hash;
+    (c, h)
+}
+
+/// [`submit_call`], then waits until the tx commits or fails; returns its
+/// status.
+pub async fn call_and_wait(
+    node: &TestNode,
+    ctx: ContextId,
+    method: &str,
+    args: &str,
+) -> TxStatusView {
+    let (c, h) = submit_call(node, ctx, method, args).await;
+    wait_committed(&c, h, COMMIT_TIMEOUT).await
+}
+
+/// Submits a kv `set` through `node` ([`submit_call`]).
 pub async fn submit_set(
     node: &TestNode,
     ctx: ContextId,
@@ -86,16 +119,8 @@ pub async fn submit_set(
     jsonrpsee::http_client::HttpClient,
     conclave_consensus::Hash32,
 ) {
-    let keys = node.keys();
-    let c = node.client();
-    let nonce = c.context_nonce(ctx, keys.member_id()).await.unwrap();
     let args = format!(r#"{{"key":"{key}","value":"{value}"}}"#);
-    let h = c
-        .tx_submit(signed(&keys, ctx, nonce, "set", &args))
-        .await
-        .unwrap()
-        .tx_hash;
-    (c, h)
+    submit_call(node, ctx, "set", &args).await
 }
 
 /// [`submit_set`], then waits until the tx is committed; returns its
