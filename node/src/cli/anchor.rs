@@ -12,7 +12,6 @@ use alloy::primitives::Address;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 use conclave_bridge::evm::{read_key_file, EvmChain, EvmConfig, ProxyMembers};
-use conclave_bridge::relay::{EvmRelay, RelayOptions};
 use conclave_bridge::source::{ProvenAction, SignedCheckpoint, Source};
 use conclave_checkpoint::{actions::request, Action, CheckpointPayload, Domain, MerkleProof};
 use conclave_consensus::{ContextId, Tx};
@@ -89,29 +88,6 @@ pub enum AnchorCommand {
         #[arg(long = "rpc")]
         rpc: String,
     },
-}
-
-/// `conclave relay`.
-#[derive(Args, Debug)]
-pub struct RelayArgs {
-    #[arg(long)]
-    pub context: String,
-    #[arg(long, value_enum)]
-    pub chain: Chain,
-    /// The proxy's address.
-    #[arg(long)]
-    pub proxy: String,
-    #[command(flatten)]
-    pub evm: EvmArgs,
-    /// Milliseconds between passes.
-    #[arg(long, default_value_t = 500)]
-    pub poll_ms: u64,
-    /// Passes that retry a failing action before it is reported and left.
-    #[arg(long, default_value_t = 5)]
-    pub max_action_attempts: u32,
-    /// Where to serve the relayer's Prometheus metrics (`/metrics`).
-    #[arg(long)]
-    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `conclave verify`: a light client's check of a member's proof.
@@ -348,12 +324,12 @@ impl Source for NodeSource {
     }
 }
 
-fn parse_address(s: &str) -> anyhow::Result<Address> {
+pub(super) fn parse_address(s: &str) -> anyhow::Result<Address> {
     s.parse::<Address>()
         .map_err(|e| anyhow::anyhow!("--proxy {s}: not an EVM address ({e})"))
 }
 
-fn near_unsupported() -> anyhow::Error {
+pub(super) fn near_unsupported() -> anyhow::Error {
     anyhow::anyhow!(
         "--chain near is not wired to the CLI yet: the NEAR proxy is tested in contracts/near, \
          but no NEAR client is in the relayer (docs/checkpoint.md)"
@@ -468,48 +444,6 @@ pub async fn status(
 
 /// A well-formed key that never signs anything: views need an account.
 const READ_ONLY_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
-
-/// `conclave relay`.
-pub async fn relay(source: NodeSource, args: &RelayArgs) -> anyhow::Result<()> {
-    if args.chain == Chain::Near {
-        return Err(near_unsupported());
-    }
-    let context = source.context;
-    let chain = EvmChain::connect(args.evm.config()?).await?;
-    chain.ensure_funded().await?;
-    let proxy = chain.proxy(parse_address(&args.proxy)?, context.0).await?;
-    // Reading the node once up front: an unreachable node fails here.
-    source.tip().await?;
-    let metrics = conclave_bridge::metrics::Metrics::new();
-    if let Some(addr) = args.metrics_listen {
-        let listener = crate::metrics::bind(addr)
-            .await
-            .with_context(|| format!("binding the relay metrics on {addr}"))?;
-        let bound = listener.local_addr()?;
-        let m = metrics.clone();
-        tokio::spawn(crate::metrics::serve_with(move || m.render(), listener));
-        eprintln!("relay metrics on http://{bound}/metrics");
-    }
-    eprintln!(
-        "relaying {context} to {} on chain {} as {}",
-        proxy.address(),
-        chain.chain_id(),
-        chain.account()
-    );
-    let opts = RelayOptions {
-        poll: Duration::from_millis(args.poll_ms.max(10)),
-        max_action_attempts: args.max_action_attempts.max(1),
-        ..RelayOptions::default()
-    };
-    let mut relay = EvmRelay::new(source, proxy, context.0, metrics, opts)
-        .on_checkpoint_posted(|| crate::failpoint::hit("relay_after_checkpoint"));
-    relay
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
-    Ok(())
-}
 
 /// `conclave verify`: checks a member's `state_get` answer against the
 /// state root anchored on the proxy; prints the verdict and why.

@@ -6,6 +6,7 @@ mod bench;
 mod checkpoints;
 mod client;
 mod devnet;
+mod relay;
 pub mod testnet;
 
 use std::path::PathBuf;
@@ -107,7 +108,7 @@ pub enum Command {
     },
     /// Carry a context's checkpoints and actions to its proxy until
     /// interrupted.
-    Relay(anchor::RelayArgs),
+    Relay(relay::RelayArgs),
     /// Check a value and its proof (a member's `state_get` answer) against
     /// the state root anchored on a proxy; needs no node and no membership.
     Verify(anchor::VerifyArgs),
@@ -406,13 +407,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Testnet(args) => testnet::run(args),
         Command::Verify(args) => anchor::verify(args).await,
-        Command::Relay(args) => {
-            let url = cli.rpc_url();
-            let source =
-                anchor::NodeSource::connect(&url, &home, client::parse_context(&args.context)?)
-                    .await?;
-            anchor::relay(source, args).await
-        }
+        Command::Relay(args) => relay::run(&cli.rpc_url(), &home, args).await,
         _ => client::run(&cli).await,
     }
 }

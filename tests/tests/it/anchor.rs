@@ -115,6 +115,7 @@ struct Relayer {
 }
 
 impl Relayer {
+    /// `conclave relay` on `node`'s home for one proxy, from flags.
     fn start(
         node: &TestNode,
         ctx: ContextId,
@@ -123,28 +124,34 @@ impl Relayer {
         key: &Path,
         env: &[(&str, &str)],
     ) -> Self {
+        let (ctx, proxy) = (ctx.to_hex(), proxy.to_string());
+        let args = [
+            "--context",
+            &ctx,
+            "--chain",
+            "evm",
+            "--proxy",
+            &proxy,
+            "--rpc",
+            &anvil.url,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--poll-ms",
+            "200",
+        ];
+        Self::start_with(node, &args, env)
+    }
+
+    /// `conclave relay ARGS --metrics-listen <free port>` on `node`'s home.
+    fn start_with(node: &TestNode, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = node.home().join(format!("relay-{port}.log"));
         let child = Command::new(conclave_bin())
             .arg("--home")
             .arg(node.home())
-            .args([
-                "relay",
-                "--context",
-                &ctx.to_hex(),
-                "--chain",
-                "evm",
-                "--proxy",
-                &proxy.to_string(),
-                "--rpc",
-                &anvil.url,
-                "--key-file",
-                key.to_str().unwrap(),
-                "--poll-ms",
-                "200",
-                "--metrics-listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .arg("relay")
+            .args(args)
+            .args(["--metrics-listen", &format!("127.0.0.1:{port}")])
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -506,10 +513,21 @@ async fn n4_reorg_dropping_the_checkpoint_is_reposted_and_paid_once() {
     let f = Anchored::start().await;
     let (anvil, net, chain, proxy, before) = (&f.anvil, &f.net, &f.chain, f.proxy, f.before);
     let ctx = net.context;
-    let key1 = f.key("relayer1.key", DEV_KEY_1);
+    f.key("relayer1.key", DEV_KEY_1);
     let snapshot: U256 = chain.raw_request("evm_snapshot".into(), ()).await.unwrap();
     let height = vote_payout(net, proxy).await;
-    let relayer = Relayer::start(&net.nodes[0], ctx, anvil, proxy, &key1, &[]);
+    // This relayer reads a relay.toml (key file relative to it).
+    let config = f.dir.path().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_ms = 200\n[[relay]]\ncontext = \"{}\"\nchain = \"evm\"\nproxy = \"{proxy}\"\nrpc = \"{}\"\nkey_file = \"relayer1.key\"\nchain_id = 31337\n",
+            ctx.to_hex(),
+            anvil.url
+        ),
+    )
+    .unwrap();
+    let relayer = Relayer::start_with(&net.nodes[0], &["--config", config.to_str().unwrap()], &[]);
     wait_until("the payout", RELAY_TIMEOUT, || async {
         balance(chain, RECIPIENT).await > before
     })
@@ -526,14 +544,30 @@ async fn n4_reorg_dropping_the_checkpoint_is_reposted_and_paid_once() {
         rogue.view().await.unwrap().latest == height && balance(chain, RECIPIENT).await > before
     })
     .await;
-    let series =
-        r#"conclave_relay_submissions_total{chain="evm:31337",kind="checkpoint",result="sent"}"#;
-    assert_eq!(
-        relayer.metric(series),
-        Some(2),
-        "posted once per chain history"
+    // It saw the reorg (the hash of the block its last pass ended on
+    // changed), and the recipient holds exactly one payout.
+    let series = r#"conclave_relay_errors_total{chain="evm:31337",reason="reorg"}"#;
+    assert!(
+        relayer.metric(series).unwrap_or(0) >= 1,
+        "the reorg went unnoticed"
     );
     assert_eq!(balance(chain, RECIPIENT).await, before + U256::from(ETH));
+    assert!(rogue
+        .executed(
+            hex::decode(
+                &net.nodes[0]
+                    .client()
+                    .action_list(ctx, None, None)
+                    .await
+                    .unwrap()[0]
+                    .id
+            )
+            .unwrap()
+            .try_into()
+            .unwrap()
+        )
+        .await
+        .unwrap());
 }
 
 /// Bad input to `anchor deploy` and `relay`: each is refused with an error
