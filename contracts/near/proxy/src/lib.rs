@@ -108,7 +108,9 @@ impl ConclaveProxy {
     /// Every PoP given must verify; `quorum` defaults to `floor(2n/3) + 1`.
     /// A set too large for one transaction's PoP checks (about 9.7 TGas
     /// each) may omit PoPs: the proxy then accepts no checkpoint until
-    /// `register_keys` has verified each missing one.
+    /// `register_keys` has verified each missing one. `initial_epoch` is
+    /// the context's member-set epoch of these keys (default 0): a proxy
+    /// deployed after membership changes starts where its context is.
     #[init]
     #[handle_result]
     pub fn new(
@@ -116,6 +118,7 @@ impl ConclaveProxy {
         network: String,
         members: Vec<MemberKey>,
         quorum: Option<u32>,
+        initial_epoch: Option<u64>,
     ) -> Result<Self> {
         let context_id = hex_array::<32>(&context_id, "context_id")?;
         if network.is_empty() || network.len() > 64 {
@@ -134,7 +137,7 @@ impl ConclaveProxy {
             quorum: 0,
             members_hash: [0u8; 32],
             unverified,
-            epoch: 0,
+            epoch: initial_epoch.unwrap_or(0),
             latest_height: 0,
             checkpoints: LookupMap::new(StorageKey::Checkpoints),
             actions: LookupMap::new(StorageKey::Actions),

@@ -186,3 +186,33 @@ fn malformed_signatures_and_hex() {
     s.signers = "zz".into();
     expect_refused(&mut proxy, &s, ProxyError::BadHex("signers"));
 }
+
+/// A proxy deployed after membership changes starts at its set's epoch:
+/// that epoch's checkpoints pass, earlier ones do not.
+#[test]
+fn a_proxy_deployed_later_starts_at_the_sets_epoch() {
+    super::call();
+    let (members, quorum, _) = fixture::member_set("genesis");
+    let mut proxy = ConclaveProxy::new(
+        fixture::context_id(),
+        NETWORK.into(),
+        members,
+        Some(quorum),
+        Some(3),
+    )
+    .expect("valid set");
+    assert_eq!(proxy.epoch(), 3);
+    let stale = fixture::sign(&near_payload(5), &[0, 1, 2], genesis_key);
+    assert_eq!(
+        submit(&mut proxy, &stale),
+        Err(ProxyError::WrongEpoch {
+            expected: 3,
+            got: 0
+        })
+    );
+    let mut p = near_payload(5);
+    p.epoch = 3;
+    let s = fixture::sign(&p, &[0, 1, 2], genesis_key);
+    assert_eq!(submit(&mut proxy, &s), Ok(()));
+    assert_eq!(proxy.latest_checkpoint().expect("stored").height, 5);
+}

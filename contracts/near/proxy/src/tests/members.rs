@@ -12,7 +12,7 @@ use crate::ConclaveProxy;
 
 fn init(members: Vec<MemberKey>, quorum: Option<u32>) -> Result<ConclaveProxy, ProxyError> {
     call();
-    ConclaveProxy::new(fixture::context_id(), NETWORK.into(), members, quorum)
+    ConclaveProxy::new(fixture::context_id(), NETWORK.into(), members, quorum, None)
 }
 
 fn compressed_key(eip: &str) -> String {
@@ -86,7 +86,7 @@ fn default_quorum_and_set_shape_refusals() {
     infinity[1].public_key = format!("0xc0{}", "00".repeat(47));
     assert_eq!(init(infinity, None).err(), Some(ProxyError::BadPop(1)));
     call();
-    let bad_network = ConclaveProxy::new(fixture::context_id(), String::new(), genesis, None);
+    let bad_network = ConclaveProxy::new(fixture::context_id(), String::new(), genesis, None, None);
     assert_eq!(bad_network.err(), Some(ProxyError::BadNetwork));
 }
 

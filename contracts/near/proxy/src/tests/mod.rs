@@ -65,8 +65,14 @@ pub fn callback(result: PromiseResult) {
 pub fn genesis_proxy() -> ConclaveProxy {
     call();
     let (members, quorum, _) = fixture::member_set("genesis");
-    ConclaveProxy::new(fixture::context_id(), NETWORK.into(), members, Some(quorum))
-        .expect("genesis set is valid")
+    ConclaveProxy::new(
+        fixture::context_id(),
+        NETWORK.into(),
+        members,
+        Some(quorum),
+        None,
+    )
+    .expect("genesis set is valid")
 }
 
 pub fn submit(proxy: &mut ConclaveProxy, s: &Submission) -> Result<()> {

@@ -53,9 +53,14 @@ fn members_hash_of_both_sets() {
     for name in ["genesis", "rotated"] {
         call();
         let (members, quorum, hash) = fixture::member_set(name);
-        let proxy =
-            crate::ConclaveProxy::new(fixture::context_id(), NETWORK.into(), members, Some(quorum))
-                .expect("valid set");
+        let proxy = crate::ConclaveProxy::new(
+            fixture::context_id(),
+            NETWORK.into(),
+            members,
+            Some(quorum),
+            None,
+        )
+        .expect("valid set");
         assert_eq!(proxy.members_hash(), hash, "{name}");
         assert_eq!(proxy.quorum(), quorum);
     }
