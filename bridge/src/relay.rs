@@ -7,7 +7,10 @@
 //! 2. read the node's completed checkpoints above it and the heights that
 //!    emitted actions for this proxy; post the checkpoints [`crate::plan`]
 //!    picks, in order;
-//! 3. execute every action at or below the proxy's latest height that it
+//! 3. when the proxy's latest checkpoint announces the next member set,
+//!    rotate the proxy to it (the set read from the node and checked
+//!    against the announcement), then go on with step 2 for the new epoch;
+//! 4. execute every action at or below the proxy's latest height that it
 //!    has not executed, with its inclusion proof.
 //!
 //! Every call is simulated before it is sent; "already done" refusals
@@ -25,16 +28,18 @@ use conclave_checkpoint::Domain;
 use rand::Rng;
 use tracing::{info, warn};
 
-use crate::evm::{Outcome, Proxy};
+use crate::evm::{Outcome, Proxy, ProxyMembers};
 use crate::metrics::Metrics;
-use crate::plan::{self, Blocked};
-use crate::source::Source;
+use crate::plan::{self, Blocked, ChainView};
+use crate::source::{SignedCheckpoint, Source};
 use crate::Result;
 
 /// Checkpoints read from the node per pass, at most.
 const MAX_CHECKPOINTS: usize = 500;
 /// Actions read from the node per pass, at most.
 const MAX_ACTIONS: usize = 500;
+/// Member-set rotations per pass, at most.
+const MAX_ROTATIONS: usize = 8;
 
 /// Knobs of a relayer.
 #[derive(Clone, Debug)]
@@ -63,6 +68,8 @@ impl Default for RelayOptions {
 pub struct Report {
     /// Heights of the checkpoints this pass posted.
     pub posted: Vec<u64>,
+    /// Epochs this pass rotated the proxy to.
+    pub rotated: Vec<u64>,
     /// Ids of the actions this pass executed.
     pub executed: Vec<[u8; 32]>,
     /// Why posting stopped short of the node's newest checkpoint.
@@ -161,48 +168,37 @@ impl<S: Source> EvmRelay<S> {
                 self.done_through = 0;
             }
         }
-        let view = self.proxy.view().await?;
         let tip = self.source.tip().await?;
         let actions = self
             .source
             .actions(&self.domain, self.done_through, MAX_ACTIONS)
             .await?;
         let heights: BTreeSet<u64> = actions.iter().map(|a| a.height).collect();
-        let completed = self
-            .source
-            .checkpoints(&self.domain, view.latest, MAX_CHECKPOINTS)
-            .await?;
-        let plan = plan::checkpoints(&view, &completed, &heights);
         let mut report = Report {
-            blocked: plan.blocked.clone(),
             tip,
             ..Report::default()
         };
-        for c in &plan.post {
-            let h = c.payload.height;
-            match self.proxy.submit_checkpoint(c).await {
-                Ok(outcome) => {
-                    self.count("checkpoint", &outcome);
-                    match outcome {
-                        Outcome::Done { tx, gas_used } => {
-                            info!(context = %self.context, chain = %self.chain_label, height = h,
-                                %tx, gas_used, "checkpoint posted");
-                            report.posted.push(h);
-                            if let Some(f) = &self.after_checkpoint {
-                                f();
-                            }
-                        }
-                        // Someone else is ahead: re-plan on the next pass.
-                        _ => break,
-                    }
-                }
-                Err(e) => {
-                    self.count_error("checkpoint");
-                    return Err(e);
-                }
+        let mut view = self.proxy.view().await?;
+        // Checkpoints up to an epoch's announcement, the rotation, the next
+        // epoch's checkpoints, ...
+        for _ in 0..MAX_ROTATIONS {
+            let completed = self
+                .source
+                .checkpoints(&self.domain, view.latest, MAX_CHECKPOINTS)
+                .await?;
+            let plan = plan::checkpoints(&view, &completed, &heights);
+            report.blocked = plan.blocked.clone();
+            self.post(&plan.post, &mut report).await?;
+            view = self.proxy.view().await?;
+            let Some(next) = self.proxy.announced(view.latest).await? else {
+                break;
+            };
+            if !self.rotate(&view, next, &mut report).await? {
+                break;
             }
+            view = self.proxy.view().await?;
         }
-        if let Some(b) = &plan.blocked {
+        if let Some(b) = &report.blocked {
             match b {
                 Blocked::Collecting(h) => {
                     info!(context = %self.context, height = h, "waiting for the checkpoint of an action height")
@@ -212,7 +208,6 @@ impl<S: Source> EvmRelay<S> {
                 }
             }
         }
-        let view = self.proxy.view().await?;
         report.anchored = view.latest;
         self.metrics
             .anchor_height
@@ -237,6 +232,87 @@ impl<S: Source> EvmRelay<S> {
         // it replaced, what this pass did may be gone.
         self.head = Some(chain.head().await?);
         Ok(report)
+    }
+
+    /// Posts `checkpoints` in order; stops where another relayer is ahead
+    /// (the next pass plans again).
+    async fn post(&mut self, checkpoints: &[SignedCheckpoint], report: &mut Report) -> Result<()> {
+        for c in checkpoints {
+            let h = c.payload.height;
+            let outcome = match self.proxy.submit_checkpoint(c).await {
+                Ok(o) => o,
+                Err(e) => {
+                    self.count_error("checkpoint");
+                    return Err(e);
+                }
+            };
+            self.count("checkpoint", &outcome);
+            let Outcome::Done { tx, gas_used } = outcome else {
+                break;
+            };
+            info!(context = %self.context, chain = %self.chain_label, height = h,
+                epoch = c.payload.epoch, %tx, gas_used, "checkpoint posted");
+            report.posted.push(h);
+            if let Some(f) = &self.after_checkpoint {
+                f();
+            }
+        }
+        Ok(())
+    }
+
+    /// Rotates the proxy in state `view` to the member set its latest
+    /// checkpoint announced (`next`: that set's hash), read from the node
+    /// and checked against the announcement first. True if the proxy is
+    /// rotated now (by this relayer or another).
+    async fn rotate(
+        &mut self,
+        view: &ChainView,
+        next: [u8; 32],
+        report: &mut Report,
+    ) -> Result<bool> {
+        let height = view.latest;
+        let members = self.source.members_at(height + 1).await?;
+        if members.epoch != view.epoch + 1 || members.hash()? != next {
+            self.count_error_reason("rotation_mismatch");
+            return Err(crate::Error::Malformed(format!(
+                "the checkpoint at height {height} announces member set {}, but the node's set \
+                 from height {} is epoch {} with hash {} (the proxy is at epoch {})",
+                hex::encode(next),
+                height + 1,
+                members.epoch,
+                members
+                    .hash()
+                    .map(hex::encode)
+                    .unwrap_or_else(|e| e.to_string()),
+                view.epoch
+            )));
+        }
+        let outcome = match self
+            .proxy
+            .rotate_members(height, &ProxyMembers::of(&members))
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                self.count_error("rotation");
+                return Err(e);
+            }
+        };
+        self.count("rotation", &outcome);
+        match outcome {
+            Outcome::Done { tx, gas_used } => {
+                info!(context = %self.context, chain = %self.chain_label, height,
+                    epoch = members.epoch, members = members.keys.len(), %tx, gas_used,
+                    "member set rotated");
+                report.rotated.push(members.epoch);
+                Ok(true)
+            }
+            Outcome::AlreadyDone(_) => Ok(true),
+            Outcome::ActionFails(why) => Err(crate::Error::Refused {
+                call: "rotateMembers",
+                reason: why,
+            }),
+        }
     }
 
     /// Executes `a` unless done; true once it is executed on chain.

@@ -5,7 +5,9 @@
 
 use std::future::Future;
 
-use conclave_checkpoint::{Action, CheckpointPayload, Domain, MerkleProof, Signature};
+use conclave_checkpoint::{
+    Action, CheckpointPayload, Domain, MemberSet, MerkleProof, Registration, Signature,
+};
 
 use crate::Result;
 
@@ -28,6 +30,29 @@ pub struct ProvenAction {
     /// height (docs/checkpoint.md).
     pub height: u64,
     pub proof: MerkleProof,
+}
+
+/// A member set as a proxy installs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Members {
+    /// The context's member-set epoch of these keys.
+    pub epoch: u64,
+    /// BLS keys with their proofs of possession, in member-id order (the
+    /// order of checkpoint signer bitmaps).
+    pub keys: Vec<Registration>,
+}
+
+impl Members {
+    /// The checkpoint members hash of these keys with the default quorum:
+    /// what a proxy holds for them, and what a checkpoint announcing them
+    /// carries. Checks every proof of possession.
+    pub fn hash(&self) -> Result<[u8; 32]> {
+        MemberSet::new(&self.keys, 0)
+            .map(|s| s.hash())
+            .map_err(|e| {
+                crate::Error::Malformed(format!("member set of epoch {}: {e}", self.epoch))
+            })
+    }
 }
 
 /// A member's node, as the relayer sees it.
@@ -53,4 +78,8 @@ pub trait Source: Sync {
 
     /// The context's committed height.
     fn tip(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The member set that validates and signs `height` (a proxy rotates
+    /// to it after the checkpoint of `height - 1` announced it).
+    fn members_at(&self, height: u64) -> impl Future<Output = Result<Members>> + Send;
 }

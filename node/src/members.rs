@@ -62,7 +62,9 @@ pub struct MemberEntry {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
 pub struct MemberSet {
     pub from: Height,
-    /// Counts member sets; checkpoints name it as their epoch.
+    /// Counts changes of the members (ids or keys); checkpoints name it as
+    /// their epoch and proxies rotate once per epoch. A new context key
+    /// alone (`conclave.rotate`) keeps it: the same keys sign.
     pub epoch: u64,
     /// The context key epoch traffic at these heights is sealed under.
     pub key_epoch: u64,
@@ -175,6 +177,14 @@ impl Membership {
         ids
     }
 
+    /// Numbers the newest set's epoch after a change: its predecessor's,
+    /// plus one if their members differ.
+    fn settle_epoch(&mut self) {
+        if let [.., prev, last] = &mut self.sets[..] {
+            last.epoch = prev.epoch + u64::from(prev.members != last.members);
+        }
+    }
+
     /// The set a change committed at `height` edits: the pending one
     /// starting at `height + 2` (created from the newest if missing). Sets
     /// no longer needed after `height` are dropped.
@@ -183,7 +193,6 @@ impl Membership {
         if self.latest().from != from {
             let mut next = self.latest().clone();
             next.from = from;
-            next.epoch += 1;
             self.sets.push(next);
         }
         // Keep the set in force at the next height and everything after.
@@ -310,6 +319,7 @@ pub fn apply(
         }
         other => return Err(format!("unknown membership method {other:?}")),
     };
+    next.settle_epoch();
     let set = next.latest();
     let output = serde_json::to_vec(&Outcome {
         change,
@@ -493,6 +503,13 @@ mod tests {
         assert!(!m3.at(Height(11)).contains(&victim));
         assert_eq!(m3.at(Height(11)).key_epoch, 1);
         assert_eq!(m3.at(Height(10)).key_epoch, 0);
+        assert_eq!(m3.at(Height(11)).epoch, 2, "the members changed");
+        // A new context key alone keeps the epoch: the same keys sign.
+        let ids = m3.at(Height(11)).ids();
+        let rekey = borsh::to_vec(&sealed(&ids, 2)).unwrap();
+        let m5 = apply_at(&m3, me, METHOD_ROTATE, rekey, 12).unwrap();
+        assert_eq!(m5.at(Height(14)).key_epoch, 2);
+        assert_eq!(m5.at(Height(14)).epoch, 2);
         // Old sets no longer needed are dropped.
         assert_eq!(m3.sets.len(), 2);
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use conclave_consensus::ContextId;
+use conclave_consensus::{ContextId, Height};
 use conclave_runtime::Runtime;
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
@@ -301,11 +301,28 @@ impl Node {
         &self,
         id: &ContextId,
     ) -> Result<Option<(ContextRecord, crate::members::Membership)>> {
+        self.membership_at(id, None)
+    }
+
+    /// The member sets as of committed height `at` (default: the newest);
+    /// a height above the newest is an error.
+    pub fn membership_at(
+        &self,
+        id: &ContextId,
+        at: Option<Height>,
+    ) -> Result<Option<(ContextRecord, crate::members::Membership)>> {
         let Some(record) = self.store.context(id)? else {
             return Ok(None);
         };
+        let height = at.unwrap_or(record.height);
+        if height > record.height {
+            return Err(Error::Other(format!(
+                "height {} is above the committed height {}",
+                height.0, record.height.0
+            )));
+        }
         let state = self.store.state(*id);
-        let m = crate::exec::Overlay::new(&state, record.height).membership(&record.genesis)?;
+        let m = crate::exec::Overlay::new(&state, height).membership(&record.genesis)?;
         Ok(Some((record, m)))
     }
 

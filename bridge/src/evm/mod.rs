@@ -20,7 +20,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolValue;
 use conclave_evm::bindings::IConclaveProxy;
 
-pub use proxy::{Outcome, Proxy};
+pub use proxy::{Outcome, Proxy, REGISTER_BATCH};
 
 use crate::{Error, Result};
 
@@ -81,6 +81,26 @@ pub struct ProxyMembers {
     pub quorum: u32,
     /// The context's member-set epoch of these keys.
     pub epoch: u64,
+}
+
+impl ProxyMembers {
+    /// `members` in the proxy's encoding (EIP-2537 points), default quorum.
+    pub fn of(members: &crate::source::Members) -> Self {
+        Self {
+            pks: members
+                .keys
+                .iter()
+                .map(|r| r.public_key.to_eip2537())
+                .collect(),
+            pops: members
+                .keys
+                .iter()
+                .map(|r| r.pop.as_signature().to_eip2537())
+                .collect(),
+            quorum: 0,
+            epoch: members.epoch,
+        }
+    }
 }
 
 /// A connected chain with its signing account.

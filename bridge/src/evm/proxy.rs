@@ -8,13 +8,17 @@ use alloy::sol_types::SolCall;
 use conclave_checkpoint::{Account, ActionKind};
 use conclave_evm::bindings::IConclaveProxy;
 
-use super::EvmChain;
+use super::{EvmChain, ProxyMembers};
 use crate::plan::ChainView;
 use crate::source::{ProvenAction, SignedCheckpoint};
 use crate::{Error, Result};
 
 /// The proxy's custom errors, decoded from a revert.
 pub type ProxyError = IConclaveProxy::IConclaveProxyErrors;
+
+/// Keys whose proofs of possession `rotateMembers` checks inline, at most;
+/// larger sets register them first, this many per transaction.
+pub const REGISTER_BATCH: usize = 16;
 
 /// What became of a submission.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +77,85 @@ impl Proxy {
             .await
             .map_err(rpc)?;
         Ok((at.stateRoot.0, at.actionsRoot.0))
+    }
+
+    /// The member-set hash the checkpoint at `height` announced, if it
+    /// announced one the proxy has not rotated to yet.
+    pub async fn announced(&self, height: u64) -> Result<Option<[u8; 32]>> {
+        if height == 0 {
+            return Ok(None);
+        }
+        let at = self
+            .instance
+            .checkpointAt(height)
+            .call()
+            .await
+            .map_err(rpc)?;
+        Ok((at.nextMembersHash != B256::ZERO).then_some(at.nextMembersHash.0))
+    }
+
+    /// Rotates the proxy to `members`, which the checkpoint at `height`
+    /// announced. Sets above [`REGISTER_BATCH`] keys first register their
+    /// proofs of possession in batches (a PoP check costs about 150k gas),
+    /// skipping keys registered already. Rotated already (by another
+    /// relayer) is [`Outcome::AlreadyDone`]; the returned gas covers every
+    /// transaction sent.
+    pub async fn rotate_members(&self, height: u64, members: &ProxyMembers) -> Result<Outcome> {
+        let mut gas = 0u64;
+        let inline = members.pks.len() <= REGISTER_BATCH;
+        if !inline {
+            let mut todo = Vec::new();
+            for (pk, pop) in members.pks.iter().zip(&members.pops) {
+                let known = self
+                    .instance
+                    .keyRegistered(Bytes::from(pk.to_vec()))
+                    .call()
+                    .await
+                    .map_err(rpc)?;
+                if !known {
+                    todo.push((pk, pop));
+                }
+            }
+            for batch in todo.chunks(REGISTER_BATCH) {
+                let pks: Vec<u8> = batch.iter().flat_map(|(k, _)| k.iter()).copied().collect();
+                let pops: Vec<u8> = batch.iter().flat_map(|(_, p)| p.iter()).copied().collect();
+                let call = self
+                    .instance
+                    .registerKeys(Bytes::from(pks), Bytes::from(pops));
+                if let Outcome::Done { gas_used, .. } =
+                    self.send(call, "registerKeys", |_| None).await?
+                {
+                    gas += gas_used;
+                }
+            }
+        }
+        let pks: Vec<u8> = members.pks.iter().flatten().copied().collect();
+        let pops: Vec<u8> = if inline {
+            members.pops.iter().flatten().copied().collect()
+        } else {
+            Vec::new()
+        };
+        let call = self.instance.rotateMembers(
+            height,
+            Bytes::from(pks),
+            Bytes::from(pops),
+            members.quorum,
+        );
+        let outcome = self
+            .send(call, "rotateMembers", |e| match e {
+                ProxyError::UnknownRotation(_) => {
+                    Some(Outcome::AlreadyDone("no rotation pending there".into()))
+                }
+                _ => None,
+            })
+            .await?;
+        Ok(match outcome {
+            Outcome::Done { tx, gas_used } => Outcome::Done {
+                tx,
+                gas_used: gas_used + gas,
+            },
+            other => other,
+        })
     }
 
     pub async fn executed(&self, id: [u8; 32]) -> Result<bool> {

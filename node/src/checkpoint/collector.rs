@@ -8,14 +8,18 @@
 //!   node has not committed yet wait (bounded) until it has.
 //! - Each incoming share is verified on its own against its signer's key
 //!   before it is kept: one bad share can never spoil an aggregate.
+//! - Each height is signed by the member set in force there ([`Params`] per
+//!   round): a share that arrives after the set changed is still checked
+//!   against the set that signs its height.
 //! - Once a quorum of members has signed, the shares are aggregated (bitmap
-//!   in genesis member order) into a [`CheckpointRecord`]; each later share
-//!   upgrades it.
+//!   in the set's member order) into a [`CheckpointRecord`]; each later
+//!   share upgrades it.
 //! - A member below quorum re-gossips its share on a timer (bounded); a
 //!   member at quorum that sees such a repeat answers with its own share,
 //!   so a member that was briefly away completes too.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use conclave_checkpoint::{
     sign_checkpoint, CheckpointPayload, Domain, MemberSet, SecretKey, Signature, SignerBitmap,
@@ -56,25 +60,45 @@ pub enum Refusal {
     BadSignature(usize),
 }
 
-/// What a context's checkpoints are: its members, their BLS set, its
-/// domains and interval.
+/// What a height's checkpoint is: the members that sign it, their BLS set,
+/// the domains, the interval, and the set that follows.
 #[derive(Clone, Debug)]
 pub struct Params {
     pub context: ContextId,
-    /// Members in genesis order (the bitmap's order).
+    /// Members sorted by id (the bitmap's order).
     pub members: Vec<MemberId>,
     pub set: MemberSet,
     pub domains: Vec<Domain>,
     pub interval: u64,
-    /// Member-set epoch; 0 until membership changes exist.
+    /// Member-set epoch: how many times the member set changed.
     pub epoch: u64,
+    /// Hash of the set that signs the next height: `set`'s own, except at
+    /// the last height of an epoch, whose checkpoint announces the next
+    /// set (a proxy rotates to it).
+    pub next_members_hash: [u8; 32],
 }
 
 impl Params {
     /// Whether `height` is a checkpoint height: a multiple of the interval,
-    /// or a height whose block emitted actions.
+    /// a height whose block emitted actions, or the last height of an
+    /// epoch (it announces the next member set).
     pub fn is_checkpoint_height(&self, height: u64, actions: usize) -> bool {
-        height > 0 && (actions > 0 || (self.interval > 0 && height.is_multiple_of(self.interval)))
+        height > 0
+            && (actions > 0
+                || self.announces()
+                || (self.interval > 0 && height.is_multiple_of(self.interval)))
+    }
+
+    /// Whether these are the parameters of an epoch's last height.
+    pub fn announces(&self) -> bool {
+        self.next_members_hash != self.set.hash()
+    }
+
+    /// This node's index among the signers, if its key is the one the set
+    /// holds for it.
+    fn index_of(&self, me: &MemberId, key: &SecretKey) -> Option<usize> {
+        let i = self.members.iter().position(|m| m == me)?;
+        (self.set.members().get(i) == Some(&key.public_key())).then_some(i)
     }
 
     /// The payload of `domain` at a height.
@@ -85,7 +109,6 @@ impl Params {
         state_root: Hash32,
         actions_root: Hash32,
     ) -> CheckpointPayload {
-        let members_hash = self.set.hash();
         CheckpointPayload {
             domain,
             context_id: self.context.0,
@@ -93,19 +116,23 @@ impl Params {
             height,
             state_root: state_root.0,
             actions_root: actions_root.0,
-            next_members_hash: members_hash,
+            next_members_hash: self.next_members_hash,
         }
     }
 }
 
-/// What a step produced: a share to gossip, a checkpoint to store.
+/// What a step produced: a share to gossip, a checkpoint to store (with
+/// the quorum of the set that signed it).
 #[derive(Debug, Default)]
 pub struct Step {
     pub gossip: Option<Share>,
-    pub completed: Option<CheckpointRecord>,
+    pub completed: Option<(CheckpointRecord, u32)>,
 }
 
 struct Round {
+    params: Arc<Params>,
+    /// This node's signer index in `params`, if it signs.
+    me: Option<usize>,
     state_root: Hash32,
     actions_root: Hash32,
     payloads: Vec<CheckpointPayload>,
@@ -121,8 +148,8 @@ struct Round {
 
 /// The collector of one context.
 pub struct Collector {
-    params: Params,
-    me: Option<(usize, SecretKey)>,
+    me: MemberId,
+    key: SecretKey,
     rounds: BTreeMap<u64, Round>,
     buffered: BTreeMap<u64, Vec<Share>>,
     buffered_len: usize,
@@ -130,16 +157,13 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// `me`: this node's member id and BLS key (a node that is not a
-    /// member, or whose key is not the genesis', collects without signing).
-    pub fn new(params: Params, me: MemberId, key: SecretKey, tip: u64) -> Self {
-        let index = params.members.iter().position(|m| *m == me);
-        let me = index
-            .filter(|i| params.set.members().get(*i) == Some(&key.public_key()))
-            .map(|i| (i, key));
+    /// `me`: this node's member id and BLS key (where it is not a member,
+    /// or its key is not the one its member set holds, it collects without
+    /// signing).
+    pub fn new(me: MemberId, key: SecretKey, tip: u64) -> Self {
         Self {
-            params,
             me,
+            key,
             rounds: BTreeMap::new(),
             buffered: BTreeMap::new(),
             buffered_len: 0,
@@ -147,13 +171,15 @@ impl Collector {
         }
     }
 
-    pub fn params(&self) -> &Params {
-        &self.params
+    /// Whether this node signs the heights of `params` (it is a member and
+    /// its key is the one the set holds for it).
+    pub fn signs(&self, params: &Params) -> bool {
+        params.index_of(&self.me, &self.key).is_some()
     }
 
-    /// Whether this node signs (its key is the genesis' key for it).
-    pub fn signs(&self) -> bool {
-        self.me.is_some()
+    /// The parameters the round of `height` is collected under.
+    pub fn params_of(&self, height: u64) -> Option<&Params> {
+        self.rounds.get(&height).map(|r| &*r.params)
     }
 
     /// Actions in checkpoints that have no quorum yet.
@@ -165,26 +191,30 @@ impl Collector {
             .sum()
     }
 
-    /// The node committed `height` (with `actions` actions in its outbox).
+    /// The node committed `height` (with `actions` actions in its outbox),
+    /// whose checkpoint is signed under `params`.
     pub fn on_commit(
         &mut self,
         height: u64,
         state_root: Hash32,
         actions_root: Hash32,
         actions: usize,
+        params: Arc<Params>,
     ) -> Step {
         self.tip = self.tip.max(height);
         let waiting = self.take_buffered(height);
-        if !self.params.is_checkpoint_height(height, actions) || self.rounds.contains_key(&height) {
+        if !params.is_checkpoint_height(height, actions) || self.rounds.contains_key(&height) {
             return Step::default();
         }
-        let payloads: Vec<_> = self
-            .params
+        let payloads: Vec<_> = params
             .domains
             .iter()
-            .map(|d| self.params.payload(*d, height, state_root, actions_root))
+            .map(|d| params.payload(*d, height, state_root, actions_root))
             .collect();
+        let me = params.index_of(&self.me, &self.key);
         let mut round = Round {
+            params,
+            me,
             state_root,
             actions_root,
             payloads,
@@ -195,13 +225,13 @@ impl Collector {
             actions,
         };
         let mut step = Step::default();
-        if let Some((index, key)) = &self.me {
+        if let Some(index) = round.me {
             let sigs: Vec<Signature> = round
                 .payloads
                 .iter()
-                .map(|p| sign_checkpoint(key, p))
+                .map(|p| sign_checkpoint(&self.key, p))
                 .collect();
-            round.shares.insert(*index, sigs);
+            round.shares.insert(index, sigs);
             step.gossip = Some(self.share_of(height, &round));
         }
         self.rounds.insert(height, round);
@@ -219,12 +249,14 @@ impl Collector {
         step
     }
 
-    /// A share gossiped by a member.
-    pub fn on_share(&mut self, share: Share) -> Result<Step, Refusal> {
-        if !self.params.members.contains(&share.signer) {
-            return Err(Refusal::NotMember(share.signer));
-        }
+    /// A share gossiped by a member. `ahead`: the parameters of heights
+    /// not committed yet, as far as the node knows them; a share for such
+    /// a height waits (bounded) if its signer is among their members.
+    pub fn on_share(&mut self, share: Share, ahead: Option<&Params>) -> Result<Step, Refusal> {
         if share.height > self.tip {
+            if !ahead.is_some_and(|p| p.members.contains(&share.signer)) {
+                return Err(Refusal::NotMember(share.signer));
+            }
             if share.height <= self.tip + MAX_AHEAD && self.buffered_len < MAX_BUFFERED {
                 let slot = self.buffered.entry(share.height).or_default();
                 if !slot.iter().any(|s| s.signer == share.signer) {
@@ -257,12 +289,12 @@ impl Collector {
     }
 
     fn accept(&mut self, share: Share) -> Result<Step, Refusal> {
-        let Some(index) = self.params.members.iter().position(|m| *m == share.signer) else {
-            return Err(Refusal::NotMember(share.signer));
-        };
         let Some(round) = self.rounds.get(&share.height) else {
             // Not a checkpoint height, or long done.
             return Ok(Step::default());
+        };
+        let Some(index) = round.params.members.iter().position(|m| *m == share.signer) else {
+            return Err(Refusal::NotMember(share.signer));
         };
         if share.sigs.len() != round.payloads.len()
             || share
@@ -276,8 +308,9 @@ impl Collector {
         if round.shares.contains_key(&index) {
             // A repeat: its signer has no quorum yet. Answer with ours once
             // we have one (a bounded number of times), so it completes too.
-            let mine = self.me.as_ref().map(|m| m.0);
-            let answer = round.stored > 0 && Some(index) != mine && round.echoes < MAX_ECHOES;
+            let answer = round.me.is_some_and(|m| m != index)
+                && round.stored > 0
+                && round.echoes < MAX_ECHOES;
             if !answer {
                 return Ok(Step::default());
             }
@@ -293,7 +326,7 @@ impl Collector {
                 completed: None,
             });
         }
-        let Some(pk) = self.params.set.members().get(index) else {
+        let Some(pk) = round.params.set.members().get(index) else {
             return Err(Refusal::NotMember(share.signer));
         };
         let mut sigs = Vec::with_capacity(share.sigs.len());
@@ -315,11 +348,11 @@ impl Collector {
 
     /// Aggregates the round if it has a quorum and more signers than what
     /// was stored.
-    fn complete(&mut self, height: u64) -> Option<CheckpointRecord> {
-        let quorum = self.params.set.quorum() as usize;
+    fn complete(&mut self, height: u64) -> Option<(CheckpointRecord, u32)> {
         let round = self.rounds.get_mut(&height)?;
+        let quorum = round.params.set.quorum();
         let n = round.shares.len();
-        if n < quorum || n <= round.stored {
+        if n < quorum as usize || n <= round.stored {
             return None;
         }
         let signers = SignerBitmap::from_indices(round.shares.keys().copied()).ok()?;
@@ -340,35 +373,31 @@ impl Collector {
         }
         round.stored = n;
         let first = round.payloads.first()?;
-        Some(CheckpointRecord {
+        let record = CheckpointRecord {
             height: Height(height),
             epoch: first.epoch,
             state_root: round.state_root,
             actions_root: round.actions_root,
             next_members_hash: first.next_members_hash,
             certificates,
-        })
+        };
+        Some((record, quorum))
     }
 
     /// Whether [`Collector::resend`] would gossip anything now or later.
     pub fn has_unfinished(&self, max: u32) -> bool {
-        self.me.is_some()
-            && self
-                .rounds
-                .values()
-                .any(|r| r.stored == 0 && r.resends < max)
+        self.rounds
+            .values()
+            .any(|r| r.me.is_some() && r.stored == 0 && r.resends < max)
     }
 
     /// This node's shares of checkpoints still below quorum, to gossip
     /// again (each at most `max` times).
     pub fn resend(&mut self, max: u32) -> Vec<Share> {
-        if self.me.is_none() {
-            return Vec::new();
-        }
         let due: Vec<u64> = self
             .rounds
             .iter_mut()
-            .filter(|(_, r)| r.stored == 0 && r.resends < max)
+            .filter(|(_, r)| r.me.is_some() && r.stored == 0 && r.resends < max)
             .map(|(h, r)| {
                 r.resends += 1;
                 *h
@@ -380,13 +409,9 @@ impl Collector {
     }
 
     fn share_of(&self, height: u64, round: &Round) -> Share {
-        let (index, me) = match &self.me {
-            Some((i, _)) => (*i, self.params.members.get(*i).copied().unwrap_or_default()),
-            None => (usize::MAX, MemberId::default()),
-        };
         let sigs = round
-            .shares
-            .get(&index)
+            .me
+            .and_then(|i| round.shares.get(&i))
             .map(|sigs| {
                 sigs.iter()
                     .zip(&round.payloads)
@@ -396,7 +421,7 @@ impl Collector {
             .unwrap_or_default();
         Share {
             height,
-            signer: me,
+            signer: self.me,
             sigs,
         }
     }

@@ -27,7 +27,9 @@ use tracing::{debug, info, warn};
 
 pub use collector::{Collector, Params, Refusal, Share};
 
+use crate::anchors::Anchors;
 use crate::context::wire::Wire;
+use crate::members::Membership;
 use crate::metrics::Metrics;
 use crate::store::{AnchorDomain, ContextRecord, Genesis, Store};
 
@@ -55,15 +57,7 @@ pub fn params_for(
     members: &[crate::store::MemberInfo],
     epoch: u64,
 ) -> Result<Params, String> {
-    let mut regs = Vec::with_capacity(members.len());
-    for m in members {
-        let public_key = PublicKey::from_compressed(&m.bls_public_key)
-            .map_err(|e| format!("member {}: BLS key: {e}", m.id))?;
-        let pop = ProofOfPossession::from_compressed(&m.bls_pop)
-            .map_err(|e| format!("member {}: BLS PoP: {e}", m.id))?;
-        regs.push(Registration { public_key, pop });
-    }
-    let set = MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))?;
+    let set = bls_set(members)?;
     if anchors.len() > MAX_ANCHORS {
         return Err(format!("more than {MAX_ANCHORS} anchors"));
     }
@@ -90,11 +84,56 @@ pub fn params_for(
     Ok(Params {
         context: id,
         members: members.iter().map(|m| m.id).collect(),
+        next_members_hash: set.hash(),
         set,
         domains,
         interval: genesis.checkpoint_interval,
         epoch,
     })
+}
+
+/// The checkpoint parameters of `height`: the member set in force there,
+/// the anchors in force there, and, at the last height of an epoch, the
+/// announcement of the next set. `membership` must know the sets of
+/// `height` and `height + 1` (it does once `height - 1` is committed);
+/// `None` if it no longer holds the set of `height`.
+pub fn params_at(
+    id: ContextId,
+    genesis: &Genesis,
+    membership: &Membership,
+    anchors: &Anchors,
+    height: Height,
+) -> Result<Option<Params>, String> {
+    if membership.sets[0].from > height {
+        return Ok(None);
+    }
+    let set = membership.at(height);
+    let next = membership.at(Height(height.0 + 1));
+    let mut params = params_for(
+        id,
+        genesis,
+        &anchors.at(genesis, height),
+        &set.infos(),
+        set.epoch,
+    )?;
+    if next.epoch != set.epoch {
+        params.next_members_hash = bls_set(&next.infos())?.hash();
+    }
+    Ok(Some(params))
+}
+
+/// The BLS member set of `members` (sorted by id) with the default quorum,
+/// each key checked by its proof of possession.
+pub fn bls_set(members: &[crate::store::MemberInfo]) -> Result<MemberSet, String> {
+    let mut regs = Vec::with_capacity(members.len());
+    for m in members {
+        let public_key = PublicKey::from_compressed(&m.bls_public_key)
+            .map_err(|e| format!("member {}: BLS key: {e}", m.id))?;
+        let pop = ProofOfPossession::from_compressed(&m.bls_pop)
+            .map_err(|e| format!("member {}: BLS PoP: {e}", m.id))?;
+        regs.push(Registration { public_key, pop });
+    }
+    MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))
 }
 
 /// Parses an anchor: `evm:<chain id>:<0x address>`,
@@ -135,8 +174,16 @@ pub fn parse_anchor(spec: &str) -> Result<AnchorDomain, String> {
     Ok(AnchorDomain(domain.encode()))
 }
 
-/// The checkpoints of one context: its collector, the store and metrics.
+/// The checkpoints of one context: its collector, the member sets and
+/// anchors that say who signs each height, the store and metrics.
 pub struct Checkpoints {
+    id: ContextId,
+    genesis: Genesis,
+    membership: Membership,
+    anchors: Anchors,
+    /// Parameters computed lately (each checks every member's PoP), newest
+    /// last, with the epochs and anchors they were computed for.
+    cache: Vec<(ParamsKey, Arc<Params>)>,
     collector: Collector,
     store: Store,
     metrics: Arc<Metrics>,
@@ -145,25 +192,43 @@ pub struct Checkpoints {
     latest: u64,
 }
 
+/// What a height's [`Params`] depend on.
+#[derive(PartialEq, Eq)]
+struct ParamsKey {
+    epoch: u64,
+    next_epoch: u64,
+    anchors: Vec<AnchorDomain>,
+}
+
+/// Parameter sets kept by [`Checkpoints`], at most.
+const PARAMS_CACHE: usize = 4;
+
 impl Checkpoints {
-    /// Sets up collection for `record`'s context with `params` (the member
-    /// set and anchors in force, [`params_for`]), resuming the unfinished
-    /// checkpoints of its recent heights.
+    /// Sets up collection for `record`'s context, whose member sets and
+    /// added anchors are `membership` and `anchors` (as of its tip),
+    /// resuming the unfinished checkpoints of its recent heights.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         metrics: Arc<Metrics>,
         record: &ContextRecord,
-        params: Params,
+        membership: Membership,
+        anchors: Anchors,
         me: MemberId,
         key: SecretKey,
         max_resends: u32,
     ) -> crate::Result<Self> {
         let resume_from = record.height.0.saturating_sub(RESUME_WINDOW) + 1;
-        let collector = Collector::new(params, me, key, resume_from.saturating_sub(1));
+        let collector = Collector::new(me, key, resume_from.saturating_sub(1));
         let latest = store
             .latest_checkpoint(&record.id)?
             .map_or(0, |c| c.height.0);
         let mut this = Self {
+            id: record.id,
+            genesis: record.genesis.clone(),
+            membership,
+            anchors,
+            cache: Vec::new(),
             collector,
             store,
             metrics,
@@ -171,8 +236,11 @@ impl Checkpoints {
             max_resends,
             latest,
         };
-        if !this.collector.signs() {
-            warn!(context = %record.id, "this node's BLS key is not its genesis key; it does not sign checkpoints");
+        let next = Height(record.height.0 + 1);
+        if let Some(p) = this.params_at(next) {
+            if p.members.contains(&me) && !this.collector.signs(&p) {
+                warn!(context = %record.id, "this node's BLS key is not the one its member set holds; it does not sign checkpoints");
+            }
         }
         for h in resume_from..=record.height.0 {
             let id = record.id;
@@ -190,41 +258,91 @@ impl Checkpoints {
         Ok(this)
     }
 
-    fn context(&self) -> ContextId {
-        self.collector.params().context
+    /// The member sets or anchors changed (as of the committed tip).
+    pub fn update(&mut self, membership: &Membership, anchors: &Anchors) {
+        self.membership = membership.clone();
+        self.anchors = anchors.clone();
     }
 
-    /// The node committed the block of `header`, whose outbox holds
-    /// `actions` actions. Returns the share to gossip, if any.
-    pub fn on_commit(&mut self, header: &BlockHeader, actions: usize) -> Option<Wire> {
-        let step = self.collector.on_commit(
-            header.height.0,
-            header.state_root,
-            header.actions_root,
-            actions,
-        );
-        self.apply(step)
-    }
-
-    /// A member's share arrived on the context's topic.
-    pub fn on_share(&mut self, from: MemberId, share: Share) -> Option<Wire> {
-        let height = share.height;
-        match self.collector.on_share(share) {
-            Ok(step) => self.apply(step),
+    /// The parameters `height` is signed under (cached: computing them
+    /// checks every member's proof of possession). `None`, logged, when the
+    /// sets no longer say (a height older than the oldest set kept).
+    fn params_at(&mut self, height: Height) -> Option<Arc<Params>> {
+        if self.membership.sets[0].from > height {
+            debug!(context = %self.id, height = height.0, "no member set known for this height");
+            return None;
+        }
+        let key = ParamsKey {
+            epoch: self.membership.at(height).epoch,
+            next_epoch: self.membership.at(Height(height.0 + 1)).epoch,
+            anchors: self.anchors.at(&self.genesis, height),
+        };
+        if let Some((_, p)) = self.cache.iter().find(|(k, _)| *k == key) {
+            return Some(p.clone());
+        }
+        match params_at(
+            self.id,
+            &self.genesis,
+            &self.membership,
+            &self.anchors,
+            height,
+        ) {
+            Ok(Some(p)) => {
+                let p = Arc::new(p);
+                if self.cache.len() >= PARAMS_CACHE {
+                    self.cache.remove(0);
+                }
+                self.cache.push((key, p.clone()));
+                Some(p)
+            }
+            Ok(None) => None,
             Err(e) => {
-                warn!(context = %self.context(), member = %from, height, error = %e, "checkpoint share refused");
+                warn!(context = %self.id, height = height.0, error = %e, "no checkpoint parameters for this height");
                 None
             }
         }
     }
 
-    /// The resend timer fired: shares of checkpoints still below quorum.
+    /// The node committed the block of `header`, whose outbox holds
+    /// `actions` actions. Returns the share to gossip, if any.
+    pub fn on_commit(&mut self, header: &BlockHeader, actions: usize) -> Option<Wire> {
+        let params = self.params_at(header.height)?;
+        if params.announces() && params.is_checkpoint_height(header.height.0, actions) {
+            info!(context = %self.id, height = header.height.0, epoch = params.epoch,
+                "this height's checkpoint announces the next member set");
+        }
+        let step = self.collector.on_commit(
+            header.height.0,
+            header.state_root,
+            header.actions_root,
+            actions,
+            params,
+        );
+        self.apply(step)
+    }
+
+    /// A member's share arrived on the context's topic.
+    pub fn on_share(&mut self, from: MemberId, tip: Height, share: Share) -> Option<Wire> {
+        let height = share.height;
+        let ahead = (height > tip.0)
+            .then(|| self.params_at(Height(height)))
+            .flatten();
+        match self.collector.on_share(share, ahead.as_deref()) {
+            Ok(step) => self.apply(step),
+            Err(e) => {
+                warn!(context = %self.id, member = %from, height, error = %e, "checkpoint share refused");
+                None
+            }
+        }
+    }
+
     /// Whether a resend timer is needed (a checkpoint of ours is below
     /// quorum). Idle contexts arm no timer.
     pub fn wants_tick(&self) -> bool {
         self.collector.has_unfinished(self.max_resends)
     }
 
+    /// The resend timer fired: shares of checkpoints still below quorum.
     pub fn on_tick(&mut self) -> Vec<Wire> {
         self.collector
             .resend(self.max_resends)
@@ -234,8 +352,8 @@ impl Checkpoints {
     }
 
     fn apply(&mut self, step: collector::Step) -> Option<Wire> {
-        if let Some(rec) = step.completed {
-            let ctx = self.context();
+        if let Some((rec, quorum)) = step.completed {
+            let ctx = self.id;
             match self.store.put_checkpoint(&ctx, &rec) {
                 Ok(()) => {
                     let signers = rec.certificates.first().map_or(0, |c| {
@@ -248,7 +366,7 @@ impl Checkpoints {
                             .with_label_values(&[&self.label])
                             .set(i64::from(signers));
                     }
-                    if signers == self.collector.params().set.quorum() {
+                    if signers == quorum {
                         info!(context = %ctx, height = rec.height.0, signers, "checkpoint complete");
                     } else {
                         debug!(context = %ctx, height = rec.height.0, signers, "checkpoint upgraded");

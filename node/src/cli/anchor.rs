@@ -12,7 +12,7 @@ use alloy::primitives::Address;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 use conclave_bridge::evm::{read_key_file, EvmChain, EvmConfig, ProxyMembers};
-use conclave_bridge::source::{ProvenAction, SignedCheckpoint, Source};
+use conclave_bridge::source::{Members, ProvenAction, SignedCheckpoint, Source};
 use conclave_checkpoint::{actions::request, Action, CheckpointPayload, Domain, MerkleProof};
 use conclave_consensus::{ContextId, Tx};
 use jsonrpsee::http_client::HttpClient;
@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use crate::anchors::{AnchorArgs, METHOD_ANCHOR};
 use crate::keys::NodeKeys;
+use crate::rpc::membership::MemberSetView;
 use crate::rpc::types::StateValue;
 use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembershipApiClient};
 use crate::store::AnchorDomain;
@@ -182,6 +183,22 @@ impl NodeSource {
     }
 }
 
+/// A member set as the node shows it, as a proxy installs it.
+fn members_of(set: &MemberSetView) -> Result<Members, String> {
+    let mut keys = Vec::with_capacity(set.members.len());
+    for m in &set.members {
+        let public_key = conclave_checkpoint::PublicKey::from_compressed(&m.bls_public_key)
+            .map_err(|e| format!("member {}: BLS key: {e}", m.id))?;
+        let pop = conclave_checkpoint::ProofOfPossession::from_compressed(&m.bls_pop)
+            .map_err(|e| format!("member {}: BLS PoP: {e}", m.id))?;
+        keys.push(conclave_checkpoint::Registration { public_key, pop });
+    }
+    Ok(Members {
+        epoch: set.epoch,
+        keys,
+    })
+}
+
 fn node_err(e: impl std::fmt::Display) -> conclave_bridge::Error {
     conclave_bridge::Error::Node(e.to_string())
 }
@@ -313,6 +330,25 @@ impl Source for NodeSource {
         Ok(out)
     }
 
+    async fn members_at(&self, height: u64) -> conclave_bridge::Result<Members> {
+        // As of the height before, the node knows the set of `height`.
+        let view = self
+            .client()
+            .await?
+            .context_members(self.context, Some(height.saturating_sub(1)))
+            .await
+            .map_err(node_err)?;
+        let set = view
+            .sets
+            .iter()
+            .rev()
+            .find(|s| s.from <= height)
+            .ok_or_else(|| {
+                malformed(format!("the node knows no member set for height {height}"))
+            })?;
+        members_of(set).map_err(malformed)
+    }
+
     async fn tip(&self) -> conclave_bridge::Result<u64> {
         Ok(self
             .client()
@@ -349,34 +385,16 @@ pub async fn deploy(
     }
     // The set that will be in force: the newest one the node knows.
     let view = node
-        .context_members(context)
+        .context_members(context, None)
         .await
         .context("reading the context's members")?;
     let set = view.sets.last().context("the node reports no member set")?;
-    let mut pks = Vec::with_capacity(set.members.len());
-    let mut pops = Vec::with_capacity(set.members.len());
-    let mut regs = Vec::with_capacity(set.members.len());
-    for m in &set.members {
-        let public_key = conclave_checkpoint::PublicKey::from_compressed(&m.bls_public_key)
-            .with_context(|| format!("member {}: BLS key", m.id))?;
-        let pop = conclave_checkpoint::ProofOfPossession::from_compressed(&m.bls_pop)
-            .with_context(|| format!("member {}: BLS PoP", m.id))?;
-        pks.push(public_key.to_eip2537());
-        pops.push(pop.as_signature().to_eip2537());
-        regs.push(conclave_checkpoint::Registration { public_key, pop });
-    }
+    let keys = members_of(set).map_err(|e| anyhow::anyhow!(e))?;
     // The hash the proxy will hold, which the anchor tx names (members in
     // id order, the default quorum, as the node's checkpoints use).
-    let members_hash = conclave_checkpoint::MemberSet::new(&regs, 0)
-        .map_err(|e| anyhow::anyhow!("member set: {e}"))?
-        .hash();
+    let members_hash = keys.hash()?;
+    let members = ProxyMembers::of(&keys);
     let chain = EvmChain::connect(evm.config()?).await?;
-    let members = ProxyMembers {
-        pks,
-        pops,
-        quorum: 0,
-        epoch: set.epoch,
-    };
     eprintln!(
         "deploying a proxy for {context} on chain {} from {} ({} members, epoch {})",
         chain.chain_id(),

@@ -222,8 +222,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
             ContextCommand::Join { context, via } => {
                 print_json(&c.context_join(parse_context(context)?, via.clone()).await?)
             }
-            ContextCommand::Members { context } => {
-                print_json(&c.context_members(parse_context(context)?).await?)
+            ContextCommand::Members { context, height } => {
+                print_json(&c.context_members(parse_context(context)?, *height).await?)
             }
         },
         Command::Tx { command } => match command {

@@ -196,6 +196,9 @@ pub enum ContextCommand {
     Members {
         #[arg(long)]
         context: String,
+        /// As of this committed height (default: the newest).
+        #[arg(long)]
+        height: Option<u64>,
     },
 }
 

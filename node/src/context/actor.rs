@@ -246,7 +246,16 @@ impl ContextActor {
             .consensus_validators
             .with_label_values(&[&label])
             .set(members.len() as i64);
-        let checkpoints = new_checkpoints(&deps, &record, &set, &anchors_in_force)?;
+        let checkpoints = crate::checkpoint::Checkpoints::new(
+            deps.store.clone(),
+            deps.metrics.clone(),
+            &record,
+            membership.clone(),
+            anchors.clone(),
+            MemberId(deps.key.verifying_key().to_bytes()),
+            deps.bls.clone(),
+            deps.config.checkpoint.max_resends,
+        )?;
         let actor = Self {
             checkpoints,
             checkpoint_tick_armed: false,
@@ -915,7 +924,7 @@ impl ContextActor {
                 sigs,
             } => {
                 let share = crate::checkpoint::share_of(height, signer, sigs);
-                if let Some(answer) = self.checkpoints.on_share(from, share) {
+                if let Some(answer) = self.checkpoints.on_share(from, self.record.height, share) {
                     self.broadcast(&answer);
                 }
                 Ok(())
@@ -1144,21 +1153,17 @@ impl ContextActor {
             let overlay = Overlay::new(&state, self.record.height);
             self.membership = overlay.membership(&self.record.genesis)?;
             self.anchors = overlay.anchors()?;
+            self.checkpoints.update(&self.membership, &self.anchors);
         }
         let next = Height(self.record.height.0 + 1);
         let me = self.engine.address();
         let anchors_in_force = self.anchors.at(&self.record.genesis, next);
         let anchors_changed = anchors_in_force != self.anchors_in_force;
         let set_changed = self.membership.at(next).ids() != self.members;
-        if set_changed || anchors_changed {
-            let set: MemberSet = self.membership.at(next).clone();
+        if anchors_changed {
             self.anchors_in_force = anchors_in_force;
-            self.checkpoints =
-                new_checkpoints(&self.deps, &self.record, &set, &self.anchors_in_force)?;
-            if anchors_changed {
-                info!(context = %self.id(), height = next.0, anchors = self.anchors_in_force.len(),
-                    "checkpoints are signed for a new anchor from here");
-            }
+            info!(context = %self.id(), height = next.0, anchors = self.anchors_in_force.len(),
+                "checkpoints are signed for a new anchor from here");
         }
         if set_changed {
             let set: MemberSet = self.membership.at(next).clone();
@@ -1450,27 +1455,6 @@ impl ContextActor {
         });
         Ok(())
     }
-}
-
-/// The checkpoint collector for member set `set` and the anchors in force.
-fn new_checkpoints(
-    deps: &ContextDeps,
-    record: &ContextRecord,
-    set: &MemberSet,
-    anchors: &[crate::store::AnchorDomain],
-) -> Result<crate::checkpoint::Checkpoints> {
-    let params =
-        crate::checkpoint::params_for(record.id, &record.genesis, anchors, &set.infos(), set.epoch)
-            .map_err(Error::Other)?;
-    crate::checkpoint::Checkpoints::new(
-        deps.store.clone(),
-        deps.metrics.clone(),
-        record,
-        params,
-        MemberId(deps.key.verifying_key().to_bytes()),
-        deps.bls.clone(),
-        deps.config.checkpoint.max_resends,
-    )
 }
 
 /// What goes to the context's publisher task, in order.

@@ -104,15 +104,9 @@ impl CheckpointRpc {
         let overlay = crate::exec::Overlay::new(&state, parent);
         let membership = overlay.membership(&record.genesis).map_err(internal)?;
         let anchors = overlay.anchors().map_err(internal)?;
-        let set = membership.at(h);
-        crate::checkpoint::params_for(
-            record.id,
-            &record.genesis,
-            &anchors.at(&record.genesis, h),
-            &set.infos(),
-            set.epoch,
-        )
-        .map_err(internal)
+        crate::checkpoint::params_at(record.id, &record.genesis, &membership, &anchors, h)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("no member set known for height {}", h.0)))
     }
 }
 

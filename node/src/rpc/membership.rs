@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use conclave_consensus::{ContextId, Hash32, MemberId};
+use conclave_consensus::{ContextId, Hash32, Height, MemberId};
 use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
@@ -120,11 +120,15 @@ pub trait MembershipApi {
         via: String,
     ) -> RpcResult<Joined>;
 
-    /// The member sets of `context`, with keys and activation heights.
+    /// The member sets of `context`, with keys and activation heights: the
+    /// set in force after its newest committed height and any later ones,
+    /// or, with `height`, those as of that committed height (the set that
+    /// validates `height + 1` first).
     #[method(name = "context_members", param_kind = map)]
     async fn context_members(
         &self,
         #[argument(rename = "context")] ctx: ContextId,
+        height: Option<u64>,
     ) -> RpcResult<MembersView>;
 }
 
@@ -204,16 +208,16 @@ impl MembershipApiServer for MembershipRpc {
         })
     }
 
-    async fn context_members(&self, ctx: ContextId) -> RpcResult<MembersView> {
+    async fn context_members(&self, ctx: ContextId, height: Option<u64>) -> RpcResult<MembersView> {
         self.count("context_members");
         let (record, membership) = self
             .node
-            .membership(&ctx)
+            .membership_at(&ctx, height.map(Height))
             .map_err(membership_error)?
             .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))?;
         Ok(MembersView {
             context_id: ctx,
-            height: record.height.0,
+            height: height.unwrap_or(record.height.0),
             sets: membership.sets.iter().map(MemberSetView::from).collect(),
         })
     }

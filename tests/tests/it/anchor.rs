@@ -650,3 +650,115 @@ async fn bad_chain_input_is_refused_and_sends_nothing() {
         "something was sent"
     );
 }
+
+/// A member is removed: the checkpoint of the last height its set signs
+/// announces the remaining three, the relayer posts it and rotates the
+/// proxy, the next payout is signed and paid by the three alone, and a
+/// checkpoint that counts the removed member's share no longer verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n4_member_removed_rotation_relayed_and_its_share_no_longer_counts() {
+    use conclave_checkpoint::{sign_checkpoint, Signature, SignerBitmap};
+    use conclave_node::rpc::MembershipApiClient;
+
+    let f = Anchored::start().await;
+    let (anvil, net, chain, proxy, before) = (&f.anvil, &f.net, &f.chain, f.proxy, f.before);
+    let ctx = net.context;
+    let key1 = f.key("relayer1.key", DEV_KEY_1);
+    let rogue = rogue_proxy(anvil, proxy, ctx).await;
+    let deployed = rogue.view().await.unwrap();
+    assert_eq!(deployed.epoch, 0);
+    let _relayer = Relayer::start(&net.nodes[0], ctx, anvil, proxy, &key1, &[]);
+
+    let c0 = net.nodes[0].client();
+    let removed = net.nodes[3].keys();
+    let tx = c0.context_remove(ctx, removed.member_id()).await.unwrap();
+    let s = conclave_tests::wait_committed(&c0, tx.tx_hash, RELAY_TIMEOUT).await;
+    assert_eq!(s.status, "committed", "{s:?}");
+    let removal = s.height.unwrap();
+    // The DAO's txs make the heights after the removal; the payout is
+    // decided under the new set.
+    let height = vote_payout(net, proxy).await;
+    assert!(
+        height >= removal + 2,
+        "payout at {height}, removal at {removal}"
+    );
+
+    // The node announced the new set in the checkpoint of the last height
+    // the old set signs.
+    wait_until("the announcing checkpoint", RELAY_TIMEOUT, || async {
+        c0.checkpoint_get(ctx, removal + 1).await.is_ok()
+    })
+    .await;
+    let announcing = c0.checkpoint_get(ctx, removal + 1).await.unwrap();
+    assert_eq!(announcing.epoch, 0);
+    assert_ne!(announcing.next_members_hash, announcing.members_hash);
+    assert!(announcing.verifies);
+
+    wait_until("the rotation and the payout", RELAY_TIMEOUT, || async {
+        balance(chain, RECIPIENT).await > before
+    })
+    .await;
+    assert_eq!(balance(chain, RECIPIENT).await, before + U256::from(ETH));
+    let view = rogue.view().await.unwrap();
+    assert_eq!(view.epoch, 1, "the proxy rotated once");
+    assert!(view.latest >= height);
+    assert_eq!(hex::encode(view.members_hash), announcing.next_members_hash);
+    let payout = c0.checkpoint_get(ctx, height).await.unwrap();
+    assert_eq!(payout.epoch, 1);
+    assert_eq!(payout.member_count, 3);
+
+    // The removed member's share, counted among three signers of an epoch
+    // 1 checkpoint, is refused; so is an epoch 0 checkpoint the old set
+    // (removed member included) could still sign.
+    let mut remaining: Vec<_> = net.nodes[..3].iter().map(|n| n.keys()).collect();
+    remaining.sort_by_key(|k| k.member_id());
+    let forged = |epoch: u64| CheckpointPayload {
+        domain: Domain::evm(31337, proxy.into_array()),
+        context_id: ctx.0,
+        epoch,
+        height: view.latest + 10,
+        state_root: [9; 32],
+        actions_root: [9; 32],
+        next_members_hash: view.members_hash,
+    };
+    let payload = forged(1);
+    let sigs =
+        [&remaining[0].bls, &remaining[1].bls, &removed.bls].map(|k| sign_checkpoint(k, &payload));
+    let with_removed = SignedCheckpoint {
+        signature: Signature::aggregate(&sigs).unwrap(),
+        payload,
+        signers: SignerBitmap::from_indices([0, 1, 2]).unwrap().to_bytes(),
+    };
+    let err = rogue
+        .submit_checkpoint(&with_removed)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BadSignature"), "{err}");
+    let payload = forged(0);
+    let sigs =
+        [&remaining[0].bls, &remaining[1].bls, &removed.bls].map(|k| sign_checkpoint(k, &payload));
+    let old_epoch = SignedCheckpoint {
+        signature: Signature::aggregate(&sigs).unwrap(),
+        payload,
+        signers: SignerBitmap::from_indices([0, 1, 2]).unwrap().to_bytes(),
+    };
+    let err = rogue
+        .submit_checkpoint(&old_epoch)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("WrongEpoch"), "{err}");
+    // The three remaining members alone still can.
+    let payload = forged(1);
+    let sigs = remaining.iter().map(|k| sign_checkpoint(&k.bls, &payload));
+    let honest = SignedCheckpoint {
+        signature: Signature::aggregate(&sigs.collect::<Vec<_>>()).unwrap(),
+        payload,
+        signers: SignerBitmap::from_indices([0, 1, 2]).unwrap().to_bytes(),
+    };
+    assert!(matches!(
+        rogue.submit_checkpoint(&honest).await.unwrap(),
+        Outcome::Done { .. }
+    ));
+}

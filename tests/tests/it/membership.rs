@@ -106,7 +106,7 @@ async fn invite_join_validate_then_remove_and_rotate() {
     let c0 = net.nodes[0].client();
 
     // Bad input first: each refused, nothing changes.
-    let before = c0.context_members(ctx).await.unwrap();
+    let before = c0.context_members(ctx, None).await.unwrap();
     // An invite signed by a non-member (the fresh node's own key).
     let forged = signed(&fresh.keys(), ctx, 1, "conclave.invite", "x");
     let e = c0.tx_submit(forged).await.unwrap_err();
@@ -137,7 +137,7 @@ async fn invite_join_validate_then_remove_and_rotate() {
         .unwrap_err();
     assert!(e.to_string().contains("already"), "{e}");
     assert_eq!(
-        serde_json::to_value(c0.context_members(ctx).await.unwrap().sets).unwrap(),
+        serde_json::to_value(c0.context_members(ctx, None).await.unwrap().sets).unwrap(),
         serde_json::to_value(&before.sets).unwrap()
     );
 
@@ -156,7 +156,7 @@ async fn invite_join_validate_then_remove_and_rotate() {
     let h = committed(&c0, tx.tx_hash).await;
     for node in &net.nodes {
         wait_height(node, ctx, h).await;
-        let m = node.client().context_members(ctx).await.unwrap();
+        let m = node.client().context_members(ctx, None).await.unwrap();
         let latest = m.sets.last().unwrap();
         assert_eq!(latest.from, h + 2, "{m:?}");
         let entry = latest.members.iter().find(|e| e.id == fresh_id).unwrap();
@@ -179,7 +179,7 @@ async fn invite_join_validate_then_remove_and_rotate() {
     let all: Vec<&TestNode> = net.nodes.iter().chain([&fresh]).collect();
     let views = agree(&all, ctx, tip).await;
     let new_hash = c0
-        .context_members(ctx)
+        .context_members(ctx, None)
         .await
         .unwrap()
         .sets
@@ -239,7 +239,7 @@ async fn invite_join_validate_then_remove_and_rotate() {
     assert!(tip >= h2 + 3, "tip {tip}, removal at {h2}");
     wait_height(&fresh, ctx, tip).await;
     agree(&stay, ctx, tip).await;
-    let m = c0.context_members(ctx).await.unwrap();
+    let m = c0.context_members(ctx, None).await.unwrap();
     let latest = m.sets.last().unwrap();
     assert!(latest.members.iter().all(|e| e.id != removed));
     assert_eq!(latest.key_epoch, 1, "removal rotates the key");
@@ -300,7 +300,7 @@ async fn invite_join_validate_then_remove_and_rotate() {
     let stay: Vec<&TestNode> = net.nodes[..3].iter().collect();
     let deadline = Instant::now() + COMMIT_TIMEOUT;
     loop {
-        let m = c0.context_members(ctx).await.unwrap();
+        let m = c0.context_members(ctx, None).await.unwrap();
         let latest = m.sets.last().unwrap();
         if latest.key_epoch == 2 {
             assert!(latest.members.iter().all(|e| e.id != fresh_id));

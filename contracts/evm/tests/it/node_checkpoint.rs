@@ -34,34 +34,40 @@ async fn proxy_accepts_a_node_made_checkpoint_and_executes_its_action() -> anyho
     };
     let outbox = Outbox::new(vec![action.clone()])?;
 
-    let params = Params {
+    let set = member_set(&keys, 0)?;
+    let params = std::sync::Arc::new(Params {
         context: ContextId(CONTEXT),
         members: (0..4u8).map(|i| MemberId([i + 1; 32])).collect(),
-        set: member_set(&keys, 0)?,
+        next_members_hash: set.hash(),
+        set,
         domains: vec![domain],
         interval: 10,
         epoch: 0,
-    };
+    });
     let mut nodes: Vec<Collector> = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| Collector::new(params.clone(), params.members[i], k.clone(), 0))
+        .map(|(i, k)| Collector::new(params.members[i], k.clone(), 0))
         .collect();
     let state_root = Hash32([0x57; 32]);
     let actions_root = Hash32(outbox.root());
     // Members 1 and 3 commit and gossip; member 0 aggregates (2 is down).
     let mut shares = Vec::new();
     for i in [1usize, 3] {
-        let step = nodes[i].on_commit(2, state_root, actions_root, 1);
+        let step = nodes[i].on_commit(2, state_root, actions_root, 1, params.clone());
         shares.push(step.gossip.context("a share")?);
     }
     ensure!(nodes[0]
-        .on_commit(2, state_root, actions_root, 1)
+        .on_commit(2, state_root, actions_root, 1, params.clone())
         .completed
         .is_none());
     let mut record = None;
     for s in shares {
-        record = nodes[0].on_share(s)?.completed.or(record);
+        record = nodes[0]
+            .on_share(s, Some(&params))?
+            .completed
+            .map(|(r, _)| r)
+            .or(record);
     }
     let record = record.context("3 of 4 complete the checkpoint")?;
     let cert = &record.certificates[0];

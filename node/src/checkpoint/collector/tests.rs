@@ -24,13 +24,67 @@ fn params(ms: &[Member], domains: Vec<Domain>) -> Params {
             pop: m.key.prove_possession(),
         })
         .collect();
+    let set = MemberSet::new(&regs, 0).unwrap();
     Params {
         context: ContextId([9; 32]),
         members: ms.iter().map(|m| m.id).collect(),
-        set: MemberSet::new(&regs, 0).unwrap(),
+        next_members_hash: set.hash(),
+        set,
         domains,
         interval: 2,
         epoch: 0,
+    }
+}
+
+/// A collector with the parameters it signs every height under.
+struct Node {
+    c: Collector,
+    p: Arc<Params>,
+}
+
+/// A [`Step`] with the completed record alone.
+struct Out {
+    gossip: Option<Share>,
+    completed: Option<CheckpointRecord>,
+}
+
+impl From<Step> for Out {
+    fn from(s: Step) -> Self {
+        Out {
+            gossip: s.gossip,
+            completed: s.completed.map(|(r, _)| r),
+        }
+    }
+}
+
+impl Node {
+    fn params(&self) -> &Params {
+        &self.p
+    }
+
+    fn on_commit(&mut self, h: u64, root: Hash32, actions_root: Hash32, actions: usize) -> Out {
+        self.c
+            .on_commit(h, root, actions_root, actions, self.p.clone())
+            .into()
+    }
+
+    fn on_share(&mut self, s: Share) -> Result<Out, Refusal> {
+        self.c.on_share(s, Some(&self.p)).map(Out::from)
+    }
+
+    fn resend(&mut self, max: u32) -> Vec<Share> {
+        self.c.resend(max)
+    }
+
+    fn pending_actions(&self) -> usize {
+        self.c.pending_actions()
+    }
+}
+
+fn node(p: Params, m: &Member) -> Node {
+    Node {
+        c: Collector::new(m.id, m.key.clone(), 0),
+        p: Arc::new(p),
     }
 }
 
@@ -41,13 +95,13 @@ fn domains() -> Vec<Domain> {
     ]
 }
 
-fn collector(ms: &[Member], i: usize) -> Collector {
-    Collector::new(params(ms, domains()), ms[i].id, ms[i].key.clone(), 0)
+fn collector(ms: &[Member], i: usize) -> Node {
+    node(params(ms, domains()), &ms[i])
 }
 
 const ROOT: Hash32 = Hash32([7; 32]);
 
-fn commit(c: &mut Collector, h: u64) -> Step {
+fn commit(c: &mut Node, h: u64) -> Out {
     c.on_commit(h, ROOT, Hash32::default(), 0)
 }
 
@@ -62,7 +116,7 @@ fn verify(p: &Params, rec: &CheckpointRecord) -> usize {
         };
         Verifier {
             domain,
-            epoch: 0,
+            epoch: p.epoch,
             members: &p.set,
         }
         .verify(&payload, &c)
@@ -182,12 +236,7 @@ fn shares_ahead_of_the_tip_wait_for_the_commit() {
 #[test]
 fn single_member_completes_alone_and_actions_force_a_checkpoint() {
     let ms = members(1);
-    let mut a = Collector::new(
-        params(&ms, vec![Domain::unanchored()]),
-        ms[0].id,
-        ms[0].key.clone(),
-        0,
-    );
+    let mut a = node(params(&ms, vec![Domain::unanchored()]), &ms[0]);
     let step = a.on_commit(3, ROOT, Hash32([1; 32]), 2);
     let rec = step.completed.unwrap();
     assert_eq!(rec.height, Height(3));
@@ -216,4 +265,93 @@ fn a_member_that_repeats_gets_an_answer() {
         .unwrap();
     assert_eq!(answer.signer, ms[0].id);
     assert_eq!(nodes[3].pending_actions(), 0);
+}
+
+/// The parameters of an epoch's last height: signed by `ms`, announcing
+/// the set of `next`.
+fn announcing(ms: &[Member], next: &[Member]) -> Params {
+    let mut p = params(ms, domains());
+    p.next_members_hash = params(next, domains()).set.hash();
+    p
+}
+
+#[test]
+fn the_last_height_of_an_epoch_is_a_checkpoint_that_announces_the_next_set() {
+    let ms = members(4);
+    let after = &ms[..3];
+    let p = announcing(&ms, after);
+    assert!(p.announces());
+    // 3 is not a multiple of the interval and emitted no action.
+    assert!(p.is_checkpoint_height(3, 0));
+    assert!(!params(&ms, domains()).is_checkpoint_height(3, 0));
+    let mut nodes: Vec<Node> = ms.iter().map(|m| node(p.clone(), m)).collect();
+    let shares: Vec<Share> = nodes
+        .iter_mut()
+        .map(|n| commit(n, 3).gossip.unwrap())
+        .collect();
+    nodes[0].on_share(shares[1].clone()).unwrap();
+    let rec = nodes[0]
+        .on_share(shares[3].clone())
+        .unwrap()
+        .completed
+        .unwrap();
+    assert_eq!(rec.next_members_hash, params(after, domains()).set.hash());
+    assert_eq!(verify(&p, &rec), 3);
+}
+
+#[test]
+fn a_height_keeps_the_set_that_signs_it_after_the_set_changed() {
+    let ms = members(4);
+    let after: Vec<Member> = ms[..3]
+        .iter()
+        .map(|m| Member {
+            id: m.id,
+            key: m.key.clone(),
+        })
+        .collect();
+    let old = Arc::new(announcing(&ms, &after));
+    let mut new = params(&after, domains());
+    new.epoch = 1;
+    let new = Arc::new(new);
+    let mut a = Collector::new(ms[0].id, ms[0].key.clone(), 0);
+    let mut d = Collector::new(ms[3].id, ms[3].key.clone(), 0);
+    a.on_commit(3, ROOT, Hash32::default(), 0, old.clone());
+    let removed = d
+        .on_commit(3, ROOT, Hash32::default(), 0, old.clone())
+        .gossip
+        .unwrap();
+    // Height 5 is the new set's (and no checkpoint height).
+    let step = a.on_commit(5, ROOT, Hash32::default(), 0, new.clone());
+    assert!(step.gossip.is_none(), "5 is no checkpoint height");
+    // The removed member's share of height 3 still counts there ...
+    assert!(a.on_share(removed, Some(&new)).unwrap().completed.is_none());
+    let mut b = Collector::new(ms[1].id, ms[1].key.clone(), 0);
+    let share = b
+        .on_commit(3, ROOT, Hash32::default(), 0, old.clone())
+        .gossip
+        .unwrap();
+    let (rec, quorum) = a.on_share(share, Some(&new)).unwrap().completed.unwrap();
+    assert_eq!(quorum, 3);
+    assert_eq!(rec.epoch, 0);
+    assert_eq!(verify(&old, &rec), 3);
+    // ... but for a height of the new set it is refused.
+    let late = d
+        .on_commit(6, ROOT, Hash32::default(), 0, old)
+        .gossip
+        .unwrap();
+    a.on_commit(6, ROOT, Hash32::default(), 0, new.clone());
+    assert_eq!(
+        a.on_share(late, Some(&new)).err(),
+        Some(Refusal::NotMember(ms[3].id))
+    );
+    // And ahead of the tip, only the members of the heights ahead wait.
+    let ahead = Share {
+        height: 8,
+        signer: ms[3].id,
+        sigs: vec![],
+    };
+    assert_eq!(
+        a.on_share(ahead, Some(&new)).err(),
+        Some(Refusal::NotMember(ms[3].id))
+    );
 }
