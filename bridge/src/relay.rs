@@ -22,10 +22,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_checkpoint::Domain;
 use rand::Rng;
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::evm::{Outcome, Proxy, ProxyMembers};
@@ -100,6 +102,9 @@ pub struct EvmRelay<S> {
     /// Called after each checkpoint this relayer posted (crash tests arm a
     /// failpoint here).
     after_checkpoint: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Notified when the node has a new checkpoint: a pass runs at once
+    /// instead of at the next poll.
+    wake: Option<Arc<Notify>>,
 }
 
 impl<S: Source> EvmRelay<S> {
@@ -124,7 +129,15 @@ impl<S: Source> EvmRelay<S> {
             done_through: 0,
             head: None,
             after_checkpoint: None,
+            wake: None,
         }
+    }
+
+    /// Runs a pass whenever `wake` is notified (a subscription to the
+    /// node's checkpoints), besides every poll interval.
+    pub fn woken_by(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = Some(wake);
+        self
     }
 
     /// Calls `f` after each checkpoint this relayer posts.
@@ -133,7 +146,8 @@ impl<S: Source> EvmRelay<S> {
         self
     }
 
-    /// Runs passes until `stop` resolves; errors are counted, logged and
+    /// Runs passes until `stop` resolves: every poll interval, and at once
+    /// when woken ([`EvmRelay::woken_by`]). Errors are counted, logged and
     /// retried with backoff.
     pub async fn run(&mut self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
@@ -150,9 +164,17 @@ impl<S: Source> EvmRelay<S> {
                     backoff(self.opts.poll, self.opts.backoff_max, failures)
                 }
             };
+            // After errors the backoff holds, however many checkpoints come.
+            let woken = async {
+                match (&self.wake, failures) {
+                    (Some(w), 0) => w.notified().await,
+                    _ => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(wait) => {}
+                _ = woken => {}
             }
         }
     }

@@ -65,6 +65,7 @@ pub struct Node {
     pub runtime: Runtime,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<BlockEvent>,
+    pub checkpoint_events: broadcast::Sender<crate::context::CheckpointEvent>,
     pub network: conclave_network::NetworkHandle,
     contexts: RwLock<HashMap<ContextId, ContextHandle>>,
     /// Loaded apps by hash, so read-only calls do not re-read and re-hash
@@ -106,6 +107,7 @@ impl Node {
         let runtime = Runtime::new(config.runtime.limits())?;
         let metrics = Arc::new(Metrics::new().map_err(|e| Error::Other(e.to_string()))?);
         let (events, _) = broadcast::channel(1024);
+        let (checkpoint_events, _) = broadcast::channel(1024);
         let (network, net_events) = spawn_network(&config, &keys)?;
         let node = Arc::new(Self {
             home: home.to_path_buf(),
@@ -115,6 +117,7 @@ impl Node {
             runtime,
             metrics,
             events,
+            checkpoint_events,
             network,
             contexts: RwLock::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
@@ -194,6 +197,7 @@ impl Node {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             events: self.events.clone(),
+            checkpoint_events: self.checkpoint_events.clone(),
             network: Some(self.network.clone()),
             wal_dir: Config::wal_dir(&self.home),
         }

@@ -190,6 +190,8 @@ pub struct Checkpoints {
     label: String,
     max_resends: u32,
     latest: u64,
+    /// Where stored checkpoints are announced (RPC subscribers).
+    events: Option<tokio::sync::broadcast::Sender<crate::context::CheckpointEvent>>,
 }
 
 /// What a height's [`Params`] depend on.
@@ -235,6 +237,7 @@ impl Checkpoints {
             label: record.id.to_hex(),
             max_resends,
             latest,
+            events: None,
         };
         let next = Height(record.height.0 + 1);
         if let Some(p) = this.params_at(next) {
@@ -256,6 +259,15 @@ impl Checkpoints {
         }
         this.set_gauges();
         Ok(this)
+    }
+
+    /// Announces each checkpoint it stores on `events`.
+    pub fn announcing_to(
+        mut self,
+        events: tokio::sync::broadcast::Sender<crate::context::CheckpointEvent>,
+    ) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// The member sets or anchors changed (as of the committed tip).
@@ -370,6 +382,14 @@ impl Checkpoints {
                         info!(context = %ctx, height = rec.height.0, signers, "checkpoint complete");
                     } else {
                         debug!(context = %ctx, height = rec.height.0, signers, "checkpoint upgraded");
+                    }
+                    if let Some(events) = &self.events {
+                        let _ = events.send(crate::context::CheckpointEvent {
+                            context_id: ctx,
+                            height: rec.height.0,
+                            epoch: rec.epoch,
+                            signers,
+                        });
                     }
                 }
                 Err(e) => warn!(context = %ctx, error = %e, "cannot store checkpoint"),

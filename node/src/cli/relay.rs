@@ -19,18 +19,27 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
 use conclave_bridge::evm::{read_key_file, EvmChain, EvmConfig};
 use conclave_bridge::relay::{EvmRelay, RelayOptions};
+use conclave_consensus::ContextId;
 use serde::Deserialize;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::rpc::ConclaveApiClient;
 
 use super::anchor::{near_unsupported, parse_address, Chain, NodeSource};
 
 /// Relays one process runs at most.
 const MAX_RELAYS: usize = 64;
+/// A checkpoint subscription's member token lasts this long; the
+/// subscription then ends and is made again with a fresh token.
+const RELAY_SUBSCRIPTION_TTL: Duration = Duration::from_secs(3600);
 
 /// `conclave relay`.
 #[derive(Args, Debug)]
@@ -197,8 +206,16 @@ pub async fn run(node_url: &str, home: &Path, args: &RelayArgs) -> anyhow::Resul
             chain.chain_id(),
             chain.account()
         );
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(follow_checkpoints(
+            node_url.to_string(),
+            home.to_path_buf(),
+            context,
+            wake.clone(),
+        ));
         relays.push(
             EvmRelay::new(source, proxy, context.0, metrics.clone(), opts.clone())
+                .woken_by(wake)
                 .on_checkpoint_posted(|| crate::failpoint::hit("relay_after_checkpoint")),
         );
     }
@@ -218,6 +235,69 @@ pub async fn run(node_url: &str, home: &Path, args: &RelayArgs) -> anyhow::Resul
     });
     futures::future::join_all(runs).await;
     Ok(())
+}
+
+/// Follows the node's checkpoints of `context` over a WebSocket
+/// subscription (`subscribe_checkpoints`, with this home's member token)
+/// and wakes the relayer at each. If the node has no WebSocket endpoint or
+/// the subscription ends (the token expired, the node restarted), the
+/// relayer goes on polling and this tries again with backoff.
+async fn follow_checkpoints(url: String, home: PathBuf, context: ContextId, wake: Arc<Notify>) {
+    let ws_url = match url.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}"),
+        Some((_, rest)) => format!("ws://{rest}"),
+        None => format!("ws://{url}"),
+    };
+    let mut failures = 0u32;
+    loop {
+        match subscribe(&url, &ws_url, &home, context).await {
+            Ok((_client, mut sub)) => {
+                failures = 0;
+                info!(context = %context, url = %ws_url, "following the node's checkpoints");
+                // Whatever completed while not subscribed.
+                wake.notify_one();
+                while let Some(event) = sub.next().await {
+                    match event {
+                        Ok(_) => wake.notify_one(),
+                        Err(e) => {
+                            warn!(context = %context, error = %e, "bad checkpoint event");
+                            break;
+                        }
+                    }
+                }
+                warn!(context = %context, "the checkpoint subscription ended; polling until it is back");
+            }
+            Err(e) => {
+                warn!(context = %context, url = %ws_url, error = %e,
+                    "cannot subscribe to the node's checkpoints; polling until it can")
+            }
+        }
+        failures = failures.saturating_add(1);
+        tokio::time::sleep(conclave_bridge::relay::backoff(
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            failures,
+        ))
+        .await;
+    }
+}
+
+async fn subscribe(
+    url: &str,
+    ws_url: &str,
+    home: &Path,
+    context: ContextId,
+) -> anyhow::Result<(
+    jsonrpsee::ws_client::WsClient,
+    jsonrpsee::core::client::Subscription<crate::context::CheckpointEvent>,
+)> {
+    let headers = super::client::credentials(url, home, RELAY_SUBSCRIPTION_TTL).await?;
+    let client = jsonrpsee::ws_client::WsClientBuilder::default()
+        .set_headers(headers)
+        .build(ws_url)
+        .await?;
+    let sub = client.subscribe_checkpoints(context).await?;
+    Ok((client, sub))
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct ContextDeps {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub events: broadcast::Sender<BlockEvent>,
+    /// Where completed checkpoints are announced.
+    pub checkpoint_events: broadcast::Sender<crate::context::CheckpointEvent>,
     /// The node's peer-to-peer layer; contexts with other members use it.
     pub network: Option<conclave_network::NetworkHandle>,
     /// Where each context keeps its consensus WAL and sign guard.
@@ -255,7 +257,8 @@ impl ContextActor {
             MemberId(deps.key.verifying_key().to_bytes()),
             deps.bls.clone(),
             deps.config.checkpoint.max_resends,
-        )?;
+        )?
+        .announcing_to(deps.checkpoint_events.clone());
         let actor = Self {
             checkpoints,
             checkpoint_tick_armed: false,

@@ -50,6 +50,16 @@ pub struct BlockEvent {
     pub txs: Vec<Hash32>,
 }
 
+/// A checkpoint stored with a quorum (or upgraded with more signers), as
+/// announced to subscribers: what a relayer waits for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointEvent {
+    pub context_id: ContextId,
+    pub height: u64,
+    pub epoch: u64,
+    pub signers: u32,
+}
+
 /// The mailbox of a context actor.
 #[derive(Clone, Debug)]
 pub struct ContextHandle {

@@ -15,4 +15,4 @@ pub mod wire;
 
 pub use actor::{ContextActor, ContextDeps};
 pub use genesis::{check_member_keys, create_context, install_genesis, CheckpointOptions};
-pub use ingress::{BlockEvent, ContextHandle, Message, SubmitError};
+pub use ingress::{BlockEvent, CheckpointEvent, ContextHandle, Message, SubmitError};

@@ -14,7 +14,7 @@ use super::auth::Verifier;
 use super::policy::{forbidden, unauthorized, Authorized};
 use super::types::*;
 use super::{codes, err};
-use crate::context::{BlockEvent, SubmitError};
+use crate::context::{BlockEvent, CheckpointEvent, SubmitError};
 use crate::exec::Overlay;
 use crate::node::{now_ms, Node};
 use crate::store::{app_key, TxStatus};
@@ -122,6 +122,15 @@ pub trait ConclaveApi {
     async fn subscribe_blocks(
         &self,
         #[argument(rename = "context")] only: Option<ContextId>,
+    ) -> SubscriptionResult;
+
+    /// Checkpoints of `context` as this node stores them (at a quorum, and
+    /// again when more members signed): what a relayer carries to chains.
+    /// Ends when the caller's token expires or it leaves the context.
+    #[subscription(name = "subscribe_checkpoints" => "checkpoint", unsubscribe = "unsubscribe_checkpoints", item = CheckpointEvent, param_kind = map, with_extensions)]
+    async fn subscribe_checkpoints(
+        &self,
+        #[argument(rename = "context")] ctx: ContextId,
     ) -> SubscriptionResult;
 }
 
@@ -549,11 +558,45 @@ impl ConclaveApiServer for RpcImpl {
         only: Option<ContextId>,
     ) -> SubscriptionResult {
         self.count("subscribe_blocks");
+        let rx = self.node.events.subscribe();
+        self.stream(pending, ext, "subscribe_blocks", only, rx, |e| e.context_id)
+            .await
+    }
+
+    async fn subscribe_checkpoints(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+        ctx: ContextId,
+    ) -> SubscriptionResult {
+        self.count("subscribe_checkpoints");
+        let rx = self.node.checkpoint_events.subscribe();
+        self.stream(pending, ext, "subscribe_checkpoints", Some(ctx), rx, |e| {
+            e.context_id
+        })
+        .await
+    }
+}
+
+impl RpcImpl {
+    /// Streams `rx`'s events (of context `only`, or of every context the
+    /// caller is a member of) to a subscriber with a member token, until
+    /// it goes away, its token expires, it leaves the context, or it falls
+    /// too far behind.
+    async fn stream<E: Clone + serde::Serialize>(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+        method: &str,
+        only: Option<ContextId>,
+        mut rx: tokio::sync::broadcast::Receiver<E>,
+        context_of: impl Fn(&E) -> ContextId,
+    ) -> SubscriptionResult {
         // The policy has checked the token and, when a context is named,
         // that the caller is its member.
         let Some(token) = Authorized::of(ext).member else {
             pending
-                .reject(unauthorized("subscribe_blocks needs a member token"))
+                .reject(unauthorized(format!("{method} needs a member token")))
                 .await;
             return Ok(());
         };
@@ -570,7 +613,6 @@ impl ConclaveApiServer for RpcImpl {
                 return Ok(());
             }
         }
-        let mut rx = self.node.events.subscribe();
         let sink = pending.accept().await?;
         let expiry = tokio::time::Instant::now()
             + std::time::Duration::from_millis(token.expires_ms.saturating_sub(now_ms()));
@@ -582,12 +624,13 @@ impl ConclaveApiServer for RpcImpl {
                 _ = tokio::time::sleep_until(expiry) => break,
                 event = rx.recv() => match event {
                     Ok(event) => {
-                        if only.is_some_and(|c| c != event.context_id) {
+                        let ctx = context_of(&event);
+                        if only.is_some_and(|c| c != ctx) {
                             continue;
                         }
-                        // Asked per block: a member who leaves the context
+                        // Asked per event: a member who leaves the context
                         // stops seeing it.
-                        if !self.node.is_member(&event.context_id, &me)? {
+                        if !self.node.is_member(&ctx, &me)? {
                             if only.is_some() {
                                 break;
                             }

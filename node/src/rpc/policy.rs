@@ -59,6 +59,7 @@ pub const POLICY: &[(&str, Access)] = &[
     ("tx_submit", Access::Public),
     // Ends a subscription of this connection only.
     ("unsubscribe_blocks", Access::Public),
+    ("unsubscribe_checkpoints", Access::Public),
     ("context_create", Access::Admin),
     ("debug_set_blocked_peers", Access::Admin),
     ("context_invite*", Access::Admin),
@@ -78,6 +79,7 @@ pub const POLICY: &[(&str, Access)] = &[
     ("action_list", Access::Context { optional: false }),
     ("action_proof", Access::Context { optional: false }),
     ("subscribe_blocks", Access::Context { optional: true }),
+    ("subscribe_checkpoints", Access::Context { optional: false }),
     // Looks the tx's context up; a tx of another context reads as unknown.
     ("tx_status", Access::Member),
 ];

@@ -652,9 +652,10 @@ async fn bad_chain_input_is_refused_and_sends_nothing() {
 }
 
 /// A member is removed: the checkpoint of the last height its set signs
-/// announces the remaining three, the relayer posts it and rotates the
-/// proxy, the next payout is signed and paid by the three alone, and a
-/// checkpoint that counts the removed member's share no longer verifies.
+/// announces the remaining three, the relayer (woken by its checkpoint
+/// subscription, not by polling) posts it and rotates the proxy, the next
+/// payout is signed and paid by the three alone, and a checkpoint that
+/// counts the removed member's share no longer verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n4_member_removed_rotation_relayed_and_its_share_no_longer_counts() {
     use conclave_checkpoint::{sign_checkpoint, Signature, SignerBitmap};
@@ -667,7 +668,25 @@ async fn n4_member_removed_rotation_relayed_and_its_share_no_longer_counts() {
     let rogue = rogue_proxy(anvil, proxy, ctx).await;
     let deployed = rogue.view().await.unwrap();
     assert_eq!(deployed.epoch, 0);
-    let _relayer = Relayer::start(&net.nodes[0], ctx, anvil, proxy, &key1, &[]);
+    // It polls only every 10 minutes: every pass below is woken by its
+    // subscription to the node's checkpoints.
+    let (ctx_hex, proxy_hex) = (ctx.to_hex(), proxy.to_string());
+    let relayer = Relayer::start_with(
+        &net.nodes[0],
+        &[
+            "--context",
+            &ctx_hex,
+            "--proxy",
+            &proxy_hex,
+            "--rpc",
+            &anvil.url,
+            "--key-file",
+            key1.to_str().unwrap(),
+            "--poll-ms",
+            "600000",
+        ],
+        &[],
+    );
 
     let c0 = net.nodes[0].client();
     let removed = net.nodes[3].keys();
@@ -703,6 +722,9 @@ async fn n4_member_removed_rotation_relayed_and_its_share_no_longer_counts() {
     assert_eq!(view.epoch, 1, "the proxy rotated once");
     assert!(view.latest >= height);
     assert_eq!(hex::encode(view.members_hash), announcing.next_members_hash);
+    let log = std::fs::read_to_string(&relayer.log).unwrap();
+    assert!(log.contains("member set rotated"), "{log}");
+    assert!(log.contains("following the node's checkpoints"), "{log}");
     let payout = c0.checkpoint_get(ctx, height).await.unwrap();
     assert_eq!(payout.epoch, 1);
     assert_eq!(payout.member_count, 3);
