@@ -465,6 +465,7 @@ impl TestNet {
             validators: n,
             out: dir.path().to_path_buf(),
             host: "127.0.0.1".into(),
+            hosts: Vec::new(),
             base_port: base,
             app: opts.app,
             anchors: opts.anchors,

@@ -226,6 +226,15 @@ impl EvmChain {
         Ok(())
     }
 
+    /// Sends `wei` from the account to `to`; returns the transaction.
+    pub async fn send_value(&self, to: Address, wei: u128) -> Result<B256> {
+        let tx = TransactionRequest::default()
+            .with_from(self.account)
+            .with_to(to)
+            .with_value(U256::from(wei));
+        Ok(self.send(tx, "transfer").await?.transaction_hash)
+    }
+
     /// The proxy at `address`, checked to be a contract serving `context`.
     pub async fn proxy(&self, address: Address, context: [u8; 32]) -> Result<Proxy> {
         let code = self.provider.get_code_at(address).await.map_err(rpc)?;

@@ -75,6 +75,10 @@ pub enum AnchorCommand {
         chain: Chain,
         #[command(flatten)]
         evm: EvmArgs,
+        /// Also send this much (in wei) from the deploying account to the
+        /// new proxy: the treasury its actions pay from.
+        #[arg(long)]
+        fund_wei: Option<u128>,
     },
     /// Per chain: the anchored height, the lag, each action's state.
     Status {
@@ -379,6 +383,7 @@ pub async fn deploy(
     context: ContextId,
     chain: Chain,
     evm: &EvmArgs,
+    fund_wei: Option<u128>,
 ) -> anyhow::Result<()> {
     if chain == Chain::Near {
         return Err(near_unsupported());
@@ -404,6 +409,10 @@ pub async fn deploy(
     );
     let address = chain.deploy_proxy(context.0, &members).await?;
     eprintln!("proxy deployed at {address}; anchoring the context to it");
+    if let Some(wei) = fund_wei.filter(|w| *w > 0) {
+        let tx = chain.send_value(address, wei).await?;
+        eprintln!("funded the proxy with {wei} wei ({tx})");
+    }
     let domain = Domain::evm(chain.chain_id(), address.into_array());
     let args = AnchorArgs {
         domain: AnchorDomain(domain.encode()),

@@ -170,6 +170,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         validators: args.validators,
         out: dir.path().to_path_buf(),
         host: "127.0.0.1".into(),
+        hosts: Vec::new(),
         base_port: 20_000 + (probe % 4_000) * 10,
         app: "kv".into(),
         anchors: Vec::new(),

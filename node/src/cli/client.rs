@@ -143,6 +143,17 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     let url = cli.rpc_url();
     let ctx = |e| format!("RPC to {url} failed: {e} (is the node running?)");
+    if let Command::Health = &cli.command {
+        let c = connect(&url)?;
+        return match c.node_health().await {
+            Ok(h) if h.ok => {
+                println!("ok");
+                Ok(())
+            }
+            Ok(_) => bail!("the node at {url} reports itself unhealthy"),
+            Err(e) => bail!("the node at {url} does not answer: {}", ctx(e)),
+        };
+    }
     if let Command::Status = &cli.command {
         let c = connect(&url)?;
         return print_json(&c.node_status().await.map_err(|e| anyhow::anyhow!(ctx(e)))?);
@@ -286,7 +297,18 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 context,
                 chain,
                 evm,
-            } => super::anchor::deploy(&c, &cli.home(), parse_context(context)?, *chain, evm).await,
+                fund_wei,
+            } => {
+                super::anchor::deploy(
+                    &c,
+                    &cli.home(),
+                    parse_context(context)?,
+                    *chain,
+                    evm,
+                    *fund_wei,
+                )
+                .await
+            }
             AnchorCommand::Status {
                 context,
                 chain,

@@ -44,6 +44,7 @@ pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
         validators: args.validators,
         out: dir.clone(),
         host: "127.0.0.1".into(),
+        hosts: Vec::new(),
         base_port: args.base_port,
         app: args.app.clone(),
         anchors: args.anchors.clone(),

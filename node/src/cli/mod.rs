@@ -50,7 +50,13 @@ pub enum Command {
         p2p_listen: Option<String>,
     },
     /// Run the node until interrupted.
-    Start,
+    Start {
+        /// Peers to keep connected to, besides the config's
+        /// `[p2p] persistent_peers`: multiaddrs with `/p2p/<peer id>`
+        /// (repeatable, or comma-separated in CONCLAVE_PEERS).
+        #[arg(long = "peer", env = "CONCLAVE_PEERS", value_delimiter = ',')]
+        peers: Vec<String>,
+    },
     /// Show this node's keys.
     Keys {
         #[command(subcommand)]
@@ -58,6 +64,9 @@ pub enum Command {
     },
     /// Node status over RPC.
     Status,
+    /// Exits 0 if the node answers `node_health` with ok, 1 otherwise
+    /// (container health checks).
+    Health,
     /// RPC credentials.
     Auth {
         #[command(subcommand)]
@@ -306,7 +315,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(matches!(
         cli.command,
-        Command::Start | Command::Devnet(_) | Command::Relay(_)
+        Command::Start { .. } | Command::Devnet(_) | Command::Relay(_)
     ));
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -389,8 +398,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Start => {
-            let config = Config::load(&home)?;
+        Command::Start { peers } => {
+            let mut config = Config::load(&home)?;
+            for p in peers.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+                if !config.p2p.persistent_peers.iter().any(|q| q == p) {
+                    config.p2p.persistent_peers.push(p.to_string());
+                }
+            }
             let node = crate::node::Node::open(&home, config)?;
             node.serve().await?;
             tokio::signal::ctrl_c().await?;
@@ -404,6 +418,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("member_id      {}", keys.member_id());
             println!("bls_public_key {}", hex::encode(keys.bls_public_key()));
             println!("bls_pop        {}", hex::encode(keys.bls_pop()));
+            // What the other members put in their persistent peers:
+            // /ip4/<this machine>/tcp/<p2p port>/p2p/<peer id>.
+            println!(
+                "peer_id        {}",
+                conclave_network::peer_id_of(&keys.member_id())?
+            );
             Ok(())
         }
         Command::Devnet(args) => devnet::run(&cli, args).await,

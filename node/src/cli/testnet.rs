@@ -22,6 +22,11 @@ pub struct TestnetArgs {
     /// Host the nodes reach each other at.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// One IP per validator, comma-separated (node i listens and is
+    /// reached at the i-th), instead of `--host` for all: each container
+    /// of a compose network on its own address.
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<String>,
     /// First port: node i uses base+10i (p2p), +1 (RPC), +2 (metrics).
     #[arg(long, default_value_t = 26656)]
     pub base_port: u16,
@@ -77,24 +82,30 @@ pub fn write(args: &TestnetArgs) -> anyhow::Result<Testnet> {
     let mut members = Vec::new();
     let mut peers = Vec::new();
     let mut rpc = Vec::new();
+    if !args.hosts.is_empty() && args.hosts.len() != args.validators {
+        anyhow::bail!(
+            "--hosts names {} hosts for {} validators",
+            args.hosts.len(),
+            args.validators
+        );
+    }
     for i in 0..args.validators {
+        let host = args.hosts.get(i).unwrap_or(&args.host);
+        host.parse::<std::net::IpAddr>()
+            .map_err(|_| anyhow::anyhow!("host {host:?} is not an IP address"))?;
         let home = args.out.join(format!("node{i}"));
         if home.join("keys").exists() {
             anyhow::bail!("{} already has keys; choose an empty --out", home.display());
         }
         let listen = super::Listen {
-            rpc: Some(format!("{}:{}", args.host, port(args, i, 1)?).parse()?),
-            metrics: Some(format!("{}:{}", args.host, port(args, i, 2)?).parse()?),
-            p2p: Some(format!("/ip4/{}/tcp/{}", args.host, port(args, i, 0)?)),
+            rpc: Some(format!("{host}:{}", port(args, i, 1)?).parse()?),
+            metrics: Some(format!("{host}:{}", port(args, i, 2)?).parse()?),
+            p2p: Some(format!("/ip4/{host}/tcp/{}", port(args, i, 0)?)),
         };
-        rpc.push(format!("http://{}:{}", args.host, port(args, i, 1)?));
+        rpc.push(format!("http://{host}:{}", port(args, i, 1)?));
         let keys = super::init_home(&home, listen)?;
         let peer = conclave_network::peer_id_of(&keys.member_id())?;
-        peers.push(format!(
-            "/ip4/{}/tcp/{}/p2p/{peer}",
-            args.host,
-            port(args, i, 0)?
-        ));
+        peers.push(format!("/ip4/{host}/tcp/{}/p2p/{peer}", port(args, i, 0)?));
         members.push(MemberInfo {
             id: keys.member_id(),
             bls_public_key: keys.bls_public_key().to_vec(),
