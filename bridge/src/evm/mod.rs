@@ -40,6 +40,9 @@ pub struct EvmConfig {
     pub confirmations: u64,
     /// How long to wait for a receipt.
     pub receipt_timeout: Duration,
+    /// How often to ask for a receipt (None: 50 ms from a node on this
+    /// machine, such as anvil with instant mining; 2 s from a remote one).
+    pub poll_interval: Option<Duration>,
 }
 
 impl EvmConfig {
@@ -53,6 +56,7 @@ impl EvmConfig {
             max_fee_per_gas: None,
             confirmations: 1,
             receipt_timeout: Duration::from_secs(60),
+            poll_interval: None,
         }
     }
 }
@@ -161,6 +165,13 @@ impl EvmChain {
                 });
             }
         }
+        let client = provider.client();
+        let poll = config.poll_interval.unwrap_or(if client.is_local() {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_secs(2)
+        });
+        client.set_poll_interval(poll);
         Ok(Self {
             provider,
             account,

@@ -376,7 +376,7 @@ pub(super) fn near_unsupported() -> anyhow::Error {
     )
 }
 
-/// `conclave anchor deploy`.
+/// `conclave anchor deploy`: returns the proxy's address.
 pub async fn deploy(
     node: &HttpClient,
     home: &Path,
@@ -384,7 +384,7 @@ pub async fn deploy(
     chain: Chain,
     evm: &EvmArgs,
     fund_wei: Option<u128>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Address> {
     if chain == Chain::Near {
         return Err(near_unsupported());
     }
@@ -445,8 +445,7 @@ pub async fn deploy(
         .and_then(|v| v["active_from"].as_u64())
         .unwrap_or_default();
     eprintln!("anchored: checkpoints from height {active_from} are signed for the proxy");
-    println!("{address}");
-    Ok(())
+    Ok(address)
 }
 
 /// `conclave anchor status`.

@@ -51,6 +51,11 @@ pub struct BenchArgs {
     /// Submit for this many seconds instead of a fixed `--txs` count.
     #[arg(long)]
     pub duration: Option<u64>,
+    /// Measure anchoring instead: this many DAO payouts among 4
+    /// validators, relayed to a local anvil (commit to checkpoint on chain,
+    /// vote to payout).
+    #[arg(long)]
+    pub anchor_payouts: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -116,13 +121,13 @@ enum Seen {
 
 /// A validator the load goes to: its RPC, the member key to sign with and
 /// its home (for RPC credentials).
-struct Target {
-    rpc: String,
-    key: SigningKey,
-    home: std::path::PathBuf,
+pub(super) struct Target {
+    pub rpc: String,
+    pub key: SigningKey,
+    pub home: std::path::PathBuf,
 }
 
-struct Processes(Vec<Child>);
+pub(super) struct Processes(pub Vec<Child>);
 
 impl Drop for Processes {
     fn drop(&mut self) {
@@ -134,6 +139,9 @@ impl Drop for Processes {
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.anchor_payouts {
+        return super::bench_anchor::run(n).await;
+    }
     let dir = tempfile::tempdir()?;
     if args.validators <= 1 {
         let home = dir.path();
@@ -163,18 +171,62 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         )
         .await;
     }
+    let (procs, targets, context) =
+        spawn_validators(dir.path(), args.validators, "kv", None).await?;
+    // More contexts among all validators, created over the network.
+    let mut contexts = vec![context];
+    // Creating contexts is an operator method: the first validator's own
+    // credentials.
+    let first =
+        super::client::connect_as(&format!("http://{}", targets[0].rpc), &targets[0].home).await?;
+    let members: Vec<_> = targets
+        .iter()
+        .map(|t| conclave_consensus::MemberId(t.key.verifying_key().to_bytes()))
+        .collect();
+    while contexts.len() < args.contexts {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let created = loop {
+            match first
+                .context_create(Some("kv".into()), None, Some(members.clone()), None, None)
+                .await
+            {
+                Ok(c) if c.offers.iter().all(|o| o.accepted) => break c,
+                // Peers still connecting at start.
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                Ok(c) => anyhow::bail!("context not joined by all: {:?}", c.offers),
+                Err(e) => anyhow::bail!("context_create: {e}"),
+            }
+        };
+        contexts.push(created.context_id);
+    }
+    let pids = procs.0.iter().map(|c| c.id().to_string()).collect();
+    drive(args, contexts, targets, pids).await
+}
+
+/// Writes `n` validator homes under `dir` (`conclave testnet`, a shared
+/// context of `app`) and starts each as a process of this binary; returns
+/// once every one answers `node_health`.
+pub(super) async fn spawn_validators(
+    dir: &std::path::Path,
+    n: usize,
+    app: &str,
+    checkpoint_interval: Option<u64>,
+) -> anyhow::Result<(Processes, Vec<Target>, ContextId)> {
     let probe = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let written = super::testnet::write(&super::testnet::TestnetArgs {
-        validators: args.validators,
-        out: dir.path().to_path_buf(),
+        validators: n,
+        out: dir.to_path_buf(),
         host: "127.0.0.1".into(),
         hosts: Vec::new(),
         base_port: 20_000 + (probe % 4_000) * 10,
-        app: "kv".into(),
+        app: app.into(),
         anchors: Vec::new(),
-        checkpoint_interval: crate::store::DEFAULT_CHECKPOINT_INTERVAL,
+        checkpoint_interval: checkpoint_interval
+            .unwrap_or(crate::store::DEFAULT_CHECKPOINT_INTERVAL),
     })?;
     let exe = std::env::current_exe()?;
     let mut procs = Processes(Vec::new());
@@ -214,36 +266,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             home: home.clone(),
         });
     }
-    // More contexts among all validators, created over the network.
-    let mut contexts = vec![written.context];
-    // Creating contexts is an operator method: the first validator's own
-    // credentials.
-    let first =
-        super::client::connect_as(&format!("http://{}", targets[0].rpc), &targets[0].home).await?;
-    let members: Vec<_> = targets
-        .iter()
-        .map(|t| conclave_consensus::MemberId(t.key.verifying_key().to_bytes()))
-        .collect();
-    while contexts.len() < args.contexts {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let created = loop {
-            match first
-                .context_create(Some("kv".into()), None, Some(members.clone()), None, None)
-                .await
-            {
-                Ok(c) if c.offers.iter().all(|o| o.accepted) => break c,
-                // Peers still connecting at start.
-                _ if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(500)).await
-                }
-                Ok(c) => anyhow::bail!("context not joined by all: {:?}", c.offers),
-                Err(e) => anyhow::bail!("context_create: {e}"),
-            }
-        };
-        contexts.push(created.context_id);
-    }
-    let pids = procs.0.iter().map(|c| c.id().to_string()).collect();
-    drive(args, contexts, targets, pids).await
+    Ok((procs, targets, written.context))
 }
 
 async fn drive(

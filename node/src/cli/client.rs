@@ -299,7 +299,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 evm,
                 fund_wei,
             } => {
-                super::anchor::deploy(
+                let proxy = super::anchor::deploy(
                     &c,
                     &cli.home(),
                     parse_context(context)?,
@@ -307,7 +307,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                     evm,
                     *fund_wei,
                 )
-                .await
+                .await?;
+                println!("{proxy}");
+                Ok(())
             }
             AnchorCommand::Status {
                 context,

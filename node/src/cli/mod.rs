@@ -3,6 +3,7 @@
 
 mod anchor;
 mod bench;
+mod bench_anchor;
 mod checkpoints;
 mod client;
 mod devnet;

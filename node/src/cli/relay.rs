@@ -242,7 +242,12 @@ pub async fn run(node_url: &str, home: &Path, args: &RelayArgs) -> anyhow::Resul
 /// and wakes the relayer at each. If the node has no WebSocket endpoint or
 /// the subscription ends (the token expired, the node restarted), the
 /// relayer goes on polling and this tries again with backoff.
-async fn follow_checkpoints(url: String, home: PathBuf, context: ContextId, wake: Arc<Notify>) {
+pub(super) async fn follow_checkpoints(
+    url: String,
+    home: PathBuf,
+    context: ContextId,
+    wake: Arc<Notify>,
+) {
     let ws_url = match url.split_once("://") {
         Some(("https", rest)) => format!("wss://{rest}"),
         Some((_, rest)) => format!("ws://{rest}"),
