@@ -269,6 +269,10 @@ wait_for 120 paid || fail "the recipient holds $(balance) wei, not 1 ETH"
 log "DAO payout of 1 ETH reached anvil through the relayer"
 
 # --- 7. Prometheus ---------------------------------------------------------
+promtool check config docker/prometheus/prometheus.yml > /dev/null || fail "promtool check config"
+promtool check config docker/prometheus/member.yml > /dev/null || fail "promtool check config (member.yml)"
+promtool check rules docker/prometheus/alerts.yml > /dev/null || fail "promtool check rules"
+(cd docker/prometheus && promtool test rules alerts_test.yml > /dev/null) || fail "promtool test rules"
 targets_up() {
   python3 - << 'PY'
 import json, sys, urllib.request
