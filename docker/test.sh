@@ -157,6 +157,12 @@ base_size=$(docker image inspect -f '{{.Size}}' "$BASE_IMAGE")
 log "node image: $((image_size / 1000000)) MB (base $((base_size / 1000000)) MB)"
 
 # --- 3. compose up ---------------------------------------------------------
+# One member's compose file, with the example .env, is valid too.
+if docker compose version > /dev/null 2>&1; then
+  docker compose --env-file docker/member.env.example -f docker/member.yml config -q
+else
+  docker-compose --env-file docker/member.env.example -f docker/member.yml config -q
+fi || fail "docker/member.yml does not parse with docker/member.env.example"
 dc down -v --remove-orphans > /dev/null 2>&1 || true
 log "compose up"
 up_start=$SECONDS
