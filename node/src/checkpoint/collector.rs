@@ -34,7 +34,7 @@ const MAX_ROUNDS: usize = 64;
 /// Shares buffered for heights not committed yet, at most.
 const MAX_BUFFERED: usize = 1024;
 /// How far above the committed tip a buffered share may be.
-const MAX_AHEAD: u64 = 256;
+pub(crate) const MAX_AHEAD: u64 = 256;
 /// Answers to repeated shares per round, at most.
 const MAX_ECHOES: u32 = 32;
 
@@ -254,10 +254,14 @@ impl Collector {
     /// a height waits (bounded) if its signer is among their members.
     pub fn on_share(&mut self, share: Share, ahead: Option<&Params>) -> Result<Step, Refusal> {
         if share.height > self.tip {
+            if share.height > self.tip.saturating_add(MAX_AHEAD) {
+                // Too far ahead to be worth keeping: dropped.
+                return Ok(Step::default());
+            }
             if !ahead.is_some_and(|p| p.members.contains(&share.signer)) {
                 return Err(Refusal::NotMember(share.signer));
             }
-            if share.height <= self.tip + MAX_AHEAD && self.buffered_len < MAX_BUFFERED {
+            if self.buffered_len < MAX_BUFFERED {
                 let slot = self.buffered.entry(share.height).or_default();
                 if !slot.iter().any(|s| s.signer == share.signer) {
                     slot.push(share);

@@ -108,7 +108,7 @@ pub fn params_at(
         return Ok(None);
     }
     let set = membership.at(height);
-    let next = membership.at(Height(height.0 + 1));
+    let next = membership.at(Height(height.0.saturating_add(1)));
     let mut params = params_for(
         id,
         genesis,
@@ -286,7 +286,7 @@ impl Checkpoints {
         }
         let key = ParamsKey {
             epoch: self.membership.at(height).epoch,
-            next_epoch: self.membership.at(Height(height.0 + 1)).epoch,
+            next_epoch: self.membership.at(Height(height.0.saturating_add(1))).epoch,
             anchors: self.anchors.at(&self.genesis, height),
         };
         if let Some((_, p)) = self.cache.iter().find(|(k, _)| *k == key) {
@@ -336,7 +336,9 @@ impl Checkpoints {
     /// A member's share arrived on the context's topic.
     pub fn on_share(&mut self, from: MemberId, tip: Height, share: Share) -> Option<Wire> {
         let height = share.height;
-        let ahead = (height > tip.0)
+        // Parameters only for heights the collector would buffer: a share
+        // claiming a far-away height (up to u64::MAX) is refused cheaply.
+        let ahead = (height > tip.0 && height <= tip.0.saturating_add(collector::MAX_AHEAD))
             .then(|| self.params_at(Height(height)))
             .flatten();
         match self.collector.on_share(share, ahead.as_deref()) {

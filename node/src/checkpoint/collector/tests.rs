@@ -355,3 +355,16 @@ fn a_height_keeps_the_set_that_signs_it_after_the_set_changed() {
         Some(Refusal::NotMember(ms[3].id))
     );
 }
+
+#[test]
+fn a_share_for_a_far_away_height_is_dropped() {
+    let ms = members(4);
+    let mut a = collector(&ms, 0);
+    let mut b = collector(&ms, 1);
+    let mut share = commit(&mut b, 2).gossip.unwrap();
+    for height in [u64::MAX, u64::MAX - 1, 2 + MAX_AHEAD + 1] {
+        share.height = height;
+        assert!(a.on_share(share.clone()).unwrap().completed.is_none());
+    }
+    assert_eq!(a.c.buffered_len, 0);
+}
