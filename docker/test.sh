@@ -59,6 +59,16 @@ dc() {
   fi
 }
 
+mc() { # mc I ARGS: member I's docker/member.yml project
+  local i=$1
+  shift
+  if docker compose version > /dev/null 2>&1; then
+    docker compose -p "conclave-member$i" -f docker/member.yml --env-file "$WORK/member$i.env" "$@"
+  else
+    docker-compose -p "conclave-member$i" -f docker/member.yml --env-file "$WORK/member$i.env" "$@"
+  fi
+}
+
 cleanup() {
   local rc=$?
   if [ "$rc" -ne 0 ] && docker info > /dev/null 2>&1; then
@@ -66,6 +76,11 @@ cleanup() {
     dc logs --tail 40 --no-color 2>&1 | tail -400 >&2 || true
   fi
   dc down -v --remove-orphans > /dev/null 2>&1 || true
+  for i in 0 1 2 3; do
+    if [ -f "$WORK/member$i.env" ]; then
+      mc "$i" down -v > /dev/null 2>&1 || true
+    fi
+  done
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -313,4 +328,75 @@ log "Prometheus: every target up, every panel and alert expression evaluates"
 log "idle memory per container:"
 docker stats --no-stream --format '  {{.Name}}: {{.MemUsage}}' >&2
 log "node image $((image_size / 1000000)) MB; first committed block $first_block s after compose up"
+# --- 9. one member per machine (member.yml) ---------------------------------
+# Four members as docs/operations.md walks them through, each its own
+# compose project of docker/member.yml with its own home and .env; on one
+# machine, so each uses its own ports where four machines would use their
+# own addresses (member 0 the defaults its Prometheus scrapes).
+dc down -v --remove-orphans > /dev/null 2>&1 || true
+ids=()
+peers=()
+for i in 0 1 2 3; do
+  home=$WORK/member$i
+  install -d -o 10001 -g 10001 -m 0700 "$home"
+  docker run --rm -v "$home:/home/conclave/node" "$CONCLAVE_IMAGE" init \
+    --p2p-listen "/ip4/127.0.0.1/tcp/$((26656 + 10 * i))" --rpc-listen "127.0.0.1:$((26657 + 10 * i))" \
+    --metrics-listen "127.0.0.1:$((26660 + 10 * i))" > /dev/null
+  keys=$(docker run --rm -v "$home:/home/conclave/node" "$CONCLAVE_IMAGE" keys show)
+  ids+=("$(awk '$1 == "member_id" {print $2}' <<< "$keys")")
+  peers+=("/ip4/127.0.0.1/tcp/$((26656 + 10 * i))/p2p/$(awk '$1 == "peer_id" {print $2}' <<< "$keys")")
+done
+for i in 0 1 2 3; do
+  others=()
+  for j in 0 1 2 3; do
+    [ "$j" = "$i" ] || others+=("${peers[$j]}")
+  done
+  {
+    echo "CONCLAVE_MEMBER_HOME=$WORK/member$i"
+    echo "CONCLAVE_PEERS=$(IFS=,; echo "${others[*]}")"
+    echo "CONCLAVE_IMAGE=$CONCLAVE_IMAGE"
+    echo "PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE"
+    echo "PROMETHEUS_PORT=$((39090 + i))"
+  } > "$WORK/member$i.env"
+  mc "$i" up -d --no-build > "$WORK/member$i.up" 2>&1 || { cat "$WORK/member$i.up" >&2; fail "member $i: compose up"; }
+done
+member_healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$(mc "$1" ps -q node)")" = healthy ]; }
+for i in 0 1 2 3; do
+  wait_for 120 member_healthy "$i" || fail "member $i's node never became healthy"
+done
+peers_of_0() { # member 0's node is connected to the other three
+  python3 << 'PY'
+import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:26660/metrics", timeout=5).read().decode()
+peers = [float(l.split()[1]) for l in body.splitlines() if l.startswith("conclave_p2p_peers ")]
+sys.exit(0 if peers and peers[0] >= 3 else 1)
+PY
+}
+wait_for 120 peers_of_0 || fail "member 0's node never connected to the other three (CONCLAVE_PEERS)"
+mc 0 exec -T node conclave context create --app kv --members "${ids[1]}" "${ids[2]}" "${ids[3]}" > "$WORK/created.out" 2> "$WORK/created.err" ||
+  { cat "$WORK/created.err" >&2; fail "member 0 could not create a context"; }
+if grep -q "NOT joined" "$WORK/created.err" || [ "$(grep -c ': joined' "$WORK/created.err")" -ne 3 ]; then
+  cat "$WORK/created.err" >&2
+  fail "not every member's node joined the context"
+fi
+mctx=$(tail -1 "$WORK/created.out")
+mc 0 exec -T node conclave tx submit --context "$mctx" --method set --args '{"key":"a","value":"1"}' --wait > /dev/null ||
+  fail "a tx in the members' context did not commit"
+member_height() { mc "$1" exec -T node conclave context info --context "$mctx" | python3 -c "import json,sys; print(json.load(sys.stdin)['height'])"; }
+member_at_least() { [ "$(member_height "$1")" -ge "$2" ]; }
+h=$(member_height 0)
+for i in 1 2 3; do
+  wait_for 60 member_at_least "$i" "$h" || fail "member $i's node never reached height $h"
+done
+member_scraped() {
+  python3 - "$1" << 'PY'
+import json, sys, urllib.request
+d = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/api/v1/targets", timeout=5))
+up = [t for t in d["data"]["activeTargets"] if t["labels"]["job"] == "conclave-node" and t["health"] == "up"]
+sys.exit(0 if up else 1)
+PY
+}
+wait_for 60 member_scraped 39090 || fail "member 0's Prometheus does not scrape its node"
+log "member.yml: four members on their own projects formed a context, committed on all four (height $h), member 0's Prometheus scraping its node"
+
 log "all checks passed"
