@@ -9,6 +9,7 @@ pub mod auth;
 pub mod checkpoints;
 pub mod membership;
 pub mod policy;
+mod subscribe;
 pub mod types;
 
 use std::net::SocketAddr;

@@ -743,42 +743,27 @@ async fn n4_member_removed_rotation_relayed_and_its_share_no_longer_counts() {
         actions_root: [9; 32],
         next_members_hash: view.members_hash,
     };
-    let payload = forged(1);
-    let sigs =
-        [&remaining[0].bls, &remaining[1].bls, &removed.bls].map(|k| sign_checkpoint(k, &payload));
-    let with_removed = SignedCheckpoint {
-        signature: Signature::aggregate(&sigs).unwrap(),
-        payload,
-        signers: SignerBitmap::from_indices([0, 1, 2]).unwrap().to_bytes(),
+    // Signed by `keys`, claiming the first three signers of the proxy's set.
+    let signed = |epoch: u64, keys: &[&conclave_checkpoint::SecretKey]| {
+        let payload = forged(epoch);
+        let sigs: Vec<Signature> = keys.iter().map(|k| sign_checkpoint(k, &payload)).collect();
+        SignedCheckpoint {
+            signature: Signature::aggregate(&sigs).unwrap(),
+            payload,
+            signers: SignerBitmap::from_indices([0, 1, 2]).unwrap().to_bytes(),
+        }
     };
-    let err = rogue
-        .submit_checkpoint(&with_removed)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("BadSignature"), "{err}");
-    let payload = forged(0);
-    let sigs =
-        [&remaining[0].bls, &remaining[1].bls, &removed.bls].map(|k| sign_checkpoint(k, &payload));
-    let old_epoch = SignedCheckpoint {
-        signature: Signature::aggregate(&sigs).unwrap(),
-        payload,
-        signers: SignerBitmap::from_indices([0, 1, 2]).unwrap().to_bytes(),
-    };
-    let err = rogue
-        .submit_checkpoint(&old_epoch)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("WrongEpoch"), "{err}");
+    let with_removed = [&remaining[0].bls, &remaining[1].bls, &removed.bls];
+    for (epoch, refusal) in [(1, "BadSignature"), (0, "WrongEpoch")] {
+        let err = rogue
+            .submit_checkpoint(&signed(epoch, &with_removed))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(refusal), "epoch {epoch}: {err}");
+    }
     // The three remaining members alone still can.
-    let payload = forged(1);
-    let sigs = remaining.iter().map(|k| sign_checkpoint(&k.bls, &payload));
-    let honest = SignedCheckpoint {
-        signature: Signature::aggregate(&sigs.collect::<Vec<_>>()).unwrap(),
-        payload,
-        signers: SignerBitmap::from_indices([0, 1, 2]).unwrap().to_bytes(),
-    };
+    let honest = signed(1, &remaining.iter().map(|k| &k.bls).collect::<Vec<_>>());
     assert!(matches!(
         rogue.submit_checkpoint(&honest).await.unwrap(),
         Outcome::Done { .. }
