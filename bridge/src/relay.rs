@@ -25,12 +25,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::primitives::B256;
 use conclave_checkpoint::Domain;
 use rand::Rng;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::evm::{Outcome, Proxy, ProxyMembers};
+use crate::evm::{EvmChain, Outcome, Proxy, ProxyMembers};
 use crate::metrics::Metrics;
 use crate::plan::{self, Blocked, ChainView};
 use crate::source::{SignedCheckpoint, Source};
@@ -94,11 +95,13 @@ pub struct EvmRelay<S> {
     /// Failed attempts per action id.
     attempts: HashMap<[u8; 32], u32>,
     /// Every action at or below this height is executed on the proxy, as
-    /// of the chain's block `head`.
+    /// of the chain's blocks in `marks`.
     done_through: u64,
-    /// The chain's head when `done_through` was last checked: a reorg
-    /// replaces it, and everything is checked again.
-    head: Option<(u64, alloy::primitives::B256)>,
+    /// Blocks (number, hash) that what the last pass learnt rests on: the
+    /// heads at its start and end and the blocks of its own transactions.
+    /// If a later pass finds any of them replaced (a reorg), everything is
+    /// checked again.
+    marks: Vec<(u64, B256)>,
     /// Called after each checkpoint this relayer posted (crash tests arm a
     /// failpoint here).
     after_checkpoint: Option<Box<dyn Fn() + Send + Sync>>,
@@ -127,7 +130,7 @@ impl<S: Source> EvmRelay<S> {
             opts,
             attempts: HashMap::new(),
             done_through: 0,
-            head: None,
+            marks: Vec::new(),
             after_checkpoint: None,
             wake: None,
         }
@@ -182,14 +185,10 @@ impl<S: Source> EvmRelay<S> {
     /// One pass: post what the proxy lacks, then execute what it can.
     pub async fn pass(&mut self) -> Result<Report> {
         let chain = self.proxy.chain().clone();
-        if let Some((number, hash)) = self.head {
-            if chain.block_hash(number).await? != Some(hash) {
-                warn!(context = %self.context, chain = %self.chain_label, block = number,
-                    "chain reorganised: checking every checkpoint and action again");
-                self.count_error_reason("reorg");
-                self.done_through = 0;
-            }
-        }
+        let start = chain.head().await?;
+        let marks = std::mem::take(&mut self.marks);
+        self.check_marks(&chain, &marks).await?;
+        self.marks.push(start);
         let tip = self.source.tip().await?;
         let actions = self
             .source
@@ -250,10 +249,33 @@ impl<S: Source> EvmRelay<S> {
         self.done_through = all_done_through
             .unwrap_or_else(|| actions.last().map_or(self.done_through, |a| a.height))
             .max(self.done_through);
-        // The head after this pass's own transactions: if a later pass finds
-        // it replaced, what this pass did may be gone.
-        self.head = Some(chain.head().await?);
+        // The head after this pass's reads and transactions; then the start
+        // head once more: a reorg during the pass shows now.
+        let end = chain.head().await?;
+        self.check_marks(&chain, &[start]).await?;
+        self.marks.push(end);
         Ok(report)
+    }
+
+    /// Forgets what passes learnt (`done_through`) if the chain no longer
+    /// holds one of `marks`.
+    ///
+    /// Reads go to the latest block, so a reorg that happens during a pass
+    /// and replaces only blocks above its start head and none of its own
+    /// transactions' blocks goes unseen here; the transactions themselves
+    /// count only after `confirmations` blocks on top of them.
+    async fn check_marks(&mut self, chain: &EvmChain, marks: &[(u64, B256)]) -> Result<()> {
+        for &(number, hash) in marks {
+            if chain.block_hash(number).await? != Some(hash) {
+                warn!(context = %self.context, chain = %self.chain_label, block = number,
+                    "chain reorganised: checking every checkpoint and action again");
+                self.count_error_reason("reorg");
+                self.done_through = 0;
+                self.marks.clear();
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Posts `checkpoints` in order; stops where another relayer is ahead
@@ -269,9 +291,15 @@ impl<S: Source> EvmRelay<S> {
                 }
             };
             self.count("checkpoint", &outcome);
-            let Outcome::Done { tx, gas_used } = outcome else {
+            let Outcome::Done {
+                tx,
+                gas_used,
+                block,
+            } = outcome
+            else {
                 break;
             };
+            self.marks.push(block);
             info!(context = %self.context, chain = %self.chain_label, height = h,
                 epoch = c.payload.epoch, %tx, gas_used, "checkpoint posted");
             report.posted.push(h);
@@ -322,7 +350,12 @@ impl<S: Source> EvmRelay<S> {
         };
         self.count("rotation", &outcome);
         match outcome {
-            Outcome::Done { tx, gas_used } => {
+            Outcome::Done {
+                tx,
+                gas_used,
+                block,
+            } => {
+                self.marks.push(block);
                 info!(context = %self.context, chain = %self.chain_label, height,
                     epoch = members.epoch, members = members.keys.len(), %tx, gas_used,
                     "member set rotated");
@@ -368,7 +401,12 @@ impl<S: Source> EvmRelay<S> {
         };
         self.count("action", &outcome);
         match outcome {
-            Outcome::Done { tx, gas_used } => {
+            Outcome::Done {
+                tx,
+                gas_used,
+                block,
+            } => {
+                self.marks.push(block);
                 info!(context = %self.context, chain = %self.chain_label, height = a.height,
                     id = %hex::encode(id), %tx, gas_used, "action executed");
                 report.executed.push(id);

@@ -24,6 +24,13 @@ pub use proxy::{Outcome, Proxy, REGISTER_BATCH};
 
 use crate::{Error, Result};
 
+/// The longest one JSON-RPC request to the chain may take.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Polls in a row that find a sent transaction unknown to the chain (not
+/// mined, not pending) before it counts as dropped.
+const DROPPED_AFTER: u32 = 3;
+
 /// How to reach a chain and pay for transactions on it.
 #[derive(Clone, Debug)]
 pub struct EvmConfig {
@@ -138,6 +145,12 @@ impl EvmChain {
             reason: format!("{e}"),
         })?;
         let account = signer.address();
+        // A node that accepts a request and never answers would otherwise
+        // hold the relayer forever.
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(RPC_TIMEOUT)
+            .build()
+            .map_err(|e| Error::Rpc(format!("building the HTTP client: {e}")))?;
         // Nonces come from the chain's pending count for every transaction
         // (not a local counter): a transaction dropped by a reorg or sent by
         // another process never leaves the relayer stuck on a stale nonce.
@@ -147,7 +160,7 @@ impl EvmChain {
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(signer))
-            .connect_http(url)
+            .connect_reqwest(http, url)
             .erased();
         let chain_id = provider
             .get_chain_id()
@@ -320,7 +333,7 @@ impl EvmChain {
     ) -> Result<TransactionReceipt> {
         let tx = self.with_fees(tx).await?;
         let pending = self.provider.send_transaction(tx).await.map_err(rpc)?;
-        self.wait(pending, call).await
+        self.wait(*pending.tx_hash(), call).await
     }
 
     /// EIP-1559 fees from the node's estimate, held under the cap.
@@ -348,25 +361,76 @@ impl EvmChain {
             .map_or(0, u128::from))
     }
 
-    pub(crate) async fn wait(
-        &self,
-        pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
-        call: &'static str,
-    ) -> Result<TransactionReceipt> {
-        let hash = *pending.tx_hash();
-        let receipt = pending
-            .with_required_confirmations(self.config.confirmations.max(1))
-            .with_timeout(Some(self.config.receipt_timeout))
-            .get_receipt()
-            .await
-            .map_err(|e| Error::Rpc(format!("waiting for {call} {hash}: {e}")))?;
-        if !receipt.status() {
-            return Err(Error::Reverted {
-                call,
-                tx: hash.to_string(),
-            });
+    /// Waits for the receipt of `hash`, then for `confirmations` blocks
+    /// counting its own, asking the node every poll interval; a revert is
+    /// an error.
+    ///
+    /// It asks the node itself rather than alloy's pending-transaction
+    /// watcher: the watcher remembers the transactions of the blocks it has
+    /// seen, also after the chain drops those blocks, so a transaction sent
+    /// again after a reorg (same nonce, same bytes, same hash) is reported
+    /// mined at once and its receipt then found missing.
+    pub(crate) async fn wait(&self, hash: B256, call: &'static str) -> Result<TransactionReceipt> {
+        let poll = self.provider.client().poll_interval();
+        let deadline = tokio::time::Instant::now() + self.config.receipt_timeout;
+        let confirmations = self.config.confirmations.max(1);
+        let waiting = |e: alloy::transports::TransportError| {
+            Error::Rpc(format!("waiting for {call} {hash}: {e}"))
+        };
+        let mut unknown = 0u32;
+        loop {
+            let receipt = self
+                .provider
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(waiting)?;
+            if receipt.is_none() {
+                // Dropped (a reorg removed its block and nobody mined it
+                // again, or the pool evicted it): no receipt is coming, the
+                // next pass decides afresh. A few misses in a row, in case
+                // the node answering is not the one that took it.
+                let known = self
+                    .provider
+                    .get_transaction_by_hash(hash)
+                    .await
+                    .map_err(waiting)?
+                    .is_some();
+                unknown = if known { 0 } else { unknown + 1 };
+                if unknown >= DROPPED_AFTER {
+                    return Err(Error::Rpc(format!(
+                        "{call} {hash} was dropped: the chain no longer knows it"
+                    )));
+                }
+            }
+            if let Some(receipt) = receipt {
+                if !receipt.status() {
+                    return Err(Error::Reverted {
+                        call,
+                        tx: hash.to_string(),
+                    });
+                }
+                let (Some(mined), Some(block)) = (receipt.block_number, receipt.block_hash) else {
+                    return Err(Error::Rpc(format!(
+                        "the receipt of {call} {hash} names no block"
+                    )));
+                };
+                let head = self.provider.get_block_number().await.map_err(waiting)?;
+                if head.saturating_add(1) >= mined.saturating_add(confirmations) {
+                    // With confirmations to wait for, the block may have been
+                    // replaced meanwhile: it counts only if still on the chain.
+                    if confirmations == 1 || self.block_hash(mined).await? == Some(block) {
+                        return Ok(receipt);
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Rpc(format!(
+                    "{call} {hash}: not mined with {confirmations} confirmation(s) within {:?}",
+                    self.config.receipt_timeout
+                )));
+            }
+            tokio::time::sleep(poll).await;
         }
-        Ok(receipt)
     }
 }
 

@@ -23,8 +23,12 @@ pub const REGISTER_BATCH: usize = 16;
 /// What became of a submission.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Sent and confirmed.
-    Done { tx: B256, gas_used: u64 },
+    /// Sent and confirmed in `block` (number, hash).
+    Done {
+        tx: B256,
+        gas_used: u64,
+        block: (u64, B256),
+    },
     /// The proxy already has it (another relayer was first): nothing sent.
     AlreadyDone(String),
     /// The action's own transfer or call fails (a reverting receiver, an
@@ -150,9 +154,14 @@ impl Proxy {
             })
             .await?;
         Ok(match outcome {
-            Outcome::Done { tx, gas_used } => Outcome::Done {
+            Outcome::Done {
+                tx,
+                gas_used,
+                block,
+            } => Outcome::Done {
                 tx,
                 gas_used: gas_used + gas,
+                block,
             },
             other => other,
         })
@@ -243,10 +252,14 @@ impl Proxy {
             .send_transaction(tx)
             .await
             .map_err(rpc)?;
-        let receipt = self.chain.wait(pending, name).await?;
+        let receipt = self.chain.wait(*pending.tx_hash(), name).await?;
         Ok(Outcome::Done {
             tx: receipt.transaction_hash,
             gas_used: receipt.gas_used,
+            block: (
+                receipt.block_number.unwrap_or_default(),
+                receipt.block_hash.unwrap_or_default(),
+            ),
         })
     }
 }

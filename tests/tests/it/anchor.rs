@@ -769,3 +769,52 @@ async fn n4_member_removed_rotation_relayed_and_its_share_no_longer_counts() {
         Outcome::Done { .. }
     ));
 }
+
+/// A sent transaction that the chain forgets (here anvil, not mining,
+/// drops it from its pool; a reorg does the same) is reported as dropped
+/// within a few polls, not waited on until the receipt timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_transaction_is_reported_not_awaited() {
+    let anvil = Anvil::start().await.expect("anvil");
+    let mut config = EvmConfig::new(anvil.url.clone(), DEV_KEY_1);
+    config.receipt_timeout = Duration::from_secs(600);
+    let chain = EvmChain::connect(config).await.expect("connect");
+    let rpc = provider(&anvil, DEV_KEY);
+    let () = rpc
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .expect("automine off");
+    let sending = tokio::spawn(async move {
+        chain
+            .send_value(RECIPIENT.parse().unwrap(), 1)
+            .await
+            .map(|_| ())
+    });
+    // Dropped once it is in the pool.
+    let deadline = Instant::now() + RELAY_TIMEOUT;
+    loop {
+        let pending: serde_json::Value = rpc
+            .raw_request("txpool_content".into(), ())
+            .await
+            .expect("txpool");
+        if pending["pending"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the transaction never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let () = rpc
+        .raw_request("anvil_dropAllTransactions".into(), ())
+        .await
+        .expect("drop");
+    let err = tokio::time::timeout(RELAY_TIMEOUT, sending)
+        .await
+        .expect("the wait ends long before the receipt timeout")
+        .unwrap()
+        .expect_err("a dropped transaction is an error");
+    assert!(err.to_string().contains("was dropped"), "{err}");
+    assert_eq!(balance(&rpc, RECIPIENT).await, U256::ZERO);
+}
