@@ -1,7 +1,10 @@
 //! Resource limits of a call and the deterministic wasmtime configuration.
 
 use serde::{Deserialize, Serialize};
-use wasmtime::{Config, OperatorCost, OptLevel, WasmBacktraceDetails};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, OperatorCost, OptLevel, PoolingAllocationConfig,
+    WasmBacktraceDetails,
+};
 
 use crate::costs;
 use crate::error::{Error, Result};
@@ -17,6 +20,20 @@ const FIBER_STACK: usize = 2 * 1024 * 1024;
 pub const MAX_TABLE_ELEMENTS: usize = 65_536;
 /// One wasm page.
 const WASM_PAGE: usize = 64 * 1024;
+/// Instances that may exist at once (one per call in progress); calls
+/// beyond it wait for a slot ([`crate::Runtime`]), never fail.
+pub(crate) const POOL_SLOTS: u32 = 64;
+/// Tables a module may declare (Rust guests have one).
+const MAX_TABLES: u32 = 4;
+/// Elements each pooled table can hold: far above [`MAX_TABLE_ELEMENTS`],
+/// so that growth is refused by the call's limiter with its own failure,
+/// not by the pool (a memory slot likewise holds a full 4 GiB, the pool's
+/// default). A limiter told of this maximum knows it is the pool's, not
+/// the module's.
+pub(crate) const TABLE_SLOT: usize = 1 << 20;
+/// Linear memory, per slot, reset with `memset` instead of `madvise` when
+/// a call ends: a small app's pages stay mapped from call to call.
+const KEEP_RESIDENT: usize = 64 << 10;
 
 /// Bounds on what one call may consume or produce. Every validator of a
 /// context must use the same limits: they decide whether a call fails.
@@ -110,7 +127,25 @@ impl Limits {
 /// - a fixed wasm stack bound, run on a fixed-size fiber stack, so stack
 ///   exhaustion does not depend on the host thread;
 /// - no backtraces, so trap messages are short and identical everywhere.
-pub(crate) fn engine_config() -> Config {
+///
+/// Instances come from a pool ([`POOL_SLOTS`] slots of memory, table and
+/// fiber stack, reserved once): a call then maps and unmaps nothing, where
+/// a fresh mapping per call (and its unmapping, which interrupts every core
+/// running the process) cost more than running the call itself. A reused
+/// slot starts from the module's initial memory image like a fresh one.
+pub(crate) fn engine_config(limits: &Limits) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(POOL_SLOTS)
+        .total_memories(POOL_SLOTS)
+        .total_tables(POOL_SLOTS)
+        .total_stacks(POOL_SLOTS)
+        .total_component_instances(0)
+        .max_memories_per_module(1)
+        .max_tables_per_module(MAX_TABLES)
+        .table_elements(TABLE_SLOT)
+        .linear_memory_keep_resident(KEEP_RESIDENT.min(limits.max_memory_bytes))
+        .table_keep_resident(KEEP_RESIDENT);
+
     let mut cost = OperatorCost::new();
     cost.variable.memory_grow_per_page = costs::MEMORY_GROW_PER_PAGE;
 
@@ -131,7 +166,8 @@ pub(crate) fn engine_config() -> Config {
         .wasm_backtrace_details(WasmBacktraceDetails::Disable)
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(FIBER_STACK)
-        .parallel_compilation(true);
+        .parallel_compilation(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }
 
@@ -182,6 +218,6 @@ mod tests {
 
     #[test]
     fn engine_config_builds_an_engine() {
-        assert!(wasmtime::Engine::new(&engine_config()).is_ok());
+        assert!(wasmtime::Engine::new(&engine_config(&Limits::default())).is_ok());
     }
 }

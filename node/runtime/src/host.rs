@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wasmtime::{Caller, Memory, ResourceLimiter};
 
 use crate::call::{Call, Event, Failure};
-use crate::config::{Limits, MAX_TABLE_ELEMENTS};
+use crate::config::{Limits, MAX_TABLE_ELEMENTS, TABLE_SLOT};
 use crate::costs;
 use crate::driver::StateChannel;
 use crate::error::Error;
@@ -85,7 +85,9 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|maximum| desired > maximum) {
+        // A maximum of the pool's slot size is the pool's, not the module's
+        // (the module declared none, or one above it).
+        if maximum.is_some_and(|maximum| desired > maximum && maximum < TABLE_SLOT) {
             return Ok(false);
         }
         if desired > MAX_TABLE_ELEMENTS {

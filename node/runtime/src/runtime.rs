@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use wasmtime::{Engine, Linker};
 
 use crate::api;
 use crate::app::{App, AppCache};
 use crate::call::{execute, Call, Outcome, StateView};
-use crate::config::{engine_config, Limits};
+use crate::config::{engine_config, Limits, POOL_SLOTS};
 use crate::error::{Error, Result};
 use crate::host::HostState;
 
@@ -24,13 +24,17 @@ struct Inner {
     linker: Linker<HostState>,
     limits: Limits,
     cache: Mutex<AppCache>,
+    /// Instance slots free in the engine's pool; a call takes one.
+    free: Mutex<u32>,
+    freed: Condvar,
 }
 
 impl Runtime {
     /// A runtime enforcing `limits` on every call.
     pub fn new(limits: Limits) -> Result<Self> {
         limits.validate()?;
-        let engine = Engine::new(&engine_config()).map_err(|err| Error::Engine(err.to_string()))?;
+        let engine =
+            Engine::new(&engine_config(&limits)).map_err(|err| Error::Engine(err.to_string()))?;
         let mut linker = Linker::new(&engine);
         api::define(&mut linker).map_err(|err| Error::Engine(err.to_string()))?;
         Ok(Self {
@@ -39,6 +43,8 @@ impl Runtime {
                 linker,
                 limits,
                 cache: Mutex::new(AppCache::default()),
+                free: Mutex::new(POOL_SLOTS),
+                freed: Condvar::new(),
             }),
         })
     }
@@ -64,8 +70,23 @@ impl Runtime {
     /// Runs `call` on `app` over `state`. Guest failures are
     /// `Ok(Outcome { result: Err(..) })`; `Err` means the host failed (a
     /// [`StateView`] error or an internal error) and the call has no result.
+    ///
+    /// With every instance slot in use, it waits for one: a busy node's
+    /// calls queue, they never fail for want of a slot.
     pub fn call(&self, app: &App, call: Call<'_>, state: &dyn StateView) -> Result<Outcome> {
+        let _slot = self.slot();
         execute(&self.inner.engine, &self.inner.limits, app, call, state)
+    }
+
+    /// Takes an instance slot until the guard drops.
+    fn slot(&self) -> Slot<'_> {
+        let inner = &*self.inner;
+        let mut free = inner.free.lock();
+        while *free == 0 {
+            inner.freed.wait(&mut free);
+        }
+        *free -= 1;
+        Slot(inner)
     }
 
     /// How many modules this runtime has compiled (cache misses).
@@ -76,6 +97,15 @@ impl Runtime {
     /// How many compiled apps the cache holds.
     pub fn cached_apps(&self) -> usize {
         self.inner.cache.lock().len()
+    }
+}
+
+struct Slot<'a>(&'a Inner);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock() += 1;
+        self.0.freed.notify_one();
     }
 }
 

@@ -10,3 +10,4 @@ mod host_api;
 mod hostile;
 mod kv_app;
 mod loading;
+mod pool;
