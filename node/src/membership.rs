@@ -388,7 +388,9 @@ async fn submit_own(
         method: method.into(),
         args,
     }
-    .sign(&node.keys.member);
+    .sign(&node.keys.member)
+    .verified()
+    .map_err(|e| Error::Other(format!("own membership tx: {e}")))?;
     handle
         .submit(tx)
         .await

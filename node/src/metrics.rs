@@ -11,7 +11,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
@@ -21,6 +22,9 @@ pub struct Metrics {
     pub consensus_height: IntGaugeVec,
     pub consensus_rounds: IntGaugeVec,
     pub block_interval_seconds: Histogram,
+    /// Executing a block's txs: `build` (the proposer) or `validate` (the
+    /// other members re-executing a proposal).
+    pub block_execution_seconds: HistogramVec,
     pub txs_total: IntCounterVec,
     pub mempool_size: IntGaugeVec,
     pub wasm_fuel_used_total: IntCounter,
@@ -62,6 +66,16 @@ impl Metrics {
             .buckets(vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
+        )?;
+        let block_execution_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "conclave_block_execution_seconds",
+                "Time to execute a block's txs, by stage: build (proposer) or validate (members)",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["stage"],
         )?;
         let txs_total = IntCounterVec::new(
             Opts::new(
@@ -139,6 +153,7 @@ impl Metrics {
         registry.register(Box::new(consensus_height.clone()))?;
         registry.register(Box::new(consensus_rounds.clone()))?;
         registry.register(Box::new(block_interval_seconds.clone()))?;
+        registry.register(Box::new(block_execution_seconds.clone()))?;
         registry.register(Box::new(txs_total.clone()))?;
         registry.register(Box::new(mempool_size.clone()))?;
         registry.register(Box::new(wasm_fuel_used_total.clone()))?;
@@ -153,6 +168,7 @@ impl Metrics {
             consensus_height,
             consensus_rounds,
             block_interval_seconds,
+            block_execution_seconds,
             txs_total,
             mempool_size,
             wasm_fuel_used_total,

@@ -61,8 +61,21 @@ impl SignedTx {
     /// Verifies the signature against the sender's key (strict: rejects
     /// malleable and small-order encodings).
     pub fn verify(&self) -> Result<()> {
-        let key =
-            VerifyingKey::from_bytes(self.tx.sender.as_bytes()).map_err(|_| Error::BadPublicKey)?;
+        self.verify_with(&self.sender_key()?)
+    }
+
+    /// The sender's public key, decompressed (callers verifying many txs of
+    /// few senders keep it: decompressing is a good part of a verification).
+    pub fn sender_key(&self) -> Result<VerifyingKey> {
+        VerifyingKey::from_bytes(self.tx.sender.as_bytes()).map_err(|_| Error::BadPublicKey)
+    }
+
+    /// [`Self::verify`] with the sender's key at hand; `key` must be
+    /// [`Self::sender_key`].
+    pub fn verify_with(&self, key: &VerifyingKey) -> Result<()> {
+        if key.as_bytes() != self.tx.sender.as_bytes() {
+            return Err(Error::BadPublicKey);
+        }
         key.verify_strict(
             &self.tx.sign_bytes(),
             &Signature::from_bytes(&self.signature),
@@ -70,9 +83,47 @@ impl SignedTx {
         .map_err(|_| Error::BadSignature)
     }
 
+    /// This tx with its signature checked, as a [`VerifiedTx`].
+    pub fn verified(self) -> Result<VerifiedTx> {
+        let key = self.sender_key()?;
+        self.verified_with(&key)
+    }
+
+    /// [`Self::verified`] with the sender's key at hand.
+    pub fn verified_with(self, key: &VerifyingKey) -> Result<VerifiedTx> {
+        self.verify_with(key)?;
+        Ok(VerifiedTx {
+            hash: self.hash(),
+            tx: self,
+        })
+    }
+
     /// Size of the canonical encoding, the unit of the mempool's size limits.
     pub fn encoded_len(&self) -> usize {
         borsh::object_length(self).unwrap_or(usize::MAX)
+    }
+}
+
+/// A signed tx whose signature this node has checked, with its id. Made
+/// only by [`SignedTx::verified`]: holding one means the check is done, so
+/// it is done once per node, where the tx enters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTx {
+    tx: SignedTx,
+    hash: Hash32,
+}
+
+impl VerifiedTx {
+    pub fn tx(&self) -> &SignedTx {
+        &self.tx
+    }
+
+    pub fn hash(&self) -> Hash32 {
+        self.hash
+    }
+
+    pub fn into_inner(self) -> SignedTx {
+        self.tx
     }
 }
 
@@ -100,6 +151,21 @@ mod tests {
         let k = key(1);
         let signed = tx(&k).sign(&k);
         signed.verify().unwrap();
+    }
+
+    #[test]
+    fn verified_carries_the_hash_and_refuses_a_key_not_the_senders() {
+        let k = key(1);
+        let signed = tx(&k).sign(&k);
+        let hash = signed.hash();
+        let verified = signed.clone().verified().unwrap();
+        assert_eq!(verified.hash(), hash);
+        assert_eq!(verified.tx(), &signed);
+        let other = key(2).verifying_key();
+        assert!(matches!(
+            signed.verified_with(&other),
+            Err(Error::BadPublicKey)
+        ));
     }
 
     #[test]

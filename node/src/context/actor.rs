@@ -16,7 +16,7 @@ use conclave_consensus::mal::{
 };
 use conclave_consensus::{
     Block, BlockHeader, ContextId, Engine, EngineConfig, Hash32, Height, MemberId, Output,
-    ValidatorSet,
+    SignedTx, ValidatorSet, VerifiedTx,
 };
 use conclave_runtime::{App, Runtime};
 use ed25519_dalek::SigningKey;
@@ -27,9 +27,9 @@ use tracing::{debug, error, info, warn};
 use super::ingress::{BlockEvent, ContextHandle, Message, SubmitError};
 use super::wire::Wire;
 use crate::config::Config;
-use crate::exec::{self, check_tx, BlockEnv, Executed, Overlay};
+use crate::exec::{self, check_tx_with, BlockEnv, Executed, Overlay};
 use crate::members::{MemberSet, Membership};
-use crate::mempool::Mempool;
+use crate::mempool::{Mempool, MempoolError};
 use crate::metrics::Metrics;
 use crate::seal::{ContextKey, Purpose};
 use crate::sign_guard::SignGuard;
@@ -144,6 +144,9 @@ pub struct ContextActor {
     checkpoints: crate::checkpoint::Checkpoints,
     /// A checkpoint resend tick is scheduled.
     checkpoint_tick_armed: bool,
+    /// Senders' public keys, decompressed (only members' txs get as far
+    /// as a signature check, so this holds at most the members ever seen).
+    sender_keys: HashMap<MemberId, ed25519_dalek::VerifyingKey>,
 }
 
 fn now_ms() -> u64 {
@@ -294,6 +297,7 @@ impl ContextActor {
             replay: VecDeque::new(),
             syncing: false,
             gossip_seq: now_ms().saturating_mul(1_000),
+            sender_keys: HashMap::new(),
         };
         let id = actor.record.id;
         let mut actor = actor;
@@ -371,7 +375,7 @@ impl ContextActor {
     fn on_message(&mut self, msg: Message) -> Result<()> {
         match msg {
             Message::SubmitTx(tx, reply) => {
-                let copy = self.outbound.is_some().then(|| tx.clone());
+                let copy = self.outbound.is_some().then(|| tx.tx().clone());
                 let result = self.admit(tx);
                 if let (Ok(_), Some(tx)) = (&result, copy) {
                     self.queue_tx_gossip(tx);
@@ -459,12 +463,46 @@ impl ContextActor {
         Ok(committed.max(pending) + 1)
     }
 
-    fn admit(&mut self, tx: conclave_consensus::SignedTx) -> Result<Hash32, SubmitError> {
-        check_tx(
-            &tx,
+    /// Admits a tx whose signature was checked where it entered the node.
+    fn admit(&mut self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+        self.precheck(tx.tx())?;
+        Ok(self.mempool.insert(tx.into_inner())?)
+    }
+
+    /// Admits a tx gossiped by another member: the cheap checks first, so
+    /// that a duplicate or stale tx costs no signature check; then the
+    /// signature, with the sender's key decompressed once per member.
+    fn admit_gossiped(&mut self, tx: SignedTx) -> Result<Hash32, SubmitError> {
+        self.precheck(&tx)?;
+        if self.mempool.holds(&tx) {
+            return Err(MempoolError::Duplicate(tx.hash()).into());
+        }
+        let sender = tx.tx.sender;
+        let key = match self.sender_keys.get(&sender) {
+            Some(key) => *key,
+            None => {
+                let key = tx
+                    .sender_key()
+                    .map_err(|_| exec::TxRejection::BadSignature)?;
+                self.sender_keys.insert(sender, key);
+                key
+            }
+        };
+        let tx = tx
+            .verified_with(&key)
+            .map_err(|_| exec::TxRejection::BadSignature)?;
+        Ok(self.mempool.insert(tx.into_inner())?)
+    }
+
+    /// Every check of admission but the signature's: the static ones, then
+    /// the nonce against the committed one.
+    fn precheck(&self, tx: &SignedTx) -> Result<(), SubmitError> {
+        check_tx_with(
+            tx,
             &self.record.id,
             &self.members,
             self.deps.config.mempool.max_tx_bytes,
+            true,
         )?;
         let last = self.committed_nonce(&tx.tx.sender)?;
         if tx.tx.nonce <= last {
@@ -485,7 +523,7 @@ impl ContextActor {
             }
             .into());
         }
-        Ok(self.mempool.insert(tx)?)
+        Ok(())
     }
 
     fn update_mempool_gauge(&self) {
@@ -852,7 +890,7 @@ impl ContextActor {
         };
         match wire {
             Wire::Tx(tx) => {
-                if let Err(e) = self.admit(tx) {
+                if let Err(e) = self.admit_gossiped(tx) {
                     debug!(context = %self.id(), error = %e, "gossiped tx not admitted");
                 }
                 self.update_mempool_gauge();
@@ -860,7 +898,7 @@ impl ContextActor {
             }
             Wire::Txs(txs) => {
                 for tx in txs {
-                    if let Err(e) = self.admit(tx) {
+                    if let Err(e) = self.admit_gossiped(tx) {
                         debug!(context = %self.id(), error = %e, "gossiped tx not admitted");
                     }
                 }
@@ -1110,6 +1148,7 @@ impl ContextActor {
             verified: Some(&verified),
             deadline: None,
         };
+        let t0 = Instant::now();
         let state = self.deps.store.state(self.id());
         let txs = block.txs.clone();
         let executed = match exec::execute(
@@ -1133,9 +1172,17 @@ impl ContextActor {
         }
         // Kept (unsynced: survives a process crash) in case this node votes
         // for it, crashes and must commit it after replaying its WAL.
+        let t_exec = t0.elapsed();
         if let Err(e) = self.deps.store.put_pending_block(&block, false) {
             warn!(context = %self.id(), error = %e, "cannot keep a candidate block");
         }
+        self.deps
+            .metrics
+            .block_execution_seconds
+            .with_label_values(&["validate"])
+            .observe(t_exec.as_secs_f64());
+        debug!(context = %self.id(), height = h.height.0, txs = block.txs.len(),
+            execute_ms = t_exec.as_millis() as u64, "proposal validated");
         self.proposals.insert(hash, Proposed { block, executed });
         Validity::Valid
     }
@@ -1277,8 +1324,10 @@ impl ContextActor {
                 method: crate::members::METHOD_ROTATE.into(),
                 args: borsh::to_vec(&rotation).map_err(|e| Error::Other(e.to_string()))?,
             }
-            .sign(&self.deps.key);
-            let copy = tx.clone();
+            .sign(&self.deps.key)
+            .verified()
+            .map_err(|e| Error::Other(e.to_string()))?;
+            let copy = tx.tx().clone();
             let hash = self.admit(tx).map_err(|e| Error::Other(e.to_string()))?;
             self.queue_tx_gossip(copy);
             Ok(hash)
@@ -1293,12 +1342,15 @@ impl ContextActor {
 
     /// Builds this node's proposal for `height` from its mempool.
     fn build_block(&mut self, height: Height) -> Result<Hash32> {
+        let t0 = Instant::now();
         let cfg = &self.deps.config.block;
         let state = self.deps.store.state(self.id());
         let overlay = Overlay::new(&state, self.record.height);
         let txs = self.mempool.select(cfg.max_txs, cfg.max_bytes, |sender| {
             overlay.nonce(sender).unwrap_or(u64::MAX)
         });
+        let t_select = t0.elapsed();
+        let selected = txs.len();
         let time_ms = now_ms().max(self.record.last_time_ms + 1);
         let mempool = &self.mempool;
         let verified = |tx: &conclave_consensus::SignedTx| mempool.holds(tx);
@@ -1323,6 +1375,7 @@ impl ContextActor {
             &mut rejected,
         )
         .map_err(|e| Error::Other(e.to_string()))?;
+        let t_exec = t0.elapsed();
         for (tx, reason) in rejected {
             if matches!(reason, exec::TxRejection::NonceGap { .. }) {
                 continue;
@@ -1350,6 +1403,15 @@ impl ContextActor {
         // Durable before the proposal is signed: after a crash this node
         // must re-propose this very block.
         self.deps.store.put_pending_block(&block, true)?;
+        self.deps
+            .metrics
+            .block_execution_seconds
+            .with_label_values(&["build"])
+            .observe((t_exec - t_select).as_secs_f64());
+        debug!(context = %self.id(), height = height.0, selected, txs = block.txs.len(),
+            pending = self.mempool.len(), select_ms = t_select.as_millis() as u64,
+            execute_ms = (t_exec - t_select).as_millis() as u64,
+            total_ms = t0.elapsed().as_millis() as u64, "block built");
         self.proposals.insert(hash, Proposed { block, executed });
         Ok(hash)
     }

@@ -1,5 +1,5 @@
 use conclave_consensus::mal::Timeout;
-use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx};
+use conclave_consensus::{ContextId, Hash32, Height, MemberId, VerifiedTx};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +23,8 @@ pub enum SubmitError {
 /// What the context actor is asked to do.
 #[derive(Debug)]
 pub enum Message {
-    SubmitTx(SignedTx, oneshot::Sender<Result<Hash32, SubmitError>>),
+    /// A tx whose signature the caller checked (on its own thread).
+    SubmitTx(VerifiedTx, oneshot::Sender<Result<Hash32, SubmitError>>),
     /// The next nonce a member should use (above committed and pending).
     NextNonce(MemberId, oneshot::Sender<Result<u64, SubmitError>>),
     PendingCount(oneshot::Sender<usize>),
@@ -84,7 +85,7 @@ impl ContextHandle {
         rx.await.map_err(|_| SubmitError::Closed)
     }
 
-    pub async fn submit(&self, tx: SignedTx) -> Result<Hash32, SubmitError> {
+    pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
         self.ask(|r| Message::SubmitTx(tx, r)).await?
     }
 

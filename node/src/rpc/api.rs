@@ -360,9 +360,10 @@ impl ConclaveApiServer for RpcImpl {
     async fn tx_submit(&self, tx: SignedTx) -> RpcResult<TxSubmitted> {
         self.count("tx_submit");
         let handle = self.node.context(&tx.tx.context_id)?;
-        // The signature check is the expensive part: do it here, on the
-        // RPC worker, not in the context's actor.
-        tx.verify()
+        // The signature check is the expensive part: done here, on the RPC
+        // worker, and only here (the actor takes the checked tx as it is).
+        let tx = tx
+            .verified()
             .map_err(|_| err(codes::TX_REJECTED, "tx rejected: bad signature"))?;
         let tx_hash = handle.submit(tx).await.map_err(submit_error)?;
         Ok(TxSubmitted { tx_hash })
