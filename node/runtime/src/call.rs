@@ -119,7 +119,8 @@ impl Outcome {
     }
 }
 
-/// Runs `call` against `app` in a fresh instance.
+/// Runs `call` against `app` in a fresh instance (a pooled slot, reset to
+/// the module's initial state).
 pub(crate) fn execute(
     engine: &Engine,
     limits: &Limits,
