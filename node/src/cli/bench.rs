@@ -66,6 +66,9 @@ struct NodeUsage {
 
 #[derive(Serialize)]
 struct Report {
+    /// The cargo profile this binary was built with: figures from a `dev`
+    /// build are not comparable with a `release` build's.
+    build: &'static str,
     validators: usize,
     contexts: usize,
     clients: u64,
@@ -431,6 +434,11 @@ async fn drive(
     let elapsed = last_commit.duration_since(start).as_secs_f64().max(1e-9);
     latencies.sort_by(|a, b| a.total_cmp(b));
     let report = Report {
+        build: if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        },
         validators: targets.len(),
         contexts: contexts.len(),
         clients: args.clients,

@@ -4,6 +4,7 @@
 mod anchor;
 mod at_rest;
 mod bad_input;
+mod bench;
 mod byzantine;
 mod chat;
 mod checkpoints;
