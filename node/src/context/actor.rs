@@ -1170,9 +1170,9 @@ impl ContextActor {
             warn!(context = %self.id(), height = h.height.0, error = %e, "block roots do not match");
             return Validity::Invalid;
         }
+        let t_exec = t0.elapsed();
         // Kept (unsynced: survives a process crash) in case this node votes
         // for it, crashes and must commit it after replaying its WAL.
-        let t_exec = t0.elapsed();
         if let Err(e) = self.deps.store.put_pending_block(&block, false) {
             warn!(context = %self.id(), error = %e, "cannot keep a candidate block");
         }

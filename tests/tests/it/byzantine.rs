@@ -778,6 +778,22 @@ async fn malformed_and_unauthenticated_gossip_is_dropped() {
     let proposal = outsider.proposal(net.context, Height(tip + 1), Round::new(0), &block);
     outsider.send(&Wire::Proposal { proposal, block }).await;
 
+    // A member gossips a tx of its own whose args were changed after
+    // signing: it passes every check but the signature's, and no node
+    // takes it.
+    let nonce = node0.context_nonce(net.context, byz.me).await.unwrap();
+    let mut tampered = Tx {
+        context_id: net.context,
+        sender: byz.me,
+        nonce,
+        method: "set".into(),
+        args: br#"{"key":"forged","value":"1"}"#.to_vec(),
+    }
+    .sign(&byz.key);
+    tampered.tx.args = br#"{"key":"forged","value":"2"}"#.to_vec();
+    let forged_hash = tampered.hash();
+    byz.send(&Wire::Txs(vec![tampered])).await;
+
     // Over the nodes' frame limit (their gossipsub refuses it on read), last
     // because a node may drop the connection it came on.
     let _ = byz
@@ -798,6 +814,13 @@ async fn malformed_and_unauthenticated_gossip_is_dropped() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(logged(&net, "dropping gossip"));
+    // node0 is honest and in the run (the byzantine peer's own node is
+    // not started).
+    let status = node0.tx_status(forged_hash).await.unwrap();
+    assert_eq!(
+        status.status, "unknown",
+        "a forged tx was admitted: {status:?}"
+    );
     assert!(logged(&net, "dropping unsealed payload"));
     assert!(logged(&net, "dropping a payload that does not open"));
     assert!(logged(&net, "proposal does not match its block"));
