@@ -196,9 +196,87 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `addr` until the task is dropped.
-pub async fn serve(metrics: Arc<Metrics>, listener: TcpListener) {
-    serve_with(move || metrics.render(), listener).await
+/// Serves `GET /metrics` on `addr` until the task is dropped: the node's
+/// registry and the network layer's counters.
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    network: conclave_network::NetworkHandle,
+    listener: TcpListener,
+) {
+    serve_with(
+        move || metrics.render() + &render_network(&network.metrics()),
+        listener,
+    )
+    .await
+}
+
+/// The network layer's counters (plain atomics in `conclave-network`) in
+/// Prometheus' text format, under the names its `MetricsSnapshot` gives.
+pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
+    let counters: [(&str, &str, u64); 11] = [
+        (
+            "conclave_p2p_messages_accepted_total",
+            "Gossip from members delivered to the node",
+            m.messages_accepted,
+        ),
+        (
+            "conclave_p2p_messages_rejected_total",
+            "Gossip from non-members or oversized, rejected and penalised",
+            m.messages_rejected,
+        ),
+        (
+            "conclave_p2p_messages_ignored_total",
+            "Gossip on a topic no longer joined",
+            m.messages_ignored,
+        ),
+        (
+            "conclave_p2p_events_dropped_total",
+            "Network events dropped because the node was behind",
+            m.events_dropped,
+        ),
+        (
+            "conclave_p2p_requests_received_total",
+            "Requests from members handed to the node",
+            m.requests_received,
+        ),
+        (
+            "conclave_p2p_requests_refused_total",
+            "Requests and pushes refused (not a member, unknown context, busy)",
+            m.requests_refused,
+        ),
+        (
+            "conclave_p2p_requests_malformed_total",
+            "Inbound requests and pushes oversized or malformed",
+            m.requests_malformed,
+        ),
+        (
+            "conclave_p2p_publish_no_peers_total",
+            "Gossip publishes that found no peer",
+            m.publish_no_peers,
+        ),
+        (
+            "conclave_p2p_pushes_sent_total",
+            "Pushes (txs straight to a member) sent, one per recipient",
+            m.pushes_sent,
+        ),
+        (
+            "conclave_p2p_pushes_received_total",
+            "Pushes from members delivered to the node",
+            m.pushes_received,
+        ),
+        (
+            "conclave_p2p_pushes_failed_total",
+            "Pushes not acknowledged: stream failed, timed out or refused",
+            m.pushes_failed,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in counters {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    }
+    out
 }
 
 /// Serves `GET /metrics` with the text `render` makes (also the relayer's
@@ -245,4 +323,30 @@ where
 /// Binds the metrics endpoint.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_counters_render_as_prometheus_counters() {
+        let snapshot = conclave_network::MetricsSnapshot {
+            pushes_sent: 7,
+            pushes_failed: 2,
+            ..Default::default()
+        };
+        let text = render_network(&snapshot);
+        assert!(text.contains(
+            "# TYPE conclave_p2p_pushes_sent_total counter\nconclave_p2p_pushes_sent_total 7\n"
+        ));
+        assert!(text.contains("\nconclave_p2p_pushes_failed_total 2\n"));
+        assert!(text.contains("\nconclave_p2p_messages_accepted_total 0\n"));
+        // Every sample line is `name value`, after its HELP and TYPE lines.
+        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = sample.split_once(' ').unwrap();
+            assert!(name.starts_with("conclave_p2p_") && name.ends_with("_total"));
+            value.parse::<u64>().unwrap();
+        }
+    }
 }

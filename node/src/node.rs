@@ -362,6 +362,7 @@ impl Node {
         let metrics_addr = metrics_listener.local_addr()?;
         tokio::spawn(crate::metrics::serve(
             self.metrics.clone(),
+            self.network.clone(),
             metrics_listener,
         ));
         let rpc = crate::rpc::start(self.clone()).await?;
@@ -397,7 +398,7 @@ fn spawn_network(
         .map_err(|e| Error::Other(format!("p2p: {e}")))
 }
 
-/// Hands each gossip message to its context's actor and answers members'
+/// Hands each gossip message and push to its context's actor and answers members'
 /// sync requests from the store.
 async fn route_network_events(
     node: std::sync::Weak<Node>,
@@ -415,6 +416,17 @@ async fn route_network_events(
                 if let Ok(handle) = node.context(&context) {
                     if !handle.gossip(from, data) {
                         tracing::warn!(%context, "context inbox full; gossip dropped");
+                    }
+                }
+            }
+            NetworkEvent::Pushed {
+                context,
+                from,
+                data,
+            } => {
+                if let Ok(handle) = node.context(&context) {
+                    if !handle.pushed(from, data) {
+                        tracing::debug!(%context, "context bulk lane full; pushed txs dropped");
                     }
                 }
             }

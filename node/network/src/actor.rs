@@ -201,6 +201,13 @@ impl Actor {
                 data,
                 done,
             } => self.request(peer, context, data, done),
+            Message::Push {
+                context,
+                data,
+                done,
+            } => {
+                let _ = done.send(self.push(context, data));
+            }
             Message::Peers { done } => {
                 let peers = self.swarm.connected_peers().filter_map(member_of).collect();
                 let _ = done.send(peers);
@@ -321,6 +328,42 @@ impl Actor {
             }),
             Err(other) => Err(Error::Publish(other)),
         }
+    }
+
+    fn push(&mut self, context: ContextId, data: Vec<u8>) -> Result<usize> {
+        let joined = self
+            .contexts
+            .get(&context)
+            .ok_or(Error::NotJoined(context))?;
+        let max = self.cfg.max_request_bytes;
+        if data.len() > max {
+            return Err(Error::TooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        let peers: Vec<PeerId> = joined
+            .members
+            .iter()
+            .filter_map(|m| peer_id_of(m).ok())
+            .filter(|p| self.swarm.is_connected(p))
+            .collect();
+        let Some((last, rest)) = peers.split_last() else {
+            return Ok(0);
+        };
+        let push = &mut self.swarm.behaviour_mut().push;
+        for peer in rest {
+            let frame = Frame::Request(Request {
+                context,
+                data: data.clone(),
+            });
+            push.send_request(peer, frame);
+        }
+        push.send_request(last, Frame::Request(Request { context, data }));
+        for _ in &peers {
+            self.metrics.inc(Counter::PushesSent);
+        }
+        Ok(peers.len())
     }
 
     fn request(

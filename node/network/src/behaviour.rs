@@ -1,5 +1,13 @@
 //! The composed libp2p behaviour and its gossipsub tuning.
 //!
+//! Two lanes carry a context's messages. Gossip (gossipsub) is for what
+//! must reach every member even through others: consensus. Gossipsub sends
+//! to a peer through one queue and one substream, in order, so a vote
+//! published behind megabytes of txs waits behind them; bulk data (txs)
+//! therefore takes the push lane instead: a request-response protocol of
+//! its own, one stream per push, straight to each connected member (yamux
+//! interleaves the streams of a connection, so gossip is not held up).
+//!
 //! Gossipsub signs every message with the member's key (`Strict`), ids a
 //! message by the hash of its topic and data, and hands each message to the
 //! actor for manual validation before forwarding it. Peer scoring is on: a
@@ -22,7 +30,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, ping};
 use sha2::{Digest, Sha256};
 
-use crate::codec::{Codec, PROTOCOL};
+use crate::codec::{Codec, PROTOCOL, PUSH_PROTOCOL};
 use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 
@@ -46,6 +54,9 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) request: request_response::Behaviour<Codec>,
+    /// The bulk lane: one-way pushes straight to each member, on streams
+    /// of their own, so bulk traffic never queues ahead of gossip.
+    pub(crate) push: request_response::Behaviour<Codec>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
 }
@@ -64,8 +75,13 @@ impl Behaviour {
             max_response: cfg.max_message_bytes,
         };
         let request = request_response::Behaviour::with_codec(
-            codec,
+            codec.clone(),
             [(PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(cfg.request_timeout),
+        );
+        let push = request_response::Behaviour::with_codec(
+            codec,
+            [(PUSH_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(cfg.request_timeout),
         );
         let identify = identify::Behaviour::new(identify::Config::new(
@@ -81,6 +97,7 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
             request,
+            push,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
         })

@@ -23,6 +23,10 @@ use libp2p::StreamProtocol;
 /// The request-response protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/req/1");
 
+/// One-way messages sent straight to each member (the bulk lane): the same
+/// frames as [`PROTOCOL`], acknowledged with an empty answer on receipt.
+pub const PUSH_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/push/1");
+
 /// Largest oversized request body read and discarded to deliver a refusal.
 pub const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 

@@ -16,6 +16,15 @@ use crate::error::Error;
 use crate::ingress::NetworkEvent;
 use crate::metrics::Counter;
 
+/// Which request-response protocol a frame came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    /// Requests answered by the application (`codec::PROTOCOL`).
+    Request,
+    /// One-way pushes (`codec::PUSH_PROTOCOL`).
+    Push,
+}
+
 /// Most peers whose request strikes are remembered.
 const MAX_STRIKE_ENTRIES: usize = 4096;
 
@@ -24,6 +33,7 @@ impl Actor {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Request(event)) => self.on_request(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Push(event)) => self.on_push(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -182,7 +192,16 @@ impl Actor {
         }
     }
 
-    fn on_inbound(&mut self, peer: PeerId, frame: Frame, channel: ResponseChannel<Response>) {
+    /// Checks an inbound request or push: well formed, about a joined
+    /// context (or the node scope, for requests), from one of its members.
+    /// Refuses it (and penalises the peer where it is at fault) otherwise.
+    fn admit(
+        &mut self,
+        lane: Lane,
+        peer: PeerId,
+        frame: Frame,
+        channel: ResponseChannel<Response>,
+    ) -> Option<(MemberId, crate::codec::Request, ResponseChannel<Response>)> {
         let request = match frame {
             Frame::Request(request) => request,
             Frame::Oversized(_) | Frame::Malformed => {
@@ -191,39 +210,46 @@ impl Actor {
                 } else {
                     RefuseReason::RequestTooLarge
                 };
-                warn!(%peer, ?frame, "refusing malformed or oversized request");
+                warn!(%peer, ?frame, ?lane, "refusing malformed or oversized request");
                 self.metrics.inc(Counter::RequestsMalformed);
                 self.strike(peer);
-                self.refuse(channel, reason);
-                return;
+                self.refuse(lane, channel, reason);
+                return None;
             }
         };
         let context = request.context;
         let from = member_of_peer(&peer);
         let refusal = match (self.contexts.get(&context), from) {
-            (_, Some(_)) if context == crate::NODE_SCOPE => None,
+            (_, Some(_)) if context == crate::NODE_SCOPE && lane == Lane::Request => None,
             (None, _) => Some(RefuseReason::UnknownContext),
             (Some(joined), Some(m)) if joined.members.contains(&m) => None,
             _ => Some(RefuseReason::NotMember),
         };
         let refusal = refusal.or_else(|| {
-            (self.inbound.len() >= self.cfg.max_pending_inbound_requests)
+            (lane == Lane::Request && self.inbound.len() >= self.cfg.max_pending_inbound_requests)
                 .then_some(RefuseReason::Busy)
         });
         let (Some(from), None) = (from, refusal) else {
             let reason = refusal.unwrap_or(RefuseReason::NotMember);
-            debug!(%peer, context = %context, %reason, "refusing request");
+            debug!(%peer, context = %context, %reason, ?lane, "refusing request");
             self.metrics.inc(Counter::RequestsRefused);
             if reason == RefuseReason::NotMember {
                 self.strike(peer);
             }
-            self.refuse(channel, reason);
+            self.refuse(lane, channel, reason);
+            return None;
+        };
+        Some((from, request, channel))
+    }
+
+    fn on_inbound(&mut self, peer: PeerId, frame: Frame, channel: ResponseChannel<Response>) {
+        let Some((from, request, channel)) = self.admit(Lane::Request, peer, frame, channel) else {
             return;
         };
         self.metrics.inc(Counter::RequestsReceived);
         let (reply, answer) = oneshot::channel();
         self.emit(NetworkEvent::Request {
-            context,
+            context: request.context,
             from,
             data: request.data,
             reply,
@@ -238,13 +264,65 @@ impl Actor {
         }));
     }
 
-    fn refuse(&mut self, channel: ResponseChannel<Response>, reason: RefuseReason) {
+    /// The push lane: a member's one-way message, acknowledged as soon as
+    /// it is checked (the sender does not wait for the application).
+    fn on_push(&mut self, event: request_response::Event<Frame, Response>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let Some((from, request, channel)) = self.admit(Lane::Push, peer, request, channel)
+                else {
+                    return;
+                };
+                // Fails only if the sender has gone.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .push
+                    .send_response(channel, Response::Answer(Vec::new()));
+                self.metrics.inc(Counter::PushesReceived);
+                self.emit(NetworkEvent::Pushed {
+                    context: request.context,
+                    from,
+                    data: request.data,
+                });
+            }
+            Event::Message {
+                peer,
+                message: Message::Response { response, .. },
+                ..
+            } => {
+                if let Response::Refused(reason) = response {
+                    debug!(%peer, %reason, "push refused");
+                    self.metrics.inc(Counter::PushesFailed);
+                }
+            }
+            Event::OutboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "push failed");
+                self.metrics.inc(Counter::PushesFailed);
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound push failed");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn refuse(&mut self, lane: Lane, channel: ResponseChannel<Response>, reason: RefuseReason) {
+        let behaviour = self.swarm.behaviour_mut();
+        let protocol = match lane {
+            Lane::Request => &mut behaviour.request,
+            Lane::Push => &mut behaviour.push,
+        };
         // Fails only if the requester has gone.
-        let _ = self
-            .swarm
-            .behaviour_mut()
-            .request
-            .send_response(channel, Response::Refused(reason));
+        let _ = protocol.send_response(channel, Response::Refused(reason));
     }
 
     /// Lowers a peer's application score for a refused or malformed request.

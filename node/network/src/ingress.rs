@@ -22,6 +22,16 @@ pub enum NetworkEvent {
         /// The payload.
         data: Vec<u8>,
     },
+    /// A push (the bulk lane) on a joined context, from one of its members
+    /// (the peer that sent it: pushes are not relayed).
+    Pushed {
+        /// The context named by the push.
+        context: ContextId,
+        /// The member whose node sent it.
+        from: MemberId,
+        /// The payload.
+        data: Vec<u8>,
+    },
     /// A request from a member of a joined context. Send the answer on
     /// `reply`; dropping it refuses the request.
     Request {
@@ -62,6 +72,11 @@ pub(crate) enum Message {
         context: ContextId,
         data: Vec<u8>,
         done: oneshot::Sender<Result<Vec<u8>>>,
+    },
+    Push {
+        context: ContextId,
+        data: Vec<u8>,
+        done: oneshot::Sender<Result<usize>>,
     },
     Peers {
         done: oneshot::Sender<Vec<MemberId>>,
@@ -144,6 +159,20 @@ impl NetworkHandle {
     /// while gossipsub remembers it (two minutes).
     pub async fn publish(&self, context: ContextId, data: Vec<u8>) -> Result<()> {
         self.call(|done| Message::Publish {
+            context,
+            data,
+            done,
+        })
+        .await?
+    }
+
+    /// Pushes `data` straight to every connected member of `context` (the
+    /// bulk lane; see the crate docs) and returns how many it went to. Not
+    /// relayed and not retried: a member that is not connected misses it.
+    /// Delivery is acknowledged by the receiving network layer; failures
+    /// are counted (`conclave_p2p_pushes_failed_total`).
+    pub async fn push(&self, context: ContextId, data: Vec<u8>) -> Result<usize> {
+        self.call(|done| Message::Push {
             context,
             data,
             done,

@@ -5,7 +5,9 @@
 //! (`peer_id_of`, `member_of`). A node hosts many contexts; each joined
 //! context is a gossipsub topic (`conclave/ctx/<hex>`) on which only the
 //! context's members may publish, and requests name the context they are
-//! about so the responder can refuse non-members.
+//! about so the responder can refuse non-members. Bulk data takes a lane of
+//! its own ([`NetworkHandle::push`]): one-way messages straight to each
+//! connected member, so it never queues ahead of gossip (`behaviour`).
 //!
 //! The crate is one actor, in commonware's shape:
 //!
@@ -15,7 +17,7 @@
 //!   (gossip validation, inbound requests, connections);
 //! - `behaviour`: the composed libp2p behaviour and the gossipsub tuning for
 //!   small groups (mesh degree 1..8, flood publish, peer scoring);
-//! - [`codec`]: the length-limited request-response wire format;
+//! - [`codec`]: the length-limited request-response (and push) wire format;
 //! - `redial`: backoff for static peers; [`metrics`]: counters.
 //!
 //! What reaches the application has been checked: gossip is signed by its

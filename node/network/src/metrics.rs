@@ -18,6 +18,9 @@ pub struct Metrics {
     requests_refused: AtomicU64,
     requests_malformed: AtomicU64,
     publish_no_peers: AtomicU64,
+    pushes_sent: AtomicU64,
+    pushes_received: AtomicU64,
+    pushes_failed: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -44,6 +47,14 @@ pub struct MetricsSnapshot {
     pub requests_malformed: u64,
     /// `conclave_p2p_publish_no_peers_total`: publishes that found no peer.
     pub publish_no_peers: u64,
+    /// `conclave_p2p_pushes_sent_total`: pushes sent, one per recipient.
+    pub pushes_sent: u64,
+    /// `conclave_p2p_pushes_received_total`: pushes from members delivered
+    /// to the app.
+    pub pushes_received: u64,
+    /// `conclave_p2p_pushes_failed_total`: pushes not acknowledged (the
+    /// stream failed, timed out, or the receiver refused it).
+    pub pushes_failed: u64,
 }
 
 /// A counter of [`Metrics`].
@@ -57,6 +68,9 @@ pub(crate) enum Counter {
     RequestsRefused,
     RequestsMalformed,
     PublishNoPeers,
+    PushesSent,
+    PushesReceived,
+    PushesFailed,
 }
 
 impl Metrics {
@@ -70,6 +84,9 @@ impl Metrics {
             Counter::RequestsRefused => &self.requests_refused,
             Counter::RequestsMalformed => &self.requests_malformed,
             Counter::PublishNoPeers => &self.publish_no_peers,
+            Counter::PushesSent => &self.pushes_sent,
+            Counter::PushesReceived => &self.pushes_received,
+            Counter::PushesFailed => &self.pushes_failed,
         }
     }
 
@@ -95,6 +112,9 @@ impl Metrics {
             requests_refused: get(Counter::RequestsRefused),
             requests_malformed: get(Counter::RequestsMalformed),
             publish_no_peers: get(Counter::PublishNoPeers),
+            pushes_sent: get(Counter::PushesSent),
+            pushes_received: get(Counter::PushesReceived),
+            pushes_failed: get(Counter::PushesFailed),
         }
     }
 }

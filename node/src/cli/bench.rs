@@ -56,15 +56,25 @@ pub struct BenchArgs {
     /// vote to payout).
     #[arg(long)]
     pub anchor_payouts: Option<usize>,
+    /// Repeat the whole run (a fresh network each time) and report every
+    /// run and the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Pin the load generator (this process) to the last CPU and the
+    /// validators to the others (with `taskset`), so the load does not
+    /// take the validators' cores. Needs at least 2 CPUs.
+    #[arg(long)]
+    pub pin: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct NodeUsage {
+    /// CPU seconds spent while the load ran.
     cpu_secs: f64,
     peak_rss_bytes: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct Report {
     /// The cargo profile this binary was built with: figures from a `dev`
     /// build are not comparable with a `release` build's.
@@ -83,7 +93,84 @@ struct Report {
     latency_ms_p50: f64,
     latency_ms_p95: f64,
     latency_ms_p99: f64,
+    /// Heights decided in each round (index 0: round 0): anything past
+    /// round 0 is a round lost to a timeout.
+    heights_by_round: Vec<u64>,
     nodes: Vec<NodeUsage>,
+}
+
+/// The median of each figure over several runs.
+#[derive(Serialize)]
+struct Medians {
+    finalized_tx_per_sec: f64,
+    offered_tx_per_sec: f64,
+    blocks_per_sec: f64,
+    latency_ms_p50: f64,
+    latency_ms_p95: f64,
+    latency_ms_p99: f64,
+    /// Per run, the share of heights decided after round 0.
+    heights_past_round_0: f64,
+    /// Per run, the CPU seconds of the busiest validator.
+    max_node_cpu_secs: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+impl Medians {
+    fn of(runs: &[Report]) -> Self {
+        let m = |f: &dyn Fn(&Report) -> f64| median(runs.iter().map(f).collect());
+        Self {
+            finalized_tx_per_sec: m(&|r| r.finalized_tx_per_sec),
+            offered_tx_per_sec: m(&|r| r.offered_tx_per_sec),
+            blocks_per_sec: m(&|r| r.blocks_per_sec),
+            latency_ms_p50: m(&|r| r.latency_ms_p50),
+            latency_ms_p95: m(&|r| r.latency_ms_p95),
+            latency_ms_p99: m(&|r| r.latency_ms_p99),
+            heights_past_round_0: m(&|r| {
+                let all: u64 = r.heights_by_round.iter().sum();
+                let late: u64 = r.heights_by_round.iter().skip(1).sum();
+                if all == 0 {
+                    0.0
+                } else {
+                    late as f64 / all as f64
+                }
+            }),
+            max_node_cpu_secs: m(&|r| r.nodes.iter().map(|n| n.cpu_secs).fold(0.0, f64::max)),
+        }
+    }
+}
+
+/// CPU lists for `--pin`: (validators, load generator).
+fn pin_sets() -> anyhow::Result<(String, String)> {
+    let cpus = std::thread::available_parallelism()?.get();
+    anyhow::ensure!(
+        cpus >= 2,
+        "--pin needs at least 2 CPUs, this machine has {cpus}"
+    );
+    let validators = if cpus == 2 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", cpus - 2)
+    };
+    Ok((validators, (cpus - 1).to_string()))
+}
+
+/// Pins process `pid` to `cpus` with `taskset`.
+fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| anyhow::anyhow!("--pin runs taskset (util-linux): {e}"))?;
+    anyhow::ensure!(status.success(), "taskset -p -c {cpus} {pid} failed");
+    Ok(())
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -145,6 +232,46 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.anchor_payouts {
         return super::bench_anchor::run(n).await;
     }
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    let pins = if args.pin {
+        let (validators, load) = pin_sets()?;
+        anyhow::ensure!(
+            args.validators > 1,
+            "--pin needs validators in processes of their own (--validators 2 or more)"
+        );
+        pin(std::process::id(), &load)?;
+        Some(validators)
+    } else {
+        None
+    };
+    let mut reports = Vec::new();
+    for run in 0..args.runs {
+        let report = run_once(args, pins.as_deref()).await?;
+        if args.runs > 1 {
+            eprintln!(
+                "run {}/{}: {:.0} tx/s finalized, p50 {:.0} ms, p99 {:.0} ms",
+                run + 1,
+                args.runs,
+                report.finalized_tx_per_sec,
+                report.latency_ms_p50,
+                report.latency_ms_p99
+            );
+        }
+        reports.push(report);
+    }
+    let out = if let [only] = reports.as_slice() {
+        serde_json::to_string_pretty(only)?
+    } else {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "median": Medians::of(&reports),
+            "runs": reports,
+        }))?
+    };
+    println!("{out}");
+    Ok(())
+}
+
+async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     if args.validators <= 1 {
         let home = dir.path();
@@ -176,6 +303,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let (procs, targets, context) =
         spawn_validators(dir.path(), args.validators, "kv", None).await?;
+    if let Some(cpus) = pins {
+        for p in &procs.0 {
+            pin(p.id(), cpus)?;
+        }
+    }
     // More contexts among all validators, created over the network.
     let mut contexts = vec![context];
     // Creating contexts is an operator method: the first validator's own
@@ -277,7 +409,7 @@ async fn drive(
     contexts: Vec<ContextId>,
     targets: Vec<Target>,
     pids: Vec<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Report> {
     // Blocks of the first validator's contexts, as its member (good until
     // the bench ends).
     let ttl = Duration::from_secs(args.max_secs.saturating_add(300))
@@ -293,6 +425,9 @@ async fn drive(
         .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
         .await?;
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    // CPU is counted from here: a validator's start-up (and, in process,
+    // the earlier runs) is not part of the load.
+    let cpu_before: Vec<f64> = pids.iter().map(|p| usage(p).cpu_secs).collect();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_secs);
     // With --duration, submitting stops then (commits are awaited until
@@ -398,6 +533,7 @@ async fn drive(
 
     let mut committed = 0u64;
     let mut block_count = 0u64;
+    let mut heights_by_round: Vec<u64> = Vec::new();
     let mut last_commit = start;
     let mut submitted: Option<u64> = None;
     while Instant::now() < deadline {
@@ -420,6 +556,11 @@ async fn drive(
         let now = Instant::now();
         last_commit = now;
         block_count += 1;
+        let round = ev.round as usize;
+        if heights_by_round.len() <= round {
+            heights_by_round.resize(round + 1, 0);
+        }
+        heights_by_round[round] += 1;
         committed += ev.txs.len() as u64;
         for h in ev.txs {
             let _ = seen_tx.send(Seen::Committed(h, now));
@@ -453,8 +594,43 @@ async fn drive(
         latency_ms_p50: pct(&latencies, 0.50),
         latency_ms_p95: pct(&latencies, 0.95),
         latency_ms_p99: pct(&latencies, 0.99),
-        nodes: pids.iter().map(|p| usage(p)).collect(),
+        heights_by_round,
+        nodes: pids
+            .iter()
+            .zip(&cpu_before)
+            .map(|(p, before)| {
+                let u = usage(p);
+                NodeUsage {
+                    cpu_secs: u.cpu_secs - before,
+                    ..u
+                }
+            })
+            .collect(),
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn pinning_splits_the_cpus() {
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        match pin_sets() {
+            Ok((validators, load)) => {
+                assert!(cpus >= 2);
+                assert_eq!(load, (cpus - 1).to_string());
+                assert!(validators.starts_with('0'));
+            }
+            Err(e) => assert!(cpus < 2, "{e}"),
+        }
+    }
 }

@@ -65,6 +65,10 @@ const MAX_TX_BATCH_BYTES: usize = 512 << 10;
 /// how often, whichever contexts ask).
 const SILENT_AFTER: Duration = Duration::from_secs(5);
 
+/// Bulk-lane messages (txs) handled between two looks at the consensus
+/// lane.
+const BULK_SLICE: usize = 256;
+
 /// Pending txs re-gossiped when a member's node (re)connects, at most.
 const MAX_REGOSSIP_TXS: usize = 1024;
 
@@ -238,6 +242,7 @@ impl ContextActor {
         let log = open_log(&deps, &record.id)?;
         let engine = new_engine(&deps, record.id, next, &validators, &log);
         let (tx, rx) = mpsc::channel(4096);
+        let (bulk_tx, bulk_rx) = mpsc::channel(4096);
         let label = record.id.to_hex();
         let outbound = match (&deps.network, readers.len() > 1) {
             (Some(net), true) => Some(spawn_publisher(net.clone(), record.id, readers.clone())),
@@ -306,15 +311,19 @@ impl ContextActor {
         if let Err(e) = actor.pick_up_keys() {
             warn!(context = %id, error = %e, "cannot pick up context keys");
         }
-        tokio::spawn(actor.run(rx));
-        Ok(ContextHandle::new(id, tx))
+        tokio::spawn(actor.run(rx, bulk_rx));
+        Ok(ContextHandle::new(id, tx, bulk_tx))
     }
 
     fn id(&self) -> ContextId {
         self.record.id
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Message>) {
+    /// The actor's loop over its two lanes (see [`ContextHandle`]):
+    /// everything queued on the consensus lane is handled before each slice
+    /// of the bulk lane, and the next height starts once both are worked
+    /// through (or after each slice while the bulk lane keeps filling).
+    async fn run(mut self, mut rx: mpsc::Receiver<Message>, mut bulk: mpsc::Receiver<Message>) {
         info!(context = %self.id(), height = self.record.height.0, "context started");
         // A crash in the middle of a height: resume it from the WAL at once,
         // whatever the mempool holds (this node may have voted already).
@@ -325,24 +334,47 @@ impl ContextActor {
         }
         // Checkpoints resumed from the store may still need our share.
         self.arm_checkpoint_tick();
-        while let Some(msg) = rx.recv().await {
+        loop {
+            let msg = tokio::select! {
+                biased;
+                msg = rx.recv() => match msg {
+                    Some(msg) => msg,
+                    None => break,
+                },
+                Some(msg) = bulk.recv() => msg,
+            };
             self.handle(msg);
             loop {
-                // Everything queued meanwhile goes into the next block: under
-                // load blocks batch up instead of carrying one tx each.
                 while let Ok(msg) = rx.try_recv() {
                     self.handle(msg);
                 }
                 while let Some((from, data)) = self.replay.pop_front() {
                     self.handle(Message::Gossip(from, data));
                 }
+                // Txs queued meanwhile go into the next block: under load
+                // blocks batch up instead of carrying one tx each.
+                let mut more = false;
+                for _ in 0..BULK_SLICE {
+                    if !rx.is_empty() {
+                        more = true;
+                        break;
+                    }
+                    match bulk.try_recv() {
+                        Ok(msg) => self.handle(msg),
+                        Err(_) => break,
+                    }
+                }
+                more = more || !bulk.is_empty();
                 self.flush_tx_gossip();
                 match self.maybe_start_height() {
                     Ok(true) if !self.running => continue,
+                    Ok(_) if more => continue,
                     Ok(_) => break,
                     Err(e) => {
                         error!(context = %self.id(), error = %e, "cannot start height");
-                        break;
+                        if !more {
+                            break;
+                        }
                     }
                 }
             }
@@ -755,16 +787,23 @@ impl ContextActor {
         }
     }
 
+    /// Sends the queued txs to the other members on the push lane (straight
+    /// to each, never ahead of consensus gossip).
     fn flush_tx_gossip(&mut self) {
         if self.gossip_txs.is_empty() {
             return;
         }
         let txs = std::mem::take(&mut self.gossip_txs);
         self.gossip_txs_bytes = 0;
-        self.broadcast(&Wire::Txs(txs));
+        self.send(&Wire::Txs(txs), Outbound::Push);
     }
 
+    /// Gossips a consensus message to the other members.
     fn broadcast(&mut self, wire: &Wire) {
+        self.send(wire, Outbound::Publish);
+    }
+
+    fn send(&mut self, wire: &Wire, lane: fn(Vec<u8>) -> Outbound) {
         self.gossip_seq = self.gossip_seq.wrapping_add(1);
         let Some(out) = &self.outbound else {
             return;
@@ -778,7 +817,7 @@ impl ContextActor {
             Purpose::Gossip,
             &wire.encode(self.gossip_seq),
         );
-        if out.try_send(Outbound::Publish(sealed)).is_err() {
+        if out.try_send(lane(sealed)).is_err() {
             warn!(context = %self.id(), "outbound gossip queue full; message dropped");
         }
     }
@@ -1517,6 +1556,7 @@ impl ContextActor {
             state_root: executed.state_root,
             time_ms: block.header.time_ms,
             txs: block.txs.iter().map(|t| t.hash()).collect(),
+            round: cert.round.as_u32().unwrap_or(0),
         });
         Ok(())
     }
@@ -1524,8 +1564,10 @@ impl ContextActor {
 
 /// What goes to the context's publisher task, in order.
 enum Outbound {
-    /// A sealed gossip message.
+    /// A sealed consensus message, gossiped.
     Publish(Vec<u8>),
+    /// Sealed txs, pushed straight to each member.
+    Push(Vec<u8>),
     /// The members allowed on the topic changed.
     Members(Vec<MemberId>),
 }
@@ -1545,6 +1587,7 @@ fn spawn_publisher(
         while let Some(out) = rx.recv().await {
             let result = match out {
                 Outbound::Publish(data) => net.publish(context, data).await,
+                Outbound::Push(data) => net.push(context, data).await.map(|_| ()),
                 Outbound::Members(members) => net.join(context, members).await,
             };
             match result {

@@ -49,6 +49,10 @@ pub struct BlockEvent {
     pub state_root: Hash32,
     pub time_ms: u64,
     pub txs: Vec<Hash32>,
+    /// The consensus round the block was decided in (0 unless a round
+    /// failed: a missed proposal, lost votes, a timeout).
+    #[serde(default)]
+    pub round: u32,
 }
 
 /// A checkpoint stored with a quorum (or upgraded with more signers), as
@@ -61,32 +65,46 @@ pub struct CheckpointEvent {
     pub signers: u32,
 }
 
-/// The mailbox of a context actor.
+/// The mailbox of a context actor: two lanes. Consensus (votes,
+/// proposals, timers, catch-up, questions) goes first; the bulk lane (txs
+/// submitted or pushed by members) is worked through in slices between
+/// consensus messages, so a flood of txs never holds up a vote.
 #[derive(Clone, Debug)]
 pub struct ContextHandle {
     pub id: ContextId,
     tx: mpsc::Sender<Message>,
+    bulk: mpsc::Sender<Message>,
 }
 
 impl ContextHandle {
-    pub(crate) fn new(id: ContextId, tx: mpsc::Sender<Message>) -> Self {
-        Self { id, tx }
+    pub(crate) fn new(
+        id: ContextId,
+        tx: mpsc::Sender<Message>,
+        bulk: mpsc::Sender<Message>,
+    ) -> Self {
+        Self { id, tx, bulk }
+    }
+
+    async fn ask_on<T>(
+        lane: &mpsc::Sender<Message>,
+        make: impl FnOnce(oneshot::Sender<T>) -> Message,
+    ) -> Result<T, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        lane.send(make(reply))
+            .await
+            .map_err(|_| SubmitError::Closed)?;
+        rx.await.map_err(|_| SubmitError::Closed)
     }
 
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Message,
     ) -> Result<T, SubmitError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .await
-            .map_err(|_| SubmitError::Closed)?;
-        rx.await.map_err(|_| SubmitError::Closed)
+        Self::ask_on(&self.tx, make).await
     }
 
     pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
-        self.ask(|r| Message::SubmitTx(tx, r)).await?
+        Self::ask_on(&self.bulk, |r| Message::SubmitTx(tx, r)).await?
     }
 
     pub async fn next_nonce(&self, member: MemberId) -> Result<u64, SubmitError> {
@@ -101,10 +119,17 @@ impl ContextHandle {
         self.ask(|r| Message::IsPending(hash, r)).await
     }
 
-    /// Hands a gossip message to the actor; drops it if the actor's queue
-    /// is full (gossip is retransmitted, the queue must stay bounded).
+    /// Hands a gossip message (consensus) to the actor; drops it if the
+    /// actor's queue is full (gossip is retransmitted, the queue must stay
+    /// bounded).
     pub fn gossip(&self, from: MemberId, data: Vec<u8>) -> bool {
         self.tx.try_send(Message::Gossip(from, data)).is_ok()
+    }
+
+    /// Hands a member's push (txs) to the actor's bulk lane; drops it if
+    /// that lane is full (the txs reach this node again in a proposal).
+    pub fn pushed(&self, from: MemberId, data: Vec<u8>) -> bool {
+        self.bulk.try_send(Message::Gossip(from, data)).is_ok()
     }
 
     /// Tells the actor that `member`'s node is reachable now (a restart or

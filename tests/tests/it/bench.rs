@@ -32,4 +32,49 @@ fn bench_commits_every_tx_and_names_its_build() {
     // Tests run the dev build.
     assert_eq!(report["build"], "dev", "{report}");
     assert!(report["latency_ms_p50"].as_f64().unwrap() > 0.0, "{report}");
+    // Every block is counted in the round it was decided in.
+    let by_round: u64 = report["heights_by_round"]
+        .as_array()
+        .expect("heights_by_round")
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_round, report["blocks"].as_u64().unwrap(), "{report}");
+}
+
+#[test]
+fn several_runs_report_each_and_their_medians() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(conclave_bin())
+        .current_dir(dir.path())
+        .args([
+            "bench",
+            "--txs",
+            "20",
+            "--clients",
+            "2",
+            "--runs",
+            "2",
+            "--max-secs",
+            "120",
+        ])
+        .output()
+        .expect("run conclave bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "{report}");
+    for run in runs {
+        assert_eq!(run["txs_committed"], 20, "{report}");
+    }
+    let tps: Vec<f64> = runs
+        .iter()
+        .map(|r| r["finalized_tx_per_sec"].as_f64().unwrap())
+        .collect();
+    let median = report["median"]["finalized_tx_per_sec"].as_f64().unwrap();
+    assert!((median - (tps[0] + tps[1]) / 2.0).abs() < 1e-6, "{report}");
 }

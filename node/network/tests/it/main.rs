@@ -8,6 +8,7 @@ mod context_isolation;
 mod gossip_abuse;
 mod gossip_n3;
 mod n2_restart_static_peer;
+mod push;
 mod request_response;
 mod slow_app;
 mod support;

@@ -1,0 +1,127 @@
+//! The push lane: one-way messages straight to each connected member,
+//! acknowledged on receipt; non-members are refused and penalised.
+
+use conclave_network::{Error, NetworkEvent};
+
+use crate::support::*;
+
+/// The next push `node` emits, skipping other events.
+async fn next_push(
+    node: &mut Node,
+) -> (
+    conclave_consensus::ContextId,
+    conclave_consensus::MemberId,
+    Vec<u8>,
+) {
+    within("a push", async {
+        loop {
+            match node.events.recv().await {
+                Some(NetworkEvent::Pushed {
+                    context,
+                    from,
+                    data,
+                }) => return (context, from, data),
+                Some(_) => continue,
+                None => panic!("event channel closed"),
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_reach_each_connected_member_once() {
+    let a = start(71, cfg()).await;
+    let mut b = start(72, cfg()).await;
+    let mut c = start(73, cfg()).await;
+    let mut outsider = start(74, cfg()).await;
+    connect(&a, &b).await;
+    connect(&a, &c).await;
+    connect(&a, &outsider).await;
+    let members = vec![a.member, b.member, c.member];
+    for n in [&a, &b, &c] {
+        n.handle.join(ctx(9), members.clone()).await.unwrap();
+    }
+
+    let sent = a.handle.push(ctx(9), b"bulk".to_vec()).await.unwrap();
+    assert_eq!(sent, 2, "b and c are the connected members");
+    assert_eq!(
+        next_push(&mut b).await,
+        (ctx(9), a.member, b"bulk".to_vec())
+    );
+    assert_eq!(
+        next_push(&mut c).await,
+        (ctx(9), a.member, b"bulk".to_vec())
+    );
+    wait_until("both pushes acknowledged", || async {
+        b.handle.metrics().pushes_received == 1 && c.handle.metrics().pushes_received == 1
+    })
+    .await;
+    assert_eq!(a.handle.metrics().pushes_sent, 2);
+    assert_eq!(a.handle.metrics().pushes_failed, 0);
+    // Not a member: nothing was sent to it.
+    assert_eq!(outsider.handle.metrics().pushes_received, 0);
+    assert!(outsider
+        .events
+        .try_recv()
+        .map_or(true, |e| !matches!(e, NetworkEvent::Pushed { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_members_push_is_refused_and_penalised() {
+    let mut b = start(75, cfg()).await;
+    let intruder = start(76, cfg()).await;
+    let member = start(77, cfg()).await;
+    connect(&intruder, &b).await;
+    b.handle
+        .join(ctx(10), vec![b.member, member.member])
+        .await
+        .unwrap();
+    // The intruder believes it belongs (its own member list).
+    intruder
+        .handle
+        .join(ctx(10), vec![b.member, intruder.member])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        intruder
+            .handle
+            .push(ctx(10), b"spam".to_vec())
+            .await
+            .unwrap(),
+        1
+    );
+    wait_until("the refusal reaches the intruder", || async {
+        intruder.handle.metrics().pushes_failed == 1
+    })
+    .await;
+    assert_eq!(b.handle.metrics().pushes_received, 0);
+    assert!(b.handle.metrics().requests_refused >= 1);
+    let score = b.handle.peer_score(intruder.member).await.unwrap_or(0.0);
+    assert!(score < 0.0, "the intruder is penalised: score {score}");
+    while let Ok(event) = b.events.try_recv() {
+        assert!(
+            !matches!(event, NetworkEvent::Pushed { .. }),
+            "refused push delivered"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pushes_are_clear_errors() {
+    let mut small = cfg();
+    small.max_request_bytes = 64;
+    let a = start(78, small).await;
+    assert!(matches!(
+        a.handle.push(ctx(11), b"x".to_vec()).await,
+        Err(Error::NotJoined(_))
+    ));
+    a.handle.join(ctx(11), vec![a.member]).await.unwrap();
+    assert!(matches!(
+        a.handle.push(ctx(11), vec![0; 65]).await,
+        Err(Error::TooLarge { size: 65, max: 64 })
+    ));
+    // Alone in the context: delivered to nobody, not an error.
+    assert_eq!(a.handle.push(ctx(11), b"x".to_vec()).await.unwrap(), 0);
+}
