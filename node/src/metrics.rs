@@ -33,6 +33,10 @@ pub struct Metrics {
     pub p2p_peers: prometheus::IntGauge,
     pub sync_blocks_total: IntCounter,
     pub consensus_missed_blocks: IntCounterVec,
+    /// Times a struggling height fell back on the safety net: asking a
+    /// member for decided blocks (`sync`) or redialling a member whose
+    /// gossip went silent (`reconnect`). Zero in a healthy network.
+    pub consensus_fallbacks_total: IntCounterVec,
     pub checkpoint_height: IntGaugeVec,
     pub checkpoint_signers: IntGaugeVec,
     pub actions_pending: IntGaugeVec,
@@ -159,6 +163,14 @@ impl Metrics {
         registry.register(Box::new(wasm_fuel_used_total.clone()))?;
         registry.register(Box::new(rpc_requests_total.clone()))?;
         registry.register(Box::new(consensus_missed_blocks.clone()))?;
+        let consensus_fallbacks_total = IntCounterVec::new(
+            Opts::new(
+                "conclave_consensus_fallbacks_total",
+                "A struggling height's safety net: decided blocks asked for (sync) or a silent member redialled (reconnect)",
+            ),
+            &["context", "kind"],
+        )?;
+        registry.register(Box::new(consensus_fallbacks_total.clone()))?;
         // Process metrics: CPU, resident memory, open fds, start time.
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -177,6 +189,7 @@ impl Metrics {
             p2p_peers,
             sync_blocks_total,
             consensus_missed_blocks,
+            consensus_fallbacks_total,
             checkpoint_height,
             checkpoint_signers,
             actions_pending,

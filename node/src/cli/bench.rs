@@ -96,6 +96,11 @@ struct Report {
     /// Heights decided in each round (index 0: round 0): anything past
     /// round 0 is a round lost to a timeout.
     heights_by_round: Vec<u64>,
+    /// Times any validator's safety net fired (a struggling height asked
+    /// for decided blocks or redialled a silent member), from their
+    /// `conclave_consensus_fallbacks_total`; absent for one in-process
+    /// validator, which has no one to fall back on.
+    fallbacks: Option<u64>,
     nodes: Vec<NodeUsage>,
 }
 
@@ -112,6 +117,8 @@ struct Medians {
     heights_past_round_0: f64,
     /// Per run, the CPU seconds of the busiest validator.
     max_node_cpu_secs: f64,
+    /// Over all runs, the safety net's firings.
+    fallbacks: u64,
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -143,8 +150,30 @@ impl Medians {
                 }
             }),
             max_node_cpu_secs: m(&|r| r.nodes.iter().map(|n| n.cpu_secs).fold(0.0, f64::max)),
+            fallbacks: runs.iter().filter_map(|r| r.fallbacks).sum(),
         }
     }
+}
+
+/// The sum of every `conclave_consensus_fallbacks_total` sample on the
+/// metrics endpoint at `addr`.
+async fn scrape_fallbacks(addr: std::net::SocketAddr) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(sum_samples(&text, "conclave_consensus_fallbacks_total"))
+}
+
+/// Sums the samples of metric `name` in Prometheus' text format.
+fn sum_samples(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// CPU lists for `--pin`: (validators, load generator).
@@ -566,6 +595,16 @@ async fn drive(
             let _ = seen_tx.send(Seen::Committed(h, now));
         }
     }
+    let fallbacks = if pids.len() > 1 || pids[0] != std::process::id().to_string() {
+        let mut total = 0;
+        for t in &targets {
+            let addr = Config::load(&t.home)?.metrics.listen;
+            total += scrape_fallbacks(addr).await?;
+        }
+        Some(total)
+    } else {
+        None
+    };
     let mut submitted_total = submitted.unwrap_or(0);
     for c in clients {
         submitted_total += c.await.unwrap_or(0);
@@ -595,6 +634,7 @@ async fn drive(
         latency_ms_p95: pct(&latencies, 0.95),
         latency_ms_p99: pct(&latencies, 0.99),
         heights_by_round,
+        fallbacks,
         nodes: pids
             .iter()
             .zip(&cpu_before)
@@ -619,6 +659,17 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn samples_of_one_metric_are_summed() {
+        let text = "# HELP conclave_consensus_fallbacks_total x\n\
+            # TYPE conclave_consensus_fallbacks_total counter\n\
+            conclave_consensus_fallbacks_total{context=\"a\",kind=\"sync\"} 2\n\
+            conclave_consensus_fallbacks_total{context=\"a\",kind=\"reconnect\"} 3\n\
+            conclave_consensus_height{context=\"a\"} 40\n";
+        assert_eq!(sum_samples(text, "conclave_consensus_fallbacks_total"), 5);
+        assert_eq!(sum_samples("", "conclave_consensus_fallbacks_total"), 0);
     }
 
     #[test]

@@ -349,7 +349,7 @@ impl ContextActor {
                     self.handle(msg);
                 }
                 while let Some((from, data)) = self.replay.pop_front() {
-                    self.handle(Message::Gossip(from, data));
+                    self.handle(Message::Pushed(from, data));
                 }
                 // Txs queued meanwhile go into the next block: under load
                 // blocks batch up instead of carrying one tx each.
@@ -434,7 +434,14 @@ impl ContextActor {
             Message::IsPending(hash, reply) => {
                 let _ = reply.send(self.mempool.contains(&hash));
             }
-            Message::Gossip(from, data) => self.on_gossip(from, data)?,
+            Message::Gossip(from, data) => {
+                // What the safety net watches: the consensus lane.
+                if self.readers.contains(&from) {
+                    self.last_heard.insert(from, Instant::now());
+                }
+                self.on_gossip(from, data)?
+            }
+            Message::Pushed(from, data) => self.on_gossip(from, data)?,
             Message::CheckpointTick => {
                 self.checkpoint_tick_armed = false;
                 for wire in self.checkpoints.on_tick() {
@@ -912,11 +919,12 @@ impl ContextActor {
             .or_else(|| self.keys.values().next_back())
     }
 
+    /// A message from member `from`, gossiped or pushed (the lanes carry
+    /// the same sealed `Wire` messages).
     fn on_gossip(&mut self, from: MemberId, data: Vec<u8>) -> Result<()> {
         if !self.readers.contains(&from) {
             return Ok(());
         }
-        self.last_heard.insert(from, Instant::now());
         let Some(plain) = self.unseal(from, Purpose::Gossip, &data) else {
             return Ok(());
         };
@@ -1023,6 +1031,8 @@ impl ContextActor {
             return;
         }
         let peer = others[round as usize % others.len()];
+        let fallbacks = &self.deps.metrics.consensus_fallbacks_total;
+        fallbacks.with_label_values(&[&self.label, "sync"]).inc();
         self.request_sync(peer);
         let Some(net) = self.deps.network.clone() else {
             return;
@@ -1035,6 +1045,11 @@ impl ContextActor {
                 .is_none_or(|t| now.duration_since(*t) > SILENT_AFTER);
             if silent {
                 debug!(context = %self.id(), member = %m, round, "no gossip from a member");
+                self.deps
+                    .metrics
+                    .consensus_fallbacks_total
+                    .with_label_values(&[&self.label, "reconnect"])
+                    .inc();
                 net.reconnect(m);
             }
         }

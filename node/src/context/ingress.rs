@@ -32,6 +32,9 @@ pub enum Message {
     TimeoutElapsed(Timeout, u64),
     /// A gossip message on the context's topic from member `from`.
     Gossip(conclave_consensus::MemberId, Vec<u8>),
+    /// A message member `from`'s node pushed to this one (txs), or gossip
+    /// held for a later height and replayed now.
+    Pushed(conclave_consensus::MemberId, Vec<u8>),
     /// Time to re-gossip checkpoint signatures still below quorum.
     CheckpointTick,
     /// The answer to this node's sync request to a member (or its failure).
@@ -129,7 +132,7 @@ impl ContextHandle {
     /// Hands a member's push (txs) to the actor's bulk lane; drops it if
     /// that lane is full (the txs reach this node again in a proposal).
     pub fn pushed(&self, from: MemberId, data: Vec<u8>) -> bool {
-        self.bulk.try_send(Message::Gossip(from, data)).is_ok()
+        self.bulk.try_send(Message::Pushed(from, data)).is_ok()
     }
 
     /// Tells the actor that `member`'s node is reachable now (a restart or
