@@ -59,6 +59,26 @@ pub enum Error {
     Config(String),
 }
 
+/// Every `reason` of `conclave_relay_errors_total`: [`Error::reason`]'s
+/// labels and the relay's own (a reorg, a rotation that does not match, a
+/// stranded action, an action that keeps failing).
+pub const ERROR_REASONS: &[&str] = &[
+    "config",
+    "chain_rpc",
+    "wrong_chain",
+    "unfunded",
+    "wrong_proxy",
+    "fee_cap",
+    "refused",
+    "reverted",
+    "node",
+    "malformed",
+    "reorg",
+    "rotation_mismatch",
+    "stranded",
+    "action_fails",
+];
+
 impl Error {
     /// A short label for the `reason` of `conclave_relay_errors_total`.
     pub fn reason(&self) -> &'static str {

@@ -67,6 +67,15 @@ impl Metrics {
         }
     }
 
+    /// Starts every error series of `chain` at zero, so that a healthy
+    /// relayer exports its error counters (as zeros) and a dashboard or
+    /// alert on them has data, not an absent series.
+    pub fn init_chain(&self, chain: &str) {
+        for reason in crate::error::ERROR_REASONS {
+            let _ = self.errors_total.with_label_values(&[chain, reason]);
+        }
+    }
+
     /// The registry's text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -80,5 +89,39 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chains_error_series_start_at_zero() {
+        let m = Metrics::new();
+        assert!(!m.render().contains("conclave_relay_errors_total{"));
+        m.init_chain("evm:31337");
+        let text = m.render();
+        for reason in crate::error::ERROR_REASONS {
+            let line =
+                format!("conclave_relay_errors_total{{chain=\"evm:31337\",reason=\"{reason}\"}} 0");
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_error_reason_is_listed() {
+        let errors = [
+            crate::Error::Config("x".into()),
+            crate::Error::Node("x".into()),
+            crate::Error::Malformed("x".into()),
+        ];
+        for e in errors {
+            assert!(
+                crate::error::ERROR_REASONS.contains(&e.reason()),
+                "{}",
+                e.reason()
+            );
+        }
     }
 }

@@ -120,12 +120,14 @@ impl<S: Source> EvmRelay<S> {
     ) -> Self {
         let chain_id = proxy.chain().chain_id();
         let domain = Domain::evm(chain_id, proxy.address().into_array());
+        let chain_label = format!("evm:{chain_id}");
+        metrics.init_chain(&chain_label);
         Self {
             source,
             proxy,
             domain,
             context: hex::encode(context),
-            chain_label: format!("evm:{chain_id}"),
+            chain_label,
             metrics,
             opts,
             attempts: HashMap::new(),

@@ -125,3 +125,46 @@ async fn bad_pushes_are_clear_errors() {
     // Alone in the context: delivered to nobody, not an error.
     assert_eq!(a.handle.push(ctx(11), b"x".to_vec()).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_is_not_held_behind_bulk_pushes() {
+    // Gossipsub sends to a peer through one queue and one substream; the
+    // push lane has streams of its own. A vote published after megabytes of
+    // pushed txs reaches the member before the txs have all arrived.
+    let a = start(79, cfg()).await;
+    let mut b = start(80, cfg()).await;
+    connect(&a, &b).await;
+    let members = vec![a.member, b.member];
+    a.handle.join(ctx(12), members.clone()).await.unwrap();
+    b.handle.join(ctx(12), members).await.unwrap();
+    wait_subscribed(&a, ctx(12), &[b.member]).await;
+
+    const PUSHES: usize = 24;
+    for i in 0..PUSHES {
+        let bulk = vec![i as u8; 1 << 20];
+        assert_eq!(a.handle.push(ctx(12), bulk).await.unwrap(), 1);
+    }
+    a.handle.publish(ctx(12), b"vote".to_vec()).await.unwrap();
+
+    let pushes_before_vote = within("the vote", async {
+        let mut pushes = 0;
+        loop {
+            match b.events.recv().await {
+                Some(NetworkEvent::Pushed { .. }) => pushes += 1,
+                Some(NetworkEvent::Message { data, .. }) if data == b"vote" => return pushes,
+                Some(_) => continue,
+                None => panic!("event channel closed"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        pushes_before_vote < PUSHES,
+        "the vote waited behind all {PUSHES} pushes"
+    );
+    // And the pushes all arrive.
+    wait_until("every push", || async {
+        b.handle.metrics().pushes_received == PUSHES as u64
+    })
+    .await;
+}
