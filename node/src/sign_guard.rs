@@ -1,18 +1,27 @@
 //! The persisted last-signed `(height, round, step)` of one context, as
 //! CometBFT's `priv_validator_state.json`: before a vote or proposal
 //! signature is released, the request is checked against it and, if it moves
-//! forward, written durably (temp file, fsync, rename, fsync of the
-//! directory). It never goes back, and it never signs a different message at
-//! the same position; signing the identical message again is allowed.
+//! forward, written durably. It never goes back, and it never signs a
+//! different message at the same position; signing the identical message
+//! again is allowed.
 //!
-//! File layout: `magic "CNCLSIGN" | version u32 LE | borsh(LastSigned) |
-//! crc32 u32 LE` (the crc covers everything before it). A file that fails
-//! any check is a refusal to start, never a silent reset.
+//! File layout (version 2): one record of exactly [`RECORD_LEN`] bytes,
+//! `magic "CNCLSIGN" | version u32 LE | borsh(LastSigned) | zero padding |
+//! crc32 u32 LE` (the crc, in the last four bytes, covers everything before
+//! it). The file is created (or upgraded from version 1, the same record
+//! without padding) atomically: temp file, fsync, rename, fsync of the
+//! directory. Every later update overwrites the record in place with one
+//! `pwrite` and one `fdatasync`, since the file's size never changes again:
+//! one flush per signature instead of two and a rename, on the path of every
+//! vote. A record that fails any check, a write torn by a crash included,
+//! is a refusal to start, never a silent reset.
 //!
 //! The engine reaches the guard through [`crate::wal::SharedLog`], which
 //! makes the WAL entries ahead of a signature durable before recording it.
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -23,8 +32,13 @@ use thiserror::Error;
 use crate::wal::fsx;
 
 const MAGIC: &[u8; 8] = b"CNCLSIGN";
-const VERSION: u32 = 1;
-/// Generous bound on the file (the state is under 128 bytes).
+/// Version 1 files (a record without padding) are read and upgraded.
+const VERSION_1: u32 = 1;
+const VERSION: u32 = 2;
+/// The record's fixed length: one disk sector, well over the state
+/// (under 128 bytes).
+pub const RECORD_LEN: usize = 512;
+/// Generous bound on the file.
 const MAX_FILE_BYTES: u64 = 4096;
 
 /// A signature the guard refused.
@@ -55,14 +69,19 @@ pub struct LastSigned {
 pub struct SignGuard {
     path: PathBuf,
     last: Option<LastSigned>,
+    /// The file, open for in-place updates once it holds a version 2
+    /// record; `None` until then (the next write creates it atomically).
+    file: Option<File>,
 }
 
+/// The version 2 record of `last`: exactly [`RECORD_LEN`] bytes.
 fn encode(last: &LastSigned) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+    let mut out = Vec::with_capacity(RECORD_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     // Serialising a plain struct into a Vec cannot fail.
     let _ = last.serialize(&mut out);
+    out.resize(RECORD_LEN - 4, 0);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -76,16 +95,25 @@ fn decode(bytes: &[u8]) -> Result<LastSigned, String> {
         return Err("checksum mismatch".into());
     }
     let rest = body.strip_prefix(MAGIC).ok_or("bad magic")?;
-    let (version, state) = rest.split_first_chunk::<4>().ok_or("no version")?;
-    let version = u32::from_le_bytes(*version);
-    if version != VERSION {
-        return Err(format!("unsupported version {version}"));
+    let (version, mut state) = rest.split_first_chunk::<4>().ok_or("no version")?;
+    match u32::from_le_bytes(*version) {
+        VERSION_1 => borsh::from_slice(state).map_err(|e| format!("malformed state: {e}")),
+        VERSION if bytes.len() == RECORD_LEN => {
+            let last =
+                LastSigned::deserialize(&mut state).map_err(|e| format!("malformed state: {e}"))?;
+            if state.iter().any(|b| *b != 0) {
+                return Err("bytes after the state".into());
+            }
+            Ok(last)
+        }
+        VERSION => Err(format!("record of {} bytes, not {RECORD_LEN}", bytes.len())),
+        other => Err(format!("unsupported version {other}")),
     }
-    borsh::from_slice(state).map_err(|e| format!("malformed state: {e}"))
 }
 
 impl SignGuard {
     /// Opens the guard at `path`; a missing file means nothing was signed.
+    /// A version 1 file is rewritten as version 2 before this returns.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SignGuardError> {
         let path = path.as_ref().to_path_buf();
         let io_err = |source| SignGuardError::Io {
@@ -93,14 +121,18 @@ impl SignGuard {
             source,
         };
         let mut bytes = Vec::new();
-        match std::fs::File::open(&path) {
+        match File::open(&path) {
             Ok(f) => {
                 f.take(MAX_FILE_BYTES + 1)
                     .read_to_end(&mut bytes)
                     .map_err(io_err)?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Self { path, last: None });
+                return Ok(Self {
+                    path,
+                    last: None,
+                    file: None,
+                });
             }
             Err(e) => return Err(io_err(e)),
         }
@@ -108,12 +140,39 @@ impl SignGuard {
             let reason = "file too large".to_string();
             return Err(SignGuardError::Corrupt { path, reason });
         }
-        match decode(&bytes) {
-            Ok(last) => Ok(Self {
-                path,
-                last: Some(last),
-            }),
-            Err(reason) => Err(SignGuardError::Corrupt { path, reason }),
+        let last = match decode(&bytes) {
+            Ok(last) => last,
+            Err(reason) => return Err(SignGuardError::Corrupt { path, reason }),
+        };
+        if bytes.len() != RECORD_LEN {
+            // Version 1: upgrade it atomically, then update in place.
+            fsx::write_atomic(&path, &encode(&last)).map_err(io_err)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err)?;
+        Ok(Self {
+            path,
+            last: Some(last),
+            file: Some(file),
+        })
+    }
+
+    /// Writes `next` durably: in place when the file holds a version 2
+    /// record, otherwise by creating it atomically.
+    fn persist(&mut self, next: &LastSigned) -> io::Result<()> {
+        let record = encode(next);
+        match &self.file {
+            Some(file) => {
+                file.write_all_at(&record, 0)?;
+                file.sync_data()
+            }
+            None => {
+                fsx::write_atomic(&self.path, &record)?;
+                self.file = Some(std::fs::OpenOptions::new().write(true).open(&self.path)?);
+                Ok(())
+            }
         }
     }
 
@@ -152,7 +211,7 @@ impl SignGuard {
             value: request.value,
             digest: request.digest,
         };
-        fsx::write_atomic(&self.path, &encode(&next))
+        self.persist(&next)
             .map_err(|e| SignRefusal::Persist(format!("{}: {e}", self.path.display())))?;
         self.last = Some(next);
         Ok(())

@@ -156,6 +156,7 @@ fn a_failed_write_refuses_the_signature() {
     let mut g = SignGuard {
         path: p,
         last: None,
+        file: None,
     };
     assert!(matches!(
         g.check_and_record(&req(1, 0, SignStep::Prevote, 1)),
@@ -176,7 +177,7 @@ fn format_is_pinned() {
         hex::encode(&bytes[..34]),
         concat!(
             "434e434c5349474e", // magic
-            "01000000",         // version
+            "02000000",         // version
             "0700000000000000", // height
             "02000000",         // round
             "02",               // step: precommit
@@ -184,6 +185,106 @@ fn format_is_pinned() {
             "abababababababab"
         )
     );
-    assert_eq!(bytes.len(), 8 + 4 + 8 + 4 + 1 + 1 + 32 + 4);
+    assert_eq!(bytes.len(), RECORD_LEN);
+    // The state, then zeros up to the crc.
+    let state_end = 8 + 4 + 8 + 4 + 1 + 1 + 32;
+    assert!(bytes[state_end..RECORD_LEN - 4].iter().all(|b| *b == 0));
+    let crc = crc32fast::hash(&bytes[..RECORD_LEN - 4]).to_le_bytes();
+    assert_eq!(bytes[RECORD_LEN - 4..], crc);
     assert_eq!(decode(&bytes), Ok(last));
+}
+
+/// A version 1 file: the record without padding.
+fn encode_v1(last: &LastSigned) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&borsh::to_vec(last).unwrap());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[test]
+fn a_version_1_file_is_read_and_upgraded() {
+    let (_dir, p) = path();
+    let old = LastSigned {
+        position: req(9, 1, SignStep::Prevote, 0).position,
+        value: Some(Hash32([4; 32])),
+        digest: Hash32([5; 32]),
+    };
+    std::fs::write(&p, encode_v1(&old)).unwrap();
+    let mut g = SignGuard::open(&p).unwrap();
+    assert_eq!(g.last(), Some(&old));
+    // Upgraded on open: the version 2 record, same state.
+    let bytes = std::fs::read(&p).unwrap();
+    assert_eq!(bytes.len(), RECORD_LEN);
+    assert_eq!(decode(&bytes), Ok(old));
+    // It still refuses what version 1 refused, and moves on from there.
+    assert!(g
+        .check_and_record(&req(9, 1, SignStep::Prevote, 7))
+        .is_err());
+    g.check_and_record(&req(9, 1, SignStep::Precommit, 7))
+        .unwrap();
+    drop(g);
+    assert_eq!(
+        SignGuard::open(&p).unwrap().last().unwrap().position,
+        req(9, 1, SignStep::Precommit, 0).position
+    );
+}
+
+#[test]
+fn updates_overwrite_the_record_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    g.check_and_record(&req(1, 0, SignStep::Prevote, 1))
+        .unwrap();
+    let inode = std::fs::metadata(&p).unwrap().ino();
+    // A state with a value, then without: the record keeps its length and
+    // no byte of a longer state survives a shorter one.
+    g.check_and_record(&req(1, 0, SignStep::Precommit, 2))
+        .unwrap();
+    g.check(Height(2), 0, SignStep::Prevote, None, Hash32([3; 32]))
+        .unwrap();
+    let meta = std::fs::metadata(&p).unwrap();
+    assert_eq!(meta.ino(), inode, "rewritten, not replaced");
+    assert_eq!(meta.len(), RECORD_LEN as u64);
+    drop(g);
+    let g = SignGuard::open(&p).unwrap();
+    assert_eq!(
+        g.last(),
+        Some(&LastSigned {
+            position: req(2, 0, SignStep::Prevote, 0).position,
+            value: None,
+            digest: Hash32([3; 32]),
+        })
+    );
+}
+
+#[test]
+fn a_torn_update_is_a_refusal_to_start() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    g.check_and_record(&req(4, 0, SignStep::Prevote, 1))
+        .unwrap();
+    drop(g);
+    let old = std::fs::read(&p).unwrap();
+    let new = encode(&LastSigned {
+        position: req(4, 0, SignStep::Precommit, 0).position,
+        value: None,
+        digest: Hash32([6; 32]),
+    });
+    // A crash in the middle of the overwrite: the new record's head over
+    // the old record's tail, at any cut.
+    for cut in 1..RECORD_LEN {
+        let torn = [&new[..cut], &old[cut..]].concat();
+        if torn == old || torn == new {
+            continue;
+        }
+        std::fs::write(&p, &torn).unwrap();
+        assert!(
+            matches!(SignGuard::open(&p), Err(SignGuardError::Corrupt { .. })),
+            "a write torn at byte {cut} went unnoticed"
+        );
+    }
 }
