@@ -256,6 +256,14 @@ impl ContextActor {
             .consensus_validators
             .with_label_values(&[&label])
             .set(members.len() as i64);
+        // Exported at zero from the start: a healthy context shows 0, not
+        // an absent series.
+        for kind in ["sync", "reconnect"] {
+            let _ = deps
+                .metrics
+                .consensus_fallbacks_total
+                .with_label_values(&[&label, kind]);
+        }
         let checkpoints = crate::checkpoint::Checkpoints::new(
             deps.store.clone(),
             deps.metrics.clone(),
