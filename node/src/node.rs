@@ -72,6 +72,44 @@ pub struct Node {
     /// the wasm every time.
     apps: RwLock<HashMap<conclave_consensus::Hash32, conclave_runtime::App>>,
     started_at: std::time::Instant,
+    /// Held for the node's lifetime: no second node runs on this home.
+    _home_lock: HomeLock,
+}
+
+/// A node's exclusive claim on its home (`home/node.lock`, an advisory
+/// `flock`): a second process on the same home (or a second node in one
+/// process) is refused with a clear error, instead of signing with the
+/// same key from the same sign guard and WAL. The operating system drops
+/// the lock when the process exits, however it exits.
+struct HomeLock {
+    _file: std::fs::File,
+}
+
+impl HomeLock {
+    const FILE: &'static str = "node.lock";
+
+    fn acquire(home: &Path) -> Result<Self> {
+        use std::io::Write;
+        let path = home.join(Self::FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Config(format!(
+                "home {} is in use by another conclave process (it holds {}); stop that node first",
+                home.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        // For the operator: which process holds it.
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(Self { _file: file })
+    }
 }
 
 /// Addresses the node's servers actually bound (ports may be 0 in config).
@@ -100,6 +138,7 @@ impl Node {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot raise the open file limit"),
         }
+        let home_lock = HomeLock::acquire(home)?;
         let keys = NodeKeys::load(home)?;
         let data_dir = Config::data_dir(home);
         let storage_key = crate::keys::storage_key(home, &data_dir)?;
@@ -122,6 +161,7 @@ impl Node {
             contexts: RwLock::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
             started_at: std::time::Instant::now(),
+            _home_lock: home_lock,
         });
         node.install_genesis_files()?;
         for record in node.store.contexts()? {

@@ -13,6 +13,7 @@ mod crash_kill9;
 mod determinism;
 mod faults;
 mod guest_faults;
+mod home_lock;
 mod membership;
 mod metrics;
 mod n4;
