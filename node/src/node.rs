@@ -98,11 +98,14 @@ impl HomeLock {
             .open(&path)?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Config(format!(
-                "home {} is in use by another conclave process (it holds {}); stop that node first",
-                home.display(),
-                path.display()
-            ))),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Config(format!(
+                    "home {} is in use by another conclave process \
+                     (it holds {}); stop that node first",
+                    home.display(),
+                    path.display()
+                )));
+            }
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
         // For the operator: which process holds it.
