@@ -360,9 +360,10 @@ impl Actor {
             push.send_request(peer, frame);
         }
         push.send_request(last, Frame::Request(Request { context, data }));
-        for _ in &peers {
-            self.metrics.inc(Counter::PushesSent);
-        }
+        self.metrics.add(
+            Counter::PushesSent,
+            u64::try_from(peers.len()).unwrap_or(u64::MAX),
+        );
         Ok(peers.len())
     }
 

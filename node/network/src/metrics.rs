@@ -91,7 +91,11 @@ impl Metrics {
     }
 
     pub(crate) fn inc(&self, c: Counter) {
-        self.counter(c).fetch_add(1, Ordering::Relaxed);
+        self.add(c, 1);
+    }
+
+    pub(crate) fn add(&self, c: Counter, n: u64) {
+        self.counter(c).fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn set_peers(&self, n: usize) {

@@ -4,6 +4,7 @@
 mod anchor;
 mod bench;
 mod bench_anchor;
+mod bench_report;
 mod checkpoints;
 mod client;
 mod devnet;

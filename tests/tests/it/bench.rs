@@ -5,20 +5,14 @@ use std::process::Command;
 
 use conclave_tests::conclave_bin;
 
-#[test]
-fn bench_commits_every_tx_and_names_its_build() {
+/// Runs `conclave bench` with `args` in a scratch directory and returns
+/// its JSON report, failing the test if it does not succeed.
+fn bench(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(conclave_bin())
         .current_dir(dir.path())
-        .args([
-            "bench",
-            "--txs",
-            "60",
-            "--clients",
-            "3",
-            "--max-secs",
-            "120",
-        ])
+        .arg("bench")
+        .args(args)
         .output()
         .expect("run conclave bench");
     assert!(
@@ -26,7 +20,12 @@ fn bench_commits_every_tx_and_names_its_build() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+#[test]
+fn bench_commits_every_tx_and_names_its_build() {
+    let report = bench(&["--txs", "60", "--clients", "3", "--max-secs", "120"]);
     assert_eq!(report["txs_submitted"], 60, "{report}");
     assert_eq!(report["txs_committed"], 60, "{report}");
     // Tests run the dev build.
@@ -44,28 +43,16 @@ fn bench_commits_every_tx_and_names_its_build() {
 
 #[test]
 fn several_runs_report_each_and_their_medians() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(conclave_bin())
-        .current_dir(dir.path())
-        .args([
-            "bench",
-            "--txs",
-            "20",
-            "--clients",
-            "2",
-            "--runs",
-            "2",
-            "--max-secs",
-            "120",
-        ])
-        .output()
-        .expect("run conclave bench");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let report = bench(&[
+        "--txs",
+        "20",
+        "--clients",
+        "2",
+        "--runs",
+        "2",
+        "--max-secs",
+        "120",
+    ]);
     let runs = report["runs"].as_array().expect("runs");
     assert_eq!(runs.len(), 2, "{report}");
     for run in runs {

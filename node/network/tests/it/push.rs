@@ -5,30 +5,6 @@ use conclave_network::{Error, NetworkEvent};
 
 use crate::support::*;
 
-/// The next push `node` emits, skipping other events.
-async fn next_push(
-    node: &mut Node,
-) -> (
-    conclave_consensus::ContextId,
-    conclave_consensus::MemberId,
-    Vec<u8>,
-) {
-    within("a push", async {
-        loop {
-            match node.events.recv().await {
-                Some(NetworkEvent::Pushed {
-                    context,
-                    from,
-                    data,
-                }) => return (context, from, data),
-                Some(_) => continue,
-                None => panic!("event channel closed"),
-            }
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_reach_each_connected_member_once() {
     let a = start(71, cfg()).await;

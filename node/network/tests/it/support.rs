@@ -98,17 +98,42 @@ pub async fn wait_subscribed(node: &Node, context: ContextId, peers: &[MemberId]
     .await;
 }
 
-/// The next gossip message `node` emits, skipping connection events.
+/// The next gossip message `node` emits, skipping other events.
 pub async fn next_message(node: &mut Node) -> (ContextId, MemberId, Vec<u8>) {
-    within("a gossip message", async {
+    next_event(node, "a gossip message", |event| match event {
+        NetworkEvent::Message {
+            context,
+            from,
+            data,
+        } => Some((context, from, data)),
+        _ => None,
+    })
+    .await
+}
+
+/// The next push `node` emits, skipping other events.
+pub async fn next_push(node: &mut Node) -> (ContextId, MemberId, Vec<u8>) {
+    next_event(node, "a push", |event| match event {
+        NetworkEvent::Pushed {
+            context,
+            from,
+            data,
+        } => Some((context, from, data)),
+        _ => None,
+    })
+    .await
+}
+
+/// The first event `node` emits that `pick` keeps, within [`LIMIT`].
+async fn next_event<T>(node: &mut Node, what: &str, pick: impl Fn(NetworkEvent) -> Option<T>) -> T {
+    within(what, async {
         loop {
             match node.events.recv().await {
-                Some(NetworkEvent::Message {
-                    context,
-                    from,
-                    data,
-                }) => return (context, from, data),
-                Some(_) => continue,
+                Some(event) => {
+                    if let Some(found) = pick(event) {
+                        return found;
+                    }
+                }
                 None => panic!("event channel closed"),
             }
         }

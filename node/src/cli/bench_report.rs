@@ -1,0 +1,169 @@
+//! What `conclave bench` reports: one run's figures ([`Report`]), the
+//! medians over several runs ([`Medians`]), and how they are read off the
+//! validators (CPU and memory from procfs, safety-net firings from their
+//! metrics endpoints).
+
+use serde::Serialize;
+
+#[derive(Serialize, Clone)]
+pub(super) struct NodeUsage {
+    /// CPU seconds spent while the load ran.
+    pub(super) cpu_secs: f64,
+    pub(super) peak_rss_bytes: u64,
+}
+
+#[derive(Serialize, Clone)]
+pub(super) struct Report {
+    /// The cargo profile this binary was built with: figures from a `dev`
+    /// build are not comparable with a `release` build's.
+    pub(super) build: &'static str,
+    pub(super) validators: usize,
+    pub(super) contexts: usize,
+    pub(super) clients: u64,
+    pub(super) rate: u64,
+    pub(super) txs_submitted: u64,
+    pub(super) txs_committed: u64,
+    pub(super) blocks: u64,
+    pub(super) duration_secs: f64,
+    pub(super) offered_tx_per_sec: f64,
+    pub(super) finalized_tx_per_sec: f64,
+    pub(super) blocks_per_sec: f64,
+    pub(super) latency_ms_p50: f64,
+    pub(super) latency_ms_p95: f64,
+    pub(super) latency_ms_p99: f64,
+    /// Heights decided in each round (index 0: round 0): anything past
+    /// round 0 is a round lost to a timeout.
+    pub(super) heights_by_round: Vec<u64>,
+    /// Times any validator's safety net fired (a struggling height asked
+    /// for decided blocks or redialled a silent member), from their
+    /// `conclave_consensus_fallbacks_total`; absent for one in-process
+    /// validator, which has no one to fall back on.
+    pub(super) fallbacks: Option<u64>,
+    pub(super) nodes: Vec<NodeUsage>,
+}
+
+/// The median of each figure over several runs.
+#[derive(Serialize)]
+pub(super) struct Medians {
+    finalized_tx_per_sec: f64,
+    offered_tx_per_sec: f64,
+    blocks_per_sec: f64,
+    pub(super) latency_ms_p50: f64,
+    pub(super) latency_ms_p95: f64,
+    pub(super) latency_ms_p99: f64,
+    /// Per run, the share of heights decided after round 0.
+    heights_past_round_0: f64,
+    /// Per run, the CPU seconds of the busiest validator.
+    max_node_cpu_secs: f64,
+    /// Over all runs, the safety net's firings.
+    fallbacks: u64,
+}
+
+pub(super) fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+impl Medians {
+    pub(super) fn of(runs: &[Report]) -> Self {
+        let m = |f: &dyn Fn(&Report) -> f64| median(runs.iter().map(f).collect());
+        Self {
+            finalized_tx_per_sec: m(&|r| r.finalized_tx_per_sec),
+            offered_tx_per_sec: m(&|r| r.offered_tx_per_sec),
+            blocks_per_sec: m(&|r| r.blocks_per_sec),
+            latency_ms_p50: m(&|r| r.latency_ms_p50),
+            latency_ms_p95: m(&|r| r.latency_ms_p95),
+            latency_ms_p99: m(&|r| r.latency_ms_p99),
+            heights_past_round_0: m(&|r| {
+                let all: u64 = r.heights_by_round.iter().sum();
+                let late: u64 = r.heights_by_round.iter().skip(1).sum();
+                if all == 0 {
+                    0.0
+                } else {
+                    late as f64 / all as f64
+                }
+            }),
+            max_node_cpu_secs: m(&|r| r.nodes.iter().map(|n| n.cpu_secs).fold(0.0, f64::max)),
+            fallbacks: runs.iter().filter_map(|r| r.fallbacks).sum(),
+        }
+    }
+}
+
+/// The sum of every `conclave_consensus_fallbacks_total` sample on the
+/// metrics endpoint at `addr`.
+pub(super) async fn scrape_fallbacks(addr: std::net::SocketAddr) -> anyhow::Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(sum_samples(&text, "conclave_consensus_fallbacks_total"))
+}
+
+/// Sums the samples of metric `name` in Prometheus' text format.
+fn sum_samples(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// CPU seconds and peak resident memory of a process, from procfs.
+pub(super) fn usage(pid: &str) -> NodeUsage {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_rss_bytes = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11usize, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    NodeUsage {
+        cpu_secs: ticks / 100.0,
+        peak_rss_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn samples_of_one_metric_are_summed() {
+        let text = "# HELP conclave_consensus_fallbacks_total x\n\
+            # TYPE conclave_consensus_fallbacks_total counter\n\
+            conclave_consensus_fallbacks_total{context=\"a\",kind=\"sync\"} 2\n\
+            conclave_consensus_fallbacks_total{context=\"a\",kind=\"reconnect\"} 3\n\
+            conclave_consensus_height{context=\"a\"} 40\n";
+        assert_eq!(sum_samples(text, "conclave_consensus_fallbacks_total"), 5);
+        assert_eq!(sum_samples("", "conclave_consensus_fallbacks_total"), 0);
+    }
+}
