@@ -241,7 +241,8 @@ impl Node {
             metrics: self.metrics.clone(),
             events: self.events.clone(),
             checkpoint_events: self.checkpoint_events.clone(),
-            network: Some(self.network.clone()),
+            clock: Arc::new(crate::context::SystemClock),
+            transport: Some(Arc::new(self.network.clone())),
             wal_dir: Config::wal_dir(&self.home),
         }
     }

@@ -2,17 +2,47 @@
 //! mempool, builds and re-executes blocks, commits decided heights and
 //! answers the RPC layer through a typed mailbox.
 //!
-//! - `actor.rs`: the run loop and the handling of engine outputs.
+//! The actor (a loop that dispatches) and the parts that own its state:
+//! - `actor.rs`: the actor, its loop over its two mailbox lanes, and its
+//!   dependencies ([`ContextDeps`]); `height.rs`: the height lifecycle and
+//!   the engine's effects, commit included; `inbound.rs`: what members
+//!   send (gossip, pushes, catch-up answers).
+//! - `admission.rs`: the mempool and what may enter it (nonces cached).
+//! - `blocks.rs`: building, validating and writing blocks (one execution
+//!   setup for the three).
+//! - `gossip.rs`: the key ring, sealing and the publisher; `later.rs`:
+//!   gossip held for heights not reached yet.
+//! - `catchup.rs`: asking members for decided blocks; the safety net's
+//!   view of silent members.
+//! - `roster.rs`: who validates, who reads, which anchors sign.
+//! - `timers.rs`: engine timeouts and the checkpoint tick.
+//! - [`seams`]: the clock and the transport the actor is given, so tests
+//!   run it without sockets.
+//! - `sim/`: a seeded simulation of several actors in one process over
+//!   an in-memory bus (tests only).
 //! - `ingress.rs`: the [`Message`]s and the [`ContextHandle`] mailbox.
 //! - `genesis.rs`: creating a context (its genesis and initial state).
 //! - [`wire`]: what members gossip on a context's topic, and sync
 //!   requests (public so tests can speak it as a byzantine member).
 
 mod actor;
+mod admission;
+mod blocks;
+mod catchup;
 mod genesis;
+mod gossip;
+mod height;
+mod inbound;
 mod ingress;
+mod later;
+mod roster;
+pub mod seams;
+#[cfg(test)]
+mod sim;
+mod timers;
 pub mod wire;
 
 pub use actor::{ContextActor, ContextDeps};
 pub use genesis::{check_member_keys, create_context, install_genesis, CheckpointOptions};
 pub use ingress::{BlockEvent, CheckpointEvent, ContextHandle, Message, SubmitError};
+pub use seams::{Clock, SystemClock, Transport};

@@ -1,0 +1,258 @@
+//! Blocks of the height in progress: building this node's proposal from
+//! the mempool, re-executing the members' proposals to validate them, and
+//! writing the decided one to the store. It owns the candidate blocks with
+//! their execution results; all three paths execute through one
+//! [`Execution`] setup.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conclave_consensus::codec::StoredCertificate;
+use conclave_consensus::mal::Validity;
+use conclave_consensus::{Block, BlockHeader, Hash32, Height, MemberId, SignedTx};
+use conclave_runtime::{App, Runtime};
+use tracing::{debug, warn};
+
+use super::admission::Admission;
+use super::catchup::Certificate;
+use crate::config::BlockConfig;
+use crate::exec::{self, BlockEnv, Executed, TxRejection};
+use crate::metrics::Metrics;
+use crate::store::{CommitBatch, ContextRecord, Store};
+use crate::{Error, Result};
+
+/// A block with what executing it produced.
+pub(super) struct Proposed {
+    pub(super) block: Block,
+    pub(super) executed: Executed,
+}
+
+/// What executing a block of the next height needs: the app, the parent
+/// state and the members who may send txs.
+pub(super) struct Execution<'a> {
+    pub(super) runtime: &'a Runtime,
+    pub(super) app: &'a App,
+    pub(super) store: &'a Store,
+    pub(super) record: &'a ContextRecord,
+    pub(super) members: &'a [MemberId],
+    pub(super) max_tx_bytes: usize,
+}
+
+impl Execution<'_> {
+    /// Executes `txs` at `height`, trusting the signatures of txs the
+    /// mempool holds (verified when admitted). `deadline`: building, which
+    /// skips invalid txs into `rejected`; without it every tx must be valid.
+    fn run(
+        &self,
+        admission: &Admission,
+        height: Height,
+        time_ms: u64,
+        txs: Vec<SignedTx>,
+        deadline: Option<Instant>,
+        rejected: &mut Vec<(SignedTx, TxRejection)>,
+    ) -> std::result::Result<(Vec<SignedTx>, Executed), exec::ExecError> {
+        let pool = admission.pool();
+        let verified = |tx: &SignedTx| pool.holds(tx);
+        let env = BlockEnv {
+            context_id: self.record.id,
+            genesis: &self.record.genesis,
+            members: self.members,
+            height,
+            time_ms,
+            max_tx_bytes: self.max_tx_bytes,
+            verified: Some(&verified),
+            deadline,
+        };
+        let state = self.store.state(self.record.id);
+        let strict = deadline.is_none();
+        exec::execute(self.runtime, self.app, &state, &env, txs, strict, rejected)
+    }
+}
+
+pub(super) struct Blocks {
+    proposals: HashMap<Hash32, Proposed>,
+    metrics: Arc<Metrics>,
+}
+
+impl Blocks {
+    pub(super) fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            proposals: HashMap::new(),
+            metrics,
+        }
+    }
+
+    pub(super) fn block(&self, hash: &Hash32) -> Option<&Block> {
+        self.proposals.get(hash).map(|p| &p.block)
+    }
+
+    pub(super) fn contains(&self, hash: &Hash32) -> bool {
+        self.proposals.contains_key(hash)
+    }
+
+    /// The decided block `hash`, taken out for commit.
+    pub(super) fn take(&mut self, hash: &Hash32) -> Option<Proposed> {
+        self.proposals.remove(hash)
+    }
+
+    /// The height is over (decided, or skipped by catch-up).
+    pub(super) fn clear(&mut self) {
+        self.proposals.clear();
+    }
+
+    /// Builds this node's proposal for `height` from the mempool; kept
+    /// durably before it is proposed.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn build(
+        &mut self,
+        ex: &Execution<'_>,
+        admission: &mut Admission,
+        cfg: &BlockConfig,
+        height: Height,
+        proposer: MemberId,
+        members_hash: Hash32,
+        now_ms: u64,
+    ) -> Result<Hash32> {
+        let t0 = Instant::now();
+        let txs = admission.select(cfg.max_txs, cfg.max_bytes);
+        let t_select = t0.elapsed();
+        let selected = txs.len();
+        let time_ms = now_ms.max(ex.record.last_time_ms + 1);
+        let deadline = Instant::now() + Duration::from_millis(cfg.max_build_ms);
+        let mut rejected = Vec::new();
+        let (txs, executed) = ex
+            .run(
+                admission,
+                height,
+                time_ms,
+                txs,
+                Some(deadline),
+                &mut rejected,
+            )
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let t_exec = t0.elapsed();
+        for (tx, reason) in rejected {
+            if matches!(reason, TxRejection::NonceGap { .. }) {
+                continue;
+            }
+            debug!(context = %ex.record.id, tx = %tx.hash(), %reason, "dropping tx at block building");
+            admission.drop_tx(&tx.hash());
+        }
+        let txs_root =
+            conclave_consensus::merkle_root(&txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
+        let block = Block {
+            header: BlockHeader {
+                context_id: ex.record.id,
+                height,
+                parent_hash: ex.record.last_block_hash,
+                time_ms,
+                proposer,
+                txs_root,
+                state_root: executed.state_root,
+                actions_root: executed.actions_root,
+                members_hash,
+            },
+            txs,
+        };
+        let hash = block.hash();
+        // Durable before the proposal is signed: after a crash this node
+        // must re-propose this very block.
+        ex.store.put_pending_block(&block, true)?;
+        self.metrics
+            .block_execution_seconds
+            .with_label_values(&["build"])
+            .observe((t_exec - t_select).as_secs_f64());
+        debug!(context = %ex.record.id, height = height.0, selected, txs = block.txs.len(),
+            pending = admission.pool().len(), select_ms = t_select.as_millis() as u64,
+            execute_ms = (t_exec - t_select).as_millis() as u64,
+            total_ms = t0.elapsed().as_millis() as u64, "block built");
+        self.proposals.insert(hash, Proposed { block, executed });
+        Ok(hash)
+    }
+
+    /// Re-executes a proposed block on the committed parent state; valid
+    /// only if every header field is what this member computes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn validate(
+        &mut self,
+        ex: &Execution<'_>,
+        admission: &Admission,
+        block: Block,
+        proposer: MemberId,
+        members_hash: Hash32,
+        now_ms: u64,
+    ) -> Validity {
+        let hash = block.hash();
+        if self.proposals.contains_key(&hash) {
+            return Validity::Valid;
+        }
+        let (record, h) = (ex.record, &block.header);
+        let structural = h.context_id == record.id
+            && h.height.0 == record.height.0 + 1
+            && h.parent_hash == record.last_block_hash
+            && h.time_ms > record.last_time_ms
+            && h.time_ms <= now_ms.saturating_add(10_000)
+            && h.proposer == proposer
+            && h.members_hash == members_hash
+            && block.compute_txs_root() == h.txs_root;
+        if !structural {
+            warn!(context = %record.id, height = h.height.0, "invalid block header");
+            return Validity::Invalid;
+        }
+        let t0 = Instant::now();
+        let txs = block.txs.clone();
+        let executed = match ex.run(admission, h.height, h.time_ms, txs, None, &mut Vec::new()) {
+            Ok((_, executed)) => executed,
+            Err(e) => {
+                warn!(context = %record.id, height = h.height.0, error = %e, "invalid block");
+                return Validity::Invalid;
+            }
+        };
+        if let Err(e) = exec::header_matches(h, h.txs_root, &executed) {
+            warn!(context = %record.id, height = h.height.0, error = %e, "block roots do not match");
+            return Validity::Invalid;
+        }
+        let t_exec = t0.elapsed();
+        // Kept (unsynced: survives a process crash) in case this node votes
+        // for it, crashes and must commit it after replaying its WAL.
+        if let Err(e) = ex.store.put_pending_block(&block, false) {
+            warn!(context = %record.id, error = %e, "cannot keep a candidate block");
+        }
+        self.metrics
+            .block_execution_seconds
+            .with_label_values(&["validate"])
+            .observe(t_exec.as_secs_f64());
+        debug!(context = %record.id, height = h.height.0, txs = block.txs.len(),
+            execute_ms = t_exec.as_millis() as u64, "proposal validated");
+        self.proposals.insert(hash, Proposed { block, executed });
+        Validity::Valid
+    }
+}
+
+/// Writes a decided block with its certificate, receipts, actions, state
+/// and the new tip in one synced batch; returns the new tip's record.
+pub(super) fn write_commit(
+    store: &Store,
+    record: &ContextRecord,
+    decided: &Proposed,
+    cert: &Certificate,
+) -> Result<ContextRecord> {
+    let (block, executed) = (&decided.block, &decided.executed);
+    let mut next = record.clone();
+    next.height = block.height();
+    next.last_block_hash = block.hash();
+    next.state_root = executed.state_root;
+    next.last_time_ms = block.header.time_ms;
+    crate::failpoint::hit("before_commit");
+    store.commit(CommitBatch {
+        record: &next,
+        block,
+        certificate: &StoredCertificate::from_cert(cert),
+        receipts: &executed.receipts,
+        actions: &executed.actions,
+        tree: &executed.tree,
+    })?;
+    crate::failpoint::hit("after_commit");
+    Ok(next)
+}

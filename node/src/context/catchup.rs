@@ -1,0 +1,160 @@
+//! Catch-up, asking side: which member to ask for decided blocks (one
+//! request at a time, another member after each failure), checking what
+//! comes back, and the safety net's view of which members went silent.
+//! The serving side is `wire::serve_sync`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use conclave_consensus::codec::StoredCertificate;
+use conclave_consensus::{Block, ContextId, Height, MemberId, ValidatorSet};
+use malachitebft_core_types::CommitCertificate;
+use tokio::time::Instant;
+
+use super::wire::SyncRequest;
+
+/// A member whose consensus gossip has not reached us for this long, while
+/// a height is struggling, gets its connection re-established (the network
+/// limits how often, whichever contexts ask).
+const SILENT_AFTER: Duration = Duration::from_secs(5);
+
+pub(super) type Certificate = CommitCertificate<conclave_consensus::ConclaveContext>;
+
+#[derive(Default)]
+pub(super) struct CatchUp {
+    /// A request is in flight.
+    syncing: bool,
+    /// The member the last request went to.
+    peer: Option<MemberId>,
+    /// Requests that failed in a row; the next one goes to another member
+    /// (a member that never answers cannot keep us asking it).
+    failures: usize,
+    /// When each member's consensus gossip last reached us.
+    last_heard: HashMap<MemberId, Instant>,
+}
+
+impl CatchUp {
+    /// Consensus gossip from `member` reached us.
+    pub(super) fn heard(&mut self, member: MemberId) {
+        self.last_heard.insert(member, Instant::now());
+    }
+
+    /// Starts a request for the blocks after `tip`, to `wanted` (or, after
+    /// failures, the member that many places after it among `others`):
+    /// the member to ask and the request's bytes, or `None` while a request
+    /// is in flight.
+    pub(super) fn ask(
+        &mut self,
+        wanted: MemberId,
+        others: &[MemberId],
+        tip: Height,
+        key_epoch: u64,
+    ) -> Option<(MemberId, Vec<u8>)> {
+        if self.syncing || others.is_empty() {
+            return None;
+        }
+        let peer = match others.iter().position(|m| *m == wanted) {
+            Some(i) if self.failures > 0 => others[(i + self.failures) % others.len()],
+            _ => wanted,
+        };
+        let req = SyncRequest {
+            from: tip.0 + 1,
+            key_epoch,
+        };
+        let data = borsh::to_vec(&req).ok()?;
+        self.peer = Some(peer);
+        self.syncing = true;
+        Some((peer, data))
+    }
+
+    /// The request in flight ended; says who answered, if it succeeded.
+    pub(super) fn answered(&mut self, ok: bool) -> MemberId {
+        self.syncing = false;
+        if ok {
+            self.failures = 0;
+        } else {
+            self.failures += 1;
+        }
+        self.peer.unwrap_or_default()
+    }
+
+    /// The member the last request went to.
+    pub(super) fn peer(&self) -> Option<MemberId> {
+        self.peer
+    }
+
+    /// Which of `others` have been silent too long, at `now`.
+    pub(super) fn silent(&self, others: &[MemberId], now: Instant) -> Vec<MemberId> {
+        others
+            .iter()
+            .copied()
+            .filter(|m| {
+                self.last_heard
+                    .get(m)
+                    .is_none_or(|t| now.duration_since(*t) > SILENT_AFTER)
+            })
+            .collect()
+    }
+}
+
+/// `block`'s commit certificate from a sync response, if it is one of
+/// more than 2/3 of `validators` (those of the block's height) for the
+/// block's hash; execution is checked by the caller.
+pub(super) fn certificate_for(
+    context: &ContextId,
+    validators: &ValidatorSet,
+    block: &Block,
+    stored: &StoredCertificate,
+) -> Option<Certificate> {
+    let cert = stored.to_cert().ok()?;
+    let ok = cert.value_id == block.hash()
+        && cert.height == block.height()
+        && conclave_consensus::engine::verify_commit_certificate(
+            context,
+            &cert,
+            validators,
+            Default::default(),
+        )
+        .is_ok();
+    ok.then_some(cert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_request_at_a_time_and_another_member_after_a_failure() {
+        let (a, b, c) = (MemberId([1; 32]), MemberId([2; 32]), MemberId([3; 32]));
+        let others = [a, b, c];
+        let mut catch_up = CatchUp::default();
+        assert_eq!(catch_up.ask(b, &[], Height(3), 0), None);
+        let (peer, data) = catch_up.ask(b, &others, Height(3), 7).unwrap();
+        assert_eq!(peer, b);
+        let req: SyncRequest = borsh::from_slice(&data).unwrap();
+        assert_eq!((req.from, req.key_epoch), (4, 7));
+        assert_eq!(
+            catch_up.ask(a, &others, Height(3), 0),
+            None,
+            "one in flight"
+        );
+        assert_eq!(catch_up.answered(false), b);
+        // One failure: the member after the one wanted.
+        assert_eq!(catch_up.ask(b, &others, Height(3), 0).unwrap().0, c);
+        catch_up.answered(false);
+        assert_eq!(catch_up.ask(b, &others, Height(3), 0).unwrap().0, a);
+        assert_eq!(catch_up.answered(true), a);
+        assert_eq!(catch_up.ask(b, &others, Height(3), 0).unwrap().0, b);
+    }
+
+    #[test]
+    fn members_unheard_for_a_while_are_silent() {
+        let (a, b) = (MemberId([1; 32]), MemberId([2; 32]));
+        let mut catch_up = CatchUp::default();
+        catch_up.heard(a);
+        let now = Instant::now();
+        assert_eq!(catch_up.silent(&[a, b], now), vec![b]);
+        let later = now + SILENT_AFTER + Duration::from_millis(1);
+        assert_eq!(catch_up.silent(&[a, b], later), vec![a, b]);
+    }
+}

@@ -1,0 +1,370 @@
+//! The context actor's height lifecycle and the consensus engine's
+//! effects: starting a height (or resuming it from the WAL), performing
+//! what the engine outputs (WAL group commit, timers, proposals, votes),
+//! and what follows a decision: the commit, the roster refresh, metrics
+//! and subscribers.
+
+use conclave_consensus::codec::{
+    encode_polka, encode_proposal, encode_round_certificate, encode_vote,
+};
+use conclave_consensus::mal::{
+    Input, LivenessMsg, LocallyProposedValue, Round, SignedConsensusMsg, Validity,
+};
+use conclave_consensus::{Block, Hash32, Height, MemberId, Output, SignedTx};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::actor::{engine_err, execution, wal_err, ContextActor};
+use super::catchup::Certificate;
+use super::ingress::{BlockEvent, SubmitError};
+use super::wire::Wire;
+use crate::exec::Executed;
+use crate::store::TxStatus;
+use crate::{Error, Result};
+
+impl ContextActor {
+    /// Starts the next height if there is work (no empty blocks while
+    /// idle); says whether it started one.
+    pub(super) fn maybe_start_height(&mut self) -> Result<bool> {
+        if self.running || !self.roster.is_validator() || !self.admission.has_ready_tx() {
+            return Ok(false);
+        }
+        self.begin_height()?;
+        Ok(true)
+    }
+
+    pub(super) fn wal_holds_next_height(&self) -> bool {
+        let next = self.next_height();
+        let parts = self.log.lock();
+        parts.wal.height() == next && !parts.wal.entries_for(next).is_empty()
+    }
+
+    /// Starts consensus on the next height. If the WAL already holds inputs
+    /// of it, this is a restart: the candidate blocks kept in the store are
+    /// re-validated and the engine replays the WAL, re-publishing what this
+    /// node signed instead of signing anything new.
+    pub(super) fn begin_height(&mut self) -> Result<()> {
+        let next = self.next_height();
+        self.running = true;
+        let entries = {
+            let mut parts = self.log.lock();
+            if parts.wal.height() == next {
+                parts.wal.entries_for(next)
+            } else {
+                // The previous height is committed: rotate the log.
+                parts.wal.start_height(next).map_err(wal_err)?;
+                Vec::new()
+            }
+        };
+        let restart = !entries.is_empty();
+        if restart {
+            let candidates = self.deps.store.pending_blocks(&self.id(), next)?;
+            info!(context = %self.id(), height = next.0, entries = entries.len(),
+                candidates = candidates.len(), "resuming the height from the WAL");
+            for block in candidates {
+                let proposer = block.header.proposer;
+                self.validate_block(block, proposer);
+            }
+        }
+        let mut outputs = self
+            .engine
+            .start_height(next, self.roster.validators.clone(), restart)
+            .map_err(engine_err)?;
+        if restart {
+            outputs.extend(self.engine.replay_wal(&entries).map_err(engine_err)?);
+        }
+        self.perform(outputs)
+    }
+
+    /// The value this node proposed at `(height, round)` before a restart,
+    /// per its WAL: it must propose that again, never a new block.
+    fn own_logged_value(&self, height: Height, round: Round) -> Option<Hash32> {
+        let me = self.engine.address();
+        self.log.lock().wal.logged_proposal(height, round, &me)
+    }
+
+    pub(super) fn feed(&mut self, input: Input<conclave_consensus::ConclaveContext>) -> Result<()> {
+        let outputs = self.engine.handle(input).map_err(engine_err)?;
+        self.perform(outputs)
+    }
+
+    fn perform(&mut self, outputs: Vec<Output>) -> Result<()> {
+        for output in outputs {
+            if let Output::WalAppend(height, input) = &output {
+                // Group commit: written now, synced before the next output
+                // that leaves the node or depends on it.
+                self.log.lock().wal.write(*height, input).map_err(wal_err)?;
+                crate::failpoint::hit("wal_write");
+                continue;
+            }
+            self.log.lock().wal.sync().map_err(wal_err)?;
+            let publishes = matches!(output, Output::Publish(_));
+            if publishes {
+                crate::failpoint::hit("before_publish");
+            }
+            self.perform_one(output)?;
+            if publishes {
+                crate::failpoint::hit("after_publish");
+            }
+        }
+        Ok(())
+    }
+
+    fn perform_one(&mut self, output: Output) -> Result<()> {
+        match output {
+            Output::ScheduleTimeout(timeout, after) => self.timers.schedule(timeout, after),
+            Output::CancelTimeout(timeout) => self.timers.cancel(&timeout),
+            Output::CancelAllTimeouts => self.timers.cancel_all(),
+            Output::StartRound { height, round, .. } => {
+                self.deps
+                    .metrics
+                    .consensus_rounds
+                    .with_label_values(&[&self.label])
+                    .set(round.as_i64());
+                debug!(context = %self.id(), height = height.0, round = %round, "round started");
+                if round.as_i64() >= 2 {
+                    self.on_slow_height(round.as_i64());
+                }
+            }
+            Output::GetValue { height, round, .. } => {
+                let hash = match self.own_logged_value(height, round) {
+                    Some(hash) if self.blocks.contains(&hash) => hash,
+                    Some(hash) => {
+                        // Its block is lost; proposing another would be
+                        // equivocation (the sign guard would refuse).
+                        warn!(context = %self.id(), height = height.0, %round, block = %hash,
+                            "the block proposed before the restart is gone; not proposing");
+                        return Ok(());
+                    }
+                    None => {
+                        let hash = self.build_block(height)?;
+                        crate::failpoint::hit("proposal_persisted");
+                        hash
+                    }
+                };
+                self.feed(Input::Propose(LocallyProposedValue::new(
+                    height, round, hash,
+                )))?;
+            }
+            Output::Decide(cert) => self.commit(&cert)?,
+            Output::Finalize { equivocators, .. } => {
+                for m in equivocators {
+                    warn!(context = %self.id(), member = %m, "equivocation evidence");
+                }
+                // The run loop starts the next height if txs wait.
+                self.end_height();
+            }
+            Output::Publish(SignedConsensusMsg::Vote(v))
+            | Output::PublishLiveness(LivenessMsg::Vote(v)) => {
+                self.gossip.broadcast(&Wire::Vote(encode_vote(&v)));
+            }
+            Output::Publish(SignedConsensusMsg::Proposal(p)) => {
+                if let Some(block) = self.blocks.block(&p.value) {
+                    let wire = Wire::Proposal {
+                        proposal: encode_proposal(&p),
+                        block: block.clone(),
+                    };
+                    self.gossip.broadcast(&wire);
+                }
+            }
+            Output::PublishLiveness(LivenessMsg::PolkaCertificate(c)) => {
+                self.gossip.broadcast(&Wire::Polka(encode_polka(&c)));
+            }
+            Output::PublishLiveness(LivenessMsg::SkipRoundCertificate(c)) => {
+                self.gossip
+                    .broadcast(&Wire::RoundCertificate(encode_round_certificate(&c)));
+            }
+            // The proposal output carries its block, so a restream needs
+            // nothing more.
+            Output::RestreamProposal { .. }
+            | Output::WalAppend(..)
+            | Output::SyncValue(..)
+            | Output::SyncRejected(..) => {}
+        }
+        Ok(())
+    }
+
+    /// The height in progress is over (finalized, or passed by catch-up):
+    /// its candidates and timers go, and gossip held for the next height is
+    /// replayed.
+    pub(super) fn end_height(&mut self) {
+        self.running = false;
+        self.blocks.clear();
+        self.timers.cancel_all();
+        self.later.reached(self.next_height());
+    }
+
+    /// Builds this node's proposal for `height` from its mempool.
+    fn build_block(&mut self, height: Height) -> Result<Hash32> {
+        let proposer = self.engine.address();
+        let members_hash = self.roster.members_hash_after(height);
+        let now_ms = self.deps.clock.unix_ms();
+        let ex = execution(&self.deps, &self.app, &self.record, &self.roster);
+        let cfg = &self.deps.config.block;
+        self.blocks.build(
+            &ex,
+            &mut self.admission,
+            cfg,
+            height,
+            proposer,
+            members_hash,
+            now_ms,
+        )
+    }
+
+    /// Re-executes a proposed block on the committed parent state.
+    pub(super) fn validate_block(&mut self, block: Block, proposer: MemberId) -> Validity {
+        let members_hash = self.roster.members_hash_after(block.height());
+        let now_ms = self.deps.clock.unix_ms();
+        let ex = execution(&self.deps, &self.app, &self.record, &self.roster);
+        self.blocks
+            .validate(&ex, &self.admission, block, proposer, members_hash, now_ms)
+    }
+
+    /// Commits a decided height; then the mempool, checkpoints, the
+    /// roster, metrics and subscribers follow.
+    pub(super) fn commit(&mut self, cert: &Certificate) -> Result<()> {
+        let Some(decided) = self.blocks.take(&cert.value_id) else {
+            return Err(Error::Other(format!(
+                "decided block {} at height {} is unknown",
+                cert.value_id, cert.height
+            )));
+        };
+        self.record = super::blocks::write_commit(&self.deps.store, &self.record, &decided, cert)?;
+        let (block, executed) = (&decided.block, &decided.executed);
+        self.admission.committed(self.record.height, &block.txs);
+        if let Some(share) = self
+            .checkpoints
+            .on_commit(&block.header, executed.actions.len())
+        {
+            self.gossip.broadcast(&share);
+        }
+        let changes: Vec<_> = block
+            .txs
+            .iter()
+            .zip(&executed.receipts)
+            .filter(|(tx, r)| {
+                r.status == TxStatus::Ok && crate::members::is_membership_method(&tx.tx.method)
+            })
+            .map(|(tx, _)| tx.clone())
+            .collect();
+        if self
+            .roster
+            .may_change(self.record.height, !changes.is_empty())
+        {
+            self.refresh_roster(!changes.is_empty())?;
+            self.rotate_after_leave(&changes);
+        }
+        self.report_commit(cert, block, executed);
+        Ok(())
+    }
+
+    /// Metrics, the log line and the event of a commit.
+    fn report_commit(&mut self, cert: &Certificate, block: &Block, executed: &Executed) {
+        let m = &self.deps.metrics;
+        for member in &self.roster.members {
+            if !cert.commit_signatures.iter().any(|s| s.address == *member) {
+                m.consensus_missed_blocks
+                    .with_label_values(&[&self.label, &member.to_string()])
+                    .inc();
+            }
+        }
+        for receipt in &executed.receipts {
+            let status = match receipt.status {
+                TxStatus::Ok => "committed",
+                TxStatus::Failed => "failed",
+            };
+            m.txs_total.with_label_values(&[&self.label, status]).inc();
+        }
+        m.wasm_fuel_used_total.inc_by(executed.fuel_used);
+        m.consensus_height
+            .with_label_values(&[&self.label])
+            .set(block.height().0 as i64);
+        let now = Instant::now();
+        if let Some(prev) = self.last_commit.replace(now) {
+            m.block_interval_seconds
+                .observe(now.duration_since(prev).as_secs_f64());
+        }
+        self.update_mempool_gauge();
+        info!(context = %self.id(), height = block.height().0, txs = block.txs.len(),
+            state_root = %executed.state_root, "committed");
+        let _ = self.deps.events.send(BlockEvent {
+            context_id: self.id(),
+            height: block.height(),
+            hash: block.hash(),
+            state_root: executed.state_root,
+            time_ms: block.header.time_ms,
+            txs: block.txs.iter().map(|t| t.hash()).collect(),
+            round: cert.round.as_u32().unwrap_or(0),
+        });
+    }
+
+    /// Applies a roster refresh after a commit: validators, who may talk
+    /// on the topic, the checkpoint signers, the sealing key, new keys.
+    fn refresh_roster(&mut self, reload: bool) -> Result<()> {
+        let changed = self
+            .roster
+            .refresh(&self.deps.store, &self.record, reload)?;
+        if reload {
+            self.checkpoints
+                .update(&self.roster.membership, &self.roster.anchors);
+        }
+        if changed.validators {
+            self.deps
+                .metrics
+                .consensus_validators
+                .with_label_values(&[&self.label])
+                .set(self.roster.members.len() as i64);
+        }
+        if changed.readers {
+            self.gossip.readers_changed(&self.roster.readers);
+        }
+        let epoch = self.roster.key_epoch_at(self.next_height());
+        self.gossip.set_seal_epoch(epoch);
+        self.pick_up_keys()
+    }
+
+    pub(super) fn pick_up_keys(&mut self) -> Result<()> {
+        let membership = &self.roster.membership;
+        self.gossip
+            .pick_up_keys(&self.deps.store, &self.record, membership, &self.deps.key)
+    }
+
+    /// After a member left on its own, the remaining member with the lowest
+    /// id submits a key rotation so the leaver cannot read what follows.
+    fn rotate_after_leave(&mut self, changes: &[SignedTx]) {
+        let Some(latest) = self.roster.rotation_after_leave(changes) else {
+            return;
+        };
+        let me = self.engine.address();
+        let result = (|| -> Result<Hash32> {
+            let key = crate::seal::ContextKey::generate(latest.key_epoch + 1);
+            let rotation = crate::members::rotation_for(&self.record.id, &latest, &key)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            let other = |e: SubmitError| Error::Other(e.to_string());
+            let tx = conclave_consensus::Tx {
+                context_id: self.id(),
+                sender: me,
+                nonce: self.admission.next_nonce(&me).map_err(other)?,
+                method: crate::members::METHOD_ROTATE.into(),
+                args: borsh::to_vec(&rotation).map_err(|e| Error::Other(e.to_string()))?,
+            }
+            .sign(&self.deps.key)
+            .verified()
+            .map_err(|e| Error::Other(e.to_string()))?;
+            let copy = tx.tx().clone();
+            let hash = self
+                .admission
+                .admit(tx, &self.roster.members)
+                .map_err(other)?;
+            self.gossip.queue_tx(copy);
+            Ok(hash)
+        })();
+        match result {
+            Ok(tx) => info!(context = %self.id(), %tx, "a member left: rotating the context key"),
+            Err(e) => {
+                warn!(context = %self.id(), error = %e, "cannot rotate the key after a leave")
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The context actor's handling of what other members send: gossip and
+//! pushes (opened with the key ring, decoded, admitted or fed to the
+//! engine at the current height, held for a later one) and the decided
+//! blocks of a catch-up answer.
+
+use conclave_consensus::codec::{
+    decode_polka, decode_proposal, decode_round_certificate, decode_vote,
+};
+use conclave_consensus::mal::{Input, ProposedValue, Validity, ValueOrigin};
+use conclave_consensus::{Height, MemberId};
+use tracing::{debug, info, warn};
+
+use super::actor::{new_engine, ContextActor};
+use super::catchup::certificate_for;
+use super::gossip::Opened;
+use super::wire::{SyncResponse, Wire, MAX_SYNC_BLOCKS};
+use crate::seal::Purpose;
+use crate::Result;
+
+impl ContextActor {
+    /// Opens a sealed payload from `from`; a payload under a key epoch newer
+    /// than any this node holds means it missed a rotation: it catches up
+    /// (the blocks carry its copy of the new key), if it still follows.
+    fn open(&mut self, from: MemberId, purpose: Purpose, data: &[u8]) -> Option<Vec<u8>> {
+        match self.gossip.open(from, purpose, data) {
+            Opened::Plain(plain) => Some(plain),
+            Opened::NewerKey => {
+                if self.roster.following && purpose == Purpose::Gossip {
+                    self.request_sync(from);
+                }
+                None
+            }
+            Opened::Dropped => None,
+        }
+    }
+
+    /// A message from member `from`, gossiped or pushed (the lanes carry
+    /// the same sealed `Wire` messages).
+    pub(super) fn on_member_message(&mut self, from: MemberId, data: Vec<u8>) -> Result<()> {
+        if !self.roster.readers.contains(&from) {
+            return Ok(());
+        }
+        let Some(plain) = self.open(from, Purpose::Gossip, &data) else {
+            return Ok(());
+        };
+        let wire = match Wire::decode(&plain) {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(context = %self.id(), member = %from, error = %e, "dropping gossip");
+                return Ok(());
+            }
+        };
+        let id = self.id();
+        let malformed = |what: &str| {
+            warn!(context = %id, member = %from, "dropping malformed {what}");
+            Ok(())
+        };
+        match wire {
+            Wire::Tx(tx) => self.admit_pushed(vec![tx]),
+            Wire::Txs(txs) => self.admit_pushed(txs),
+            Wire::Vote(bytes) => {
+                let Ok(vote) = decode_vote(&bytes) else {
+                    return malformed("vote");
+                };
+                if self.at_current_height(vote.message.height, from, &data)? {
+                    self.feed(Input::Vote(vote))?;
+                }
+                Ok(())
+            }
+            Wire::Polka(bytes) => {
+                let Ok(cert) = decode_polka(&bytes) else {
+                    return malformed("certificate");
+                };
+                if self.at_current_height(cert.height, from, &data)? {
+                    self.feed(Input::PolkaCertificate(cert))?;
+                }
+                Ok(())
+            }
+            Wire::RoundCertificate(bytes) => {
+                let Ok(cert) = decode_round_certificate(&bytes) else {
+                    return malformed("certificate");
+                };
+                if self.at_current_height(cert.height, from, &data)? {
+                    self.feed(Input::RoundCertificate(cert))?;
+                }
+                Ok(())
+            }
+            Wire::Proposal { proposal, block } => {
+                let Ok(p) = decode_proposal(&proposal) else {
+                    return malformed("proposal");
+                };
+                if block.hash() != p.message.value || block.height() != p.message.height {
+                    warn!(context = %self.id(), member = %from, "proposal does not match its block");
+                    return Ok(());
+                }
+                if !self.at_current_height(p.message.height, from, &data)? {
+                    return Ok(());
+                }
+                let validity = self.validate_block(block, p.message.proposer);
+                let value = ProposedValue {
+                    height: p.message.height,
+                    round: p.message.round,
+                    valid_round: p.message.pol_round,
+                    proposer: p.message.proposer,
+                    value: p.message.value,
+                    validity,
+                };
+                self.feed(Input::Proposal(p))?;
+                self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
+            }
+            Wire::CheckpointSig {
+                height,
+                signer,
+                sigs,
+            } => {
+                let share = crate::checkpoint::share_of(height, signer, sigs);
+                if let Some(answer) = self.checkpoints.on_share(from, self.record.height, share) {
+                    self.gossip.broadcast(&answer);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn admit_pushed(&mut self, txs: Vec<conclave_consensus::SignedTx>) -> Result<()> {
+        for tx in txs {
+            if let Err(e) = self.admission.admit_pushed(tx, &self.roster.members) {
+                debug!(context = %self.id(), error = %e, "pushed tx not admitted");
+            }
+        }
+        self.update_mempool_gauge();
+        Ok(())
+    }
+
+    /// Whether gossip for `height` is for the height in progress (starting
+    /// it if needed). Later heights are kept for later; earlier ones dropped.
+    fn at_current_height(&mut self, height: Height, from: MemberId, data: &[u8]) -> Result<bool> {
+        let next = self.next_height();
+        if height < next {
+            return Ok(false);
+        }
+        if height > next {
+            // Members are past our next height: we missed decisions.
+            self.request_sync(from);
+            self.later.hold(next, height, from, data);
+            return Ok(false);
+        }
+        if !self.roster.is_validator() {
+            // Not validating this height (admitted for a later one, or
+            // removed): follow the decided blocks instead.
+            if self.roster.following {
+                self.request_sync(from);
+            }
+            return Ok(false);
+        }
+        if !self.running {
+            self.begin_height()?;
+        }
+        Ok(true)
+    }
+
+    /// Applies synced blocks from `from`: each must extend our tip, carry a
+    /// commit certificate of more than 2/3 of the members of its height for
+    /// its hash, and re-execute to its header's roots. Then consensus
+    /// restarts at the new tip.
+    pub(super) fn on_synced(&mut self, from: MemberId, bytes: &[u8]) -> Result<()> {
+        let Some(bytes) = self.open(from, Purpose::SyncResponse, bytes) else {
+            return Ok(());
+        };
+        let resp: SyncResponse = match borsh::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(context = %self.id(), error = %e, "malformed sync response");
+                return Ok(());
+            }
+        };
+        let full = resp.blocks.len() >= MAX_SYNC_BLOCKS;
+        let mut applied = 0u64;
+        for (block, stored) in resp.blocks {
+            if block.height() != self.next_height() {
+                break;
+            }
+            // The validators as of this block: a synced member-set change
+            // takes effect between two blocks of one answer.
+            let validators = &self.roster.validators;
+            let Some(cert) = certificate_for(&self.record.id, validators, &block, &stored) else {
+                warn!(context = %self.id(), height = block.height().0, "synced block without a valid certificate");
+                break;
+            };
+            let proposer = block.header.proposer;
+            self.blocks.clear();
+            if self.validate_block(block, proposer) != Validity::Valid {
+                break;
+            }
+            self.commit(&cert)?;
+            applied += 1;
+        }
+        if applied == 0 {
+            return Ok(());
+        }
+        self.deps.metrics.sync_blocks_total.inc_by(applied);
+        info!(context = %self.id(), blocks = applied, height = self.record.height.0, "caught up");
+        // Restart consensus at the new tip with a fresh engine: the height
+        // it was in is decided.
+        self.engine = new_engine(
+            &self.deps,
+            self.record.id,
+            self.next_height(),
+            &self.roster.validators,
+            &self.log,
+        );
+        self.end_height();
+        if full {
+            // More where that came from: ask the same member again.
+            if let Some(peer) = self.catch_up.peer() {
+                self.request_sync(peer);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! An in-memory network for context actors in one process: the
+//! [`Transport`] each simulated node is given. Gossip and pushes go
+//! straight into the other members' mailboxes, catch-up requests are
+//! served from their stores (`wire::serve_sync`, as the node does), and
+//! the test cuts links (partitions, symmetric or not) and drops messages
+//! with a seeded generator.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use conclave_consensus::{ContextId, MemberId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::context::seams::{Pending, Transport};
+use crate::context::ContextHandle;
+use crate::store::Store;
+
+/// A member's node as the bus reaches it.
+struct Attached {
+    handle: ContextHandle,
+    store: Store,
+}
+
+struct Inner {
+    nodes: HashMap<MemberId, Attached>,
+    /// Links that carry nothing, from one member to another.
+    cut: HashSet<(MemberId, MemberId)>,
+    /// Probability that a gossip message is lost.
+    drop_rate: f64,
+    rng: ChaCha8Rng,
+    /// Gossip messages lost so far.
+    dropped: u64,
+}
+
+/// The bus all simulated nodes share.
+pub(crate) struct Bus(Mutex<Inner>);
+
+impl Bus {
+    pub(crate) fn new(seed: u64) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Inner {
+            nodes: HashMap::new(),
+            cut: HashSet::new(),
+            drop_rate: 0.0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            dropped: 0,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The transport member `me`'s node is given.
+    pub(crate) fn port(self: &Arc<Self>, me: MemberId) -> Arc<dyn Transport> {
+        Arc::new(Port {
+            bus: self.clone(),
+            me,
+        })
+    }
+
+    /// `me`'s node is up: the others can reach it, and every node that can
+    /// reach it is told (as the network layer does on a new connection).
+    pub(crate) fn attach(&self, me: MemberId, handle: ContextHandle, store: Store) {
+        let mut inner = self.lock();
+        inner.nodes.insert(me, Attached { handle, store });
+        let linked: Vec<MemberId> = inner
+            .nodes
+            .keys()
+            .copied()
+            .filter(|m| *m != me && inner.linked(*m, me) && inner.linked(me, *m))
+            .collect();
+        for m in linked {
+            inner.nodes[&m].handle.peer_connected(me);
+            inner.nodes[&me].handle.peer_connected(m);
+        }
+    }
+
+    /// `me`'s node is down (crashed or stopped).
+    pub(crate) fn detach(&self, me: &MemberId) {
+        self.lock().nodes.remove(me);
+    }
+
+    /// Cuts the link from `a` to `b` (one way).
+    pub(crate) fn cut(&self, a: MemberId, b: MemberId) {
+        self.lock().cut.insert((a, b));
+    }
+
+    /// Restores every link; the nodes on both ends of a restored link are
+    /// told they are connected again.
+    pub(crate) fn heal(&self) {
+        let mut inner = self.lock();
+        let cut = std::mem::take(&mut inner.cut);
+        for (a, b) in cut {
+            if let (Some(na), Some(nb)) = (inner.nodes.get(&a), inner.nodes.get(&b)) {
+                na.handle.peer_connected(b);
+                nb.handle.peer_connected(a);
+            }
+        }
+    }
+
+    pub(crate) fn set_drop_rate(&self, rate: f64) {
+        self.lock().drop_rate = rate;
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+}
+
+impl Inner {
+    fn linked(&self, from: MemberId, to: MemberId) -> bool {
+        !self.cut.contains(&(from, to))
+    }
+
+    /// The nodes `from` reaches now, less the messages the dice drop.
+    fn reached(&mut self, from: MemberId, lossy: bool) -> Vec<ContextHandle> {
+        let targets: Vec<MemberId> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|m| *m != from && self.linked(from, *m))
+            .collect();
+        let mut out = Vec::new();
+        for m in targets {
+            if lossy && self.drop_rate > 0.0 && self.rng.gen_bool(self.drop_rate) {
+                self.dropped += 1;
+                continue;
+            }
+            out.push(self.nodes[&m].handle.clone());
+        }
+        out
+    }
+}
+
+struct Port {
+    bus: Arc<Bus>,
+    me: MemberId,
+}
+
+impl Transport for Port {
+    fn join(&self, _: ContextId, _: Vec<MemberId>) -> Pending<'_, conclave_network::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn publish(
+        &self,
+        context: ContextId,
+        data: Vec<u8>,
+    ) -> Pending<'_, conclave_network::Result<()>> {
+        let targets = self.bus.lock().reached(self.me, true);
+        for t in &targets {
+            t.gossip(self.me, data.clone());
+        }
+        let result = if targets.is_empty() {
+            Err(conclave_network::Error::NoPeers(context))
+        } else {
+            Ok(())
+        };
+        Box::pin(async move { result })
+    }
+
+    fn push(&self, _: ContextId, data: Vec<u8>) -> Pending<'_, conclave_network::Result<()>> {
+        // Pushes are acknowledged streams: not lost, only cut.
+        for t in self.bus.lock().reached(self.me, false) {
+            t.pushed(self.me, data.clone());
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn request(
+        &self,
+        peer: MemberId,
+        context: ContextId,
+        data: Vec<u8>,
+    ) -> Pending<'_, conclave_network::Result<Vec<u8>>> {
+        let store = {
+            let inner = self.bus.lock();
+            let up = inner.linked(self.me, peer) && inner.linked(peer, self.me);
+            inner
+                .nodes
+                .get(&peer)
+                .filter(|_| up)
+                .map(|n| n.store.clone())
+        };
+        Box::pin(async move {
+            let store = store.ok_or(conclave_network::Error::Timeout)?;
+            crate::context::wire::serve_sync(&store, &context, &data)
+                .map_err(conclave_network::Error::Setup)
+        })
+    }
+
+    fn reconnect(&self, _: MemberId) {}
+}

@@ -1,0 +1,435 @@
+//! A seeded simulation of one context among several real context actors in
+//! one process: real stores (RocksDB), real WASM execution, real WALs and
+//! sign guards, real consensus; only the network is the in-memory
+//! [`Bus`]. Each node runs on a tokio runtime of its own, so a crash is its
+//! runtime dropped mid-flight, and a restart reopens its store and WAL.
+//!
+//! A scenario is replayable: `CONCLAVE_SIM_SEED=<n>` reruns it with the
+//! keys, the load and the message losses of a failed run (every failure
+//! message names its seed).
+
+mod bus;
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conclave_consensus::{ContextId, Hash32, Height, MemberId, Tx};
+use ed25519_dalek::SigningKey;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::broadcast;
+
+use self::bus::Bus;
+use super::{create_context, install_genesis, CheckpointOptions, ContextActor, ContextDeps};
+use super::{Clock, ContextHandle, SubmitError, SystemClock};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::seal::ContextKey;
+use crate::store::{ContextRecord, Genesis, MemberInfo, StorageKey, Store};
+
+/// The seed of this run: `CONCLAVE_SIM_SEED`, or one derived from `name`.
+fn seed(name: &str) -> u64 {
+    std::env::var("CONCLAVE_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            })
+        })
+}
+
+/// One member's node: its home on disk, and while it runs, its runtime
+/// and the actor's mailbox.
+struct SimNode {
+    home: tempfile::TempDir,
+    key: SigningKey,
+    bls: conclave_checkpoint::SecretKey,
+    storage_key: StorageKey,
+    clock: Arc<dyn Clock>,
+    running: Option<Running>,
+}
+
+struct Running {
+    rt: tokio::runtime::Runtime,
+    handle: ContextHandle,
+    store: Store,
+}
+
+impl SimNode {
+    fn id(&self) -> MemberId {
+        MemberId(self.key.verifying_key().to_bytes())
+    }
+
+    fn info(&self) -> MemberInfo {
+        MemberInfo {
+            id: self.id(),
+            bls_public_key: self.bls.public_key().to_compressed().to_vec(),
+            bls_pop: self
+                .bls
+                .prove_possession()
+                .as_signature()
+                .to_compressed()
+                .to_vec(),
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.home.path().join("data")
+    }
+
+    fn open_store(&self) -> Store {
+        Store::open(&self.data_dir(), &self.storage_key).expect("open the store")
+    }
+}
+
+pub(crate) struct Sim {
+    pub(crate) seed: u64,
+    bus: Arc<Bus>,
+    nodes: Vec<SimNode>,
+    context: ContextId,
+    config: Config,
+    rng: ChaCha8Rng,
+    /// Per sender (node index): the next nonce.
+    nonces: Vec<u64>,
+    /// Every tx a node acknowledged.
+    pub(crate) acknowledged: Vec<Hash32>,
+}
+
+impl Sim {
+    /// `n` members of a `kv` context, each node set up but not started.
+    pub(crate) fn new(name: &str, n: usize) -> Self {
+        let seed = seed(name);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let nodes: Vec<SimNode> = (0..n)
+            .map(|_| SimNode {
+                home: tempfile::tempdir().expect("tempdir"),
+                key: SigningKey::from_bytes(&rng.gen()),
+                bls: conclave_checkpoint::SecretKey::from_seed(&rng.gen()).expect("bls key"),
+                storage_key: StorageKey::random(),
+                clock: Arc::new(SystemClock),
+                running: None,
+            })
+            .collect();
+        let mut config = Config::default();
+        // Short timeouts: a lost proposal or a crashed proposer costs a
+        // round, and a test does not need to wait a production second.
+        config.consensus.timeout_propose_ms = 300;
+        config.consensus.timeout_prevote_ms = 150;
+        config.consensus.timeout_precommit_ms = 150;
+        let runtime = conclave_runtime::Runtime::new(config.runtime.limits()).expect("runtime");
+        let members: Vec<MemberInfo> = nodes.iter().map(SimNode::info).collect();
+        let key = ContextKey::generate(0);
+        let mut genesis: Option<Genesis> = None;
+        for node in &nodes {
+            let store = node.open_store();
+            let record = match &genesis {
+                None => create_context(
+                    &store,
+                    &runtime,
+                    conclave_apps::KV,
+                    members.clone(),
+                    SystemClock.unix_ms(),
+                    CheckpointOptions {
+                        anchors: Vec::new(),
+                        interval: config.checkpoint.interval,
+                    },
+                ),
+                Some(g) => install_genesis(&store, &runtime, conclave_apps::KV, g.clone()),
+            }
+            .expect("install the genesis");
+            store
+                .put_context_key(&record.id, &key)
+                .expect("context key");
+            genesis = Some(record.genesis);
+        }
+        let context = genesis.expect("a member").context_id();
+        eprintln!("sim {name}: seed {seed} (rerun with CONCLAVE_SIM_SEED={seed})");
+        Self {
+            seed,
+            bus: Bus::new(seed),
+            nodes,
+            context,
+            config,
+            rng,
+            nonces: vec![1; n],
+            acknowledged: Vec::new(),
+        }
+    }
+
+    /// Node `i` reads the time from `clock` (from its next start).
+    pub(crate) fn set_clock(&mut self, i: usize, clock: Arc<dyn Clock>) {
+        self.nodes[i].clock = clock;
+    }
+
+    /// Node `i`'s committed block at `h`.
+    pub(crate) fn block(&self, i: usize, h: u64) -> Option<conclave_consensus::Block> {
+        let running = self.nodes[i].running.as_ref()?;
+        running.store.block(&self.context, Height(h)).ok()?
+    }
+
+    /// The context's genesis time.
+    pub(crate) fn genesis_ms(&self) -> u64 {
+        let store = &self.nodes[0].running.as_ref().expect("node 0 runs").store;
+        let record = store
+            .context(&self.context)
+            .ok()
+            .flatten()
+            .expect("context");
+        record.genesis.created_at_ms
+    }
+
+    pub(crate) fn member(&self, i: usize) -> MemberId {
+        self.nodes[i].id()
+    }
+
+    /// Starts node `i` (again, after a crash: from its store and WAL).
+    pub(crate) fn start(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        assert!(node.running.is_none(), "node {i} runs already");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let store = node.open_store();
+        let record: ContextRecord = store
+            .context(&self.context)
+            .expect("read the context")
+            .expect("the context is installed");
+        let deps = ContextDeps {
+            store: store.clone(),
+            runtime: conclave_runtime::Runtime::new(self.config.runtime.limits()).expect("runtime"),
+            key: node.key.clone(),
+            bls: node.bls.clone(),
+            config: self.config.clone(),
+            metrics: Arc::new(Metrics::new().expect("metrics")),
+            events: broadcast::channel(1024).0,
+            checkpoint_events: broadcast::channel(1024).0,
+            clock: node.clock.clone(),
+            transport: Some(self.bus.port(node.id())),
+            wal_dir: node.home.path().join("wal"),
+        };
+        let handle = {
+            let _entered = rt.enter();
+            ContextActor::spawn(deps, record).expect("spawn the actor")
+        };
+        self.bus.attach(node.id(), handle.clone(), store.clone());
+        self.nodes[i].running = Some(Running { rt, handle, store });
+    }
+
+    pub(crate) fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+    }
+
+    /// Node `i` crashes: its runtime, with the actor and every task of it,
+    /// is dropped wherever it was.
+    pub(crate) fn crash(&mut self, i: usize) {
+        self.bus.detach(&self.member(i));
+        let running = self.nodes[i].running.take().expect("node runs");
+        // Waits until the tasks are dropped: the store closes, and the
+        // restart can open it again.
+        running.rt.shutdown_timeout(Duration::from_secs(30));
+    }
+
+    /// Cuts every link between the nodes in `side` and the others (both
+    /// ways), or only from `side` to the others with `one_way`.
+    pub(crate) fn partition(&self, side: &[usize], one_way: bool) {
+        for &a in side {
+            for b in (0..self.nodes.len()).filter(|b| !side.contains(b)) {
+                self.bus.cut(self.member(a), self.member(b));
+                if !one_way {
+                    self.bus.cut(self.member(b), self.member(a));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn heal(&self) {
+        self.bus.heal();
+    }
+
+    pub(crate) fn set_drop_rate(&self, rate: f64) {
+        self.bus.set_drop_rate(rate);
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.bus.dropped()
+    }
+
+    /// Submits `count` kv writes, each by a random running node as itself;
+    /// keeps the acknowledged ones.
+    pub(crate) fn load(&mut self, count: usize) {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.load_on(&all, count)
+    }
+
+    /// [`Self::load`] through the running nodes among `nodes` only.
+    pub(crate) fn load_on(&mut self, nodes: &[usize], count: usize) {
+        let live: Vec<usize> = nodes
+            .iter()
+            .copied()
+            .filter(|i| self.nodes[*i].running.is_some())
+            .collect();
+        for _ in 0..count {
+            let i = live[self.rng.gen_range(0..live.len())];
+            let value: u32 = self.rng.gen();
+            let args = format!(r#"{{"key":"k{i}","value":"{value}"}}"#);
+            let tx = Tx {
+                context_id: self.context,
+                sender: self.member(i),
+                nonce: self.nonces[i],
+                method: "set".into(),
+                args: args.into_bytes(),
+            }
+            .sign(&self.nodes[i].key)
+            .verified()
+            .expect("a fresh signature verifies");
+            let running = self.nodes[i].running.as_ref().expect("node runs");
+            let result: Result<Hash32, SubmitError> =
+                running.rt.block_on(running.handle.submit(tx));
+            let hash =
+                result.unwrap_or_else(|e| panic!("seed {}: node {i} refused a tx: {e}", self.seed));
+            self.nonces[i] += 1;
+            self.acknowledged.push(hash);
+        }
+    }
+
+    /// Node `i`'s committed tip, if it runs.
+    pub(crate) fn height(&self, i: usize) -> Option<Height> {
+        let running = self.nodes[i].running.as_ref()?;
+        Some(running.store.context(&self.context).ok()??.height)
+    }
+
+    /// Waits until every running node's tip is at least `h`; panics with
+    /// the tips after `timeout`.
+    pub(crate) fn wait_height(&self, h: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let tips: Vec<Option<u64>> = (0..self.nodes.len())
+                .map(|i| self.height(i).map(|h| h.0))
+                .collect();
+            if tips.iter().flatten().all(|t| *t >= h) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "seed {}: tips {tips:?} after {timeout:?}, wanted {h}",
+                self.seed
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until every acknowledged tx is committed on every running
+    /// node; panics after `timeout`.
+    pub(crate) fn wait_all_committed(&self, timeout: Duration) {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.wait_committed_on(&all, timeout)
+    }
+
+    /// Waits until every acknowledged tx is committed on the running nodes
+    /// among `nodes`; panics after `timeout`.
+    pub(crate) fn wait_committed_on(&self, nodes: &[usize], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing = nodes
+                .iter()
+                .filter_map(|i| self.nodes[*i].running.as_ref())
+                .map(|r| {
+                    self.acknowledged
+                        .iter()
+                        .filter(|h| r.store.tx(h).ok().flatten().is_none())
+                        .count()
+                })
+                .max()
+                .unwrap_or(0);
+            if missing == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "seed {}: {missing} acknowledged txs not committed after {timeout:?}",
+                self.seed
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The invariants every scenario ends with, over the running nodes:
+    /// the same block hash (so the same state root) at every height they
+    /// share, and every acknowledged tx included exactly once.
+    pub(crate) fn check_invariants(&self) {
+        let running: Vec<&Running> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.running.as_ref())
+            .collect();
+        let tips: Vec<u64> = (0..self.nodes.len())
+            .filter_map(|i| self.height(i))
+            .map(|h| h.0)
+            .collect();
+        let shared = tips.iter().copied().min().unwrap_or(0);
+        let mut included: std::collections::HashMap<Hash32, usize> = Default::default();
+        for h in 1..=shared {
+            let blocks: Vec<_> = running
+                .iter()
+                .map(|r| {
+                    r.store
+                        .block(&self.context, Height(h))
+                        .expect("read")
+                        .expect("block below the tip")
+                })
+                .collect();
+            for b in &blocks[1..] {
+                assert_eq!(
+                    b.hash(),
+                    blocks[0].hash(),
+                    "seed {}: nodes disagree at height {h}",
+                    self.seed
+                );
+            }
+            for tx in &blocks[0].txs {
+                *included.entry(tx.hash()).or_default() += 1;
+            }
+        }
+        for hash in &self.acknowledged {
+            let n = included.get(hash).copied().unwrap_or(0);
+            assert!(n <= 1, "seed {}: tx {hash} included {n} times", self.seed);
+        }
+    }
+}
+
+/// A clock the test sets.
+#[derive(Debug, Default)]
+pub(crate) struct ManualClock(std::sync::atomic::AtomicU64);
+
+impl ManualClock {
+    pub(crate) fn at(ms: u64) -> Arc<Self> {
+        Arc::new(Self(ms.into()))
+    }
+
+    pub(crate) fn set(&self, ms: u64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn unix_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(r) = node.running.take() {
+                r.rt.shutdown_background();
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Scenarios of the in-process simulation (see the module's docs). Each
+//! ends with `Sim::check_invariants`; time bounds are generous, for a slow
+//! 2-core machine.
+
+use std::time::Duration;
+
+use super::{ManualClock, Sim};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn four_members_commit_every_acknowledged_tx_once() {
+    let mut sim = Sim::new("happy_path", 4);
+    sim.start_all();
+    sim.load(60);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
+fn a_member_crashed_under_load_resumes_from_its_wal_and_store() {
+    let mut sim = Sim::new("crash_restart", 4);
+    sim.start_all();
+    sim.load(20);
+    sim.wait_all_committed(WAIT);
+    // Heights in flight: the crash lands mid-height, after votes were
+    // logged in the WAL.
+    sim.load_on(&[0, 2, 3], 20);
+    sim.crash(1);
+    sim.load_on(&[0, 2, 3], 20);
+    sim.wait_committed_on(&[0, 2, 3], WAIT);
+    sim.start(1);
+    sim.load(20);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
+fn a_partitioned_member_catches_up_after_the_heal_and_the_rest_never_stops() {
+    let mut sim = Sim::new("partition", 4);
+    sim.start_all();
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    let before = sim.height(3).expect("runs");
+    sim.partition(&[3], false);
+    sim.load_on(&[0, 1, 2], 40);
+    sim.wait_committed_on(&[0, 1, 2], WAIT);
+    assert_eq!(
+        sim.height(3),
+        Some(before),
+        "seed {}: the cut-off member moved alone",
+        sim.seed
+    );
+    sim.heal();
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
+fn a_member_cut_off_one_way_is_still_carried_along() {
+    let mut sim = Sim::new("one_way", 4);
+    sim.start_all();
+    // Node 3 hears everyone but nobody hears it: the other three decide,
+    // and it follows their decisions.
+    sim.partition(&[3], true);
+    sim.load_on(&[0, 1, 2], 30);
+    sim.wait_all_committed(WAIT);
+    sim.heal();
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
+fn a_member_started_late_catches_up_from_the_others() {
+    let mut sim = Sim::new("catch_up", 4);
+    for i in 0..3 {
+        sim.start(i);
+    }
+    sim.load_on(&[0, 1, 2], 40);
+    sim.wait_committed_on(&[0, 1, 2], WAIT);
+    let tip = sim.height(0).expect("runs").0;
+    sim.start(3);
+    sim.wait_height(tip, WAIT);
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
+fn lost_gossip_costs_rounds_not_txs() {
+    let mut sim = Sim::new("lossy", 4);
+    sim.start_all();
+    sim.set_drop_rate(0.15);
+    sim.load(40);
+    sim.wait_all_committed(WAIT);
+    assert!(sim.dropped() > 0, "seed {}: nothing was dropped", sim.seed);
+    sim.set_drop_rate(0.0);
+    sim.check_invariants();
+}
+
+#[test]
+fn block_times_come_from_the_given_clock_and_never_go_back() {
+    let mut sim = Sim::new("clock", 1);
+    let clock = ManualClock::at(0);
+    sim.set_clock(0, clock.clone());
+    sim.start(0);
+    let t = sim.genesis_ms() + 3_600_000;
+    clock.set(t);
+    sim.load(1);
+    sim.wait_all_committed(WAIT);
+    assert_eq!(sim.block(0, 1).expect("block 1").header.time_ms, t);
+    // The clock steps back: the next block is still after the last.
+    clock.set(t - 60_000);
+    sim.load(1);
+    sim.wait_all_committed(WAIT);
+    assert_eq!(sim.block(0, 2).expect("block 2").header.time_ms, t + 1);
+}
+
+#[test]
+fn proposals_from_a_clock_far_ahead_are_refused() {
+    let mut sim = Sim::new("clock_ahead", 2);
+    // Node 1's clock runs an hour ahead: the blocks it proposes are from
+    // the future for node 0, which refuses them; only node 0's proposals
+    // are decided (both members are needed for a quorum of two).
+    let ahead = ManualClock::at(0);
+    sim.set_clock(1, ahead.clone());
+    sim.start_all();
+    ahead.set(sim.genesis_ms() + 3_600_000);
+    for _ in 0..4 {
+        sim.load(3);
+        sim.wait_all_committed(WAIT);
+    }
+    let tip = sim.height(0).expect("runs").0;
+    assert!(tip >= 2, "seed {}: only {tip} heights", sim.seed);
+    for h in 1..=tip {
+        let block = sim.block(0, h).expect("block");
+        assert_eq!(
+            block.header.proposer,
+            sim.member(0),
+            "seed {}: height {h}",
+            sim.seed
+        );
+    }
+    sim.check_invariants();
+}
