@@ -10,19 +10,19 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use malachitebft_core_consensus::ConsensusMsg;
 use malachitebft_core_consensus::{
-    process, Effect, Input, LivenessMsg, Params, Resumable, Role, SignedConsensusMsg, State,
-    ValuePayload,
+    process, Effect, Input, LivenessMsg, Params, Resumable, State, ValuePayload,
 };
 use malachitebft_core_types::{
     CertificateError, CommitCertificate, LinearTimeouts, NilOrVal, PolkaCertificate, Round,
-    RoundCertificate, RoundCertificateType, SignedMessage, ThresholdParams, Timeout,
-    ValidatorSet as _, ValueResponse, VoteExtensionPolicy, VoteType, VotingPower,
+    RoundCertificate, RoundCertificateType, SignedMessage, ThresholdParams, ValidatorSet as _,
+    VoteExtensionPolicy, VoteType, VotingPower,
 };
 
 use crate::codec::{self, proposal_sign_bytes, vote_sign_bytes};
 use crate::context::{ConclaveContext, ValidatorSet, Vote};
+pub use crate::output::Output;
 use crate::sign_policy::{position, SignPolicy, SignStep, Signer};
-use crate::types::{ContextId, Hash32, Height, MemberId};
+use crate::types::{ContextId, Height, MemberId};
 use crate::{Error, Result};
 
 /// Knobs of one engine.
@@ -53,54 +53,6 @@ impl EngineConfig {
             queue_per_height_capacity: 256,
         }
     }
-}
-
-/// What the node must do after an input.
-#[derive(Debug)]
-pub enum Output {
-    /// Send a signed vote or proposal to the context's members.
-    Publish(SignedConsensusMsg<ConclaveContext>),
-    /// Send a liveness message (rebroadcast vote, polka or skip certificate).
-    PublishLiveness(LivenessMsg<ConclaveContext>),
-    ScheduleTimeout(Timeout, Duration),
-    CancelTimeout(Timeout),
-    CancelAllTimeouts,
-    /// A round started; `proposer` proposes in it.
-    StartRound {
-        height: Height,
-        round: Round,
-        proposer: MemberId,
-        role: Role,
-    },
-    /// We propose at `(height, round)`: build a block and feed
-    /// [`Input::Propose`] within `timeout`.
-    GetValue {
-        height: Height,
-        round: Round,
-        timeout: Duration,
-    },
-    /// Re-send the block with this hash (a re-proposal of a locked value).
-    RestreamProposal {
-        height: Height,
-        round: Round,
-        value: Hash32,
-    },
-    /// Persist this input to the context's WAL before performing any later
-    /// output.
-    WalAppend(Height, Input<ConclaveContext>),
-    /// The height is decided: commit the block with this certificate.
-    Decide(CommitCertificate<ConclaveContext>),
-    /// The height is final; start the next one. `equivocators` lists members
-    /// caught signing conflicting messages at this height.
-    Finalize {
-        certificate: CommitCertificate<ConclaveContext>,
-        equivocators: Vec<MemberId>,
-    },
-    /// A synced value's certificate verified; validate the block bytes and
-    /// feed [`Input::ProposedValue`] with [`ValueOrigin::Sync`](malachitebft_core_types::ValueOrigin).
-    SyncValue(ValueResponse<ConclaveContext>, MemberId),
-    /// A synced value's certificate was rejected.
-    SyncRejected(Height, String),
 }
 
 /// One context's consensus instance.

@@ -23,13 +23,15 @@ pub mod codec;
 pub mod context;
 pub mod engine;
 mod error;
+pub mod output;
 pub mod sign_policy;
 pub mod types;
 pub mod wal_codec;
 
 pub use context::{ConclaveContext, Proposal, Validator, ValidatorSet, Vote};
-pub use engine::{Engine, EngineConfig, Output};
+pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
+pub use output::Output;
 pub use types::*;
 
 /// Re-exports of the malachite types that appear in this crate's API.

@@ -28,7 +28,7 @@ use malachitebft_core_consensus::Input;
 use malachitebft_core_types::Round;
 
 use crate::context::ConclaveContext;
-use crate::engine::Output;
+use crate::output::Output;
 use crate::types::{sha256, Hash32, Height};
 use crate::Error;
 

@@ -15,7 +15,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use conclave_checkpoint::{ChainKind, Domain};
-use conclave_consensus::{ContextId, Height};
+use conclave_consensus::Height;
 use serde::Serialize;
 
 use crate::members::{Applied, Membership, ACTIVATION_OFFSET};
@@ -24,6 +24,9 @@ use crate::store::{AnchorDomain, Genesis};
 pub const METHOD_ANCHOR: &str = "conclave.anchor";
 /// State key of the anchors added after creation (node namespace).
 pub const ANCHORS_KEY: &[u8] = b"\x00anchors";
+
+/// Anchors a context may name, at most.
+pub const MAX_ANCHORS: usize = 8;
 
 /// A proxy added by `conclave.anchor`, and the first height whose
 /// checkpoints are signed for it.
@@ -84,7 +87,6 @@ struct Outcome {
 /// Executes `conclave.anchor` committed at `height` over the anchors and
 /// member sets after the parent height.
 pub fn apply(
-    context: ContextId,
     genesis: &Genesis,
     current: &Anchors,
     membership: &Membership,
@@ -105,10 +107,10 @@ pub fn apply(
             hex::encode(a.domain.0)
         ));
     }
-    if in_force.len() >= crate::checkpoint::MAX_ANCHORS {
+    if in_force.len() >= MAX_ANCHORS {
         return Err(format!(
             "anchor: a context has at most {} anchors",
-            crate::checkpoint::MAX_ANCHORS
+            MAX_ANCHORS
         ));
     }
     let set = membership.at(from);
@@ -118,14 +120,14 @@ pub fn apply(
             a.epoch, from.0, set.epoch
         ));
     }
-    let params =
-        crate::checkpoint::params_for(context, genesis, &in_force, &set.infos(), set.epoch)
-            .map_err(|e| format!("anchor: {e}"))?;
-    if params.set.hash() != a.members_hash {
+    let members_hash = crate::members::bls_set(&set.infos())
+        .map_err(|e| format!("anchor: {e}"))?
+        .hash();
+    if members_hash != a.members_hash {
         return Err(format!(
             "anchor: the proxy's members hash {} is not the set's {} from height {}; deploy it again",
             hex::encode(a.members_hash),
-            hex::encode(params.set.hash()),
+            hex::encode(members_hash),
             from.0
         ));
     }
@@ -194,10 +196,7 @@ mod tests {
     }
 
     fn set_hash(g: &Genesis) -> [u8; 32] {
-        crate::checkpoint::params(ContextId([1; 32]), g)
-            .unwrap()
-            .set
-            .hash()
+        crate::members::bls_set(&g.members).unwrap().hash()
     }
 
     #[test]
@@ -208,7 +207,6 @@ mod tests {
         let m = Membership::genesis(&g);
         let d = Domain::evm(31337, [7; 20]);
         let a = apply(
-            ContextId([1; 32]),
             &g,
             &Anchors::default(),
             &m,
@@ -231,11 +229,9 @@ mod tests {
     fn refusals_change_nothing_and_say_why() {
         let g = genesis(3);
         let m = Membership::genesis(&g);
-        let ctx = ContextId([1; 32]);
         let d = Domain::evm(31337, [7; 20]);
         let ok = args(d, 0, set_hash(&g));
-        let err =
-            |current: &Anchors, a: &[u8]| apply(ctx, &g, current, &m, a, Height(3)).err().unwrap();
+        let err = |current: &Anchors, a: &[u8]| apply(&g, current, &m, a, Height(3)).err().unwrap();
         assert!(err(&Anchors::default(), b"junk").contains("malformed"));
         assert!(err(&Anchors::default(), &args(d, 1, set_hash(&g))).contains("epoch 1"));
         assert!(err(&Anchors::default(), &args(d, 0, [0; 32])).contains("members hash"));
@@ -254,7 +250,7 @@ mod tests {
         };
         assert!(err(&once, &ok).contains("already"));
         let full = Anchors {
-            entries: (0..crate::checkpoint::MAX_ANCHORS as u8)
+            entries: (0..MAX_ANCHORS as u8)
                 .map(|i| AnchorEntry {
                     domain: AnchorDomain(Domain::evm(1, [i; 20]).encode()),
                     from: Height(1),

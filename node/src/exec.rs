@@ -250,7 +250,6 @@ pub fn execute(
             let current = overlay.membership(env.genesis)?;
             let applied = if tx.tx.method == crate::anchors::METHOD_ANCHOR {
                 crate::anchors::apply(
-                    env.context_id,
                     env.genesis,
                     &overlay.anchors()?,
                     &current,
@@ -264,7 +263,7 @@ pub fn execute(
                     &tx.tx.method,
                     &tx.tx.args,
                     env.height,
-                    |m| crate::context::check_member_keys(m).map_err(|e| e.to_string()),
+                    |m| crate::members::check_member_keys(m).map_err(|e| e.to_string()),
                 )
             };
             receipts.push(match applied {

@@ -134,7 +134,7 @@ fn write_new_secret(path: &Path) -> Result<()> {
     f.sync_all()?;
     secret.fill(0);
     // The file must outlive a crash before anything is written under it.
-    crate::wal::fsx::sync_parent(path)?;
+    crate::fsx::sync_parent(path)?;
     Ok(())
 }
 
@@ -209,7 +209,7 @@ fn write_secret_if_missing(path: &Path) -> Result<()> {
     f.write_all(hex::encode(secret).as_bytes())?;
     f.sync_all()?;
     secret.fill(0);
-    crate::wal::fsx::sync_parent(path)?;
+    crate::fsx::sync_parent(path)?;
     Ok(())
 }
 

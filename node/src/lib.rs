@@ -18,13 +18,18 @@
 //!   last-signed position, consulted before every signature.
 //! - [`failpoint`]: crash points armed from the environment, for recovery
 //!   tests.
-//! - [`membership`]: contexts created with other members reach their
-//!   nodes (identities, genesis offers, app fetch by hash).
+//! - [`members`]: a context's member sets over time (the state machine
+//!   of membership txs); [`onboarding`]: the node-to-node protocol by
+//!   which a context created with other members reaches their nodes
+//!   (identities, genesis offers, app fetch by hash).
 //! - [`rpc`]: JSON-RPC 2.0 over HTTP and WebSocket (jsonrpsee); one table
 //!   says which methods are public, which need the admin token and which a
 //!   member token of a member of the context they read.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
-//! - [`node`]: wires the parts together; [`cli`] is the `conclave` command.
+//! - [`node`]: the shared handle on a running node (store, keys, context
+//!   mailboxes); [`launch`] opens one, routes the network's events to its
+//!   contexts and to onboarding, and serves RPC and metrics; [`cli`] is the
+//!   `conclave` command.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -36,12 +41,14 @@ pub mod context;
 mod error;
 pub mod exec;
 pub mod failpoint;
+pub(crate) mod fsx;
 pub mod keys;
+pub mod launch;
 pub mod members;
-pub mod membership;
 pub mod mempool;
 pub mod metrics;
 pub mod node;
+pub mod onboarding;
 pub mod rpc;
 pub mod seal;
 pub mod sign_guard;

@@ -384,6 +384,37 @@ fn rotate(
     Ok(())
 }
 
+/// A member is admitted only with a valid BLS key and a proof of possession
+/// of it: without the proof, a rogue key could cancel honest keys in an
+/// aggregate.
+pub fn check_member_keys(m: &MemberInfo) -> crate::Result<()> {
+    use conclave_checkpoint::bls::{ProofOfPossession, PublicKey};
+    let bad = |why: String| crate::Error::Other(format!("member {}: {why}", m.id));
+    let pk =
+        PublicKey::from_compressed(&m.bls_public_key).map_err(|e| bad(format!("BLS key: {e}")))?;
+    let pop =
+        ProofOfPossession::from_compressed(&m.bls_pop).map_err(|e| bad(format!("BLS PoP: {e}")))?;
+    if !pk.verify_pop(&pop) {
+        return Err(bad("BLS proof of possession does not verify".into()));
+    }
+    conclave_consensus::Validator::from_member(m.id).map_err(|e| bad(format!("member id: {e}")))?;
+    Ok(())
+}
+
+/// The BLS member set of `members` (sorted by id) with the default quorum,
+/// each key checked by its proof of possession.
+pub fn bls_set(members: &[MemberInfo]) -> Result<conclave_checkpoint::MemberSet, String> {
+    let mut regs = Vec::with_capacity(members.len());
+    for m in members {
+        let public_key = conclave_checkpoint::PublicKey::from_compressed(&m.bls_public_key)
+            .map_err(|e| format!("member {}: BLS key: {e}", m.id))?;
+        let pop = conclave_checkpoint::ProofOfPossession::from_compressed(&m.bls_pop)
+            .map_err(|e| format!("member {}: BLS PoP: {e}", m.id))?;
+        regs.push(conclave_checkpoint::Registration { public_key, pop });
+    }
+    conclave_checkpoint::MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,9 @@ impl<'de> serde::Deserialize<'de> for SealedKeyHex {
     }
 }
 
+/// What the network layer reports: messages, requests and connections.
+pub type NetworkEvents = tokio::sync::mpsc::Receiver<conclave_network::NetworkEvent>;
+
 pub struct Node {
     pub home: PathBuf,
     pub config: Config,
@@ -131,8 +134,9 @@ pub fn now_ms() -> u64 {
 
 impl Node {
     /// Opens the node at `home` and starts an actor for every context in
-    /// its store. Must run inside a tokio runtime.
-    pub fn open(home: &Path, config: Config) -> Result<Arc<Self>> {
+    /// its store; returns it with the network's events, which
+    /// [`crate::launch`] routes. Must run inside a tokio runtime.
+    pub fn open(home: &Path, config: Config) -> Result<(Arc<Self>, NetworkEvents)> {
         // Each context keeps its WAL open, beside RocksDB's files and the
         // peers' sockets: a node with many contexts needs more than the
         // usual soft limit of 1024 descriptors.
@@ -170,8 +174,7 @@ impl Node {
         for record in node.store.contexts()? {
             node.spawn_context(record)?;
         }
-        tokio::spawn(route_network_events(Arc::downgrade(&node), net_events));
-        Ok(node)
+        Ok((node, net_events))
     }
 
     /// Installs the geneses under `home/genesis/*.json` this node is a
@@ -396,25 +399,13 @@ impl Node {
         Ok(app)
     }
 
-    pub fn uptime_secs(&self) -> u64 {
-        self.started_at.elapsed().as_secs()
+    /// The mailboxes of the contexts running.
+    pub fn context_handles(&self) -> Vec<ContextHandle> {
+        self.contexts.read().values().cloned().collect()
     }
 
-    /// Binds RPC and metrics and serves them in background tasks.
-    pub async fn serve(self: &Arc<Self>) -> Result<Bound> {
-        let metrics_listener = crate::metrics::bind(self.config.metrics.listen).await?;
-        let metrics_addr = metrics_listener.local_addr()?;
-        tokio::spawn(crate::metrics::serve(
-            self.metrics.clone(),
-            self.network.clone(),
-            metrics_listener,
-        ));
-        let rpc = crate::rpc::start(self.clone()).await?;
-        info!(rpc = %rpc, metrics = %metrics_addr, member = %self.keys.member_id(), "node serving");
-        Ok(Bound {
-            rpc,
-            metrics: metrics_addr,
-        })
+    pub fn uptime_secs(&self) -> u64 {
+        self.started_at.elapsed().as_secs()
     }
 }
 
@@ -440,86 +431,4 @@ fn spawn_network(
     }
     conclave_network::spawn(net, keys.member.to_bytes())
         .map_err(|e| Error::Other(format!("p2p: {e}")))
-}
-
-/// Hands each gossip message and push to its context's actor and answers members'
-/// sync requests from the store.
-async fn route_network_events(
-    node: std::sync::Weak<Node>,
-    mut events: tokio::sync::mpsc::Receiver<conclave_network::NetworkEvent>,
-) {
-    use conclave_network::NetworkEvent;
-    while let Some(event) = events.recv().await {
-        let Some(node) = node.upgrade() else { return };
-        match event {
-            NetworkEvent::Message {
-                context,
-                from,
-                data,
-            } => {
-                if let Ok(handle) = node.context(&context) {
-                    if !handle.gossip(from, data) {
-                        tracing::warn!(%context, "context inbox full; gossip dropped");
-                    }
-                }
-            }
-            NetworkEvent::Pushed {
-                context,
-                from,
-                data,
-            } => {
-                if let Ok(handle) = node.context(&context) {
-                    if !handle.pushed(from, data) {
-                        tracing::debug!(%context, "context bulk lane full; pushed txs dropped");
-                    }
-                }
-            }
-            NetworkEvent::Request {
-                context,
-                from,
-                data,
-                reply,
-            } if context == conclave_network::NODE_SCOPE => {
-                tokio::spawn(async move {
-                    let answer = crate::membership::serve(node, from, data).await;
-                    if let Ok(bytes) = borsh::to_vec(&answer) {
-                        let _ = reply.send(bytes);
-                    }
-                });
-            }
-            NetworkEvent::Request {
-                context,
-                data,
-                reply,
-                ..
-            } => {
-                // The network layer has checked that the requester is a
-                // member of `context`; only members read its blocks.
-                if node.context(&context).is_ok() {
-                    let store = node.store.clone();
-                    tokio::task::spawn_blocking(move || {
-                        match crate::context::wire::serve_sync(&store, &context, &data) {
-                            Ok(bytes) => {
-                                let _ = reply.send(bytes);
-                            }
-                            Err(e) => tracing::debug!(%context, error = %e, "sync request refused"),
-                        }
-                    });
-                }
-            }
-            NetworkEvent::PeerConnected(m) => {
-                node.metrics.p2p_peers.inc();
-                // Status exchange: every context compares tips with the
-                // newly reachable member (the actor ignores non-members).
-                for handle in node.contexts.read().values() {
-                    handle.peer_connected(m);
-                }
-                tracing::debug!(member = %m, "peer connected");
-            }
-            NetworkEvent::PeerDisconnected(m) => {
-                node.metrics.p2p_peers.dec();
-                tracing::debug!(member = %m, "peer disconnected");
-            }
-        }
-    }
 }

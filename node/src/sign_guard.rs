@@ -29,7 +29,7 @@ use conclave_consensus::sign_policy::{SignPosition, SignRefusal, SignRequest, Si
 use conclave_consensus::{Hash32, Height};
 use thiserror::Error;
 
-use crate::wal::fsx;
+use crate::fsx;
 
 const MAGIC: &[u8; 8] = b"CNCLSIGN";
 /// Version 1 files (a record without padding) are read and upgraded.

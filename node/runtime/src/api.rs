@@ -7,12 +7,13 @@
 
 use wasmtime::{Caller, Linker};
 
-use crate::call::Event;
 use crate::costs::{self, cost};
 use crate::host::{
     charge, check_len, guest_len, read_bytes, read_message, write_bytes, write_from_state,
-    HostState, HostTrap,
+    HostState,
 };
+use crate::trap::HostTrap;
+use crate::types::Event;
 
 /// Import module of the host API.
 pub const MODULE: &str = "env";

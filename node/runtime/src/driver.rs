@@ -15,9 +15,9 @@ use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
-use crate::call::StateView;
 use crate::error::{Error, Result, StateError};
-use crate::host::HostTrap;
+use crate::trap::HostTrap;
+use crate::types::StateView;
 
 /// The one outstanding state read of a call.
 #[derive(Default)]

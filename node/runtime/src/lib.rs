@@ -4,7 +4,8 @@
 //! - [`Runtime`] (`runtime.rs`) holds the wasmtime engine, the linked host
 //!   API and a cache of compiled apps; [`Runtime::load`] validates and
 //!   compiles a module into an [`App`] (`app.rs`), [`Runtime::call`] runs one
-//!   [`Call`] over a [`StateView`] and returns an [`Outcome`] (`call.rs`).
+//!   [`Call`] over a [`StateView`] and returns an [`Outcome`] (the types in
+//!   `types.rs`, the execution in `call.rs`).
 //! - [`Limits`] (`config.rs`) bound every call (fuel, memory, sizes, counts);
 //!   the engine configuration there removes the sources of nondeterminism
 //!   (fuel metering, NaN canonicalisation, no threads or relaxed SIMD, a
@@ -32,10 +33,12 @@ mod driver;
 mod error;
 mod host;
 mod runtime;
+mod trap;
+mod types;
 
 pub use api::MODULE as HOST_MODULE;
 pub use app::{app_hash, App, AppHash, CACHE_CAPACITY};
-pub use call::{Call, Event, Failure, Outcome, StateView};
 pub use config::{Limits, MAX_TABLE_ELEMENTS, MAX_WASM_STACK};
 pub use error::{Error, Result, StateError};
 pub use runtime::Runtime;
+pub use types::{Call, Event, Failure, Outcome, StateView};

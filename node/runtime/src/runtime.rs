@@ -8,10 +8,11 @@ use wasmtime::{Engine, Linker};
 
 use crate::api;
 use crate::app::{App, AppCache};
-use crate::call::{execute, Call, Outcome, StateView};
+use crate::call::execute;
 use crate::config::{engine_config, Limits, POOL_SLOTS};
 use crate::error::{Error, Result};
 use crate::host::HostState;
+use crate::types::{Call, Outcome, StateView};
 
 /// The node's wasm runtime. Cheap to clone; share one per node.
 #[derive(Clone)]

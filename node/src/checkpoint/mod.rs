@@ -20,21 +20,19 @@ pub mod view;
 
 use std::sync::Arc;
 
+use conclave_checkpoint::Domain;
 use conclave_checkpoint::{ChainKind, SecretKey};
-use conclave_checkpoint::{Domain, MemberSet, ProofOfPossession, PublicKey, Registration};
 use conclave_consensus::{BlockHeader, ContextId, Height, MemberId};
 use tracing::{debug, info, warn};
 
 pub use collector::{Collector, Params, Refusal, Share};
 
-use crate::anchors::Anchors;
-use crate::context::wire::Wire;
+use crate::anchors::{Anchors, MAX_ANCHORS};
+use crate::members::bls_set;
 use crate::members::Membership;
 use crate::metrics::Metrics;
 use crate::store::{AnchorDomain, ContextRecord, Genesis, Store};
 
-/// Anchors a context may name, at most.
-pub const MAX_ANCHORS: usize = 8;
 /// Largest checkpoint interval accepted.
 pub const MAX_INTERVAL: u64 = 1_000_000;
 /// Recent heights whose unfinished checkpoints a restarted node resumes.
@@ -122,20 +120,6 @@ pub fn params_at(
     Ok(Some(params))
 }
 
-/// The BLS member set of `members` (sorted by id) with the default quorum,
-/// each key checked by its proof of possession.
-pub fn bls_set(members: &[crate::store::MemberInfo]) -> Result<MemberSet, String> {
-    let mut regs = Vec::with_capacity(members.len());
-    for m in members {
-        let public_key = PublicKey::from_compressed(&m.bls_public_key)
-            .map_err(|e| format!("member {}: BLS key: {e}", m.id))?;
-        let pop = ProofOfPossession::from_compressed(&m.bls_pop)
-            .map_err(|e| format!("member {}: BLS PoP: {e}", m.id))?;
-        regs.push(Registration { public_key, pop });
-    }
-    MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))
-}
-
 /// Parses an anchor: `evm:<chain id>:<0x address>`,
 /// `near:<network>:<account>`, or the 41-byte domain in hex.
 pub fn parse_anchor(spec: &str) -> Result<AnchorDomain, String> {
@@ -191,7 +175,7 @@ pub struct Checkpoints {
     max_resends: u32,
     latest: u64,
     /// Where stored checkpoints are announced (RPC subscribers).
-    events: Option<tokio::sync::broadcast::Sender<crate::context::CheckpointEvent>>,
+    events: Option<tokio::sync::broadcast::Sender<CheckpointEvent>>,
 }
 
 /// What a height's [`Params`] depend on.
@@ -264,7 +248,7 @@ impl Checkpoints {
     /// Announces each checkpoint it stores on `events`.
     pub fn announcing_to(
         mut self,
-        events: tokio::sync::broadcast::Sender<crate::context::CheckpointEvent>,
+        events: tokio::sync::broadcast::Sender<CheckpointEvent>,
     ) -> Self {
         self.events = Some(events);
         self
@@ -317,7 +301,7 @@ impl Checkpoints {
 
     /// The node committed the block of `header`, whose outbox holds
     /// `actions` actions. Returns the share to gossip, if any.
-    pub fn on_commit(&mut self, header: &BlockHeader, actions: usize) -> Option<Wire> {
+    pub fn on_commit(&mut self, header: &BlockHeader, actions: usize) -> Option<Share> {
         let params = self.params_at(header.height)?;
         if params.announces() && params.is_checkpoint_height(header.height.0, actions) {
             info!(context = %self.id, height = header.height.0, epoch = params.epoch,
@@ -334,7 +318,7 @@ impl Checkpoints {
     }
 
     /// A member's share arrived on the context's topic.
-    pub fn on_share(&mut self, from: MemberId, tip: Height, share: Share) -> Option<Wire> {
+    pub fn on_share(&mut self, from: MemberId, tip: Height, share: Share) -> Option<Share> {
         let height = share.height;
         // Parameters only for heights the collector would buffer: a share
         // claiming a far-away height (up to u64::MAX) is refused cheaply.
@@ -357,15 +341,11 @@ impl Checkpoints {
     }
 
     /// The resend timer fired: shares of checkpoints still below quorum.
-    pub fn on_tick(&mut self) -> Vec<Wire> {
-        self.collector
-            .resend(self.max_resends)
-            .into_iter()
-            .map(wire_of)
-            .collect()
+    pub fn on_tick(&mut self) -> Vec<Share> {
+        self.collector.resend(self.max_resends)
     }
 
-    fn apply(&mut self, step: collector::Step) -> Option<Wire> {
+    fn apply(&mut self, step: collector::Step) -> Option<Share> {
         if let Some((rec, quorum)) = step.completed {
             let ctx = self.id;
             match self.store.put_checkpoint(&ctx, &rec) {
@@ -386,7 +366,7 @@ impl Checkpoints {
                         debug!(context = %ctx, height = rec.height.0, signers, "checkpoint upgraded");
                     }
                     if let Some(events) = &self.events {
-                        let _ = events.send(crate::context::CheckpointEvent {
+                        let _ = events.send(CheckpointEvent {
                             context_id: ctx,
                             height: rec.height.0,
                             epoch: rec.epoch,
@@ -398,7 +378,7 @@ impl Checkpoints {
             }
         }
         self.set_gauges();
-        step.gossip.map(wire_of)
+        step.gossip
     }
 
     fn set_gauges(&self) {
@@ -412,21 +392,14 @@ impl Checkpoints {
     }
 }
 
-fn wire_of(s: Share) -> Wire {
-    Wire::CheckpointSig {
-        height: s.height,
-        signer: s.signer,
-        sigs: s.sigs,
-    }
-}
-
-/// The share a `Wire::CheckpointSig` carries.
-pub fn share_of(height: u64, signer: MemberId, sigs: Vec<([u8; 41], [u8; 96])>) -> Share {
-    Share {
-        height,
-        signer,
-        sigs,
-    }
+/// A checkpoint stored with a quorum (or upgraded with more signers), as
+/// announced to subscribers: what a relayer waits for.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointEvent {
+    pub context_id: ContextId,
+    pub height: u64,
+    pub epoch: u64,
+    pub signers: u32,
 }
 
 #[cfg(test)]

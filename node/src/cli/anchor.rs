@@ -20,9 +20,9 @@ use serde::Deserialize;
 
 use crate::anchors::{AnchorArgs, METHOD_ANCHOR};
 use crate::keys::NodeKeys;
-use crate::rpc::membership::MemberSetView;
+use crate::rpc::members::MemberSetView;
 use crate::rpc::types::StateValue;
-use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembershipApiClient};
+use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembersApiClient};
 use crate::store::AnchorDomain;
 
 /// The chains a proxy can live on.

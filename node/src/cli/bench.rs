@@ -22,7 +22,6 @@ use super::bench_report::{pct, scrape_fallbacks, usage, Medians, NodeUsage, Repo
 use crate::config::Config;
 use crate::context::BlockEvent;
 use crate::keys::NodeKeys;
-use crate::node::Node;
 use crate::rpc::ConclaveApiClient;
 
 #[derive(Args, Debug)]
@@ -117,10 +116,9 @@ impl Drop for Processes {
     }
 }
 
+/// The consensus benchmark (`--anchor-payouts` runs `bench_anchor`
+/// instead: `cli::run` dispatches).
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(n) = args.anchor_payouts {
-        return super::bench_anchor::run(n).await;
-    }
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
     let pins = if args.pin {
         let (validators, load) = pin_sets()?;
@@ -170,8 +168,7 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
             p2p: Some("/ip4/127.0.0.1/tcp/0".into()),
         };
         super::init_home(home, listen)?;
-        let node = Node::open(home, Config::load(home)?)?;
-        let bound = node.serve().await?;
+        let (node, bound) = crate::launch::launch(home, Config::load(home)?).await?;
         let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;
         let mut contexts = Vec::new();
         for _ in 0..args.contexts.max(1) {

@@ -18,7 +18,7 @@ use crate::keys::{NodeKeys, RpcSecrets};
 use crate::rpc::auth::{self, ADMIN_HEADER, AUTHORIZATION_HEADER, MAX_TOKEN_TTL_MS};
 use crate::rpc::types::LoginToken;
 use crate::rpc::types::{StateValue, TxStatusView};
-use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembershipApiClient};
+use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembersApiClient};
 use crate::store::{app_key, verify_proof, Proof};
 
 /// How long the member tokens of one CLI command last.
@@ -106,7 +106,7 @@ fn parse_member(s: &str) -> anyhow::Result<conclave_consensus::MemberId> {
 /// Waits for a membership tx to commit and says when it takes effect.
 async fn membership_tx(
     c: &HttpClient,
-    tx: crate::rpc::membership::MembershipTx,
+    tx: crate::rpc::members::MembershipTx,
     done: &str,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);

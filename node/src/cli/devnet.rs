@@ -11,7 +11,6 @@ use clap::Args;
 
 use super::Cli;
 use crate::config::Config;
-use crate::node::Node;
 use crate::rpc::ConclaveApiClient;
 
 #[derive(Args, Debug)]
@@ -155,8 +154,7 @@ async fn wait_healthy(url: &str, home: &Path, children: &mut Children) -> anyhow
 async fn run_single(home: &Path, args: &DevnetArgs) -> anyhow::Result<()> {
     super::init_home(home, super::Listen::default())?;
     let config = Config::load(home)?;
-    let node = Node::open(home, config)?;
-    let bound = node.serve().await?;
+    let (node, bound) = crate::launch::launch(home, config).await?;
     let existing = node.store.contexts()?;
     let context = match existing.first() {
         Some(r) => r.clone(),

@@ -407,8 +407,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     config.p2p.persistent_peers.push(p.to_string());
                 }
             }
-            let node = crate::node::Node::open(&home, config)?;
-            node.serve().await?;
+            let (_node, _bound) = crate::launch::launch(&home, config).await?;
             tokio::signal::ctrl_c().await?;
             tracing::info!("shutting down");
             Ok(())
@@ -429,7 +428,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Devnet(args) => devnet::run(&cli, args).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => match args.anchor_payouts {
+            Some(n) => bench_anchor::run(n).await,
+            None => bench::run(args).await,
+        },
         Command::Testnet(args) => testnet::run(args),
         Command::Verify(args) => anchor::verify(args).await,
         Command::Relay(args) => relay::run(&cli.rpc_url(), &home, args).await,

@@ -31,6 +31,7 @@ use super::later::LaterHeights;
 use super::roster::Roster;
 use super::seams::{Clock, Transport};
 use super::timers::Timers;
+use super::wire::Wire;
 use crate::checkpoint::Checkpoints;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -375,8 +376,8 @@ impl ContextActor {
             Message::Pushed(from, data) => self.on_member_message(from, data)?,
             Message::CheckpointTick => {
                 self.timers.ticked();
-                for wire in self.checkpoints.on_tick() {
-                    self.gossip.broadcast(&wire);
+                for share in self.checkpoints.on_tick() {
+                    self.gossip.broadcast(&Wire::from(share));
                 }
             }
             Message::Synced(result) => {

@@ -2,6 +2,7 @@ use conclave_consensus::{ContextId, Hash32, Height};
 use conclave_runtime::Runtime;
 use rand::RngCore;
 
+use crate::members::check_member_keys;
 use crate::store::{AnchorDomain, ContextRecord, Genesis, MemberInfo, Store};
 use crate::{Error, Result};
 
@@ -80,23 +81,6 @@ pub fn install_genesis(
     store.put_blob(&app_hash, wasm)?;
     store.create_context(&record, &tree)?;
     Ok(record)
-}
-
-/// A member is admitted only with a valid BLS key and a proof of possession
-/// of it: without the proof, a rogue key could cancel honest keys in an
-/// aggregate.
-pub fn check_member_keys(m: &MemberInfo) -> Result<()> {
-    use conclave_checkpoint::bls::{ProofOfPossession, PublicKey};
-    let bad = |why: String| Error::Other(format!("member {}: {why}", m.id));
-    let pk =
-        PublicKey::from_compressed(&m.bls_public_key).map_err(|e| bad(format!("BLS key: {e}")))?;
-    let pop =
-        ProofOfPossession::from_compressed(&m.bls_pop).map_err(|e| bad(format!("BLS PoP: {e}")))?;
-    if !pk.verify_pop(&pop) {
-        return Err(bad("BLS proof of possession does not verify".into()));
-    }
-    conclave_consensus::Validator::from_member(m.id).map_err(|e| bad(format!("member id: {e}")))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -237,7 +237,7 @@ impl ContextActor {
             .checkpoints
             .on_commit(&block.header, executed.actions.len())
         {
-            self.gossip.broadcast(&share);
+            self.gossip.broadcast(&Wire::from(share));
         }
         let changes: Vec<_> = block
             .txs

@@ -113,9 +113,13 @@ impl ContextActor {
                 signer,
                 sigs,
             } => {
-                let share = crate::checkpoint::share_of(height, signer, sigs);
+                let share = crate::checkpoint::Share {
+                    height,
+                    signer,
+                    sigs,
+                };
                 if let Some(answer) = self.checkpoints.on_share(from, self.record.height, share) {
-                    self.gossip.broadcast(&answer);
+                    self.gossip.broadcast(&Wire::from(answer));
                 }
                 Ok(())
             }

@@ -58,16 +58,6 @@ pub struct BlockEvent {
     pub round: u32,
 }
 
-/// A checkpoint stored with a quorum (or upgraded with more signers), as
-/// announced to subscribers: what a relayer waits for.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CheckpointEvent {
-    pub context_id: ContextId,
-    pub height: u64,
-    pub epoch: u64,
-    pub signers: u32,
-}
-
 /// The mailbox of a context actor: two lanes. Consensus (votes,
 /// proposals, timers, catch-up, questions) goes first; the bulk lane (txs
 /// submitted or pushed by members) is worked through in slices between

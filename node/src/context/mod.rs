@@ -42,7 +42,8 @@ mod sim;
 mod timers;
 pub mod wire;
 
+pub use crate::checkpoint::CheckpointEvent;
 pub use actor::{ContextActor, ContextDeps};
-pub use genesis::{check_member_keys, create_context, install_genesis, CheckpointOptions};
-pub use ingress::{BlockEvent, CheckpointEvent, ContextHandle, Message, SubmitError};
+pub use genesis::{create_context, install_genesis, CheckpointOptions};
+pub use ingress::{BlockEvent, ContextHandle, Message, SubmitError};
 pub use seams::{Clock, SystemClock, Transport};

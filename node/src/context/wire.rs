@@ -32,6 +32,16 @@ pub enum Wire {
     Txs(Vec<SignedTx>),
 }
 
+impl From<crate::checkpoint::Share> for Wire {
+    fn from(s: crate::checkpoint::Share) -> Self {
+        Wire::CheckpointSig {
+            height: s.height,
+            signer: s.signer,
+            sigs: s.sigs,
+        }
+    }
+}
+
 impl Wire {
     /// Frames the message behind a sequence number. Gossipsub drops a
     /// message whose bytes it has seen recently, and consensus rebroadcasts

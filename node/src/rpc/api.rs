@@ -301,7 +301,7 @@ impl ConclaveApiServer for RpcImpl {
             .map_err(bad_app)?;
             (record, Vec::new())
         } else {
-            crate::membership::create_shared(&node, wasm, others, anchors, checkpoint_interval)
+            crate::onboarding::create_shared(&node, wasm, others, anchors, checkpoint_interval)
                 .await
                 .map_err(|e| match e {
                     crate::Error::Other(m) if m.starts_with("member ") => {

@@ -7,7 +7,7 @@
 mod api;
 pub mod auth;
 pub mod checkpoints;
-pub mod membership;
+pub mod members;
 pub mod policy;
 mod subscribe;
 pub mod types;
@@ -21,7 +21,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 pub use api::{ConclaveApiClient, ConclaveApiServer};
 pub use checkpoints::{CheckpointApiClient, CheckpointApiServer};
-pub use membership::{MembershipApiClient, MembershipApiServer};
+pub use members::{MembersApiClient, MembersApiServer};
 
 use crate::keys::RpcSecrets;
 use crate::node::Node;
@@ -78,7 +78,7 @@ pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
         .merge(checkpoints::CheckpointRpc::new(node.clone()).into_rpc())
         .map_err(|e| crate::Error::Other(e.to_string()))?;
     methods
-        .merge(membership::MembershipRpc::new(node.clone()).into_rpc())
+        .merge(members::MembersRpc::new(node.clone()).into_rpc())
         .map_err(|e| crate::Error::Other(e.to_string()))?;
     let unclassified = policy::unclassified(methods.method_names());
     if !unclassified.is_empty() {

@@ -99,7 +99,7 @@ pub struct ContextCreated {
     pub app_hash: Hash32,
     /// One per other member: whether its node installed the context.
     #[serde(default)]
-    pub offers: Vec<crate::membership::OfferOutcome>,
+    pub offers: Vec<crate::onboarding::OfferOutcome>,
 }
 
 /// A member token from `auth_login`, for `Authorization: Bearer <token>`.

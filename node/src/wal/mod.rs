@@ -11,7 +11,7 @@
 //! [`WalOptions::repair`] is set. Nothing read from disk can panic.
 
 mod frame;
-pub(crate) mod fsx;
+use crate::fsx;
 mod shared;
 
 use std::fs::{File, OpenOptions};

@@ -659,7 +659,7 @@ async fn bad_chain_input_is_refused_and_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n4_member_removed_rotation_relayed_and_its_share_no_longer_counts() {
     use conclave_checkpoint::{sign_checkpoint, Signature, SignerBitmap};
-    use conclave_node::rpc::MembershipApiClient;
+    use conclave_node::rpc::MembersApiClient;
 
     let f = Anchored::start().await;
     let (anvil, net, chain, proxy, before) = (&f.anvil, &f.net, &f.chain, f.proxy, f.before);

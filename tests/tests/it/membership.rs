@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use conclave_consensus::{ContextId, Hash32};
-use conclave_node::rpc::{ConclaveApiClient, MembershipApiClient};
+use conclave_node::rpc::{ConclaveApiClient, MembersApiClient};
 use conclave_tests::{signed, wait_committed, TestNet, TestNode};
 use jsonrpsee::core::ClientError;
 

@@ -85,7 +85,7 @@ impl From<&MemberSet> for MemberSetView {
 }
 
 #[rpc(server, client)]
-pub trait MembershipApi {
+pub trait MembersApi {
     /// Proposes `member` (a member id whose node is reachable) as a member
     /// of `context`; it validates from two heights after the tx commits.
     #[method(name = "context_invite", param_kind = map)]
@@ -132,11 +132,11 @@ pub trait MembershipApi {
     ) -> RpcResult<MembersView>;
 }
 
-pub struct MembershipRpc {
+pub struct MembersRpc {
     node: Arc<Node>,
 }
 
-impl MembershipRpc {
+impl MembersRpc {
     pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
@@ -168,10 +168,10 @@ fn submitted(tx_hash: Hash32) -> MembershipTx {
 }
 
 #[async_trait]
-impl MembershipApiServer for MembershipRpc {
+impl MembersApiServer for MembersRpc {
     async fn context_invite(&self, ctx: ContextId, member: MemberId) -> RpcResult<MembershipTx> {
         self.count("context_invite");
-        crate::membership::invite(&self.node, ctx, member)
+        crate::onboarding::invite(&self.node, ctx, member)
             .await
             .map(submitted)
             .map_err(membership_error)
@@ -179,7 +179,7 @@ impl MembershipApiServer for MembershipRpc {
 
     async fn context_remove(&self, ctx: ContextId, member: MemberId) -> RpcResult<MembershipTx> {
         self.count("context_remove");
-        crate::membership::remove(&self.node, ctx, member)
+        crate::onboarding::remove(&self.node, ctx, member)
             .await
             .map(submitted)
             .map_err(membership_error)
@@ -187,7 +187,7 @@ impl MembershipApiServer for MembershipRpc {
 
     async fn context_leave(&self, ctx: ContextId) -> RpcResult<MembershipTx> {
         self.count("context_leave");
-        crate::membership::leave(&self.node, ctx)
+        crate::onboarding::leave(&self.node, ctx)
             .await
             .map(submitted)
             .map_err(membership_error)
@@ -195,10 +195,10 @@ impl MembershipApiServer for MembershipRpc {
 
     async fn context_join(&self, ctx: ContextId, via: String) -> RpcResult<Joined> {
         self.count("context_join");
-        let via = crate::membership::resolve_peer(&self.node, &via)
+        let via = crate::onboarding::resolve_peer(&self.node, &via)
             .await
             .map_err(membership_error)?;
-        let record = crate::membership::join(&self.node, ctx, via)
+        let record = crate::onboarding::join(&self.node, ctx, via)
             .await
             .map_err(membership_error)?;
         Ok(Joined {

@@ -17,7 +17,7 @@ use conclave_network::NODE_SCOPE;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::context::check_member_keys;
+use crate::members::check_member_keys;
 use crate::node::Node;
 use crate::store::{AnchorDomain, ContextRecord, Genesis, MemberInfo};
 use crate::{Error, Result};

@@ -1,4 +1,5 @@
-//! The few durable file operations the WAL and the sign guard rely on.
+//! The few durable file operations the WAL, the sign guard and the key
+//! files rely on.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
