@@ -389,7 +389,7 @@ fn rotate(
 /// aggregate.
 pub fn check_member_keys(m: &MemberInfo) -> crate::Result<()> {
     use conclave_checkpoint::bls::{ProofOfPossession, PublicKey};
-    let bad = |why: String| crate::Error::Other(format!("member {}: {why}", m.id));
+    let bad = |why: String| crate::Error::member(m.id, why);
     let pk =
         PublicKey::from_compressed(&m.bls_public_key).map_err(|e| bad(format!("BLS key: {e}")))?;
     let pop =

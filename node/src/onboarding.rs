@@ -71,8 +71,8 @@ async fn ask(node: &Node, peer: MemberId, req: &NodeRequest) -> Result<NodeRespo
         .network
         .request(peer, NODE_SCOPE, data)
         .await
-        .map_err(|e| Error::Other(format!("member {peer}: {e}")))?;
-    borsh::from_slice(&bytes).map_err(|e| Error::Other(format!("member {peer}: bad answer: {e}")))
+        .map_err(|e| Error::member(peer, e))?;
+    borsh::from_slice(&bytes).map_err(|e| Error::member(peer, format!("bad answer: {e}")))
 }
 
 /// Fetches and checks `peer`'s identity: it must be that member, with a
@@ -83,12 +83,11 @@ pub async fn fetch_identity(node: &Node, peer: MemberId) -> Result<MemberInfo> {
             check_member_keys(&info)?;
             Ok(info)
         }
-        NodeResponse::Identity(info) => Err(Error::Other(format!(
-            "member {peer} answered as {}",
-            info.id
-        ))),
-        NodeResponse::Refused(why) => Err(Error::Other(format!("member {peer} refused: {why}"))),
-        other => Err(Error::Other(format!("member {peer}: unexpected {other:?}"))),
+        NodeResponse::Identity(info) => {
+            Err(Error::member(peer, format!("answered as {}", info.id)))
+        }
+        NodeResponse::Refused(why) => Err(Error::member(peer, format!("refused: {why}"))),
+        other => Err(Error::member(peer, format!("unexpected {other:?}"))),
     }
 }
 
@@ -125,7 +124,7 @@ pub async fn create_shared(
             Ok(NodeRequest::Offer {
                 genesis: record.genesis.clone(),
                 sealed_key: crate::seal::seal_key_to(m, &record.id, &key)
-                    .map_err(|e| Error::Other(format!("member {m}: {e}")))?,
+                    .map_err(|e| Error::member(*m, e))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -199,7 +198,9 @@ fn app_for(node: &Node, from: MemberId, context: &ContextId, key_epoch: u64) -> 
         .membership(context)?
         .ok_or(Error::UnknownContext(*context))?;
     if !membership.readers(record.height).contains(&from) {
-        return Err(Error::Other(format!("{from} is not a member of {context}")));
+        return Err(Error::Invalid(format!(
+            "{from} is not a member of {context}"
+        )));
     }
     let key = node
         .store
@@ -218,9 +219,9 @@ fn app_for(node: &Node, from: MemberId, context: &ContextId, key_epoch: u64) -> 
 fn join_for(node: &Node, from: MemberId, context: &ContextId) -> Result<NodeResponse> {
     let (record, membership) = node
         .membership(context)?
-        .ok_or_else(|| Error::Other(format!("unknown context {context}")))?;
+        .ok_or(Error::UnknownContext(*context))?;
     if !membership.readers(record.height).contains(&from) {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "{from} is not a member of {context} (no committed invitation)"
         )));
     }
@@ -235,7 +236,7 @@ fn join_for(node: &Node, from: MemberId, context: &ContextId) -> Result<NodeResp
             });
         }
     }
-    Err(Error::Other(format!(
+    Err(Error::Invalid(format!(
         "no context key was handed to {from} (a genesis member is offered the context at creation)"
     )))
 }
@@ -257,11 +258,9 @@ pub async fn join(node: &Arc<Node>, context: ContextId, via: MemberId) -> Result
                 sealed_key,
             } => (genesis, key_epoch, sealed_key),
             NodeResponse::Refused(why) => {
-                return Err(Error::Other(format!(
-                    "member {via} refused the join: {why}"
-                )))
+                return Err(Error::member(via, format!("refused the join: {why}")))
             }
-            other => return Err(Error::Other(format!("member {via}: unexpected {other:?}"))),
+            other => return Err(Error::member(via, format!("unexpected {other:?}"))),
         };
     check_genesis(&context, &genesis)?;
     let key = node.open_key(&context, key_epoch, &sealed_key)?;
@@ -286,7 +285,7 @@ pub async fn join(node: &Arc<Node>, context: ContextId, via: MemberId) -> Result
 pub fn check_genesis(context: &ContextId, genesis: &Genesis) -> Result<()> {
     let got = genesis.context_id();
     if got != *context {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "the genesis offered hashes to {got}, not to the context {context}"
         )));
     }
@@ -306,12 +305,12 @@ async fn accept_offer(
     let me = node.member_info().id;
     let named = |m: &MemberId| genesis.members.iter().any(|i| i.id == *m);
     if !named(&me) {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "this node ({me}) is not a member of {id}"
         )));
     }
     if !named(&from) {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "the offerer {from} is not a member of {id}"
         )));
     }
@@ -347,12 +346,13 @@ async fn fetch_app(
             Ok(NodeResponse::App(sealed)) => {
                 let wasm = key
                     .open(&context, crate::seal::Purpose::App, &sealed)
-                    .map_err(|e| Error::Other(format!("app from {from}: {e}")))?;
+                    .map_err(|e| Error::member(from, format!("app: {e}")))?;
                 let got = Hash32(conclave_runtime::app_hash(&wasm));
                 if got != hash {
-                    return Err(Error::Other(format!(
-                        "app from {from} hashes to {got}, not {hash}"
-                    )));
+                    return Err(Error::member(
+                        from,
+                        format!("its app hashes to {got}, not {hash}"),
+                    ));
                 }
                 return Ok(wasm);
             }
@@ -362,9 +362,10 @@ async fn fetch_app(
         }
         tokio::time::sleep(std::time::Duration::from_millis(200 * (attempt + 1))).await;
     }
-    Err(Error::Other(format!(
-        "cannot fetch app {hash} from {from}: {last}"
-    )))
+    Err(Error::member(
+        from,
+        format!("cannot fetch app {hash}: {last}"),
+    ))
 }
 
 /// Signs `method(args)` with this node's member key and submits it to the
@@ -394,7 +395,7 @@ async fn submit_own(
     handle
         .submit(tx)
         .await
-        .map_err(|e| Error::Other(format!("membership tx refused: {e}")))
+        .map_err(|e| Error::TxRefused(e.to_string()))
 }
 
 fn current(
@@ -406,7 +407,7 @@ fn current(
         .ok_or(Error::UnknownContext(*context))?;
     let me = node.keys.member_id();
     if !membership.latest().contains(&me) {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "this node's member {me} is not a member of {context}"
         )));
     }
@@ -421,7 +422,7 @@ pub async fn invite(node: &Arc<Node>, context: ContextId, member: MemberId) -> R
     let (_, membership) = current(node, &context)?;
     let latest = membership.latest();
     if latest.contains(&member) {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "{member} is a member of {context} already"
         )));
     }
@@ -430,13 +431,13 @@ pub async fn invite(node: &Arc<Node>, context: ContextId, member: MemberId) -> R
         .store
         .context_key(&context, latest.key_epoch)?
         .ok_or_else(|| {
-            Error::Other(format!(
+            Error::Invalid(format!(
                 "this node lacks the key of epoch {}",
                 latest.key_epoch
             ))
         })?;
-    let sealed_key = crate::seal::seal_key_to(&member, &context, &key)
-        .map_err(|e| Error::Other(format!("member {member}: {e}")))?;
+    let sealed_key =
+        crate::seal::seal_key_to(&member, &context, &key).map_err(|e| Error::member(member, e))?;
     let args = crate::members::InviteArgs {
         member: info,
         key_epoch: latest.key_epoch,
@@ -456,7 +457,7 @@ pub async fn remove(node: &Arc<Node>, context: ContextId, member: MemberId) -> R
     }
     let mut set = membership.latest().clone();
     if !set.contains(&member) {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "{member} is not a member of {context}"
         )));
     }
@@ -491,18 +492,18 @@ pub async fn resolve_peer(node: &Node, via: &str) -> Result<MemberId> {
         return Ok(member);
     }
     let addr: conclave_network::Multiaddr = via.parse().map_err(|_| {
-        Error::Other(format!(
+        Error::Invalid(format!(
             "--via {via:?} is neither a member id nor a multiaddr"
         ))
     })?;
     let peer = conclave_network::peer_in_addr(&addr)
-        .ok_or_else(|| Error::Other(format!("--via {via:?} names no /p2p/<peer id>")))?;
+        .ok_or_else(|| Error::Invalid(format!("--via {via:?} names no /p2p/<peer id>")))?;
     let member = conclave_network::member_of(&peer)
-        .ok_or_else(|| Error::Other(format!("--via {via:?}: not a member's peer id")))?;
+        .ok_or_else(|| Error::Invalid(format!("--via {via:?}: not a member's peer id")))?;
     node.network
         .dial(addr)
         .await
-        .map_err(|e| Error::Other(format!("member {member}: cannot dial: {e}")))?;
+        .map_err(|e| Error::member(member, format!("cannot dial: {e}")))?;
     Ok(member)
 }
 

@@ -60,6 +60,23 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// Whether the module itself was refused (too large, not wasm,
+    /// invalid, importing outside the host API, no exported memory): the
+    /// submitter's fault, not the host's.
+    pub fn is_module_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::ModuleTooLarge { .. }
+                | Self::NotWasm
+                | Self::InvalidModule(_)
+                | Self::UnknownImport { .. }
+                | Self::ImportSignature { .. }
+                | Self::Memory(_)
+        )
+    }
+}
+
 /// An I/O failure of a [`crate::StateView`].
 pub struct StateError(Box<dyn std::error::Error + Send + Sync>);
 

@@ -90,14 +90,6 @@ pub struct ContextActor {
     pub(super) label: String,
 }
 
-pub(super) fn engine_err(e: conclave_consensus::Error) -> Error {
-    Error::Other(e.to_string())
-}
-
-pub(super) fn wal_err(e: crate::wal::WalError) -> Error {
-    Error::Other(format!("wal: {e}"))
-}
-
 /// An engine for `next` that consults the context's sign guard.
 pub(super) fn new_engine(
     deps: &ContextDeps,
@@ -117,13 +109,12 @@ pub(super) fn new_engine(
 fn open_log(deps: &ContextDeps, id: &ContextId) -> Result<SharedLog> {
     std::fs::create_dir_all(&deps.wal_dir)?;
     let name = id.to_hex();
-    let (wal, recovered) = Wal::open(deps.wal_dir.join(format!("{name}.wal"))).map_err(wal_err)?;
+    let (wal, recovered) = Wal::open(deps.wal_dir.join(format!("{name}.wal")))?;
     if let Some(repair) = &recovered.repair {
         warn!(context = %id, damage = ?repair.damage, dropped_bytes = repair.dropped_bytes,
             backup = %repair.backup.display(), "cut a damaged WAL tail");
     }
-    let guard = SignGuard::open(deps.wal_dir.join(format!("{name}.sign")))
-        .map_err(|e| Error::Other(format!("sign guard: {e}")))?;
+    let guard = SignGuard::open(deps.wal_dir.join(format!("{name}.sign")))?;
     Ok(SharedLog::new(wal, guard))
 }
 
@@ -384,7 +375,22 @@ impl ContextActor {
                 let peer = self.catch_up.answered(result.is_ok());
                 match result {
                     Ok(bytes) => self.on_synced(peer, &bytes)?,
-                    Err(e) => debug!(context = %self.id(), error = %e, "sync request failed"),
+                    Err(e) => {
+                        debug!(context = %self.id(), member = %peer, error = %e, "sync request failed");
+                        // Nothing else may ever ask again (a restarted node
+                        // with no load around it): retry, another member
+                        // each time, with backoff, a bounded number of times.
+                        if let Some(after) = self.catch_up.retry_after() {
+                            self.timers.after(after, Message::RetrySync);
+                        }
+                    }
+                }
+            }
+            Message::RetrySync => {
+                if let Some(peer) = self.catch_up.peer() {
+                    if self.roster.following {
+                        self.request_sync(peer);
+                    }
                 }
             }
             Message::PeerConnected(member) => {

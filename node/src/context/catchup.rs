@@ -13,6 +13,11 @@ use tokio::time::Instant;
 
 use super::wire::SyncRequest;
 
+/// Failed sync requests in a row retried on their own, at most; then only
+/// new evidence of being behind (gossip for a later height, a member
+/// connecting, a slow height) asks again.
+const MAX_RETRIES: usize = 8;
+
 /// A member whose consensus gossip has not reached us for this long, while
 /// a height is struggling, gets its connection re-established (the network
 /// limits how often, whichever contexts ask).
@@ -76,6 +81,16 @@ impl CatchUp {
             self.failures += 1;
         }
         self.peer.unwrap_or_default()
+    }
+
+    /// After a failed request: when to ask again (250 ms, doubling, at
+    /// most 5 s), or `None` once [`MAX_RETRIES`] failed in a row.
+    pub(super) fn retry_after(&self) -> Option<Duration> {
+        if self.failures == 0 || self.failures > MAX_RETRIES {
+            return None;
+        }
+        let ms = 250u64.saturating_mul(1 << (self.failures - 1).min(5));
+        Some(Duration::from_millis(ms.min(5_000)))
     }
 
     /// The member the last request went to.
@@ -145,6 +160,29 @@ mod tests {
         assert_eq!(catch_up.ask(b, &others, Height(3), 0).unwrap().0, a);
         assert_eq!(catch_up.answered(true), a);
         assert_eq!(catch_up.ask(b, &others, Height(3), 0).unwrap().0, b);
+    }
+
+    #[test]
+    fn failed_requests_are_retried_with_backoff_a_bounded_number_of_times() {
+        let a = MemberId([1; 32]);
+        let mut catch_up = CatchUp::default();
+        let mut waits = Vec::new();
+        loop {
+            catch_up.ask(a, &[a], Height(0), 0).unwrap();
+            catch_up.answered(false);
+            match catch_up.retry_after() {
+                Some(d) => waits.push(d.as_millis()),
+                None => break,
+            }
+        }
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
+        catch_up.ask(a, &[a], Height(0), 0).unwrap();
+        catch_up.answered(true);
+        assert_eq!(
+            catch_up.retry_after(),
+            None,
+            "nothing to retry after a success"
+        );
     }
 
     #[test]

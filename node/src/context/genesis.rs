@@ -66,7 +66,7 @@ pub fn install_genesis(
     }
     let id: ContextId = genesis.context_id();
     crate::checkpoint::params(id, &genesis)
-        .map_err(|e| Error::Other(format!("checkpoint parameters: {e}")))?;
+        .map_err(|e| Error::Invalid(format!("checkpoint parameters: {e}")))?;
     let now_ms = genesis.created_at_ms;
     let state = store.state(id);
     let (state_root, tree) = state.compute_update(Vec::new(), 0)?;

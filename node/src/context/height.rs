@@ -14,7 +14,7 @@ use conclave_consensus::{Block, Hash32, Height, MemberId, Output, SignedTx};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::actor::{engine_err, execution, wal_err, ContextActor};
+use super::actor::{execution, ContextActor};
 use super::catchup::Certificate;
 use super::ingress::{BlockEvent, SubmitError};
 use super::wire::Wire;
@@ -52,7 +52,7 @@ impl ContextActor {
                 parts.wal.entries_for(next)
             } else {
                 // The previous height is committed: rotate the log.
-                parts.wal.start_height(next).map_err(wal_err)?;
+                parts.wal.start_height(next)?;
                 Vec::new()
             }
         };
@@ -66,12 +66,11 @@ impl ContextActor {
                 self.validate_block(block, proposer);
             }
         }
-        let mut outputs = self
-            .engine
-            .start_height(next, self.roster.validators.clone(), restart)
-            .map_err(engine_err)?;
+        let mut outputs =
+            self.engine
+                .start_height(next, self.roster.validators.clone(), restart)?;
         if restart {
-            outputs.extend(self.engine.replay_wal(&entries).map_err(engine_err)?);
+            outputs.extend(self.engine.replay_wal(&entries)?);
         }
         self.perform(outputs)
     }
@@ -84,7 +83,7 @@ impl ContextActor {
     }
 
     pub(super) fn feed(&mut self, input: Input<conclave_consensus::ConclaveContext>) -> Result<()> {
-        let outputs = self.engine.handle(input).map_err(engine_err)?;
+        let outputs = self.engine.handle(input)?;
         self.perform(outputs)
     }
 
@@ -93,11 +92,11 @@ impl ContextActor {
             if let Output::WalAppend(height, input) = &output {
                 // Group commit: written now, synced before the next output
                 // that leaves the node or depends on it.
-                self.log.lock().wal.write(*height, input).map_err(wal_err)?;
+                self.log.lock().wal.write(*height, input)?;
                 crate::failpoint::hit("wal_write");
                 continue;
             }
-            self.log.lock().wal.sync().map_err(wal_err)?;
+            self.log.lock().wal.sync()?;
             let publishes = matches!(output, Output::Publish(_));
             if publishes {
                 crate::failpoint::hit("before_publish");

@@ -39,6 +39,8 @@ pub enum Message {
     CheckpointTick,
     /// The answer to this node's sync request to a member (or its failure).
     Synced(Result<Vec<u8>, String>),
+    /// Time to ask again after a failed sync request.
+    RetrySync,
     /// A connection to a member's node opened: compare tips with it.
     PeerConnected(MemberId),
 }

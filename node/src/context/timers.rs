@@ -69,7 +69,8 @@ impl Timers {
         self.tick_armed = false;
     }
 
-    fn after(&self, after: Duration, msg: Message) {
+    /// Sends `msg` to the actor after `after`.
+    pub(super) fn after(&self, after: Duration, msg: Message) {
         let inbox = self.inbox.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;

@@ -284,13 +284,6 @@ impl ConclaveApiServer for RpcImpl {
             }
         };
         let others = members.unwrap_or_default();
-        let bad_app = |e: crate::Error| match e {
-            crate::Error::Runtime(r) => err(codes::BAD_REQUEST, format!("invalid app: {r}")),
-            crate::Error::Other(m) if m.starts_with("checkpoint parameters") => {
-                err(codes::BAD_REQUEST, m)
-            }
-            other => internal(other),
-        };
         let node = self.node.clone();
         let (record, offers) = if others.is_empty() {
             let record = tokio::task::spawn_blocking(move || {
@@ -298,17 +291,12 @@ impl ConclaveApiServer for RpcImpl {
             })
             .await
             .map_err(internal)?
-            .map_err(bad_app)?;
+            .map_err(super::error_object)?;
             (record, Vec::new())
         } else {
             crate::onboarding::create_shared(&node, wasm, others, anchors, checkpoint_interval)
                 .await
-                .map_err(|e| match e {
-                    crate::Error::Other(m) if m.starts_with("member ") => {
-                        err(codes::MEMBER_UNREACHABLE, m)
-                    }
-                    other => bad_app(other),
-                })?
+                .map_err(super::error_object)?
         };
         Ok(ContextCreated {
             context_id: record.id,

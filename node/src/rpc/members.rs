@@ -8,7 +8,6 @@ use std::sync::Arc;
 use conclave_consensus::{ContextId, Hash32, Height, MemberId};
 use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::proc_macros::rpc;
-use jsonrpsee::types::ErrorObjectOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{codes, err};
@@ -146,20 +145,6 @@ impl MembersRpc {
     }
 }
 
-fn membership_error(e: crate::Error) -> ErrorObjectOwned {
-    match e {
-        crate::Error::UnknownContext(id) => {
-            err(codes::UNKNOWN_CONTEXT, format!("unknown context {id}"))
-        }
-        crate::Error::Other(m) if m.starts_with("member ") => err(codes::MEMBER_UNREACHABLE, m),
-        crate::Error::Other(m) if m.starts_with("membership tx refused") => {
-            err(codes::TX_REJECTED, m)
-        }
-        crate::Error::Other(m) => err(codes::BAD_REQUEST, m),
-        other => err(codes::INTERNAL, other.to_string()),
-    }
-}
-
 fn submitted(tx_hash: Hash32) -> MembershipTx {
     MembershipTx {
         tx_hash,
@@ -174,7 +159,7 @@ impl MembersApiServer for MembersRpc {
         crate::onboarding::invite(&self.node, ctx, member)
             .await
             .map(submitted)
-            .map_err(membership_error)
+            .map_err(super::error_object)
     }
 
     async fn context_remove(&self, ctx: ContextId, member: MemberId) -> RpcResult<MembershipTx> {
@@ -182,7 +167,7 @@ impl MembersApiServer for MembersRpc {
         crate::onboarding::remove(&self.node, ctx, member)
             .await
             .map(submitted)
-            .map_err(membership_error)
+            .map_err(super::error_object)
     }
 
     async fn context_leave(&self, ctx: ContextId) -> RpcResult<MembershipTx> {
@@ -190,17 +175,17 @@ impl MembersApiServer for MembersRpc {
         crate::onboarding::leave(&self.node, ctx)
             .await
             .map(submitted)
-            .map_err(membership_error)
+            .map_err(super::error_object)
     }
 
     async fn context_join(&self, ctx: ContextId, via: String) -> RpcResult<Joined> {
         self.count("context_join");
         let via = crate::onboarding::resolve_peer(&self.node, &via)
             .await
-            .map_err(membership_error)?;
+            .map_err(super::error_object)?;
         let record = crate::onboarding::join(&self.node, ctx, via)
             .await
-            .map_err(membership_error)?;
+            .map_err(super::error_object)?;
         Ok(Joined {
             context_id: record.id,
             via,
@@ -213,7 +198,7 @@ impl MembersApiServer for MembersRpc {
         let (record, membership) = self
             .node
             .membership_at(&ctx, height.map(Height))
-            .map_err(membership_error)?
+            .map_err(super::error_object)?
             .ok_or_else(|| err(codes::UNKNOWN_CONTEXT, format!("unknown context {ctx}")))?;
         Ok(MembersView {
             context_id: ctx,

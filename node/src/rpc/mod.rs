@@ -49,6 +49,28 @@ pub(crate) fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, msg.into(), None::<()>)
 }
 
+/// The JSON-RPC code of a node error, by its kind: the one mapping.
+pub fn code_of(e: &crate::Error) -> i32 {
+    use crate::Error;
+    match e {
+        Error::UnknownContext(_) => codes::UNKNOWN_CONTEXT,
+        Error::Member { .. } => codes::MEMBER_UNREACHABLE,
+        Error::TxRefused(_) => codes::TX_REJECTED,
+        Error::Invalid(_) => codes::BAD_REQUEST,
+        Error::Runtime(r) if r.is_module_refusal() => codes::BAD_REQUEST,
+        _ => codes::INTERNAL,
+    }
+}
+
+/// A node error as the JSON-RPC error answered.
+pub(crate) fn error_object(e: crate::Error) -> ErrorObjectOwned {
+    let msg = match &e {
+        crate::Error::Runtime(r) if r.is_module_refusal() => format!("invalid app: {r}"),
+        other => other.to_string(),
+    };
+    err(code_of(&e), msg)
+}
+
 impl From<crate::Error> for ErrorObjectOwned {
     fn from(e: crate::Error) -> Self {
         match e {
@@ -99,4 +121,50 @@ pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
     let handle = server.start(methods);
     tokio::spawn(handle.stopped());
     Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use conclave_consensus::{ContextId, MemberId};
+
+    use super::{code_of, codes, error_object};
+    use crate::Error;
+
+    #[test]
+    fn each_kind_of_node_error_has_its_code_whatever_its_message() {
+        let cases = [
+            (
+                Error::UnknownContext(ContextId([1; 32])),
+                codes::UNKNOWN_CONTEXT,
+            ),
+            (
+                Error::member(MemberId([2; 32]), "refused"),
+                codes::MEMBER_UNREACHABLE,
+            ),
+            (Error::TxRefused("nonce".into()), codes::TX_REJECTED),
+            (
+                Error::Invalid("member x is a member already".into()),
+                codes::BAD_REQUEST,
+            ),
+            (
+                Error::Runtime(conclave_runtime::Error::NotWasm),
+                codes::BAD_REQUEST,
+            ),
+            (
+                Error::Runtime(conclave_runtime::Error::Internal("x".into())),
+                codes::INTERNAL,
+            ),
+            // A message that looks like another kind changes nothing.
+            (Error::Other("member 00 refused".into()), codes::INTERNAL),
+        ];
+        for (e, code) in cases {
+            assert_eq!(code_of(&e), code, "{e}");
+        }
+        let obj = error_object(Error::Runtime(conclave_runtime::Error::NotWasm));
+        assert!(
+            obj.message().starts_with("invalid app: "),
+            "{}",
+            obj.message()
+        );
+    }
 }

@@ -31,6 +31,8 @@ struct Inner {
     rng: ChaCha8Rng,
     /// Gossip messages lost so far.
     dropped: u64,
+    /// Requests still to fail (as if they timed out).
+    failing_requests: u32,
 }
 
 /// The bus all simulated nodes share.
@@ -44,6 +46,7 @@ impl Bus {
             drop_rate: 0.0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             dropped: 0,
+            failing_requests: 0,
         })))
     }
 
@@ -101,6 +104,11 @@ impl Bus {
 
     pub(crate) fn set_drop_rate(&self, rate: f64) {
         self.lock().drop_rate = rate;
+    }
+
+    /// The next `n` requests fail, whoever they go to.
+    pub(crate) fn fail_requests(&self, n: u32) {
+        self.lock().failing_requests = n;
     }
 
     pub(crate) fn dropped(&self) -> u64 {
@@ -175,8 +183,10 @@ impl Transport for Port {
         data: Vec<u8>,
     ) -> Pending<'_, conclave_network::Result<Vec<u8>>> {
         let store = {
-            let inner = self.bus.lock();
-            let up = inner.linked(self.me, peer) && inner.linked(peer, self.me);
+            let mut inner = self.bus.lock();
+            let fails = inner.failing_requests > 0;
+            inner.failing_requests = inner.failing_requests.saturating_sub(1);
+            let up = !fails && inner.linked(self.me, peer) && inner.linked(peer, self.me);
             inner
                 .nodes
                 .get(&peer)

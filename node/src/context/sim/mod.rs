@@ -257,6 +257,10 @@ impl Sim {
         self.bus.set_drop_rate(rate);
     }
 
+    pub(crate) fn fail_requests(&self, n: u32) {
+        self.bus.fail_requests(n);
+    }
+
     pub(crate) fn dropped(&self) -> u64 {
         self.bus.dropped()
     }

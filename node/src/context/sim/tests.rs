@@ -145,3 +145,20 @@ fn proposals_from_a_clock_far_ahead_are_refused() {
     }
     sim.check_invariants();
 }
+
+#[test]
+fn a_restarted_member_retries_failed_catch_up_requests_without_new_load() {
+    let mut sim = Sim::new("sync_retry", 4);
+    for i in 0..3 {
+        sim.start(i);
+    }
+    sim.load_on(&[0, 1, 2], 30);
+    sim.wait_committed_on(&[0, 1, 2], WAIT);
+    let tip = sim.height(0).expect("runs").0;
+    // Its first catch-up requests time out, and no load follows that
+    // would make it ask again: only its own retries bring it up.
+    sim.fail_requests(2);
+    sim.start(3);
+    sim.wait_height(tip, WAIT);
+    sim.check_invariants();
+}
