@@ -55,4 +55,7 @@ pub mod sign_guard;
 pub mod store;
 pub mod wal;
 
+#[cfg(test)]
+mod vectors;
+
 pub use error::{Error, Result};

@@ -94,10 +94,23 @@ impl ContextKey {
         aad
     }
 
-    /// Seals `plaintext` for the members of `ctx`.
+    /// Seals `plaintext` for the members of `ctx`, under a fresh random
+    /// nonce.
     pub fn seal(&self, ctx: &ContextId, purpose: Purpose, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(ctx, purpose, plaintext, nonce)
+    }
+
+    /// [`Self::seal`] under a given nonce: only for pinned test vectors (a
+    /// nonce must never repeat under one key).
+    pub(crate) fn seal_with_nonce(
+        &self,
+        ctx: &ContextId,
+        purpose: Purpose,
+        plaintext: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Vec<u8> {
         let aad = self.aad(ctx, purpose);
         let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
         out.push(VERSION);
