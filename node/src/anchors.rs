@@ -151,10 +151,17 @@ pub fn apply(
     })
 }
 
+/// The anchors added after creation stored in `overlay`.
+pub fn read(overlay: &crate::store::Overlay<'_>) -> Result<Anchors, crate::store::StoreError> {
+    let stored = overlay.get(ANCHORS_KEY)?;
+    Anchors::decode(stored.as_deref())
+        .map_err(|msg| crate::store::StoreError::Corrupt { cf: "state", msg })
+}
+
 #[cfg(test)]
 mod tests {
     use conclave_checkpoint::SecretKey;
-    use conclave_consensus::{Hash32, MemberId};
+    use conclave_consensus::Hash32;
 
     use super::*;
     use crate::store::MemberInfo;
@@ -163,16 +170,7 @@ mod tests {
         let mut members: Vec<MemberInfo> = (1..=n)
             .map(|b| {
                 let k = ed25519_dalek::SigningKey::from_bytes(&[b; 32]);
-                let bls = SecretKey::from_seed(&[b; 32]).unwrap();
-                MemberInfo {
-                    id: MemberId(k.verifying_key().to_bytes()),
-                    bls_public_key: bls.public_key().to_compressed().to_vec(),
-                    bls_pop: bls
-                        .prove_possession()
-                        .as_signature()
-                        .to_compressed()
-                        .to_vec(),
-                }
+                MemberInfo::of(&k, &SecretKey::from_seed(&[b; 32]).unwrap())
             })
             .collect();
         members.sort_by_key(|m| m.id);

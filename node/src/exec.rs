@@ -2,9 +2,6 @@
 //! re-executes it on every other member, so a block whose roots do not
 //! match what honest members compute is refused.
 
-use std::collections::BTreeMap;
-
-use borsh::BorshDeserialize;
 use conclave_checkpoint::{action_id, actions::request, Action, Outbox};
 use conclave_consensus::{BlockHeader, ContextId, Hash32, Height, MemberId, SignedTx};
 use conclave_runtime::{App, Call, Runtime, StateView};
@@ -12,7 +9,7 @@ use jmt::storage::TreeUpdateBatch;
 use thiserror::Error;
 
 use crate::store::{
-    app_key, key_hash, nonce_key, ActionRecord, Receipt, StateReader, StoreError, TxStatus,
+    app_key, nonce_key, ActionRecord, Overlay, Receipt, StateReader, StoreError, TxStatus,
 };
 
 /// Why a tx cannot be part of a block (a block carrying one is invalid).
@@ -87,59 +84,6 @@ pub fn check_tx_with(
         return Ok(());
     }
     tx.verify().map_err(|_| TxRejection::BadSignature)
-}
-
-/// Pending writes of a block in progress over the parent state.
-pub struct Overlay<'a> {
-    base: &'a StateReader,
-    parent: u64,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl<'a> Overlay<'a> {
-    pub fn new(base: &'a StateReader, parent: Height) -> Self {
-        Self {
-            base,
-            parent: parent.0,
-            writes: BTreeMap::new(),
-        }
-    }
-
-    /// A value by its namespaced key (node or app namespace), as of the
-    /// writes so far.
-    pub fn get(&self, namespaced: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(v) = self.writes.get(namespaced) {
-            return Ok(v.clone());
-        }
-        self.base.value_at(key_hash(namespaced), self.parent)
-    }
-
-    /// The member sets as of the writes so far.
-    pub fn membership(
-        &self,
-        genesis: &crate::store::Genesis,
-    ) -> Result<crate::members::Membership, StoreError> {
-        let stored = self.get(crate::members::MEMBERS_KEY)?;
-        crate::members::Membership::decode(stored.as_deref(), genesis)
-            .map_err(|msg| StoreError::Corrupt { cf: "state", msg })
-    }
-
-    /// The anchors added after creation (`conclave.anchor`).
-    pub fn anchors(&self) -> Result<crate::anchors::Anchors, StoreError> {
-        let stored = self.get(crate::anchors::ANCHORS_KEY)?;
-        crate::anchors::Anchors::decode(stored.as_deref())
-            .map_err(|msg| StoreError::Corrupt { cf: "state", msg })
-    }
-
-    pub fn nonce(&self, member: &MemberId) -> Result<u64, StoreError> {
-        Ok(match self.get(&nonce_key(member))? {
-            Some(bytes) => u64::try_from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                cf: "state",
-                msg: format!("nonce: {e}"),
-            })?,
-            None => 0,
-        })
-    }
 }
 
 /// The app's view of the state: its own namespace of the overlay.
@@ -242,16 +186,16 @@ pub fn execute(
         }
         // The nonce is used whatever the call does (the app cannot read the
         // node namespace, so writing it first changes nothing for it).
-        overlay.writes.insert(
+        overlay.put(
             nonce_key(&tx.tx.sender),
             Some(borsh::to_vec(&tx.tx.nonce).unwrap_or_default()),
         );
         if crate::members::is_membership_method(&tx.tx.method) {
-            let current = overlay.membership(env.genesis)?;
+            let current = crate::members::read(&overlay, env.genesis)?;
             let applied = if tx.tx.method == crate::anchors::METHOD_ANCHOR {
                 crate::anchors::apply(
                     env.genesis,
-                    &overlay.anchors()?,
+                    &crate::anchors::read(&overlay)?,
                     &current,
                     &tx.tx.args,
                     env.height,
@@ -268,7 +212,7 @@ pub fn execute(
             };
             receipts.push(match applied {
                 Ok(a) => {
-                    overlay.writes.extend(a.writes);
+                    overlay.extend(a.writes);
                     Receipt {
                         status: TxStatus::Ok,
                         output: a.output,
@@ -321,7 +265,7 @@ pub fn execute(
         let receipt = match result {
             Ok((output, made)) => {
                 for (k, v) in outcome.writes {
-                    overlay.writes.insert(app_key(&k), v);
+                    overlay.put(app_key(&k), v);
                 }
                 let tx_hash = tx.hash();
                 for ((id, action), bytes) in made.into_iter().zip(&outcome.actions) {
@@ -357,7 +301,7 @@ pub fn execute(
         receipts.push(receipt);
         included.push(tx);
     }
-    let (state_root, tree) = state.compute_update(overlay.writes, env.height.0)?;
+    let (state_root, tree) = state.compute_update(overlay.into_writes(), env.height.0)?;
     // Every action was checked against its leaf encoding above.
     let actions_root = Outbox::new(outbox)
         .map(|o| Hash32(o.root()))

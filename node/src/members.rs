@@ -31,8 +31,8 @@ pub const METHOD_REMOVE: &str = "conclave.remove";
 pub const METHOD_ROTATE: &str = "conclave.rotate";
 /// A change committed at `H` applies from `H + ACTIVATION_OFFSET`.
 pub const ACTIVATION_OFFSET: u64 = 2;
-/// Members of one context, at most.
-pub const MAX_MEMBERS: usize = 128;
+/// Members of one context, at most (the proxies' bound, one definition).
+pub use conclave_checkpoint::MAX_MEMBERS;
 
 /// State key of the member sets (node namespace).
 pub const MEMBERS_KEY: &[u8] = b"\x00members";
@@ -413,6 +413,16 @@ pub fn bls_set(members: &[MemberInfo]) -> Result<conclave_checkpoint::MemberSet,
         regs.push(conclave_checkpoint::Registration { public_key, pop });
     }
     conclave_checkpoint::MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))
+}
+
+/// The member sets stored in `overlay` (the genesis set before any change).
+pub fn read(
+    overlay: &crate::store::Overlay<'_>,
+    genesis: &Genesis,
+) -> Result<Membership, crate::store::StoreError> {
+    let stored = overlay.get(MEMBERS_KEY)?;
+    Membership::decode(stored.as_deref(), genesis)
+        .map_err(|msg| crate::store::StoreError::Corrupt { cf: "state", msg })
 }
 
 #[cfg(test)]

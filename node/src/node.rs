@@ -287,11 +287,7 @@ impl Node {
 
     /// This node as a member: ids and BLS key with its proof of possession.
     pub fn member_info(&self) -> MemberInfo {
-        MemberInfo {
-            id: self.keys.member_id(),
-            bls_public_key: self.keys.bls_public_key().to_vec(),
-            bls_pop: self.keys.bls_pop().to_vec(),
-        }
+        MemberInfo::of(&self.keys.member, &self.keys.bls)
     }
 
     /// Creates a context running `wasm` whose members are this node and
@@ -334,21 +330,21 @@ impl Node {
     /// Whether `who` may read context `id` through this node: a member of
     /// its current set (or one invited into the next). Unknown contexts
     /// have no members.
-    pub fn is_member(&self, id: &ContextId, who: &conclave_consensus::MemberId) -> Result<bool> {
+    pub fn may_read(&self, id: &ContextId, who: &conclave_consensus::MemberId) -> Result<bool> {
         Ok(self.members_of(id)?.contains(who))
     }
 
     /// The members of context `id` as of its committed tip, including those
     /// whose admission is committed but not active yet. Empty if unknown.
     pub fn members_of(&self, id: &ContextId) -> Result<Vec<conclave_consensus::MemberId>> {
-        Ok(match self.membership(id)? {
+        Ok(match self.member_sets(id)? {
             Some((record, m)) => m.readers(record.height),
             None => Vec::new(),
         })
     }
 
     /// A context's record and member sets as of its committed tip.
-    pub fn membership(
+    pub fn member_sets(
         &self,
         id: &ContextId,
     ) -> Result<Option<(ContextRecord, crate::members::Membership)>> {
@@ -373,7 +369,7 @@ impl Node {
             )));
         }
         let state = self.store.state(*id);
-        let m = crate::exec::Overlay::new(&state, height).membership(&record.genesis)?;
+        let m = crate::members::read(&crate::store::Overlay::new(&state, height), &record.genesis)?;
         Ok(Some((record, m)))
     }
 

@@ -195,7 +195,7 @@ pub async fn serve(node: Arc<Node>, from: MemberId, data: Vec<u8>) -> NodeRespon
 /// The app of `context`, sealed, for one of its members only.
 fn app_for(node: &Node, from: MemberId, context: &ContextId, key_epoch: u64) -> Result<Vec<u8>> {
     let (record, membership) = node
-        .membership(context)?
+        .member_sets(context)?
         .ok_or(Error::UnknownContext(*context))?;
     if !membership.readers(record.height).contains(&from) {
         return Err(Error::Invalid(format!(
@@ -218,7 +218,7 @@ fn app_for(node: &Node, from: MemberId, context: &ContextId, key_epoch: u64) -> 
 /// later rotation).
 fn join_for(node: &Node, from: MemberId, context: &ContextId) -> Result<NodeResponse> {
     let (record, membership) = node
-        .membership(context)?
+        .member_sets(context)?
         .ok_or(Error::UnknownContext(*context))?;
     if !membership.readers(record.height).contains(&from) {
         return Err(Error::Invalid(format!(
@@ -226,7 +226,7 @@ fn join_for(node: &Node, from: MemberId, context: &ContextId) -> Result<NodeResp
         )));
     }
     let state = node.store.state(*context);
-    let overlay = crate::exec::Overlay::new(&state, record.height);
+    let overlay = crate::store::Overlay::new(&state, record.height);
     for key_epoch in membership.key_epochs_of(&from).into_iter().rev() {
         if let Some(sealed_key) = overlay.get(&crate::members::sealed_key_key(key_epoch, &from))? {
             return Ok(NodeResponse::Join {
@@ -403,7 +403,7 @@ fn current(
     context: &ContextId,
 ) -> Result<(ContextRecord, crate::members::Membership)> {
     let (record, membership) = node
-        .membership(context)?
+        .member_sets(context)?
         .ok_or(Error::UnknownContext(*context))?;
     let me = node.keys.member_id();
     if !membership.latest().contains(&me) {

@@ -12,8 +12,9 @@ use ed25519_dalek::VerifyingKey;
 
 use super::ingress::SubmitError;
 use crate::config::MempoolConfig;
-use crate::exec::{check_tx_with, Overlay, TxRejection};
+use crate::exec::{check_tx_with, TxRejection};
 use crate::mempool::{Mempool, MempoolError};
+use crate::store::Overlay;
 use crate::store::Store;
 
 pub(super) struct Admission {
@@ -195,15 +196,7 @@ mod tests {
         let runtime = conclave_runtime::Runtime::new(Default::default()).unwrap();
         let key = SigningKey::from_bytes(&[7; 32]);
         let bls = conclave_checkpoint::SecretKey::from_seed(&[8; 32]).unwrap();
-        let me = MemberInfo {
-            id: MemberId(key.verifying_key().to_bytes()),
-            bls_public_key: bls.public_key().to_compressed().to_vec(),
-            bls_pop: bls
-                .prove_possession()
-                .as_signature()
-                .to_compressed()
-                .to_vec(),
-        };
+        let me = MemberInfo::of(&key, &bls);
         let members = vec![me.id];
         let options = CheckpointOptions {
             anchors: Vec::new(),

@@ -14,10 +14,10 @@ use tracing::{debug, error, info, warn};
 
 use super::seams::Transport;
 use super::wire::Wire;
-use crate::exec::Overlay;
 use crate::members::Membership;
 use crate::metrics::Metrics;
 use crate::seal::{ContextKey, Purpose};
+use crate::store::Overlay;
 use crate::store::{ContextRecord, Store};
 use crate::Result;
 

@@ -8,8 +8,8 @@ use conclave_consensus::{Hash32, Height, MemberId, SignedTx, ValidatorSet};
 use tracing::{info, warn};
 
 use crate::anchors::Anchors;
-use crate::exec::Overlay;
 use crate::members::{MemberSet, Membership};
+use crate::store::Overlay;
 use crate::store::{AnchorDomain, ContextRecord, Store};
 use crate::{Error, Result};
 
@@ -51,8 +51,8 @@ impl Roster {
     pub(super) fn load(store: &Store, record: &ContextRecord, me: MemberId) -> Result<Self> {
         let state = store.state(record.id);
         let overlay = Overlay::new(&state, record.height);
-        let membership = overlay.membership(&record.genesis)?;
-        let anchors = overlay.anchors()?;
+        let membership = crate::members::read(&overlay, &record.genesis)?;
+        let anchors = crate::anchors::read(&overlay)?;
         let next = Height(record.height.0 + 1);
         let members = membership.at(next).ids();
         Ok(Self {
@@ -122,8 +122,8 @@ impl Roster {
         if reload {
             let state = store.state(id);
             let overlay = Overlay::new(&state, record.height);
-            self.membership = overlay.membership(&record.genesis)?;
-            self.anchors = overlay.anchors()?;
+            self.membership = crate::members::read(&overlay, &record.genesis)?;
+            self.anchors = crate::anchors::read(&overlay)?;
         }
         let next = Height(record.height.0 + 1);
         let mut changed = Changed::default();

@@ -14,8 +14,8 @@ use super::policy::{unauthorized, Authorized};
 use super::types::*;
 use super::{codes, err};
 use crate::context::{BlockEvent, CheckpointEvent, SubmitError};
-use crate::exec::Overlay;
 use crate::node::{now_ms, Node};
+use crate::store::Overlay;
 use crate::store::{app_key, TxStatus};
 
 #[rpc(server, client)]
@@ -143,8 +143,8 @@ impl RpcImpl {
         Self { node, verifier }
     }
 
-    fn is_member(&self, ctx: &ContextId, who: &conclave_consensus::MemberId) -> RpcResult<bool> {
-        self.node.is_member(ctx, who).map_err(internal)
+    fn may_read(&self, ctx: &ContextId, who: &conclave_consensus::MemberId) -> RpcResult<bool> {
+        self.node.may_read(ctx, who).map_err(internal)
     }
 
     fn count(&self, method: &str) {
@@ -313,7 +313,7 @@ impl ConclaveApiServer for RpcImpl {
         for record in records {
             let visible = match caller.member {
                 _ if caller.admin => true,
-                Some(me) => self.is_member(&record.id, &me.member)?,
+                Some(me) => self.may_read(&record.id, &me.member)?,
                 None => false,
             };
             if visible {
@@ -378,7 +378,7 @@ impl ConclaveApiServer for RpcImpl {
         // A tx of a context the caller may not read is reported like one
         // this node never saw.
         let committed = match self.node.store.tx(&hash).map_err(internal)? {
-            Some(rec) if self.is_member(&rec.context_id, &me)? => Some(rec),
+            Some(rec) if self.may_read(&rec.context_id, &me)? => Some(rec),
             _ => None,
         };
         if let Some(rec) = committed {
@@ -410,7 +410,7 @@ impl ConclaveApiServer for RpcImpl {
             .contexts()
             .map_err(internal)?
             .into_iter()
-            .filter(|r| self.node.is_member(&r.id, &me).unwrap_or(false))
+            .filter(|r| self.node.may_read(&r.id, &me).unwrap_or(false))
             .filter_map(|r| self.node.context(&r.id).ok())
             .collect();
         for h in handles {
@@ -478,8 +478,7 @@ impl ConclaveApiServer for RpcImpl {
             let overlay = Overlay::new(&state, record.height);
             // The members who validate the next height: the set a tx
             // submitted now would execute under.
-            let members: Vec<[u8; 32]> = overlay
-                .membership(&record.genesis)?
+            let members: Vec<[u8; 32]> = crate::members::read(&overlay, &record.genesis)?
                 .at(Height(record.height.0 + 1))
                 .ids()
                 .iter()

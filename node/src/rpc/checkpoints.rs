@@ -101,9 +101,9 @@ impl CheckpointRpc {
         let record = self.record(ctx)?;
         let state = self.node.store.state(*ctx);
         let parent = Height(h.0.saturating_sub(1).min(record.height.0));
-        let overlay = crate::exec::Overlay::new(&state, parent);
-        let membership = overlay.membership(&record.genesis).map_err(internal)?;
-        let anchors = overlay.anchors().map_err(internal)?;
+        let overlay = crate::store::Overlay::new(&state, parent);
+        let membership = crate::members::read(&overlay, &record.genesis).map_err(internal)?;
+        let anchors = crate::anchors::read(&overlay).map_err(internal)?;
         crate::checkpoint::params_at(record.id, &record.genesis, &membership, &anchors, h)
             .map_err(internal)?
             .ok_or_else(|| internal(format!("no member set known for height {}", h.0)))

@@ -253,7 +253,7 @@ impl<S> Authorize<S> {
         ctx: &ContextId,
     ) -> Result<(), ErrorObjectOwned> {
         let internal = |e: crate::Error| err(codes::INTERNAL, e.to_string());
-        if self.node.is_member(ctx, &token.member).map_err(internal)? {
+        if self.node.may_read(ctx, &token.member).map_err(internal)? {
             return Ok(());
         }
         // The operator may learn that a context is not on this node; anyone

@@ -35,7 +35,7 @@ impl RpcImpl {
         };
         let me = token.member;
         if let Some(id) = &only {
-            if !self.node.is_member(id, &me)? {
+            if !self.node.may_read(id, &me)? {
                 pending.reject(forbidden(&me, id)).await;
                 return Ok(());
             }
@@ -63,7 +63,7 @@ impl RpcImpl {
                         }
                         // Asked per event: a member who leaves the context
                         // stops seeing it.
-                        if !self.node.is_member(&ctx, &me)? {
+                        if !self.node.may_read(&ctx, &me)? {
                             if only.is_some() {
                                 break;
                             }

@@ -41,6 +41,7 @@
 //! all of a height is there or none of it.
 
 mod crypt;
+mod overlay;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,7 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
 pub use crypt::StorageKey;
+pub use overlay::Overlay;
 use records::TxRecordRef;
 pub use records::{
     ActionRecord, AnchorDomain, CheckpointRecord, ContextRecord, DomainCertificate, Genesis,

@@ -19,6 +19,22 @@ pub struct MemberInfo {
 /// An encoded checkpoint domain (`conclave_checkpoint::Domain`, 41 bytes:
 /// kind, chain id, target): a proxy contract the context anchors to. Hex
 /// in JSON.
+impl MemberInfo {
+    /// The identity of the member holding `key` and `bls`: its id, BLS
+    /// public key and proof of possession of it.
+    pub fn of(key: &ed25519_dalek::SigningKey, bls: &conclave_checkpoint::SecretKey) -> Self {
+        Self {
+            id: MemberId(key.verifying_key().to_bytes()),
+            bls_public_key: bls.public_key().to_compressed().to_vec(),
+            bls_pop: bls
+                .prove_possession()
+                .as_signature()
+                .to_compressed()
+                .to_vec(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
 pub struct AnchorDomain(pub [u8; 41]);
 

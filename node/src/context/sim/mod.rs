@@ -64,16 +64,7 @@ impl SimNode {
     }
 
     fn info(&self) -> MemberInfo {
-        MemberInfo {
-            id: self.id(),
-            bls_public_key: self.bls.public_key().to_compressed().to_vec(),
-            bls_pop: self
-                .bls
-                .prove_possession()
-                .as_signature()
-                .to_compressed()
-                .to_vec(),
-        }
+        MemberInfo::of(&self.key, &self.bls)
     }
 
     fn data_dir(&self) -> PathBuf {
