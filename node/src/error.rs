@@ -32,6 +32,9 @@ pub enum Error {
     /// A member-set change this node signed was refused by its context.
     #[error("membership tx refused: {0}")]
     TxRefused(String),
+    /// A block could not be executed (building or validating one).
+    #[error("execution: {0}")]
+    Exec(#[from] crate::exec::ExecError),
     #[error("consensus engine: {0}")]
     Engine(#[from] conclave_consensus::Error),
     #[error("wal: {0}")]

@@ -20,7 +20,7 @@ use crate::config::BlockConfig;
 use crate::exec::{self, BlockEnv, Executed, TxRejection};
 use crate::metrics::Metrics;
 use crate::store::{CommitBatch, ContextRecord, Store};
-use crate::{Error, Result};
+use crate::Result;
 
 /// A block with what executing it produced.
 pub(super) struct Proposed {
@@ -121,16 +121,14 @@ impl Blocks {
         let time_ms = now_ms.max(ex.record.last_time_ms + 1);
         let deadline = Instant::now() + Duration::from_millis(cfg.max_build_ms);
         let mut rejected = Vec::new();
-        let (txs, executed) = ex
-            .run(
-                admission,
-                height,
-                time_ms,
-                txs,
-                Some(deadline),
-                &mut rejected,
-            )
-            .map_err(|e| Error::Other(e.to_string()))?;
+        let (txs, executed) = ex.run(
+            admission,
+            height,
+            time_ms,
+            txs,
+            Some(deadline),
+            &mut rejected,
+        )?;
         let t_exec = t0.elapsed();
         for (tx, reason) in rejected {
             if matches!(reason, TxRejection::NonceGap { .. }) {

@@ -26,7 +26,7 @@ pub fn create_context(
     checkpoint: CheckpointOptions,
 ) -> Result<ContextRecord> {
     if members.is_empty() {
-        return Err(Error::Other("a context needs at least one member".into()));
+        return Err(Error::Invalid("a context needs at least one member".into()));
     }
     // `install_genesis` validates and compiles the app; here only its hash.
     let app_hash = Hash32(conclave_runtime::app_hash(wasm));
@@ -56,7 +56,7 @@ pub fn install_genesis(
     let app = runtime.load(wasm)?;
     let app_hash = Hash32(app.hash());
     if app_hash != genesis.app_hash {
-        return Err(Error::Other(format!(
+        return Err(Error::Invalid(format!(
             "app hash {app_hash} does not match the genesis' {}",
             genesis.app_hash
         )));
