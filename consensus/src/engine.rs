@@ -20,6 +20,7 @@ use malachitebft_core_types::{
 
 use crate::codec::{self, proposal_sign_bytes, vote_sign_bytes};
 use crate::context::{ConclaveContext, ValidatorSet, Vote};
+use crate::evidence::Evidence;
 pub use crate::output::Output;
 use crate::sign_policy::{position, SignPolicy, SignStep, Signer};
 use crate::types::{ContextId, Height, MemberId};
@@ -284,9 +285,17 @@ fn on_effect(
             equivocators.extend((&evidence.proposals).into_iter().map(|(a, _)| *a));
             equivocators.sort();
             equivocators.dedup();
+            let mut proofs: Vec<Evidence> = Vec::new();
+            for (_, doubles) in &evidence.votes {
+                proofs.extend(doubles.iter().map(|(a, b)| Evidence::votes(a, b)));
+            }
+            for (_, doubles) in &evidence.proposals {
+                proofs.extend(doubles.iter().map(|(a, b)| Evidence::proposals(a, b)));
+            }
             out.push(Output::Finalize {
                 certificate,
                 equivocators,
+                evidence: proofs,
             });
             r.resume_with(())
         }

@@ -23,6 +23,7 @@ pub mod codec;
 pub mod context;
 pub mod engine;
 mod error;
+pub mod evidence;
 pub mod output;
 pub mod sign_policy;
 pub mod types;
@@ -31,6 +32,7 @@ pub mod wal_codec;
 pub use context::{ConclaveContext, Proposal, Validator, ValidatorSet, Vote};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
+pub use evidence::{Evidence, EvidenceError, EvidenceKind};
 pub use output::Output;
 pub use types::*;
 

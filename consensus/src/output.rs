@@ -50,6 +50,9 @@ pub enum Output {
     Finalize {
         certificate: CommitCertificate<ConclaveContext>,
         equivocators: Vec<MemberId>,
+        /// The conflicting messages themselves, verifiable by anyone
+        /// holding the height's member set.
+        evidence: Vec<crate::evidence::Evidence>,
     },
     /// A synced value's certificate verified; validate the block bytes and
     /// feed [`Input::ProposedValue`] with [`ValueOrigin::Sync`](malachitebft_core_types::ValueOrigin).

@@ -37,6 +37,8 @@ pub struct Metrics {
     /// member for decided blocks (`sync`) or redialling a member whose
     /// gossip went silent (`reconnect`). Zero in a healthy network.
     pub consensus_fallbacks_total: IntCounterVec,
+    /// Equivocations proven against a member (evidence stored).
+    pub consensus_equivocations_total: IntCounterVec,
     pub checkpoint_height: IntGaugeVec,
     pub checkpoint_signers: IntGaugeVec,
     pub actions_pending: IntGaugeVec,
@@ -171,6 +173,14 @@ impl Metrics {
             &["context", "kind"],
         )?;
         registry.register(Box::new(consensus_fallbacks_total.clone()))?;
+        let consensus_equivocations_total = IntCounterVec::new(
+            Opts::new(
+                "conclave_consensus_equivocations_total",
+                "Conflicting messages a member signed at one position, proven by evidence this node stored",
+            ),
+            &["context", "validator"],
+        )?;
+        registry.register(Box::new(consensus_equivocations_total.clone()))?;
         // Process metrics: CPU, resident memory, open fds, start time.
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -190,6 +200,7 @@ impl Metrics {
             sync_blocks_total,
             consensus_missed_blocks,
             consensus_fallbacks_total,
+            consensus_equivocations_total,
             checkpoint_height,
             checkpoint_signers,
             actions_pending,

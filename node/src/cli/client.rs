@@ -11,14 +11,14 @@ use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuild
 
 use super::anchor::AnchorCommand;
 use super::{
-    ActionsCommand, AuthCommand, CheckpointCommand, Cli, Command, ContextCommand, QueryArgs,
-    SubmitArgs, TxCommand,
+    ActionsCommand, AuthCommand, CheckpointCommand, Cli, Command, ContextCommand, EvidenceCommand,
+    QueryArgs, SubmitArgs, TxCommand,
 };
 use crate::keys::{NodeKeys, RpcSecrets};
 use crate::rpc::auth::{self, ADMIN_HEADER, AUTHORIZATION_HEADER, MAX_TOKEN_TTL_MS};
 use crate::rpc::types::LoginToken;
 use crate::rpc::types::{StateValue, TxStatusView};
-use crate::rpc::{CheckpointApiClient, ConclaveApiClient, MembersApiClient};
+use crate::rpc::{CheckpointApiClient, ConclaveApiClient, EvidenceApiClient, MembersApiClient};
 use crate::store::{app_key, verify_proof, Proof};
 
 /// How long the member tokens of one CLI command last.
@@ -267,6 +267,13 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Block { context, height } => {
             print_json(&c.block_get(parse_context(context)?, *height).await?)
+        }
+        Command::Evidence {
+            command: EvidenceCommand::List { context, limit },
+        } => {
+            let ctx = parse_context(context)?;
+            super::evidence::print_list(&c.evidence_list(ctx, *limit).await?, &ctx);
+            Ok(())
         }
         Command::Checkpoint { command } => match command {
             CheckpointCommand::List {

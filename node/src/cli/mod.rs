@@ -8,6 +8,7 @@ mod bench_report;
 mod checkpoints;
 mod client;
 mod devnet;
+mod evidence;
 mod relay;
 pub mod testnet;
 
@@ -106,6 +107,11 @@ pub enum Command {
     Checkpoint {
         #[command(subcommand)]
         command: CheckpointCommand,
+    },
+    /// Evidence of equivocation this node kept for a context.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
     },
     /// On-chain actions of a context, with their checkpoints and proofs.
     Actions {
@@ -210,6 +216,18 @@ pub enum ContextCommand {
         /// As of this committed height (default: the newest).
         #[arg(long)]
         height: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvidenceCommand {
+    /// One line per equivocation: who, where, what, and whether both
+    /// signatures check (checked again here against the node's answer).
+    List {
+        #[arg(long)]
+        context: String,
+        #[arg(long)]
+        limit: Option<usize>,
     },
 }
 

@@ -136,6 +136,16 @@ fn timeouts(cfg: &Config) -> LinearTimeouts {
     }
 }
 
+/// Exports each member's equivocation counter at zero (a member never
+/// caught shows 0, not an absent series).
+pub(super) fn export_equivocations(metrics: &Metrics, label: &str, members: &[MemberId]) {
+    for m in members {
+        let _ = metrics
+            .consensus_equivocations_total
+            .with_label_values(&[label, &m.to_string()]);
+    }
+}
+
 /// The execution setup of the next height, from the actor's fields (a
 /// function, not a method, so the parts it does not borrow stay free).
 pub(super) fn execution<'a>(
@@ -186,6 +196,7 @@ impl ContextActor {
                 .consensus_fallbacks_total
                 .with_label_values(&[&label, kind]);
         }
+        export_equivocations(metrics, &label, &roster.members);
         let checkpoints = Checkpoints::new(
             deps.store.clone(),
             deps.metrics.clone(),

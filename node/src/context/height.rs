@@ -146,10 +146,8 @@ impl ContextActor {
                 )))?;
             }
             Output::Decide(cert) => self.commit(&cert)?,
-            Output::Finalize { equivocators, .. } => {
-                for m in equivocators {
-                    warn!(context = %self.id(), member = %m, "equivocation evidence");
-                }
+            Output::Finalize { evidence, .. } => {
+                self.keep_evidence(evidence);
                 // The run loop starts the next height if txs wait.
                 self.end_height();
             }
@@ -181,6 +179,31 @@ impl ContextActor {
             | Output::SyncRejected(..) => {}
         }
         Ok(())
+    }
+
+    /// Evidence of equivocation found at the height just finalized: each
+    /// checked against that height's members, stored, counted and logged.
+    fn keep_evidence(&mut self, evidence: Vec<conclave_consensus::Evidence>) {
+        for e in evidence {
+            let members = self.roster.membership.at(e.height).ids();
+            if let Err(why) = e.verify(&self.id(), &members) {
+                warn!(context = %self.id(), member = %e.offender, %why, "evidence does not verify; not kept");
+                continue;
+            }
+            match self.deps.store.put_evidence(&self.id(), &e) {
+                Ok(true) => {
+                    warn!(context = %self.id(), member = %e.offender, height = e.height.0,
+                        round = e.round, kind = ?e.kind, "equivocation evidence");
+                    self.deps
+                        .metrics
+                        .consensus_equivocations_total
+                        .with_label_values(&[&self.label, &e.offender.to_string()])
+                        .inc();
+                }
+                Ok(false) => {}
+                Err(e) => warn!(context = %self.id(), error = %e, "cannot keep evidence"),
+            }
+        }
     }
 
     /// The height in progress is over (finalized, or passed by catch-up):
@@ -314,6 +337,8 @@ impl ContextActor {
                 .consensus_validators
                 .with_label_values(&[&self.label])
                 .set(self.roster.members.len() as i64);
+            let members = &self.roster.members;
+            super::actor::export_equivocations(&self.deps.metrics, &self.label, members);
         }
         if changed.readers {
             self.gossip.readers_changed(&self.roster.readers);

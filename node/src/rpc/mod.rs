@@ -7,6 +7,7 @@
 mod api;
 pub mod auth;
 pub mod checkpoints;
+pub mod evidence;
 pub mod members;
 pub mod policy;
 mod subscribe;
@@ -21,6 +22,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 pub use api::{ConclaveApiClient, ConclaveApiServer};
 pub use checkpoints::{CheckpointApiClient, CheckpointApiServer};
+pub use evidence::{EvidenceApiClient, EvidenceApiServer, EvidenceView};
 pub use members::{MembersApiClient, MembersApiServer};
 
 use crate::keys::RpcSecrets;
@@ -73,12 +75,7 @@ pub(crate) fn error_object(e: crate::Error) -> ErrorObjectOwned {
 
 impl From<crate::Error> for ErrorObjectOwned {
     fn from(e: crate::Error) -> Self {
-        match e {
-            crate::Error::UnknownContext(id) => {
-                err(codes::UNKNOWN_CONTEXT, format!("unknown context {id}"))
-            }
-            other => err(codes::INTERNAL, other.to_string()),
-        }
+        error_object(e)
     }
 }
 
@@ -101,6 +98,9 @@ pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
         .map_err(|e| crate::Error::Other(e.to_string()))?;
     methods
         .merge(members::MembersRpc::new(node.clone()).into_rpc())
+        .map_err(|e| crate::Error::Other(e.to_string()))?;
+    methods
+        .merge(evidence::EvidenceRpc::new(node.clone()).into_rpc())
         .map_err(|e| crate::Error::Other(e.to_string()))?;
     let unclassified = policy::unclassified(methods.method_names());
     if !unclassified.is_empty() {

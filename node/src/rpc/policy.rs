@@ -78,6 +78,7 @@ pub const POLICY: &[(&str, Access)] = &[
     ("checkpoint_list", Access::Context { optional: false }),
     ("action_list", Access::Context { optional: false }),
     ("action_proof", Access::Context { optional: false }),
+    ("evidence_list", Access::Context { optional: false }),
     ("subscribe_blocks", Access::Context { optional: true }),
     ("subscribe_checkpoints", Access::Context { optional: false }),
     // Looks the tx's context up; a tx of another context reads as unknown.

@@ -41,6 +41,7 @@
 //! all of a height is there or none of it.
 
 mod crypt;
+mod evidence;
 mod overlay;
 mod records;
 #[cfg(test)]
@@ -102,7 +103,9 @@ pub(crate) const CF_CHECKPOINTS: &str = "checkpoints";
 pub(crate) const CF_CONTEXT_KEYS: &str = "context_keys";
 /// The storage key check record.
 pub(crate) const CF_META: &str = "meta";
-const ALL_CFS: [&str; 13] = [
+/// Evidence of equivocation (`store/evidence.rs`).
+pub(crate) const CF_EVIDENCE: &str = "evidence";
+const ALL_CFS: [&str; 14] = [
     CF_CONTEXT_KEYS,
     CF_CONTEXTS,
     CF_BLOCKS,
@@ -116,6 +119,7 @@ const ALL_CFS: [&str; 13] = [
     CF_ACTION_IDS,
     CF_CHECKPOINTS,
     CF_META,
+    CF_EVIDENCE,
 ];
 
 /// Key in `meta` of a record sealed under the storage key, so that a wrong

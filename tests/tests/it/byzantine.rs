@@ -23,7 +23,7 @@ use conclave_network::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle};
 use conclave_node::context::wire::Wire;
 use conclave_node::node::GenesisFile;
 use conclave_node::rpc::types::BlockView;
-use conclave_node::rpc::ConclaveApiClient;
+use conclave_node::rpc::{ConclaveApiClient, EvidenceApiClient};
 use conclave_node::seal::{ContextKey, Purpose};
 use conclave_tests::{NetOptions, TestNet, TestNode};
 use ed25519_dalek::SigningKey;
@@ -464,14 +464,30 @@ async fn conflicting_proposals_commit_at_most_one_block() {
             committed.hash
         );
     }
-    // Malachite keeps both signed proposals as evidence.
-    let me = byz.me.to_string();
+    // The honest nodes keep both signed proposals as evidence, served over
+    // RPC, which anyone holding the member set can check again.
+    let mut proven = 0;
+    for node in net.nodes.iter().filter(|n| n.is_running()) {
+        let list = node
+            .client()
+            .evidence_list(net.context, None)
+            .await
+            .unwrap();
+        for view in &list {
+            assert_eq!(
+                view.offender, byz.me,
+                "only the byzantine member is accused"
+            );
+            assert!(view.verified);
+            let evidence = view.evidence().unwrap();
+            evidence.verify(&net.context, &members(&net)).unwrap();
+            assert_eq!(evidence.kind, conclave_consensus::EvidenceKind::Proposal);
+            proven += 1;
+        }
+    }
     assert!(
-        net.nodes.iter().filter(|n| n.is_running()).any(|n| n
-            .log()
-            .lines()
-            .any(|l| l.contains("equivocation evidence") && l.contains(&me))),
-        "no honest node reported the double proposal"
+        proven > 0,
+        "no honest node kept evidence of the double proposal"
     );
     assert_healthy(&net).await;
 }

@@ -7,7 +7,7 @@ use conclave_consensus::codec;
 use conclave_consensus::mal::{
     Input, LocallyProposedValue, ProposedValue, SignedConsensusMsg, Validity, ValueOrigin,
 };
-use conclave_consensus::{ConclaveContext, Engine, Height, Output, Result};
+use conclave_consensus::{ConclaveContext, Engine, Height, MemberId, Output, Result};
 use malachitebft_core_consensus::LivenessMsg;
 use malachitebft_core_types::VoteType;
 
@@ -252,7 +252,27 @@ impl Sim {
             Output::Finalize {
                 certificate,
                 equivocators,
+                evidence,
             } => {
+                // Every report comes with proof anyone holding the member
+                // set can check.
+                let members: Vec<MemberId> = self
+                    .validators
+                    .validators()
+                    .iter()
+                    .map(|v| v.address)
+                    .collect();
+                let mut proven = std::collections::BTreeSet::new();
+                for e in &evidence {
+                    e.verify(&super::CTX_ID, &members)
+                        .unwrap_or_else(|err| panic!("evidence against {}: {err}", e.offender));
+                    proven.insert(e.offender);
+                }
+                assert_eq!(
+                    proven,
+                    equivocators.iter().copied().collect(),
+                    "every equivocator reported comes with its evidence"
+                );
                 let node = &mut self.nodes[i];
                 node.equivocators.extend(equivocators);
                 let (life, height) = (node.life, Height(certificate.height.0 + 1));

@@ -87,6 +87,8 @@ pub(crate) struct Sim {
     nonces: Vec<u64>,
     /// Every tx a node acknowledged.
     pub(crate) acknowledged: Vec<Hash32>,
+    /// The context key (epoch 0) all members hold.
+    key: ContextKey,
 }
 
 impl Sim {
@@ -147,6 +149,7 @@ impl Sim {
             rng,
             nonces: vec![1; n],
             acknowledged: Vec::new(),
+            key,
         }
     }
 
@@ -170,6 +173,10 @@ impl Sim {
             .flatten()
             .expect("context");
         record.genesis.created_at_ms
+    }
+
+    pub(crate) fn context(&self) -> ContextId {
+        self.context
     }
 
     pub(crate) fn member(&self, i: usize) -> MemberId {
@@ -246,6 +253,45 @@ impl Sim {
 
     pub(crate) fn set_drop_rate(&self, rate: f64) {
         self.bus.set_drop_rate(rate);
+    }
+
+    /// Node `from`'s key signs a prevote for `value` at `(height, 0)`, and
+    /// it is handed to the running nodes among `to` as gossip from it: what
+    /// a byzantine member (or a second process with its key) sends.
+    pub(crate) fn forge_prevote(&self, from: usize, to: &[usize], height: u64, value: Hash32) {
+        use conclave_consensus::codec::{encode_vote, sign, vote_sign_bytes};
+        use conclave_consensus::mal::{NilOrVal, Round, SignedMessage, VoteType};
+        let vote = conclave_consensus::Vote {
+            typ: VoteType::Prevote,
+            height: Height(height),
+            round: Round::new(0),
+            value: NilOrVal::Val(value),
+            validator: self.member(from),
+            extension: None,
+        };
+        let sig = sign(
+            &self.nodes[from].key,
+            &vote_sign_bytes(&self.context, &vote),
+        );
+        let wire = super::wire::Wire::Vote(encode_vote(&SignedMessage::new(vote, sig)));
+        let frame = wire.encode(u64::from(value.0[0]) << 32 | height);
+        let sealed = self
+            .key
+            .seal(&self.context, crate::seal::Purpose::Gossip, &frame);
+        for &i in to {
+            if let Some(r) = &self.nodes[i].running {
+                r.handle.gossip(self.member(from), sealed.clone());
+            }
+        }
+    }
+
+    /// The evidence node `i` kept.
+    pub(crate) fn evidence(&self, i: usize) -> Vec<conclave_consensus::Evidence> {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        running
+            .store
+            .evidence(&self.context, 100)
+            .expect("read evidence")
     }
 
     pub(crate) fn fail_requests(&self, n: u32) {

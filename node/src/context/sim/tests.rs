@@ -162,3 +162,44 @@ fn a_restarted_member_retries_failed_catch_up_requests_without_new_load() {
     sim.wait_height(tip, WAIT);
     sim.check_invariants();
 }
+
+#[test]
+fn a_member_signing_two_prevotes_is_proven_by_stored_evidence_everywhere() {
+    let mut sim = Sim::new("equivocation", 4);
+    sim.start_all();
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    let next = sim.height(0).expect("runs").0 + 1;
+    // Node 3's key signs two prevotes for the next height; the honest
+    // three get both (the second as if from a second process with its key).
+    let honest = [0, 1, 2];
+    sim.forge_prevote(3, &honest, next, conclave_consensus::Hash32([1; 32]));
+    sim.forge_prevote(3, &honest, next, conclave_consensus::Hash32([2; 32]));
+    sim.load_on(&honest, 5);
+    sim.wait_all_committed(WAIT);
+    let deadline = std::time::Instant::now() + WAIT;
+    for i in honest {
+        let evidence = loop {
+            let e = sim.evidence(i);
+            if !e.is_empty() || std::time::Instant::now() > deadline {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            !evidence.is_empty(),
+            "seed {}: node {i} kept no evidence",
+            sim.seed
+        );
+        for e in &evidence {
+            assert_eq!(e.offender, sim.member(3), "seed {}: node {i}", sim.seed);
+            assert_eq!(e.height.0, next);
+            let members: Vec<_> = (0..4).map(|m| sim.member(m)).collect();
+            e.verify(&sim.context(), &members)
+                .expect("evidence verifies");
+        }
+    }
+    // Nobody else is accused.
+    assert!(sim.evidence(3).iter().all(|e| e.offender == sim.member(3)));
+    sim.check_invariants();
+}
