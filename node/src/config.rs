@@ -167,6 +167,13 @@ pub struct ConsensusConfig {
     pub timeout_precommit_ms: u64,
     /// Added per round to each timeout, so rounds grow until they succeed.
     pub timeout_delta_ms: u64,
+    /// Committed heights looked back at, when a context starts, for this
+    /// node's own precommits its sign guard did not record (another process
+    /// with the same key signed them): if any, the context does not sign
+    /// (it follows) until restarted with the check off. 0 turns the check
+    /// off, at start and in catch-up (`conclave start
+    /// --skip-double-sign-check`).
+    pub double_sign_check_height: u64,
 }
 
 impl Default for ConsensusConfig {
@@ -176,6 +183,7 @@ impl Default for ConsensusConfig {
             timeout_prevote_ms: 500,
             timeout_precommit_ms: 500,
             timeout_delta_ms: 250,
+            double_sign_check_height: 32,
         }
     }
 }

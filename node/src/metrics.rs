@@ -21,6 +21,9 @@ pub struct Metrics {
     pub registry: Registry,
     pub consensus_height: IntGaugeVec,
     pub consensus_rounds: IntGaugeVec,
+    /// 1 while a context does not sign: its own precommits were found in
+    /// commits its sign guard did not record (`context::sign_check`).
+    pub consensus_signing_refused: IntGaugeVec,
     pub block_interval_seconds: Histogram,
     /// Executing a block's txs: `build` (the proposer) or `validate` (the
     /// other members re-executing a proposal).
@@ -64,6 +67,14 @@ impl Metrics {
             ),
             &["context"],
         )?;
+        let consensus_signing_refused = IntGaugeVec::new(
+            Opts::new(
+                "conclave_consensus_signing_refused",
+                "1 while a context does not sign: another process signed with this node's key",
+            ),
+            &["context"],
+        )?;
+        registry.register(Box::new(consensus_signing_refused.clone()))?;
         let block_interval_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "conclave_block_interval_seconds",
@@ -189,6 +200,7 @@ impl Metrics {
             registry,
             consensus_height,
             consensus_rounds,
+            consensus_signing_refused,
             block_interval_seconds,
             block_execution_seconds,
             txs_total,

@@ -59,6 +59,11 @@ pub enum Command {
         /// (repeatable, or comma-separated in CONCLAVE_PEERS).
         #[arg(long = "peer", env = "CONCLAVE_PEERS", value_delimiter = ',')]
         peers: Vec<String>,
+        /// Sign even if recent commits hold this node's precommits that its
+        /// sign guard did not record (another process signed with this key).
+        /// Only after making sure no other process holds the key.
+        #[arg(long)]
+        skip_double_sign_check: bool,
     },
     /// Show this node's keys.
     Keys {
@@ -418,8 +423,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Start { peers } => {
+        Command::Start {
+            peers,
+            skip_double_sign_check,
+        } => {
             let mut config = Config::load(&home)?;
+            if *skip_double_sign_check {
+                config.consensus.double_sign_check_height = 0;
+            }
             for p in peers.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
                 if !config.p2p.persistent_peers.iter().any(|q| q == p) {
                     config.p2p.persistent_peers.push(p.to_string());

@@ -85,6 +85,9 @@ pub struct ContextActor {
     pub(super) checkpoints: Checkpoints,
     /// A height is in progress (no height runs while there is nothing to do).
     pub(super) running: bool,
+    /// Another process signed with this node's key (`sign_check`): this
+    /// context follows the others and signs nothing.
+    pub(super) signing_refused: bool,
     pub(super) last_commit: Option<Instant>,
     inbox: mpsc::Sender<Message>,
     pub(super) label: String,
@@ -196,6 +199,10 @@ impl ContextActor {
                 .consensus_fallbacks_total
                 .with_label_values(&[&label, kind]);
         }
+        metrics
+            .consensus_signing_refused
+            .with_label_values(&[&label])
+            .set(0);
         export_equivocations(metrics, &label, &roster.members);
         let checkpoints = Checkpoints::new(
             deps.store.clone(),
@@ -237,11 +244,13 @@ impl ContextActor {
             engine,
             log,
             running: false,
+            signing_refused: false,
             last_commit: None,
             inbox: tx.clone(),
             label,
         };
         let id = actor.record.id;
+        actor.check_recent_commits();
         // Keys handed over in blocks this node committed before it held
         // them (a joiner's first run).
         if let Err(e) = actor.pick_up_keys() {
@@ -253,6 +262,60 @@ impl ContextActor {
 
     pub(super) fn id(&self) -> ContextId {
         self.record.id
+    }
+
+    /// Whether this node validates the next height: a member of its set
+    /// that may sign.
+    pub(super) fn is_validator(&self) -> bool {
+        self.roster.is_validator() && !self.signing_refused
+    }
+
+    /// At start: the last `double_sign_check_height` commits must hold no
+    /// precommit of ours that the sign guard did not record.
+    fn check_recent_commits(&mut self) {
+        let n = self.deps.config.consensus.double_sign_check_height;
+        if n == 0 || self.record.height.0 == 0 {
+            return;
+        }
+        let from = self.record.height.0.saturating_sub(n - 1).max(1);
+        let certs: Vec<_> = (from..=self.record.height.0)
+            .filter_map(|h| {
+                self.deps
+                    .store
+                    .certificate(&self.id(), Height(h))
+                    .ok()
+                    .flatten()
+            })
+            .collect();
+        self.check_own_signatures(&certs);
+    }
+
+    /// Stops signing if `certs` hold a precommit of ours the sign guard did
+    /// not record (unless the check is off).
+    pub(super) fn check_own_signatures(
+        &mut self,
+        certs: &[conclave_consensus::codec::StoredCertificate],
+    ) {
+        if self.signing_refused || self.deps.config.consensus.double_sign_check_height == 0 {
+            return;
+        }
+        let me = self.engine.address();
+        let found = {
+            let parts = self.log.lock();
+            super::sign_check::foreign_precommit(&me, parts.guard.last(), certs)
+        };
+        let Some(height) = found else { return };
+        error!(context = %self.id(), height = height.0,
+            "this node's key signed a precommit at height {} that its sign guard never recorded: \
+             another process holds this key; refusing to sign (following only) until it is stopped \
+             and this node restarted with --skip-double-sign-check", height.0);
+        self.signing_refused = true;
+        self.deps
+            .metrics
+            .consensus_signing_refused
+            .with_label_values(&[&self.label])
+            .set(1);
+        self.end_height();
     }
 
     pub(super) fn next_height(&self) -> Height {
@@ -267,7 +330,7 @@ impl ContextActor {
         info!(context = %self.id(), height = self.record.height.0, "context started");
         // A crash in the middle of a height: resume it from the WAL at once,
         // whatever the mempool holds (this node may have voted already).
-        if self.roster.is_validator() && self.wal_holds_next_height() {
+        if self.is_validator() && self.wal_holds_next_height() {
             if let Err(e) = self.begin_height() {
                 error!(context = %self.id(), error = %e, "cannot resume the height in the WAL");
             }
@@ -385,7 +448,12 @@ impl ContextActor {
             Message::Synced(result) => {
                 let peer = self.catch_up.answered(result.is_ok());
                 match result {
-                    Ok(bytes) => self.on_synced(peer, &bytes)?,
+                    Ok(bytes) => {
+                        let applied = self.on_synced(peer, &bytes)?;
+                        if let Some(after) = self.catch_up.poll_again(applied) {
+                            self.timers.after(after, Message::RetrySync);
+                        }
+                    }
                     Err(e) => {
                         debug!(context = %self.id(), member = %peer, error = %e, "sync request failed");
                         // Nothing else may ever ask again (a restarted node

@@ -18,6 +18,11 @@ use super::wire::SyncRequest;
 /// connecting, a slow height) asks again.
 const MAX_RETRIES: usize = 8;
 
+/// Requests after empty answers while following a height being decided,
+/// at most, and their spacing: about 5 s of polling after the last gossip.
+const FOLLOW_POLLS: u32 = 20;
+const FOLLOW_POLL_EVERY: Duration = Duration::from_millis(250);
+
 /// A member whose consensus gossip has not reached us for this long, while
 /// a height is struggling, gets its connection re-established (the network
 /// limits how often, whichever contexts ask).
@@ -36,6 +41,9 @@ pub(super) struct CatchUp {
     failures: usize,
     /// When each member's consensus gossip last reached us.
     last_heard: HashMap<MemberId, Instant>,
+    /// Empty answers still to follow with another request, while following
+    /// a height being decided (see [`CatchUp::follow_height`]).
+    follow_polls: u32,
 }
 
 impl CatchUp {
@@ -81,6 +89,25 @@ impl CatchUp {
             self.failures += 1;
         }
         self.peer.unwrap_or_default()
+    }
+
+    /// A member that does not validate saw gossip of the height being
+    /// decided: until an answer brings a block, ask again after each empty
+    /// one for a while (the decision is imminent, and no later gossip may
+    /// come to prompt a request once the network goes idle).
+    pub(super) fn follow_height(&mut self) {
+        self.follow_polls = FOLLOW_POLLS;
+    }
+
+    /// After an answer that brought `applied` blocks: when to ask again, if
+    /// following a height and nothing came yet.
+    pub(super) fn poll_again(&mut self, applied: u64) -> Option<Duration> {
+        if applied > 0 || self.follow_polls == 0 {
+            self.follow_polls = 0;
+            return None;
+        }
+        self.follow_polls -= 1;
+        Some(FOLLOW_POLL_EVERY)
     }
 
     /// After a failed request: when to ask again (250 ms, doubling, at
@@ -183,6 +210,20 @@ mod tests {
             None,
             "nothing to retry after a success"
         );
+    }
+
+    #[test]
+    fn a_follower_polls_a_bounded_while_until_a_block_comes() {
+        let mut catch_up = CatchUp::default();
+        assert_eq!(catch_up.poll_again(0), None, "not following");
+        catch_up.follow_height();
+        for _ in 0..FOLLOW_POLLS {
+            assert_eq!(catch_up.poll_again(0), Some(FOLLOW_POLL_EVERY));
+        }
+        assert_eq!(catch_up.poll_again(0), None, "bounded");
+        catch_up.follow_height();
+        assert_eq!(catch_up.poll_again(1), None, "a block came");
+        assert_eq!(catch_up.poll_again(0), None);
     }
 
     #[test]

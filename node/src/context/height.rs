@@ -26,7 +26,7 @@ impl ContextActor {
     /// Starts the next height if there is work (no empty blocks while
     /// idle); says whether it started one.
     pub(super) fn maybe_start_height(&mut self) -> Result<bool> {
-        if self.running || !self.roster.is_validator() || !self.admission.has_ready_tx() {
+        if self.running || !self.is_validator() || !self.admission.has_ready_tx() {
             return Ok(false);
         }
         self.begin_height()?;

@@ -149,10 +149,12 @@ impl ContextActor {
             self.later.hold(next, height, from, data);
             return Ok(false);
         }
-        if !self.roster.is_validator() {
-            // Not validating this height (admitted for a later one, or
-            // removed): follow the decided blocks instead.
+        if !self.is_validator() {
+            // Not validating this height (admitted for a later one, removed,
+            // or not signing): follow the decided blocks instead, and keep
+            // asking a little while, as the others are about to decide it.
             if self.roster.following {
+                self.catch_up.follow_height();
                 self.request_sync(from);
             }
             return Ok(false);
@@ -163,19 +165,19 @@ impl ContextActor {
         Ok(true)
     }
 
-    /// Applies synced blocks from `from`: each must extend our tip, carry a
+    /// Applies synced blocks from `from` (says how many): each must extend our tip, carry a
     /// commit certificate of more than 2/3 of the members of its height for
     /// its hash, and re-execute to its header's roots. Then consensus
     /// restarts at the new tip.
-    pub(super) fn on_synced(&mut self, from: MemberId, bytes: &[u8]) -> Result<()> {
+    pub(super) fn on_synced(&mut self, from: MemberId, bytes: &[u8]) -> Result<u64> {
         let Some(bytes) = self.open(from, Purpose::SyncResponse, bytes) else {
-            return Ok(());
+            return Ok(0);
         };
         let resp: SyncResponse = match borsh::from_slice(&bytes) {
             Ok(r) => r,
             Err(e) => {
                 warn!(context = %self.id(), error = %e, "malformed sync response");
-                return Ok(());
+                return Ok(0);
             }
         };
         let full = resp.blocks.len() >= MAX_SYNC_BLOCKS;
@@ -197,10 +199,11 @@ impl ContextActor {
                 break;
             }
             self.commit(&cert)?;
+            self.check_own_signatures(std::slice::from_ref(&stored));
             applied += 1;
         }
         if applied == 0 {
-            return Ok(());
+            return Ok(0);
         }
         self.deps.metrics.sync_blocks_total.inc_by(applied);
         info!(context = %self.id(), blocks = applied, height = self.record.height.0, "caught up");
@@ -220,6 +223,6 @@ impl ContextActor {
                 self.request_sync(peer);
             }
         }
-        Ok(())
+        Ok(applied)
     }
 }

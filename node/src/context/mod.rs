@@ -15,6 +15,8 @@
 //! - `catchup.rs`: asking members for decided blocks; the safety net's
 //!   view of silent members.
 //! - `roster.rs`: who validates, who reads, which anchors sign.
+//! - `sign_check.rs`: this node's precommits signed elsewhere (another
+//!   process with its key): the context then follows without signing.
 //! - `timers.rs`: engine timeouts and the checkpoint tick.
 //! - [`seams`]: the clock and the transport the actor is given, so tests
 //!   run it without sockets.
@@ -37,6 +39,7 @@ mod ingress;
 mod later;
 mod roster;
 pub mod seams;
+mod sign_check;
 #[cfg(test)]
 mod sim;
 mod timers;

@@ -95,6 +95,11 @@ impl Sim {
     /// `n` members of a `kv` context, each node set up but not started.
     pub(crate) fn new(name: &str, n: usize) -> Self {
         let seed = seed(name);
+        // RUST_LOG=debug shows the actors' logs under the test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let nodes: Vec<SimNode> = (0..n)
             .map(|_| SimNode {
@@ -151,6 +156,35 @@ impl Sim {
             acknowledged: Vec::new(),
             key,
         }
+    }
+
+    /// A copy of stopped node `i`'s home (store, WAL, sign guard).
+    pub(crate) fn backup(&self, i: usize) -> tempfile::TempDir {
+        assert!(self.nodes[i].running.is_none(), "back up a stopped node");
+        let copy = tempfile::tempdir().expect("tempdir");
+        copy_dir(self.nodes[i].home.path(), copy.path());
+        copy
+    }
+
+    /// Puts `backup` back as stopped node `i`'s home.
+    pub(crate) fn restore(&self, i: usize, backup: &tempfile::TempDir) {
+        assert!(self.nodes[i].running.is_none(), "restore a stopped node");
+        let home = self.nodes[i].home.path();
+        for dir in ["data", "wal"] {
+            let _ = std::fs::remove_dir_all(home.join(dir));
+        }
+        copy_dir(backup.path(), home);
+    }
+
+    /// Whether node `j`'s precommit is in the commit certificate of height
+    /// `h`, as node `i` stored it.
+    pub(crate) fn signed(&self, i: usize, h: u64, j: usize) -> bool {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        let cert = running
+            .store
+            .certificate(&self.context, Height(h))
+            .expect("read");
+        cert.is_some_and(|c| c.signatures.iter().any(|(m, _)| *m == self.member(j)))
     }
 
     /// Node `i` reads the time from `clock` (from its next start).
@@ -378,23 +412,26 @@ impl Sim {
     pub(crate) fn wait_committed_on(&self, nodes: &[usize], timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let missing = nodes
+            // Per node: (index, txs missing, tip).
+            let missing: Vec<(usize, usize, Option<u64>)> = nodes
                 .iter()
-                .filter_map(|i| self.nodes[*i].running.as_ref())
-                .map(|r| {
-                    self.acknowledged
+                .filter_map(|i| self.nodes[*i].running.as_ref().map(|r| (*i, r)))
+                .map(|(i, r)| {
+                    let n = self
+                        .acknowledged
                         .iter()
                         .filter(|h| r.store.tx(h).ok().flatten().is_none())
-                        .count()
+                        .count();
+                    (i, n, self.height(i).map(|h| h.0))
                 })
-                .max()
-                .unwrap_or(0);
-            if missing == 0 {
+                .filter(|(_, n, _)| *n > 0)
+                .collect();
+            if missing.is_empty() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "seed {}: {missing} acknowledged txs not committed after {timeout:?}",
+                "seed {}: acknowledged txs not committed after {timeout:?} (node, missing, tip): {missing:?}",
                 self.seed
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -445,6 +482,19 @@ impl Sim {
     }
 }
 
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
 /// A clock the test sets.
 #[derive(Debug, Default)]
 pub(crate) struct ManualClock(std::sync::atomic::AtomicU64);
@@ -467,9 +517,11 @@ impl Clock for ManualClock {
 
 impl Drop for Sim {
     fn drop(&mut self) {
+        // Waits for every task to be dropped, so no RocksDB handle outlives
+        // the test (a process exiting under a live one aborts).
         for node in &mut self.nodes {
             if let Some(r) = node.running.take() {
-                r.rt.shutdown_background();
+                r.rt.shutdown_timeout(Duration::from_secs(30));
             }
         }
     }
