@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 
 use self::bus::Bus;
 use super::{create_context, install_genesis, CheckpointOptions, ContextActor, ContextDeps};
-use super::{Clock, ContextHandle, SubmitError, SystemClock};
+use super::{Clock, ContextHandle, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::seal::ContextKey;
@@ -94,6 +94,11 @@ pub(crate) struct Sim {
 impl Sim {
     /// `n` members of a `kv` context, each node set up but not started.
     pub(crate) fn new(name: &str, n: usize) -> Self {
+        Self::with_app(name, n, conclave_apps::KV)
+    }
+
+    /// `n` members of a context running `wasm`.
+    pub(crate) fn with_app(name: &str, n: usize, wasm: &[u8]) -> Self {
         let seed = seed(name);
         // RUST_LOG=debug shows the actors' logs under the test's output.
         let _ = tracing_subscriber::fmt()
@@ -127,7 +132,7 @@ impl Sim {
                 None => create_context(
                     &store,
                     &runtime,
-                    conclave_apps::KV,
+                    wasm,
                     members.clone(),
                     SystemClock.unix_ms(),
                     CheckpointOptions {
@@ -135,7 +140,7 @@ impl Sim {
                         interval: config.checkpoint.interval,
                     },
                 ),
-                Some(g) => install_genesis(&store, &runtime, conclave_apps::KV, g.clone()),
+                Some(g) => install_genesis(&store, &runtime, wasm, g.clone()),
             }
             .expect("install the genesis");
             store
@@ -336,6 +341,34 @@ impl Sim {
         self.bus.dropped()
     }
 
+    /// Node `i` submits a call of `method` as itself; the tx's hash.
+    pub(crate) fn submit(&mut self, i: usize, method: &str, args: &[u8]) -> Hash32 {
+        let tx = Tx {
+            context_id: self.context,
+            sender: self.member(i),
+            nonce: self.nonces[i],
+            method: method.into(),
+            args: args.to_vec(),
+        }
+        .sign(&self.nodes[i].key)
+        .verified()
+        .expect("a fresh signature verifies");
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        let hash = running
+            .rt
+            .block_on(running.handle.submit(tx))
+            .unwrap_or_else(|e| panic!("seed {}: node {i} refused a tx: {e}", self.seed));
+        self.nonces[i] += 1;
+        self.acknowledged.push(hash);
+        hash
+    }
+
+    /// The receipt of tx `hash` as node `i` committed it.
+    pub(crate) fn receipt(&self, i: usize, hash: &Hash32) -> Option<crate::store::Receipt> {
+        let running = self.nodes[i].running.as_ref()?;
+        Some(running.store.tx(hash).ok()??.receipt)
+    }
+
     /// Submits `count` kv writes, each by a random running node as itself;
     /// keeps the acknowledged ones.
     pub(crate) fn load(&mut self, count: usize) {
@@ -354,23 +387,7 @@ impl Sim {
             let i = live[self.rng.gen_range(0..live.len())];
             let value: u32 = self.rng.gen();
             let args = format!(r#"{{"key":"k{i}","value":"{value}"}}"#);
-            let tx = Tx {
-                context_id: self.context,
-                sender: self.member(i),
-                nonce: self.nonces[i],
-                method: "set".into(),
-                args: args.into_bytes(),
-            }
-            .sign(&self.nodes[i].key)
-            .verified()
-            .expect("a fresh signature verifies");
-            let running = self.nodes[i].running.as_ref().expect("node runs");
-            let result: Result<Hash32, SubmitError> =
-                running.rt.block_on(running.handle.submit(tx));
-            let hash =
-                result.unwrap_or_else(|e| panic!("seed {}: node {i} refused a tx: {e}", self.seed));
-            self.nonces[i] += 1;
-            self.acknowledged.push(hash);
+            self.submit(i, "set", args.as_bytes());
         }
     }
 

@@ -253,3 +253,51 @@ fn a_home_restored_from_a_backup_sees_its_key_signed_elsewhere_and_stops_signing
     assert!(sim.evidence(0).is_empty(), "seed {}: evidence", sim.seed);
     sim.check_invariants();
 }
+
+#[test]
+fn every_member_agrees_on_a_guest_fault_and_the_chain_goes_on() {
+    let mut sim = Sim::with_app("guest_faults", 4, conclave_apps::FAULTS);
+    sim.start_all();
+    // An endless loop, an unbounded allocation and a trap, each from
+    // another member, then a call that succeeds.
+    let faults = [
+        (0, "spin", "fuel"),
+        (1, "hog", "memory"),
+        (2, "trap", "trap"),
+    ];
+    let hashes: Vec<_> = faults
+        .iter()
+        .map(|(i, m, _)| sim.submit(*i, m, b""))
+        .collect();
+    let ok = sim.submit(3, "ok", b"");
+    sim.wait_all_committed(WAIT);
+    for ((_, method, expect), hash) in faults.iter().zip(&hashes) {
+        let first = sim.receipt(0, hash).expect("receipt");
+        assert_eq!(
+            first.status,
+            crate::store::TxStatus::Failed,
+            "{method}: {first:?}"
+        );
+        let error = first.error.clone().unwrap_or_default().to_lowercase();
+        assert!(
+            error.contains(expect),
+            "{method}: {error:?} should mention {expect:?}"
+        );
+        for i in 1..4 {
+            assert_eq!(
+                sim.receipt(i, hash),
+                Some(first.clone()),
+                "{method}: node {i} differs"
+            );
+        }
+    }
+    for i in 0..4 {
+        let receipt = sim.receipt(i, &ok).expect("receipt");
+        assert_eq!(
+            receipt.status,
+            crate::store::TxStatus::Ok,
+            "node {i}: {receipt:?}"
+        );
+    }
+    sim.check_invariants();
+}
