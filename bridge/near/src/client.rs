@@ -9,7 +9,9 @@ use near_jsonrpc_client::errors::{JsonRpcError, JsonRpcServerError};
 use near_jsonrpc_client::{methods, JsonRpcClient};
 use near_jsonrpc_primitives::types::query::{QueryResponseKind, RpcQueryError};
 use near_jsonrpc_primitives::types::transactions::RpcTransactionError;
-use near_primitives::errors::{ActionErrorKind, FunctionCallError, InvalidTxError, TxExecutionError};
+use near_primitives::errors::{
+    ActionErrorKind, FunctionCallError, InvalidTxError, TxExecutionError,
+};
 use near_primitives::hash::CryptoHash;
 use near_primitives::transaction::{Action, SignedTransaction, Transaction, TransactionV0};
 use near_primitives::types::{AccountId, BlockId, BlockReference, Finality, FunctionArgs};
@@ -463,10 +465,7 @@ impl NearAccount {
             FinalExecutionStatus::Failure(TxExecutionError::ActionError(a)) => {
                 return Err(match a.kind {
                     ActionErrorKind::FunctionCallError(FunctionCallError::ExecutionError(msg)) => {
-                        Error::Refused {
-                            call,
-                            reason: msg,
-                        }
+                        Error::Refused { call, reason: msg }
                     }
                     ActionErrorKind::LackBalanceForState { amount, .. } => {
                         Error::InsufficientBalance {

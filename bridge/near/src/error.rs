@@ -23,6 +23,9 @@ pub enum Error {
     /// A key file that cannot be read, parsed or used.
     #[error("NEAR key file {path}: {reason}")]
     Key { path: String, reason: String },
+    /// Not a valid NEAR account id.
+    #[error("{account:?} is not a NEAR account id: {reason}")]
+    BadAccount { account: String, reason: String },
     /// The account does not exist on the network.
     #[error("NEAR account {account} does not exist on {network}")]
     NoAccount { account: String, network: String },

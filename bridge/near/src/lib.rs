@@ -32,3 +32,13 @@ pub use proxy::{NearProxy, Submitted};
 /// The NEAR proxy to deploy: `contracts/near/proxy` compiled to wasm and
 /// lowered to NEAR's feature set (`conclave-near-wasm`'s build script).
 pub const PROXY_WASM: &[u8] = conclave_near_wasm::PROXY_WASM;
+
+pub use near_primitives::types::AccountId;
+
+/// Parses a NEAR account id (`alice.testnet`, an implicit account's hex).
+pub fn parse_account(s: &str) -> Result<AccountId> {
+    s.parse::<AccountId>().map_err(|e| Error::BadAccount {
+        account: s.to_owned(),
+        reason: e.to_string(),
+    })
+}

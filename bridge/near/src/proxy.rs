@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use conclave_checkpoint::{Action, CheckpointPayload, Domain, MerkleProof, Registration, Signature};
+use conclave_checkpoint::{
+    Action, CheckpointPayload, Domain, MerkleProof, Registration, Signature,
+};
 use near_primitives::action::{DeployContractAction, FunctionCallAction};
 use near_primitives::gas::Gas;
 use near_primitives::transaction::Action as TxAction;
@@ -174,8 +176,10 @@ impl NearProxy {
             return Ok(None);
         };
         let state = self.state().await?;
-        Ok((c.epoch == state.epoch && c.next_members_hash != state.members_hash)
-            .then_some(c.next_members_hash))
+        Ok(
+            (c.epoch == state.epoch && c.next_members_hash != state.members_hash)
+                .then_some(c.next_members_hash),
+        )
     }
 
     /// `none`, `in_flight` or `executed`.
@@ -293,14 +297,16 @@ impl NearProxy {
                 )
                 .await?;
             if !known {
-                todo.push(k.clone());
+                todo.push(*k);
             }
         }
         let mut gas = 0;
         for batch in todo.chunks(REGISTER_BATCH) {
             let deposit = REGISTER_DEPOSIT_PER_KEY * batch.len() as u128;
             if let Submitted::Done(sent) = self
-                .call("register_keys", args::register_keys(batch), deposit, |_| None)
+                .call("register_keys", args::register_keys(batch), deposit, |_| {
+                    None
+                })
                 .await?
             {
                 gas += sent.gas_burnt;
@@ -328,7 +334,11 @@ impl NearProxy {
     ) -> Result<Submitted> {
         let sender = self.sender.as_ref().ok_or(Error::ReadOnly(method))?;
         match sender
-            .send(&self.id, vec![function_call(method, &args, deposit)], method)
+            .send(
+                &self.id,
+                vec![function_call(method, &args, deposit)],
+                method,
+            )
             .await
         {
             Ok(sent) => Ok(Submitted::Done(sent)),

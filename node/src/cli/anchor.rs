@@ -12,6 +12,7 @@ use alloy::primitives::Address;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 use conclave_bridge::evm::{read_key_file, EvmChain, EvmConfig, ProxyMembers};
+use conclave_bridge::near;
 use conclave_bridge::source::{Members, ProvenAction, SignedCheckpoint, Source};
 use conclave_checkpoint::{actions::request, Action, CheckpointPayload, Domain, MerkleProof};
 use conclave_consensus::{ContextId, Tx};
@@ -33,13 +34,16 @@ pub enum Chain {
     Near,
 }
 
-/// How to reach an EVM chain and pay on it.
+/// How to reach a chain and pay on it (`--chain-id`, `--max-fee-gwei` and
+/// `--confirmations` are Ethereum's).
 #[derive(Args, Debug, Clone)]
 pub struct EvmArgs {
     /// JSON-RPC URL of the chain's node.
     #[arg(long = "rpc")]
     pub rpc: String,
-    /// File holding the sending account's private key (hex).
+    /// File holding the sending account's key: a private key in hex
+    /// (Ethereum), or a NEAR key file (`{"account_id", "public_key",
+    /// "secret_key"}`).
     #[arg(long)]
     pub key_file: PathBuf,
     /// The chain id to expect; anything else is refused before sending.
@@ -76,9 +80,18 @@ pub enum AnchorCommand {
         #[command(flatten)]
         evm: EvmArgs,
         /// Also send this much (in wei) from the deploying account to the
-        /// new proxy: the treasury its actions pay from.
+        /// new proxy: the treasury its actions pay from (Ethereum; a NEAR
+        /// proxy's treasury is its own account's balance).
         #[arg(long)]
         fund_wei: Option<u128>,
+        /// NEAR: the account the proxy is deployed to; the key file must
+        /// hold a full-access key of it.
+        #[arg(long)]
+        account: Option<String>,
+        /// NEAR: the network to expect (`mainnet`, `testnet`, ...); anything
+        /// else is refused before sending.
+        #[arg(long)]
+        network: Option<String>,
     },
     /// Per chain: the anchored height, the lag, each action's state.
     Status {
@@ -86,12 +99,15 @@ pub enum AnchorCommand {
         context: String,
         #[arg(long, value_enum)]
         chain: Chain,
-        /// The proxy's address.
+        /// The proxy's address (Ethereum) or account (NEAR).
         #[arg(long)]
         proxy: String,
         /// JSON-RPC URL of the chain's node.
         #[arg(long = "rpc")]
         rpc: String,
+        /// NEAR: the network to expect.
+        #[arg(long)]
+        network: Option<String>,
     },
 }
 
@@ -369,43 +385,82 @@ pub(super) fn parse_address(s: &str) -> anyhow::Result<Address> {
         .map_err(|e| anyhow::anyhow!("--proxy {s}: not an EVM address ({e})"))
 }
 
-pub(super) fn near_unsupported() -> anyhow::Error {
-    anyhow::anyhow!(
-        "--chain near is not wired to the CLI yet: the NEAR proxy is tested in contracts/near, \
-         but no NEAR client is in the relayer (docs/checkpoint.md)"
-    )
+/// What `anchor deploy` deploys for: the context's newest member set.
+struct Deployment {
+    keys: Members,
+    members_hash: [u8; 32],
 }
 
-/// `conclave anchor deploy`: returns the proxy's address.
-pub async fn deploy(
-    node: &HttpClient,
-    home: &Path,
-    context: ContextId,
-    chain: Chain,
-    evm: &EvmArgs,
-    fund_wei: Option<u128>,
-) -> anyhow::Result<Address> {
-    if chain == Chain::Near {
-        return Err(near_unsupported());
-    }
-    // The set that will be in force: the newest one the node knows.
+/// The set that will be in force: the newest one the node knows, with the
+/// hash the proxy will hold and the anchor tx names (members in id order,
+/// the default quorum, as the node's checkpoints use).
+async fn deployment(node: &HttpClient, context: ContextId) -> anyhow::Result<Deployment> {
     let view = node
         .context_members(context, None)
         .await
         .context("reading the context's members")?;
     let set = view.sets.last().context("the node reports no member set")?;
     let keys = members_of(set).map_err(|e| anyhow::anyhow!(e))?;
-    // The hash the proxy will hold, which the anchor tx names (members in
-    // id order, the default quorum, as the node's checkpoints use).
     let members_hash = keys.hash()?;
-    let members = ProxyMembers::of(&keys);
+    Ok(Deployment { keys, members_hash })
+}
+
+/// `conclave anchor deploy`: deploys on `chain` and anchors the context to
+/// the new proxy; returns its address (Ethereum) or account (NEAR).
+pub async fn deploy(
+    node: &HttpClient,
+    home: &Path,
+    context: ContextId,
+    chain: Chain,
+    args: &EvmArgs,
+    fund_wei: Option<u128>,
+    near: &NearTarget,
+) -> anyhow::Result<String> {
+    match chain {
+        Chain::Evm => {
+            if near.account.is_some() || near.network.is_some() {
+                bail!("--account and --network are for --chain near");
+            }
+            Ok(deploy_evm(node, home, context, args, fund_wei)
+                .await?
+                .to_string())
+        }
+        Chain::Near => {
+            if fund_wei.is_some() || args.chain_id.is_some() || args.max_fee_gwei.is_some() {
+                bail!(
+                    "--fund-wei, --chain-id and --max-fee-gwei are for --chain evm \
+                     (a NEAR proxy's treasury is its own account; --network names the chain)"
+                );
+            }
+            deploy_near(node, home, context, args, near).await
+        }
+    }
+}
+
+/// NEAR's part of `anchor deploy`'s arguments.
+#[derive(Clone, Debug, Default)]
+pub struct NearTarget {
+    pub account: Option<String>,
+    pub network: Option<String>,
+}
+
+/// Deploys a `ConclaveProxy` on an EVM chain and anchors the context to it.
+pub async fn deploy_evm(
+    node: &HttpClient,
+    home: &Path,
+    context: ContextId,
+    evm: &EvmArgs,
+    fund_wei: Option<u128>,
+) -> anyhow::Result<Address> {
+    let d = deployment(node, context).await?;
+    let members = ProxyMembers::of(&d.keys);
     let chain = EvmChain::connect(evm.config()?).await?;
     eprintln!(
         "deploying a proxy for {context} on chain {} from {} ({} members, epoch {})",
         chain.chain_id(),
         chain.account(),
         members.pks.len(),
-        set.epoch
+        d.keys.epoch
     );
     let address = chain.deploy_proxy(context.0, &members).await?;
     eprintln!("proxy deployed at {address}; anchoring the context to it");
@@ -414,10 +469,66 @@ pub async fn deploy(
         eprintln!("funded the proxy with {wei} wei ({tx})");
     }
     let domain = Domain::evm(chain.chain_id(), address.into_array());
+    anchor_to(node, home, context, &domain, &d, &address.to_string()).await?;
+    Ok(address)
+}
+
+/// Deploys the NEAR proxy's wasm to `--account` (signed with the key
+/// file's key), initialises it with the context's member set, and anchors
+/// the context to it.
+pub async fn deploy_near(
+    node: &HttpClient,
+    home: &Path,
+    context: ContextId,
+    args: &EvmArgs,
+    target: &NearTarget,
+) -> anyhow::Result<String> {
+    let account = target
+        .account
+        .as_deref()
+        .context("--chain near needs --account: the account to deploy the proxy to")?;
+    let account = near::parse_account(account)?;
+    let key = near::read_key_file(&args.key_file)?;
+    if key.account_id != account {
+        bail!(
+            "key file {} is for NEAR account {}, not {account}",
+            args.key_file.display(),
+            key.account_id
+        );
+    }
+    let d = deployment(node, context).await?;
+    let client = near::NearClient::connect(&args.rpc, target.network.as_deref()).await?;
+    let sender = std::sync::Arc::new(near::NearAccount::open(client.clone(), key).await?);
+    eprintln!(
+        "deploying the NEAR proxy for {context} to {account} on {} ({} members, epoch {})",
+        client.network(),
+        d.keys.keys.len(),
+        d.keys.epoch
+    );
+    let proxy = sender
+        .deploy_proxy(near::PROXY_WASM, context.0, &d.keys.keys, d.keys.epoch)
+        .await?;
+    eprintln!("proxy deployed at {account}; anchoring the context to it");
+    let domain = proxy.domain()?;
+    anchor_to(node, home, context, &domain, &d, account.as_str()).await?;
+    Ok(account.to_string())
+}
+
+/// Makes the context anchor to the proxy of `domain`: the context tx
+/// `conclave.anchor`, signed with the home's member key; waits for it to
+/// commit.
+async fn anchor_to(
+    node: &HttpClient,
+    home: &Path,
+    context: ContextId,
+    domain: &Domain,
+    d: &Deployment,
+    proxy: &str,
+) -> anyhow::Result<()> {
     let args = AnchorArgs {
         domain: AnchorDomain(domain.encode()),
-        epoch: set.epoch,
-        members_hash,
+        epoch: d.keys.epoch,
+        members_hash: d.members_hash,
     };
     let keys = NodeKeys::load(home)?;
     let nonce = node.context_nonce(context, keys.member_id()).await?;
@@ -433,7 +544,7 @@ pub async fn deploy(
     let status = super::client::wait_for(node, hash, Duration::from_secs(60)).await?;
     if status.status != "committed" {
         bail!(
-            "the proxy at {address} is deployed but the anchor tx {hash} {}: {}",
+            "the proxy at {proxy} is deployed but the anchor tx {hash} {}: {}",
             status.status,
             status.error.unwrap_or_default()
         );
@@ -445,7 +556,7 @@ pub async fn deploy(
         .and_then(|v| v["active_from"].as_u64())
         .unwrap_or_default();
     eprintln!("anchored: checkpoints from height {active_from} are signed for the proxy");
-    Ok(address)
+    Ok(())
 }
 
 /// `conclave anchor status`.
@@ -454,16 +565,26 @@ pub async fn status(
     chain: Chain,
     proxy: &str,
     rpc: &str,
+    network: Option<&str>,
 ) -> anyhow::Result<()> {
-    if chain == Chain::Near {
-        return Err(near_unsupported());
-    }
-    // Reading needs no funds; any key will do for the client.
-    let mut cfg = EvmConfig::new(rpc, READ_ONLY_KEY);
-    cfg.confirmations = 1;
-    let chain = EvmChain::connect(cfg).await?;
-    let proxy = chain.proxy(parse_address(proxy)?, source.context.0).await?;
-    let s = conclave_bridge::status::evm_status(&proxy, &source).await?;
+    let s = match chain {
+        Chain::Evm => {
+            // Reading needs no funds; any key will do for the client.
+            let mut cfg = EvmConfig::new(rpc, READ_ONLY_KEY);
+            cfg.confirmations = 1;
+            let chain = EvmChain::connect(cfg).await?;
+            let proxy = chain.proxy(parse_address(proxy)?, source.context.0).await?;
+            conclave_bridge::status::status(&proxy, &source).await?
+        }
+        Chain::Near => {
+            // Views only: no key.
+            let client = near::NearClient::connect(rpc, network).await?;
+            let proxy =
+                near::NearProxy::open(client, near::parse_account(proxy)?, source.context.0, None)
+                    .await?;
+            conclave_bridge::status::status(&proxy, &source).await?
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&s)?);
     Ok(())
 }
