@@ -508,8 +508,12 @@ pub async fn deploy_near(
     let proxy = sender
         .deploy_proxy(near::PROXY_WASM, context.0, &d.keys.keys, d.keys.epoch)
         .await?;
-    eprintln!("proxy deployed at {account}; anchoring the context to it");
     let domain = proxy.domain()?;
+    // Apps name NEAR domains in hex (the dao app's `domain`).
+    eprintln!(
+        "proxy deployed at {account} (domain {}); anchoring the context to it",
+        hex::encode(domain.encode())
+    );
     anchor_to(node, home, context, &domain, &d, account.as_str()).await?;
     Ok(account.to_string())
 }

@@ -441,11 +441,34 @@ rpc = "http://127.0.0.1:8546"
 key_file = "/abs/other.key"
 chain_id = 1
 confirmations = 3
+
+[[relay]]
+context = "cc"
+chain = "near"
+proxy = "proxy.example.testnet"
+rpc = "https://rpc.testnet.near.org"
+key_file = "relayer.json"
+network = "testnet"
 "#,
         )
         .unwrap();
         let f = RelayFile::load(&path).unwrap();
-        assert_eq!(f.relay.len(), 2);
+        assert_eq!(f.relay.len(), 3);
+        assert_eq!(f.relay[2].chain, Chain::Near);
+        assert_eq!(f.relay[2].network.as_deref(), Some("testnet"));
+        assert_eq!(f.relay[2].key_file, dir.path().join("relayer.json"));
+        for r in &f.relay {
+            r.check().unwrap();
+        }
+        // Options of the other chain are refused.
+        let mut near_with_fee = f.relay[2].clone();
+        near_with_fee.max_fee_gwei = Some(5);
+        let err = near_with_fee.check().unwrap_err().to_string();
+        assert!(err.contains("for chain evm"), "{err}");
+        let mut evm_with_network = f.relay[0].clone();
+        evm_with_network.network = Some("testnet".into());
+        let err = evm_with_network.check().unwrap_err().to_string();
+        assert!(err.contains("for chain near"), "{err}");
         assert_eq!(f.poll_ms, Some(200));
         assert_eq!(f.relay[0].key_file, dir.path().join("relayer.key"));
         assert_eq!(f.relay[0].confirmations, 1);
