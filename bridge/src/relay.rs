@@ -14,8 +14,9 @@
 //! 4. execute every action at or below the proxy's latest height that it
 //!    has not executed, with its inclusion proof.
 //!
-//! Every call is simulated before it is sent; "already done" refusals
-//! (another relayer was first) count as success. An action whose transfer
+//! Every call is checked before it is sent (simulated on Ethereum, the
+//! proxy's views on NEAR); "already done" refusals (another relayer was
+//! first) count as success. An action whose transfer
 //! fails stays executable on chain and is retried on later passes, up to
 //! `max_action_attempts`, then reported and left for an operator (a
 //! restart retries it again). A reorg that drops a posted checkpoint shows
