@@ -208,12 +208,7 @@ impl NearProxy {
             )));
         }
         let args = args::submit_checkpoint(payload, signers, signature);
-        self.call("submit_checkpoint", args, 0, |reason| {
-            reason
-                .contains("StaleHeight")
-                .then(|| Submitted::AlreadyDone(reason.to_owned()))
-        })
-        .await
+        self.call("submit_checkpoint", args, 0).await
     }
 
     /// Executes an action with its inclusion proof in the checkpoint at
@@ -232,19 +227,7 @@ impl NearProxy {
             _ => {}
         }
         let args = args::execute_action(height, action, proof)?;
-        let outcome = self
-            .call("execute_action", args, 0, |reason| {
-                if reason.contains("AlreadyExecuted") || reason.contains("InFlight") {
-                    Some(Submitted::AlreadyDone(reason.to_owned()))
-                } else if reason.contains("InsufficientBalance") {
-                    Some(Submitted::ActionFails(
-                        "the proxy cannot pay it (InsufficientBalance)".into(),
-                    ))
-                } else {
-                    None
-                }
-            })
-            .await?;
+        let outcome = self.call("execute_action", args, 0).await?;
         if let Submitted::Done(sent) = &outcome {
             // The payout is a promise resolved by `on_action_done`; with the
             // transaction final, so are its receipts.
@@ -269,13 +252,7 @@ impl NearProxy {
             gas = self.register_missing(keys).await?;
         }
         let args = args::rotate_members(height, keys, inline);
-        let outcome = self
-            .call("rotate_members", args, 0, |reason| {
-                reason
-                    .contains("UnknownRotation")
-                    .then(|| Submitted::AlreadyDone("no rotation pending there".into()))
-            })
-            .await?;
+        let outcome = self.call("rotate_members", args, 0).await?;
         Ok(match outcome {
             Submitted::Done(mut sent) => {
                 sent.gas_burnt += gas;
@@ -304,9 +281,7 @@ impl NearProxy {
         for batch in todo.chunks(REGISTER_BATCH) {
             let deposit = REGISTER_DEPOSIT_PER_KEY * batch.len() as u128;
             if let Submitted::Done(sent) = self
-                .call("register_keys", args::register_keys(batch), deposit, |_| {
-                    None
-                })
+                .call("register_keys", args::register_keys(batch), deposit)
                 .await?
             {
                 gas += sent.gas_burnt;
@@ -323,15 +298,9 @@ impl NearProxy {
         self.client.view(&self.id, method, &args).await
     }
 
-    /// Sends `method(args)` to the proxy; a refusal that `settled`
+    /// Sends `method(args)` to the proxy; a refusal that [`settled`]
     /// recognises is returned as its outcome, any other is an error.
-    async fn call(
-        &self,
-        method: &'static str,
-        args: Value,
-        deposit: u128,
-        settled: impl Fn(&str) -> Option<Submitted>,
-    ) -> Result<Submitted> {
+    async fn call(&self, method: &'static str, args: Value, deposit: u128) -> Result<Submitted> {
         let sender = self.sender.as_ref().ok_or(Error::ReadOnly(method))?;
         match sender
             .send(
@@ -343,10 +312,30 @@ impl NearProxy {
         {
             Ok(sent) => Ok(Submitted::Done(sent)),
             Err(Error::Refused { call, reason }) => {
-                settled(&reason).ok_or(Error::Refused { call, reason })
+                settled(method, &reason).ok_or(Error::Refused { call, reason })
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// What the proxy's refusal of `method` (its panic message, `reason`)
+/// means for a relayer: done already (another relayer was first:
+/// `StaleHeight`, `AlreadyExecuted`, `InFlight`, `UnknownRotation`), an
+/// action the proxy cannot pay now (`InsufficientBalance`), or `None`: a
+/// real refusal.
+pub fn settled(method: &str, reason: &str) -> Option<Submitted> {
+    let done = || Some(Submitted::AlreadyDone(reason.to_owned()));
+    match method {
+        "submit_checkpoint" if reason.contains("StaleHeight") => done(),
+        "execute_action" if reason.contains("AlreadyExecuted") || reason.contains("InFlight") => {
+            done()
+        }
+        "execute_action" if reason.contains("InsufficientBalance") => Some(Submitted::ActionFails(
+            "the proxy cannot pay it (InsufficientBalance)".into(),
+        )),
+        "rotate_members" if reason.contains("UnknownRotation") => done(),
+        _ => None,
     }
 }
 

@@ -387,8 +387,47 @@ async fn deploy_checkpoint_and_actions_run_in_the_proxy_wasm() {
     assert!(matches!(failed, Submitted::ActionFails(_)), "{failed:?}");
     assert_eq!(proxy.action_status(lost.id).await.unwrap(), "none");
 
-    // A refusal that comes back from the chain and means "done": no
-    // rotation is pending, so another relayer rotated first.
+    // The refusals a relayer meets when another one wins the race between
+    // its view and its transaction, as the proxy's wasm words them, settle
+    // as "done": sent as they would be, bypassing the views.
+    let raw = Arc::new(
+        NearAccount::open(client.clone(), key_for(RELAYER, "relayer"))
+            .await
+            .unwrap(),
+    );
+    let stale = conclave_bridge_near::args::submit_checkpoint(&payload, &bits, &sig);
+    let again =
+        conclave_bridge_near::args::execute_action(2, &pay, &outbox.proof(0).unwrap()).unwrap();
+    for (method, args, name) in [
+        ("submit_checkpoint", stale, "StaleHeight"),
+        ("execute_action", again, "AlreadyExecuted"),
+    ] {
+        let call = conclave_bridge_near::proxy::function_call(method, &args, 0);
+        let err = raw
+            .send(proxy.account_id(), vec![call], "raw")
+            .await
+            .unwrap_err();
+        let Error::Refused { reason, .. } = err else {
+            panic!("{method}: {err}");
+        };
+        assert!(reason.contains(name), "{method}: {reason}");
+        assert!(
+            matches!(
+                conclave_bridge_near::proxy::settled(method, &reason),
+                Some(Submitted::AlreadyDone(_))
+            ),
+            "{method}: {reason}"
+        );
+        // A real refusal does not settle.
+        assert!(
+            conclave_bridge_near::proxy::settled(method, "Smart contract panicked: BadProof")
+                .is_none()
+        );
+    }
+    assert_eq!(node.balance(ALICE), alice + 3 * NEAR, "paid once");
+
+    // And through the proxy: no rotation is pending, so another relayer
+    // rotated first.
     let sent = node.accepted();
     let rotated = proxy.rotate_members(2, &genesis).await.unwrap();
     assert!(matches!(rotated, Submitted::AlreadyDone(_)), "{rotated:?}");
