@@ -660,3 +660,72 @@ pub async fn verdict(
         v.key, v.height
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(key_file: PathBuf) -> EvmArgs {
+        EvmArgs {
+            rpc: "http://127.0.0.1:1".into(),
+            key_file,
+            chain_id: None,
+            max_fee_gwei: None,
+            confirmations: 1,
+        }
+    }
+
+    /// The flags of one chain are refused with the other, and a NEAR
+    /// deploy's account and key file are checked, before the node or the
+    /// chain is asked anything (the node's URL answers nothing).
+    #[tokio::test]
+    async fn near_deploy_flags_are_checked_before_anything_is_asked() {
+        let node = jsonrpsee::http_client::HttpClientBuilder::default()
+            .build("http://127.0.0.1:1")
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        let ctx = ContextId([1; 32]);
+        let near = NearTarget {
+            account: Some("proxy.testnet".into()),
+            network: None,
+        };
+        let err = deploy(&node, home, ctx, Chain::Evm, &args("k".into()), None, &near)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("for --chain near"), "{err}");
+        let mut evm_only = args("k".into());
+        evm_only.chain_id = Some(1);
+        let err = deploy(&node, home, ctx, Chain::Near, &evm_only, None, &near)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("for --chain evm"), "{err}");
+        let err = deploy(
+            &node,
+            home,
+            ctx,
+            Chain::Near,
+            &args("k".into()),
+            None,
+            &NearTarget::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("needs --account"), "{err}");
+        // A key file of another account.
+        let key = dir.path().join("other.json");
+        std::fs::write(
+            &key,
+            r#"{"account_id":"other.testnet","public_key":"ed25519:6DSjZ8mvsRZDvFqFxo8tCKePG96omXW7eVYVSySmDk8e","secret_key":"ed25519:3D4YudUahN1nawWogh8pAKSj92sUNMdbZGjn7kERKzYoTy8tnFQuwoGUC51DowKqorvkr2pytJSnwuSbsNVfqygr"}"#,
+        )
+        .unwrap();
+        let err = deploy(&node, home, ctx, Chain::Near, &args(key), None, &near)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is for NEAR account other.testnet"),
+            "{err:#}"
+        );
+    }
+}
