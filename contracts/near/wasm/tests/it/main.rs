@@ -4,6 +4,7 @@
 //! the relayer's NEAR client and loop (`conclave-bridge-near`,
 //! `conclave-bridge`) against a NEAR node (`node.rs`) that runs it.
 
+mod cli;
 mod client;
 mod gas;
 mod harness;
