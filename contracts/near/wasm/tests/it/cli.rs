@@ -1,6 +1,6 @@
 //! `conclave anchor deploy|status --chain near` and `conclave relay --chain
 //! near` as processes: a one-member `dao` context on a real `conclave`
-//! node, the NEAR node of `node.rs`, a payout voted and relayed.
+//! node, the NEAR node of `node/`, a payout voted and relayed.
 //!
 //! The `conclave` binary comes from the root workspace: `.ci/test.sh`
 //! builds it (`cargo build -p conclave-node --bin conclave`) into the same

@@ -1,5 +1,5 @@
 //! The relayer's NEAR client (`conclave-bridge-near`) against a NEAR node
-//! (`node.rs`) that executes what it is sent in `near-vm-runner` with this
+//! (`node/`) that executes what it is sent in `near-vm-runner` with this
 //! crate's wasm: deploy and `new`, checkpoints, actions, rotations, the
 //! refusals, and every bad input the client must name.
 

@@ -2,7 +2,7 @@
 //! passes NEAR's preparation (feature and import checks), runs the vectors'
 //! NEAR checkpoint and action end to end, and reports gas per member count;
 //! the relayer's NEAR client and loop (`conclave-bridge-near`,
-//! `conclave-bridge`) against a NEAR node (`node.rs`) that runs it.
+//! `conclave-bridge`) against a NEAR node (`node/`) that runs it.
 
 mod cli;
 mod client;
