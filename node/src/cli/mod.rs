@@ -8,6 +8,7 @@ mod bench_report;
 mod checkpoints;
 mod client;
 mod devnet;
+mod node_source;
 mod relay;
 pub mod testnet;
 
