@@ -57,6 +57,10 @@ pub enum Error {
     /// A relay configuration that cannot be used.
     #[error("relay config: {0}")]
     Config(String),
+    /// NEAR: the NEAR client's error, which names what is wrong.
+    #[cfg(feature = "near")]
+    #[error(transparent)]
+    Near(#[from] conclave_bridge_near::Error),
 }
 
 /// Every `reason` of `conclave_relay_errors_total`: [`Error::reason`]'s
@@ -93,6 +97,26 @@ impl Error {
             Error::Reverted { .. } => "reverted",
             Error::Node(_) => "node",
             Error::Malformed(_) => "malformed",
+            #[cfg(feature = "near")]
+            Error::Near(e) => near_reason(e),
         }
+    }
+}
+
+/// The `reason` label of a NEAR client error.
+#[cfg(feature = "near")]
+fn near_reason(e: &conclave_bridge_near::Error) -> &'static str {
+    use conclave_bridge_near::Error as N;
+    match e {
+        N::BadUrl { .. } | N::Key { .. } | N::BadAccount { .. } | N::ReadOnly(_) => "config",
+        N::Unreachable { .. } | N::Rpc(_) | N::InvalidTx { .. } => "chain_rpc",
+        N::WrongNetwork { .. } => "wrong_chain",
+        N::NoAccount { .. }
+        | N::NoAccessKey { .. }
+        | N::NotFullAccess { .. }
+        | N::InsufficientBalance { .. } => "unfunded",
+        N::NoContract { .. } | N::WrongContext { .. } => "wrong_proxy",
+        N::Refused { .. } => "refused",
+        N::Malformed(_) => "malformed",
     }
 }

@@ -111,11 +111,27 @@ mod tests {
 
     #[test]
     fn every_error_reason_is_listed() {
-        let errors = [
+        #[allow(unused_mut)] // without the `near` feature nothing is added
+        let mut errors = vec![
             crate::Error::Config("x".into()),
             crate::Error::Node("x".into()),
             crate::Error::Malformed("x".into()),
         ];
+        #[cfg(feature = "near")]
+        errors.extend([
+            conclave_bridge_near::Error::Rpc("x".into()).into(),
+            conclave_bridge_near::Error::WrongNetwork {
+                url: "u".into(),
+                expected: "a".into(),
+                got: "b".into(),
+            }
+            .into(),
+            conclave_bridge_near::Error::Refused {
+                call: "c",
+                reason: "r".into(),
+            }
+            .into(),
+        ]);
         for e in errors {
             assert!(
                 crate::error::ERROR_REASONS.contains(&e.reason()),

@@ -1,4 +1,5 @@
-//! The relayer loop for one context on one EVM proxy.
+//! The relayer loop for one context on one proxy, on any chain
+//! ([`crate::chain::Anchor`]: Ethereum or NEAR).
 //!
 //! Each pass derives everything from the chain and the node, so a restart,
 //! a second relayer or a reorg needs no local state to recover from:
@@ -13,8 +14,9 @@
 //! 4. execute every action at or below the proxy's latest height that it
 //!    has not executed, with its inclusion proof.
 //!
-//! Every call is simulated before it is sent; "already done" refusals
-//! (another relayer was first) count as success. An action whose transfer
+//! Every call is checked before it is sent (simulated on Ethereum, the
+//! proxy's views on NEAR); "already done" refusals (another relayer was
+//! first) count as success. An action whose transfer
 //! fails stays executable on chain and is retried on later passes, up to
 //! `max_action_attempts`, then reported and left for an operator (a
 //! restart retries it again). A reorg that drops a posted checkpoint shows
@@ -25,13 +27,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::B256;
 use conclave_checkpoint::Domain;
 use rand::Rng;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::evm::{EvmChain, Outcome, Proxy, ProxyMembers};
+use crate::chain::{Anchor, Mark, Outcome};
 use crate::metrics::Metrics;
 use crate::plan::{self, Blocked, ChainView};
 use crate::source::{SignedCheckpoint, Source};
@@ -83,10 +84,18 @@ pub struct Report {
     pub tip: u64,
 }
 
-/// A relayer of one context to one EVM proxy.
-pub struct EvmRelay<S> {
+/// A relayer of one context to one Ethereum proxy.
+#[cfg(feature = "evm")]
+pub type EvmRelay<S> = Relay<S, crate::evm::Proxy>;
+
+/// A relayer of one context to one NEAR proxy.
+#[cfg(feature = "near")]
+pub type NearRelay<S> = Relay<S, conclave_bridge_near::NearProxy>;
+
+/// A relayer of one context to one proxy.
+pub struct Relay<S, C> {
     source: S,
-    proxy: Proxy,
+    proxy: C,
     domain: Domain,
     context: String,
     chain_label: String,
@@ -101,7 +110,7 @@ pub struct EvmRelay<S> {
     /// heads at its start and end and the blocks of its own transactions.
     /// If a later pass finds any of them replaced (a reorg), everything is
     /// checked again.
-    marks: Vec<(u64, B256)>,
+    marks: Vec<Mark>,
     /// Called after each checkpoint this relayer posted (crash tests arm a
     /// failpoint here).
     after_checkpoint: Option<Box<dyn Fn() + Send + Sync>>,
@@ -110,19 +119,20 @@ pub struct EvmRelay<S> {
     wake: Option<Arc<Notify>>,
 }
 
-impl<S: Source> EvmRelay<S> {
+impl<S: Source, C: Anchor> Relay<S, C> {
+    /// A relayer of `context` from `source` to `proxy`; fails only if the
+    /// proxy's domain cannot be encoded.
     pub fn new(
         source: S,
-        proxy: Proxy,
+        proxy: C,
         context: [u8; 32],
         metrics: Metrics,
         opts: RelayOptions,
-    ) -> Self {
-        let chain_id = proxy.chain().chain_id();
-        let domain = Domain::evm(chain_id, proxy.address().into_array());
-        let chain_label = format!("evm:{chain_id}");
+    ) -> Result<Self> {
+        let domain = proxy.domain()?;
+        let chain_label = proxy.label();
         metrics.init_chain(&chain_label);
-        Self {
+        Ok(Self {
             source,
             proxy,
             domain,
@@ -135,7 +145,7 @@ impl<S: Source> EvmRelay<S> {
             marks: Vec::new(),
             after_checkpoint: None,
             wake: None,
-        }
+        })
     }
 
     /// Runs a pass whenever `wake` is notified (a subscription to the
@@ -152,7 +162,7 @@ impl<S: Source> EvmRelay<S> {
     }
 
     /// Runs passes until `stop` resolves: every poll interval, and at once
-    /// when woken ([`EvmRelay::woken_by`]). Errors are counted, logged and
+    /// when woken ([`Relay::woken_by`]). Errors are counted, logged and
     /// retried with backoff.
     pub async fn run(&mut self, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
@@ -186,10 +196,9 @@ impl<S: Source> EvmRelay<S> {
 
     /// One pass: post what the proxy lacks, then execute what it can.
     pub async fn pass(&mut self) -> Result<Report> {
-        let chain = self.proxy.chain().clone();
-        let start = chain.head().await?;
+        let start = self.proxy.head().await?;
         let marks = std::mem::take(&mut self.marks);
-        self.check_marks(&chain, &marks).await?;
+        self.check_marks(&marks).await?;
         self.marks.push(start);
         let tip = self.source.tip().await?;
         let actions = self
@@ -253,8 +262,8 @@ impl<S: Source> EvmRelay<S> {
             .max(self.done_through);
         // The head after this pass's reads and transactions; then the start
         // head once more: a reorg during the pass shows now.
-        let end = chain.head().await?;
-        self.check_marks(&chain, &[start]).await?;
+        let end = self.proxy.head().await?;
+        self.check_marks(&[start]).await?;
         self.marks.push(end);
         Ok(report)
     }
@@ -266,9 +275,9 @@ impl<S: Source> EvmRelay<S> {
     /// and replaces only blocks above its start head and none of its own
     /// transactions' blocks goes unseen here; the transactions themselves
     /// count only after `confirmations` blocks on top of them.
-    async fn check_marks(&mut self, chain: &EvmChain, marks: &[(u64, B256)]) -> Result<()> {
+    async fn check_marks(&mut self, marks: &[Mark]) -> Result<()> {
         for &(number, hash) in marks {
-            if chain.block_hash(number).await? != Some(hash) {
+            if self.proxy.block_hash(number).await? != Some(hash) {
                 warn!(context = %self.context, chain = %self.chain_label, block = number,
                     "chain reorganised: checking every checkpoint and action again");
                 self.count_error_reason("reorg");
@@ -339,11 +348,7 @@ impl<S: Source> EvmRelay<S> {
                 view.epoch
             )));
         }
-        let outcome = match self
-            .proxy
-            .rotate_members(height, &ProxyMembers::of(&members))
-            .await
-        {
+        let outcome = match self.proxy.rotate_members(height, &members).await {
             Ok(o) => o,
             Err(e) => {
                 self.count_error("rotation");

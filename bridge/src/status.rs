@@ -1,17 +1,11 @@
 //! `conclave anchor status`: what a proxy holds against what the context
 //! decided, read from the chain and a member's node (no relayer state).
 
-use alloy::primitives::FixedBytes;
-use alloy::providers::Provider;
-use alloy::rpc::types::Filter;
-use alloy::sol_types::SolEvent;
-use conclave_checkpoint::Domain;
-use conclave_evm::bindings::IConclaveProxy;
 use serde::Serialize;
 
-use crate::evm::Proxy;
+use crate::chain::Anchor;
 use crate::source::Source;
-use crate::{Error, Result};
+use crate::Result;
 
 /// One chain's view of a context.
 #[derive(Clone, Debug, Serialize)]
@@ -40,11 +34,10 @@ pub struct ActionStatus {
 }
 
 /// Reads the status of `proxy` for the context behind `source`.
-pub async fn evm_status<S: Source>(proxy: &Proxy, source: &S) -> Result<AnchorStatus> {
+pub async fn status<S: Source, C: Anchor>(proxy: &C, source: &S) -> Result<AnchorStatus> {
     let view = proxy.view().await?;
     let tip = source.tip().await?;
-    let chain_id = proxy.chain().chain_id();
-    let domain = Domain::evm(chain_id, proxy.address().into_array());
+    let domain = proxy.domain()?;
     let mut actions = Vec::new();
     let mut after = 0;
     loop {
@@ -57,7 +50,7 @@ pub async fn evm_status<S: Source>(proxy: &Proxy, source: &S) -> Result<AnchorSt
         for a in page {
             let executed = proxy.executed(a.action.id).await?;
             let tx = if executed {
-                executed_in(proxy, a.action.id).await?
+                proxy.executed_in(a.action.id).await?
             } else {
                 None
             };
@@ -70,8 +63,8 @@ pub async fn evm_status<S: Source>(proxy: &Proxy, source: &S) -> Result<AnchorSt
         }
     }
     Ok(AnchorStatus {
-        chain: format!("evm:{chain_id}"),
-        proxy: proxy.address().to_string(),
+        chain: proxy.label(),
+        proxy: proxy.address(),
         anchored_height: view.latest,
         tip,
         lag_blocks: tip.saturating_sub(view.latest),
@@ -80,8 +73,21 @@ pub async fn evm_status<S: Source>(proxy: &Proxy, source: &S) -> Result<AnchorSt
     })
 }
 
+/// The status of an Ethereum proxy.
+#[cfg(feature = "evm")]
+pub async fn evm_status<S: Source>(proxy: &crate::evm::Proxy, source: &S) -> Result<AnchorStatus> {
+    status(proxy, source).await
+}
+
 /// The transaction whose `ActionExecuted` log names `id`.
-async fn executed_in(proxy: &Proxy, id: [u8; 32]) -> Result<Option<String>> {
+#[cfg(feature = "evm")]
+pub(crate) async fn executed_in(proxy: &crate::evm::Proxy, id: [u8; 32]) -> Result<Option<String>> {
+    use alloy::primitives::FixedBytes;
+    use alloy::providers::Provider;
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    use conclave_evm::bindings::IConclaveProxy;
+
     let filter = Filter::new()
         .address(proxy.address())
         .event_signature(IConclaveProxy::ActionExecuted::SIGNATURE_HASH)
@@ -92,7 +98,7 @@ async fn executed_in(proxy: &Proxy, id: [u8; 32]) -> Result<Option<String>> {
         .provider()
         .get_logs(&filter)
         .await
-        .map_err(|e| Error::Rpc(e.to_string()))?;
+        .map_err(|e| crate::Error::Rpc(e.to_string()))?;
     Ok(logs
         .last()
         .and_then(|l| l.transaction_hash)

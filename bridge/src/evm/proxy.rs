@@ -9,8 +9,9 @@ use conclave_checkpoint::{Account, ActionKind};
 use conclave_evm::bindings::IConclaveProxy;
 
 use super::{EvmChain, ProxyMembers};
+use crate::chain::{Anchor, Mark};
 use crate::plan::ChainView;
-use crate::source::{ProvenAction, SignedCheckpoint};
+use crate::source::{Members, ProvenAction, SignedCheckpoint};
 use crate::{Error, Result};
 
 /// The proxy's custom errors, decoded from a revert.
@@ -20,21 +21,7 @@ pub type ProxyError = IConclaveProxy::IConclaveProxyErrors;
 /// larger sets register them first, this many per transaction.
 pub const REGISTER_BATCH: usize = 16;
 
-/// What became of a submission.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Sent and confirmed in `block` (number, hash).
-    Done {
-        tx: B256,
-        gas_used: u64,
-        block: (u64, B256),
-    },
-    /// The proxy already has it (another relayer was first): nothing sent.
-    AlreadyDone(String),
-    /// The action's own transfer or call fails (a reverting receiver, an
-    /// empty proxy): nothing sent, the action stays executable.
-    ActionFails(String),
-}
+pub use crate::chain::Outcome;
 
 /// A proxy on a connected chain.
 #[derive(Clone, Debug)]
@@ -254,13 +241,71 @@ impl Proxy {
             .map_err(rpc)?;
         let receipt = self.chain.wait(*pending.tx_hash(), name).await?;
         Ok(Outcome::Done {
-            tx: receipt.transaction_hash,
+            tx: receipt.transaction_hash.to_string(),
             gas_used: receipt.gas_used,
             block: (
                 receipt.block_number.unwrap_or_default(),
-                receipt.block_hash.unwrap_or_default(),
+                receipt.block_hash.unwrap_or_default().0,
             ),
         })
+    }
+}
+
+impl Anchor for Proxy {
+    fn label(&self) -> String {
+        format!("evm:{}", self.chain.chain_id())
+    }
+
+    fn domain(&self) -> Result<conclave_checkpoint::Domain> {
+        Ok(conclave_checkpoint::Domain::evm(
+            self.chain.chain_id(),
+            self.address().into_array(),
+        ))
+    }
+
+    fn address(&self) -> String {
+        Proxy::address(self).to_string()
+    }
+
+    async fn head(&self) -> Result<Mark> {
+        let (n, h) = self.chain.head().await?;
+        Ok((n, h.0))
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<[u8; 32]>> {
+        Ok(self.chain.block_hash(number).await?.map(|h| h.0))
+    }
+
+    async fn view(&self) -> Result<ChainView> {
+        Proxy::view(self).await
+    }
+
+    async fn announced(&self, height: u64) -> Result<Option<[u8; 32]>> {
+        Proxy::announced(self, height).await
+    }
+
+    async fn roots_at(&self, height: u64) -> Result<([u8; 32], [u8; 32])> {
+        Proxy::roots_at(self, height).await
+    }
+
+    async fn executed(&self, id: [u8; 32]) -> Result<bool> {
+        Proxy::executed(self, id).await
+    }
+
+    async fn executed_in(&self, id: [u8; 32]) -> Result<Option<String>> {
+        crate::status::executed_in(self, id).await
+    }
+
+    async fn submit_checkpoint(&self, c: &SignedCheckpoint) -> Result<Outcome> {
+        Proxy::submit_checkpoint(self, c).await
+    }
+
+    async fn rotate_members(&self, height: u64, members: &Members) -> Result<Outcome> {
+        Proxy::rotate_members(self, height, &ProxyMembers::of(members)).await
+    }
+
+    async fn execute_action(&self, a: &ProvenAction) -> Result<Outcome> {
+        Proxy::execute_action(self, a).await
     }
 }
 

@@ -20,7 +20,7 @@ use jsonrpsee::http_client::HttpClient;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::anchor::{Chain, EvmArgs, NodeSource};
+use super::anchor::{EvmArgs, NodeSource};
 use super::bench::{spawn_validators, Target};
 use crate::rpc::ConclaveApiClient;
 
@@ -142,7 +142,7 @@ pub async fn run(payouts: usize) -> anyhow::Result<()> {
     };
     let client0 = super::client::connect_as(&node0, &home0).await?;
     let fund = ETH * (payouts as u128 + 1);
-    let proxy = super::anchor::deploy(&client0, &home0, ctx, Chain::Evm, &evm, Some(fund)).await?;
+    let proxy = super::anchor::deploy_evm(&client0, &home0, ctx, &evm, Some(fund)).await?;
 
     // The relayer, on member 1's node, as `conclave relay` runs it.
     let chain = EvmChain::connect(EvmConfig::new(anvil.url.clone(), DEV_KEY_1)).await?;
@@ -162,7 +162,7 @@ pub async fn run(payouts: usize) -> anyhow::Result<()> {
         ctx.0,
         metrics.clone(),
         RelayOptions::default(),
-    )
+    )?
     .woken_by(wake);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let relayer = tokio::spawn(async move {

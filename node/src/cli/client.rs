@@ -305,7 +305,13 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 chain,
                 evm,
                 fund_wei,
+                account,
+                network,
             } => {
+                let near = super::anchor::NearTarget {
+                    account: account.clone(),
+                    network: network.clone(),
+                };
                 let proxy = super::anchor::deploy(
                     &c,
                     &cli.home(),
@@ -313,6 +319,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                     *chain,
                     evm,
                     *fund_wei,
+                    &near,
                 )
                 .await?;
                 println!("{proxy}");
@@ -323,9 +330,10 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 chain,
                 proxy,
                 rpc,
+                network,
             } => {
                 let source = super::anchor::NodeSource::new(c, parse_context(context)?);
-                super::anchor::status(source, *chain, proxy, rpc).await
+                super::anchor::status(source, *chain, proxy, rpc, network.as_deref()).await
             }
         },
         _ => bail!("not an RPC command"),

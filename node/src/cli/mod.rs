@@ -9,6 +9,7 @@ mod checkpoints;
 mod client;
 mod devnet;
 mod evidence;
+mod node_source;
 mod relay;
 pub mod testnet;
 

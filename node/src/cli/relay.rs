@@ -16,7 +16,18 @@
 //! chain_id = 31337           # optional: refuse any other chain
 //! max_fee_gwei = 50          # optional fee cap
 //! confirmations = 1          # optional
+//!
+//! [[relay]]
+//! context = "<context id>"
+//! chain = "near"
+//! proxy = "proxy.example.testnet"  # the proxy's account
+//! rpc = "https://rpc.testnet.near.org"
+//! key_file = "relayer.json"  # a NEAR key file of the paying account
+//! network = "testnet"        # optional: refuse any other network
 //! ```
+//!
+//! `chain_id`, `max_fee_gwei` and `confirmations` are Ethereum's,
+//! `network` is NEAR's (NEAR transactions are waited for until final).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +36,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::Args;
 use conclave_bridge::evm::{read_key_file, EvmChain, EvmConfig};
-use conclave_bridge::relay::{EvmRelay, RelayOptions};
+use conclave_bridge::near;
+use conclave_bridge::relay::{EvmRelay, NearRelay, RelayOptions};
 use conclave_consensus::ContextId;
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -33,7 +45,7 @@ use tracing::{info, warn};
 
 use crate::rpc::ConclaveApiClient;
 
-use super::anchor::{near_unsupported, parse_address, Chain, NodeSource};
+use super::anchor::{parse_address, Chain, NodeSource};
 
 /// Relays one process runs at most.
 const MAX_RELAYS: usize = 64;
@@ -52,15 +64,19 @@ pub struct RelayArgs {
     pub context: Option<String>,
     #[arg(long, value_enum, default_value = "evm")]
     pub chain: Chain,
-    /// The proxy's address.
+    /// The proxy's address (Ethereum) or account (NEAR).
     #[arg(long, required_unless_present = "config")]
     pub proxy: Option<String>,
     /// JSON-RPC URL of the chain's node.
     #[arg(long, required_unless_present = "config")]
     pub rpc: Option<String>,
-    /// File holding the sending account's private key (hex).
+    /// File holding the sending account's key: a private key in hex
+    /// (Ethereum), or a NEAR key file.
     #[arg(long, required_unless_present = "config")]
     pub key_file: Option<PathBuf>,
+    /// NEAR: the network to expect (`mainnet`, `testnet`, ...).
+    #[arg(long)]
+    pub network: Option<String>,
     /// The chain id to expect; anything else is refused before sending.
     #[arg(long)]
     pub chain_id: Option<u64>,
@@ -104,6 +120,8 @@ pub struct RelayEntry {
     pub max_fee_gwei: Option<u64>,
     #[serde(default = "one")]
     pub confirmations: u64,
+    /// NEAR: the network to expect.
+    pub network: Option<String>,
 }
 
 fn one() -> u64 {
@@ -158,6 +176,7 @@ impl RelayArgs {
                     chain_id: self.chain_id,
                     max_fee_gwei: self.max_fee_gwei,
                     confirmations: self.confirmations,
+                    network: self.network.clone(),
                 };
                 (vec![entry], None, None, None)
             }
@@ -184,28 +203,20 @@ impl RelayArgs {
 pub async fn run(node_url: &str, home: &Path, args: &RelayArgs) -> anyhow::Result<()> {
     let (entries, opts, metrics_listen) = args.plan()?;
     let metrics = conclave_bridge::metrics::Metrics::new();
-    let mut relays = Vec::with_capacity(entries.len());
+    // Every relay is checked (node, chain, funds, proxy) before any runs.
+    let mut relays: Vec<Relayer> = Vec::with_capacity(entries.len());
     for e in &entries {
-        if e.chain == Chain::Near {
-            return Err(near_unsupported());
-        }
+        e.check()?;
         let context = super::client::parse_context(&e.context)?;
         let source = NodeSource::connect(node_url, home, context).await?;
-        let mut config = EvmConfig::new(e.rpc.clone(), read_key_file(&e.key_file)?);
-        config.chain_id = e.chain_id;
-        config.max_fee_per_gas = e.max_fee_gwei.map(|g| u128::from(g) * 1_000_000_000);
-        config.confirmations = e.confirmations;
-        let chain = EvmChain::connect(config).await?;
-        chain.ensure_funded().await?;
-        let proxy = chain.proxy(parse_address(&e.proxy)?, context.0).await?;
-        // Reading the node once up front: an unreachable node fails here.
-        conclave_bridge::source::Source::tip(&source).await?;
-        eprintln!(
-            "relaying {context} to {} on chain {} as {}",
-            proxy.address(),
-            chain.chain_id(),
-            chain.account()
-        );
+        let relayer = match e.chain {
+            Chain::Evm => Relayer::Evm(Box::new(
+                evm_relay(e, source, context, &metrics, &opts).await?,
+            )),
+            Chain::Near => Relayer::Near(Box::new(
+                near_relay(e, source, context, &metrics, &opts).await?,
+            )),
+        };
         let wake = Arc::new(Notify::new());
         tokio::spawn(follow_checkpoints(
             node_url.to_string(),
@@ -213,11 +224,7 @@ pub async fn run(node_url: &str, home: &Path, args: &RelayArgs) -> anyhow::Resul
             context,
             wake.clone(),
         ));
-        relays.push(
-            EvmRelay::new(source, proxy, context.0, metrics.clone(), opts.clone())
-                .woken_by(wake)
-                .on_checkpoint_posted(|| crate::failpoint::hit("relay_after_checkpoint")),
-        );
+        relays.push(relayer.woken_by(wake));
     }
     if let Some(addr) = metrics_listen {
         let listener = crate::metrics::bind(addr)
@@ -228,13 +235,113 @@ pub async fn run(node_url: &str, home: &Path, args: &RelayArgs) -> anyhow::Resul
         tokio::spawn(crate::metrics::serve_with(move || m.render(), listener));
         eprintln!("relay metrics on http://{bound}/metrics");
     }
-    let runs = relays.iter_mut().map(|r| {
-        r.run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-    });
+    let runs = relays.iter_mut().map(|r| r.run());
     futures::future::join_all(runs).await;
     Ok(())
+}
+
+/// One relay of a `conclave relay` process, on its chain.
+enum Relayer {
+    Evm(Box<EvmRelay<NodeSource>>),
+    Near(Box<NearRelay<NodeSource>>),
+}
+
+impl Relayer {
+    fn woken_by(self, wake: Arc<Notify>) -> Self {
+        match self {
+            Relayer::Evm(r) => Relayer::Evm(Box::new(r.woken_by(wake))),
+            Relayer::Near(r) => Relayer::Near(Box::new(r.woken_by(wake))),
+        }
+    }
+
+    /// Runs until Ctrl-C.
+    async fn run(&mut self) {
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match self {
+            Relayer::Evm(r) => r.run(stop).await,
+            Relayer::Near(r) => r.run(stop).await,
+        }
+    }
+}
+
+impl RelayEntry {
+    /// Refuses options of the other chain.
+    fn check(&self) -> anyhow::Result<()> {
+        match self.chain {
+            Chain::Evm if self.network.is_some() => {
+                bail!("relay of {}: network is for chain near (chain_id names an EVM chain)", self.context)
+            }
+            Chain::Near if self.chain_id.is_some() || self.max_fee_gwei.is_some() => bail!(
+                "relay of {}: chain_id and max_fee_gwei are for chain evm (network names a NEAR chain)",
+                self.context
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An Ethereum relay, checked: chain id, funds, the proxy's context.
+async fn evm_relay(
+    e: &RelayEntry,
+    source: NodeSource,
+    context: ContextId,
+    metrics: &conclave_bridge::metrics::Metrics,
+    opts: &RelayOptions,
+) -> anyhow::Result<EvmRelay<NodeSource>> {
+    let mut config = EvmConfig::new(e.rpc.clone(), read_key_file(&e.key_file)?);
+    config.chain_id = e.chain_id;
+    config.max_fee_per_gas = e.max_fee_gwei.map(|g| u128::from(g) * 1_000_000_000);
+    config.confirmations = e.confirmations;
+    let chain = EvmChain::connect(config).await?;
+    chain.ensure_funded().await?;
+    let proxy = chain.proxy(parse_address(&e.proxy)?, context.0).await?;
+    // Reading the node once up front: an unreachable node fails here.
+    conclave_bridge::source::Source::tip(&source).await?;
+    eprintln!(
+        "relaying {context} to {} on chain {} as {}",
+        proxy.address(),
+        chain.chain_id(),
+        chain.account()
+    );
+    Ok(
+        EvmRelay::new(source, proxy, context.0, metrics.clone(), opts.clone())?
+            .on_checkpoint_posted(|| crate::failpoint::hit("relay_after_checkpoint")),
+    )
+}
+
+/// A NEAR relay, checked: network, the paying account and its key, funds,
+/// the proxy's context.
+async fn near_relay(
+    e: &RelayEntry,
+    source: NodeSource,
+    context: ContextId,
+    metrics: &conclave_bridge::metrics::Metrics,
+    opts: &RelayOptions,
+) -> anyhow::Result<NearRelay<NodeSource>> {
+    let key = near::read_key_file(&e.key_file)?;
+    let client = near::NearClient::connect(&e.rpc, e.network.as_deref()).await?;
+    let sender = Arc::new(near::NearAccount::open(client.clone(), key).await?);
+    sender.ensure_balance(1).await?;
+    let proxy = near::NearProxy::open(
+        client.clone(),
+        near::parse_account(&e.proxy)?,
+        context.0,
+        Some(sender.clone()),
+    )
+    .await?;
+    conclave_bridge::source::Source::tip(&source).await?;
+    eprintln!(
+        "relaying {context} to {} on NEAR {} as {}",
+        proxy.account_id(),
+        client.network(),
+        sender.id()
+    );
+    Ok(
+        NearRelay::new(source, proxy, context.0, metrics.clone(), opts.clone())?
+            .on_checkpoint_posted(|| crate::failpoint::hit("relay_after_checkpoint")),
+    )
 }
 
 /// Follows the node's checkpoints of `context` over a WebSocket
@@ -334,11 +441,34 @@ rpc = "http://127.0.0.1:8546"
 key_file = "/abs/other.key"
 chain_id = 1
 confirmations = 3
+
+[[relay]]
+context = "cc"
+chain = "near"
+proxy = "proxy.example.testnet"
+rpc = "https://rpc.testnet.near.org"
+key_file = "relayer.json"
+network = "testnet"
 "#,
         )
         .unwrap();
         let f = RelayFile::load(&path).unwrap();
-        assert_eq!(f.relay.len(), 2);
+        assert_eq!(f.relay.len(), 3);
+        assert_eq!(f.relay[2].chain, Chain::Near);
+        assert_eq!(f.relay[2].network.as_deref(), Some("testnet"));
+        assert_eq!(f.relay[2].key_file, dir.path().join("relayer.json"));
+        for r in &f.relay {
+            r.check().unwrap();
+        }
+        // Options of the other chain are refused.
+        let mut near_with_fee = f.relay[2].clone();
+        near_with_fee.max_fee_gwei = Some(5);
+        let err = near_with_fee.check().unwrap_err().to_string();
+        assert!(err.contains("for chain evm"), "{err}");
+        let mut evm_with_network = f.relay[0].clone();
+        evm_with_network.network = Some("testnet".into());
+        let err = evm_with_network.check().unwrap_err().to_string();
+        assert!(err.contains("for chain near"), "{err}");
         assert_eq!(f.poll_ms, Some(200));
         assert_eq!(f.relay[0].key_file, dir.path().join("relayer.key"));
         assert_eq!(f.relay[0].confirmations, 1);
