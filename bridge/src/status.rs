@@ -72,35 +72,3 @@ pub async fn status<S: Source, C: Anchor>(proxy: &C, source: &S) -> Result<Ancho
         actions,
     })
 }
-
-/// The status of an Ethereum proxy.
-#[cfg(feature = "evm")]
-pub async fn evm_status<S: Source>(proxy: &crate::evm::Proxy, source: &S) -> Result<AnchorStatus> {
-    status(proxy, source).await
-}
-
-/// The transaction whose `ActionExecuted` log names `id`.
-#[cfg(feature = "evm")]
-pub(crate) async fn executed_in(proxy: &crate::evm::Proxy, id: [u8; 32]) -> Result<Option<String>> {
-    use alloy::primitives::FixedBytes;
-    use alloy::providers::Provider;
-    use alloy::rpc::types::Filter;
-    use alloy::sol_types::SolEvent;
-    use conclave_evm::bindings::IConclaveProxy;
-
-    let filter = Filter::new()
-        .address(proxy.address())
-        .event_signature(IConclaveProxy::ActionExecuted::SIGNATURE_HASH)
-        .topic1(FixedBytes(id))
-        .from_block(0);
-    let logs = proxy
-        .chain()
-        .provider()
-        .get_logs(&filter)
-        .await
-        .map_err(|e| crate::Error::Rpc(e.to_string()))?;
-    Ok(logs
-        .last()
-        .and_then(|l| l.transaction_hash)
-        .map(|h| h.to_string()))
-}

@@ -292,8 +292,26 @@ impl Anchor for Proxy {
         Proxy::executed(self, id).await
     }
 
+    /// The transaction whose `ActionExecuted` log names `id`.
     async fn executed_in(&self, id: [u8; 32]) -> Result<Option<String>> {
-        crate::status::executed_in(self, id).await
+        use alloy::rpc::types::Filter;
+        use alloy::sol_types::SolEvent;
+
+        let filter = Filter::new()
+            .address(self.address())
+            .event_signature(IConclaveProxy::ActionExecuted::SIGNATURE_HASH)
+            .topic1(FixedBytes(id))
+            .from_block(0);
+        let logs = self
+            .chain()
+            .provider()
+            .get_logs(&filter)
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?;
+        Ok(logs
+            .last()
+            .and_then(|l| l.transaction_hash)
+            .map(|h| h.to_string()))
     }
 
     async fn submit_checkpoint(&self, c: &SignedCheckpoint) -> Result<Outcome> {

@@ -290,7 +290,7 @@ async fn anchor_to(
     }
     .sign(&keys.member);
     let hash = node.tx_submit(tx).await?.tx_hash;
-    let status = super::client::wait_for(node, hash, Duration::from_secs(60)).await?;
+    let status = super::connect::wait_for(node, hash, Duration::from_secs(60)).await?;
     if status.status != "committed" {
         bail!(
             "the proxy at {proxy} is deployed but the anchor tx {hash} {}: {}",
@@ -372,7 +372,7 @@ pub async fn verdict(
         (None, Some(h)) => format!("0x{h}"),
         (None, None) => "absent".into(),
     };
-    if let Err(e) = super::client::check_state_proof(v) {
+    if let Err(e) = super::connect::check_state_proof(v) {
         return Ok(Err(format!(
             "the proof of key {:?} does not match state root {}: {e}",
             v.key, v.state_root

@@ -199,7 +199,7 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
     // Creating contexts is an operator method: the first validator's own
     // credentials.
     let first =
-        super::client::connect_as(&format!("http://{}", targets[0].rpc), &targets[0].home).await?;
+        super::connect::connect_as(&format!("http://{}", targets[0].rpc), &targets[0].home).await?;
     let members: Vec<_> = targets
         .iter()
         .map(|t| conclave_consensus::MemberId(t.key.verifying_key().to_bytes()))
@@ -272,7 +272,7 @@ pub(super) async fn spawn_validators(
                 .spawn()?,
         );
         let rpc = Config::load(home)?.rpc.listen.to_string();
-        let client = super::client::connect(&format!("http://{rpc}"))?;
+        let client = super::connect::connect(&format!("http://{rpc}"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while client.node_health().await.is_err() {
             anyhow::ensure!(
@@ -301,7 +301,7 @@ async fn drive(
     let ttl = Duration::from_secs(args.max_secs.saturating_add(300))
         .min(Duration::from_millis(crate::rpc::auth::MAX_TOKEN_TTL_MS));
     let headers =
-        super::client::credentials(&format!("http://{}", targets[0].rpc), &targets[0].home, ttl)
+        super::connect::credentials(&format!("http://{}", targets[0].rpc), &targets[0].home, ttl)
             .await?;
     let ws = WsClientBuilder::default()
         .set_headers(headers)
@@ -332,7 +332,7 @@ async fn drive(
     let per_target = (args.clients.max(1) as usize).div_ceil(targets.len());
     let mut client_no = 0usize;
     for target in &targets {
-        let http = super::client::connect(&format!("http://{}", target.rpc))?;
+        let http = super::connect::connect(&format!("http://{}", target.rpc))?;
         let member = conclave_consensus::MemberId(target.key.verifying_key().to_bytes());
         // One nonce sequence per (member, context).
         let nonces: Vec<Arc<AtomicU64>> = contexts

@@ -75,7 +75,7 @@ struct Member {
 impl Member {
     async fn connect(target: Target) -> anyhow::Result<Self> {
         let url = format!("http://{}", target.rpc);
-        let client = super::client::connect_as(&url, &target.home).await?;
+        let client = super::connect::connect_as(&url, &target.home).await?;
         Ok(Self { client, target })
     }
 
@@ -140,7 +140,7 @@ pub async fn run(payouts: usize) -> anyhow::Result<()> {
         max_fee_gwei: None,
         confirmations: 1,
     };
-    let client0 = super::client::connect_as(&node0, &home0).await?;
+    let client0 = super::connect::connect_as(&node0, &home0).await?;
     let fund = ETH * (payouts as u128 + 1);
     let proxy = super::anchor::deploy_evm(&client0, &home0, ctx, &evm, Some(fund)).await?;
 

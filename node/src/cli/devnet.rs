@@ -74,7 +74,7 @@ pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
         wait_healthy(&url, home, &mut children).await?;
         rpcs.push(url);
     }
-    let contexts = super::client::connect_as(&rpcs[0], &homes[0])
+    let contexts = super::connect::connect_as(&rpcs[0], &homes[0])
         .await?
         .context_list()
         .await?;
@@ -127,7 +127,7 @@ impl Drop for Children {
 }
 
 async fn wait_healthy(url: &str, home: &Path, children: &mut Children) -> anyhow::Result<()> {
-    let client = super::client::connect(url)?;
+    let client = super::connect::connect(url)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if client.node_health().await.is_ok() {

@@ -7,6 +7,7 @@ mod bench_anchor;
 mod bench_report;
 mod checkpoints;
 mod client;
+mod connect;
 mod devnet;
 mod evidence;
 mod node_source;

@@ -50,9 +50,9 @@ impl NodeSource {
     /// Logs in with `home`'s member key at the node at `url`, and again
     /// whenever the token nears its expiry.
     pub async fn connect(url: &str, home: &Path, context: ContextId) -> anyhow::Result<Self> {
-        let client = super::client::connect_with(
+        let client = super::connect::connect_with(
             url,
-            super::client::credentials(url, home, RELAY_TOKEN_TTL).await?,
+            super::connect::credentials(url, home, RELAY_TOKEN_TTL).await?,
         )?;
         Ok(Self {
             client: RwLock::new(client),
@@ -74,10 +74,10 @@ impl NodeSource {
                 .map(|e| e.saturating_duration_since(Instant::now()) < RELAY_TOKEN_TTL / 2)
                 .unwrap_or(true);
             if stale {
-                let headers = super::client::credentials(&l.url, &l.home, RELAY_TOKEN_TTL)
+                let headers = super::connect::credentials(&l.url, &l.home, RELAY_TOKEN_TTL)
                     .await
                     .map_err(node_err)?;
-                let fresh = super::client::connect_with(&l.url, headers).map_err(node_err)?;
+                let fresh = super::connect::connect_with(&l.url, headers).map_err(node_err)?;
                 if let Ok(mut c) = self.client.write() {
                     *c = fresh;
                 }

@@ -207,7 +207,7 @@ pub async fn run(node_url: &str, home: &Path, args: &RelayArgs) -> anyhow::Resul
     let mut relays: Vec<Relayer> = Vec::with_capacity(entries.len());
     for e in &entries {
         e.check()?;
-        let context = super::client::parse_context(&e.context)?;
+        let context = super::connect::parse_context(&e.context)?;
         let source = NodeSource::connect(node_url, home, context).await?;
         let relayer = match e.chain {
             Chain::Evm => Relayer::Evm(Box::new(
@@ -403,7 +403,7 @@ async fn subscribe(
     jsonrpsee::ws_client::WsClient,
     jsonrpsee::core::client::Subscription<crate::context::CheckpointEvent>,
 )> {
-    let headers = super::client::credentials(url, home, RELAY_SUBSCRIPTION_TTL).await?;
+    let headers = super::connect::credentials(url, home, RELAY_SUBSCRIPTION_TTL).await?;
     let client = jsonrpsee::ws_client::WsClientBuilder::default()
         .set_headers(headers)
         .build(ws_url)
