@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use conclave_consensus::{Hash32, MemberId, SignedTx};
+use conclave_consensus::{Hash32, MemberId, SignedTx, VerifiedTx};
 use thiserror::Error;
 
 use crate::config::MempoolConfig;
@@ -93,9 +93,11 @@ impl Mempool {
             .map(|(n, _)| *n)
     }
 
-    /// Admits a tx whose stateless checks and committed-nonce check passed.
-    pub fn insert(&mut self, tx: SignedTx) -> Result<Hash32, MempoolError> {
+    /// Admits a tx whose signature, stateless checks and committed-nonce
+    /// check passed; its hash is the one computed when it was verified.
+    pub fn insert(&mut self, tx: VerifiedTx) -> Result<Hash32, MempoolError> {
         let hash = tx.hash();
+        let tx = tx.into_inner();
         if self.index.contains_key(&hash) {
             return Err(MempoolError::Duplicate(hash));
         }
@@ -193,7 +195,7 @@ mod tests {
     use conclave_consensus::{ContextId, Tx};
     use ed25519_dalek::SigningKey;
 
-    fn tx(key: &SigningKey, nonce: u64) -> SignedTx {
+    fn tx(key: &SigningKey, nonce: u64) -> VerifiedTx {
         Tx {
             context_id: ContextId([0; 32]),
             sender: MemberId(key.verifying_key().to_bytes()),
@@ -202,6 +204,8 @@ mod tests {
             args: vec![],
         }
         .sign(key)
+        .verified()
+        .unwrap()
     }
 
     fn id(key: &SigningKey) -> MemberId {

@@ -80,7 +80,7 @@ impl Admission {
         members: &[MemberId],
     ) -> Result<Hash32, SubmitError> {
         self.precheck(tx.tx(), members)?;
-        Ok(self.pool.insert(tx.into_inner())?)
+        Ok(self.pool.insert(tx)?)
     }
 
     /// Admits a tx another member pushed: the cheap checks first, so that a
@@ -107,7 +107,7 @@ impl Admission {
         let tx = tx
             .verified_with(&key)
             .map_err(|_| TxRejection::BadSignature)?;
-        Ok(self.pool.insert(tx.into_inner())?)
+        Ok(self.pool.insert(tx)?)
     }
 
     /// Every check of admission but the signature's: the static ones, then
