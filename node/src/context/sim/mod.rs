@@ -83,8 +83,6 @@ pub(crate) struct Sim {
     context: ContextId,
     config: Config,
     rng: ChaCha8Rng,
-    /// Per sender (node index): the next nonce.
-    nonces: Vec<u64>,
     /// Every tx a node acknowledged.
     pub(crate) acknowledged: Vec<Hash32>,
     /// The context key (epoch 0) all members hold.
@@ -157,7 +155,6 @@ impl Sim {
             context,
             config,
             rng,
-            nonces: vec![1; n],
             acknowledged: Vec::new(),
             key,
         }
@@ -341,24 +338,29 @@ impl Sim {
         self.bus.dropped()
     }
 
-    /// Node `i` submits a call of `method` as itself; the tx's hash.
+    /// Node `i` submits a call of `method` as itself, at the nonce its node
+    /// says is next (as a client does: the node may sign txs of its own,
+    /// such as a key rotation); the tx's hash.
     pub(crate) fn submit(&mut self, i: usize, method: &str, args: &[u8]) -> Hash32 {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        let nonce = running
+            .rt
+            .block_on(running.handle.next_nonce(self.member(i)))
+            .unwrap_or_else(|e| panic!("seed {}: node {i}: next nonce: {e}", self.seed));
         let tx = Tx {
             context_id: self.context,
             sender: self.member(i),
-            nonce: self.nonces[i],
+            nonce,
             method: method.into(),
             args: args.to_vec(),
         }
         .sign(&self.nodes[i].key)
         .verified()
         .expect("a fresh signature verifies");
-        let running = self.nodes[i].running.as_ref().expect("node runs");
         let hash = running
             .rt
             .block_on(running.handle.submit(tx))
             .unwrap_or_else(|e| panic!("seed {}: node {i} refused a tx: {e}", self.seed));
-        self.nonces[i] += 1;
         self.acknowledged.push(hash);
         hash
     }

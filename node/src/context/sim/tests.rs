@@ -301,3 +301,60 @@ fn every_member_agrees_on_a_guest_fault_and_the_chain_goes_on() {
     }
     sim.check_invariants();
 }
+
+#[test]
+fn a_member_that_left_is_ignored_when_its_key_keeps_voting() {
+    let mut sim = Sim::new("left_member_votes", 4);
+    sim.start_all();
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    // Member 3 leaves; a remaining member rotates the context key.
+    let leave = crate::members::RemoveArgs {
+        member: sim.member(3),
+        rotation: None,
+    };
+    let args = borsh::to_vec(&leave).expect("encode");
+    sim.submit(3, crate::members::METHOD_REMOVE, &args);
+    sim.wait_all_committed(WAIT);
+    let stay = [0, 1, 2];
+    let mut out_from = 0;
+    for _ in 0..20 {
+        sim.load_on(&stay, 3);
+        sim.wait_committed_on(&stay, WAIT);
+        let tip = sim.height(0).expect("runs").0;
+        if out_from == 0 {
+            // The height from which the set without member 3 validates.
+            out_from = tip + 2;
+        }
+        if tip >= out_from + 2 {
+            break;
+        }
+    }
+    // Its key keeps voting, twice at one position even: ignored, not
+    // evidence (it is no member), and the others go on.
+    let next = sim.height(0).expect("runs").0 + 1;
+    sim.forge_prevote(3, &stay, next, conclave_consensus::Hash32([1; 32]));
+    sim.forge_prevote(3, &stay, next, conclave_consensus::Hash32([2; 32]));
+    sim.load_on(&stay, 5);
+    sim.wait_committed_on(&stay, WAIT);
+    let tip = sim.height(0).expect("runs").0;
+    assert!(
+        tip >= next,
+        "seed {}: no progress after the forged votes",
+        sim.seed
+    );
+    for h in out_from..=tip {
+        assert!(
+            !sim.signed(0, h, 3),
+            "seed {}: member 3 in height {h}'s certificate",
+            sim.seed
+        );
+    }
+    for i in stay {
+        assert!(
+            sim.evidence(i).is_empty(),
+            "seed {}: node {i} kept evidence",
+            sim.seed
+        );
+    }
+}
