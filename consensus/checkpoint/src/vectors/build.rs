@@ -84,7 +84,7 @@ pub(super) const GENESIS: [u32; 4] = [0, 1, 2, 3];
 pub(super) const ROTATED: [u32; 5] = [2, 3, 4, 5, 6];
 
 impl Ctx {
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         let keys = vector_keys()?;
         let set = |idx: &[u32]| {
             let regs: Vec<_> = idx
@@ -104,35 +104,7 @@ impl Ctx {
     }
 }
 
-/// Every vector file, as `(file name, pretty JSON with trailing newline)`.
-pub fn generate() -> Result<Vec<(&'static str, String)>> {
-    let ctx = Ctx::new()?;
-    let json = |v: serde_json::Result<String>| v.map(|s| s + "\n").unwrap_or_default();
-    Ok(vec![
-        (
-            "keys.json",
-            json(serde_json::to_string_pretty(&keys_file(&ctx))),
-        ),
-        (
-            "members.json",
-            json(serde_json::to_string_pretty(&members_file(&ctx)?)),
-        ),
-        (
-            "checkpoints.json",
-            json(serde_json::to_string_pretty(&checkpoints_file(&ctx)?)),
-        ),
-        (
-            "actions.json",
-            json(serde_json::to_string_pretty(&actions_file(&ctx)?)),
-        ),
-        (
-            "hash_to_g2.json",
-            json(serde_json::to_string_pretty(&hash_to_g2_file(&ctx)?)),
-        ),
-    ])
-}
-
-fn keys_file(ctx: &Ctx) -> KeysFile {
+pub(super) fn keys_file(ctx: &Ctx) -> KeysFile {
     let keys = ctx
         .keys
         .iter()
@@ -175,7 +147,7 @@ fn set_vector(name: &str, idx: &[u32], set: &MemberSet) -> MemberSetVector {
     }
 }
 
-fn members_file(ctx: &Ctx) -> Result<MembersFile> {
+pub(super) fn members_file(ctx: &Ctx) -> Result<MembersFile> {
     let k = &ctx.keys;
     let pk = |i: usize| k[i].public_key();
     let pop = |i: usize| k[i].prove_possession();
@@ -297,8 +269,6 @@ fn actions(context_id: &[u8; 32]) -> Result<Vec<Action>> {
         },
     ])
 }
-
-use super::cases::{actions_file, checkpoints_file, hash_to_g2_file};
 
 pub(super) fn sign_by(
     ctx: &Ctx,

@@ -10,7 +10,7 @@ mod build;
 mod cases;
 mod types;
 
-pub use build::{generate, vector_key, vector_keys, VECTOR_CHAIN_ID, VECTOR_PROXY, VECTOR_TOKEN};
+pub use build::{vector_key, vector_keys, VECTOR_CHAIN_ID, VECTOR_PROXY, VECTOR_TOKEN};
 pub use types::*;
 
 use crate::error::{Error, Result};
@@ -33,4 +33,34 @@ pub fn from_hex_n<const N: usize>(s: &str) -> Result<[u8; N]> {
         expected: N,
         got: v.len(),
     })
+}
+
+/// Every vector file, as `(file name, pretty JSON with trailing newline)`.
+pub fn generate() -> Result<Vec<(&'static str, String)>> {
+    let ctx = build::Ctx::new()?;
+    let json = |v: serde_json::Result<String>| v.map(|s| s + "\n").unwrap_or_default();
+    Ok(vec![
+        (
+            "keys.json",
+            json(serde_json::to_string_pretty(&build::keys_file(&ctx))),
+        ),
+        (
+            "members.json",
+            json(serde_json::to_string_pretty(&build::members_file(&ctx)?)),
+        ),
+        (
+            "checkpoints.json",
+            json(serde_json::to_string_pretty(&cases::checkpoints_file(
+                &ctx,
+            )?)),
+        ),
+        (
+            "actions.json",
+            json(serde_json::to_string_pretty(&cases::actions_file(&ctx)?)),
+        ),
+        (
+            "hash_to_g2.json",
+            json(serde_json::to_string_pretty(&cases::hash_to_g2_file(&ctx)?)),
+        ),
+    ])
 }
