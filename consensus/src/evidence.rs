@@ -69,10 +69,7 @@ impl Evidence {
             offender: a.message.validator,
             height: a.message.height,
             round: round_of(a.message.round),
-            kind: match a.message.typ {
-                VoteType::Prevote => EvidenceKind::Prevote,
-                VoteType::Precommit => EvidenceKind::Precommit,
-            },
+            kind: kind_of(a.message.typ),
             first: encode_vote(a),
             second: encode_vote(b),
         }
@@ -102,65 +99,64 @@ impl Evidence {
         let key = Validator::from_member(self.offender)
             .map_err(|e| EvidenceError::Malformed(e.to_string()))?
             .public_key;
-        let malformed = |e: crate::Error| EvidenceError::Malformed(e.to_string());
-        let (a, b): ((Height, u32, Hash32, &'static str), _) = match self.kind {
-            EvidenceKind::Prevote | EvidenceKind::Precommit => {
-                let mut out = Vec::with_capacity(2);
-                for bytes in [&self.first, &self.second] {
-                    let v = decode_vote(bytes).map_err(malformed)?;
-                    if v.message.validator != self.offender {
-                        return Err(EvidenceError::WrongSigner);
-                    }
-                    if !verify(&key, &vote_sign_bytes(ctx, &v.message), &v.signature) {
-                        return Err(EvidenceError::BadSignature);
-                    }
-                    let typ = match v.message.typ {
-                        VoteType::Prevote => "prevote",
-                        VoteType::Precommit => "precommit",
-                    };
-                    let value = match v.message.value {
-                        NilOrVal::Val(h) => h,
-                        NilOrVal::Nil => Hash32::default(),
-                    };
-                    out.push((v.message.height, round_of(v.message.round), value, typ));
-                }
-                let want = if self.kind == EvidenceKind::Prevote {
-                    "prevote"
-                } else {
-                    "precommit"
-                };
-                if out.iter().any(|m| m.3 != want) {
-                    return Err(EvidenceError::DifferentPositions);
-                }
-                (out[0], out[1])
-            }
-            EvidenceKind::Proposal => {
-                let mut out = Vec::with_capacity(2);
-                for bytes in [&self.first, &self.second] {
-                    let p = decode_proposal(bytes).map_err(malformed)?;
-                    if p.message.proposer != self.offender {
-                        return Err(EvidenceError::WrongSigner);
-                    }
-                    if !verify(&key, &proposal_sign_bytes(ctx, &p.message), &p.signature) {
-                        return Err(EvidenceError::BadSignature);
-                    }
-                    out.push((
-                        p.message.height,
-                        round_of(p.message.round),
-                        p.message.value,
-                        "proposal",
-                    ));
-                }
-                (out[0], out[1])
-            }
-        };
-        if a.0 != b.0 || a.1 != b.1 || a.0 != self.height || a.1 != self.round {
+        let (at_a, value_a) = self.open(ctx, &key, &self.first)?;
+        let (at_b, value_b) = self.open(ctx, &key, &self.second)?;
+        let at = (self.kind, self.height, self.round);
+        if at_a != at || at_b != at {
             return Err(EvidenceError::DifferentPositions);
         }
-        if a.2 == b.2 {
+        if value_a == value_b {
             return Err(EvidenceError::SameValue);
         }
         Ok(())
+    }
+
+    /// One of the two messages, decoded and checked as signed by the
+    /// offender: where it was signed, and for which value (`None`: nil).
+    fn open(
+        &self,
+        ctx: &ContextId,
+        key: &ed25519_dalek::VerifyingKey,
+        bytes: &[u8],
+    ) -> Result<(Position, Option<Hash32>), EvidenceError> {
+        let malformed = |e: crate::Error| EvidenceError::Malformed(e.to_string());
+        let (signer, signed, at, value) = match self.kind {
+            EvidenceKind::Prevote | EvidenceKind::Precommit => {
+                let v = decode_vote(bytes).map_err(malformed)?;
+                let m = &v.message;
+                let value = match m.value {
+                    NilOrVal::Val(h) => Some(h),
+                    NilOrVal::Nil => None,
+                };
+                let at = (kind_of(m.typ), m.height, round_of(m.round));
+                let signed = verify(key, &vote_sign_bytes(ctx, m), &v.signature);
+                (m.validator, signed, at, value)
+            }
+            EvidenceKind::Proposal => {
+                let p = decode_proposal(bytes).map_err(malformed)?;
+                let m = &p.message;
+                let at = (EvidenceKind::Proposal, m.height, round_of(m.round));
+                let signed = verify(key, &proposal_sign_bytes(ctx, m), &p.signature);
+                (m.proposer, signed, at, Some(m.value))
+            }
+        };
+        if signer != self.offender {
+            return Err(EvidenceError::WrongSigner);
+        }
+        if !signed {
+            return Err(EvidenceError::BadSignature);
+        }
+        Ok((at, value))
+    }
+}
+
+/// Where a message was signed: its kind, height and round.
+type Position = (EvidenceKind, Height, u32);
+
+fn kind_of(typ: VoteType) -> EvidenceKind {
+    match typ {
+        VoteType::Prevote => EvidenceKind::Prevote,
+        VoteType::Precommit => EvidenceKind::Precommit,
     }
 }
 
