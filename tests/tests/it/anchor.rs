@@ -491,6 +491,16 @@ async fn n4_dao_payout_relayed_to_anvil_once() {
     ))
     .await;
     assert_eq!(s.status, "committed");
+    // Committed on member 3's node; member 0's may be a block behind.
+    let deadline = Instant::now() + crate::COMMIT_TIMEOUT;
+    while c.context_info(ctx).await.unwrap().height < s.height.unwrap_or(0) {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 never reached {:?}",
+            s.height
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let newer = c
         .state_get(ctx, format!("p/{:020}", 1), s.height)
         .await
