@@ -215,6 +215,21 @@ impl StoredCertificate {
         }
     }
 
+    /// The precommit `member` signed for this certificate, as it was
+    /// gossiped: the signature is over that vote's sign bytes.
+    pub fn precommit_of(&self, member: &MemberId) -> Option<SignedVote<ConclaveContext>> {
+        let (_, signature) = self.signatures.iter().find(|(m, _)| m == member)?;
+        let vote = Vote {
+            typ: VoteType::Precommit,
+            height: self.height,
+            round: round_from_wire(self.round).ok()?,
+            value: NilOrVal::Val(self.block_hash),
+            validator: *member,
+            extension: None,
+        };
+        Some(SignedMessage::new(vote, *signature))
+    }
+
     pub fn to_cert(&self) -> Result<CommitCertificate<ConclaveContext>> {
         Ok(CommitCertificate {
             height: self.height,

@@ -75,6 +75,26 @@ impl Evidence {
         }
     }
 
+    /// Evidence from a precommit that arrived after its height was
+    /// decided: if `late` is a precommit of a signer of `cert`, at the
+    /// certificate's round, for anything but the decided block, the two
+    /// conflict (the signatures are checked by [`Evidence::verify`]).
+    pub fn late_precommit(
+        cert: &crate::codec::StoredCertificate,
+        late: &SignedVote<ConclaveContext>,
+    ) -> Option<Self> {
+        let v = &late.message;
+        if v.typ != VoteType::Precommit
+            || v.height != cert.height
+            || i64::from(round_of(v.round)) != cert.round
+            || v.value == NilOrVal::Val(cert.block_hash)
+        {
+            return None;
+        }
+        let signed = cert.precommit_of(&v.validator)?;
+        Some(Self::votes(&signed, late))
+    }
+
     /// Evidence from two proposals malachite found conflicting.
     pub fn proposals(
         a: &SignedProposal<ConclaveContext>,

@@ -28,6 +28,7 @@ pub mod output;
 pub mod sign_policy;
 pub mod types;
 pub mod wal_codec;
+pub mod witness;
 
 pub use context::{ConclaveContext, Proposal, Validator, ValidatorSet, Vote};
 pub use engine::{Engine, EngineConfig};
@@ -35,6 +36,7 @@ pub use error::{Error, Result};
 pub use evidence::{Evidence, EvidenceError, EvidenceKind};
 pub use output::Output;
 pub use types::*;
+pub use witness::Witness;
 
 /// Re-exports of the malachite types that appear in this crate's API.
 pub mod mal {
