@@ -53,7 +53,13 @@ pub(crate) struct Actor {
     /// When each peer was last reconnected on request (rate limit).
     pub(crate) reconnected: HashMap<PeerId, Instant>,
     pub(crate) listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+    /// Consensus messages delivered lately (each comes by gossip and
+    /// directly).
+    pub(crate) recent: crate::recent::Recent,
 }
+
+/// Consensus messages remembered to deliver each once.
+const RECENT_MESSAGES: usize = 8192;
 
 /// Starts the network actor on the current tokio runtime.
 ///
@@ -105,6 +111,7 @@ pub fn spawn(
         outbound: HashMap::new(),
         inbound: FuturesUnordered::new(),
         strikes: HashMap::new(),
+        recent: crate::recent::Recent::new(RECENT_MESSAGES),
         redial,
         reconnected: HashMap::new(),
         listen_waiters: Vec::new(),
@@ -244,6 +251,12 @@ impl Actor {
             Message::SetBlocked { peers, done } => {
                 let _ = done.send(self.set_blocked(peers));
             }
+            Message::Penalise { peer } => {
+                if let Ok(peer) = peer_id_of(&peer) {
+                    self.metrics.inc(Counter::Penalties);
+                    self.strike(peer);
+                }
+            }
             Message::Reconnect { peer } => {
                 let Ok(peer) = peer_id_of(&peer) else { return };
                 let now = Instant::now();
@@ -252,7 +265,10 @@ impl Actor {
                     .get(&peer)
                     .is_some_and(|t| now.duration_since(*t) < RECONNECT_EVERY);
                 if !recent && self.swarm.is_connected(&peer) {
-                    info!(%peer, "reconnecting a peer whose gossip went silent");
+                    // Its gossipsub score says whether it is ignored (below
+                    // the graylist threshold) or just not heard.
+                    let score = self.swarm.behaviour().gossipsub.peer_score(&peer);
+                    info!(%peer, ?score, "reconnecting a peer whose gossip went silent");
                     self.reconnected.insert(peer, now);
                     let _ = self.swarm.disconnect_peer_id(peer);
                     self.redial.reset(&peer, now);
@@ -315,8 +331,15 @@ impl Actor {
             });
         }
         let topic = joined.topic.clone();
+        let (direct, others) = self.send_direct(context, &data);
+        if others > 0 && direct == others {
+            // Every other member was reached straight: gossip would only
+            // send each a second copy. It relays when a link is down.
+            return Ok(());
+        }
         match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
             Ok(_) => Ok(()),
+            Err(PublishError::NoPeersSubscribedToTopic) if direct > 0 => Ok(()),
             Err(PublishError::NoPeersSubscribedToTopic) => {
                 self.metrics.inc(Counter::PublishNoPeers);
                 Err(Error::NoPeers(context))
@@ -328,6 +351,36 @@ impl Actor {
             }),
             Err(other) => Err(Error::Publish(other)),
         }
+    }
+
+    /// Sends a consensus message straight to each connected member of
+    /// `context` (see `Behaviour::direct`); returns to how many, and how
+    /// many other members there are.
+    fn send_direct(&mut self, context: ContextId, data: &[u8]) -> (usize, usize) {
+        let Some(joined) = self.contexts.get(&context) else {
+            return (0, 0);
+        };
+        let me = *self.swarm.local_peer_id();
+        let others: Vec<PeerId> = joined
+            .members
+            .iter()
+            .filter_map(|m| peer_id_of(m).ok())
+            .filter(|p| *p != me)
+            .collect();
+        let peers: Vec<PeerId> = others
+            .iter()
+            .copied()
+            .filter(|p| self.swarm.is_connected(p))
+            .collect();
+        let direct = &mut self.swarm.behaviour_mut().direct;
+        for peer in &peers {
+            let frame = Frame::Request(Request {
+                context,
+                data: data.to_vec(),
+            });
+            direct.send_request(peer, frame);
+        }
+        (peers.len(), others.len())
     }
 
     fn push(&mut self, context: ContextId, data: Vec<u8>) -> Result<usize> {

@@ -30,7 +30,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, ping};
 use sha2::{Digest, Sha256};
 
-use crate::codec::{Codec, PROTOCOL, PUSH_PROTOCOL};
+use crate::codec::{Codec, DIRECT_PROTOCOL, PROTOCOL, PUSH_PROTOCOL};
 use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 
@@ -57,6 +57,11 @@ pub(crate) struct Behaviour {
     /// The bulk lane: one-way pushes straight to each member, on streams
     /// of their own, so bulk traffic never queues ahead of gossip.
     pub(crate) push: request_response::Behaviour<Codec>,
+    /// Consensus messages straight to each connected member, besides
+    /// gossip: gossipsub's link to a member can die while the connection
+    /// lives (seen after a member restarts), and a context of three
+    /// members then stops; a stream per message does not share that fate.
+    pub(crate) direct: request_response::Behaviour<Codec>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
 }
@@ -80,8 +85,17 @@ impl Behaviour {
             request_response::Config::default().with_request_timeout(cfg.request_timeout),
         );
         let push = request_response::Behaviour::with_codec(
-            codec,
+            codec.clone(),
             [(PUSH_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(cfg.request_timeout),
+        );
+        // A consensus message is held to the gossip limit on either path.
+        let direct = request_response::Behaviour::with_codec(
+            Codec {
+                max_request: cfg.max_message_bytes,
+                ..codec
+            },
+            [(DIRECT_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(cfg.request_timeout),
         );
         let identify = identify::Behaviour::new(identify::Config::new(
@@ -98,6 +112,7 @@ impl Behaviour {
             gossipsub,
             request,
             push,
+            direct,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
         })

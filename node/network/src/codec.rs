@@ -27,6 +27,11 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/req/1");
 /// frames as [`PROTOCOL`], acknowledged with an empty answer on receipt.
 pub const PUSH_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/push/1");
 
+/// Consensus messages sent straight to each connected member, besides
+/// gossip: the same frames as [`PUSH_PROTOCOL`], delivered as gossip is
+/// (the receiver drops the copy that arrives second).
+pub const DIRECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/direct/1");
+
 /// Largest oversized request body read and discarded to deliver a refusal.
 pub const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 

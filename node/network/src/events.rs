@@ -23,6 +23,8 @@ enum Lane {
     Request,
     /// One-way pushes (`codec::PUSH_PROTOCOL`).
     Push,
+    /// Consensus messages sent straight to us (`codec::DIRECT_PROTOCOL`).
+    Direct,
 }
 
 /// Most peers whose request strikes are remembered.
@@ -33,7 +35,10 @@ impl Actor {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Request(event)) => self.on_request(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Push(event)) => self.on_push(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Push(event)) => self.on_push(event, Lane::Push),
+            SwarmEvent::Behaviour(BehaviourEvent::Direct(event)) => {
+                self.on_push(event, Lane::Direct)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -122,11 +127,14 @@ impl Actor {
             Some(from) if is_member(&from) && message.data.len() <= self.cfg.max_message_bytes => {
                 self.validate(&message_id, &propagation_source, MessageAcceptance::Accept);
                 self.metrics.inc(Counter::MessagesAccepted);
-                self.emit(NetworkEvent::Message {
-                    context,
-                    from,
-                    data: message.data,
-                });
+                // Delivered already if it came straight from its sender.
+                if self.recent.first_time(&message.data) {
+                    self.emit(NetworkEvent::Message {
+                        context,
+                        from,
+                        data: message.data,
+                    });
+                }
             }
             _ => {
                 warn!(
@@ -212,6 +220,9 @@ impl Actor {
                 };
                 warn!(%peer, ?frame, ?lane, "refusing malformed or oversized request");
                 self.metrics.inc(Counter::RequestsMalformed);
+                if lane == Lane::Direct {
+                    self.metrics.inc(Counter::MessagesRejected);
+                }
                 self.strike(peer);
                 self.refuse(lane, channel, reason);
                 return None;
@@ -233,6 +244,9 @@ impl Actor {
             let reason = refusal.unwrap_or(RefuseReason::NotMember);
             debug!(%peer, context = %context, %reason, ?lane, "refusing request");
             self.metrics.inc(Counter::RequestsRefused);
+            if lane == Lane::Direct {
+                self.metrics.inc(Counter::MessagesRejected);
+            }
             if reason == RefuseReason::NotMember {
                 self.strike(peer);
             }
@@ -264,9 +278,11 @@ impl Actor {
         }));
     }
 
-    /// The push lane: a member's one-way message, acknowledged as soon as
-    /// it is checked (the sender does not wait for the application).
-    fn on_push(&mut self, event: request_response::Event<Frame, Response>) {
+    /// The push and direct lanes: a member's one-way message, acknowledged
+    /// as soon as it is checked (the sender does not wait for the
+    /// application). A push is bulk (txs); a direct message is consensus,
+    /// delivered as gossip is, once.
+    fn on_push(&mut self, event: request_response::Event<Frame, Response>, lane: Lane) {
         use request_response::{Event, Message};
         match event {
             Event::Message {
@@ -277,16 +293,29 @@ impl Actor {
                     },
                 ..
             } => {
-                let Some((from, request, channel)) = self.admit(Lane::Push, peer, request, channel)
+                let Some((from, request, channel)) = self.admit(lane, peer, request, channel)
                 else {
                     return;
                 };
+                let behaviour = self.swarm.behaviour_mut();
+                let protocol = match lane {
+                    Lane::Direct => &mut behaviour.direct,
+                    _ => &mut behaviour.push,
+                };
                 // Fails only if the sender has gone.
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .push
-                    .send_response(channel, Response::Answer(Vec::new()));
+                let _ = protocol.send_response(channel, Response::Answer(Vec::new()));
+                if lane == Lane::Direct {
+                    self.metrics.inc(Counter::DirectReceived);
+                    self.metrics.inc(Counter::MessagesAccepted);
+                    if self.recent.first_time(&request.data) {
+                        self.emit(NetworkEvent::Message {
+                            context: request.context,
+                            from,
+                            data: request.data,
+                        });
+                    }
+                    return;
+                }
                 self.metrics.inc(Counter::PushesReceived);
                 self.emit(NetworkEvent::Pushed {
                     context: request.context,
@@ -320,13 +349,14 @@ impl Actor {
         let protocol = match lane {
             Lane::Request => &mut behaviour.request,
             Lane::Push => &mut behaviour.push,
+            Lane::Direct => &mut behaviour.direct,
         };
         // Fails only if the requester has gone.
         let _ = protocol.send_response(channel, Response::Refused(reason));
     }
 
     /// Lowers a peer's application score for a refused or malformed request.
-    fn strike(&mut self, peer: PeerId) {
+    pub(crate) fn strike(&mut self, peer: PeerId) {
         if self.strikes.len() >= MAX_STRIKE_ENTRIES {
             // Bound the map against many throwaway identities: forget peers
             // that are gone (gossipsub still retains their score for a while).

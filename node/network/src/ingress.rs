@@ -103,6 +103,9 @@ pub(crate) enum Message {
     Reconnect {
         peer: MemberId,
     },
+    Penalise {
+        peer: MemberId,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -250,6 +253,14 @@ impl NetworkHandle {
     /// few failed substreams, while the connection itself stays up.
     pub fn reconnect(&self, peer: MemberId) {
         let _ = self.sender.try_send(Message::Reconnect { peer });
+    }
+
+    /// Lowers a member's score for what it sent that the application found
+    /// bad (a payload that does not open or decode): as a malformed request
+    /// does, so enough of it has the member's gossip ignored. Dropped if
+    /// the actor is busy.
+    pub fn penalise(&self, peer: MemberId) {
+        let _ = self.sender.try_send(Message::Penalise { peer });
     }
 
     pub async fn shutdown(&self) {

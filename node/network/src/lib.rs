@@ -39,6 +39,7 @@ mod events;
 mod identity;
 mod ingress;
 pub mod metrics;
+mod recent;
 mod redial;
 
 /// The scope of node-to-node requests that are about no joined context

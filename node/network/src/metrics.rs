@@ -20,7 +20,9 @@ pub struct Metrics {
     publish_no_peers: AtomicU64,
     pushes_sent: AtomicU64,
     pushes_received: AtomicU64,
+    direct_received: AtomicU64,
     pushes_failed: AtomicU64,
+    penalties: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -28,10 +30,13 @@ pub struct Metrics {
 pub struct MetricsSnapshot {
     /// `conclave_p2p_peers`: connected peers.
     pub peers: u64,
-    /// `conclave_p2p_messages_accepted_total`: gossip delivered to the app.
+    /// `conclave_p2p_messages_accepted_total`: consensus messages from
+    /// members accepted, by gossip or straight from their sender (a message
+    /// that came both ways counts twice, and is delivered once).
     pub messages_accepted: u64,
-    /// `conclave_p2p_messages_rejected_total`: gossip from non-members or
-    /// oversized, rejected and penalised.
+    /// `conclave_p2p_messages_rejected_total`: consensus messages (gossip or
+    /// direct) from non-members, oversized or malformed, rejected and
+    /// penalised.
     pub messages_rejected: u64,
     /// `conclave_p2p_messages_ignored_total`: gossip on a topic no longer joined.
     pub messages_ignored: u64,
@@ -52,9 +57,15 @@ pub struct MetricsSnapshot {
     /// `conclave_p2p_pushes_received_total`: pushes from members delivered
     /// to the app.
     pub pushes_received: u64,
+    /// Consensus messages received straight from their sender (delivered
+    /// once, whichever of them and their gossip copy came first).
+    pub direct_received: u64,
     /// `conclave_p2p_pushes_failed_total`: pushes not acknowledged (the
     /// stream failed, timed out, or the receiver refused it).
     pub pushes_failed: u64,
+    /// `conclave_p2p_penalties_total`: members penalised by the node for
+    /// what they sent (a payload that does not open or decode).
+    pub penalties: u64,
 }
 
 /// A counter of [`Metrics`].
@@ -70,7 +81,9 @@ pub(crate) enum Counter {
     PublishNoPeers,
     PushesSent,
     PushesReceived,
+    DirectReceived,
     PushesFailed,
+    Penalties,
 }
 
 impl Metrics {
@@ -86,7 +99,9 @@ impl Metrics {
             Counter::PublishNoPeers => &self.publish_no_peers,
             Counter::PushesSent => &self.pushes_sent,
             Counter::PushesReceived => &self.pushes_received,
+            Counter::DirectReceived => &self.direct_received,
             Counter::PushesFailed => &self.pushes_failed,
+            Counter::Penalties => &self.penalties,
         }
     }
 
@@ -118,7 +133,9 @@ impl Metrics {
             publish_no_peers: get(Counter::PublishNoPeers),
             pushes_sent: get(Counter::PushesSent),
             pushes_received: get(Counter::PushesReceived),
+            direct_received: get(Counter::DirectReceived),
             pushes_failed: get(Counter::PushesFailed),
+            penalties: get(Counter::Penalties),
         }
     }
 }

@@ -16,7 +16,10 @@ async fn non_member_publish_is_rejected_and_penalised() {
     a.handle.join(ctx(4), members.clone()).await.unwrap();
     b.handle.join(ctx(4), members).await.unwrap();
     // The intruder claims membership locally; the honest nodes do not agree.
-    let claimed = vec![a.member, b.member, intruder.member];
+    // It also names a member it is not connected to, so its message goes
+    // both straight to a and b and by gossip: each path must reject it.
+    let ghost = start(34, cfg()).await.member;
+    let claimed = vec![a.member, b.member, intruder.member, ghost];
     intruder.handle.join(ctx(4), claimed).await.unwrap();
     wait_subscribed(&intruder, ctx(4), &[a.member, b.member]).await;
     wait_subscribed(&a, ctx(4), &[b.member]).await;
@@ -26,10 +29,15 @@ async fn non_member_publish_is_rejected_and_penalised() {
         .publish(ctx(4), b"forged".to_vec())
         .await
         .unwrap();
-    wait_until("both honest nodes reject", || async {
-        a.handle.metrics().messages_rejected >= 1 && b.handle.metrics().messages_rejected >= 1
+    wait_until("both honest nodes reject both copies", || async {
+        let (a, b) = (a.handle.metrics(), b.handle.metrics());
+        a.messages_rejected >= 2 && b.messages_rejected >= 2
     })
     .await;
+    for node in [&a, &b] {
+        let m = node.handle.metrics();
+        assert_eq!((m.requests_refused, m.messages_accepted), (1, 0));
+    }
 
     // An honest message still flows, and is the only one delivered.
     a.handle.publish(ctx(4), b"honest".to_vec()).await.unwrap();
