@@ -20,6 +20,25 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub debug: DebugConfig,
     pub checkpoint: CheckpointConfig,
+    pub storage: StorageConfig,
+}
+
+/// The node's own disk.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Free space (MiB) kept on the filesystems of the database and the
+    /// WALs: below it, contexts stop before their next write (no vote, no
+    /// commit, no new tx) and resume once space is freed. It keeps the
+    /// database from ever meeting a full disk, after which RocksDB takes
+    /// no writes until the node restarts. 0 turns the check off.
+    pub min_free_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { min_free_mb: 256 }
+    }
 }
 
 /// Test hooks, all off by default.
@@ -65,6 +84,10 @@ pub struct RpcConfig {
     pub max_connections: u32,
     pub max_subscriptions_per_connection: u32,
     pub max_batch_len: u32,
+    /// Messages queued for one connection (subscription items included)
+    /// before the node stops reading from it; a subscriber that does not
+    /// read is dropped soon after.
+    pub max_buffered_messages: u32,
 }
 
 impl Default for RpcConfig {
@@ -76,6 +99,7 @@ impl Default for RpcConfig {
             max_connections: 256,
             max_subscriptions_per_connection: 16,
             max_batch_len: 32,
+            max_buffered_messages: 1024,
         }
     }
 }
@@ -122,6 +146,9 @@ pub struct MempoolConfig {
     pub max_tx_bytes: usize,
     /// Pending bytes per context.
     pub max_bytes: usize,
+    /// Pending txs of one sender per context: no member can fill the pool
+    /// for the others.
+    pub max_txs_per_sender: usize,
     /// How far ahead of a sender's committed nonce a tx may be admitted.
     pub max_nonce_gap: u64,
 }
@@ -132,6 +159,7 @@ impl Default for MempoolConfig {
             max_txs: 20_000,
             max_tx_bytes: 64 * 1024,
             max_bytes: 64 * 1024 * 1024,
+            max_txs_per_sender: 5_000,
             max_nonce_gap: 10_000,
         }
     }

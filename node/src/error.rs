@@ -41,6 +41,14 @@ pub enum Error {
     Wal(#[from] crate::wal::WalError),
     #[error("sign guard: {0}")]
     SignGuard(#[from] crate::sign_guard::SignGuardError),
+    /// This node's files are damaged (the database, a WAL, a sign guard):
+    /// it refuses to start rather than sign or serve from them. The message
+    /// says what is damaged and what to run.
+    #[error("damaged: {what}; stop the node and run `conclave --home {} repair` (it backs up what it changes; see docs/operations.md, \"Damaged data\")", home.display())]
+    Damaged {
+        home: std::path::PathBuf,
+        what: String,
+    },
     /// Anything else: a fault of this node, not of the request.
     #[error("{0}")]
     Other(String),
@@ -52,6 +60,35 @@ impl Error {
         Self::Member {
             member,
             reason: reason.to_string(),
+        }
+    }
+}
+
+impl Error {
+    /// Whether this is a failed write or sync of this node's own files (a
+    /// full disk, an I/O error, a WAL or sign guard that could not be made
+    /// durable): not a bad input and not a bug, but a condition the node
+    /// waits out, signing and committing nothing until a write succeeds.
+    pub fn is_storage_fault(&self) -> bool {
+        use crate::sign_guard::SignGuardError;
+        use crate::store::StoreError;
+        use crate::wal::WalError;
+        use conclave_consensus::sign_policy::SignRefusal;
+        match self {
+            Self::Io(_) => true,
+            Self::Wal(e) => matches!(e, WalError::Io { .. } | WalError::Poisoned),
+            Self::SignGuard(e) => matches!(e, SignGuardError::Io { .. }),
+            Self::Store(StoreError::Db(e)) => e.kind() == rocksdb::ErrorKind::IOError,
+            Self::Engine(conclave_consensus::Error::SignRefused(SignRefusal::Persist(_))) => true,
+            _ => false,
+        }
+    }
+
+    /// [`Error::Damaged`] for the node at `home`.
+    pub fn damaged(home: &std::path::Path, what: impl std::fmt::Display) -> Self {
+        Self::Damaged {
+            home: home.to_path_buf(),
+            what: what.to_string(),
         }
     }
 }

@@ -40,6 +40,22 @@ async fn serve(node: &Arc<Node>) -> Result<Bound> {
 
 /// Hands each gossip message and push to its context's actor and answers members'
 /// sync requests from the store.
+/// Hands a message from `from` to its context now, later or never, as the
+/// injected link faults say (now, without any).
+fn deliver(node: &Node, from: conclave_consensus::MemberId, hand: impl FnOnce() + Send + 'static) {
+    use crate::link_faults::Fate;
+    match node.link_faults.fate(&from) {
+        Fate::Deliver => hand(),
+        Fate::Drop => {}
+        Fate::Delay(after) => {
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                hand();
+            });
+        }
+    }
+}
+
 async fn route_network_events(node: std::sync::Weak<Node>, mut events: NetworkEvents) {
     use conclave_network::NetworkEvent;
     while let Some(event) = events.recv().await {
@@ -51,9 +67,11 @@ async fn route_network_events(node: std::sync::Weak<Node>, mut events: NetworkEv
                 data,
             } => {
                 if let Ok(handle) = node.context(&context) {
-                    if !handle.gossip(from, data) {
-                        tracing::warn!(%context, "context inbox full; gossip dropped");
-                    }
+                    deliver(&node, from, move || {
+                        if !handle.gossip(from, data) {
+                            tracing::warn!(%context, "context inbox full; gossip dropped");
+                        }
+                    });
                 }
             }
             NetworkEvent::Pushed {
@@ -62,9 +80,11 @@ async fn route_network_events(node: std::sync::Weak<Node>, mut events: NetworkEv
                 data,
             } => {
                 if let Ok(handle) = node.context(&context) {
-                    if !handle.pushed(from, data) {
-                        tracing::debug!(%context, "context bulk lane full; pushed txs dropped");
-                    }
+                    deliver(&node, from, move || {
+                        if !handle.pushed(from, data) {
+                            tracing::debug!(%context, "context bulk lane full; pushed txs dropped");
+                        }
+                    });
                 }
             }
             NetworkEvent::Request {

@@ -16,6 +16,10 @@
 //! - [`wal`] and [`sign_guard`]: the per-context consensus write-ahead log
 //!   (checksummed, fsynced, tail repair with a backup) and the persisted
 //!   last-signed position, consulted before every signature.
+//! - [`repair`]: `conclave repair`, the operator's path back from damaged
+//!   files (database, WALs, sign guards), backing up what it changes.
+//! - [`link_faults`]: lossy and slow links from chosen members (fault
+//!   tests and the soak only).
 //! - [`failpoint`]: crash points armed from the environment, for recovery
 //!   tests.
 //! - [`members`]: a context's member sets over time (the state machine
@@ -44,11 +48,13 @@ pub mod failpoint;
 pub(crate) mod fsx;
 pub mod keys;
 pub mod launch;
+pub mod link_faults;
 pub mod members;
 pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod onboarding;
+pub mod repair;
 pub mod rpc;
 pub mod seal;
 pub mod sign_guard;

@@ -22,6 +22,10 @@ pub enum MempoolError {
     Full(usize),
     #[error("mempool is full ({0} bytes); retry later")]
     FullBytes(usize),
+    /// One sender may hold only so much of the pool, so that no member
+    /// can fill it for the others.
+    #[error("this sender has {0} txs pending, the most one sender may hold; retry later")]
+    SenderFull(usize),
 }
 
 struct Entry {
@@ -109,6 +113,9 @@ impl Mempool {
         {
             return Err(MempoolError::NonceTaken(nonce));
         }
+        if self.senders.get(&sender).map_or(0, BTreeMap::len) >= self.cfg.max_txs_per_sender {
+            return Err(MempoolError::SenderFull(self.cfg.max_txs_per_sender));
+        }
         if self.index.len() >= self.cfg.max_txs {
             return Err(MempoolError::Full(self.cfg.max_txs));
         }
@@ -176,16 +183,16 @@ impl Mempool {
     }
 
     /// Drops every pending tx of `sender` with a nonce at or below
-    /// `committed` (they can never commit), returning how many.
-    pub fn prune_stale(&mut self, sender: &MemberId, committed: u64) -> usize {
+    /// `committed` (they can never commit), returning their hashes.
+    pub fn prune_stale(&mut self, sender: &MemberId, committed: u64) -> Vec<Hash32> {
         let stale: Vec<Hash32> = match self.senders.get(sender) {
             Some(txs) => txs.range(..=committed).map(|(_, e)| e.tx.hash()).collect(),
-            None => return 0,
+            None => return Vec::new(),
         };
         for h in &stale {
             self.remove(h);
         }
-        stale.len()
+        stale
     }
 }
 
@@ -231,6 +238,25 @@ mod tests {
     }
 
     #[test]
+    fn one_sender_cannot_fill_the_pool_for_the_others() {
+        let (a, b) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        let mut m = Mempool::new(MempoolConfig {
+            max_txs: 4,
+            max_txs_per_sender: 2,
+            ..Default::default()
+        });
+        m.insert(tx(&a, 1)).unwrap();
+        m.insert(tx(&a, 5)).unwrap();
+        assert_eq!(m.insert(tx(&a, 2)), Err(MempoolError::SenderFull(2)));
+        m.insert(tx(&b, 1)).unwrap();
+        m.insert(tx(&b, 2)).unwrap();
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
     fn select_takes_consecutive_runs_in_sender_arrival_order() {
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
@@ -247,7 +273,7 @@ mod tests {
         assert_eq!(sel.len(), 1);
         assert_eq!(sel[0].tx.nonce, 4);
         assert_eq!(m.select(1, usize::MAX, |_| 0).len(), 1);
-        assert_eq!(m.prune_stale(&id(&a), 2), 2);
+        assert_eq!(m.prune_stale(&id(&a), 2).len(), 2);
         assert_eq!(m.len(), 2);
     }
 }

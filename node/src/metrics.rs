@@ -24,14 +24,26 @@ pub struct Metrics {
     /// 1 while a context does not sign: its own precommits were found in
     /// commits its sign guard did not record (`context::sign_check`).
     pub consensus_signing_refused: IntGaugeVec,
+    /// 1 while a context cannot write its own files (a full disk, an I/O
+    /// error): it signs, commits and admits nothing (`context/storage.rs`).
+    pub storage_fault: IntGaugeVec,
     pub block_interval_seconds: Histogram,
     /// Executing a block's txs: `build` (the proposer) or `validate` (the
     /// other members re-executing a proposal).
     pub block_execution_seconds: HistogramVec,
     pub txs_total: IntCounterVec,
+    /// Txs other members' nodes pushed to this one, by outcome: admitted,
+    /// known (pending or committed already), full (no room), refused
+    /// (invalid: a node relays only what it admitted, so this stays 0
+    /// among honest members).
+    pub txs_pushed_total: IntCounterVec,
     pub mempool_size: IntGaugeVec,
     pub wasm_fuel_used_total: IntCounter,
     pub rpc_requests_total: IntCounterVec,
+    /// RPC connections closed at once: `[rpc] max_connections` were open.
+    pub rpc_connections_refused_total: IntCounter,
+    /// Subscribers dropped for not reading fast enough, by method.
+    pub rpc_subscribers_dropped_total: IntCounterVec,
     pub consensus_validators: IntGaugeVec,
     pub p2p_peers: prometheus::IntGauge,
     pub sync_blocks_total: IntCounter,
@@ -75,6 +87,14 @@ impl Metrics {
             &["context"],
         )?;
         registry.register(Box::new(consensus_signing_refused.clone()))?;
+        let storage_fault = IntGaugeVec::new(
+            Opts::new(
+                "conclave_storage_fault",
+                "1 while a context cannot write to disk (full or failing) and waits, committing nothing",
+            ),
+            &["context"],
+        )?;
+        registry.register(Box::new(storage_fault.clone()))?;
         let block_interval_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "conclave_block_interval_seconds",
@@ -120,6 +140,19 @@ impl Metrics {
             Opts::new("conclave_rpc_requests_total", "JSON-RPC requests by method"),
             &["method"],
         )?;
+        let rpc_connections_refused_total = IntCounter::new(
+            "conclave_rpc_connections_refused_total",
+            "RPC connections closed at once because [rpc] max_connections were open",
+        )?;
+        registry.register(Box::new(rpc_connections_refused_total.clone()))?;
+        let rpc_subscribers_dropped_total = IntCounterVec::new(
+            Opts::new(
+                "conclave_rpc_subscribers_dropped_total",
+                "Subscribers dropped for falling behind (not reading), by method",
+            ),
+            &["method"],
+        )?;
+        registry.register(Box::new(rpc_subscribers_dropped_total.clone()))?;
         let consensus_validators = IntGaugeVec::new(
             Opts::new(
                 "conclave_consensus_validators",
@@ -172,6 +205,14 @@ impl Metrics {
         registry.register(Box::new(block_interval_seconds.clone()))?;
         registry.register(Box::new(block_execution_seconds.clone()))?;
         registry.register(Box::new(txs_total.clone()))?;
+        let txs_pushed_total = IntCounterVec::new(
+            Opts::new(
+                "conclave_txs_pushed_total",
+                "Txs pushed by other members' nodes, by outcome: admitted, known, full, refused (invalid)",
+            ),
+            &["context", "outcome"],
+        )?;
+        registry.register(Box::new(txs_pushed_total.clone()))?;
         registry.register(Box::new(mempool_size.clone()))?;
         registry.register(Box::new(wasm_fuel_used_total.clone()))?;
         registry.register(Box::new(rpc_requests_total.clone()))?;
@@ -201,12 +242,16 @@ impl Metrics {
             consensus_height,
             consensus_rounds,
             consensus_signing_refused,
+            storage_fault,
             block_interval_seconds,
             block_execution_seconds,
             txs_total,
+            txs_pushed_total,
             mempool_size,
             wasm_fuel_used_total,
             rpc_requests_total,
+            rpc_connections_refused_total,
+            rpc_subscribers_dropped_total,
             consensus_validators,
             p2p_peers,
             sync_blocks_total,
@@ -249,15 +294,15 @@ pub async fn serve(
 /// The network layer's counters (plain atomics in `conclave-network`) in
 /// Prometheus' text format, under the names its `MetricsSnapshot` gives.
 pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 12] = [
         (
             "conclave_p2p_messages_accepted_total",
-            "Gossip from members delivered to the node",
+            "Consensus messages from members accepted (gossip or direct)",
             m.messages_accepted,
         ),
         (
             "conclave_p2p_messages_rejected_total",
-            "Gossip from non-members or oversized, rejected and penalised",
+            "Consensus messages from non-members, oversized or malformed, rejected and penalised",
             m.messages_rejected,
         ),
         (
@@ -304,6 +349,11 @@ pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
             "conclave_p2p_pushes_failed_total",
             "Pushes not acknowledged: stream failed, timed out or refused",
             m.pushes_failed,
+        ),
+        (
+            "conclave_p2p_penalties_total",
+            "Members penalised for payloads that do not open or decode",
+            m.penalties,
         ),
     ];
     let mut out = String::new();

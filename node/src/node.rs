@@ -75,6 +75,8 @@ pub struct Node {
     /// the wasm every time.
     apps: RwLock<HashMap<conclave_consensus::Hash32, conclave_runtime::App>>,
     started_at: std::time::Instant,
+    /// Lossy or slow links injected for tests (`[debug] fault_injection`).
+    pub link_faults: crate::link_faults::LinkFaults,
     /// Held for the node's lifetime: no second node runs on this home.
     _home_lock: HomeLock,
 }
@@ -84,14 +86,14 @@ pub struct Node {
 /// process) is refused with a clear error, instead of signing with the
 /// same key from the same sign guard and WAL. The operating system drops
 /// the lock when the process exits, however it exits.
-struct HomeLock {
+pub(crate) struct HomeLock {
     _file: std::fs::File,
 }
 
 impl HomeLock {
     const FILE: &'static str = "node.lock";
 
-    fn acquire(home: &Path) -> Result<Self> {
+    pub(crate) fn acquire(home: &Path) -> Result<Self> {
         use std::io::Write;
         let path = home.join(Self::FILE);
         let mut file = std::fs::OpenOptions::new()
@@ -149,7 +151,13 @@ impl Node {
         let keys = NodeKeys::load(home)?;
         let data_dir = Config::data_dir(home);
         let storage_key = crate::keys::storage_key(home, &data_dir)?;
-        let store = Store::open(&data_dir, &storage_key)?;
+        let store = Store::open(&data_dir, &storage_key).map_err(|e| {
+            if crate::store::is_damage(&e) {
+                Error::damaged(home, format!("database {}: {e}", data_dir.display()))
+            } else {
+                e.into()
+            }
+        })?;
         let runtime = Runtime::new(config.runtime.limits())?;
         let metrics = Arc::new(Metrics::new().map_err(|e| Error::Other(e.to_string()))?);
         let (events, _) = broadcast::channel(1024);
@@ -168,10 +176,15 @@ impl Node {
             contexts: RwLock::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
             started_at: std::time::Instant::now(),
+            link_faults: Default::default(),
             _home_lock: home_lock,
         });
         node.install_genesis_files()?;
         for record in node.store.contexts()? {
+            // Never serve or sign from a state that differs from its block.
+            node.store
+                .check_context(&record, crate::store::Depth::Tip)
+                .map_err(|what| Error::damaged(home, format!("context {}: {what}", record.id)))?;
             node.spawn_context(record)?;
         }
         Ok((node, net_events))
@@ -332,6 +345,22 @@ impl Node {
     /// have no members.
     pub fn may_read(&self, id: &ContextId, who: &conclave_consensus::MemberId) -> Result<bool> {
         Ok(self.members_of(id)?.contains(who))
+    }
+
+    /// Whether `who` was a member of the set that decided `height` of
+    /// context `id`: it held that block then, so it may still read what the
+    /// block says about its own txs after it left (the receipt of its own
+    /// leave, for one).
+    pub fn was_member_at(
+        &self,
+        id: &ContextId,
+        height: Height,
+        who: &conclave_consensus::MemberId,
+    ) -> Result<bool> {
+        Ok(match self.membership_at(id, Some(height))? {
+            Some((_, m)) => m.at(height).ids().contains(who),
+            None => false,
+        })
     }
 
     /// The members of context `id` as of its committed tip, including those

@@ -52,7 +52,7 @@ pub enum SignGuardError {
         #[source]
         source: io::Error,
     },
-    #[error("sign state {}: {reason}; refusing to start (remove the file only if this key has signed nothing since it was written)", path.display())]
+    #[error("sign state {}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
 }
 
@@ -112,6 +112,27 @@ fn decode(bytes: &[u8]) -> Result<LastSigned, String> {
 }
 
 impl SignGuard {
+    /// Reads the guard at `path` without opening it for writes: what it
+    /// says was signed last (`None`: nothing). For checks from outside the
+    /// node; a record read while the node rewrites it may be torn, and is
+    /// then `Corrupt`.
+    pub fn peek(path: &Path) -> Result<Option<LastSigned>, SignGuardError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                let path = path.to_path_buf();
+                return Err(SignGuardError::Io { path, source });
+            }
+        };
+        decode(&bytes)
+            .map(Some)
+            .map_err(|reason| SignGuardError::Corrupt {
+                path: path.to_path_buf(),
+                reason,
+            })
+    }
+
     /// Opens the guard at `path`; a missing file means nothing was signed.
     /// A version 1 file is rewritten as version 2 before this returns.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SignGuardError> {
@@ -174,6 +195,22 @@ impl SignGuard {
                 Ok(())
             }
         }
+    }
+
+    /// Writes (atomically, replacing any file at `path`) a guard whose last
+    /// signature is at `position` with no message: it refuses everything at
+    /// or before `position` and allows what comes after. What `conclave
+    /// repair` puts in place of a damaged guard.
+    pub fn write_barrier(path: &Path, position: SignPosition) -> Result<(), SignGuardError> {
+        let last = LastSigned {
+            position,
+            value: None,
+            digest: Hash32::default(),
+        };
+        fsx::write_atomic(path, &encode(&last)).map_err(|source| SignGuardError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     pub fn path(&self) -> &Path {

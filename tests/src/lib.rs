@@ -4,6 +4,8 @@
 //! and operator; [`TestNode::client_unauthenticated`] and
 //! [`TestNode::client_with`] the ones a test chooses.
 
+pub mod soak;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,12 +21,17 @@ use jsonrpsee::ws_client::{WsClient, WsClientBuilder};
 
 /// The `conclave` binary under test: `conclave-it`, the same `main` built
 /// by this crate (see `src/bin/conclave-it.rs`), which cargo builds next to
-/// the integration test executables.
+/// the integration test executables and this crate's binaries.
 pub fn conclave_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/conclave-it
-    exe.parent()
-        .and_then(Path::parent)
+    let dir = exe.parent().expect("executable dir");
+    // A binary of this crate (`conclave-soak`) sits beside it in
+    // target/<profile>; a test executable one level down, in deps/.
+    let beside = dir.join("conclave-it");
+    if beside.exists() {
+        return beside;
+    }
+    dir.parent()
         .expect("target profile dir")
         .join("conclave-it")
 }
@@ -52,6 +59,25 @@ fn next_port_block(nodes: usize) -> u16 {
     (FIRST + slot * BLOCK) as u16
 }
 
+/// Builds a small `LD_PRELOAD` library from C `source` with the system's
+/// C compiler, into `dir`; `None` without one. Process tests use such
+/// libraries to make a node's system calls fail or its clock lie, as a
+/// failing disk or a wrong clock would, without touching the node's code.
+pub fn build_preload(dir: &Path, name: &str, source: &str) -> Option<PathBuf> {
+    let src = dir.join(format!("{name}.c"));
+    let lib = dir.join(format!("lib{name}.so"));
+    std::fs::write(&src, source).ok()?;
+    let ok = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .arg("-ldl")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(lib)
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -73,12 +99,20 @@ pub struct TestNode {
 impl TestNode {
     /// Initialises a home with free ports.
     pub fn init() -> Self {
-        let home = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node = Self::init_at(dir.path().to_path_buf());
+        node._dir = Some(dir);
+        node
+    }
+
+    /// Initialises a home at `home` (which the caller owns) with free
+    /// ports.
+    pub fn init_at(home: PathBuf) -> Self {
         let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let out = Command::new(conclave_bin())
             .args(["--home"])
-            .arg(home.path())
+            .arg(&home)
             .args(["init", "--rpc-listen", &rpc.to_string()])
             .args(["--metrics-listen", &metrics.to_string()])
             .args(["--p2p-listen", "/ip4/127.0.0.1/tcp/0"])
@@ -86,8 +120,8 @@ impl TestNode {
             .expect("run conclave init");
         assert!(out.status.success(), "init failed: {out:?}");
         Self {
-            home: home.path().to_path_buf(),
-            _dir: Some(home),
+            home,
+            _dir: None,
             rpc,
             metrics,
             child: None,
@@ -175,6 +209,47 @@ impl TestNode {
         self.child = Some(child);
     }
 
+    /// Starts the node expecting it to refuse: waits for it to exit by
+    /// itself (failing if it serves instead) and returns what this start
+    /// wrote to the log.
+    pub async fn start_refused(&mut self) -> String {
+        let before = self.log().len();
+        self.spawn_with_env(&[]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                assert!(!status.success(), "the node exited with success");
+                return self.log().get(before..).unwrap_or_default().to_string();
+            }
+            assert!(
+                self.client().node_health().await.is_err(),
+                "the node started instead of refusing; log:\n{}",
+                self.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the node neither served nor exited"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `conclave --home <home> <args>` to completion (the node's own
+    /// command line, as an operator would) and returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(conclave_bin())
+            .arg("--home")
+            .arg(&self.home)
+            .args(args)
+            .output()
+            .expect("run conclave")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.home.as_path().join("node.log")).unwrap_or_default()
     }
@@ -207,6 +282,28 @@ impl TestNode {
         #[allow(unsafe_code)]
         let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
         assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+    }
+
+    /// The process's resident memory (`VmRSS`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("node running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
+    /// The sum of the node's metric samples whose line starts with
+    /// `prefix` (a name, or a name and the start of its labels).
+    pub fn metric_sum(&self, prefix: &str) -> f64 {
+        let (_, body) = http_raw(self.metrics, "GET", "/metrics", b"");
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// SIGSTOP: the process freezes, its sockets stay open.
@@ -309,10 +406,31 @@ impl TestNode {
 }
 
 impl Drop for TestNode {
+    /// Kills the process. When the test is failing, keeps the home and
+    /// prints the end of the node's log, so the failure can be read after
+    /// the fact (libtest shows it with the failing test's output).
     fn drop(&mut self) {
         self.kill9();
+        if std::thread::panicking() {
+            if let Some(dir) = self._dir.take() {
+                let _ = dir.keep();
+            }
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "---- node {} (home kept: {}), last {} log lines ----\n{}",
+                self.rpc,
+                self.home.display(),
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
+
+/// How much of each node's log a failing test prints.
+const LOG_TAIL_LINES: usize = 150;
 
 /// Headers carrying `token` as `Authorization: Bearer <token>`.
 pub fn bearer(token: &str) -> HeaderMap {
@@ -397,7 +515,7 @@ pub fn http_raw_with(
 /// `conclave testnet` into a temporary directory. Ports are picked from a
 /// random base and checked free.
 pub struct TestNet {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     pub nodes: Vec<TestNode>,
     pub context: conclave_consensus::ContextId,
 }
@@ -480,9 +598,28 @@ impl TestNet {
             node.start().await;
         }
         Self {
-            _dir: dir,
+            _dir: Some(dir),
             nodes,
             context: written.context,
+        }
+    }
+}
+
+impl TestNet {
+    /// Keeps the nodes' homes (logs included) after the net is dropped;
+    /// returns where they are.
+    pub fn keep_homes(&mut self) -> Option<PathBuf> {
+        self._dir.take().map(|d| d.keep())
+    }
+}
+
+impl Drop for TestNet {
+    /// Keeps the homes of a failing test (each node prints where).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self._dir.take() {
+                let _ = dir.keep();
+            }
         }
     }
 }

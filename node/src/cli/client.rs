@@ -69,7 +69,10 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
                 println!("ok");
                 Ok(())
             }
-            Ok(_) => bail!("the node at {url} reports itself unhealthy"),
+            Ok(h) => bail!(
+                "the node at {url} reports itself unhealthy: {}",
+                h.problems.join("; ")
+            ),
             Err(e) => bail!("the node at {url} does not answer: {}", ctx(e)),
         };
     }

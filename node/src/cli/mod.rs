@@ -12,6 +12,7 @@ mod devnet;
 mod evidence;
 mod node_source;
 mod relay;
+mod repair;
 pub mod testnet;
 
 use std::path::PathBuf;
@@ -114,6 +115,17 @@ pub enum Command {
     Checkpoint {
         #[command(subcommand)]
         command: CheckpointCommand,
+    },
+    /// Check the node's files and repair what is damaged (the node must be
+    /// stopped): the database, the WALs, the sign guards. Backs up what it
+    /// changes under home/repair-backups/; exits 1 if a context cannot be
+    /// made whole here.
+    Repair {
+        /// Move the database and the WALs aside (into the backup), keeping
+        /// the sign guards: the node starts empty and fetches its contexts
+        /// again from the other members.
+        #[arg(long)]
+        reset: bool,
     },
     /// Evidence of equivocation this node kept for a context.
     Evidence {
@@ -441,6 +453,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (_node, _bound) = crate::launch::launch(&home, config).await?;
             tokio::signal::ctrl_c().await?;
             tracing::info!("shutting down");
+            Ok(())
+        }
+        Command::Repair { reset } => {
+            let options = crate::repair::RepairOptions { reset: *reset };
+            let report = crate::repair::repair(&home, options)?;
+            repair::print(&report, &home);
+            if !report.is_clean() {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Keys {

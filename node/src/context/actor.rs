@@ -17,7 +17,6 @@ use conclave_consensus::mal::{Input, TimeoutKind};
 use conclave_consensus::{ContextId, Engine, EngineConfig, Height, MemberId, ValidatorSet};
 use conclave_runtime::{App, Runtime};
 use ed25519_dalek::SigningKey;
-use malachitebft_core_types::LinearTimeouts;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
@@ -30,14 +29,15 @@ use super::ingress::{BlockEvent, ContextHandle, Message};
 use super::later::LaterHeights;
 use super::roster::Roster;
 use super::seams::{Clock, Transport};
+use super::storage::FaultStatus;
 use super::timers::Timers;
 use super::wire::Wire;
 use crate::checkpoint::Checkpoints;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::sign_guard::SignGuard;
+use crate::sign_guard::{SignGuard, SignGuardError};
 use crate::store::{ContextRecord, Store};
-use crate::wal::{SharedLog, Wal};
+use crate::wal::{SharedLog, Wal, WalError};
 use crate::{Error, Result};
 
 /// What every context actor of a node shares.
@@ -81,6 +81,8 @@ pub struct ContextActor {
     pub(super) timers: Timers,
     pub(super) gossip: Gossip,
     pub(super) later: LaterHeights,
+    /// What each member signed at recent heights (late equivocation).
+    pub(super) witness: conclave_consensus::Witness,
     pub(super) catch_up: CatchUp,
     pub(super) checkpoints: Checkpoints,
     /// A height is in progress (no height runs while there is nothing to do).
@@ -89,6 +91,10 @@ pub struct ContextActor {
     /// context follows the others and signs nothing.
     pub(super) signing_refused: bool,
     pub(super) last_commit: Option<Instant>,
+    /// A write of the context's own files failed: it waits, committing
+    /// nothing (`storage.rs`); `status` shows it to the RPC layer.
+    pub(super) fault: Option<super::storage::Fault>,
+    pub(super) status: FaultStatus,
     inbox: mpsc::Sender<Message>,
     pub(super) label: String,
 }
@@ -102,41 +108,35 @@ pub(super) fn new_engine(
     log: &SharedLog,
 ) -> Engine {
     let mut ecfg = EngineConfig::new(id);
-    ecfg.timeouts = timeouts(&deps.config);
+    ecfg.timeouts = super::timers::consensus_timeouts(&deps.config);
     Engine::new(ecfg, deps.key.clone(), next, validators.clone())
         .with_sign_policy(log.sign_policy())
 }
 
 /// Opens a context's WAL and sign guard; damage in the WAL's tail (a torn
 /// write) is cut and reported, anything else refuses to start the context.
-fn open_log(deps: &ContextDeps, id: &ContextId) -> Result<SharedLog> {
+pub(super) fn open_log(deps: &ContextDeps, id: &ContextId) -> Result<SharedLog> {
     std::fs::create_dir_all(&deps.wal_dir)?;
     let name = id.to_hex();
-    let (wal, recovered) = Wal::open(deps.wal_dir.join(format!("{name}.wal")))?;
+    // The home is the WAL directory's parent (`home/wal`).
+    let home = deps.wal_dir.parent().unwrap_or(&deps.wal_dir);
+    let (wal, recovered) =
+        Wal::open(deps.wal_dir.join(format!("{name}.wal"))).map_err(|e| match e {
+            WalError::BadHeader { .. }
+            | WalError::CorruptMiddle { .. }
+            | WalError::Undecodable { .. } => Error::damaged(home, e),
+            e => e.into(),
+        })?;
     if let Some(repair) = &recovered.repair {
         warn!(context = %id, damage = ?repair.damage, dropped_bytes = repair.dropped_bytes,
             backup = %repair.backup.display(), "cut a damaged WAL tail");
     }
-    let guard = SignGuard::open(deps.wal_dir.join(format!("{name}.sign")))?;
+    let guard =
+        SignGuard::open(deps.wal_dir.join(format!("{name}.sign"))).map_err(|e| match e {
+            SignGuardError::Corrupt { .. } => Error::damaged(home, e),
+            e => e.into(),
+        })?;
     Ok(SharedLog::new(wal, guard))
-}
-
-fn timeouts(cfg: &Config) -> LinearTimeouts {
-    let c = &cfg.consensus;
-    let delta = Duration::from_millis(c.timeout_delta_ms);
-    let propose = Duration::from_millis(c.timeout_propose_ms);
-    let prevote = Duration::from_millis(c.timeout_prevote_ms);
-    let precommit = Duration::from_millis(c.timeout_precommit_ms);
-    LinearTimeouts {
-        propose,
-        propose_delta: delta,
-        prevote,
-        prevote_delta: delta,
-        precommit,
-        precommit_delta: delta,
-        rebroadcast: propose + prevote + precommit,
-        max_timeout: Duration::from_secs(30),
-    }
 }
 
 /// Exports each member's equivocation counter at zero (a member never
@@ -194,6 +194,11 @@ impl ContextActor {
             .set(roster.members.len() as i64);
         // Exported at zero from the start: a healthy context shows 0, not
         // an absent series.
+        for outcome in ["admitted", "known", "full", "refused"] {
+            let _ = metrics
+                .txs_pushed_total
+                .with_label_values(&[&label, outcome]);
+        }
         for kind in ["sync", "reconnect"] {
             let _ = metrics
                 .consensus_fallbacks_total
@@ -203,6 +208,8 @@ impl ContextActor {
             .consensus_signing_refused
             .with_label_values(&[&label])
             .set(0);
+        // Exported from the start, so that dashboards and alerts see 0.
+        metrics.storage_fault.with_label_values(&[&label]).set(0);
         export_equivocations(metrics, &label, &roster.members);
         let checkpoints = Checkpoints::new(
             deps.store.clone(),
@@ -234,6 +241,7 @@ impl ContextActor {
             blocks: Blocks::new(deps.metrics.clone()),
             timers: Timers::new(tx.clone()),
             later: LaterHeights::default(),
+            witness: conclave_consensus::Witness::new(record.id),
             catch_up: CatchUp::default(),
             checkpoints,
             gossip,
@@ -246,18 +254,28 @@ impl ContextActor {
             running: false,
             signing_refused: false,
             last_commit: None,
+            fault: None,
+            status: FaultStatus::default(),
             inbox: tx.clone(),
             label,
         };
         let id = actor.record.id;
+        // Txs acknowledged before the node stopped, not committed since.
+        match actor.admission.restore(&actor.roster.members) {
+            Ok(0) => {}
+            Ok(n) => info!(context = %id, txs = n, "acknowledged txs back in the pool"),
+            Err(e) => warn!(context = %id, error = %e, "cannot read the acknowledged txs kept"),
+        }
+        actor.update_mempool_gauge();
         actor.check_recent_commits();
         // Keys handed over in blocks this node committed before it held
         // them (a joiner's first run).
         if let Err(e) = actor.pick_up_keys() {
             warn!(context = %id, error = %e, "cannot pick up context keys");
         }
+        let status = actor.status.clone();
         tokio::spawn(actor.run(rx, bulk_rx));
-        Ok(ContextHandle::new(id, tx, bulk_tx))
+        Ok(ContextHandle::new(id, tx, bulk_tx, status))
     }
 
     pub(super) fn id(&self) -> ContextId {
@@ -332,11 +350,15 @@ impl ContextActor {
         // whatever the mempool holds (this node may have voted already).
         if self.is_validator() && self.wal_holds_next_height() {
             if let Err(e) = self.begin_height() {
-                error!(context = %self.id(), error = %e, "cannot resume the height in the WAL");
+                self.on_error(e, "cannot resume the height in the WAL");
             }
         }
         // Checkpoints resumed from the store may still need our share.
         self.arm_checkpoint_tick();
+        // Txs back in the pool from before a restart.
+        if let Err(e) = self.maybe_start_height() {
+            self.on_error(e, "cannot start a height");
+        }
         loop {
             let msg = tokio::select! {
                 biased;
@@ -374,7 +396,7 @@ impl ContextActor {
                     Ok(_) if more => continue,
                     Ok(_) => break,
                     Err(e) => {
-                        error!(context = %self.id(), error = %e, "cannot start height");
+                        self.on_error(e, "cannot start height");
                         if !more {
                             break;
                         }
@@ -386,8 +408,11 @@ impl ContextActor {
     }
 
     pub(super) fn handle(&mut self, msg: Message) {
+        if self.is_faulted() {
+            return self.while_faulted(msg);
+        }
         if let Err(e) = self.on_message(msg) {
-            error!(context = %self.id(), error = %e, "context actor error");
+            self.on_error(e, "context actor error");
         }
         self.arm_checkpoint_tick();
     }
@@ -484,6 +509,8 @@ impl ContextActor {
                     self.gossip.flush_txs();
                 }
             }
+            // A retry armed by a fault that has cleared.
+            Message::RetryStorage => {}
             Message::TimeoutElapsed(timeout, seq) => {
                 if self.timers.fired(&timeout, seq) {
                     if timeout.kind == TimeoutKind::Rebroadcast {

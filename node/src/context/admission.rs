@@ -2,10 +2,12 @@
 //! of them are ready for a block. It owns the mempool, the senders'
 //! decompressed keys, and a cache of each sender's committed nonce (read
 //! and decrypted from the store once, then kept up to date by every
-//! commit instead of re-read for every tx).
+//! commit instead of re-read for every tx). The txs it acknowledges are
+//! also kept in the store until they commit (`store/pending_txs.rs`), and
+//! put back in the pool when the node restarts.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx, VerifiedTx};
 use ed25519_dalek::VerifyingKey;
@@ -16,6 +18,7 @@ use crate::exec::{check_tx_with, TxRejection};
 use crate::mempool::{Mempool, MempoolError};
 use crate::store::Overlay;
 use crate::store::Store;
+use tracing::warn;
 
 pub(super) struct Admission {
     store: Store,
@@ -29,6 +32,9 @@ pub(super) struct Admission {
     sender_keys: HashMap<MemberId, VerifyingKey>,
     /// Committed nonces as of `tip` (members only, so bounded likewise).
     nonces: RefCell<HashMap<MemberId, u64>>,
+    /// Pool txs this node acknowledged, kept in the store until they
+    /// commit or can never commit.
+    kept: HashSet<Hash32>,
 }
 
 impl Admission {
@@ -46,7 +52,34 @@ impl Admission {
             config,
             sender_keys: HashMap::new(),
             nonces: RefCell::new(HashMap::new()),
+            kept: HashSet::new(),
         }
+    }
+
+    /// Puts back in the pool the txs this node acknowledged before it
+    /// stopped and that are not committed; forgets those that can no
+    /// longer be (committed meanwhile, their sender no longer a member).
+    /// Returns how many are back.
+    pub(super) fn restore(&mut self, members: &[MemberId]) -> crate::Result<usize> {
+        let mut gone = Vec::new();
+        for tx in self.store.pending_txs(&self.context)? {
+            let hash = tx.hash();
+            let back = self
+                .precheck(&tx, members)
+                .and_then(|()| {
+                    tx.verified()
+                        .map_err(|_| SubmitError::from(TxRejection::BadSignature))
+                })
+                .and_then(|tx| self.pool.insert(tx).map_err(SubmitError::from));
+            match back {
+                Ok(_) => {
+                    self.kept.insert(hash);
+                }
+                Err(_) => gone.push(hash),
+            }
+        }
+        self.store.forget_pending_txs(&self.context, &gone)?;
+        Ok(self.kept.len())
     }
 
     pub(super) fn pool(&self) -> &Mempool {
@@ -80,7 +113,16 @@ impl Admission {
         members: &[MemberId],
     ) -> Result<Hash32, SubmitError> {
         self.precheck(tx.tx(), members)?;
-        Ok(self.pool.insert(tx)?)
+        let signed = tx.tx().clone();
+        let hash = self.pool.insert(tx)?;
+        // Acknowledged means kept: a node killed before the tx commits puts
+        // it back in its pool when it restarts.
+        if let Err(e) = self.store.put_pending_tx(&self.context, &hash, &signed) {
+            self.pool.remove(&hash);
+            return Err(SubmitError::Storage(e.to_string()));
+        }
+        self.kept.insert(hash);
+        Ok(hash)
     }
 
     /// Admits a tx another member pushed: the cheap checks first, so that a
@@ -152,6 +194,16 @@ impl Admission {
     /// A tx dropped at block building: it can never be included.
     pub(super) fn drop_tx(&mut self, hash: &Hash32) {
         self.pool.remove(hash);
+        self.forget(vec![*hash]);
+    }
+
+    /// Forgets the kept txs among `hashes`: they left the pool for good.
+    fn forget(&mut self, mut hashes: Vec<Hash32>) {
+        hashes.retain(|h| self.kept.remove(h));
+        if let Err(e) = self.store.forget_pending_txs(&self.context, &hashes) {
+            // Left behind, they are dropped at the next restart (stale).
+            warn!(context = %self.context, error = %e, "cannot forget kept txs");
+        }
     }
 
     /// The txs of the block committed at `tip` left the pool, their
@@ -160,15 +212,23 @@ impl Admission {
     pub(super) fn committed(&mut self, tip: Height, txs: &[SignedTx]) {
         self.tip = tip;
         let mut last: HashMap<MemberId, u64> = HashMap::new();
+        let mut gone = Vec::new();
         for tx in txs {
-            self.pool.remove(&tx.hash());
+            let hash = tx.hash();
+            self.pool.remove(&hash);
+            gone.push(hash);
             let n = last.entry(tx.tx.sender).or_default();
             *n = (*n).max(tx.tx.nonce);
         }
-        let mut nonces = self.nonces.borrow_mut();
-        for (sender, nonce) in last {
-            self.pool.prune_stale(&sender, nonce);
-            nonces.insert(sender, nonce);
+        {
+            let mut nonces = self.nonces.borrow_mut();
+            for (sender, nonce) in last {
+                gone.extend(self.pool.prune_stale(&sender, nonce));
+                nonces.insert(sender, nonce);
+            }
+        }
+        if !self.kept.is_empty() {
+            self.forget(gone);
         }
     }
 }
@@ -233,6 +293,53 @@ mod tests {
                 MempoolConfig::default(),
             )
         }
+    }
+
+    #[test]
+    fn acknowledged_txs_outlive_the_pool_until_they_commit() {
+        let s = setup();
+        let mut a = s.admission();
+        for n in 1..=3 {
+            a.admit(s.tx(n).verified().unwrap(), &s.members).unwrap();
+        }
+        // A pushed tx is kept by the node that acknowledged it, not here.
+        let pushed = Tx {
+            args: br#"{"key":"b","value":"2"}"#.to_vec(),
+            ..s.tx(4).tx
+        }
+        .sign(&s.key);
+        a.admit_pushed(pushed, &s.members).unwrap();
+        assert_eq!(s.store.pending_txs(&s.context).unwrap().len(), 3);
+
+        // The node stops: a new pool gets its acknowledged txs back.
+        let mut b = s.admission();
+        assert_eq!(b.restore(&s.members).unwrap(), 3);
+        assert_eq!(b.pool().len(), 3);
+        assert!(b.pool().contains(&s.tx(2).hash()));
+
+        // Tx 1 commits: kept no more. Then a tx of nonce 2 other than the
+        // one kept commits: the kept one can never commit, and goes too.
+        b.committed(Height(1), &[s.tx(1)]);
+        let mut other = s.tx(2);
+        other.tx.args = br#"{"key":"c","value":"3"}"#.to_vec();
+        let other = other.tx.sign(&s.key);
+        b.committed(Height(2), &[other]);
+        let kept: Vec<Hash32> = s
+            .store
+            .pending_txs(&s.context)
+            .unwrap()
+            .iter()
+            .map(SignedTx::hash)
+            .collect();
+        assert_eq!(kept, vec![s.tx(3).hash()]);
+
+        // Another restart gets back only what is still kept.
+        let mut c = s.admission();
+        assert_eq!(c.restore(&s.members).unwrap(), 1);
+        // One whose sender is no longer a member is forgotten.
+        let mut d = s.admission();
+        assert_eq!(d.restore(&[]).unwrap(), 0);
+        assert!(s.store.pending_txs(&s.context).unwrap().is_empty());
     }
 
     #[test]

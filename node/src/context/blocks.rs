@@ -22,6 +22,9 @@ use crate::metrics::Metrics;
 use crate::store::{CommitBatch, ContextRecord, Store};
 use crate::Result;
 
+/// How far ahead of a validator's clock a proposed block's time may be.
+pub(super) const MAX_CLOCK_AHEAD_MS: u64 = 10_000;
+
 /// A block with what executing it produced.
 pub(super) struct Proposed {
     pub(super) block: Block,
@@ -170,7 +173,8 @@ impl Blocks {
     }
 
     /// Re-executes a proposed block on the committed parent state; valid
-    /// only if every header field is what this member computes.
+    /// only if every header field is what this member computes, and (with
+    /// `now_ms`, for a proposal) its time is at most 10 s ahead of it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn validate(
         &mut self,
@@ -179,7 +183,7 @@ impl Blocks {
         block: Block,
         proposer: MemberId,
         members_hash: Hash32,
-        now_ms: u64,
+        now_ms: Option<u64>,
     ) -> Validity {
         let hash = block.hash();
         if self.proposals.contains_key(&hash) {
@@ -190,7 +194,7 @@ impl Blocks {
             && h.height.0 == record.height.0 + 1
             && h.parent_hash == record.last_block_hash
             && h.time_ms > record.last_time_ms
-            && h.time_ms <= now_ms.saturating_add(10_000)
+            && now_ms.is_none_or(|now| h.time_ms <= now.saturating_add(MAX_CLOCK_AHEAD_MS))
             && h.proposer == proposer
             && h.members_hash == members_hash
             && block.compute_txs_root() == h.txs_root;

@@ -178,6 +178,7 @@ impl Gossip {
             Err(e) => {
                 self.count_unopened("malformed");
                 warn!(context = %self.context, member = %from, error = %e, "dropping unsealed payload");
+                self.penalise(from);
                 return Opened::Dropped;
             }
         };
@@ -195,8 +196,19 @@ impl Gossip {
             Err(e) => {
                 self.count_unopened("tag");
                 warn!(context = %self.context, member = %from, error = %e, "dropping a payload that does not open");
+                self.penalise(from);
                 Opened::Dropped
             }
+        }
+    }
+
+    /// A member sent what no honest node sends (a payload that does not
+    /// open under a key it holds, or does not decode): the network lowers
+    /// its score, and enough of it has its gossip ignored. A payload under
+    /// a key this node lacks is no fault (a rotation in flight).
+    pub(super) fn penalise(&self, from: MemberId) {
+        if let Some(net) = &self.transport {
+            net.penalise(from);
         }
     }
 

@@ -26,7 +26,11 @@ impl ContextActor {
     /// Starts the next height if there is work (no empty blocks while
     /// idle); says whether it started one.
     pub(super) fn maybe_start_height(&mut self) -> Result<bool> {
-        if self.running || !self.is_validator() || !self.admission.has_ready_tx() {
+        if self.running
+            || self.is_faulted()
+            || !self.is_validator()
+            || !self.admission.has_ready_tx()
+        {
             return Ok(false);
         }
         self.begin_height()?;
@@ -45,6 +49,7 @@ impl ContextActor {
     /// node signed instead of signing anything new.
     pub(super) fn begin_height(&mut self) -> Result<()> {
         let next = self.next_height();
+        self.check_disk()?;
         self.running = true;
         let entries = {
             let mut parts = self.log.lock();
@@ -183,7 +188,7 @@ impl ContextActor {
 
     /// Evidence of equivocation found at the height just finalized: each
     /// checked against that height's members, stored, counted and logged.
-    fn keep_evidence(&mut self, evidence: Vec<conclave_consensus::Evidence>) {
+    pub(super) fn keep_evidence(&mut self, evidence: Vec<conclave_consensus::Evidence>) {
         for e in evidence {
             let members = self.roster.membership.at(e.height).ids();
             if let Err(why) = e.verify(&self.id(), &members) {
@@ -212,6 +217,7 @@ impl ContextActor {
     pub(super) fn end_height(&mut self) {
         self.running = false;
         self.blocks.clear();
+        self.witness.decided(self.record.height);
         self.timers.cancel_all();
         self.later.reached(self.next_height());
     }
@@ -234,10 +240,28 @@ impl ContextActor {
         )
     }
 
-    /// Re-executes a proposed block on the committed parent state.
+    /// Re-executes a proposed block on the committed parent state; its
+    /// time must not be ahead of this node's clock by more than the bound.
     pub(super) fn validate_block(&mut self, block: Block, proposer: MemberId) -> Validity {
-        let members_hash = self.roster.members_hash_after(block.height());
         let now_ms = self.deps.clock.unix_ms();
+        self.validate_against(block, proposer, Some(now_ms))
+    }
+
+    /// Re-executes a decided block (it carries its certificate) on the
+    /// committed parent state. Its time is not held to this node's clock:
+    /// the members who decided it judged that, and a node whose clock is
+    /// behind would otherwise refuse every block until its clock caught up.
+    pub(super) fn validate_decided(&mut self, block: Block, proposer: MemberId) -> Validity {
+        self.validate_against(block, proposer, None)
+    }
+
+    fn validate_against(
+        &mut self,
+        block: Block,
+        proposer: MemberId,
+        now_ms: Option<u64>,
+    ) -> Validity {
+        let members_hash = self.roster.members_hash_after(block.height());
         let ex = execution(&self.deps, &self.app, &self.record, &self.roster);
         self.blocks
             .validate(&ex, &self.admission, block, proposer, members_hash, now_ms)
@@ -246,6 +270,7 @@ impl ContextActor {
     /// Commits a decided height; then the mempool, checkpoints, the
     /// roster, metrics and subscribers follow.
     pub(super) fn commit(&mut self, cert: &Certificate) -> Result<()> {
+        self.check_disk()?;
         let Some(decided) = self.blocks.take(&cert.value_id) else {
             return Err(Error::Other(format!(
                 "decided block {} at height {} is unknown",

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 use super::actor::{new_engine, ContextActor};
 use super::catchup::certificate_for;
 use super::gossip::Opened;
+use super::ingress::SubmitError;
 use super::wire::{SyncResponse, Wire, MAX_SYNC_BLOCKS};
 use crate::seal::Purpose;
 use crate::Result;
@@ -47,12 +48,15 @@ impl ContextActor {
             Ok(w) => w,
             Err(e) => {
                 warn!(context = %self.id(), member = %from, error = %e, "dropping gossip");
+                self.gossip.penalise(from);
                 return Ok(());
             }
         };
         let id = self.id();
+        let gossip = &self.gossip;
         let malformed = |what: &str| {
             warn!(context = %id, member = %from, "dropping malformed {what}");
+            gossip.penalise(from);
             Ok(())
         };
         match wire {
@@ -62,7 +66,12 @@ impl ContextActor {
                 let Ok(vote) = decode_vote(&bytes) else {
                     return malformed("vote");
                 };
+                if vote.message.height <= self.record.height {
+                    self.late_vote(&vote);
+                    return Ok(());
+                }
                 if self.at_current_height(vote.message.height, from, &data)? {
+                    self.witness_vote(&vote);
                     self.feed(Input::Vote(vote))?;
                 }
                 Ok(())
@@ -91,10 +100,22 @@ impl ContextActor {
                 };
                 if block.hash() != p.message.value || block.height() != p.message.height {
                     warn!(context = %self.id(), member = %from, "proposal does not match its block");
+                    self.gossip.penalise(from);
+                    return Ok(());
+                }
+                if p.message.height <= self.record.height {
+                    // Late: only compared with what the proposer proposed
+                    // there before.
+                    if let Some(evidence) = self.witness.proposal(&p) {
+                        self.keep_evidence(vec![evidence]);
+                    }
                     return Ok(());
                 }
                 if !self.at_current_height(p.message.height, from, &data)? {
                     return Ok(());
+                }
+                if let Some(evidence) = self.witness.proposal(&p) {
+                    self.keep_evidence(vec![evidence]);
                 }
                 let validity = self.validate_block(block, p.message.proposer);
                 let value = ProposedValue {
@@ -126,11 +147,65 @@ impl ContextActor {
         }
     }
 
+    /// A vote for a height already decided here: one that conflicts with
+    /// what its signer signed there before (seen by the witness, or, for a
+    /// precommit, held in this node's certificate of that height) is kept
+    /// as evidence; any other is just late.
+    fn late_vote(
+        &mut self,
+        vote: &malachitebft_core_types::SignedVote<conclave_consensus::ConclaveContext>,
+    ) {
+        if self.witness_vote(vote) {
+            return;
+        }
+        if vote.message.typ != conclave_consensus::mal::VoteType::Precommit {
+            return;
+        }
+        // A precommit the witness never saw (it decided before that one
+        // reached it, or the height is older than its window) is compared
+        // with the certificate this node stored.
+        let Ok(Some(cert)) = self.deps.store.certificate(&self.id(), vote.message.height) else {
+            return;
+        };
+        if let Some(evidence) = conclave_consensus::Evidence::late_precommit(&cert, vote) {
+            self.keep_evidence(vec![evidence]);
+        }
+    }
+
+    /// Records a member's vote with the witness; whether it conflicted
+    /// with one seen before (the evidence is then kept).
+    fn witness_vote(
+        &mut self,
+        vote: &malachitebft_core_types::SignedVote<conclave_consensus::ConclaveContext>,
+    ) -> bool {
+        let Some(evidence) = self.witness.vote(vote) else {
+            return false;
+        };
+        self.keep_evidence(vec![evidence]);
+        true
+    }
+
     fn admit_pushed(&mut self, txs: Vec<conclave_consensus::SignedTx>) -> Result<()> {
+        use crate::exec::TxRejection;
+        use crate::mempool::MempoolError;
         for tx in txs {
-            if let Err(e) = self.admission.admit_pushed(tx, &self.roster.members) {
-                debug!(context = %self.id(), error = %e, "pushed tx not admitted");
-            }
+            let outcome = match self.admission.admit_pushed(tx, &self.roster.members) {
+                Ok(_) => "admitted",
+                Err(SubmitError::Mempool(
+                    MempoolError::Duplicate(_) | MempoolError::NonceTaken(_),
+                ))
+                | Err(SubmitError::Rejected(TxRejection::StaleNonce { .. })) => "known",
+                Err(SubmitError::Mempool(_)) => "full",
+                Err(e) => {
+                    debug!(context = %self.id(), error = %e, "pushed tx refused");
+                    "refused"
+                }
+            };
+            self.deps
+                .metrics
+                .txs_pushed_total
+                .with_label_values(&[&self.label, outcome])
+                .inc();
         }
         self.update_mempool_gauge();
         Ok(())
@@ -195,7 +270,7 @@ impl ContextActor {
             };
             let proposer = block.header.proposer;
             self.blocks.clear();
-            if self.validate_block(block, proposer) != Validity::Valid {
+            if self.validate_decided(block, proposer) != Validity::Valid {
                 break;
             }
             self.commit(&cert)?;

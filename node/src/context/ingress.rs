@@ -16,6 +16,10 @@ pub enum SubmitError {
     Mempool(#[from] MempoolError),
     #[error("internal: {0}")]
     Internal(String),
+    /// The node cannot write to its disk (full, failing): it takes no tx
+    /// it could not keep.
+    #[error("the node cannot write to its disk, so it takes no txs now: {0}")]
+    Storage(String),
     #[error("context is shutting down")]
     Closed,
 }
@@ -43,6 +47,8 @@ pub enum Message {
     RetrySync,
     /// A connection to a member's node opened: compare tips with it.
     PeerConnected(MemberId),
+    /// Time to try writing again after a storage fault.
+    RetryStorage,
 }
 
 /// A committed block, as announced to subscribers.
@@ -69,6 +75,7 @@ pub struct ContextHandle {
     pub id: ContextId,
     tx: mpsc::Sender<Message>,
     bulk: mpsc::Sender<Message>,
+    fault: super::storage::FaultStatus,
 }
 
 impl ContextHandle {
@@ -76,8 +83,20 @@ impl ContextHandle {
         id: ContextId,
         tx: mpsc::Sender<Message>,
         bulk: mpsc::Sender<Message>,
+        fault: super::storage::FaultStatus,
     ) -> Self {
-        Self { id, tx, bulk }
+        Self {
+            id,
+            tx,
+            bulk,
+            fault,
+        }
+    }
+
+    /// Why the context cannot write to disk now, if it cannot (see
+    /// `storage.rs`); `node_health` reports it.
+    pub fn storage_fault(&self) -> Option<String> {
+        self.fault.get()
     }
 
     async fn ask_on<T>(

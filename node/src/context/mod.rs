@@ -17,6 +17,9 @@
 //! - `roster.rs`: who validates, who reads, which anchors sign.
 //! - `sign_check.rs`: this node's precommits signed elsewhere (another
 //!   process with its key): the context then follows without signing.
+//! - `storage.rs`: a failed write of the context's own files (a full
+//!   disk): the context stops signing and committing, refuses txs, and
+//!   retries until a write succeeds, then resumes from its WAL.
 //! - `timers.rs`: engine timeouts and the checkpoint tick.
 //! - [`seams`]: the clock and the transport the actor is given, so tests
 //!   run it without sockets.
@@ -42,6 +45,7 @@ pub mod seams;
 mod sign_check;
 #[cfg(test)]
 mod sim;
+mod storage;
 mod timers;
 pub mod wire;
 

@@ -63,6 +63,8 @@ pub trait Transport: Send + Sync + 'static {
     /// Re-establishes the connection to `peer` (rate-limited by the
     /// network layer).
     fn reconnect(&self, peer: MemberId);
+    /// Lowers `peer`'s standing for a payload that does not open or decode.
+    fn penalise(&self, peer: MemberId);
 }
 
 impl Transport for NetworkHandle {
@@ -97,5 +99,9 @@ impl Transport for NetworkHandle {
 
     fn reconnect(&self, peer: MemberId) {
         NetworkHandle::reconnect(self, peer)
+    }
+
+    fn penalise(&self, peer: MemberId) {
+        NetworkHandle::penalise(self, peer)
     }
 }

@@ -7,9 +7,31 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use conclave_consensus::mal::Timeout;
+use malachitebft_core_types::LinearTimeouts;
 use tokio::sync::mpsc;
 
 use super::ingress::Message;
+
+/// The engine's step timeouts from the node's config; a node stuck in a
+/// step rebroadcasts its votes (and asks for decided blocks) after all
+/// three have passed.
+pub(super) fn consensus_timeouts(cfg: &crate::config::Config) -> LinearTimeouts {
+    let c = &cfg.consensus;
+    let delta = Duration::from_millis(c.timeout_delta_ms);
+    let propose = Duration::from_millis(c.timeout_propose_ms);
+    let prevote = Duration::from_millis(c.timeout_prevote_ms);
+    let precommit = Duration::from_millis(c.timeout_precommit_ms);
+    LinearTimeouts {
+        propose,
+        propose_delta: delta,
+        prevote,
+        prevote_delta: delta,
+        precommit,
+        precommit_delta: delta,
+        rebroadcast: propose + prevote + precommit,
+        max_timeout: Duration::from_secs(30),
+    }
+}
 
 pub(super) struct Timers {
     inbox: mpsc::Sender<Message>,

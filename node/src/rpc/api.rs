@@ -115,6 +115,15 @@ pub trait ConclaveApi {
         members: Vec<conclave_consensus::MemberId>,
     ) -> RpcResult<()>;
 
+    /// Fault injection: messages from each named member are dropped with
+    /// a probability or delivered late (an empty list heals every link).
+    /// Only with `[debug] fault_injection = true`.
+    #[method(name = "debug_set_link_faults", param_kind = map)]
+    async fn debug_set_link_faults(
+        &self,
+        faults: Vec<crate::link_faults::LinkFault>,
+    ) -> RpcResult<()>;
+
     /// Committed blocks, of one context or of all the caller's contexts.
     /// Ends when the caller's token expires or it leaves the context.
     #[subscription(name = "subscribe_blocks" => "block", unsubscribe = "unsubscribe_blocks", item = BlockEvent, param_kind = map, with_extensions)]
@@ -168,10 +177,12 @@ fn submit_error(e: SubmitError) -> ErrorObjectOwned {
     match e {
         SubmitError::Rejected(r) => err(codes::TX_REJECTED, format!("tx rejected: {r}")),
         SubmitError::Mempool(m @ crate::mempool::MempoolError::Full(_))
-        | SubmitError::Mempool(m @ crate::mempool::MempoolError::FullBytes(_)) => {
+        | SubmitError::Mempool(m @ crate::mempool::MempoolError::FullBytes(_))
+        | SubmitError::Mempool(m @ crate::mempool::MempoolError::SenderFull(_)) => {
             err(codes::MEMPOOL_FULL, m.to_string())
         }
         SubmitError::Mempool(m) => err(codes::TX_REJECTED, format!("tx rejected: {m}")),
+        e @ SubmitError::Storage(_) => err(codes::STORAGE_FAULT, e.to_string()),
         other => err(codes::INTERNAL, other.to_string()),
     }
 }
@@ -197,7 +208,18 @@ impl ConclaveApiServer for RpcImpl {
 
     async fn node_health(&self) -> RpcResult<Health> {
         self.count("node_health");
-        Ok(Health { ok: true })
+        // Public, so it names no context: only that one cannot write.
+        let problems: Vec<String> = self
+            .node
+            .context_handles()
+            .iter()
+            .filter_map(|h| h.storage_fault())
+            .map(|reason| format!("a context cannot write to disk: {reason}"))
+            .collect();
+        Ok(Health {
+            ok: problems.is_empty(),
+            problems,
+        })
     }
 
     async fn auth_login(
@@ -234,6 +256,28 @@ impl ConclaveApiServer for RpcImpl {
             .set_blocked(members)
             .await
             .map_err(internal)
+    }
+
+    async fn debug_set_link_faults(
+        &self,
+        faults: Vec<crate::link_faults::LinkFault>,
+    ) -> RpcResult<()> {
+        self.count("debug_set_link_faults");
+        if !self.node.config.debug.fault_injection {
+            return Err(err(
+                codes::DISABLED,
+                "fault injection is disabled ([debug] fault_injection)",
+            ));
+        }
+        if let Some(f) = faults.iter().find(|f| f.drop_permille > 1000) {
+            return Err(err(
+                codes::BAD_REQUEST,
+                format!("drop_permille {} is over 1000", f.drop_permille),
+            ));
+        }
+        tracing::warn!(links = faults.len(), "fault injection: link faults set");
+        self.node.link_faults.set(faults);
+        Ok(())
     }
 
     async fn context_create(
@@ -375,10 +419,18 @@ impl ConclaveApiServer for RpcImpl {
             events: Vec::new(),
             fuel_used: None,
         };
-        // A tx of a context the caller may not read is reported like one
-        // this node never saw.
+        // A tx of a context the caller may not read, and did not help
+        // decide, is reported like one this node never saw.
         let committed = match self.node.store.tx(&hash).map_err(internal)? {
-            Some(rec) if self.may_read(&rec.context_id, &me)? => Some(rec),
+            Some(rec)
+                if self.may_read(&rec.context_id, &me)?
+                    || self
+                        .node
+                        .was_member_at(&rec.context_id, rec.height, &me)
+                        .map_err(internal)? =>
+            {
+                Some(rec)
+            }
             _ => None,
         };
         if let Some(rec) = committed {

@@ -35,6 +35,9 @@ pub mod codes {
     pub const NOT_FOUND: i32 = -32004;
     pub const TX_REJECTED: i32 = -32010;
     pub const MEMPOOL_FULL: i32 = -32011;
+    /// The node cannot write to its disk (full, failing): it takes no tx
+    /// now; try again later or another member's node.
+    pub const STORAGE_FAULT: i32 = -32012;
     pub const DISABLED: i32 = -32020;
     /// A member named at context creation could not be reached or
     /// answered with invalid keys; nothing was created.
@@ -91,6 +94,7 @@ pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
         .max_connections(c.max_connections)
         .max_subscriptions_per_connection(c.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(c.max_batch_len))
+        .set_message_buffer_capacity(c.max_buffered_messages)
         .build();
     let mut methods = api::RpcImpl::new(node.clone(), verifier.clone()).into_rpc();
     methods
@@ -109,17 +113,46 @@ pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
             unclassified.join(", ")
         )));
     }
-    let server = Server::builder()
+    let builder = Server::builder()
         .set_config(cfg)
         .set_http_middleware(policy::credentials_layer(verifier))
         .set_rpc_middleware(
             RpcServiceBuilder::new().layer(policy::AuthorizeLayer::new(node.clone())),
         )
-        .build(c.listen)
-        .await?;
-    let addr = server.local_addr()?;
-    let handle = server.start(methods);
-    tokio::spawn(handle.stopped());
+        .to_service_builder();
+    let listener = tokio::net::TcpListener::bind(c.listen).await?;
+    let addr = listener.local_addr()?;
+    // jsonrpsee bounds requests in flight and WebSocket connections, not
+    // idle HTTP connections: this accept loop bounds every connection.
+    let slots = Arc::new(tokio::sync::Semaphore::new(c.max_connections as usize));
+    let metrics = node.metrics.clone();
+    tokio::spawn(async move {
+        // Never stopped: the server runs until the process exits.
+        let (stop, _handle) = jsonrpsee::server::stop_channel();
+        loop {
+            let socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "RPC accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                metrics.rpc_connections_refused_total.inc();
+                drop(socket);
+                continue;
+            };
+            let service = builder.clone().build(methods.clone(), stop.clone());
+            let stopped = stop.clone().shutdown();
+            tokio::spawn(async move {
+                let _ =
+                    jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped).await;
+                drop(slot);
+            });
+        }
+    });
     Ok(addr)
 }
 

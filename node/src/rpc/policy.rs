@@ -19,7 +19,7 @@ use futures::future::Either;
 use jsonrpsee::server::middleware::rpc::{
     Batch, BatchEntry, BatchEntryErr, Notification, RpcServiceT,
 };
-use jsonrpsee::server::{HttpRequest, MethodResponse};
+use jsonrpsee::server::MethodResponse;
 use jsonrpsee::types::{ErrorCode, ErrorObject, ErrorObjectOwned, Extensions, Request};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -62,6 +62,7 @@ pub const POLICY: &[(&str, Access)] = &[
     ("unsubscribe_checkpoints", Access::Public),
     ("context_create", Access::Admin),
     ("debug_set_blocked_peers", Access::Admin),
+    ("debug_set_link_faults", Access::Admin),
     ("context_invite*", Access::Admin),
     ("context_remove*", Access::Admin),
     ("context_leave*", Access::Admin),
@@ -140,16 +141,54 @@ pub(crate) fn forbidden(
 /// sensitive so that no log prints them.
 pub fn credentials_layer(
     verifier: Arc<Verifier>,
-) -> tower::ServiceBuilder<
-    tower::layer::util::Stack<
-        tower::util::MapRequestLayer<impl FnMut(HttpRequest) -> HttpRequest + Clone>,
-        tower::layer::util::Identity,
-    >,
-> {
-    tower::ServiceBuilder::new().map_request(move |mut req: HttpRequest| {
+) -> tower::ServiceBuilder<tower::layer::util::Stack<CredentialsLayer, tower::layer::util::Identity>>
+{
+    tower::ServiceBuilder::new().layer(CredentialsLayer { verifier })
+}
+
+/// See [`credentials_layer`]; any request body type.
+#[derive(Clone)]
+pub struct CredentialsLayer {
+    verifier: Arc<Verifier>,
+}
+
+impl<S> tower::Layer<S> for CredentialsLayer {
+    type Service = Credentials<S>;
+
+    fn layer(&self, inner: S) -> Credentials<S> {
+        Credentials {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// The service of [`CredentialsLayer`].
+#[derive(Clone)]
+pub struct Credentials<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+}
+
+impl<S, B> tower::Service<hyper::Request<B>> for Credentials<S>
+where
+    S: tower::Service<hyper::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: hyper::Request<B>) -> Self::Future {
         let headers = req.headers();
         let caller = Caller::from_headers(
-            &verifier,
+            &self.verifier,
             headers
                 .get_all(AUTHORIZATION_HEADER)
                 .iter()
@@ -162,8 +201,8 @@ pub fn credentials_layer(
             }
         }
         req.extensions_mut().insert(caller);
-        req
-    })
+        self.inner.call(req)
+    }
 }
 
 /// The RPC middleware applying [`POLICY`].

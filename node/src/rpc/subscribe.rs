@@ -73,14 +73,28 @@ impl RpcImpl {
                         // A subscriber too slow to keep up is dropped rather
                         // than buffered without bound.
                         if sink.send_timeout(msg, std::time::Duration::from_secs(2)).await.is_err() {
+                            self.dropped(method);
                             break;
                         }
                     }
-                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Lagged(_)) => {
+                        self.dropped(method);
+                        break;
+                    }
                     Err(RecvError::Closed) => break,
                 },
             }
         }
         Ok(())
+    }
+
+    /// A subscriber of `method` fell behind and was dropped.
+    fn dropped(&self, method: &str) {
+        tracing::debug!(method, "dropped a subscriber that fell behind");
+        self.node
+            .metrics
+            .rpc_subscribers_dropped_total
+            .with_label_values(&[method])
+            .inc();
     }
 }

@@ -19,7 +19,11 @@ pub struct NodeStatus {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Health {
+    /// False while something keeps the node from doing its work.
     pub ok: bool,
+    /// What, one line each (a context that cannot write to disk, say).
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -288,3 +288,29 @@ fn a_torn_update_is_a_refusal_to_start() {
         );
     }
 }
+
+#[test]
+fn a_barrier_refuses_everything_at_its_height_and_allows_the_next() {
+    let (_dir, p) = path();
+    std::fs::write(&p, b"damaged").unwrap();
+    let barrier = SignPosition {
+        height: Height(7),
+        round: u32::MAX,
+        step: SignStep::Precommit,
+    };
+    SignGuard::write_barrier(&p, barrier).unwrap();
+    let mut g = SignGuard::open(&p).unwrap();
+    for step in [SignStep::Propose, SignStep::Prevote, SignStep::Precommit] {
+        for (h, r) in [(6, 9), (7, 0), (7, 1_000)] {
+            assert!(
+                matches!(
+                    g.check_and_record(&req(h, r, step, 1)),
+                    Err(SignRefusal::Regression { .. })
+                ),
+                "signed {h}/{r}/{step:?} behind the barrier"
+            );
+        }
+    }
+    g.check_and_record(&req(8, 0, SignStep::Propose, 1))
+        .unwrap();
+}

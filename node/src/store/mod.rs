@@ -40,10 +40,12 @@
 //! changes and the new tip are written in one synced write batch: after a crash either
 //! all of a height is there or none of it.
 
+mod check;
 mod checkpoints;
 mod crypt;
 mod evidence;
 mod overlay;
+mod pending_txs;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -59,6 +61,7 @@ use jmt::storage::TreeUpdateBatch;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
+pub use check::{is_damage, repair_files, Depth, Scanned};
 pub use crypt::StorageKey;
 pub use overlay::Overlay;
 use records::TxRecordRef;
@@ -106,7 +109,15 @@ pub(crate) const CF_CONTEXT_KEYS: &str = "context_keys";
 pub(crate) const CF_META: &str = "meta";
 /// Evidence of equivocation (`store/evidence.rs`).
 pub(crate) const CF_EVIDENCE: &str = "evidence";
-const ALL_CFS: [&str; 14] = [
+/// Txs acknowledged and not committed yet (`store/pending_txs.rs`).
+pub(crate) const CF_PENDING_TXS: &str = "pending_txs";
+/// RocksDB's own write-ahead logs, all column families together, at most
+/// (about): what a restart replays.
+const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
+/// Memtables of all column families together, at most.
+const MAX_MEMTABLE_BYTES: usize = 128 << 20;
+
+const ALL_CFS: [&str; 15] = [
     CF_CONTEXT_KEYS,
     CF_CONTEXTS,
     CF_BLOCKS,
@@ -121,6 +132,7 @@ const ALL_CFS: [&str; 14] = [
     CF_CHECKPOINTS,
     CF_META,
     CF_EVIDENCE,
+    CF_PENDING_TXS,
 ];
 
 /// Key in `meta` of a record sealed under the storage key, so that a wrong
@@ -217,6 +229,13 @@ impl Store {
         opts.create_missing_column_families(true);
         opts.set_max_open_files(512);
         opts.set_keep_log_file_num(4);
+        // RocksDB keeps a log file until every column family has flushed
+        // what it holds, and by default lets them add up to 4 times all
+        // memtables (3.5 GB here): a rarely written family pinned old logs,
+        // and a restart replayed a gigabyte of them (over a minute). These
+        // bound both the logs and the memtables.
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        opts.set_db_write_buffer_size(MAX_MEMTABLE_BYTES);
         let cfs = ALL_CFS
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));

@@ -120,6 +120,24 @@ impl StateReader {
         Ok((Hash32(root.0), batch))
     }
 
+    /// Reads every leaf of the tree at `version`, and its value: the
+    /// number of keys, or the first node or value that is missing or
+    /// unreadable.
+    pub fn walk(&self, version: Version) -> Result<u64, StoreError> {
+        let leaves = jmt::JellyfishMerkleIterator::new(
+            std::sync::Arc::new(self.clone()),
+            version,
+            KeyHash([0; 32]),
+        )
+        .map_err(|e| StoreError::Tree(e.to_string()))?;
+        let mut keys = 0;
+        for leaf in leaves {
+            leaf.map_err(|e| StoreError::Tree(e.to_string()))?;
+            keys += 1;
+        }
+        Ok(keys)
+    }
+
     pub fn root(&self, version: Version) -> Result<Hash32, StoreError> {
         let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
         tree.get_root_hash(version)

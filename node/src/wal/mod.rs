@@ -37,15 +37,15 @@ pub enum WalError {
         #[source]
         source: io::Error,
     },
-    #[error("wal {}: unusable header ({reason}); refusing to start (repair would back it up and start empty)", path.display())]
+    #[error("wal {}: unusable header ({reason})", path.display())]
     BadHeader { path: PathBuf, reason: String },
-    #[error("wal {}: damaged record at offset {offset} followed by intact records from offset {next_intact}; refusing to start (repair keeps the prefix and backs up the rest)", path.display())]
+    #[error("wal {}: damaged record at offset {offset} followed by intact records from offset {next_intact} (not a torn write)", path.display())]
     CorruptMiddle {
         path: PathBuf,
         offset: u64,
         next_intact: u64,
     },
-    #[error("wal {}: record at offset {offset} has a valid checksum but does not decode: {source}; refusing to start", path.display())]
+    #[error("wal {}: record at offset {offset} has a valid checksum but does not decode: {source}", path.display())]
     Undecodable {
         path: PathBuf,
         offset: u64,
@@ -116,6 +116,9 @@ pub struct Wal {
     height: Height,
     /// Length of the intact data in the file.
     len: u64,
+    /// Length of the data known durable (the last good sync, or what was
+    /// on disk at open).
+    synced: u64,
     entries: Vec<(Height, WalInput)>,
     dirty: bool,
     poisoned: bool,
@@ -218,6 +221,7 @@ impl Wal {
             file,
             height,
             len,
+            synced: len,
             entries,
             dirty: false,
             poisoned: false,
@@ -333,10 +337,14 @@ impl Wal {
         }
         if let Err(e) = self.file.sync_data() {
             // After a failed fsync the kernel may have dropped the pages:
-            // nothing written since the last good sync can be trusted.
+            // nothing written since the last good sync can be trusted. It
+            // was never relied on (group commit syncs before any output),
+            // so it is cut, and a reopened log starts from what was durable.
             self.poisoned = true;
+            let _ = self.file.set_len(self.synced);
             return Err(io_err(&self.path)(e));
         }
+        self.synced = self.len;
         self.dirty = false;
         Ok(())
     }

@@ -759,6 +759,31 @@ async fn malformed_and_unauthenticated_gossip_is_dropped() {
         block: foreign,
     })
     .await;
+    // A stream of sealed frames that do not open, 48 MiB in all: each is
+    // dropped, and node 0's memory stays flat.
+    let rss_before = net.nodes[0].rss_bytes();
+    let rejected = |n: &TestNode| n.metric_sum("conclave_sealed_rejected_total{");
+    let rejected_before = rejected(&net.nodes[0]);
+    const JUNK: usize = 384;
+    for _ in 0..JUNK {
+        let mut t = byz.seal(&random_bytes(&mut rng, 128 * 1024));
+        let last = t.len() - 1;
+        t[last] ^= 1;
+        byz.send_raw(t).await.expect("publish");
+    }
+    let deadline = Instant::now() + COMMIT_TIMEOUT;
+    while rejected(&net.nodes[0]) < rejected_before + JUNK as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 did not see every junk frame"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss_after = net.nodes[0].rss_bytes();
+    assert!(
+        rss_after < rss_before + 32 * 1024 * 1024,
+        "node 0 grew from {rss_before} to {rss_after} bytes"
+    );
     // Just under the nodes' 4 MiB limit, garbage after a valid prefix.
     let mut near = 99u64.to_be_bytes().to_vec();
     near.extend(random_bytes(&mut rng, 4 * 1024 * 1024 - 1024));
@@ -840,6 +865,12 @@ async fn malformed_and_unauthenticated_gossip_is_dropped() {
     assert!(logged(&net, "dropping unsealed payload"));
     assert!(logged(&net, "dropping a payload that does not open"));
     assert!(logged(&net, "proposal does not match its block"));
+    // Every honest node penalised the member for it (its gossipsub score
+    // drops; enough of it and its gossip is ignored).
+    for node in net.nodes.iter().filter(|n| n.is_running()) {
+        let penalties = node.metric_sum("conclave_p2p_penalties_total");
+        assert!(penalties >= 3.0, "{} penalties", penalties);
+    }
     // Nothing the outsider said was applied or even pooled: its next
     // nonce is still its first.
     for node in net.nodes.iter().filter(|n| n.is_running()) {

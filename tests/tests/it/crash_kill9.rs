@@ -107,3 +107,53 @@ async fn kill9_mid_stream_loses_nothing_committed() {
     let v = c.state_get(ctx, "k1".into(), None).await.unwrap();
     assert_eq!(v.value.as_deref(), Some("v1"));
 }
+
+/// A member that acknowledged txs it could not pass on (cut off from the
+/// others) and was then killed still has them when it restarts: they
+/// commit, and nothing it acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txs_acknowledged_before_a_kill_commit_after_the_restart() {
+    use conclave_consensus::MemberId;
+    use conclave_tests::{NetOptions, TestNet};
+
+    let mut net = TestNet::start_configured(4, NetOptions::default(), |c| {
+        c.debug.fault_injection = true;
+    })
+    .await;
+    let ctx = net.context;
+    crate::load(&net, 4).await;
+    let others: Vec<MemberId> = net.nodes[..3]
+        .iter()
+        .map(|n| n.keys().member_id())
+        .collect();
+    let c3 = net.nodes[3].client();
+    c3.debug_set_blocked_peers(others).await.unwrap();
+
+    let keys = net.nodes[3].keys();
+    let first = c3.context_nonce(ctx, keys.member_id()).await.unwrap();
+    let mut acked = Vec::new();
+    for nonce in first..first + 20 {
+        let args = format!(r#"{{"key":"cut{nonce}","value":"{nonce}"}}"#);
+        let ok = c3
+            .tx_submit(signed(&keys, ctx, nonce, "set", &args))
+            .await
+            .unwrap();
+        acked.push(ok.tx_hash);
+    }
+    // Nobody else has them.
+    let c0 = net.nodes[0].client();
+    for h in &acked {
+        assert_eq!(c0.tx_status(*h).await.unwrap().status, "unknown");
+    }
+
+    net.nodes[3].kill9();
+    net.nodes[3].start().await;
+    assert!(net.nodes[3]
+        .log()
+        .contains("acknowledged txs back in the pool"));
+    for h in &acked {
+        let s = wait_committed(&c0, *h, COMMIT_TIMEOUT).await;
+        assert_eq!(s.status, "committed", "{s:?}");
+    }
+    crate::assert_agreement(&net).await;
+}

@@ -250,16 +250,10 @@ async fn invite_join_validate_then_remove_and_rotate() {
             "the removed member signed height {hh}"
         );
     }
-    // The removed node received the others' new traffic and could not open
-    // it; it holds nothing past the last height it validated.
-    let deadline = Instant::now() + COMMIT_TIMEOUT;
-    while metric(&net.nodes[3], "conclave_sealed_rejected_total{context=").await < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the removed node saw no sealed traffic it could not open"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The others no longer send it anything (consensus goes straight to
+    // the members; gossip, while a member is unreachable, may still pass
+    // through it sealed under the new key, which it never got: see below).
+    // It holds nothing past the last height it validated.
     // Its own node no longer serves it the context's data.
     let e = net.nodes[3].client().context_info(ctx).await.unwrap_err();
     assert_eq!(code(&e), -32031, "{e}");
@@ -316,4 +310,12 @@ async fn invite_join_validate_then_remove_and_rotate() {
     load_on(&stay, ctx, 3).await;
     let tip = height(&net.nodes[0], ctx).await;
     agree(&stay, ctx, tip).await;
+    // The member that left reads the receipt of its own leave, once the
+    // leave has taken it out of the context (it decided that height).
+    let s = fresh.client().tx_status(tx.tx_hash).await.unwrap();
+    assert_eq!(
+        (s.status.as_str(), s.height),
+        ("committed", Some(h3)),
+        "{s:?}"
+    );
 }

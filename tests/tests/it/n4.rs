@@ -142,3 +142,105 @@ async fn n4_f2_kill_halts_then_resumes() {
     assert!(s.height.unwrap() > before);
     assert_agreement(&net).await;
 }
+
+/// Reliability scenario 1 under load: a client streams txs through all
+/// four members while one is killed. Commits go on among the other three
+/// with a bounded stall (the dead member's turns to propose cost a round
+/// each); after its restart every tx any member acknowledged, the dead
+/// one's included, is committed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n4_kill_under_load_stalls_briefly_and_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut net = TestNet::start(4).await;
+    let ctx = net.context;
+    load(&net, 4).await;
+    let clients: Vec<_> = net.nodes.iter().map(|n| n.client()).collect();
+    let keys: Vec<_> = net.nodes.iter().map(|n| n.keys()).collect();
+    let mut next = Vec::new();
+    for (c, k) in clients.iter().zip(&keys) {
+        next.push(c.context_nonce(ctx, k.member_id()).await.unwrap());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    // Bounded: at most 20,000 txs, and until told to stop.
+    let streamer = tokio::spawn({
+        let (stop, count, acked) = (stop.clone(), count.clone(), acked.clone());
+        async move {
+            let mut dead = [false; 4];
+            for n in 0..20_000usize {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let i = n % 4;
+                if dead[i] {
+                    continue;
+                }
+                let args = format!(r#"{{"key":"s{n}","value":"{n}"}}"#);
+                let tx = signed(&keys[i], ctx, next[i], "set", &args);
+                match clients[i].tx_submit(tx).await {
+                    Ok(ok) => {
+                        next[i] += 1;
+                        acked.lock().unwrap().push((i, ok.tx_hash));
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // The killed member: its client goes on with the others.
+                    Err(_) => dead[i] = true,
+                }
+            }
+        }
+    });
+    let wait_count = |n: usize| {
+        let count = count.clone();
+        async move {
+            let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+            while count.load(Ordering::SeqCst) < n {
+                assert!(std::time::Instant::now() < deadline, "the stream stopped");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_count(100).await;
+    let c0 = net.nodes[0].client();
+    let from = c0.context_info(ctx).await.unwrap().height;
+    net.nodes[3].kill9();
+    // Heights enough for the dead member's turns to propose to come up.
+    let deadline = std::time::Instant::now() + COMMIT_TIMEOUT;
+    while c0.context_info(ctx).await.unwrap().height < from + 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "commits stopped after the kill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    streamer.await.unwrap();
+
+    // The stall: the largest gap between consecutive blocks from the kill
+    // until the stream stopped.
+    let to = c0.context_info(ctx).await.unwrap().height;
+    assert!(to > from, "no commit after the kill");
+    let mut times = Vec::new();
+    for h in from..=to {
+        times.push(c0.block_get(ctx, Some(h)).await.unwrap().header.time_ms);
+    }
+    let stall = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    println!(
+        "kill under load: {} heights after the kill, longest gap {stall} ms",
+        to - from
+    );
+    assert!(stall <= 10_000, "commits stalled {stall} ms after the kill");
+
+    net.nodes[3].start().await;
+    let acked = acked.lock().unwrap().clone();
+    for (i, h) in &acked {
+        let s = wait_committed(&c0, *h, COMMIT_TIMEOUT).await;
+        assert_eq!(
+            s.status, "committed",
+            "tx acknowledged by member {i}: {s:?}"
+        );
+    }
+    assert_agreement(&net).await;
+}

@@ -33,6 +33,8 @@ struct Inner {
     dropped: u64,
     /// Requests still to fail (as if they timed out).
     failing_requests: u32,
+    /// Penalties given: (by, to).
+    penalised: Vec<(MemberId, MemberId)>,
 }
 
 /// The bus all simulated nodes share.
@@ -47,6 +49,7 @@ impl Bus {
             rng: ChaCha8Rng::seed_from_u64(seed),
             dropped: 0,
             failing_requests: 0,
+            penalised: Vec::new(),
         })))
     }
 
@@ -114,6 +117,11 @@ impl Bus {
     pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped
     }
+
+    /// Every penalty a node gave: (by, to).
+    pub(crate) fn penalised(&self) -> Vec<(MemberId, MemberId)> {
+        self.lock().penalised.clone()
+    }
 }
 
 impl Inner {
@@ -174,6 +182,10 @@ impl Transport for Port {
             t.pushed(self.me, data.clone());
         }
         Box::pin(async { Ok(()) })
+    }
+
+    fn penalise(&self, peer: MemberId) {
+        self.bus.lock().penalised.push((self.me, peer));
     }
 
     fn request(

@@ -9,12 +9,15 @@
 //! message names its seed).
 
 mod bus;
+mod forge;
 mod tests;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use conclave_consensus::sign_policy::SignPosition;
 use conclave_consensus::{ContextId, Hash32, Height, MemberId, Tx};
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
@@ -87,6 +90,9 @@ pub(crate) struct Sim {
     pub(crate) acknowledged: Vec<Hash32>,
     /// The context key (epoch 0) all members hold.
     key: ContextKey,
+    /// The last sign-guard position seen of each node (invariant: it only
+    /// moves forward, unless its home is restored from a backup).
+    guards: std::sync::Mutex<HashMap<usize, SignPosition>>,
 }
 
 impl Sim {
@@ -157,6 +163,7 @@ impl Sim {
             rng,
             acknowledged: Vec::new(),
             key,
+            guards: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -176,6 +183,27 @@ impl Sim {
             let _ = std::fs::remove_dir_all(home.join(dir));
         }
         copy_dir(backup.path(), home);
+        // Restoring a backup is what moves a guard back; the node itself
+        // must then find its later signatures (`sign_check`).
+        self.guards_seen().remove(&i);
+    }
+
+    fn guards_seen(&self) -> std::sync::MutexGuard<'_, HashMap<usize, SignPosition>> {
+        self.guards.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Node `i`'s sign-guard position: the highest of its guards (one per
+    /// context), read without disturbing it.
+    fn guard_position(&self, i: usize) -> Option<SignPosition> {
+        let dir = self.nodes[i].home.path().join("wal");
+        let entries = std::fs::read_dir(dir).ok()?;
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sign"))
+            // A record read mid-rewrite may be torn: skipped this time.
+            .filter_map(|p| crate::sign_guard::SignGuard::peek(&p).ok().flatten())
+            .map(|last| last.position)
+            .max()
     }
 
     /// Whether node `j`'s precommit is in the commit certificate of height
@@ -291,34 +319,18 @@ impl Sim {
         self.bus.set_drop_rate(rate);
     }
 
-    /// Node `from`'s key signs a prevote for `value` at `(height, 0)`, and
-    /// it is handed to the running nodes among `to` as gossip from it: what
-    /// a byzantine member (or a second process with its key) sends.
-    pub(crate) fn forge_prevote(&self, from: usize, to: &[usize], height: u64, value: Hash32) {
-        use conclave_consensus::codec::{encode_vote, sign, vote_sign_bytes};
-        use conclave_consensus::mal::{NilOrVal, Round, SignedMessage, VoteType};
-        let vote = conclave_consensus::Vote {
-            typ: VoteType::Prevote,
-            height: Height(height),
-            round: Round::new(0),
-            value: NilOrVal::Val(value),
-            validator: self.member(from),
-            extension: None,
-        };
-        let sig = sign(
-            &self.nodes[from].key,
-            &vote_sign_bytes(&self.context, &vote),
-        );
-        let wire = super::wire::Wire::Vote(encode_vote(&SignedMessage::new(vote, sig)));
-        let frame = wire.encode(u64::from(value.0[0]) << 32 | height);
-        let sealed = self
-            .key
-            .seal(&self.context, crate::seal::Purpose::Gossip, &frame);
-        for &i in to {
-            if let Some(r) = &self.nodes[i].running {
-                r.handle.gossip(self.member(from), sealed.clone());
-            }
-        }
+    /// The commit certificate node `i` stored for `height`.
+    pub(crate) fn certificate(
+        &self,
+        i: usize,
+        height: u64,
+    ) -> conclave_consensus::codec::StoredCertificate {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        running
+            .store
+            .certificate(&self.context, Height(height))
+            .expect("read certificate")
+            .expect("a certificate")
     }
 
     /// The evidence node `i` kept.
@@ -446,6 +458,7 @@ impl Sim {
                 .filter(|(_, n, _)| *n > 0)
                 .collect();
             if missing.is_empty() {
+                self.check_guards();
                 return;
             }
             assert!(
@@ -459,7 +472,9 @@ impl Sim {
 
     /// The invariants every scenario ends with, over the running nodes:
     /// the same block hash (so the same state root) at every height they
-    /// share, and every acknowledged tx included exactly once.
+    /// share, every acknowledged tx included at most once (the waits check
+    /// at least once), each sender's nonces increasing along the chain, and
+    /// no sign guard moved back.
     pub(crate) fn check_invariants(&self) {
         let running: Vec<&Running> = self
             .nodes
@@ -471,7 +486,8 @@ impl Sim {
             .map(|h| h.0)
             .collect();
         let shared = tips.iter().copied().min().unwrap_or(0);
-        let mut included: std::collections::HashMap<Hash32, usize> = Default::default();
+        let mut included: HashMap<Hash32, usize> = HashMap::new();
+        let mut nonces: HashMap<MemberId, u64> = HashMap::new();
         for h in 1..=shared {
             let blocks: Vec<_> = running
                 .iter()
@@ -492,11 +508,40 @@ impl Sim {
             }
             for tx in &blocks[0].txs {
                 *included.entry(tx.hash()).or_default() += 1;
+                let last = nonces.insert(tx.tx.sender, tx.tx.nonce);
+                assert!(
+                    last.is_none_or(|last| tx.tx.nonce > last),
+                    "seed {}: sender {}'s nonce {} at height {h} after {last:?}",
+                    self.seed,
+                    tx.tx.sender,
+                    tx.tx.nonce
+                );
             }
         }
         for hash in &self.acknowledged {
             let n = included.get(hash).copied().unwrap_or(0);
             assert!(n <= 1, "seed {}: tx {hash} included {n} times", self.seed);
+        }
+        self.check_guards();
+    }
+
+    /// Each node's sign guard is where it was last seen or further on (a
+    /// crash, a restart, a catch-up never move it back). Checked after
+    /// every wait for commits and at the end.
+    fn check_guards(&self) {
+        for i in 0..self.nodes.len() {
+            let Some(now) = self.guard_position(i) else {
+                continue;
+            };
+            let mut seen = self.guards_seen();
+            if let Some(before) = seen.get(&i) {
+                assert!(
+                    now >= *before,
+                    "seed {}: node {i}'s sign guard went back from {before} to {now}",
+                    self.seed
+                );
+            }
+            seen.insert(i, now);
         }
     }
 }

@@ -147,6 +147,27 @@ fn proposals_from_a_clock_far_ahead_are_refused() {
 }
 
 #[test]
+fn a_member_whose_clock_is_behind_refuses_proposals_but_follows_decided_blocks() {
+    let mut sim = Sim::new("clock_behind", 4);
+    // Node 2's clock runs a minute behind: every block the others propose
+    // is from its future, and it votes nil on them; the other three decide
+    // without it, and it takes their decided blocks (certified) as they
+    // come, whatever its clock says.
+    let behind = ManualClock::at(0);
+    sim.set_clock(2, behind.clone());
+    sim.start_all();
+    for _ in 0..4 {
+        behind.set(crate::node::now_ms().saturating_sub(60_000));
+        sim.load(3);
+        sim.wait_all_committed(WAIT);
+    }
+    let tip = sim.height(0).expect("runs").0;
+    assert!(tip >= 2, "seed {}: only {tip} heights", sim.seed);
+    assert_eq!(sim.height(2).expect("runs").0, tip, "seed {}", sim.seed);
+    sim.check_invariants();
+}
+
+#[test]
 fn a_restarted_member_retries_failed_catch_up_requests_without_new_load() {
     let mut sim = Sim::new("sync_retry", 4);
     for i in 0..3 {
@@ -201,6 +222,192 @@ fn a_member_signing_two_prevotes_is_proven_by_stored_evidence_everywhere() {
     }
     // Nobody else is accused.
     assert!(sim.evidence(3).iter().all(|e| e.offender == sim.member(3)));
+    sim.check_invariants();
+}
+
+#[test]
+fn a_conflicting_precommit_arriving_after_its_height_is_kept_as_evidence() {
+    let mut sim = Sim::new("late_equivocation", 4);
+    sim.start_all();
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    // A height every node has decided, and one of the members whose
+    // precommit its certificate holds: that member's key now signs another
+    // precommit there, at the certificate's round, for another block, and
+    // the other three get it late.
+    let decided = sim.height(0).expect("runs").0;
+    let cert = sim.certificate(0, decided);
+    let offender = (1..4)
+        .find(|&i| cert.signatures.iter().any(|(m, _)| *m == sim.member(i)))
+        .expect("node 0's certificate holds another member's precommit");
+    let honest: Vec<usize> = (0..4).filter(|&i| i != offender).collect();
+    let precommit = conclave_consensus::mal::VoteType::Precommit;
+    let at = (decided, u32::try_from(cert.round).expect("a round"));
+    // Its precommit for the decided block itself, late, is no evidence.
+    sim.forge_vote(offender, &honest, precommit, at, cert.block_hash);
+    sim.forge_vote(
+        offender,
+        &honest,
+        precommit,
+        at,
+        conclave_consensus::Hash32([9; 32]),
+    );
+    // Each node proves it from what it saw the offender sign there: its
+    // precommit reached every node (node 0's certificate holds it), before
+    // or after that node decided.
+    for (&i, evidence) in honest.iter().zip(wait_evidence(&sim, &honest)) {
+        assert_eq!(
+            evidence.len(),
+            1,
+            "seed {}: node {i}: {evidence:?}",
+            sim.seed
+        );
+        let e = &evidence[0];
+        assert_eq!((e.offender, e.height.0), (sim.member(offender), decided));
+        let members: Vec<_> = (0..4).map(|m| sim.member(m)).collect();
+        e.verify(&sim.context(), &members)
+            .expect("evidence verifies");
+    }
+    sim.load_on(&honest, 3);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+/// Waits until each of `nodes` holds evidence; returns it.
+fn wait_evidence(sim: &Sim, nodes: &[usize]) -> Vec<Vec<conclave_consensus::Evidence>> {
+    let deadline = std::time::Instant::now() + WAIT;
+    nodes
+        .iter()
+        .map(|&i| loop {
+            let e = sim.evidence(i);
+            if !e.is_empty() || std::time::Instant::now() > deadline {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        })
+        .collect()
+}
+
+#[test]
+fn a_conflicting_prevote_or_proposal_arriving_after_its_height_is_kept_as_evidence() {
+    let mut sim = Sim::new("late_prevote_proposal", 4);
+    sim.start_all();
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    let prevote = conclave_consensus::mal::VoteType::Prevote;
+    let members: Vec<_> = (0..4).map(|m| sim.member(m)).collect();
+
+    // A decided height, its block's proposer, and the round it proposed
+    // at: that member's key now proposes another block there, late.
+    let decided = sim.height(0).expect("runs").0;
+    let cert = sim.certificate(0, decided);
+    let round = u32::try_from(cert.round).expect("a round");
+    let block = sim.block(0, decided).expect("decided");
+    let proposer = (0..4)
+        .find(|&i| sim.member(i) == block.header.proposer)
+        .expect("a member proposed it");
+    let others: Vec<usize> = (0..4).filter(|&i| i != proposer).collect();
+    // The decided block itself, proposed again late, is no evidence.
+    sim.forge_proposal(proposer, &others, round, block.clone());
+    let mut other = block.clone();
+    other.header.time_ms += 1;
+    sim.forge_proposal(proposer, &others, round, other);
+    for (i, evidence) in others.iter().zip(wait_evidence(&sim, &others)) {
+        assert_eq!(
+            evidence.len(),
+            1,
+            "seed {}: node {i}: {evidence:?}",
+            sim.seed
+        );
+        let e = &evidence[0];
+        assert_eq!(e.kind, conclave_consensus::EvidenceKind::Proposal);
+        assert_eq!((e.offender, e.height.0), (members[proposer], decided));
+        e.verify(&sim.context(), &members)
+            .expect("evidence verifies");
+    }
+
+    // A prevote at the decided round of a later height, for another block,
+    // also late, by a member whose precommit decided it: it prevoted at
+    // that round too, and every other node got that prevote.
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    let decided = sim.height(0).expect("runs").0;
+    let cert = sim.certificate(0, decided);
+    let offender = (1..4)
+        .find(|&i| cert.signatures.iter().any(|(m, _)| *m == members[i]))
+        .expect("node 0's certificate holds another member's precommit");
+    let honest: Vec<usize> = (0..4).filter(|&i| i != offender).collect();
+    let at = (decided, u32::try_from(cert.round).expect("a round"));
+    let before: Vec<usize> = honest.iter().map(|&i| sim.evidence(i).len()).collect();
+    sim.forge_vote(
+        offender,
+        &honest,
+        prevote,
+        at,
+        conclave_consensus::Hash32([9; 32]),
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    for (&i, before) in honest.iter().zip(before) {
+        let evidence = loop {
+            let e = sim.evidence(i);
+            if e.len() > before || std::time::Instant::now() > deadline {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let e = evidence
+            .iter()
+            .find(|e| e.kind == conclave_consensus::EvidenceKind::Prevote)
+            .unwrap_or_else(|| panic!("seed {}: node {i}: {evidence:?}", sim.seed));
+        assert_eq!((e.offender, e.height.0), (members[offender], decided));
+        e.verify(&sim.context(), &members)
+            .expect("evidence verifies");
+    }
+    sim.load(3);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
+fn a_members_payloads_that_do_not_open_or_decode_are_dropped_and_it_is_penalised() {
+    let mut sim = Sim::new("malformed_member", 4);
+    sim.start_all();
+    sim.load(5);
+    sim.wait_all_committed(WAIT);
+    let (bad, honest) = (3, [0, 1, 2]);
+    let tip = sim.height(0).expect("runs").0;
+    // Not a sealed envelope; sealed but not a frame; a sealed frame with its
+    // tag flipped; a proposal that names one block and carries another.
+    let frame = crate::context::wire::Wire::Txs(Vec::new()).encode(1);
+    let mut tampered = sim.sealed(&frame);
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let mut block = sim.block(0, tip).expect("decided");
+    block.header.height = conclave_consensus::Height(tip + 1);
+    let named = (block.height(), block.hash());
+    block.header.time_ms += 1;
+    let junk: [Vec<u8>; 3] = [vec![7; 5], sim.sealed(&[0xff; 40]), tampered];
+    for bytes in &junk {
+        sim.gossip_raw(bad, &honest, bytes);
+    }
+    sim.forge_proposal_carrying(bad, &honest, 0, named, block);
+    let deadline = std::time::Instant::now() + WAIT;
+    let expected = honest.len() * (junk.len() + 1);
+    while sim.penalised().len() < expected && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let penalised = sim.penalised();
+    assert_eq!(
+        penalised.len(),
+        expected,
+        "seed {}: {penalised:?}",
+        sim.seed
+    );
+    assert!(penalised.iter().all(|(_, to)| *to == sim.member(bad)));
+    // Nothing of it was taken, and the members (the penalised one too)
+    // keep committing.
+    sim.load(5);
+    sim.wait_all_committed(WAIT);
     sim.check_invariants();
 }
 

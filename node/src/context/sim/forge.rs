@@ -1,0 +1,111 @@
+//! What a byzantine member sends, forged with its key: votes and
+//! proposals signed at positions of the test's choosing, raw or sealed
+//! bytes, handed to chosen nodes as gossip from it; and the penalties the
+//! nodes gave for it.
+
+use conclave_consensus::{Hash32, Height, MemberId};
+
+use super::Sim;
+use crate::context::wire::Wire;
+
+impl Sim {
+    /// Node `from`'s key signs a prevote for `value` at `(height, 0)`, and
+    /// it is handed to the running nodes among `to` as gossip from it: what
+    /// a byzantine member (or a second process with its key) sends.
+    pub(crate) fn forge_prevote(&self, from: usize, to: &[usize], height: u64, value: Hash32) {
+        let prevote = conclave_consensus::mal::VoteType::Prevote;
+        self.forge_vote(from, to, prevote, (height, 0), value);
+    }
+
+    /// Node `from`'s key signs a vote of `typ` for `value` at `(height,
+    /// round)`, handed to the running nodes among `to` as gossip from it.
+    pub(crate) fn forge_vote(
+        &self,
+        from: usize,
+        to: &[usize],
+        typ: conclave_consensus::mal::VoteType,
+        (height, round): (u64, u32),
+        value: Hash32,
+    ) {
+        use conclave_consensus::codec::{encode_vote, sign, vote_sign_bytes};
+        use conclave_consensus::mal::{NilOrVal, Round, SignedMessage};
+        let vote = conclave_consensus::Vote {
+            typ,
+            height: Height(height),
+            round: Round::new(round),
+            value: NilOrVal::Val(value),
+            validator: self.member(from),
+            extension: None,
+        };
+        let sig = sign(
+            &self.nodes[from].key,
+            &vote_sign_bytes(&self.context, &vote),
+        );
+        let wire = Wire::Vote(encode_vote(&SignedMessage::new(vote, sig)));
+        let frame = wire.encode(u64::from(value.0[0]) << 32 | height);
+        self.gossip_raw(from, to, &self.sealed(&frame));
+    }
+
+    /// Node `from`'s key signs a proposal of `block` at its height and
+    /// `round`, handed to the running nodes among `to` as gossip from it.
+    pub(crate) fn forge_proposal(
+        &self,
+        from: usize,
+        to: &[usize],
+        round: u32,
+        block: conclave_consensus::Block,
+    ) {
+        let named = (block.height(), block.hash());
+        self.forge_proposal_carrying(from, to, round, named, block);
+    }
+
+    /// As [`Self::forge_proposal`], but the proposal names `named` (height
+    /// and block hash) whatever block it carries.
+    pub(crate) fn forge_proposal_carrying(
+        &self,
+        from: usize,
+        to: &[usize],
+        round: u32,
+        named: (Height, Hash32),
+        block: conclave_consensus::Block,
+    ) {
+        use conclave_consensus::codec::{encode_proposal, proposal_sign_bytes, sign};
+        use conclave_consensus::mal::{Round, SignedMessage};
+        let proposal = conclave_consensus::Proposal {
+            height: named.0,
+            round: Round::new(round),
+            value: named.1,
+            pol_round: Round::Nil,
+            proposer: self.member(from),
+        };
+        let sig = sign(
+            &self.nodes[from].key,
+            &proposal_sign_bytes(&self.context, &proposal),
+        );
+        let proposal = encode_proposal(&SignedMessage::new(proposal, sig));
+        let seq = u64::from(block.hash().0[0]) << 32 | block.height().0;
+        let frame = Wire::Proposal { proposal, block }.encode(seq);
+        self.gossip_raw(from, to, &self.sealed(&frame));
+    }
+
+    /// `bytes` handed to the running nodes among `to` as gossip from node
+    /// `from`, as they are.
+    pub(crate) fn gossip_raw(&self, from: usize, to: &[usize], bytes: &[u8]) {
+        for &i in to {
+            if let Some(r) = &self.nodes[i].running {
+                r.handle.gossip(self.member(from), bytes.to_vec());
+            }
+        }
+    }
+
+    /// `frame` sealed under the context key, as a member sends it.
+    pub(crate) fn sealed(&self, frame: &[u8]) -> Vec<u8> {
+        self.key
+            .seal(&self.context, crate::seal::Purpose::Gossip, frame)
+    }
+
+    /// Every penalty a node gave another member: (by, to).
+    pub(crate) fn penalised(&self) -> Vec<(MemberId, MemberId)> {
+        self.bus.penalised()
+    }
+}

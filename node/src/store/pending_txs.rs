@@ -1,0 +1,51 @@
+//! Txs this node acknowledged (`tx_submit`) and has not seen committed yet,
+//! kept per context (column family `pending_txs`, key `context ‖ tx hash`,
+//! sealed at rest), so that a node killed after acknowledging a tx still
+//! has it when it restarts: the pool itself is memory. Written without a
+//! sync, as RocksDB's own log makes it survive the process (a crash, a
+//! `kill -9`), not a power cut; removed once the tx commits or can never
+//! commit.
+
+use conclave_consensus::{ContextId, Hash32, SignedTx};
+use rocksdb::WriteBatch;
+
+use super::{Result, Store, CF_PENDING_TXS};
+
+fn key(ctx: &ContextId, hash: &Hash32) -> [u8; 64] {
+    let mut key = [0u8; 64];
+    key[..32].copy_from_slice(ctx.as_bytes());
+    key[32..].copy_from_slice(hash.as_bytes());
+    key
+}
+
+impl Store {
+    /// Keeps `tx` (its hash `hash`) until [`Store::forget_pending_txs`].
+    pub fn put_pending_tx(&self, ctx: &ContextId, hash: &Hash32, tx: &SignedTx) -> Result<()> {
+        let key = key(ctx, hash);
+        let sealed = self.seal(CF_PENDING_TXS, &key, tx)?;
+        self.db.put_cf(self.cf(CF_PENDING_TXS)?, key, sealed)?;
+        Ok(())
+    }
+
+    /// Forgets the txs `hashes` (committed, or never to be).
+    pub fn forget_pending_txs(&self, ctx: &ContextId, hashes: &[Hash32]) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(CF_PENDING_TXS)?;
+        let mut batch = WriteBatch::default();
+        for hash in hashes {
+            batch.delete_cf(cf, key(ctx, hash));
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Every tx kept for `ctx`.
+    pub fn pending_txs(&self, ctx: &ContextId) -> Result<Vec<SignedTx>> {
+        self.scan(CF_PENDING_TXS, ctx.as_bytes(), ctx.as_bytes(), usize::MAX)?
+            .into_iter()
+            .map(|(k, v)| self.unseal(CF_PENDING_TXS, &k, v))
+            .collect()
+    }
+}
