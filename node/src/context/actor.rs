@@ -24,12 +24,12 @@ use tracing::{debug, error, info, warn};
 use super::admission::Admission;
 use super::blocks::{Blocks, Execution};
 use super::catchup::CatchUp;
+use super::fault::FaultStatus;
 use super::gossip::Gossip;
 use super::ingress::{BlockEvent, ContextHandle, Message};
 use super::later::LaterHeights;
 use super::roster::Roster;
 use super::seams::{Clock, Transport};
-use super::storage::FaultStatus;
 use super::timers::Timers;
 use super::wire::Wire;
 use crate::checkpoint::Checkpoints;
@@ -93,7 +93,7 @@ pub struct ContextActor {
     pub(super) last_commit: Option<Instant>,
     /// A write of the context's own files failed: it waits, committing
     /// nothing (`storage.rs`); `status` shows it to the RPC layer.
-    pub(super) fault: Option<super::storage::Fault>,
+    pub(super) fault: Option<super::fault::Fault>,
     pub(super) status: FaultStatus,
     inbox: mpsc::Sender<Message>,
     pub(super) label: String,
@@ -447,14 +447,8 @@ impl ContextActor {
                 let _ = reply.send(result);
                 self.update_mempool_gauge();
             }
-            Message::NextNonce(member, reply) => {
-                let _ = reply.send(self.admission.next_nonce(&member));
-            }
-            Message::PendingCount(reply) => {
-                let _ = reply.send(self.admission.pool().len());
-            }
-            Message::IsPending(hash, reply) => {
-                let _ = reply.send(self.admission.pool().contains(&hash));
+            Message::NextNonce(..) | Message::PendingCount(_) | Message::IsPending(..) => {
+                self.answer(msg);
             }
             Message::Gossip(from, data) => {
                 // What the safety net watches: the consensus lane.
@@ -524,6 +518,23 @@ impl ContextActor {
         Ok(())
     }
 
+    /// Answers a question about the pool, the same whether the context
+    /// runs or waits out a storage fault; any other message is dropped.
+    pub(super) fn answer(&self, msg: Message) {
+        match msg {
+            Message::NextNonce(member, reply) => {
+                let _ = reply.send(self.admission.next_nonce(&member));
+            }
+            Message::PendingCount(reply) => {
+                let _ = reply.send(self.admission.pool().len());
+            }
+            Message::IsPending(hash, reply) => {
+                let _ = reply.send(self.admission.pool().contains(&hash));
+            }
+            _ => {}
+        }
+    }
+
     pub(super) fn update_mempool_gauge(&self) {
         self.deps
             .metrics
@@ -541,14 +552,16 @@ impl ContextActor {
         if others.is_empty() {
             return;
         }
-        let peer = others[round as usize % others.len()];
         let metrics = self.deps.metrics.clone();
         let fallbacks = &metrics.consensus_fallbacks_total;
         fallbacks.with_label_values(&[&self.label, "sync"]).inc();
-        self.request_sync(peer);
         let Some(net) = self.deps.transport.clone() else {
             return;
         };
+        let readers = self.roster.other_readers();
+        let epoch = self.gossip.newest_epoch();
+        let asked = self.catch_up.ask_slow(&readers, self.record.height, epoch);
+        self.send_sync(net.clone(), asked);
         for m in self.catch_up.silent(&others, Instant::now()) {
             debug!(context = %self.id(), member = %m, round, "no gossip from a member");
             fallbacks
@@ -567,7 +580,13 @@ impl ContextActor {
         };
         let others = self.roster.other_readers();
         let epoch = self.gossip.newest_epoch();
-        let Some((peer, data)) = self.catch_up.ask(peer, &others, self.record.height, epoch) else {
+        let asked = self.catch_up.ask(peer, &others, self.record.height, epoch);
+        self.send_sync(net, asked);
+    }
+
+    /// Sends a catch-up request made by [`CatchUp`], if it made one.
+    fn send_sync(&self, net: Arc<dyn Transport>, asked: Option<(MemberId, Vec<u8>)>) {
+        let Some((peer, data)) = asked else {
             return;
         };
         let (ctx, inbox) = (self.id(), self.inbox.clone());

@@ -44,6 +44,8 @@ pub(super) struct CatchUp {
     /// Empty answers still to follow with another request, while following
     /// a height being decided (see [`CatchUp::follow_height`]).
     follow_polls: u32,
+    /// The member the last request for a slow height went to.
+    last_slow: Option<MemberId>,
 }
 
 impl CatchUp {
@@ -78,6 +80,31 @@ impl CatchUp {
         self.peer = Some(peer);
         self.syncing = true;
         Some((peer, data))
+    }
+
+    /// Starts a request for a slow height (see [`CatchUp::ask`]): to the
+    /// member after the one the previous slow-height request went to, so
+    /// that every member is asked in turn. Members stuck together at one
+    /// height (in a step with no timeout left, only rebroadcasts, so their
+    /// round never changes) would otherwise ask each other forever while
+    /// the members that decided it sit idle.
+    pub(super) fn ask_slow(
+        &mut self,
+        others: &[MemberId],
+        tip: Height,
+        key_epoch: u64,
+    ) -> Option<(MemberId, Vec<u8>)> {
+        let next = match self
+            .last_slow
+            .and_then(|m| others.iter().position(|o| *o == m))
+        {
+            Some(i) => i + 1,
+            None => 0,
+        };
+        let wanted = *others.get(next % others.len().max(1))?;
+        let asked = self.ask(wanted, others, tip, key_epoch)?;
+        self.last_slow = Some(wanted);
+        Some(asked)
     }
 
     /// The request in flight ended; says who answered, if it succeeded.
@@ -187,6 +214,27 @@ mod tests {
         assert_eq!(catch_up.ask(b, &others, Height(3), 0).unwrap().0, a);
         assert_eq!(catch_up.answered(true), a);
         assert_eq!(catch_up.ask(b, &others, Height(3), 0).unwrap().0, b);
+    }
+
+    #[test]
+    fn slow_heights_ask_every_member_in_turn() {
+        let (a, b, c) = (MemberId([1; 32]), MemberId([2; 32]), MemberId([3; 32]));
+        let others = [a, b, c];
+        let mut catch_up = CatchUp::default();
+        assert_eq!(catch_up.ask_slow(&[], Height(3), 0), None);
+        let mut asked = Vec::new();
+        for _ in 0..4 {
+            asked.push(catch_up.ask_slow(&others, Height(3), 0).unwrap().0);
+            // An empty answer is a success: nothing rotates the next
+            // request but the turn itself.
+            catch_up.answered(true);
+        }
+        assert_eq!(asked, [a, b, c, a]);
+        // While a request is in flight the turn does not move.
+        catch_up.ask_slow(&others, Height(3), 0).unwrap();
+        assert_eq!(catch_up.ask_slow(&others, Height(3), 0), None);
+        catch_up.answered(true);
+        assert_eq!(catch_up.ask_slow(&others, Height(3), 0).unwrap().0, c);
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub struct ContextHandle {
     pub id: ContextId,
     tx: mpsc::Sender<Message>,
     bulk: mpsc::Sender<Message>,
-    fault: super::storage::FaultStatus,
+    fault: super::fault::FaultStatus,
 }
 
 impl ContextHandle {
@@ -83,7 +83,7 @@ impl ContextHandle {
         id: ContextId,
         tx: mpsc::Sender<Message>,
         bulk: mpsc::Sender<Message>,
-        fault: super::storage::FaultStatus,
+        fault: super::fault::FaultStatus,
     ) -> Self {
         Self {
             id,

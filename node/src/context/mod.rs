@@ -19,7 +19,9 @@
 //!   process with its key): the context then follows without signing.
 //! - `storage.rs`: a failed write of the context's own files (a full
 //!   disk): the context stops signing and committing, refuses txs, and
-//!   retries until a write succeeds, then resumes from its WAL.
+//!   retries until a write succeeds, then resumes from its WAL;
+//!   `fault.rs`: what such a fault is (its reason, shared with the
+//!   handle, and the backoff between attempts).
 //! - `timers.rs`: engine timeouts and the checkpoint tick.
 //! - [`seams`]: the clock and the transport the actor is given, so tests
 //!   run it without sockets.
@@ -34,6 +36,7 @@ mod actor;
 mod admission;
 mod blocks;
 mod catchup;
+mod fault;
 mod genesis;
 mod gossip;
 mod height;

@@ -9,57 +9,12 @@
 //! and a new engine; the height in progress resumes from the WAL as after
 //! a restart, and what it missed meanwhile comes by catch-up.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use parking_lot::RwLock;
 use tracing::{error, info, warn};
 
 use super::actor::{new_engine, open_log, ContextActor};
+use super::fault::{backoff, root_cause, Fault};
 use super::ingress::{Message, SubmitError};
 use crate::{Error, Result};
-
-/// Why a context cannot write now (the innermost error only), shared with
-/// its [`super::ContextHandle`].
-#[derive(Clone, Debug, Default)]
-pub struct FaultStatus(Arc<RwLock<Option<String>>>);
-
-impl FaultStatus {
-    pub fn get(&self) -> Option<String> {
-        self.0.read().clone()
-    }
-
-    fn set(&self, reason: Option<String>) {
-        *self.0.write() = reason;
-    }
-}
-
-/// The fault a context is waiting out.
-pub(super) struct Fault {
-    reason: String,
-    attempts: u32,
-}
-
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-const MAX_RETRY: Duration = Duration::from_secs(5);
-
-/// The wait before attempt `n` (from 1): doubling, capped.
-fn backoff(attempts: u32) -> Duration {
-    FIRST_RETRY
-        .saturating_mul(1 << attempts.saturating_sub(1).min(8))
-        .min(MAX_RETRY)
-}
-
-/// The innermost error of `e` (the operating system's, typically "No
-/// space left on device"): what the public health check may show, since
-/// the outer messages name the context's files.
-fn root_cause(e: &Error) -> String {
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    cause.to_string()
-}
 
 impl ContextActor {
     pub(super) fn is_faulted(&self) -> bool {
@@ -106,14 +61,8 @@ impl ContextActor {
                 let reason = self.fault.as_ref().map(|f| f.reason.clone());
                 let _ = reply.send(Err(SubmitError::Storage(reason.unwrap_or_default())));
             }
-            Message::NextNonce(member, reply) => {
-                let _ = reply.send(self.admission.next_nonce(&member));
-            }
-            Message::PendingCount(reply) => {
-                let _ = reply.send(self.admission.pool().len());
-            }
-            Message::IsPending(hash, reply) => {
-                let _ = reply.send(self.admission.pool().contains(&hash));
+            Message::NextNonce(..) | Message::PendingCount(_) | Message::IsPending(..) => {
+                self.answer(msg);
             }
             Message::RetryStorage => self.retry_storage(),
             // The request in flight is over: the next one may go out (once
@@ -200,18 +149,5 @@ impl ContextActor {
         self.engine = new_engine(&self.deps, self.id(), next, &self.roster.validators, &log);
         self.log = log;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_back_off_to_a_cap() {
-        assert_eq!(backoff(1), FIRST_RETRY);
-        assert_eq!(backoff(2), FIRST_RETRY * 2);
-        assert_eq!(backoff(5), FIRST_RETRY * 16);
-        assert_eq!(backoff(40), MAX_RETRY);
     }
 }

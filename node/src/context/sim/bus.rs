@@ -16,6 +16,10 @@ use crate::context::seams::{Pending, Transport};
 use crate::context::ContextHandle;
 use crate::store::Store;
 
+/// Which gossip messages a link loses, by (from, to, sealed bytes): the
+/// test's choice of exactly what goes missing.
+pub(crate) type Loss = Box<dyn Fn(MemberId, MemberId, &[u8]) -> bool + Send>;
+
 /// A member's node as the bus reaches it.
 struct Attached {
     handle: ContextHandle,
@@ -31,6 +35,8 @@ struct Inner {
     rng: ChaCha8Rng,
     /// Gossip messages lost so far.
     dropped: u64,
+    /// Gossip messages lost by the test's choice, besides the dice.
+    loss: Option<Loss>,
     /// Requests still to fail (as if they timed out).
     failing_requests: u32,
     /// Penalties given: (by, to).
@@ -48,6 +54,7 @@ impl Bus {
             drop_rate: 0.0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             dropped: 0,
+            loss: None,
             failing_requests: 0,
             penalised: Vec::new(),
         })))
@@ -114,6 +121,13 @@ impl Bus {
         self.lock().failing_requests = n;
     }
 
+    /// Gossip for which `loss` says so is lost (`None`: none is, but for
+    /// the drop rate). The links stay up: no connection event is given,
+    /// and catch-up requests go through, as when a gossip path dies.
+    pub(crate) fn set_loss(&self, loss: Option<Loss>) {
+        self.lock().loss = loss;
+    }
+
     pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped
     }
@@ -129,8 +143,9 @@ impl Inner {
         !self.cut.contains(&(from, to))
     }
 
-    /// The nodes `from` reaches now, less the messages the dice drop.
-    fn reached(&mut self, from: MemberId, lossy: bool) -> Vec<ContextHandle> {
+    /// The nodes `from` reaches now with `data` (gossip, when it is
+    /// `lossy`), less the messages lost.
+    fn reached(&mut self, from: MemberId, data: Option<&[u8]>) -> Vec<ContextHandle> {
         let targets: Vec<MemberId> = self
             .nodes
             .keys()
@@ -139,9 +154,12 @@ impl Inner {
             .collect();
         let mut out = Vec::new();
         for m in targets {
-            if lossy && self.drop_rate > 0.0 && self.rng.gen_bool(self.drop_rate) {
-                self.dropped += 1;
-                continue;
+            if let Some(data) = data {
+                let chosen = self.loss.as_ref().is_some_and(|lose| lose(from, m, data));
+                if chosen || (self.drop_rate > 0.0 && self.rng.gen_bool(self.drop_rate)) {
+                    self.dropped += 1;
+                    continue;
+                }
             }
             out.push(self.nodes[&m].handle.clone());
         }
@@ -164,7 +182,7 @@ impl Transport for Port {
         context: ContextId,
         data: Vec<u8>,
     ) -> Pending<'_, conclave_network::Result<()>> {
-        let targets = self.bus.lock().reached(self.me, true);
+        let targets = self.bus.lock().reached(self.me, Some(&data));
         for t in &targets {
             t.gossip(self.me, data.clone());
         }
@@ -178,7 +196,7 @@ impl Transport for Port {
 
     fn push(&self, _: ContextId, data: Vec<u8>) -> Pending<'_, conclave_network::Result<()>> {
         // Pushes are acknowledged streams: not lost, only cut.
-        for t in self.bus.lock().reached(self.me, false) {
+        for t in self.bus.lock().reached(self.me, None) {
             t.pushed(self.me, data.clone());
         }
         Box::pin(async { Ok(()) })

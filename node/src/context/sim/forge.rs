@@ -104,6 +104,32 @@ impl Sim {
             .seal(&self.context, crate::seal::Purpose::Gossip, frame)
     }
 
+    /// From now on, the precommits the nodes in `from` gossip are lost on
+    /// their way to the nodes in `to`; everything else arrives.
+    pub(crate) fn lose_precommits(&self, from: &[usize], to: &[usize]) {
+        let from: Vec<MemberId> = from.iter().map(|&i| self.member(i)).collect();
+        let to: Vec<MemberId> = to.iter().map(|&i| self.member(i)).collect();
+        let (key, context) = (self.key.clone(), self.context);
+        let precommit = move |data: &[u8]| {
+            let Ok(plain) = key.open(&context, crate::seal::Purpose::Gossip, data) else {
+                return false;
+            };
+            let Ok(Wire::Vote(bytes)) = Wire::decode(&plain) else {
+                return false;
+            };
+            conclave_consensus::codec::decode_vote(&bytes)
+                .is_ok_and(|v| v.message.typ == conclave_consensus::mal::VoteType::Precommit)
+        };
+        self.bus.set_loss(Some(Box::new(move |a, b, data| {
+            from.contains(&a) && to.contains(&b) && precommit(data)
+        })));
+    }
+
+    /// Gossip is lost again only by the drop rate.
+    pub(crate) fn stop_losing(&self) {
+        self.bus.set_loss(None);
+    }
+
     /// Every penalty a node gave another member: (by, to).
     pub(crate) fn penalised(&self) -> Vec<(MemberId, MemberId)> {
         self.bus.penalised()

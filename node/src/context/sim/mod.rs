@@ -9,6 +9,7 @@
 //! message names its seed).
 
 mod bus;
+mod byzantine_tests;
 mod forge;
 mod tests;
 
