@@ -34,7 +34,7 @@ pub enum Error {
     TxRefused(String),
     /// A block could not be executed (building or validating one).
     #[error("execution: {0}")]
-    Exec(#[from] crate::exec::ExecError),
+    Exec(#[from] ExecError),
     #[error("consensus engine: {0}")]
     Engine(#[from] conclave_consensus::Error),
     #[error("wal: {0}")]
@@ -94,3 +94,36 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a tx cannot be part of a block (a block carrying one is invalid).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TxRejection {
+    #[error("tx is for context {0}, not this one")]
+    WrongContext(ContextId),
+    #[error("bad signature")]
+    BadSignature,
+    #[error("sender {0} is not a member of the context")]
+    NotMember(MemberId),
+    #[error("nonce {got} is not above the sender's last nonce {last}")]
+    StaleNonce { got: u64, last: u64 },
+    #[error("nonce {got} leaves a gap after the sender's last nonce {last}")]
+    NonceGap { got: u64, last: u64 },
+    #[error("nonce {got} is more than {window} ahead of the sender's last nonce {last}")]
+    NonceTooFar { got: u64, last: u64, window: u64 },
+    #[error("tx of {size} bytes exceeds the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("method name is empty or longer than 64 bytes")]
+    BadMethod,
+}
+
+#[derive(Debug, Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("runtime: {0}")]
+    Runtime(#[from] conclave_runtime::Error),
+    #[error("tx {index}: {reason}")]
+    InvalidTx { index: usize, reason: TxRejection },
+    #[error("outbox: {0}")]
+    Outbox(String),
+}

@@ -6,44 +6,9 @@ use conclave_checkpoint::{action_id, actions::request, Action, Outbox};
 use conclave_consensus::{BlockHeader, ContextId, Hash32, Height, MemberId, SignedTx};
 use conclave_runtime::{App, Call, Runtime, StateView};
 use jmt::storage::TreeUpdateBatch;
-use thiserror::Error;
 
-use crate::store::{
-    app_key, nonce_key, ActionRecord, Overlay, Receipt, StateReader, StoreError, TxStatus,
-};
-
-/// Why a tx cannot be part of a block (a block carrying one is invalid).
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub enum TxRejection {
-    #[error("tx is for context {0}, not this one")]
-    WrongContext(ContextId),
-    #[error("bad signature")]
-    BadSignature,
-    #[error("sender {0} is not a member of the context")]
-    NotMember(MemberId),
-    #[error("nonce {got} is not above the sender's last nonce {last}")]
-    StaleNonce { got: u64, last: u64 },
-    #[error("nonce {got} leaves a gap after the sender's last nonce {last}")]
-    NonceGap { got: u64, last: u64 },
-    #[error("nonce {got} is more than {window} ahead of the sender's last nonce {last}")]
-    NonceTooFar { got: u64, last: u64, window: u64 },
-    #[error("tx of {size} bytes exceeds the limit of {limit}")]
-    TooLarge { size: usize, limit: usize },
-    #[error("method name is empty or longer than 64 bytes")]
-    BadMethod,
-}
-
-#[derive(Debug, Error)]
-pub enum ExecError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("runtime: {0}")]
-    Runtime(#[from] conclave_runtime::Error),
-    #[error("tx {index}: {reason}")]
-    InvalidTx { index: usize, reason: TxRejection },
-    #[error("outbox: {0}")]
-    Outbox(String),
-}
+pub use crate::error::{ExecError, TxRejection};
+use crate::store::{app_key, nonce_key, ActionRecord, Overlay, Receipt, StateReader, TxStatus};
 
 /// Static checks of a tx that need no state.
 pub fn check_tx(

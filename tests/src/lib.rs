@@ -611,6 +611,31 @@ impl TestNet {
     pub fn keep_homes(&mut self) -> Option<PathBuf> {
         self._dir.take().map(|d| d.keep())
     }
+
+    /// Creates a context of `app` on node `creator` with the members at
+    /// `members` (the creator among them); an error unless every other
+    /// member accepted it.
+    pub async fn create_context(
+        &self,
+        app: &str,
+        creator: usize,
+        members: &[usize],
+    ) -> Result<ContextId, String> {
+        let ids = members
+            .iter()
+            .map(|&i| self.nodes[i].keys().member_id())
+            .collect();
+        let created = self.nodes[creator]
+            .client()
+            .context_create(Some(app.into()), None, Some(ids), None, None)
+            .await
+            .map_err(|e| format!("context_create: {e}"))?;
+        let others = members.iter().filter(|&&i| i != creator).count();
+        if created.offers.len() != others || !created.offers.iter().all(|o| o.accepted) {
+            return Err(format!("not every member joined: {created:?}"));
+        }
+        Ok(created.context_id)
+    }
 }
 
 impl Drop for TestNet {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use conclave_consensus::{ContextId, Hash32, MemberId, SignedTx};
 use conclave_node::keys::NodeKeys;
 use conclave_node::link_faults::LinkFault;
-use conclave_node::rpc::{ConclaveApiClient, EvidenceApiClient, MembersApiClient};
+use conclave_node::rpc::{ConclaveApiClient, DebugApiClient, EvidenceApiClient, MembersApiClient};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -146,8 +146,8 @@ pub async fn run(opts: SoakOptions) -> Result<SoakReport, String> {
         id: net.context,
         members: vec![0, 1, 2, 3],
     };
-    let created = create(&net, 1, &[0, 1, 2, 3]).await?;
-    let three = create(&net, 2, &[0, 1, 2]).await?;
+    let created = net.create_context("kv", 1, &[0, 1, 2, 3]).await?;
+    let three = net.create_context("kv", 2, &[0, 1, 2]).await?;
     let mut h = Harness {
         contexts: Arc::new(Mutex::new(vec![
             all,
@@ -211,23 +211,6 @@ pub async fn run(opts: SoakOptions) -> Result<SoakReport, String> {
     }
     h.report.elapsed = started.elapsed();
     Ok(h.report)
-}
-
-/// Creates a context of `kv` on node `creator` with the members at `members`.
-async fn create(net: &TestNet, creator: usize, members: &[usize]) -> Result<ContextId, String> {
-    let ids: Vec<MemberId> = members
-        .iter()
-        .map(|&i| net.nodes[i].keys().member_id())
-        .collect();
-    let created = net.nodes[creator]
-        .client()
-        .context_create(Some("kv".into()), None, Some(ids), None, None)
-        .await
-        .map_err(|e| format!("context_create: {e}"))?;
-    if !created.offers.iter().all(|o| o.accepted) {
-        return Err(format!("a member refused the context: {created:?}"));
-    }
-    Ok(created.context_id)
 }
 
 /// One sender's load on one context: signs its txs in nonce order, sends

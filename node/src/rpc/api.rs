@@ -107,23 +107,6 @@ pub trait ConclaveApi {
         height: Option<u64>,
     ) -> RpcResult<BlockView>;
 
-    /// Fault injection: cut this node off from exactly `members` (an empty
-    /// list heals). Only with `[debug] fault_injection = true`.
-    #[method(name = "debug_set_blocked_peers", param_kind = map)]
-    async fn debug_set_blocked_peers(
-        &self,
-        members: Vec<conclave_consensus::MemberId>,
-    ) -> RpcResult<()>;
-
-    /// Fault injection: messages from each named member are dropped with
-    /// a probability or delivered late (an empty list heals every link).
-    /// Only with `[debug] fault_injection = true`.
-    #[method(name = "debug_set_link_faults", param_kind = map)]
-    async fn debug_set_link_faults(
-        &self,
-        faults: Vec<crate::link_faults::LinkFault>,
-    ) -> RpcResult<()>;
-
     /// Committed blocks, of one context or of all the caller's contexts.
     /// Ends when the caller's token expires or it leaves the context.
     #[subscription(name = "subscribe_blocks" => "block", unsubscribe = "unsubscribe_blocks", item = BlockEvent, param_kind = map, with_extensions)]
@@ -234,50 +217,6 @@ impl ConclaveApiServer for RpcImpl {
             .login(&member, expires_ms, &signature, now_ms())
             .map_err(|e| unauthorized(e.to_string()))?;
         Ok(LoginToken { token, expires_ms })
-    }
-
-    async fn debug_set_blocked_peers(
-        &self,
-        members: Vec<conclave_consensus::MemberId>,
-    ) -> RpcResult<()> {
-        self.count("debug_set_blocked_peers");
-        if !self.node.config.debug.fault_injection {
-            return Err(err(
-                codes::DISABLED,
-                "fault injection is disabled ([debug] fault_injection)",
-            ));
-        }
-        tracing::warn!(
-            blocked = members.len(),
-            "fault injection: blocked peers set"
-        );
-        self.node
-            .network
-            .set_blocked(members)
-            .await
-            .map_err(internal)
-    }
-
-    async fn debug_set_link_faults(
-        &self,
-        faults: Vec<crate::link_faults::LinkFault>,
-    ) -> RpcResult<()> {
-        self.count("debug_set_link_faults");
-        if !self.node.config.debug.fault_injection {
-            return Err(err(
-                codes::DISABLED,
-                "fault injection is disabled ([debug] fault_injection)",
-            ));
-        }
-        if let Some(f) = faults.iter().find(|f| f.drop_permille > 1000) {
-            return Err(err(
-                codes::BAD_REQUEST,
-                format!("drop_permille {} is over 1000", f.drop_permille),
-            ));
-        }
-        tracing::warn!(links = faults.len(), "fault injection: link faults set");
-        self.node.link_faults.set(faults);
-        Ok(())
     }
 
     async fn context_create(

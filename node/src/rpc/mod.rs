@@ -7,6 +7,7 @@
 mod api;
 pub mod auth;
 pub mod checkpoints;
+pub mod debug;
 pub mod evidence;
 pub mod members;
 pub mod policy;
@@ -22,6 +23,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 pub use api::{ConclaveApiClient, ConclaveApiServer};
 pub use checkpoints::{CheckpointApiClient, CheckpointApiServer};
+pub use debug::{DebugApiClient, DebugApiServer};
 pub use evidence::{EvidenceApiClient, EvidenceApiServer, EvidenceView};
 pub use members::{MembersApiClient, MembersApiServer};
 
@@ -105,6 +107,9 @@ pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
         .map_err(|e| crate::Error::Other(e.to_string()))?;
     methods
         .merge(evidence::EvidenceRpc::new(node.clone()).into_rpc())
+        .map_err(|e| crate::Error::Other(e.to_string()))?;
+    methods
+        .merge(debug::DebugRpc::new(node.clone()).into_rpc())
         .map_err(|e| crate::Error::Other(e.to_string()))?;
     let unclassified = policy::unclassified(methods.method_names());
     if !unclassified.is_empty() {

@@ -23,7 +23,7 @@ use conclave_network::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle};
 use conclave_node::context::wire::Wire;
 use conclave_node::node::GenesisFile;
 use conclave_node::rpc::types::BlockView;
-use conclave_node::rpc::{ConclaveApiClient, EvidenceApiClient};
+use conclave_node::rpc::{ConclaveApiClient, DebugApiClient, EvidenceApiClient};
 use conclave_node::seal::{ContextKey, Purpose};
 use conclave_tests::{NetOptions, TestNet, TestNode};
 use ed25519_dalek::SigningKey;

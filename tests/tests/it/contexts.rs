@@ -12,25 +12,10 @@ use conclave_tests::{signed, wait_committed, TestNet};
 
 use crate::COMMIT_TIMEOUT;
 
-/// Creates a context on `nodes[creator]` with the members at `members`.
+/// Creates a context of `app` on `nodes[creator]` with the members at
+/// `members`, every one of which joins.
 async fn create(net: &TestNet, app: &str, creator: usize, members: &[usize]) -> ContextId {
-    let ids: Vec<MemberId> = members
-        .iter()
-        .map(|&i| net.nodes[i].keys().member_id())
-        .collect();
-    let created = net.nodes[creator]
-        .client()
-        .context_create(Some(app.into()), None, Some(ids), None, None)
-        .await
-        .expect("context_create with members");
-    let others = members.iter().filter(|&&i| i != creator).count();
-    assert_eq!(created.offers.len(), others, "{created:?}");
-    assert!(
-        created.offers.iter().all(|o| o.accepted),
-        "every member joined: {:?}",
-        created.offers
-    );
-    created.context_id
+    net.create_context(app, creator, members).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

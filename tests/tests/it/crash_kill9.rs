@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use conclave_consensus::Hash32;
 use conclave_node::context::BlockEvent;
-use conclave_node::rpc::ConclaveApiClient;
+use conclave_node::rpc::{ConclaveApiClient, DebugApiClient};
 use conclave_tests::{signed, wait_committed};
 use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::rpc_params;

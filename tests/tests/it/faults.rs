@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use conclave_consensus::mal::Round;
 use conclave_consensus::{Hash32, Height, ValidatorSet};
-use conclave_node::rpc::ConclaveApiClient;
+use conclave_node::rpc::{ConclaveApiClient, DebugApiClient};
 use conclave_tests::{signed, wait_committed, NetOptions, TestNet, TestNode};
 use jsonrpsee::http_client::HttpClient;
 

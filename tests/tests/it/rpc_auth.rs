@@ -17,7 +17,7 @@ use conclave_node::context::BlockEvent;
 use conclave_node::node::now_ms;
 use conclave_node::rpc::auth::{sign_login, ADMIN_HEADER};
 use conclave_node::rpc::policy::{Access, POLICY};
-use conclave_node::rpc::{codes, CheckpointApiClient, ConclaveApiClient};
+use conclave_node::rpc::{codes, CheckpointApiClient, ConclaveApiClient, DebugApiClient};
 use conclave_tests::{bearer, conclave_bin, http_raw_with, signed, wait_committed, TestNet};
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::core::params::ObjectParams;
