@@ -95,7 +95,7 @@ pub struct ContextActor {
     /// nothing (`storage.rs`); `status` shows it to the RPC layer.
     pub(super) fault: Option<super::fault::Fault>,
     pub(super) status: FaultStatus,
-    inbox: mpsc::Sender<Message>,
+    pub(super) inbox: mpsc::Sender<Message>,
     pub(super) label: String,
 }
 
@@ -541,61 +541,5 @@ impl ContextActor {
             .mempool_size
             .with_label_values(&[&self.label])
             .set(self.admission.pool().len() as i64);
-    }
-
-    /// A height that needs a third round: maybe the others decided it and we
-    /// did not hear (a gossip path can die while its connection stays up).
-    /// Ask a member for decided blocks (request-response does not depend on
-    /// gossip), and reconnect members silent for a while.
-    pub(super) fn on_slow_height(&mut self, round: i64) {
-        let others = self.roster.other_members();
-        if others.is_empty() {
-            return;
-        }
-        let metrics = self.deps.metrics.clone();
-        let fallbacks = &metrics.consensus_fallbacks_total;
-        fallbacks.with_label_values(&[&self.label, "sync"]).inc();
-        let Some(net) = self.deps.transport.clone() else {
-            return;
-        };
-        let readers = self.roster.other_readers();
-        let epoch = self.gossip.newest_epoch();
-        let asked = self.catch_up.ask_slow(&readers, self.record.height, epoch);
-        self.send_sync(net.clone(), asked);
-        for m in self.catch_up.silent(&others, Instant::now()) {
-            debug!(context = %self.id(), member = %m, round, "no gossip from a member");
-            fallbacks
-                .with_label_values(&[&self.label, "reconnect"])
-                .inc();
-            net.reconnect(m);
-        }
-    }
-
-    /// Asks `peer` (or another member, after failures) for the decided
-    /// blocks after our tip, one request at a time; the answer comes back
-    /// as `Message::Synced`.
-    pub(super) fn request_sync(&mut self, peer: MemberId) {
-        let Some(net) = self.deps.transport.clone() else {
-            return;
-        };
-        let others = self.roster.other_readers();
-        let epoch = self.gossip.newest_epoch();
-        let asked = self.catch_up.ask(peer, &others, self.record.height, epoch);
-        self.send_sync(net, asked);
-    }
-
-    /// Sends a catch-up request made by [`CatchUp`], if it made one.
-    fn send_sync(&self, net: Arc<dyn Transport>, asked: Option<(MemberId, Vec<u8>)>) {
-        let Some((peer, data)) = asked else {
-            return;
-        };
-        let (ctx, inbox) = (self.id(), self.inbox.clone());
-        tokio::spawn(async move {
-            let result = net
-                .request(peer, ctx, data)
-                .await
-                .map_err(|e| e.to_string());
-            let _ = inbox.send(Message::Synced(result)).await;
-        });
     }
 }
