@@ -206,17 +206,17 @@ impl Admission {
         }
     }
 
-    /// The txs of the block committed at `tip` left the pool, their
-    /// senders' nonces moved (every included tx uses its nonce, whatever
-    /// its call did), and txs those nonces made stale are dropped.
-    pub(super) fn committed(&mut self, tip: Height, txs: &[SignedTx]) {
+    /// The txs of the block committed at `tip` (their hashes `hashes`)
+    /// left the pool, their senders' nonces moved (every included tx uses
+    /// its nonce, whatever its call did), and txs those nonces made stale
+    /// are dropped.
+    pub(super) fn committed(&mut self, tip: Height, txs: &[SignedTx], hashes: &[Hash32]) {
         self.tip = tip;
         let mut last: HashMap<MemberId, u64> = HashMap::new();
         let mut gone = Vec::new();
-        for tx in txs {
-            let hash = tx.hash();
-            self.pool.remove(&hash);
-            gone.push(hash);
+        for (tx, hash) in txs.iter().zip(hashes) {
+            self.pool.remove(hash);
+            gone.push(*hash);
             let n = last.entry(tx.tx.sender).or_default();
             *n = (*n).max(tx.tx.nonce);
         }
@@ -319,11 +319,11 @@ mod tests {
 
         // Tx 1 commits: kept no more. Then a tx of nonce 2 other than the
         // one kept commits: the kept one can never commit, and goes too.
-        b.committed(Height(1), &[s.tx(1)]);
+        b.committed(Height(1), &[s.tx(1)], &[s.tx(1).hash()]);
         let mut other = s.tx(2);
         other.tx.args = br#"{"key":"c","value":"3"}"#.to_vec();
         let other = other.tx.sign(&s.key);
-        b.committed(Height(2), &[other]);
+        b.committed(Height(2), std::slice::from_ref(&other), &[other.hash()]);
         let kept: Vec<Hash32> = s
             .store
             .pending_txs(&s.context)
@@ -356,7 +356,8 @@ mod tests {
         assert_eq!(a.select(10, usize::MAX).len(), 2);
         // Height 1 commits both (the store is not written here: the cache
         // alone must know the new nonce).
-        a.committed(Height(1), &[t1.tx().clone(), t2]);
+        let hashes = [t1.tx().hash(), t2.hash()];
+        a.committed(Height(1), &[t1.tx().clone(), t2], &hashes);
         assert!(a.pool().is_empty());
         assert_eq!(a.committed_nonce(&me).unwrap(), 2);
         let stale = a.admit(s.tx(2).verified().unwrap(), &s.members);

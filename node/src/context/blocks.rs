@@ -25,10 +25,13 @@ use crate::Result;
 /// How far ahead of a validator's clock a proposed block's time may be.
 pub(super) const MAX_CLOCK_AHEAD_MS: u64 = 10_000;
 
-/// A block with what executing it produced.
+/// A block with what executing it produced, and its txs' hashes (in
+/// order, computed once: the commit, the pool and the block event use
+/// them).
 pub(super) struct Proposed {
     pub(super) block: Block,
     pub(super) executed: Executed,
+    pub(super) tx_hashes: Vec<Hash32>,
 }
 
 /// What executing a block of the next height needs: the app, the parent
@@ -137,11 +140,12 @@ impl Blocks {
             if matches!(reason, TxRejection::NonceGap { .. }) {
                 continue;
             }
-            debug!(context = %ex.record.id, tx = %tx.hash(), %reason, "dropping tx at block building");
-            admission.drop_tx(&tx.hash());
+            let hash = tx.hash();
+            debug!(context = %ex.record.id, tx = %hash, %reason, "dropping tx at block building");
+            admission.drop_tx(&hash);
         }
-        let txs_root =
-            conclave_consensus::merkle_root(&txs.iter().map(|t| t.hash()).collect::<Vec<_>>());
+        let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash()).collect();
+        let txs_root = conclave_consensus::merkle_root(&tx_hashes);
         let block = Block {
             header: BlockHeader {
                 context_id: ex.record.id,
@@ -168,7 +172,12 @@ impl Blocks {
             pending = admission.pool().len(), select_ms = t_select.as_millis() as u64,
             execute_ms = (t_exec - t_select).as_millis() as u64,
             total_ms = t0.elapsed().as_millis() as u64, "block built");
-        self.proposals.insert(hash, Proposed { block, executed });
+        let proposed = Proposed {
+            block,
+            executed,
+            tx_hashes,
+        };
+        self.proposals.insert(hash, proposed);
         Ok(hash)
     }
 
@@ -190,6 +199,7 @@ impl Blocks {
             return Validity::Valid;
         }
         let (record, h) = (ex.record, &block.header);
+        let tx_hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
         let structural = h.context_id == record.id
             && h.height.0 == record.height.0 + 1
             && h.parent_hash == record.last_block_hash
@@ -197,7 +207,7 @@ impl Blocks {
             && now_ms.is_none_or(|now| h.time_ms <= now.saturating_add(MAX_CLOCK_AHEAD_MS))
             && h.proposer == proposer
             && h.members_hash == members_hash
-            && block.compute_txs_root() == h.txs_root;
+            && conclave_consensus::merkle_root(&tx_hashes) == h.txs_root;
         if !structural {
             warn!(context = %record.id, height = h.height.0, "invalid block header");
             return Validity::Invalid;
@@ -211,7 +221,7 @@ impl Blocks {
                 return Validity::Invalid;
             }
         };
-        if let Err(e) = exec::header_matches(h, h.txs_root, &executed) {
+        if let Err(e) = exec::roots_match(h, &executed) {
             warn!(context = %record.id, height = h.height.0, error = %e, "block roots do not match");
             return Validity::Invalid;
         }
@@ -227,7 +237,12 @@ impl Blocks {
             .observe(t_exec.as_secs_f64());
         debug!(context = %record.id, height = h.height.0, txs = block.txs.len(),
             execute_ms = t_exec.as_millis() as u64, "proposal validated");
-        self.proposals.insert(hash, Proposed { block, executed });
+        let proposed = Proposed {
+            block,
+            executed,
+            tx_hashes,
+        };
+        self.proposals.insert(hash, proposed);
         Validity::Valid
     }
 }
@@ -250,6 +265,7 @@ pub(super) fn write_commit(
     store.commit(CommitBatch {
         record: &next,
         block,
+        tx_hashes: &decided.tx_hashes,
         certificate: &StoredCertificate::from_cert(cert),
         receipts: &executed.receipts,
         actions: &executed.actions,

@@ -15,10 +15,10 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::actor::{execution, ContextActor};
+use super::blocks::Proposed;
 use super::catchup::Certificate;
 use super::ingress::{BlockEvent, SubmitError};
 use super::wire::Wire;
-use crate::exec::Executed;
 use crate::store::TxStatus;
 use crate::{Error, Result};
 
@@ -279,7 +279,9 @@ impl ContextActor {
         };
         self.record = super::blocks::write_commit(&self.deps.store, &self.record, &decided, cert)?;
         let (block, executed) = (&decided.block, &decided.executed);
-        self.admission.committed(self.record.height, &block.txs);
+        let hashes = &decided.tx_hashes;
+        self.admission
+            .committed(self.record.height, &block.txs, hashes);
         if let Some(share) = self
             .checkpoints
             .on_commit(&block.header, executed.actions.len())
@@ -302,12 +304,13 @@ impl ContextActor {
             self.refresh_roster(!changes.is_empty())?;
             self.rotate_after_leave(&changes);
         }
-        self.report_commit(cert, block, executed);
+        self.report_commit(cert, &decided);
         Ok(())
     }
 
     /// Metrics, the log line and the event of a commit.
-    fn report_commit(&mut self, cert: &Certificate, block: &Block, executed: &Executed) {
+    fn report_commit(&mut self, cert: &Certificate, decided: &Proposed) {
+        let (block, executed) = (&decided.block, &decided.executed);
         let m = &self.deps.metrics;
         for member in &self.roster.members {
             if !cert.commit_signatures.iter().any(|s| s.address == *member) {
@@ -341,7 +344,7 @@ impl ContextActor {
             hash: block.hash(),
             state_root: executed.state_root,
             time_ms: block.header.time_ms,
-            txs: block.txs.iter().map(|t| t.hash()).collect(),
+            txs: decided.tx_hashes.clone(),
             round: cert.round.as_u32().unwrap_or(0),
         });
     }

@@ -122,7 +122,17 @@ impl ContextActor {
                 if let Some(evidence) = self.witness.proposal(&p) {
                     self.keep_evidence(vec![evidence]);
                 }
-                let validity = self.validate_block(block, p.message.proposer);
+                // A block proposed again in a later round, with the polka of
+                // an earlier one, keeps the header it was built with: its
+                // proposer is the member that built it (maybe down by now),
+                // not this round's. Only a new block must be this round's.
+                let built_by = match p.message.pol_round.is_defined() {
+                    true if self.roster.validators.contains(&block.header.proposer) => {
+                        block.header.proposer
+                    }
+                    _ => p.message.proposer,
+                };
+                let validity = self.validate_block(block, built_by);
                 let value = ProposedValue {
                     height: p.message.height,
                     round: p.message.round,

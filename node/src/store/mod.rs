@@ -211,6 +211,8 @@ fn decode_action_key(k: &[u8]) -> Result<ActionPosition> {
 pub struct CommitBatch<'a> {
     pub record: &'a ContextRecord,
     pub block: &'a Block,
+    /// The hashes of `block`'s txs, in order.
+    pub tx_hashes: &'a [Hash32],
     pub certificate: &'a StoredCertificate,
     pub receipts: &'a [Receipt],
     /// The height's outbox, in order.
@@ -380,14 +382,14 @@ impl Store {
             })?,
         );
         let cf_txs = self.cf(CF_TXS)?;
-        for (index, (tx, receipt)) in c.block.txs.iter().zip(c.receipts).enumerate() {
+        debug_assert_eq!(c.tx_hashes.len(), c.block.txs.len());
+        for (index, (hash, receipt)) in c.tx_hashes.iter().zip(c.receipts).enumerate() {
             let rec = TxRecordRef {
                 context_id: ctx,
                 height: h,
                 index: index as u32,
                 receipt,
             };
-            let hash = tx.hash();
             batch.put_cf(
                 cf_txs,
                 hash.as_bytes(),

@@ -122,6 +122,7 @@ fn populate(store: &Store) -> Fixture {
         .commit(CommitBatch {
             record: &record,
             block: &block,
+            tx_hashes: &[block.txs[0].hash()],
             certificate: &cert,
             receipts: std::slice::from_ref(&receipt),
             actions: std::slice::from_ref(&action),

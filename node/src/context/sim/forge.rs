@@ -3,10 +3,26 @@
 //! bytes, handed to chosen nodes as gossip from it; and the penalties the
 //! nodes gave for it.
 
+use conclave_consensus::mal::VoteType;
 use conclave_consensus::{Hash32, Height, MemberId};
 
 use super::Sim;
 use crate::context::wire::Wire;
+
+/// What a loss rule sees of a gossiped message.
+pub(crate) enum Seen {
+    Proposal {
+        height: u64,
+        round: i64,
+    },
+    Vote {
+        typ: VoteType,
+        height: u64,
+        round: i64,
+    },
+    /// Txs, certificates, checkpoint shares.
+    Other,
+}
 
 impl Sim {
     /// Node `from`'s key signs a prevote for `value` at `(height, 0)`, and
@@ -107,21 +123,56 @@ impl Sim {
     /// From now on, the precommits the nodes in `from` gossip are lost on
     /// their way to the nodes in `to`; everything else arrives.
     pub(crate) fn lose_precommits(&self, from: &[usize], to: &[usize]) {
-        let from: Vec<MemberId> = from.iter().map(|&i| self.member(i)).collect();
-        let to: Vec<MemberId> = to.iter().map(|&i| self.member(i)).collect();
+        let (from, to) = (from.to_vec(), to.to_vec());
+        self.lose(move |a, b, seen| {
+            from.contains(&a)
+                && to.contains(&b)
+                && matches!(
+                    seen,
+                    Seen::Vote {
+                        typ: VoteType::Precommit,
+                        ..
+                    }
+                )
+        });
+    }
+
+    /// From now on, the gossip from node `a` to node `b` for which `lost`
+    /// says so is lost; the rest arrives.
+    pub(crate) fn lose(&self, lost: impl Fn(usize, usize, &Seen) -> bool + Send + 'static) {
+        let members: Vec<MemberId> = (0..self.nodes.len()).map(|i| self.member(i)).collect();
         let (key, context) = (self.key.clone(), self.context);
-        let precommit = move |data: &[u8]| {
+        let seen = move |data: &[u8]| {
             let Ok(plain) = key.open(&context, crate::seal::Purpose::Gossip, data) else {
-                return false;
+                return Seen::Other;
             };
-            let Ok(Wire::Vote(bytes)) = Wire::decode(&plain) else {
-                return false;
-            };
-            conclave_consensus::codec::decode_vote(&bytes)
-                .is_ok_and(|v| v.message.typ == conclave_consensus::mal::VoteType::Precommit)
+            match Wire::decode(&plain) {
+                Ok(Wire::Vote(bytes)) => match conclave_consensus::codec::decode_vote(&bytes) {
+                    Ok(v) => Seen::Vote {
+                        typ: v.message.typ,
+                        height: v.message.height.0,
+                        round: v.message.round.as_i64(),
+                    },
+                    Err(_) => Seen::Other,
+                },
+                Ok(Wire::Proposal { proposal, .. }) => {
+                    match conclave_consensus::codec::decode_proposal(&proposal) {
+                        Ok(p) => Seen::Proposal {
+                            height: p.message.height.0,
+                            round: p.message.round.as_i64(),
+                        },
+                        Err(_) => Seen::Other,
+                    }
+                }
+                _ => Seen::Other,
+            }
         };
         self.bus.set_loss(Some(Box::new(move |a, b, data| {
-            from.contains(&a) && to.contains(&b) && precommit(data)
+            let index = |m: MemberId| members.iter().position(|x| *x == m);
+            match (index(a), index(b)) {
+                (Some(a), Some(b)) => lost(a, b, &seen(data)),
+                _ => false,
+            }
         })));
     }
 

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use conclave_consensus::mal::VoteType;
+
+use super::forge::Seen;
 use super::{ManualClock, Sim};
 
 pub(super) const WAIT: Duration = Duration::from_secs(120);
@@ -123,6 +126,59 @@ fn members_stuck_together_at_a_height_catch_up_from_those_that_decided_it() {
         sim.wait_all_committed(WAIT);
     }
     assert!(sim.dropped() > 0, "seed {}: nothing was lost", sim.seed);
+    sim.stop_losing();
+    sim.load(4);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
+fn a_block_proposed_again_after_its_proposer_went_silent_is_decided() {
+    let mut sim = Sim::new("reproposal", 4);
+    sim.start_all();
+    sim.load(4);
+    sim.wait_all_committed(WAIT);
+    // Height h: its round-0 proposer (`builder`) builds and proposes a
+    // block, and its prevote for it is the last thing anyone hears of it.
+    // The others but one (`late`, who never sees that proposal) prevote it
+    // too: a polka, which locks two members on the block. The precommits
+    // to and from `builder` are lost, so each of the others sees two
+    // precommits for the block and one nil: nothing is decided at round 0,
+    // and they move on. From then on the three alive members need each
+    // other: `late` proposes a new block at round 1, which the locked two
+    // refuse; at round 2 a locked member proposes the round-0 block again
+    // (its header names `builder`, not the member proposing it), and
+    // `late` must take it for what it is, or no value ever gets a polka.
+    let h = sim.height(0).expect("runs").0 + 1;
+    let mut by_id: Vec<usize> = (0..4).collect();
+    by_id.sort_by_key(|&i| sim.member(i));
+    let builder = by_id[(h % 4) as usize];
+    let late = by_id[((h + 1) % 4) as usize];
+    sim.lose(move |from, to, seen| match *seen {
+        Seen::Proposal { height, round } if height == h => {
+            from == builder && (to == late || round > 0)
+        }
+        Seen::Vote {
+            typ, height, round, ..
+        } if height == h => {
+            let to_or_from = from == builder || to == builder;
+            typ == VoteType::Precommit && round == 0 && to_or_from || from == builder && round > 0
+        }
+        // Round certificates, sync: `builder` must not decide, nor help
+        // the others decide, at round 0.
+        Seen::Other => from == builder || to == builder,
+        _ => false,
+    });
+    sim.load_on(&[late], 1);
+    let alive: Vec<usize> = (0..4).filter(|&i| i != builder).collect();
+    sim.wait_committed_on(&alive, WAIT);
+    let decided = sim.block(late, h).expect("decided");
+    assert_eq!(
+        decided.header.proposer,
+        sim.member(builder),
+        "seed {}",
+        sim.seed
+    );
     sim.stop_losing();
     sim.load(4);
     sim.wait_all_committed(WAIT);
