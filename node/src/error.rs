@@ -49,9 +49,31 @@ pub enum Error {
         home: std::path::PathBuf,
         what: String,
     },
-    /// Anything else: a fault of this node, not of the request.
+    /// Sealing or opening with a context key failed.
+    #[error("seal: {0}")]
+    Seal(#[from] crate::seal::SealError),
+    /// Something this node made could not be encoded: a fault of this
+    /// node, not of the request.
+    #[error("encode: {0}")]
+    Encode(String),
+    /// This node lacks what its own records say it holds (an app, a
+    /// context key of an epoch, a decided block).
+    #[error("not held by this node: {0}")]
+    Missing(String),
+    /// A task this node started ended without an answer (it panicked or
+    /// was cancelled).
+    #[error("task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The peer-to-peer network could not start.
+    #[error("p2p: {0}")]
+    Network(String),
+    /// The node's services could not be set up (metrics, RPC methods).
+    #[error("setup: {0}")]
+    Setup(String),
+    /// `conclave repair` could not repair what is damaged; the message
+    /// says what to do instead.
     #[error("{0}")]
-    Other(String),
+    Unrepairable(String),
 }
 
 impl Error {
@@ -82,6 +104,11 @@ impl Error {
             Self::Engine(conclave_consensus::Error::SignRefused(SignRefusal::Persist(_))) => true,
             _ => false,
         }
+    }
+
+    /// Borsh bytes of a value this node made.
+    pub fn encode(value: &impl borsh::BorshSerialize) -> Result<Vec<u8>> {
+        borsh::to_vec(value).map_err(|e| Self::Encode(e.to_string()))
     }
 
     /// [`Error::Damaged`] for the node at `home`.

@@ -159,7 +159,7 @@ impl Node {
             }
         })?;
         let runtime = Runtime::new(config.runtime.limits())?;
-        let metrics = Arc::new(Metrics::new().map_err(|e| Error::Other(e.to_string()))?);
+        let metrics = Arc::new(Metrics::new().map_err(|e| Error::Setup(e.to_string()))?);
         let (events, _) = broadcast::channel(1024);
         let (checkpoint_events, _) = broadcast::channel(1024);
         let (network, net_events) = spawn_network(&config, &keys)?;
@@ -285,7 +285,7 @@ impl Node {
         sealed: &[u8],
     ) -> Result<crate::seal::ContextKey> {
         crate::seal::open_key(&self.keys.member, context, epoch, sealed).map_err(|e| {
-            Error::Other(format!(
+            Error::Keys(format!(
                 "the key of context {context} sealed to this node does not open: {e}"
             ))
         })
@@ -392,7 +392,7 @@ impl Node {
         };
         let height = at.unwrap_or(record.height);
         if height > record.height {
-            return Err(Error::Other(format!(
+            return Err(Error::Invalid(format!(
                 "height {} is above the committed height {}",
                 height.0, record.height.0
             )));
@@ -418,7 +418,7 @@ impl Node {
         let wasm = self
             .store
             .blob(hash)?
-            .ok_or_else(|| Error::Other(format!("app {hash} is missing from the store")))?;
+            .ok_or_else(|| Error::Missing(format!("app {hash}")))?;
         let app = self.runtime.load(&wasm)?;
         self.apps.write().insert(*hash, app.clone());
         Ok(app)
@@ -454,6 +454,5 @@ fn spawn_network(
                 .map_err(|e| bad("persistent_peers", e.to_string()))?,
         );
     }
-    conclave_network::spawn(net, keys.member.to_bytes())
-        .map_err(|e| Error::Other(format!("p2p: {e}")))
+    conclave_network::spawn(net, keys.member.to_bytes()).map_err(|e| Error::Network(e.to_string()))
 }

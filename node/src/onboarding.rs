@@ -66,7 +66,7 @@ pub struct OfferOutcome {
 }
 
 async fn ask(node: &Node, peer: MemberId, req: &NodeRequest) -> Result<NodeResponse> {
-    let data = borsh::to_vec(req).map_err(|e| Error::Other(e.to_string()))?;
+    let data = Error::encode(req)?;
     let bytes = node
         .network
         .request(peer, NODE_SCOPE, data)
@@ -112,12 +112,11 @@ pub async fn create_shared(
     let record = tokio::task::spawn_blocking(move || {
         creator.create_context_with(&wasm, infos, anchors, checkpoint_interval)
     })
-    .await
-    .map_err(|e| Error::Other(e.to_string()))??;
+    .await??;
     let key = node
         .store
         .context_key(&record.id, 0)?
-        .ok_or_else(|| Error::Other("the new context has no key".into()))?;
+        .ok_or_else(|| Error::Missing(format!("the key of the new context {}", record.id)))?;
     let offers = others
         .iter()
         .map(|m| {
@@ -205,11 +204,11 @@ fn app_for(node: &Node, from: MemberId, context: &ContextId, key_epoch: u64) -> 
     let key = node
         .store
         .context_key(context, key_epoch)?
-        .ok_or_else(|| Error::Other(format!("no key of epoch {key_epoch}")))?;
+        .ok_or_else(|| Error::Missing(format!("the key of epoch {key_epoch} of {context}")))?;
     let wasm = node
         .store
         .blob(&record.genesis.app_hash)?
-        .ok_or_else(|| Error::Other(format!("app {} missing", record.genesis.app_hash)))?;
+        .ok_or_else(|| Error::Missing(format!("app {}", record.genesis.app_hash)))?;
     Ok(key.seal(context, crate::seal::Purpose::App, &wasm))
 }
 
@@ -272,8 +271,7 @@ pub async fn join(node: &Arc<Node>, context: ContextId, via: MemberId) -> Result
     let installer = node.clone();
     let record =
         tokio::task::spawn_blocking(move || installer.install_context(&wasm, genesis, &key))
-            .await
-            .map_err(|e| Error::Other(e.to_string()))??;
+            .await??;
     info!(%context, via = %via, "joined a context");
     if let Ok(handle) = node.context(&context) {
         handle.peer_connected(via);
@@ -320,9 +318,7 @@ async fn accept_offer(
         None => fetch_app(node, from, id, genesis.app_hash, &key).await?,
     };
     let installer = node.clone();
-    tokio::task::spawn_blocking(move || installer.install_context(&wasm, genesis, &key))
-        .await
-        .map_err(|e| Error::Other(e.to_string()))??;
+    tokio::task::spawn_blocking(move || installer.install_context(&wasm, genesis, &key)).await??;
     info!(context = %id, offerer = %from, "joined a context offered by a member");
     Ok(())
 }
@@ -381,7 +377,7 @@ async fn submit_own(
     let nonce = handle
         .next_nonce(me)
         .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+        .map_err(|e| Error::TxRefused(e.to_string()))?;
     let tx = conclave_consensus::Tx {
         context_id: context,
         sender: me,
@@ -391,7 +387,7 @@ async fn submit_own(
     }
     .sign(&node.keys.member)
     .verified()
-    .map_err(|e| Error::Other(format!("own membership tx: {e}")))?;
+    .map_err(|e| Error::TxRefused(format!("own membership tx: {e}")))?;
     handle
         .submit(tx)
         .await
@@ -443,7 +439,7 @@ pub async fn invite(node: &Arc<Node>, context: ContextId, member: MemberId) -> R
         key_epoch: latest.key_epoch,
         sealed_key,
     };
-    let args = borsh::to_vec(&args).map_err(|e| Error::Other(e.to_string()))?;
+    let args = Error::encode(&args)?;
     submit_own(node, context, crate::members::METHOD_INVITE, args).await
 }
 
@@ -463,13 +459,12 @@ pub async fn remove(node: &Arc<Node>, context: ContextId, member: MemberId) -> R
     }
     set.members.retain(|m| m.info.id != member);
     let key = crate::seal::ContextKey::generate(set.key_epoch + 1);
-    let rotation = crate::members::rotation_for(&context, &set, &key)
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let rotation = crate::members::rotation_for(&context, &set, &key)?;
     let args = crate::members::RemoveArgs {
         member,
         rotation: Some(rotation),
     };
-    let args = borsh::to_vec(&args).map_err(|e| Error::Other(e.to_string()))?;
+    let args = Error::encode(&args)?;
     submit_own(node, context, crate::members::METHOD_REMOVE, args).await
 }
 
@@ -481,7 +476,7 @@ pub async fn leave(node: &Arc<Node>, context: ContextId) -> Result<Hash32> {
         member: node.keys.member_id(),
         rotation: None,
     };
-    let args = borsh::to_vec(&args).map_err(|e| Error::Other(e.to_string()))?;
+    let args = Error::encode(&args)?;
     submit_own(node, context, crate::members::METHOD_REMOVE, args).await
 }
 

@@ -128,14 +128,14 @@ fn open_repaired(
         .push(format!("database: copied to {}", copy.display()));
     repair_files(data_dir)?;
     let store = Store::open(data_dir, key).map_err(|e| {
-        Error::Other(format!(
+        Error::Unrepairable(format!(
             "database {}: still damaged after RocksDB's repair ({e}); restore it from a backup \
              or run `conclave repair --reset`",
             data_dir.display()
         ))
     })?;
     let scanned = store.verify_checksums().map_err(|e| {
-        Error::Other(format!(
+        Error::Unrepairable(format!(
             "database {}: still unreadable after RocksDB's repair ({e}); restore it from a \
              backup or run `conclave repair --reset`",
             data_dir.display()

@@ -173,7 +173,7 @@ impl ContextActor {
         let wasm = deps
             .store
             .blob(&record.genesis.app_hash)?
-            .ok_or_else(|| Error::Other(format!("app {} missing", record.genesis.app_hash)))?;
+            .ok_or_else(|| Error::Missing(format!("app {}", record.genesis.app_hash)))?;
         let app = deps.runtime.load(&wasm)?;
         let me = MemberId(deps.key.verifying_key().to_bytes());
         let roster = Roster::load(&deps.store, &record, me)?;

@@ -272,8 +272,8 @@ impl ContextActor {
     pub(super) fn commit(&mut self, cert: &Certificate) -> Result<()> {
         self.check_disk()?;
         let Some(decided) = self.blocks.take(&cert.value_id) else {
-            return Err(Error::Other(format!(
-                "decided block {} at height {} is unknown",
+            return Err(Error::Missing(format!(
+                "the decided block {} of height {}",
                 cert.value_id, cert.height
             )));
         };
@@ -391,24 +391,23 @@ impl ContextActor {
         let me = self.engine.address();
         let result = (|| -> Result<Hash32> {
             let key = crate::seal::ContextKey::generate(latest.key_epoch + 1);
-            let rotation = crate::members::rotation_for(&self.record.id, &latest, &key)
-                .map_err(|e| Error::Other(e.to_string()))?;
-            let other = |e: SubmitError| Error::Other(e.to_string());
+            let rotation = crate::members::rotation_for(&self.record.id, &latest, &key)?;
+            let refused = |e: SubmitError| Error::TxRefused(e.to_string());
             let tx = conclave_consensus::Tx {
                 context_id: self.id(),
                 sender: me,
-                nonce: self.admission.next_nonce(&me).map_err(other)?,
+                nonce: self.admission.next_nonce(&me).map_err(refused)?,
                 method: crate::members::METHOD_ROTATE.into(),
-                args: borsh::to_vec(&rotation).map_err(|e| Error::Other(e.to_string()))?,
+                args: Error::encode(&rotation)?,
             }
             .sign(&self.deps.key)
             .verified()
-            .map_err(|e| Error::Other(e.to_string()))?;
+            .map_err(|e| Error::TxRefused(format!("own key rotation: {e}")))?;
             let copy = tx.tx().clone();
             let hash = self
                 .admission
                 .admit(tx, &self.roster.members)
-                .map_err(other)?;
+                .map_err(refused)?;
             self.gossip.queue_tx(copy);
             Ok(hash)
         })();

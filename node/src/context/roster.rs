@@ -11,7 +11,7 @@ use crate::anchors::Anchors;
 use crate::members::{MemberSet, Membership};
 use crate::store::Overlay;
 use crate::store::{AnchorDomain, ContextRecord, Store};
-use crate::{Error, Result};
+use crate::Result;
 
 pub(super) struct Roster {
     /// The member sets as of the committed tip.
@@ -43,7 +43,7 @@ pub(super) struct Changed {
 }
 
 fn validator_set(members: &[MemberId]) -> Result<ValidatorSet> {
-    ValidatorSet::from_members(members).map_err(|e| Error::Other(format!("validator set: {e}")))
+    Ok(ValidatorSet::from_members(members)?)
 }
 
 impl Roster {

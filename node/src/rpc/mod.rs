@@ -101,19 +101,19 @@ pub async fn start(node: Arc<Node>) -> crate::Result<SocketAddr> {
     let mut methods = api::RpcImpl::new(node.clone(), verifier.clone()).into_rpc();
     methods
         .merge(checkpoints::CheckpointRpc::new(node.clone()).into_rpc())
-        .map_err(|e| crate::Error::Other(e.to_string()))?;
+        .map_err(|e| crate::Error::Setup(e.to_string()))?;
     methods
         .merge(members::MembersRpc::new(node.clone()).into_rpc())
-        .map_err(|e| crate::Error::Other(e.to_string()))?;
+        .map_err(|e| crate::Error::Setup(e.to_string()))?;
     methods
         .merge(evidence::EvidenceRpc::new(node.clone()).into_rpc())
-        .map_err(|e| crate::Error::Other(e.to_string()))?;
+        .map_err(|e| crate::Error::Setup(e.to_string()))?;
     methods
         .merge(debug::DebugRpc::new(node.clone()).into_rpc())
-        .map_err(|e| crate::Error::Other(e.to_string()))?;
+        .map_err(|e| crate::Error::Setup(e.to_string()))?;
     let unclassified = policy::unclassified(methods.method_names());
     if !unclassified.is_empty() {
-        return Err(crate::Error::Other(format!(
+        return Err(crate::Error::Setup(format!(
             "RPC methods without an access policy (add them to rpc::policy::POLICY): {}",
             unclassified.join(", ")
         )));
@@ -193,7 +193,7 @@ mod tests {
                 codes::INTERNAL,
             ),
             // A message that looks like another kind changes nothing.
-            (Error::Other("member 00 refused".into()), codes::INTERNAL),
+            (Error::Setup("member 00 refused".into()), codes::INTERNAL),
         ];
         for (e, code) in cases {
             assert_eq!(code_of(&e), code, "{e}");
