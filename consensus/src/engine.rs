@@ -18,6 +18,7 @@ use malachitebft_core_types::{
     VoteExtensionPolicy, VoteType, VotingPower,
 };
 
+use crate::checked::CheckedVotes;
 use crate::codec::{self, proposal_sign_bytes, vote_sign_bytes};
 use crate::context::{ConclaveContext, ValidatorSet, Vote};
 use crate::evidence::Evidence;
@@ -62,6 +63,9 @@ pub struct Engine {
     key: SigningKey,
     config: EngineConfig,
     signer: Signer,
+    /// Vote signatures checked at this height, so that the certificates
+    /// malachite builds from them are not verified again.
+    checked: CheckedVotes,
 }
 
 impl Engine {
@@ -94,6 +98,7 @@ impl Engine {
             key,
             config,
             signer: Signer::default(),
+            checked: CheckedVotes::default(),
         }
     }
 
@@ -148,13 +153,17 @@ impl Engine {
             key,
             config,
             signer,
+            checked,
         } = self;
+        if matches!(input, Input::StartHeight(..)) {
+            checked.clear();
+        }
         let mut outputs = Vec::new();
         let result: std::result::Result<(), malachitebft_core_consensus::Error<ConclaveContext>> = process!(
             input: input,
             state: state,
             metrics: &(),
-            with: effect => on_effect(effect, key, config, signer, &mut outputs)
+            with: effect => on_effect(effect, key, config, signer, checked, &mut outputs)
         );
         signer.drop_replayed(&mut outputs);
         // A refused signature aborts the input inside malachite (it resumes
@@ -206,6 +215,7 @@ fn on_effect(
     key: &SigningKey,
     config: &EngineConfig,
     signer: &mut Signer,
+    checked: &mut CheckedVotes,
     out: &mut Vec<Output>,
 ) -> std::result::Result<Resume, Error> {
     let ctx_id = &config.context_id;
@@ -315,7 +325,9 @@ fn on_effect(
             };
             let at = position(vote.height, vote.round, step);
             signer.permit(at, vote.round, value, &bytes, out)?;
-            r.resume_with(SignedMessage::new(vote, codec::sign(key, &bytes)))
+            let sig = codec::sign(key, &bytes);
+            checked.record(&key.verifying_key(), &sig, bytes);
+            r.resume_with(SignedMessage::new(vote, sig))
         }
         Effect::SignProposal(proposal, r) => {
             let bytes = proposal_sign_bytes(ctx_id, &proposal);
@@ -324,29 +336,34 @@ fn on_effect(
             r.resume_with(SignedMessage::new(proposal, codec::sign(key, &bytes)))
         }
         Effect::VerifySignature(msg, public_key, r) => {
-            let bytes = match &msg.message {
-                ConsensusMsg::Vote(v) => vote_sign_bytes(ctx_id, v),
-                ConsensusMsg::Proposal(p) => proposal_sign_bytes(ctx_id, p),
+            let (bytes, vote) = match &msg.message {
+                ConsensusMsg::Vote(v) => (vote_sign_bytes(ctx_id, v), true),
+                ConsensusMsg::Proposal(p) => (proposal_sign_bytes(ctx_id, p), false),
             };
-            r.resume_with(codec::verify(&public_key, &bytes, &msg.signature))
+            let valid = codec::verify(&public_key, &bytes, &msg.signature);
+            if valid && vote {
+                checked.record(&public_key, &msg.signature, bytes);
+            }
+            r.resume_with(valid)
         }
         Effect::VerifyCommitCertificate(cert, validators, thresholds, r) => r.resume_with(
-            verify_commit_certificate(ctx_id, &cert, &validators, thresholds),
+            commit_certificate(ctx_id, &cert, &validators, thresholds, checked),
         ),
         Effect::VerifyExtendedCommitCertificate(cert, validators, thresholds, _policy, r) => {
             let plain = cert.trim_vote_extensions();
-            r.resume_with(verify_commit_certificate(
+            r.resume_with(commit_certificate(
                 ctx_id,
                 &plain,
                 &validators,
                 thresholds,
+                checked,
             ))
         }
         Effect::VerifyPolkaCertificate(cert, validators, thresholds, r) => r.resume_with(
-            verify_polka_certificate(ctx_id, &cert, &validators, thresholds),
+            verify_polka_certificate(ctx_id, &cert, &validators, thresholds, checked),
         ),
         Effect::VerifyRoundCertificate(cert, validators, thresholds, r) => r.resume_with(
-            verify_round_certificate(ctx_id, &cert, &validators, thresholds),
+            verify_round_certificate(ctx_id, &cert, &validators, thresholds, checked),
         ),
         Effect::ExtendVote(_height, _round, _value, _policy, r) => r.resume_with(None),
         Effect::VerifyVoteExtension(_h, _r, _v, _addr, _ext, _pk, r) => r.resume_with(Ok(())),
@@ -359,12 +376,14 @@ fn on_effect(
 type CertResult = std::result::Result<(), CertificateError<ConclaveContext>>;
 
 /// Tallies the voting power of `signers`, each of which must be a distinct
-/// member whose signature over `vote_for(signer)` verifies.
+/// member whose signature over `vote_for(signer)` verifies (or is among
+/// those `checked` already).
 #[allow(clippy::result_large_err)] // see `CertResult`
 fn tally<'a>(
     ctx_id: &ContextId,
     validators: &ValidatorSet,
     signers: impl Iterator<Item = (&'a MemberId, &'a crate::context::Sig, Vote)>,
+    checked: &CheckedVotes,
     on_bad: impl Fn(MemberId) -> CertificateError<ConclaveContext>,
 ) -> std::result::Result<VotingPower, CertificateError<ConclaveContext>> {
     let mut seen = std::collections::BTreeSet::new();
@@ -376,7 +395,9 @@ fn tally<'a>(
         if !seen.insert(*addr) {
             return Err(CertificateError::DuplicateVote(*addr));
         }
-        if !codec::verify(&v.public_key, &vote_sign_bytes(ctx_id, &vote), sig) {
+        let bytes = vote_sign_bytes(ctx_id, &vote);
+        if !checked.holds(&v.public_key, sig, &bytes) && !codec::verify(&v.public_key, &bytes, sig)
+        {
             return Err(on_bad(*addr));
         }
         power = power.saturating_add(v.voting_power);
@@ -411,6 +432,23 @@ pub fn verify_commit_certificate(
     validators: &ValidatorSet,
     thresholds: ThresholdParams,
 ) -> CertResult {
+    commit_certificate(
+        ctx_id,
+        cert,
+        validators,
+        thresholds,
+        &CheckedVotes::default(),
+    )
+}
+
+#[allow(clippy::result_large_err)] // see `CertResult`
+fn commit_certificate(
+    ctx_id: &ContextId,
+    cert: &CommitCertificate<ConclaveContext>,
+    validators: &ValidatorSet,
+    thresholds: ThresholdParams,
+    checked: &CheckedVotes,
+) -> CertResult {
     let power = tally(
         ctx_id,
         validators,
@@ -421,6 +459,7 @@ pub fn verify_commit_certificate(
                 codec::precommit_for(cert, s.address),
             )
         }),
+        checked,
         |a| {
             CertificateError::InvalidCommitSignature(malachitebft_core_types::CommitSignature::new(
                 a,
@@ -437,6 +476,7 @@ fn verify_polka_certificate(
     cert: &PolkaCertificate<ConclaveContext>,
     validators: &ValidatorSet,
     thresholds: ThresholdParams,
+    checked: &CheckedVotes,
 ) -> CertResult {
     let vote = |addr: MemberId| Vote {
         typ: VoteType::Prevote,
@@ -452,6 +492,7 @@ fn verify_polka_certificate(
         cert.polka_signatures
             .iter()
             .map(|s| (&s.address, &s.signature, vote(s.address))),
+        checked,
         |a| {
             CertificateError::InvalidPolkaSignature(malachitebft_core_types::PolkaSignature::new(
                 a,
@@ -468,6 +509,7 @@ fn verify_round_certificate(
     cert: &RoundCertificate<ConclaveContext>,
     validators: &ValidatorSet,
     thresholds: ThresholdParams,
+    checked: &CheckedVotes,
 ) -> CertResult {
     if cert.cert_type == RoundCertificateType::Precommit
         && cert
@@ -500,6 +542,7 @@ fn verify_round_certificate(
                 },
             )
         }),
+        checked,
         |a| {
             CertificateError::InvalidRoundSignature(malachitebft_core_types::RoundSignature::new(
                 VoteType::Precommit,

@@ -19,6 +19,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod checked;
 pub mod codec;
 pub mod context;
 pub mod engine;

@@ -32,6 +32,9 @@ const RECONNECT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 pub(crate) struct Joined {
     pub(crate) topic: IdentTopic,
     pub(crate) members: HashSet<MemberId>,
+    /// The other members' peer ids, made once (each is a key
+    /// decompression).
+    pub(crate) peers: Vec<PeerId>,
 }
 
 /// An inbound request waiting for the application: its channel and the
@@ -56,6 +59,9 @@ pub(crate) struct Actor {
     /// Consensus messages delivered lately (each comes by gossip and
     /// directly).
     pub(crate) recent: crate::recent::Recent,
+    /// The member behind each connected peer, read from its peer id once
+    /// when it connects rather than for each message it sends.
+    pub(crate) connected: HashMap<PeerId, MemberId>,
 }
 
 /// Consensus messages remembered to deliver each once.
@@ -106,6 +112,7 @@ pub fn spawn(
         commands,
         events,
         metrics: metrics.clone(),
+        connected: HashMap::new(),
         contexts: HashMap::new(),
         topics: HashMap::new(),
         outbound: HashMap::new(),
@@ -308,11 +315,18 @@ impl Actor {
             self.topics.insert(topic.hash(), context);
         }
         info!(context = %context, members = members.len(), "joined context");
+        let me = *self.swarm.local_peer_id();
+        let peers = members
+            .iter()
+            .filter_map(|m| peer_id_of(m).ok())
+            .filter(|p| *p != me)
+            .collect();
         self.contexts.insert(
             context,
             Joined {
                 topic,
                 members: members.into_iter().collect(),
+                peers,
             },
         );
         Ok(())
@@ -360,14 +374,9 @@ impl Actor {
         let Some(joined) = self.contexts.get(&context) else {
             return (0, 0);
         };
-        let me = *self.swarm.local_peer_id();
-        let others: Vec<PeerId> = joined
-            .members
-            .iter()
-            .filter_map(|m| peer_id_of(m).ok())
-            .filter(|p| *p != me)
-            .collect();
-        let peers: Vec<PeerId> = others
+        let others = joined.peers.len();
+        let peers: Vec<PeerId> = joined
+            .peers
             .iter()
             .copied()
             .filter(|p| self.swarm.is_connected(p))
@@ -380,7 +389,7 @@ impl Actor {
             });
             direct.send_request(peer, frame);
         }
-        (peers.len(), others.len())
+        (peers.len(), others)
     }
 
     fn push(&mut self, context: ContextId, data: Vec<u8>) -> Result<usize> {
@@ -396,9 +405,9 @@ impl Actor {
             });
         }
         let peers: Vec<PeerId> = joined
-            .members
+            .peers
             .iter()
-            .filter_map(|m| peer_id_of(m).ok())
+            .copied()
             .filter(|p| self.swarm.is_connected(p))
             .collect();
         let Some((last, rest)) = peers.split_last() else {

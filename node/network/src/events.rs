@@ -62,6 +62,7 @@ impl Actor {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 };
+                self.connected.insert(peer_id, member);
                 self.metrics.set_peers(self.swarm.connected_peers().count());
                 if num_established.get() == 1 {
                     debug!(%member, "peer connected");
@@ -75,6 +76,7 @@ impl Actor {
             } => {
                 self.metrics.set_peers(self.swarm.connected_peers().count());
                 if num_established == 0 {
+                    self.connected.remove(&peer_id);
                     self.redial.disconnected(&peer_id, Instant::now());
                     if let Some(member) = member_of_peer(&peer_id) {
                         debug!(%member, "peer disconnected");
@@ -117,7 +119,7 @@ impl Actor {
             self.validate(&message_id, &propagation_source, MessageAcceptance::Ignore);
             return;
         };
-        let from = message.source.as_ref().and_then(member_of_peer);
+        let from = message.source.as_ref().and_then(|p| self.member_of(p));
         let is_member = |m: &MemberId| {
             self.contexts
                 .get(&context)
@@ -229,7 +231,7 @@ impl Actor {
             }
         };
         let context = request.context;
-        let from = member_of_peer(&peer);
+        let from = self.member_of(&peer);
         let refusal = match (self.contexts.get(&context), from) {
             (_, Some(_)) if context == crate::NODE_SCOPE && lane == Lane::Request => None,
             (None, _) => Some(RefuseReason::UnknownContext),
@@ -375,4 +377,15 @@ impl Actor {
 
 fn member_of_peer(peer: &PeerId) -> Option<MemberId> {
     crate::identity::member_of(peer)
+}
+
+impl Actor {
+    /// The member behind `peer`: known if it is connected, read from the
+    /// peer id otherwise.
+    fn member_of(&self, peer: &PeerId) -> Option<MemberId> {
+        self.connected
+            .get(peer)
+            .copied()
+            .or_else(|| member_of_peer(peer))
+    }
 }

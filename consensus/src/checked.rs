@@ -1,0 +1,72 @@
+//! The vote signatures an engine has already checked (or made) at its
+//! current height.
+//!
+//! malachite builds a commit certificate from the precommits it accepted and
+//! asks for it to be verified at the decision, and again when the height is
+//! finalized: every signature in it was checked when its vote arrived. A
+//! signature found here with the same key and the same signed bytes is
+//! known good; anything else is verified in full.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::VerifyingKey;
+
+use crate::context::Sig;
+
+/// At most this many entries; past it the record starts over (a height
+/// with that many distinct votes is far outside normal operation, and
+/// forgetting only costs verifications).
+const MAX_ENTRIES: usize = 4096;
+
+/// Signatures known good, by signer key and signature, with the bytes
+/// they sign.
+#[derive(Default)]
+pub(crate) struct CheckedVotes {
+    known: HashMap<([u8; 32], [u8; 64]), Vec<u8>>,
+}
+
+impl CheckedVotes {
+    /// `sig` by `key` over `bytes` verified (or was made by this node).
+    pub(crate) fn record(&mut self, key: &VerifyingKey, sig: &Sig, bytes: Vec<u8>) {
+        if self.known.len() >= MAX_ENTRIES {
+            self.known.clear();
+        }
+        self.known.insert((key.to_bytes(), sig.0), bytes);
+    }
+
+    /// Whether `sig` by `key` over `bytes` is known good.
+    pub(crate) fn holds(&self, key: &VerifyingKey, sig: &Sig, bytes: &[u8]) -> bool {
+        self.known
+            .get(&(key.to_bytes(), sig.0))
+            .is_some_and(|held| held.as_slice() == bytes)
+    }
+
+    /// A new height: what was checked before concerns past heights only.
+    pub(crate) fn clear(&mut self) {
+        self.known.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::CheckedVotes;
+    use crate::codec;
+
+    #[test]
+    fn only_the_same_key_signature_and_bytes_are_known() {
+        let a = SigningKey::from_bytes(&[1; 32]);
+        let b = SigningKey::from_bytes(&[2; 32]);
+        let sig = codec::sign(&a, b"vote");
+        let mut checked = CheckedVotes::default();
+        checked.record(&a.verifying_key(), &sig, b"vote".to_vec());
+        assert!(checked.holds(&a.verifying_key(), &sig, b"vote"));
+        // The same signature presented for other bytes, or under another
+        // key, is not known: it must be verified (and fails).
+        assert!(!checked.holds(&a.verifying_key(), &sig, b"other vote"));
+        assert!(!checked.holds(&b.verifying_key(), &sig, b"vote"));
+        checked.clear();
+        assert!(!checked.holds(&a.verifying_key(), &sig, b"vote"));
+    }
+}
