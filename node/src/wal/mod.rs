@@ -16,6 +16,7 @@ mod shared;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use conclave_consensus::wal_codec::{self, WalCodecError, WalInput};
@@ -265,8 +266,17 @@ impl Wal {
     }
 
     /// Starts `height`: keeps the log if it already holds `height` (a
-    /// restart), otherwise replaces it atomically by an empty log for
-    /// `height`. Call only once the previous height's block is durable.
+    /// restart), otherwise empties it for `height`, in place. Call only
+    /// once the previous height's block is durable.
+    ///
+    /// The old entries are cut (durably) before the header names the new
+    /// height, so the file never holds entries under another height's
+    /// header: a crash in between leaves the old header over no entries,
+    /// which the next start rotates again. The header is 24 bytes with a
+    /// checksum, written in one piece at offset 0. (This replaced a new
+    /// file per height, renamed into place: two fsyncs and four file
+    /// operations on every height, about 2 % of a validator's CPU at one
+    /// tx per height.)
     pub fn start_height(&mut self, height: Height) -> Result<()> {
         self.check_usable()?;
         if height == self.height {
@@ -278,9 +288,24 @@ impl Wal {
                 requested: height,
             });
         }
-        fsx::write_atomic(&self.path, &frame::header(height)).map_err(io_err(&self.path))?;
-        let fresh = Self::reopen(self.path.clone(), height, HEADER_LEN as u64, Vec::new())?;
-        *self = fresh;
+        let header = frame::header(height);
+        let rotated = self
+            .file
+            .set_len(HEADER_LEN as u64)
+            .and_then(|()| self.file.sync_data())
+            .and_then(|()| self.file.write_all_at(&header, 0))
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = rotated {
+            // What is on disk is one of: the old log, the old header with
+            // no entries, or the new log; a reopen reads whichever it is.
+            self.poisoned = true;
+            return Err(io_err(&self.path)(e));
+        }
+        self.height = height;
+        self.len = HEADER_LEN as u64;
+        self.synced = self.len;
+        self.entries.clear();
+        self.dirty = false;
         Ok(())
     }
 

@@ -10,10 +10,14 @@ use crate::wal::frame::RECORD_HEADER_LEN;
 const H: Height = Height(4);
 
 fn vote(round: u32, value: u8) -> WalInput {
+    vote_at(H, round, value)
+}
+
+fn vote_at(height: Height, round: u32, value: u8) -> WalInput {
     Input::Vote(SignedMessage::new(
         Vote {
             typ: VoteType::Prevote,
-            height: H,
+            height,
             round: Round::new(round),
             value: NilOrVal::Val(Hash32([value; 32])),
             validator: MemberId([value; 32]),
@@ -244,14 +248,23 @@ fn start_height_drops_old_entries_and_never_goes_back() {
         Err(WalError::HeightRegression { .. })
     ));
     drop(wal);
-    let (wal, rec) = Wal::open(&p).unwrap();
+    let (mut wal, rec) = Wal::open(&p).unwrap();
     assert_eq!((rec.height, rec.entries), (Height(5), 0));
     assert_eq!(
         std::fs::metadata(&p).unwrap().len(),
         HEADER_LEN as u64,
         "old entries are gone from disk"
     );
+    // Rotated in place, the same file takes the new height's entries, and
+    // the next rotation empties it again.
+    wal.append(Height(5), &vote_at(Height(5), 0, 1)).unwrap();
+    wal.append(Height(5), &vote_at(Height(5), 1, 1)).unwrap();
+    wal.start_height(Height(6)).unwrap();
+    wal.append(Height(6), &vote_at(Height(6), 2, 1)).unwrap();
     drop(wal);
+    let (wal, rec) = Wal::open(&p).unwrap();
+    assert_eq!((rec.height, rec.entries), (Height(6), 1));
+    assert_eq!(wal.entries_for(Height(6)).len(), 1);
 }
 
 #[test]
