@@ -69,4 +69,64 @@ mod tests {
         checked.clear();
         assert!(!checked.holds(&a.verifying_key(), &sig, b"vote"));
     }
+
+    /// What the engine does with a commit certificate: signatures it holds
+    /// as checked count without a new verification; a forged signature, or
+    /// a checked one moved onto another vote, still fails.
+    #[test]
+    #[allow(clippy::result_large_err)] // malachite's error type, see engine.rs
+    fn a_certificate_passes_on_checked_votes_and_fails_on_anything_else() {
+        use malachitebft_core_types::{CommitCertificate, CommitSignature, Round};
+
+        use crate::codec::{precommit_for, vote_sign_bytes};
+        use crate::engine::commit_certificate;
+        use crate::types::{ContextId, Hash32, Height, MemberId};
+        use crate::{ConclaveContext, ValidatorSet};
+
+        let ctx = ContextId([9; 32]);
+        let keys: Vec<SigningKey> = (1..=4u8)
+            .map(|i| SigningKey::from_bytes(&[i; 32]))
+            .collect();
+        let ids: Vec<MemberId> = keys
+            .iter()
+            .map(|k| MemberId(k.verifying_key().to_bytes()))
+            .collect();
+        let validators = ValidatorSet::from_members(&ids).unwrap();
+        let certificate = |value: u8| {
+            let mut cert = CommitCertificate::<ConclaveContext> {
+                height: Height(3),
+                round: Round::new(0),
+                value_id: Hash32([value; 32]),
+                commit_signatures: Vec::new(),
+            };
+            for key in &keys[..3] {
+                let address = MemberId(key.verifying_key().to_bytes());
+                let bytes = vote_sign_bytes(&ctx, &precommit_for(&cert, address));
+                cert.commit_signatures
+                    .push(CommitSignature::new(address, codec::sign(key, &bytes)));
+            }
+            cert
+        };
+        let good = certificate(1);
+        let mut checked = CheckedVotes::default();
+        for (s, key) in good.commit_signatures.iter().zip(&keys) {
+            let bytes = vote_sign_bytes(&ctx, &precommit_for(&good, s.address));
+            checked.record(&key.verifying_key(), &s.signature, bytes);
+        }
+        let check = |cert: &CommitCertificate<ConclaveContext>, checked: &CheckedVotes| {
+            commit_certificate(&ctx, cert, &validators, Default::default(), checked)
+        };
+        assert!(check(&good, &checked).is_ok());
+        assert!(check(&good, &CheckedVotes::default()).is_ok());
+
+        // A forged signature in place of a checked one.
+        let mut forged = good.clone();
+        forged.commit_signatures[2].signature = crate::context::Sig([7; 64]);
+        assert!(check(&forged, &checked).is_err());
+
+        // The checked signatures of value 1 presented for value 2.
+        let mut moved = certificate(2);
+        moved.commit_signatures = good.commit_signatures.clone();
+        assert!(check(&moved, &checked).is_err());
+    }
 }

@@ -442,7 +442,7 @@ pub fn verify_commit_certificate(
 }
 
 #[allow(clippy::result_large_err)] // see `CertResult`
-fn commit_certificate(
+pub(crate) fn commit_certificate(
     ctx_id: &ContextId,
     cert: &CommitCertificate<ConclaveContext>,
     validators: &ValidatorSet,
