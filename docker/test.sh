@@ -23,6 +23,10 @@
 #      expression evaluates (docker/check-dashboard.sh).
 #   8. A DAO payout voted by three members reaches anvil through the
 #      relayer in the compose file.
+# FROM_SOURCE=1 builds the node image as a machine with a registry does,
+# compiling the release binary in docker/Dockerfile's `build` stage (on a
+# local stand-in for the official Rust image, docker/offline/Dockerfile.rust);
+# a cold build, so on demand, not in CI.
 # It prints the image size, the time from `compose up` to the first
 # committed block and each container's memory at idle, and removes what it
 # started (containers, network, volumes) on exit.
@@ -142,17 +146,35 @@ if ! docker image inspect "$BASE_IMAGE" > /dev/null 2>&1; then
   docker import "$tarball" "$BASE_IMAGE" > /dev/null
 fi
 
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/conclave/target}
-log "building conclave (dev profile, as .ci/devnet.sh)"
-cargo build -q -p conclave-node --bin conclave
-BIN=$CARGO_TARGET_DIR/debug/conclave
-mkdir -p docker/prebuilt
-# Debug info is for a debugger, not for the image.
-objcopy --strip-debug "$BIN" docker/prebuilt/conclave
-log "building $CONCLAVE_IMAGE"
-docker build -q -f docker/Dockerfile -t "$CONCLAVE_IMAGE" \
-  --build-arg BUILD_IMAGE="$BASE_IMAGE" --build-arg BASE_IMAGE="$BASE_IMAGE" \
-  --build-arg PREBUILT=docker/prebuilt/conclave . > /dev/null
+if [ "${FROM_SOURCE:-0}" = 1 ]; then
+  # The node image as a registry machine builds it: docker/Dockerfile's
+  # `build` stage compiles the release binary inside the image, on a
+  # stand-in for the official Rust image (on demand; a cold build).
+  RUST_IMAGE=conclave-test/rust:1.95
+  if ! docker image inspect "$RUST_IMAGE" > /dev/null 2>&1; then
+    log "building $RUST_IMAGE (Debian 12 base + rustup)"
+    docker build -q -f docker/offline/Dockerfile.rust -t "$RUST_IMAGE" \
+      --build-arg BASE_IMAGE="$BASE_IMAGE" docker/offline > /dev/null
+  fi
+  log "building $CONCLAVE_IMAGE from source (release, inside docker)"
+  started=$SECONDS
+  docker build -f docker/Dockerfile -t "$CONCLAVE_IMAGE" \
+    --build-arg BUILD_IMAGE="$RUST_IMAGE" --build-arg BASE_IMAGE="$BASE_IMAGE" . \
+    > "$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log" >&2; fail "docker build from source"; }
+  log "built from source in $((SECONDS - started)) s"
+else
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/conclave/target}
+  log "building conclave (dev profile, as .ci/devnet.sh)"
+  cargo build -q -p conclave-node --bin conclave
+  BIN=$CARGO_TARGET_DIR/debug/conclave
+  mkdir -p docker/prebuilt
+  # Debug info is for a debugger, not for the image.
+  objcopy --strip-debug "$BIN" docker/prebuilt/conclave
+  log "building $CONCLAVE_IMAGE"
+  docker build -q -f docker/Dockerfile -t "$CONCLAVE_IMAGE" \
+    --build-arg BUILD_IMAGE="$BASE_IMAGE" --build-arg BASE_IMAGE="$BASE_IMAGE" \
+    --build-arg PREBUILT=docker/prebuilt/conclave . > /dev/null
+fi
 anvil_bin=$(find contracts/evm/node_modules/@foundry-rs -path '*anvil*' -name anvil -type f | head -1)
 [ -x "$anvil_bin" ] || fail "no anvil binary: run bash .ci/setup.sh first"
 for tool in anvil prometheus; do
