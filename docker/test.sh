@@ -153,8 +153,10 @@ if [ "${FROM_SOURCE:-0}" = 1 ]; then
   RUST_IMAGE=conclave-test/rust:1.95
   if ! docker image inspect "$RUST_IMAGE" > /dev/null 2>&1; then
     log "building $RUST_IMAGE (Debian 12 base + rustup)"
+    mkdir -p "$WORK/rust"
+    cp /etc/ssl/certs/ca-certificates.crt "$WORK/rust/host-ca.crt"
     docker build -q -f docker/offline/Dockerfile.rust -t "$RUST_IMAGE" \
-      --build-arg BASE_IMAGE="$BASE_IMAGE" docker/offline > /dev/null
+      --build-arg BASE_IMAGE="$BASE_IMAGE" "$WORK/rust" > /dev/null
   fi
   log "building $CONCLAVE_IMAGE from source (release, inside docker)"
   started=$SECONDS

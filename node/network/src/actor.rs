@@ -21,6 +21,7 @@ use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 use crate::identity::{self, keypair_from_secret, member_of, peer_id_of, topic_of};
 use crate::ingress::{Message, NetworkEvent, NetworkHandle};
+use crate::lanes::{self, Inbound, Lane, Links};
 use crate::metrics::{Counter, Metrics};
 use crate::redial::Redialer;
 
@@ -62,6 +63,10 @@ pub(crate) struct Actor {
     /// The member behind each connected peer, read from its peer id once
     /// when it connects rather than for each message it sends.
     pub(crate) connected: HashMap<PeerId, MemberId>,
+    /// The push and direct streams to each member.
+    pub(crate) links: Links,
+    /// Frames read from members' push and direct streams.
+    pub(crate) lane_frames: mpsc::Receiver<Inbound>,
 }
 
 /// Consensus messages remembered to deliver each once.
@@ -106,6 +111,22 @@ pub fn spawn(
     let (sender, commands) = mpsc::channel(cfg.command_capacity.max(1));
     let (events, receiver) = mpsc::channel(cfg.event_capacity.max(1));
     let metrics = Arc::new(Metrics::default());
+    let mut control = swarm.behaviour().streams.new_control();
+    let (lane_sender, lane_frames) = mpsc::channel(cfg.event_capacity.max(1));
+    let framed = |max: usize| max.saturating_add(crate::codec::CONTEXT_LEN);
+    lanes::accept(
+        &mut control,
+        Lane::Push,
+        framed(cfg.max_request_bytes),
+        lane_sender.clone(),
+    )?;
+    lanes::accept(
+        &mut control,
+        Lane::Direct,
+        framed(cfg.max_message_bytes),
+        lane_sender,
+    )?;
+    let links = Links::new(control, metrics.clone(), cfg.request_timeout);
     let actor = Actor {
         cfg,
         swarm,
@@ -122,6 +143,8 @@ pub fn spawn(
         redial,
         reconnected: HashMap::new(),
         listen_waiters: Vec::new(),
+        links,
+        lane_frames,
     };
     info!(member = %local, "network starting");
     runtime.spawn(actor.run());
@@ -159,6 +182,7 @@ impl Actor {
                 Some((channel, answer)) = self.inbound.next(), if !self.inbound.is_empty() => {
                     self.answer(channel, answer);
                 }
+                Some(frame) = self.lane_frames.recv() => self.on_lane_frame(frame),
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                     if deadline.is_some() => self.redial_due(),
             }
@@ -381,15 +405,14 @@ impl Actor {
             .copied()
             .filter(|p| self.swarm.is_connected(p))
             .collect();
-        let direct = &mut self.swarm.behaviour_mut().direct;
-        for peer in &peers {
-            let frame = Frame::Request(Request {
-                context,
-                data: data.to_vec(),
-            });
-            direct.send_request(peer, frame);
-        }
-        (peers.len(), others)
+        let Some(frame) = lanes::encode(&context, data) else {
+            return (0, others);
+        };
+        let sent = peers
+            .iter()
+            .filter(|peer| self.links.send(**peer, Lane::Direct, frame.clone()))
+            .count();
+        (sent, others)
     }
 
     fn push(&mut self, context: ContextId, data: Vec<u8>) -> Result<usize> {
@@ -410,23 +433,19 @@ impl Actor {
             .copied()
             .filter(|p| self.swarm.is_connected(p))
             .collect();
-        let Some((last, rest)) = peers.split_last() else {
-            return Ok(0);
-        };
-        let push = &mut self.swarm.behaviour_mut().push;
-        for peer in rest {
-            let frame = Frame::Request(Request {
-                context,
-                data: data.clone(),
+        let Some(frame) = lanes::encode(&context, &data) else {
+            return Err(Error::TooLarge {
+                size: data.len(),
+                max,
             });
-            push.send_request(peer, frame);
-        }
-        push.send_request(last, Frame::Request(Request { context, data }));
-        self.metrics.add(
-            Counter::PushesSent,
-            u64::try_from(peers.len()).unwrap_or(u64::MAX),
-        );
-        Ok(peers.len())
+        };
+        let sent = peers
+            .iter()
+            .filter(|peer| self.links.send(**peer, Lane::Push, frame.clone()))
+            .count();
+        self.metrics
+            .add(Counter::PushesSent, u64::try_from(sent).unwrap_or(u64::MAX));
+        Ok(sent)
     }
 
     fn request(

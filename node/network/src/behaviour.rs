@@ -4,9 +4,9 @@
 //! must reach every member even through others: consensus. Gossipsub sends
 //! to a peer through one queue and one substream, in order, so a vote
 //! published behind megabytes of txs waits behind them; bulk data (txs)
-//! therefore takes the push lane instead: a request-response protocol of
-//! its own, one stream per push, straight to each connected member (yamux
-//! interleaves the streams of a connection, so gossip is not held up).
+//! therefore takes the push lane instead: a stream of its own straight to
+//! each connected member (yamux interleaves the streams of a connection,
+//! so gossip is not held up). See `lanes`.
 //!
 //! Gossipsub signs every message with the member's key (`Strict`), ids a
 //! message by the hash of its topic and data, and hands each message to the
@@ -30,7 +30,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identify, ping};
 use sha2::{Digest, Sha256};
 
-use crate::codec::{Codec, DIRECT_PROTOCOL, PROTOCOL, PUSH_PROTOCOL};
+use crate::codec::{Codec, PROTOCOL};
 use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 
@@ -54,14 +54,14 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) request: request_response::Behaviour<Codec>,
-    /// The bulk lane: one-way pushes straight to each member, on streams
-    /// of their own, so bulk traffic never queues ahead of gossip.
-    pub(crate) push: request_response::Behaviour<Codec>,
-    /// Consensus messages straight to each connected member, besides
-    /// gossip: gossipsub's link to a member can die while the connection
-    /// lives (seen after a member restarts), and a context of three
-    /// members then stops; a stream per message does not share that fate.
-    pub(crate) direct: request_response::Behaviour<Codec>,
+    /// The push and direct lanes: one long-lived stream per member and
+    /// lane (`lanes`). Pushes are bulk (txs) on streams of their own, so
+    /// bulk traffic never queues ahead of gossip; direct messages are
+    /// consensus sent straight to each connected member besides gossip:
+    /// gossipsub's link to a member can die while the connection lives
+    /// (seen after a member restarts), and a context of three members then
+    /// stops; a stream of its own does not share that fate.
+    pub(crate) streams: libp2p_stream::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
 }
@@ -80,22 +80,8 @@ impl Behaviour {
             max_response: cfg.max_message_bytes,
         };
         let request = request_response::Behaviour::with_codec(
-            codec.clone(),
+            codec,
             [(PROTOCOL, ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(cfg.request_timeout),
-        );
-        let push = request_response::Behaviour::with_codec(
-            codec.clone(),
-            [(PUSH_PROTOCOL, ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(cfg.request_timeout),
-        );
-        // A consensus message is held to the gossip limit on either path.
-        let direct = request_response::Behaviour::with_codec(
-            Codec {
-                max_request: cfg.max_message_bytes,
-                ..codec
-            },
-            [(DIRECT_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(cfg.request_timeout),
         );
         let identify = identify::Behaviour::new(identify::Config::new(
@@ -111,8 +97,7 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
             request,
-            push,
-            direct,
+            streams: libp2p_stream::Behaviour::new(),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
         })

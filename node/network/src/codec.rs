@@ -23,19 +23,21 @@ use libp2p::StreamProtocol;
 /// The request-response protocol name.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/req/1");
 
-/// One-way messages sent straight to each member (the bulk lane): the same
-/// frames as [`PROTOCOL`], acknowledged with an empty answer on receipt.
-pub const PUSH_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/push/1");
+/// One-way messages sent straight to each member (the bulk lane): a
+/// long-lived stream of request frames, one after the other; the receiver
+/// writes back one [`RefuseReason`] code byte per frame it refuses.
+pub const PUSH_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/push/2");
 
 /// Consensus messages sent straight to each connected member, besides
-/// gossip: the same frames as [`PUSH_PROTOCOL`], delivered as gossip is
-/// (the receiver drops the copy that arrives second).
-pub const DIRECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/direct/1");
+/// gossip: a stream as [`PUSH_PROTOCOL`]'s, delivered as gossip is (the
+/// receiver drops the copy that arrives second).
+pub const DIRECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/direct/2");
 
 /// Largest oversized request body read and discarded to deliver a refusal.
 pub const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-const CONTEXT_LEN: usize = 32;
+/// Bytes of the context id at the head of a request frame.
+pub(crate) const CONTEXT_LEN: usize = 32;
 const TAG_ANSWER: u8 = 0;
 const TAG_REFUSED: u8 = 1;
 
@@ -88,7 +90,7 @@ pub enum RefuseReason {
 }
 
 impl RefuseReason {
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::NotMember => 1,
             Self::UnknownContext => 2,
@@ -100,7 +102,7 @@ impl RefuseReason {
         }
     }
 
-    fn from_code(code: u8) -> Option<Self> {
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             1 => Self::NotMember,
             2 => Self::UnknownContext,
@@ -143,7 +145,7 @@ fn invalid(msg: &'static str) -> io::Error {
 
 /// Reads a frame; `Ok(Err(len))` if its announced length exceeds `max`, in
 /// which case the body is left unread.
-async fn read_frame<T: AsyncRead + Unpin>(
+pub(crate) async fn read_frame<T: AsyncRead + Unpin>(
     io: &mut T,
     max: usize,
 ) -> io::Result<Result<Vec<u8>, u64>> {

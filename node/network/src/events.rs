@@ -14,9 +14,10 @@ use crate::behaviour::{BehaviourEvent, REQUEST_STRIKE_SCORE};
 use crate::codec::{Frame, RefuseReason, Response};
 use crate::error::Error;
 use crate::ingress::NetworkEvent;
+use crate::lanes;
 use crate::metrics::Counter;
 
-/// Which request-response protocol a frame came in on.
+/// Which protocol a frame came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lane {
     /// Requests answered by the application (`codec::PROTOCOL`).
@@ -27,6 +28,15 @@ enum Lane {
     Direct,
 }
 
+impl From<lanes::Lane> for Lane {
+    fn from(lane: lanes::Lane) -> Self {
+        match lane {
+            lanes::Lane::Push => Self::Push,
+            lanes::Lane::Direct => Self::Direct,
+        }
+    }
+}
+
 /// Most peers whose request strikes are remembered.
 const MAX_STRIKE_ENTRIES: usize = 4096;
 
@@ -35,10 +45,6 @@ impl Actor {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Request(event)) => self.on_request(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Push(event)) => self.on_push(event, Lane::Push),
-            SwarmEvent::Behaviour(BehaviourEvent::Direct(event)) => {
-                self.on_push(event, Lane::Direct)
-            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -77,6 +83,7 @@ impl Actor {
                 self.metrics.set_peers(self.swarm.connected_peers().count());
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
+                    self.links.disconnected(&peer_id);
                     self.redial.disconnected(&peer_id, Instant::now());
                     if let Some(member) = member_of_peer(&peer_id) {
                         debug!(%member, "peer disconnected");
@@ -202,16 +209,16 @@ impl Actor {
         }
     }
 
-    /// Checks an inbound request or push: well formed, about a joined
-    /// context (or the node scope, for requests), from one of its members.
-    /// Refuses it (and penalises the peer where it is at fault) otherwise.
+    /// Checks an inbound request or one-way frame: well formed, about a
+    /// joined context (or the node scope, for requests), from one of its
+    /// members. Otherwise says why it is refused, having penalised the peer
+    /// where it is at fault.
     fn admit(
         &mut self,
         lane: Lane,
         peer: PeerId,
         frame: Frame,
-        channel: ResponseChannel<Response>,
-    ) -> Option<(MemberId, crate::codec::Request, ResponseChannel<Response>)> {
+    ) -> Result<(MemberId, crate::codec::Request), RefuseReason> {
         let request = match frame {
             Frame::Request(request) => request,
             Frame::Oversized(_) | Frame::Malformed => {
@@ -226,8 +233,7 @@ impl Actor {
                     self.metrics.inc(Counter::MessagesRejected);
                 }
                 self.strike(peer);
-                self.refuse(lane, channel, reason);
-                return None;
+                return Err(reason);
             }
         };
         let context = request.context;
@@ -252,15 +258,23 @@ impl Actor {
             if reason == RefuseReason::NotMember {
                 self.strike(peer);
             }
-            self.refuse(lane, channel, reason);
-            return None;
+            return Err(reason);
         };
-        Some((from, request, channel))
+        Ok((from, request))
     }
 
     fn on_inbound(&mut self, peer: PeerId, frame: Frame, channel: ResponseChannel<Response>) {
-        let Some((from, request, channel)) = self.admit(Lane::Request, peer, frame, channel) else {
-            return;
+        let (from, request) = match self.admit(Lane::Request, peer, frame) {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                // Fails only if the requester has gone.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .request
+                    .send_response(channel, Response::Refused(reason));
+                return;
+            }
         };
         self.metrics.inc(Counter::RequestsReceived);
         let (reply, answer) = oneshot::channel();
@@ -280,81 +294,44 @@ impl Actor {
         }));
     }
 
-    /// The push and direct lanes: a member's one-way message, acknowledged
-    /// as soon as it is checked (the sender does not wait for the
-    /// application). A push is bulk (txs); a direct message is consensus,
-    /// delivered as gossip is, once.
-    fn on_push(&mut self, event: request_response::Event<Frame, Response>, lane: Lane) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let Some((from, request, channel)) = self.admit(lane, peer, request, channel)
-                else {
-                    return;
-                };
-                let behaviour = self.swarm.behaviour_mut();
-                let protocol = match lane {
-                    Lane::Direct => &mut behaviour.direct,
-                    _ => &mut behaviour.push,
-                };
-                // Fails only if the sender has gone.
-                let _ = protocol.send_response(channel, Response::Answer(Vec::new()));
-                if lane == Lane::Direct {
-                    self.metrics.inc(Counter::DirectReceived);
-                    self.metrics.inc(Counter::MessagesAccepted);
-                    if self.recent.first_time(&request.data) {
-                        self.emit(NetworkEvent::Message {
-                            context: request.context,
-                            from,
-                            data: request.data,
-                        });
-                    }
-                    return;
-                }
-                self.metrics.inc(Counter::PushesReceived);
-                self.emit(NetworkEvent::Pushed {
+    /// A frame from a member's push or direct stream (`lanes`), checked
+    /// as a request is; a refusal goes back on the stream. A push is bulk
+    /// (txs); a direct message is consensus, delivered as gossip is, once.
+    pub(crate) fn on_lane_frame(&mut self, inbound: lanes::Inbound) {
+        let lanes::Inbound {
+            peer,
+            lane,
+            frame,
+            refusals,
+        } = inbound;
+        let lane = Lane::from(lane);
+        let (from, request) = match self.admit(lane, peer, frame) {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                // Only a full queue or a gone stream fails: the refusal is
+                // not reported then, the frame is refused all the same.
+                let _ = refusals.try_send(reason);
+                return;
+            }
+        };
+        if lane == Lane::Direct {
+            self.metrics.inc(Counter::DirectReceived);
+            self.metrics.inc(Counter::MessagesAccepted);
+            if self.recent.first_time(&request.data) {
+                self.emit(NetworkEvent::Message {
                     context: request.context,
                     from,
                     data: request.data,
                 });
             }
-            Event::Message {
-                peer,
-                message: Message::Response { response, .. },
-                ..
-            } => {
-                if let Response::Refused(reason) = response {
-                    debug!(%peer, %reason, "push refused");
-                    self.metrics.inc(Counter::PushesFailed);
-                }
-            }
-            Event::OutboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "push failed");
-                self.metrics.inc(Counter::PushesFailed);
-            }
-            Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "inbound push failed");
-            }
-            Event::ResponseSent { .. } => {}
+            return;
         }
-    }
-
-    fn refuse(&mut self, lane: Lane, channel: ResponseChannel<Response>, reason: RefuseReason) {
-        let behaviour = self.swarm.behaviour_mut();
-        let protocol = match lane {
-            Lane::Request => &mut behaviour.request,
-            Lane::Push => &mut behaviour.push,
-            Lane::Direct => &mut behaviour.direct,
-        };
-        // Fails only if the requester has gone.
-        let _ = protocol.send_response(channel, Response::Refused(reason));
+        self.metrics.inc(Counter::PushesReceived);
+        self.emit(NetworkEvent::Pushed {
+            context: request.context,
+            from,
+            data: request.data,
+        });
     }
 
     /// Lowers a peer's application score for a refused or malformed request.

@@ -18,6 +18,8 @@
 //! - `behaviour`: the composed libp2p behaviour and the gossipsub tuning for
 //!   small groups (mesh degree 1..8, flood publish, peer scoring);
 //! - [`codec`]: the length-limited request-response (and push) wire format;
+//! - `lanes`: the push and direct lanes, one long-lived stream per member
+//!   and lane, written and read by tasks of their own;
 //! - `redial`: backoff for static peers; [`metrics`]: counters.
 //!
 //! What reaches the application has been checked: gossip is signed by its
@@ -38,6 +40,7 @@ mod error;
 mod events;
 mod identity;
 mod ingress;
+mod lanes;
 pub mod metrics;
 mod recent;
 mod redial;

@@ -1,5 +1,6 @@
 //! Kill one of two nodes and restart it with the same key and port: the
-//! other node's static-peer redial reconnects and gossip flows again.
+//! other node's static-peer redial reconnects, and consensus messages and
+//! pushes flow again on new streams.
 
 use conclave_network::NetworkEvent;
 use libp2p::multiaddr::Protocol;
@@ -82,6 +83,13 @@ async fn n2_restarted_static_peer_reconnects_and_gossips() {
     assert_eq!(
         next_message(&mut b).await,
         (ctx(12), a.member, b"after".to_vec())
+    );
+    // Straight from a, on a stream opened after the restart.
+    assert_eq!(b.handle.metrics().direct_received, 1);
+    assert_eq!(a.handle.push(ctx(12), b"bulk".to_vec()).await.unwrap(), 1);
+    assert_eq!(
+        next_push(&mut b).await,
+        (ctx(12), a.member, b"bulk".to_vec())
     );
     b.handle.publish(ctx(12), b"back".to_vec()).await.unwrap();
     assert_eq!(

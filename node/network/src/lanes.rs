@@ -1,0 +1,451 @@
+//! The push and direct lanes: one long-lived stream per member and lane.
+//!
+//! A one-way message (a pushed batch of txs, a consensus message sent
+//! straight to a member) used to take a request-response exchange of its
+//! own: a new substream, protocol negotiation, an acknowledgement and a
+//! timer per message, which a profile put among the largest costs of a
+//! height. Each member now keeps one outbound stream per peer and lane,
+//! opened on first use and written by a task of its own, and reads each
+//! inbound stream in a task that hands the frames to the actor:
+//!
+//! - a frame is `u32 length || context id || payload`, the request frame of
+//!   [`crate::codec`]; frames on a stream arrive in the order they were
+//!   sent, which per sender is the order consensus produced them;
+//! - the actor checks every inbound frame as before (a joined context, the
+//!   sender one of its members); a refused frame is answered by one byte on
+//!   the same stream, the [`RefuseReason`] code, which the sender counts as
+//!   a failed push; an oversized frame also ends the stream;
+//! - queues are bounded: a full outbound queue drops the message and counts
+//!   it (the direct lane then falls back to gossip), an inbound reader waits
+//!   for the actor, which backs the sender up through flow control;
+//! - a stream that fails is dropped with what it held; the next message
+//!   opens a new one. A closed connection drops its peer's streams.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conclave_consensus::ContextId;
+use futures::io::{ReadHalf, WriteHalf};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use libp2p_stream::Control;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::codec::{self, Frame, RefuseReason};
+use crate::metrics::{Counter, Metrics};
+
+/// Messages queued for one peer and lane before new ones are dropped.
+const LINK_QUEUE: usize = 1024;
+
+/// Frames written before the stream is flushed, when many wait.
+const WRITE_BATCH: usize = 64;
+
+/// Inbound streams one peer may hold open per lane; more are closed.
+const STREAMS_PER_PEER: usize = 4;
+
+/// Refusals queued for a sender before further ones are not reported.
+const REFUSAL_QUEUE: usize = 16;
+
+/// Which one-way lane a stream carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Lane {
+    /// Bulk data (txs), [`codec::PUSH_PROTOCOL`].
+    Push,
+    /// Consensus messages, besides gossip, [`codec::DIRECT_PROTOCOL`].
+    Direct,
+}
+
+impl Lane {
+    fn protocol(self) -> StreamProtocol {
+        match self {
+            Self::Push => codec::PUSH_PROTOCOL,
+            Self::Direct => codec::DIRECT_PROTOCOL,
+        }
+    }
+}
+
+/// A frame read from a member's stream, for the actor to check.
+pub(crate) struct Inbound {
+    pub(crate) peer: PeerId,
+    pub(crate) lane: Lane,
+    pub(crate) frame: Frame,
+    /// Where a refusal of this frame goes back to its sender.
+    pub(crate) refusals: mpsc::Sender<RefuseReason>,
+}
+
+/// The outbound streams, held by the actor.
+pub(crate) struct Links {
+    control: Control,
+    metrics: Arc<Metrics>,
+    open_timeout: Duration,
+    links: HashMap<(PeerId, Lane), mpsc::Sender<Arc<Vec<u8>>>>,
+}
+
+impl Links {
+    pub(crate) fn new(control: Control, metrics: Arc<Metrics>, open_timeout: Duration) -> Self {
+        Self {
+            control,
+            metrics,
+            open_timeout,
+            links: HashMap::new(),
+        }
+    }
+
+    /// Queues an encoded frame (see [`encode`]) for `peer`; whether it was
+    /// queued. A stream that has failed is replaced.
+    pub(crate) fn send(&mut self, peer: PeerId, lane: Lane, frame: Arc<Vec<u8>>) -> bool {
+        let mut frame = frame;
+        for _ in 0..2 {
+            let link = self.links.entry((peer, lane)).or_insert_with(|| {
+                self::open(&self.control, &self.metrics, self.open_timeout, peer, lane)
+            });
+            match link.try_send(frame) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    debug!(%peer, ?lane, "stream queue full; message dropped");
+                    self.metrics.inc(Counter::PushesFailed);
+                    return false;
+                }
+                Err(mpsc::error::TrySendError::Closed(back)) => {
+                    self.links.remove(&(peer, lane));
+                    frame = back;
+                }
+            }
+        }
+        false
+    }
+
+    /// Drops the streams to a peer that is no longer connected.
+    pub(crate) fn disconnected(&mut self, peer: &PeerId) {
+        self.links.retain(|(p, _), _| p != peer);
+    }
+}
+
+/// `u32 length || context || data`, the frame of both lanes.
+pub(crate) fn encode(context: &ContextId, data: &[u8]) -> Option<Arc<Vec<u8>>> {
+    let len = u32::try_from(data.len().checked_add(32)?).ok()?;
+    let mut frame = Vec::with_capacity(data.len() + 36);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(context.as_bytes());
+    frame.extend_from_slice(data);
+    Some(Arc::new(frame))
+}
+
+/// Starts the writer of a new outbound stream; returns its queue.
+fn open(
+    control: &Control,
+    metrics: &Arc<Metrics>,
+    open_timeout: Duration,
+    peer: PeerId,
+    lane: Lane,
+) -> mpsc::Sender<Arc<Vec<u8>>> {
+    let (sender, queue) = mpsc::channel(LINK_QUEUE);
+    let control = control.clone();
+    let metrics = metrics.clone();
+    tokio::spawn(async move {
+        let mut queue = queue;
+        let mut control = control;
+        let opened = tokio::time::timeout(open_timeout, control.open_stream(peer, lane.protocol()));
+        let stream = match opened.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                debug!(%peer, ?lane, %error, "cannot open stream");
+                return fail_queued(&mut queue, &metrics);
+            }
+            Err(_) => {
+                debug!(%peer, ?lane, "opening a stream timed out");
+                return fail_queued(&mut queue, &metrics);
+            }
+        };
+        let (reader, writer) = stream.split();
+        tokio::spawn(read_refusals(reader, peer, lane, metrics.clone()));
+        if let Err(error) = write_frames(writer, &mut queue).await {
+            debug!(%peer, ?lane, %error, "stream failed");
+            fail_queued(&mut queue, &metrics);
+        }
+    });
+    sender
+}
+
+/// Counts what was queued on a stream that failed, and closes the queue.
+fn fail_queued(queue: &mut mpsc::Receiver<Arc<Vec<u8>>>, metrics: &Metrics) {
+    queue.close();
+    let mut lost = 1u64;
+    while queue.try_recv().is_ok() {
+        lost = lost.saturating_add(1);
+    }
+    metrics.add(Counter::PushesFailed, lost);
+}
+
+async fn write_frames(
+    mut writer: WriteHalf<Stream>,
+    queue: &mut mpsc::Receiver<Arc<Vec<u8>>>,
+) -> std::io::Result<()> {
+    while let Some(frame) = queue.recv().await {
+        writer.write_all(&frame).await?;
+        for _ in 1..WRITE_BATCH {
+            match queue.try_recv() {
+                Ok(frame) => writer.write_all(&frame).await?,
+                Err(_) => break,
+            }
+        }
+        writer.flush().await?;
+    }
+    // The actor dropped the link (the peer disconnected, or shutdown).
+    writer.close().await
+}
+
+/// Reads the refusal codes a receiver writes back on an outbound stream.
+async fn read_refusals(
+    mut reader: ReadHalf<Stream>,
+    peer: PeerId,
+    lane: Lane,
+    metrics: Arc<Metrics>,
+) {
+    let mut code = [0u8; 1];
+    while reader.read_exact(&mut code).await.is_ok() {
+        let reason = RefuseReason::from_code(code[0]);
+        debug!(%peer, ?lane, ?reason, "message refused by its receiver");
+        metrics.inc(Counter::PushesFailed);
+    }
+}
+
+/// Accepts the inbound streams of `lane` for as long as the swarm lives;
+/// each is read in a task of its own into `inbound`.
+pub(crate) fn accept(
+    control: &mut Control,
+    lane: Lane,
+    max_frame: usize,
+    inbound: mpsc::Sender<Inbound>,
+) -> Result<(), crate::error::Error> {
+    let mut incoming = control
+        .accept(lane.protocol())
+        .map_err(|e| crate::error::Error::Setup(e.to_string()))?;
+    let open: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+    tokio::spawn(async move {
+        while let Some((peer, stream)) = incoming.next().await {
+            let Some(guard) = StreamGuard::take(&open, peer) else {
+                debug!(%peer, ?lane, "too many inbound streams from one peer; closing");
+                continue;
+            };
+            tokio::spawn(read_frames(
+                stream,
+                peer,
+                lane,
+                max_frame,
+                inbound.clone(),
+                guard,
+            ));
+        }
+    });
+    Ok(())
+}
+
+/// One of a peer's inbound streams of a lane, counted while it is read.
+struct StreamGuard {
+    open: Arc<Mutex<HashMap<PeerId, usize>>>,
+    peer: PeerId,
+}
+
+impl StreamGuard {
+    fn take(open: &Arc<Mutex<HashMap<PeerId, usize>>>, peer: PeerId) -> Option<Self> {
+        let mut counts = open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(peer).or_insert(0);
+        if *count >= STREAMS_PER_PEER {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            open: open.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut counts = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.peer);
+            }
+        }
+    }
+}
+
+async fn read_frames<S>(
+    stream: S,
+    peer: PeerId,
+    lane: Lane,
+    max_frame: usize,
+    inbound: mpsc::Sender<Inbound>,
+    _guard: StreamGuard,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut reader, writer) = stream.split();
+    let (refusals, pending) = mpsc::channel(REFUSAL_QUEUE);
+    tokio::spawn(write_refusals(writer, pending));
+    loop {
+        let frame = match codec::read_frame(&mut reader, max_frame).await {
+            Ok(Ok(body)) => codec::decode_request(&body),
+            Ok(Err(len)) => Frame::Oversized(len),
+            Err(_) => return,
+        };
+        let last = matches!(frame, Frame::Oversized(_));
+        let inbound_frame = Inbound {
+            peer,
+            lane,
+            frame,
+            refusals: refusals.clone(),
+        };
+        if inbound.send(inbound_frame).await.is_err() || last {
+            // The actor is gone, or the stream cannot be read past an
+            // oversized frame.
+            return;
+        }
+    }
+}
+
+async fn write_refusals<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut pending: mpsc::Receiver<RefuseReason>,
+) {
+    while let Some(reason) = pending.recv().await {
+        if writer.write_all(&[reason.code()]).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures::io::Cursor;
+
+    use super::*;
+
+    /// A stream whose inbound bytes are fixed and whose outbound bytes are
+    /// kept.
+    struct Pipe {
+        input: Cursor<Vec<u8>>,
+        output: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl AsyncRead for Pipe {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.input).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Pipe {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.output
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn guard(peer: PeerId) -> StreamGuard {
+        StreamGuard::take(&Arc::default(), peer).expect("a first stream")
+    }
+
+    #[tokio::test]
+    async fn frames_are_read_in_order_and_an_oversized_one_ends_the_stream() {
+        let context = ContextId([7; 32]);
+        let mut input = Vec::new();
+        input.extend_from_slice(&encode(&context, b"first").unwrap());
+        input.extend_from_slice(&[0, 0, 0, 3, 1, 2, 3]);
+        input.extend_from_slice(&encode(&context, b"second").unwrap());
+        // 32 + 9 bytes announced, above the limit of 32 + 8.
+        input.extend_from_slice(&encode(&context, b"too large").unwrap());
+        input.extend_from_slice(&encode(&context, b"never read").unwrap());
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let pipe = Pipe {
+            input: Cursor::new(input),
+            output: output.clone(),
+        };
+        let peer = PeerId::random();
+        let (sender, mut frames) = mpsc::channel(16);
+        read_frames(pipe, peer, Lane::Push, 32 + 8, sender, guard(peer)).await;
+
+        let mut got = Vec::new();
+        while let Ok(inbound) = frames.try_recv() {
+            assert_eq!((inbound.peer, inbound.lane), (peer, Lane::Push));
+            got.push(inbound);
+        }
+        let request = |data: &[u8]| {
+            Frame::Request(codec::Request {
+                context,
+                data: data.to_vec(),
+            })
+        };
+        let kinds: Vec<&Frame> = got.iter().map(|i| &i.frame).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                &request(b"first"),
+                &Frame::Malformed,
+                &request(b"second"),
+                &Frame::Oversized(41),
+            ]
+        );
+
+        // Refusals go back on the stream, one code byte each.
+        got[1].refusals.try_send(RefuseReason::Malformed).unwrap();
+        got[3]
+            .refusals
+            .try_send(RefuseReason::RequestTooLarge)
+            .unwrap();
+        drop(got);
+        for _ in 0..100 {
+            if output.lock().unwrap().len() == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            *output.lock().unwrap(),
+            vec![
+                RefuseReason::Malformed.code(),
+                RefuseReason::RequestTooLarge.code()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_peer_holds_a_bounded_number_of_inbound_streams() {
+        let open = Arc::default();
+        let peer = PeerId::random();
+        let held: Vec<StreamGuard> = (0..STREAMS_PER_PEER)
+            .map(|_| StreamGuard::take(&open, peer).expect("within the bound"))
+            .collect();
+        assert!(StreamGuard::take(&open, peer).is_none());
+        assert!(StreamGuard::take(&open, PeerId::random()).is_some());
+        drop(held);
+        assert!(StreamGuard::take(&open, peer).is_some());
+    }
+}
