@@ -5,7 +5,8 @@
 //!
 //! Points: `wal_write` (an input written to the WAL, not yet synced),
 //! `sign_recorded` (the sign guard advanced, the signature not yet used),
-//! `before_publish` (WAL synced, a vote or proposal about to be sent),
+//! `before_publish` (a vote or proposal about to be sent; the WAL synced
+//! up to its signature, and for a proposal up to its own entry),
 //! `after_publish`, `proposal_persisted` (own candidate block stored, its
 //! proposal not yet signed), `before_commit` and `after_commit` (around the
 //! store's commit batch of a decided height), `relay_after_checkpoint`

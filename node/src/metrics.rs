@@ -347,7 +347,7 @@ pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
         ),
         (
             "conclave_p2p_pushes_failed_total",
-            "Pushes not acknowledged: stream failed, timed out or refused",
+            "Pushes and direct messages lost (queue full, stream failed) or refused",
             m.pushes_failed,
         ),
         (

@@ -17,7 +17,9 @@
 //! is a refusal to start, never a silent reset.
 //!
 //! The engine reaches the guard through [`crate::wal::SharedLog`], which
-//! makes the WAL entries ahead of a signature durable before recording it.
+//! makes the WAL entries ahead of a signature durable while the guard
+//! records it: the two fsyncs overlap, and the signature is released only
+//! once both are done.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -226,6 +228,59 @@ impl SignGuard {
     /// far, or is the very message signed last; records it durably before
     /// returning `Ok`.
     pub fn check_and_record(&mut self, request: &SignRequest) -> Result<(), DoubleSign> {
+        self.check_and_record_alongside(request, || Ok(()))
+    }
+
+    /// [`SignGuard::check_and_record`], running `alongside` (the WAL's
+    /// fsync, which must also complete before the signature is released)
+    /// on this thread while the guard's record is flushed on another: the
+    /// two flushes overlap instead of queueing, on the path of every vote.
+    /// `Ok` only if both succeeded. If only `alongside` failed, the guard
+    /// still holds the new record: stricter than needed, never looser.
+    pub fn check_and_record_alongside(
+        &mut self,
+        request: &SignRequest,
+        alongside: impl FnOnce() -> Result<(), SignRefusal>,
+    ) -> Result<(), DoubleSign> {
+        let Some(next) = self.admit(request)? else {
+            // The very message signed last: nothing new to record.
+            return alongside();
+        };
+        let path = self.path.clone();
+        let persist_err = |e: io::Error| SignRefusal::Persist(format!("{}: {e}", path.display()));
+        let (other, flushed) = match &self.file {
+            Some(file) => {
+                file.write_all_at(&encode(&next), 0).map_err(persist_err)?;
+                std::thread::scope(|scope| {
+                    let flush = std::thread::Builder::new()
+                        .name("sign-guard-flush".into())
+                        .spawn_scoped(scope, || file.sync_data());
+                    match flush {
+                        Ok(flush) => {
+                            let other = alongside();
+                            let flushed = flush.join().unwrap_or_else(|_| {
+                                Err(io::Error::other("the guard's flush panicked"))
+                            });
+                            (other, flushed)
+                        }
+                        // No thread to spare: one after the other.
+                        Err(_) => (alongside(), file.sync_data()),
+                    }
+                })
+            }
+            None => {
+                let other = alongside();
+                (other, self.persist(&next))
+            }
+        };
+        flushed.map_err(persist_err)?;
+        self.last = Some(next);
+        other
+    }
+
+    /// What recording `request` would write: `None` for the very message
+    /// signed last, a refusal for anything before it or in its place.
+    fn admit(&self, request: &SignRequest) -> Result<Option<LastSigned>, DoubleSign> {
         if let Some(last) = &self.last {
             if request.position < last.position {
                 return Err(SignRefusal::Regression {
@@ -235,7 +290,7 @@ impl SignGuard {
             }
             if request.position == last.position {
                 return if request.digest == last.digest {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err(SignRefusal::Conflict {
                         at: request.position,
@@ -243,15 +298,11 @@ impl SignGuard {
                 };
             }
         }
-        let next = LastSigned {
+        Ok(Some(LastSigned {
             position: request.position,
             value: request.value,
             digest: request.digest,
-        };
-        self.persist(&next)
-            .map_err(|e| SignRefusal::Persist(format!("{}: {e}", self.path.display())))?;
-        self.last = Some(next);
-        Ok(())
+        }))
     }
 
     /// [`SignGuard::check_and_record`] from its parts.

@@ -60,8 +60,9 @@ pub struct MetricsSnapshot {
     /// Consensus messages received straight from their sender (delivered
     /// once, whichever of them and their gossip copy came first).
     pub direct_received: u64,
-    /// `conclave_p2p_pushes_failed_total`: pushes not acknowledged (the
-    /// stream failed, timed out, or the receiver refused it).
+    /// `conclave_p2p_pushes_failed_total`: pushes and direct consensus
+    /// messages lost (the stream's queue was full, the stream could not be
+    /// opened or failed) or refused by their receiver.
     pub pushes_failed: u64,
     /// `conclave_p2p_penalties_total`: members penalised by the node for
     /// what they sent (a payload that does not open or decode).

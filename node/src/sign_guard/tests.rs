@@ -314,3 +314,51 @@ fn a_barrier_refuses_everything_at_its_height_and_allows_the_next() {
     g.check_and_record(&req(8, 0, SignStep::Propose, 1))
         .unwrap();
 }
+
+#[test]
+fn the_flush_alongside_decides_with_the_guard() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    // The first record (a new file), then one in place: `alongside` runs
+    // each time and both must succeed.
+    for (h, step) in [(5, SignStep::Prevote), (5, SignStep::Precommit)] {
+        let mut ran = false;
+        g.check_and_record_alongside(&req(h, 0, step, 1), || {
+            ran = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(ran);
+    }
+
+    // A refusal runs nothing alongside.
+    let refused = g.check_and_record_alongside(&req(5, 0, SignStep::Prevote, 1), || {
+        panic!("ran alongside a refused signature")
+    });
+    assert!(matches!(refused, Err(SignRefusal::Regression { .. })));
+
+    // If the flush alongside fails, the signature is refused, yet the guard
+    // holds the new record: stricter than needed, never looser.
+    let failed = g.check_and_record_alongside(&req(6, 0, SignStep::Prevote, 2), || {
+        Err(SignRefusal::Persist("wal: disk gone".into()))
+    });
+    assert_eq!(failed, Err(SignRefusal::Persist("wal: disk gone".into())));
+    drop(g);
+    let mut g = SignGuard::open(&p).unwrap();
+    assert_eq!(
+        g.last().unwrap().position,
+        req(6, 0, SignStep::Prevote, 2).position
+    );
+    assert!(matches!(
+        g.check_and_record(&req(6, 0, SignStep::Prevote, 3)),
+        Err(SignRefusal::Conflict { .. })
+    ));
+    // The identical message still runs (and needs) the flush alongside.
+    let mut ran = false;
+    g.check_and_record_alongside(&req(6, 0, SignStep::Prevote, 2), || {
+        ran = true;
+        Ok(())
+    })
+    .unwrap();
+    assert!(ran);
+}

@@ -270,13 +270,17 @@ impl Wal {
     /// once the previous height's block is durable.
     ///
     /// The old entries are cut (durably) before the header names the new
-    /// height, so the file never holds entries under another height's
-    /// header: a crash in between leaves the old header over no entries,
-    /// which the next start rotates again. The header is 24 bytes with a
-    /// checksum, written in one piece at offset 0. (This replaced a new
-    /// file per height, renamed into place: two fsyncs and four file
-    /// operations on every height, about 2 % of a validator's CPU at one
-    /// tx per height.)
+    /// height, so the file never holds old entries under the new height's
+    /// header, nor remains of them behind new entries. The new header is
+    /// made durable by the next [`Wal::sync`], which comes before anything
+    /// this node signs at the new height; a crash before it leaves the old
+    /// header (or the new one) over no entries, or over unsynced entries of
+    /// the new height that no signature relied on: the old height is
+    /// committed, so the next start rotates again either way, and entries
+    /// are read by their own height ([`Wal::entries_for`]). The header is
+    /// 24 bytes with a checksum, written in one piece at offset 0. (This
+    /// replaced a new file per height, renamed into place: two fsyncs and
+    /// four file operations on every height, then two fsyncs in place.)
     pub fn start_height(&mut self, height: Height) -> Result<()> {
         self.check_usable()?;
         if height == self.height {
@@ -293,8 +297,7 @@ impl Wal {
             .file
             .set_len(HEADER_LEN as u64)
             .and_then(|()| self.file.sync_data())
-            .and_then(|()| self.file.write_all_at(&header, 0))
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| self.file.write_all_at(&header, 0));
         if let Err(e) = rotated {
             // What is on disk is one of: the old log, the old header with
             // no entries, or the new log; a reopen reads whichever it is.
@@ -305,7 +308,8 @@ impl Wal {
         self.len = HEADER_LEN as u64;
         self.synced = self.len;
         self.entries.clear();
-        self.dirty = false;
+        // The header waits for the next sync.
+        self.dirty = true;
         Ok(())
     }
 

@@ -42,12 +42,14 @@ impl SignPolicy for SharedLog {
         log_first: &[WalEntry],
     ) -> Result<(), SignRefusal> {
         let mut parts = self.0.lock();
+        let LogParts { wal, guard } = &mut *parts;
         let persist = |e: super::WalError| SignRefusal::Persist(e.to_string());
         for (height, input) in log_first {
-            parts.wal.write(*height, input).map_err(persist)?;
+            wal.write(*height, input).map_err(persist)?;
         }
-        parts.wal.sync().map_err(persist)?;
-        parts.guard.check_and_record(request)?;
+        // Both the log and the guard are durable before the signature is
+        // released; their fsyncs overlap.
+        guard.check_and_record_alongside(request, || wal.sync().map_err(persist))?;
         crate::failpoint::hit("sign_recorded");
         Ok(())
     }

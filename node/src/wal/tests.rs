@@ -268,6 +268,34 @@ fn start_height_drops_old_entries_and_never_goes_back() {
 }
 
 #[test]
+fn a_crash_before_the_rotated_header_is_synced_loses_nothing_relied_on() {
+    // start_height cuts the old entries durably and leaves the new header
+    // to the next sync. Before that sync the disk may hold the old header
+    // over entries of the new height (never synced, so no signature relied
+    // on them): they are not read as the old height's, and the next start
+    // (the old height is committed) rotates them away.
+    let (_dir, p, _, _) = written();
+    let later = vote_at(Height(5), 0, 1);
+    let mut bytes = frame::header(H).to_vec();
+    bytes.extend_from_slice(&frame::record(
+        &conclave_consensus::wal_codec::encode_entry(Height(5), &later).unwrap(),
+    ));
+    std::fs::write(&p, &bytes).unwrap();
+    let (mut wal, rec) = Wal::open(&p).unwrap();
+    assert_eq!((rec.height, rec.repair), (H, None));
+    assert!(wal.entries_for(H).is_empty());
+    wal.start_height(Height(5)).unwrap();
+    assert!(wal.entries_for(Height(5)).is_empty());
+
+    // The other way round: the new header over no entries.
+    wal.sync().unwrap();
+    drop(wal);
+    let (wal, rec) = Wal::open(&p).unwrap();
+    assert_eq!((rec.height, rec.entries), (Height(5), 0));
+    assert!(wal.entries_for(Height(5)).is_empty());
+}
+
+#[test]
 fn an_entry_of_a_later_height_rotates_the_log_first() {
     let (_dir, p, _, _) = written();
     let (mut wal, _) = Wal::open(&p).unwrap();
