@@ -164,6 +164,11 @@ if [ "${FROM_SOURCE:-0}" = 1 ]; then
     --build-arg BUILD_IMAGE="$RUST_IMAGE" --build-arg BASE_IMAGE="$BASE_IMAGE" . \
     > "$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log" >&2; fail "docker build from source"; }
   log "built from source in $((SECONDS - started)) s"
+  # The CLI on this machine is the image's own binary (both Debian 12).
+  container=$(docker create "$CONCLAVE_IMAGE")
+  docker cp -q "$container:/usr/local/bin/conclave" "$WORK/conclave"
+  docker rm -f "$container" > /dev/null
+  BIN=$WORK/conclave
 else
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/conclave/target}
   log "building conclave (dev profile, as .ci/devnet.sh)"
