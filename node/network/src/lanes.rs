@@ -40,7 +40,7 @@ use crate::metrics::{Counter, Metrics};
 const LINK_QUEUE: usize = 1024;
 
 /// Frames written before the stream is flushed, when many wait.
-const WRITE_BATCH: usize = 64;
+const WRITE_BATCH: u64 = 64;
 
 /// Inbound streams one peer may hold open per lane; more are closed.
 const STREAMS_PER_PEER: usize = 4;
@@ -152,49 +152,52 @@ fn open(
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
                 debug!(%peer, ?lane, %error, "cannot open stream");
-                return fail_queued(&mut queue, &metrics);
+                return fail_queued(&mut queue, &metrics, 0);
             }
             Err(_) => {
                 debug!(%peer, ?lane, "opening a stream timed out");
-                return fail_queued(&mut queue, &metrics);
+                return fail_queued(&mut queue, &metrics, 0);
             }
         };
         let (reader, writer) = stream.split();
         tokio::spawn(read_refusals(reader, peer, lane, metrics.clone()));
-        if let Err(error) = write_frames(writer, &mut queue).await {
+        if let Err((error, in_flight)) = write_frames(writer, &mut queue).await {
             debug!(%peer, ?lane, %error, "stream failed");
-            fail_queued(&mut queue, &metrics);
+            fail_queued(&mut queue, &metrics, in_flight);
         }
     });
     sender
 }
 
-/// Counts what was queued on a stream that failed, and closes the queue.
-fn fail_queued(queue: &mut mpsc::Receiver<Arc<Vec<u8>>>, metrics: &Metrics) {
+/// Counts what was queued on a stream that failed (and `in_flight` frames
+/// taken from the queue but not written), and closes the queue.
+fn fail_queued(queue: &mut mpsc::Receiver<Arc<Vec<u8>>>, metrics: &Metrics, in_flight: u64) {
     queue.close();
-    let mut lost = 1u64;
+    let mut lost = in_flight;
     while queue.try_recv().is_ok() {
         lost = lost.saturating_add(1);
     }
     metrics.add(Counter::PushesFailed, lost);
 }
 
+/// Writes queued frames until the queue closes; on failure, the error and
+/// how many frames of the batch being written were lost with it.
 async fn write_frames(
     mut writer: WriteHalf<Stream>,
     queue: &mut mpsc::Receiver<Arc<Vec<u8>>>,
-) -> std::io::Result<()> {
+) -> Result<(), (std::io::Error, u64)> {
     while let Some(frame) = queue.recv().await {
-        writer.write_all(&frame).await?;
-        for _ in 1..WRITE_BATCH {
-            match queue.try_recv() {
-                Ok(frame) => writer.write_all(&frame).await?,
-                Err(_) => break,
-            }
+        let mut taken = 1u64;
+        writer.write_all(&frame).await.map_err(|e| (e, taken))?;
+        while taken < WRITE_BATCH {
+            let Ok(frame) = queue.try_recv() else { break };
+            taken += 1;
+            writer.write_all(&frame).await.map_err(|e| (e, taken))?;
         }
-        writer.flush().await?;
+        writer.flush().await.map_err(|e| (e, taken))?;
     }
     // The actor dropped the link (the peer disconnected, or shutdown).
-    writer.close().await
+    writer.close().await.map_err(|e| (e, 0))
 }
 
 /// Reads the refusal codes a receiver writes back on an outbound stream.
