@@ -405,7 +405,7 @@ impl Actor {
             .copied()
             .filter(|p| self.swarm.is_connected(p))
             .collect();
-        let Some(frame) = lanes::encode(&context, data) else {
+        let Some(frame) = crate::codec::encode_request(&context, data).map(Arc::new) else {
             return (0, others);
         };
         let sent = peers
@@ -433,7 +433,7 @@ impl Actor {
             .copied()
             .filter(|p| self.swarm.is_connected(p))
             .collect();
-        let Some(frame) = lanes::encode(&context, &data) else {
+        let Some(frame) = crate::codec::encode_request(&context, &data).map(Arc::new) else {
             return Err(Error::TooLarge {
                 size: data.len(),
                 max,

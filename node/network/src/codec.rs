@@ -1,4 +1,5 @@
-//! Wire format of request-response, with a size limit on every read.
+//! Wire format of request-response and of the push and direct streams
+//! (`lanes`), with a size limit on every read.
 //!
 //! Every frame is a big-endian `u32` length followed by that many bytes:
 //!
@@ -172,6 +173,19 @@ async fn write_frame<T: AsyncWrite + Unpin>(io: &mut T, parts: &[&[u8]]) -> io::
     io.flush().await
 }
 
+/// A whole request frame, length prefix included: what [`decode_request`]
+/// reads back (after the prefix). `None` if it would not fit the `u32`
+/// length.
+pub fn encode_request(context: &ContextId, data: &[u8]) -> Option<Vec<u8>> {
+    let body = data.len().checked_add(CONTEXT_LEN)?;
+    let len = u32::try_from(body).ok()?;
+    let mut frame = Vec::with_capacity(body + 4);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(context.as_bytes());
+    frame.extend_from_slice(data);
+    Some(frame)
+}
+
 /// Decodes a request frame body.
 pub fn decode_request(frame: &[u8]) -> Frame {
     if frame.len() < CONTEXT_LEN {
@@ -286,6 +300,10 @@ mod tests {
         };
         block_on(codec().write_request(&PROTOCOL, &mut buf, Frame::Request(req.clone()))).unwrap();
         let bytes = buf.into_inner();
+        assert_eq!(
+            encode_request(&req.context, &req.data).as_deref(),
+            Some(&bytes[..])
+        );
         assert_eq!(&bytes[..4], &[0, 0, 0, 34]);
         assert_eq!(&bytes[4..36], &[0xcc; 32]);
         assert_eq!(&bytes[36..], b"hi");

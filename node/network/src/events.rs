@@ -14,28 +14,8 @@ use crate::behaviour::{BehaviourEvent, REQUEST_STRIKE_SCORE};
 use crate::codec::{Frame, RefuseReason, Response};
 use crate::error::Error;
 use crate::ingress::NetworkEvent;
-use crate::lanes;
+use crate::lanes::{self, Lane};
 use crate::metrics::Counter;
-
-/// Which protocol a frame came in on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Lane {
-    /// Requests answered by the application (`codec::PROTOCOL`).
-    Request,
-    /// One-way pushes (`codec::PUSH_PROTOCOL`).
-    Push,
-    /// Consensus messages sent straight to us (`codec::DIRECT_PROTOCOL`).
-    Direct,
-}
-
-impl From<lanes::Lane> for Lane {
-    fn from(lane: lanes::Lane) -> Self {
-        match lane {
-            lanes::Lane::Push => Self::Push,
-            lanes::Lane::Direct => Self::Direct,
-        }
-    }
-}
 
 /// Most peers whose request strikes are remembered.
 const MAX_STRIKE_ENTRIES: usize = 4096;
@@ -209,13 +189,13 @@ impl Actor {
         }
     }
 
-    /// Checks an inbound request or one-way frame: well formed, about a
-    /// joined context (or the node scope, for requests), from one of its
-    /// members. Otherwise says why it is refused, having penalised the peer
-    /// where it is at fault.
+    /// Checks an inbound request (`lane` is `None`) or a frame of a push
+    /// or direct stream: well formed, about a joined context (or the node
+    /// scope, for requests), from one of its members. Otherwise says why it
+    /// is refused, having penalised the peer where it is at fault.
     fn admit(
         &mut self,
-        lane: Lane,
+        lane: Option<Lane>,
         peer: PeerId,
         frame: Frame,
     ) -> Result<(MemberId, crate::codec::Request), RefuseReason> {
@@ -229,7 +209,7 @@ impl Actor {
                 };
                 warn!(%peer, ?frame, ?lane, "refusing malformed or oversized request");
                 self.metrics.inc(Counter::RequestsMalformed);
-                if lane == Lane::Direct {
+                if lane == Some(Lane::Direct) {
                     self.metrics.inc(Counter::MessagesRejected);
                 }
                 self.strike(peer);
@@ -239,20 +219,20 @@ impl Actor {
         let context = request.context;
         let from = self.member_of(&peer);
         let refusal = match (self.contexts.get(&context), from) {
-            (_, Some(_)) if context == crate::NODE_SCOPE && lane == Lane::Request => None,
+            (_, Some(_)) if context == crate::NODE_SCOPE && lane.is_none() => None,
             (None, _) => Some(RefuseReason::UnknownContext),
             (Some(joined), Some(m)) if joined.members.contains(&m) => None,
             _ => Some(RefuseReason::NotMember),
         };
         let refusal = refusal.or_else(|| {
-            (lane == Lane::Request && self.inbound.len() >= self.cfg.max_pending_inbound_requests)
+            (lane.is_none() && self.inbound.len() >= self.cfg.max_pending_inbound_requests)
                 .then_some(RefuseReason::Busy)
         });
         let (Some(from), None) = (from, refusal) else {
             let reason = refusal.unwrap_or(RefuseReason::NotMember);
             debug!(%peer, context = %context, %reason, ?lane, "refusing request");
             self.metrics.inc(Counter::RequestsRefused);
-            if lane == Lane::Direct {
+            if lane == Some(Lane::Direct) {
                 self.metrics.inc(Counter::MessagesRejected);
             }
             if reason == RefuseReason::NotMember {
@@ -264,7 +244,7 @@ impl Actor {
     }
 
     fn on_inbound(&mut self, peer: PeerId, frame: Frame, channel: ResponseChannel<Response>) {
-        let (from, request) = match self.admit(Lane::Request, peer, frame) {
+        let (from, request) = match self.admit(None, peer, frame) {
             Ok(admitted) => admitted,
             Err(reason) => {
                 // Fails only if the requester has gone.
@@ -304,8 +284,7 @@ impl Actor {
             frame,
             refusals,
         } = inbound;
-        let lane = Lane::from(lane);
-        let (from, request) = match self.admit(lane, peer, frame) {
+        let (from, request) = match self.admit(Some(lane), peer, frame) {
             Ok(admitted) => admitted,
             Err(reason) => {
                 // Only a full queue or a gone stream fails: the refusal is

@@ -25,7 +25,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use conclave_consensus::ContextId;
 use futures::io::{ReadHalf, WriteHalf};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
@@ -93,44 +92,29 @@ impl Links {
         }
     }
 
-    /// Queues an encoded frame (see [`encode`]) for `peer`; whether it was
-    /// queued. A stream that has failed is replaced.
+    /// Queues an encoded frame ([`codec::encode_request`]) for `peer`;
+    /// whether it was queued. A stream that has failed is replaced.
     pub(crate) fn send(&mut self, peer: PeerId, lane: Lane, frame: Arc<Vec<u8>>) -> bool {
-        let mut frame = frame;
-        for _ in 0..2 {
-            let link = self.links.entry((peer, lane)).or_insert_with(|| {
-                self::open(&self.control, &self.metrics, self.open_timeout, peer, lane)
-            });
-            match link.try_send(frame) {
-                Ok(()) => return true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    debug!(%peer, ?lane, "stream queue full; message dropped");
-                    self.metrics.inc(Counter::PushesFailed);
-                    return false;
-                }
-                Err(mpsc::error::TrySendError::Closed(back)) => {
-                    self.links.remove(&(peer, lane));
-                    frame = back;
-                }
+        let link = match self.links.get(&(peer, lane)) {
+            Some(link) if !link.is_closed() => link,
+            _ => {
+                let link = open(&self.control, &self.metrics, self.open_timeout, peer, lane);
+                self.links.insert((peer, lane), link);
+                &self.links[&(peer, lane)]
             }
+        };
+        if link.try_send(frame).is_err() {
+            debug!(%peer, ?lane, "stream queue full or stream gone; message dropped");
+            self.metrics.inc(Counter::PushesFailed);
+            return false;
         }
-        false
+        true
     }
 
     /// Drops the streams to a peer that is no longer connected.
     pub(crate) fn disconnected(&mut self, peer: &PeerId) {
         self.links.retain(|(p, _), _| p != peer);
     }
-}
-
-/// `u32 length || context || data`, the frame of both lanes.
-pub(crate) fn encode(context: &ContextId, data: &[u8]) -> Option<Arc<Vec<u8>>> {
-    let len = u32::try_from(data.len().checked_add(32)?).ok()?;
-    let mut frame = Vec::with_capacity(data.len() + 36);
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(context.as_bytes());
-    frame.extend_from_slice(data);
-    Some(Arc::new(frame))
 }
 
 /// Starts the writer of a new outbound stream; returns its queue.
@@ -331,6 +315,7 @@ mod tests {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
+    use conclave_consensus::ContextId;
     use futures::io::Cursor;
 
     use super::*;
@@ -380,12 +365,12 @@ mod tests {
     async fn frames_are_read_in_order_and_an_oversized_one_ends_the_stream() {
         let context = ContextId([7; 32]);
         let mut input = Vec::new();
-        input.extend_from_slice(&encode(&context, b"first").unwrap());
+        input.extend_from_slice(&codec::encode_request(&context, b"first").unwrap());
         input.extend_from_slice(&[0, 0, 0, 3, 1, 2, 3]);
-        input.extend_from_slice(&encode(&context, b"second").unwrap());
+        input.extend_from_slice(&codec::encode_request(&context, b"second").unwrap());
         // 32 + 9 bytes announced, above the limit of 32 + 8.
-        input.extend_from_slice(&encode(&context, b"too large").unwrap());
-        input.extend_from_slice(&encode(&context, b"never read").unwrap());
+        input.extend_from_slice(&codec::encode_request(&context, b"too large").unwrap());
+        input.extend_from_slice(&codec::encode_request(&context, b"never read").unwrap());
         let output = Arc::new(Mutex::new(Vec::new()));
         let pipe = Pipe {
             input: Cursor::new(input),
