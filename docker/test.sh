@@ -371,6 +371,10 @@ for i in 0 1 2 3; do
   docker run --rm -v "$home:/home/conclave/node" "$CONCLAVE_IMAGE" init \
     --p2p-listen "/ip4/127.0.0.1/tcp/$((26656 + 10 * i))" --rpc-listen "127.0.0.1:$((26657 + 10 * i))" \
     --metrics-listen "127.0.0.1:$((26660 + 10 * i))" > /dev/null
+  # The keys the container made in the mounted home: owner-only.
+  for key in "$home"/keys/*.key; do
+    [ "$(stat -c %a "$key")" = 600 ] || fail "$key has mode $(stat -c %a "$key"), not 600"
+  done
   keys=$(docker run --rm -v "$home:/home/conclave/node" "$CONCLAVE_IMAGE" keys show)
   ids+=("$(awk '$1 == "member_id" {print $2}' <<< "$keys")")
   peers+=("/ip4/127.0.0.1/tcp/$((26656 + 10 * i))/p2p/$(awk '$1 == "peer_id" {print $2}' <<< "$keys")")
