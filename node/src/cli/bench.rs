@@ -55,6 +55,11 @@ pub struct BenchArgs {
     /// vote to payout).
     #[arg(long)]
     pub anchor_payouts: Option<usize>,
+    /// Measure catch-up instead: 4 validators, the last one stopped while
+    /// the others decide this many blocks, then started again; reports how
+    /// long it takes to reach their tip.
+    #[arg(long, conflicts_with = "anchor_payouts")]
+    pub catch_up_blocks: Option<u64>,
     /// Repeat the whole run (a fresh network each time) and report every
     /// run and the median of each figure.
     #[arg(long, default_value_t = 1)]
@@ -188,7 +193,7 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
         .await;
     }
     let (procs, targets, context) =
-        spawn_validators(dir.path(), args.validators, "kv", None).await?;
+        spawn_validators(dir.path(), args.validators, "kv", None, |_| {}).await?;
     if let Some(cpus) = pins {
         for p in &procs.0 {
             pin(p.id(), cpus)?;
@@ -228,59 +233,37 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
 
 /// Writes `n` validator homes under `dir` (`conclave testnet`, a shared
 /// context of `app`) and starts each as a process of this binary; returns
-/// once every one answers `node_health`.
+/// once every one answers `node_health`. `tune` may change each home's
+/// configuration first.
 pub(super) async fn spawn_validators(
     dir: &std::path::Path,
     n: usize,
     app: &str,
     checkpoint_interval: Option<u64>,
+    tune: fn(&mut Config),
 ) -> anyhow::Result<(Processes, Vec<Target>, ContextId)> {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let written = super::testnet::write(&super::testnet::TestnetArgs {
         validators: n,
         out: dir.to_path_buf(),
         host: "127.0.0.1".into(),
         hosts: Vec::new(),
-        base_port: 20_000 + (probe % 4_000) * 10,
+        base_port: free_base_port(n)?,
         app: app.into(),
         anchors: Vec::new(),
         checkpoint_interval: checkpoint_interval
             .unwrap_or(crate::store::DEFAULT_CHECKPOINT_INTERVAL),
     })?;
-    let exe = std::env::current_exe()?;
     let mut procs = Processes(Vec::new());
     let mut targets = Vec::new();
-    // CONCLAVE_BENCH_LOG_DIR=dir keeps each validator's log (dir/nodeN.log).
-    let log_dir = std::env::var_os("CONCLAVE_BENCH_LOG_DIR").map(std::path::PathBuf::from);
     for (i, home) in written.homes.iter().enumerate() {
-        let stderr = match &log_dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir)?;
-                std::process::Stdio::from(std::fs::File::create(dir.join(format!("node{i}.log")))?)
-            }
-            None => std::process::Stdio::null(),
-        };
-        procs.0.push(
-            std::process::Command::new(&exe)
-                .arg("--home")
-                .arg(home)
-                .arg("start")
-                .stdout(std::process::Stdio::null())
-                .stderr(stderr)
-                .spawn()?,
-        );
-        let rpc = Config::load(home)?.rpc.listen.to_string();
-        let client = super::connect::connect(&format!("http://{rpc}"))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while client.node_health().await.is_err() {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "validator at {rpc} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let mut config = Config::load(home)?;
+        tune(&mut config);
+        config.save(home)?;
+        procs
+            .0
+            .push(start_validator(home, &format!("node{i}.log"))?);
+        let rpc = config.rpc.listen.to_string();
+        wait_healthy(&rpc, Duration::from_millis(100)).await?;
         targets.push(Target {
             rpc,
             key: NodeKeys::load(home)?.member,
@@ -288,6 +271,72 @@ pub(super) async fn spawn_validators(
         });
     }
     Ok((procs, targets, written.context))
+}
+
+/// A base port (`conclave testnet --base-port`) for `n` validators whose
+/// ports are all free now. It is below the kernel's ephemeral range: the
+/// outgoing connections of earlier runs hold ports there, and a validator
+/// that cannot bind its port does not start.
+fn free_base_port(n: usize) -> anyhow::Result<u16> {
+    const LOW: u16 = 10_000;
+    const SLOTS: u64 = 2_200 - 100;
+    anyhow::ensure!(n <= 100, "at most 100 validators");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .subsec_nanos() as u64
+        ^ u64::from(std::process::id());
+    for attempt in 0..64u64 {
+        let base = LOW + ((seed + attempt * 7_919) % SLOTS) as u16 * 10;
+        let free = (0..n as u16 * 10)
+            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if free {
+            return Ok(base);
+        }
+    }
+    anyhow::bail!(
+        "no free range of {} ports found below {}",
+        n * 10,
+        LOW + SLOTS as u16 * 10
+    )
+}
+
+/// Starts the validator of `home` as a process of this binary. With
+/// `CONCLAVE_BENCH_LOG_DIR=dir` its log goes to `dir/<log>` (appended: a
+/// validator started again keeps one log).
+pub(super) fn start_validator(home: &std::path::Path, log: &str) -> anyhow::Result<Child> {
+    let stderr = match std::env::var_os("CONCLAVE_BENCH_LOG_DIR").map(std::path::PathBuf::from) {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(log))?;
+            std::process::Stdio::from(file)
+        }
+        None => std::process::Stdio::null(),
+    };
+    Ok(std::process::Command::new(std::env::current_exe()?)
+        .arg("--home")
+        .arg(home)
+        .arg("start")
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()?)
+}
+
+/// Waits (a minute at most) until the node at `rpc` answers `node_health`,
+/// asking every `every`.
+pub(super) async fn wait_healthy(rpc: &str, every: Duration) -> anyhow::Result<()> {
+    let client = super::connect::connect(&format!("http://{rpc}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.node_health().await.is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "validator at {rpc} did not start"
+        );
+        tokio::time::sleep(every).await;
+    }
+    Ok(())
 }
 
 async fn drive(

@@ -4,6 +4,7 @@
 mod anchor;
 mod bench;
 mod bench_anchor;
+mod bench_catchup;
 mod bench_report;
 mod checkpoints;
 mod client;
@@ -480,9 +481,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Devnet(args) => devnet::run(&cli, args).await,
-        Command::Bench(args) => match args.anchor_payouts {
-            Some(n) => bench_anchor::run(n).await,
-            None => bench::run(args).await,
+        Command::Bench(args) => match (args.anchor_payouts, args.catch_up_blocks) {
+            (Some(n), _) => bench_anchor::run(n).await,
+            (None, Some(n)) => bench_catchup::run(n, args.runs).await,
+            (None, None) => bench::run(args).await,
         },
         Command::Testnet(args) => testnet::run(args),
         Command::Verify(args) => anchor::verify(args).await,

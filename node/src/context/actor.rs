@@ -164,6 +164,7 @@ pub(super) fn execution<'a>(
         record,
         members: &roster.members,
         max_tx_bytes: deps.config.mempool.max_tx_bytes,
+        certified: false,
     }
 }
 

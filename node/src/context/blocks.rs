@@ -43,11 +43,17 @@ pub(super) struct Execution<'a> {
     pub(super) record: &'a ContextRecord,
     pub(super) members: &'a [MemberId],
     pub(super) max_tx_bytes: usize,
+    /// The block to execute comes with a commit certificate checked
+    /// already (catch-up): more than 2/3 of its height's validators
+    /// precommitted it, so at least one honest member checked its txs'
+    /// signatures, and they are not checked again.
+    pub(super) certified: bool,
 }
 
 impl Execution<'_> {
     /// Executes `txs` at `height`, trusting the signatures of txs the
-    /// mempool holds (verified when admitted). `deadline`: building, which
+    /// mempool holds (verified when admitted), or of every tx of a
+    /// certified block. `deadline`: building, which
     /// skips invalid txs into `rejected`; without it every tx must be valid.
     fn run(
         &self,
@@ -59,7 +65,7 @@ impl Execution<'_> {
         rejected: &mut Vec<(SignedTx, TxRejection)>,
     ) -> std::result::Result<(Vec<SignedTx>, Executed), exec::ExecError> {
         let pool = admission.pool();
-        let verified = |tx: &SignedTx| pool.holds(tx);
+        let verified = |tx: &SignedTx| self.certified || pool.holds(tx);
         let env = BlockEnv {
             context_id: self.record.id,
             genesis: &self.record.genesis,
@@ -248,12 +254,14 @@ impl Blocks {
 }
 
 /// Writes a decided block with its certificate, receipts, actions, state
-/// and the new tip in one synced batch; returns the new tip's record.
+/// and the new tip in one batch, synced if `durable` (see
+/// [`CommitBatch::durable`]); returns the new tip's record.
 pub(super) fn write_commit(
     store: &Store,
     record: &ContextRecord,
     decided: &Proposed,
     cert: &Certificate,
+    durable: bool,
 ) -> Result<ContextRecord> {
     let (block, executed) = (&decided.block, &decided.executed);
     let mut next = record.clone();
@@ -270,6 +278,7 @@ pub(super) fn write_commit(
         receipts: &executed.receipts,
         actions: &executed.actions,
         tree: &executed.tree,
+        durable,
     })?;
     crate::failpoint::hit("after_commit");
     Ok(next)

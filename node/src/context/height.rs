@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::actor::{execution, ContextActor};
-use super::blocks::Proposed;
+use super::blocks::{Execution, Proposed};
 use super::catchup::Certificate;
 use super::ingress::{BlockEvent, SubmitError};
 use super::wire::Wire;
@@ -164,7 +164,7 @@ impl ContextActor {
                     height, round, hash,
                 )))?;
             }
-            Output::Decide(cert) => self.commit(&cert)?,
+            Output::Decide(cert) => self.commit(&cert, true)?,
             Output::Finalize { evidence, .. } => {
                 self.keep_evidence(evidence);
                 // The run loop starts the next height if txs wait.
@@ -258,32 +258,42 @@ impl ContextActor {
     /// time must not be ahead of this node's clock by more than the bound.
     pub(super) fn validate_block(&mut self, block: Block, proposer: MemberId) -> Validity {
         let now_ms = self.deps.clock.unix_ms();
-        self.validate_against(block, proposer, Some(now_ms))
+        self.validate_against(block, proposer, Some(now_ms), false)
     }
 
     /// Re-executes a decided block (it carries its certificate) on the
     /// committed parent state. Its time is not held to this node's clock:
     /// the members who decided it judged that, and a node whose clock is
     /// behind would otherwise refuse every block until its clock caught up.
+    /// Nor are its txs' signatures checked again (the certificate's
+    /// honest signers checked them): call it only once the certificate
+    /// has been verified.
     pub(super) fn validate_decided(&mut self, block: Block, proposer: MemberId) -> Validity {
-        self.validate_against(block, proposer, None)
+        self.validate_against(block, proposer, None, true)
     }
 
+    /// Validates `block` by executing it; `certified`: see
+    /// [`Execution::certified`].
     fn validate_against(
         &mut self,
         block: Block,
         proposer: MemberId,
         now_ms: Option<u64>,
+        certified: bool,
     ) -> Validity {
         let members_hash = self.roster.members_hash_after(block.height());
-        let ex = execution(&self.deps, &self.app, &self.record, &self.roster);
+        let ex = Execution {
+            certified,
+            ..execution(&self.deps, &self.app, &self.record, &self.roster)
+        };
         self.blocks
             .validate(&ex, &self.admission, block, proposer, members_hash, now_ms)
     }
 
-    /// Commits a decided height; then the mempool, checkpoints, the
-    /// roster, metrics and subscribers follow.
-    pub(super) fn commit(&mut self, cert: &Certificate) -> Result<()> {
+    /// Commits a decided height (synced unless `durable` is false: see
+    /// [`crate::store::CommitBatch::durable`]); then the mempool,
+    /// checkpoints, the roster, metrics and subscribers follow.
+    pub(super) fn commit(&mut self, cert: &Certificate, durable: bool) -> Result<()> {
         self.check_disk()?;
         let Some(decided) = self.blocks.take(&cert.value_id) else {
             return Err(Error::Missing(format!(
@@ -291,7 +301,8 @@ impl ContextActor {
                 cert.value_id, cert.height
             )));
         };
-        self.record = super::blocks::write_commit(&self.deps.store, &self.record, &decided, cert)?;
+        self.record =
+            super::blocks::write_commit(&self.deps.store, &self.record, &decided, cert, durable)?;
         let (block, executed) = (&decided.block, &decided.executed);
         let hashes = &decided.tx_hashes;
         self.admission

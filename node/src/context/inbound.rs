@@ -257,8 +257,9 @@ impl ContextActor {
 
     /// Applies synced blocks from `from` (says how many): each must extend our tip, carry a
     /// commit certificate of more than 2/3 of the members of its height for
-    /// its hash, and re-execute to its header's roots. Then consensus
-    /// restarts at the new tip.
+    /// its hash, and re-execute to its header's roots. They are written
+    /// unsynced and made durable together, with one sync of the store's
+    /// log. Then consensus restarts at the new tip.
     pub(super) fn on_synced(&mut self, from: MemberId, bytes: &[u8]) -> Result<u64> {
         let Some(bytes) = self.open(from, Purpose::SyncResponse, bytes) else {
             return Ok(0);
@@ -271,6 +272,17 @@ impl ContextActor {
             }
         };
         let full = resp.blocks.len() >= MAX_SYNC_BLOCKS;
+        let extends = resp
+            .blocks
+            .first()
+            .is_some_and(|(b, _)| b.height() == self.next_height());
+        if let (true, true, Some((last, _))) = (full, extends, resp.blocks.last()) {
+            // More where that came from: ask the same member for what
+            // follows these now, so that it reads and sends them while we
+            // apply these. Should these fail to apply, that answer will not
+            // extend our tip and is dropped.
+            self.request_sync_after(from, last.height());
+        }
         let mut applied = 0u64;
         for (block, stored) in resp.blocks {
             if block.height() != self.next_height() {
@@ -288,13 +300,14 @@ impl ContextActor {
             if self.validate_decided(block, proposer) != Validity::Valid {
                 break;
             }
-            self.commit(&cert)?;
+            self.commit(&cert, false)?;
             self.check_own_signatures(std::slice::from_ref(&stored));
             applied += 1;
         }
         if applied == 0 {
             return Ok(0);
         }
+        self.deps.store.sync_log()?;
         self.deps.metrics.sync_blocks_total.inc_by(applied);
         info!(context = %self.id(), blocks = applied, height = self.record.height.0, "caught up");
         // Restart consensus at the new tip with a fresh engine: the height
@@ -307,12 +320,6 @@ impl ContextActor {
             &self.log,
         );
         self.end_height();
-        if full {
-            // More where that came from: ask the same member again.
-            if let Some(peer) = self.catch_up.peer() {
-                self.request_sync(peer);
-            }
-        }
         Ok(applied)
     }
 
@@ -348,12 +355,17 @@ impl ContextActor {
     /// blocks after our tip, one request at a time; the answer comes back
     /// as `Message::Synced`.
     pub(super) fn request_sync(&mut self, peer: MemberId) {
+        self.request_sync_after(peer, self.record.height);
+    }
+
+    /// [`Self::request_sync`] for the blocks after `tip`.
+    fn request_sync_after(&mut self, peer: MemberId, tip: Height) {
         let Some(net) = self.deps.transport.clone() else {
             return;
         };
         let others = self.roster.other_readers();
         let epoch = self.gossip.newest_epoch();
-        let asked = self.catch_up.ask(peer, &others, self.record.height, epoch);
+        let asked = self.catch_up.ask(peer, &others, tip, epoch);
         self.send_sync(net, asked);
     }
 

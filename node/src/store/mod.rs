@@ -218,6 +218,12 @@ pub struct CommitBatch<'a> {
     /// The height's outbox, in order.
     pub actions: &'a [ActionRecord],
     pub tree: &'a TreeUpdateBatch,
+    /// Synced before `commit` returns. A batch written without it is in
+    /// RocksDB's log but may not survive a power loss until
+    /// [`Store::sync_log`]: catch-up applies a response's blocks so and
+    /// syncs once (a lost tail is fetched again; RocksDB recovers a prefix
+    /// of its log, so the tip never runs ahead of its blocks).
+    pub durable: bool,
 }
 
 impl Store {
@@ -414,7 +420,15 @@ impl Store {
             ctx.as_bytes(),
             self.seal(CF_CONTEXTS, ctx.as_bytes(), c.record)?,
         );
-        self.db.write_opt(batch, &Self::synced())?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(c.durable);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable (one sync of RocksDB's log).
+    pub fn sync_log(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
         Ok(())
     }
 

@@ -127,8 +127,12 @@ fn populate(store: &Store) -> Fixture {
             receipts: std::slice::from_ref(&receipt),
             actions: std::slice::from_ref(&action),
             tree: &tree1,
+            // Written as catch-up writes a response's blocks: unsynced,
+            // then one sync of the log.
+            durable: false,
         })
         .unwrap();
+    store.sync_log().unwrap();
     let pending = make_block(ctx, 2, vec![tx(ctx, 2)]);
     store.put_pending_block(&pending, true).unwrap();
     Fixture {
@@ -243,6 +247,10 @@ fn roundtrip_and_nothing_in_clear() {
     let key = StorageKey::random();
     let store = Store::open(dir.path(), &key).unwrap();
     let f = populate(&store);
+    assert_reads_back(&store, &f);
+    // And after the store is opened again.
+    drop(store);
+    let store = Store::open(dir.path(), &key).unwrap();
     assert_reads_back(&store, &f);
 
     let entries = raw_entries(&store);

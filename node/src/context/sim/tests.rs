@@ -92,6 +92,27 @@ fn a_member_started_late_catches_up_from_the_others() {
 }
 
 #[test]
+fn a_member_many_answers_behind_catches_up_through_pipelined_requests() {
+    let mut sim = Sim::new("catch_up_far", 4);
+    for i in 0..3 {
+        sim.start(i);
+    }
+    // Heights one after another, until the late member is several sync
+    // answers behind (each answer asks for the next before it is applied).
+    let far = 5 * crate::context::wire::MAX_SYNC_BLOCKS as u64;
+    while sim.height(0).expect("runs").0 < far {
+        sim.load_on(&[0, 1, 2], 2);
+        sim.wait_committed_on(&[0, 1, 2], WAIT);
+    }
+    let tip = sim.height(0).expect("runs").0;
+    sim.start(3);
+    sim.wait_height(tip, WAIT);
+    sim.load(10);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
+#[test]
 fn lost_gossip_costs_rounds_not_txs() {
     let mut sim = Sim::new("lossy", 4);
     sim.start_all();
