@@ -18,7 +18,9 @@ use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use tokio::sync::mpsc;
 
-use super::bench_report::{pct, scrape_fallbacks, usage, Medians, NodeUsage, Report};
+use super::bench_report::{
+    idle_cpu_percent, pct, scrape_fallbacks, usage, Medians, NodeUsage, Report,
+};
 use crate::config::Config;
 use crate::context::BlockEvent;
 use crate::keys::NodeKeys;
@@ -55,6 +57,10 @@ pub struct BenchArgs {
     /// vote to payout).
     #[arg(long)]
     pub anchor_payouts: Option<usize>,
+    /// Before the load, measure each validator's CPU for this many seconds
+    /// with every context idle (what `--contexts 1000` costs at rest).
+    #[arg(long, default_value_t = 0)]
+    pub idle_secs: u64,
     /// Measure catch-up instead: 4 validators, the last one stopped while
     /// the others decide this many blocks, then started again; reports how
     /// long it takes to reach their tip.
@@ -345,6 +351,10 @@ async fn drive(
     targets: Vec<Target>,
     pids: Vec<String>,
 ) -> anyhow::Result<Report> {
+    let idle_cpu_percent = match args.idle_secs {
+        0 => None,
+        secs => Some(idle_cpu_percent(&pids, secs).await),
+    };
     // Blocks of the first validator's contexts, as its member (good until
     // the bench ends).
     let ttl = Duration::from_secs(args.max_secs.saturating_add(300))
@@ -541,6 +551,7 @@ async fn drive(
         latency_ms_p99: pct(&latencies, 0.99),
         heights_by_round,
         fallbacks,
+        idle_cpu_percent,
         nodes: pids
             .iter()
             .zip(&cpu_before)
@@ -559,6 +570,16 @@ async fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validator_ports_are_free_and_below_the_ephemeral_range() {
+        let base = free_base_port(4).unwrap();
+        assert!((10_000..32_000 - 40).contains(&base), "{base}");
+        for offset in 0..40 {
+            std::net::TcpListener::bind(("127.0.0.1", base + offset)).unwrap();
+        }
+        assert!(free_base_port(101).is_err());
+    }
 
     #[test]
     fn pinning_splits_the_cpus() {

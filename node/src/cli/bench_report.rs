@@ -40,6 +40,10 @@ pub(super) struct Report {
     /// validator, which has no one to fall back on.
     pub(super) fallbacks: Option<u64>,
     pub(super) nodes: Vec<NodeUsage>,
+    /// With `--idle-secs`: each validator's CPU, in percent of one core,
+    /// while every context sat idle before the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) idle_cpu_percent: Option<Vec<f64>>,
 }
 
 /// The median of each figure over several runs.
@@ -120,6 +124,18 @@ pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
     }
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Each of `pids`' CPU over `secs` seconds, in percent of one core.
+pub(super) async fn idle_cpu_percent(pids: &[String], secs: u64) -> Vec<f64> {
+    let before: Vec<f64> = pids.iter().map(|p| usage(p).cpu_secs).collect();
+    let t0 = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    pids.iter()
+        .zip(before)
+        .map(|(p, b)| (usage(p).cpu_secs - b) / elapsed * 100.0)
+        .collect()
 }
 
 /// CPU seconds and peak resident memory of a process, from procfs.
