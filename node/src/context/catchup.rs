@@ -188,6 +188,36 @@ pub(super) fn certificate_for(
     ok.then_some(cert)
 }
 
+/// [`certificate_for`] of each of an answer's `blocks`, against the same
+/// `validators`, the two halves on two threads: the certificates' signature
+/// checks are a good part of applying an answer, and the other core has
+/// room while this one executes.
+pub(super) fn certificates_for(
+    context: &ContextId,
+    validators: &ValidatorSet,
+    blocks: &[(Block, StoredCertificate)],
+) -> Vec<Option<Certificate>> {
+    let check = |part: &[(Block, StoredCertificate)]| -> Vec<Option<Certificate>> {
+        part.iter()
+            .map(|(block, stored)| certificate_for(context, validators, block, stored))
+            .collect()
+    };
+    if blocks.len() < 2 {
+        return check(blocks);
+    }
+    let (first, second) = blocks.split_at(blocks.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| check(second));
+        let mut out = check(first);
+        match other.join() {
+            Ok(rest) => out.extend(rest),
+            // Unchecked: the caller refuses a block without a certificate.
+            Err(_) => out.extend(second.iter().map(|_| None)),
+        }
+        out
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::actor::{new_engine, ContextActor};
-use super::catchup::certificate_for;
+use super::catchup::{certificate_for, certificates_for};
 use super::gossip::Opened;
 use super::ingress::{Message, SubmitError};
 use super::seams::Transport;
@@ -284,14 +284,30 @@ impl ContextActor {
             self.request_sync_after(from, last.height());
         }
         let mut applied = 0u64;
+        // Every certificate checked up front against today's validators
+        // (on two threads); a block after a member-set change in this
+        // answer is checked again against its own.
+        let checked_with = self.roster.validators.clone();
+        let mut checked = if extends {
+            certificates_for(&self.record.id, &checked_with, &resp.blocks)
+        } else {
+            Vec::new()
+        }
+        .into_iter();
         for (block, stored) in resp.blocks {
             if block.height() != self.next_height() {
                 break;
             }
+            let pre = checked.next().flatten();
             // The validators as of this block: a synced member-set change
             // takes effect between two blocks of one answer.
             let validators = &self.roster.validators;
-            let Some(cert) = certificate_for(&self.record.id, validators, &block, &stored) else {
+            let cert = if *validators == checked_with {
+                pre
+            } else {
+                certificate_for(&self.record.id, validators, &block, &stored)
+            };
+            let Some(cert) = cert else {
                 warn!(context = %self.id(), height = block.height().0, "synced block without a valid certificate");
                 break;
             };

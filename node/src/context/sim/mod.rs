@@ -334,6 +334,31 @@ impl Sim {
             .expect("a certificate")
     }
 
+    /// Node `i`'s decided block of `height` with its stored certificate.
+    pub(crate) fn decided(
+        &self,
+        i: usize,
+        height: u64,
+    ) -> (
+        conclave_consensus::Block,
+        conclave_consensus::codec::StoredCertificate,
+    ) {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        let block = running
+            .store
+            .block(&self.context, Height(height))
+            .expect("read block")
+            .expect("a block");
+        (block, self.certificate(i, height))
+    }
+
+    /// The context and its validators (the members it started with).
+    pub(crate) fn validators(&self) -> (ContextId, conclave_consensus::ValidatorSet) {
+        let ids: Vec<MemberId> = self.nodes.iter().map(SimNode::id).collect();
+        let set = conclave_consensus::ValidatorSet::from_members(&ids).expect("members");
+        (self.context, set)
+    }
+
     /// The evidence node `i` kept.
     pub(crate) fn evidence(&self, i: usize) -> Vec<conclave_consensus::Evidence> {
         let running = self.nodes[i].running.as_ref().expect("node runs");

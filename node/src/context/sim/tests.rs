@@ -113,6 +113,37 @@ fn a_member_many_answers_behind_catches_up_through_pipelined_requests() {
 }
 
 #[test]
+fn an_answers_certificates_checked_on_two_threads_are_those_checked_one_by_one() {
+    use crate::context::catchup::{certificate_for, certificates_for};
+    let mut sim = Sim::new("certificates", 4);
+    sim.start_all();
+    while sim.height(0).expect("runs").0 < 6 {
+        sim.load(2);
+        sim.wait_all_committed(WAIT);
+    }
+    let mut blocks: Vec<_> = (1..=6).map(|h| sim.decided(0, h)).collect();
+    // A certificate of another height, and one missing a signature.
+    blocks[1].1 = blocks[2].1.clone();
+    blocks[4].1.signatures.truncate(1);
+    let (context, validators) = sim.validators();
+    let together = certificates_for(&context, &validators, &blocks);
+    let one_by_one: Vec<_> = blocks
+        .iter()
+        .map(|(b, c)| certificate_for(&context, &validators, b, c))
+        .collect();
+    let valid = |certs: &[Option<_>]| certs.iter().map(Option::is_some).collect::<Vec<_>>();
+    assert_eq!(valid(&together), [true, false, true, true, false, true]);
+    assert_eq!(valid(&together), valid(&one_by_one));
+    for (t, o) in together.iter().zip(&one_by_one) {
+        assert_eq!(
+            t.as_ref().map(|c| c.value_id),
+            o.as_ref().map(|c| c.value_id)
+        );
+    }
+    sim.check_invariants();
+}
+
+#[test]
 fn lost_gossip_costs_rounds_not_txs() {
     let mut sim = Sim::new("lossy", 4);
     sim.start_all();
