@@ -18,8 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use conclave_consensus::codec::StoredCertificate;
 use conclave_consensus::sign_policy::SignPosition;
-use conclave_consensus::{ContextId, Hash32, Height, MemberId, Tx};
+use conclave_consensus::{Block, ContextId, Hash32, Height, MemberId, Tx, ValidatorSet};
 use ed25519_dalek::SigningKey;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -224,7 +225,7 @@ impl Sim {
     }
 
     /// Node `i`'s committed block at `h`.
-    pub(crate) fn block(&self, i: usize, h: u64) -> Option<conclave_consensus::Block> {
+    pub(crate) fn block(&self, i: usize, h: u64) -> Option<Block> {
         let running = self.nodes[i].running.as_ref()?;
         running.store.block(&self.context, Height(h)).ok()?
     }
@@ -321,11 +322,7 @@ impl Sim {
     }
 
     /// The commit certificate node `i` stored for `height`.
-    pub(crate) fn certificate(
-        &self,
-        i: usize,
-        height: u64,
-    ) -> conclave_consensus::codec::StoredCertificate {
+    pub(crate) fn certificate(&self, i: usize, height: u64) -> StoredCertificate {
         let running = self.nodes[i].running.as_ref().expect("node runs");
         running
             .store
@@ -334,29 +331,13 @@ impl Sim {
             .expect("a certificate")
     }
 
-    /// Node `i`'s decided block of `height` with its stored certificate.
-    pub(crate) fn decided(
-        &self,
-        i: usize,
-        height: u64,
-    ) -> (
-        conclave_consensus::Block,
-        conclave_consensus::codec::StoredCertificate,
-    ) {
-        let running = self.nodes[i].running.as_ref().expect("node runs");
-        let block = running
-            .store
-            .block(&self.context, Height(height))
-            .expect("read block")
-            .expect("a block");
-        (block, self.certificate(i, height))
-    }
-
     /// The context and its validators (the members it started with).
-    pub(crate) fn validators(&self) -> (ContextId, conclave_consensus::ValidatorSet) {
+    pub(crate) fn validators(&self) -> (ContextId, ValidatorSet) {
         let ids: Vec<MemberId> = self.nodes.iter().map(SimNode::id).collect();
-        let set = conclave_consensus::ValidatorSet::from_members(&ids).expect("members");
-        (self.context, set)
+        (
+            self.context,
+            ValidatorSet::from_members(&ids).expect("members"),
+        )
     }
 
     /// The evidence node `i` kept.
