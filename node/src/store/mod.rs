@@ -37,8 +37,10 @@
 //! and writes no record (RocksDB may still rotate its own log files).
 //!
 //! A decided block, its certificate, its receipts, its outbox, its state
-//! changes and the new tip are written in one synced write batch: after a crash either
-//! all of a height is there or none of it.
+//! changes and the new tip are written in one write batch: after a crash either
+//! all of a height is there or none of it. The batch is synced, except for
+//! the blocks of a catch-up answer, which are synced together once after
+//! the last of them (`CommitBatch::durable`, `Store::sync_log`).
 
 mod check;
 mod checkpoints;
