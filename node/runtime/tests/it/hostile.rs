@@ -118,6 +118,32 @@ fn an_out_of_bounds_pointer_is_a_trap_with_a_clear_message() {
 }
 
 #[test]
+fn a_guest_access_past_its_memory_is_a_trap() {
+    // Bounds are checked by the compiled code, not by guard pages and
+    // signals: every access at or past the end traps the same way,
+    // including one that straddles the end.
+    let rt = runtime();
+    let app = load_wat(
+        &rt,
+        &module(
+            r#"
+            (func (export "load") (drop (i32.load (i32.mul (memory.size) (i32.const 65536)))))
+            (func (export "straddle") (drop (i64.load (i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const 4)))))
+            (func (export "store") (i32.store (i32.const -4) (i32.const 1)))
+            (func (export "last") (drop (i32.load (i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const 4)))))
+            "#,
+        ),
+    );
+    for method in ["load", "straddle", "store"] {
+        match run(&rt, &app, method).result {
+            Err(Failure::Trap(msg)) => assert!(msg.contains("out of bounds"), "{method}: {msg}"),
+            other => panic!("{method}: expected an out-of-bounds trap, got {other:?}"),
+        }
+    }
+    assert_eq!(run(&rt, &app, "last").result, Ok(Vec::new()));
+}
+
+#[test]
 fn an_oversized_input_is_refused_before_running() {
     let rt = runtime();
     let app = load_wat(&rt, &module(r#"(func (export "ok"))"#));

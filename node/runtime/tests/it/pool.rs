@@ -55,6 +55,7 @@ fn a_reused_slot_starts_from_the_modules_initial_memory() {
               (i32.store (i32.const 4) (i32.load (i32.const 100)))
               (i32.store (i32.const 8) (i32.load (i32.const 70000)))
               (call $output_write (i32.const 0) (i32.const 12)))
+            (func (export "past") (drop (i32.load (i32.const 4259840))))
             "#,
         ),
     );
@@ -65,5 +66,10 @@ fn a_reused_slot_starts_from_the_modules_initial_memory() {
     for _ in 0..3 {
         assert!(run(&rt, &app, "dirty").result.is_ok());
         assert_eq!(run(&rt, &app, "look").result, Ok(pristine.clone()));
+        // The grown pages are gone again: reading them is out of bounds.
+        match run(&rt, &app, "past").result {
+            Err(Failure::Trap(msg)) => assert!(msg.contains("out of bounds"), "{msg}"),
+            other => panic!("expected an out-of-bounds trap, got {other:?}"),
+        }
     }
 }
