@@ -46,6 +46,7 @@ mod error;
 pub mod exec;
 pub mod failpoint;
 pub(crate) mod fsx;
+mod gate;
 pub mod keys;
 pub mod launch;
 pub mod link_faults;

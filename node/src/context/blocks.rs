@@ -78,7 +78,10 @@ impl Execution<'_> {
         };
         let state = self.store.state(self.record.id);
         let strict = deadline.is_none();
-        exec::execute(self.runtime, self.app, &state, &env, txs, strict, rejected)
+        // One block per core at a time across the node's contexts.
+        crate::gate::execute_block(|| {
+            exec::execute(self.runtime, self.app, &state, &env, txs, strict, rejected)
+        })
     }
 }
 

@@ -1,0 +1,166 @@
+//! One block executed per core at a time, across every context of the
+//! process, in the order the executions asked.
+//!
+//! Each context actor builds and re-executes its blocks itself. With many
+//! busy contexts, a node would otherwise run as many blocks at once as it
+//! has busy contexts: each on a tokio worker thread, so that the workers
+//! stall on wasm while consensus messages, timers and the network wait
+//! behind them, and every height stretches past its timeouts together. The
+//! gate runs a block off the worker (`block_in_place`: the worker's other
+//! tasks move to another thread) and admits at most one block per core,
+//! first come first served, so that the heights that started first finish
+//! in time and the others wait their turn instead of all of them being
+//! late.
+
+use std::sync::{Condvar, Mutex, OnceLock};
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+/// Admits at most `width` holders at once, in the order they asked.
+pub(crate) struct Gate {
+    queue: Mutex<Tickets>,
+    moved: Condvar,
+}
+
+struct Tickets {
+    /// The next ticket to hand out.
+    next: u64,
+    /// Tickets below this one have been admitted (those admitted and not yet
+    /// out number at most `width`).
+    admitted: u64,
+}
+
+impl Gate {
+    pub(crate) fn new(width: usize) -> Self {
+        let width = width.max(1) as u64;
+        Self {
+            queue: Mutex::new(Tickets {
+                next: 0,
+                admitted: width,
+            }),
+            moved: Condvar::new(),
+        }
+    }
+
+    /// Runs `work` once admitted. Blocks the calling thread while waiting.
+    pub(crate) fn run<R>(&self, work: impl FnOnce() -> R) -> R {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let ticket = queue.next;
+        queue.next += 1;
+        while ticket >= queue.admitted {
+            queue = self.moved.wait(queue).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(queue);
+        // Out again even if `work` panics, or the gate would shrink.
+        let _out = Out(self);
+        work()
+    }
+}
+
+struct Out<'a>(&'a Gate);
+
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.admitted += 1;
+        drop(queue);
+        self.0.moved.notify_all();
+    }
+}
+
+/// Runs the execution of one block: through the process's gate (one per
+/// core), off the tokio worker when on a multi-threaded runtime.
+pub(crate) fn execute_block<R>(work: impl FnOnce() -> R) -> R {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    let gate =
+        GATE.get_or_init(|| Gate::new(std::thread::available_parallelism().map_or(1, |n| n.get())));
+    let on_workers = Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if on_workers {
+        tokio::task::block_in_place(|| gate.run(work))
+    } else {
+        // A single-threaded runtime (tests) runs one block at a time anyway.
+        work()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    use super::*;
+
+    #[test]
+    fn at_most_width_run_at_once_and_all_finish() {
+        let gate = Arc::new(Gate::new(2));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (gate, inside, most) = (gate.clone(), inside.clone(), most.clone());
+                std::thread::spawn(move || {
+                    gate.run(|| {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        i
+                    })
+                })
+            })
+            .collect();
+        let mut done: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        done.sort_unstable();
+        assert_eq!(done, (0..8).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= 2);
+    }
+
+    #[test]
+    fn waiters_are_admitted_in_the_order_they_asked() {
+        let gate = Arc::new(Gate::new(1));
+        let (order_tx, order_rx) = mpsc::channel();
+        let (hold_tx, hold_rx) = mpsc::channel::<()>();
+        let (inside_tx, inside_rx) = mpsc::channel();
+        // The first holder stays inside until told to leave.
+        let first = {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                gate.run(|| {
+                    inside_tx.send(()).unwrap();
+                    hold_rx.recv().unwrap();
+                })
+            })
+        };
+        inside_rx.recv().unwrap();
+        // Three waiters take their tickets one after the other: each has
+        // asked (its ticket is out) before the next starts.
+        let mut waiters = Vec::new();
+        for i in 0..3 {
+            let (waiter, order_tx) = (gate.clone(), order_tx.clone());
+            waiters.push(std::thread::spawn(move || {
+                waiter.run(|| order_tx.send(i).unwrap())
+            }));
+            while gate.queue.lock().unwrap().next < i + 2 {
+                std::thread::yield_now();
+            }
+        }
+        hold_tx.send(()).unwrap();
+        first.join().unwrap();
+        for w in waiters {
+            w.join().unwrap();
+        }
+        let order: Vec<u64> = order_rx.try_iter().collect();
+        assert_eq!(order, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_panicking_holder_leaves_the_gate_open() {
+        let gate = Gate::new(1);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gate.run(|| panic!("the work failed"))
+        }));
+        assert!(result.is_err());
+        assert_eq!(gate.run(|| 7), 7);
+    }
+}
