@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use conclave_runtime::{App, Call, Limits, Outcome, Runtime, StateError, StateView};
+use conclave_runtime::{App, Call, Failure, Limits, Outcome, Runtime, StateError, StateView};
 
 /// Committed state kept in memory, as a node's block overlay would be.
 #[derive(Default, Clone, Debug, PartialEq, Eq)]
@@ -72,6 +72,15 @@ pub fn run(runtime: &Runtime, app: &App, method: &str) -> Outcome {
     runtime
         .call(app, call(method, b""), &MemState::default())
         .expect("no host failure")
+}
+
+/// The message of a call that trapped; fails the test (naming `what`) if
+/// the call did anything else.
+pub fn trap_message(outcome: &Outcome, what: &str) -> String {
+    match &outcome.result {
+        Err(Failure::Trap(msg)) => msg.clone(),
+        other => panic!("{what}: expected a trap, got {other:?}"),
+    }
 }
 
 /// All host imports a WAT test module may use, for pasting into `(module ..)`.

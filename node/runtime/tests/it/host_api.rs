@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use conclave_runtime::{Error, Event, Failure, Limits, Runtime};
 
-use crate::common::{call, load_wat, module, run, runtime, BrokenState, MemState};
+use crate::common::{call, load_wat, module, run, runtime, trap_message, BrokenState, MemState};
 
 #[test]
 fn the_guest_sees_the_call_context() {
@@ -161,10 +161,8 @@ fn an_event_name_must_be_utf8() {
                (func (export "emit") (call $emit_event (i32.const 0) (i32.const 2) (i32.const 0) (i32.const 0)))"#,
         ),
     );
-    match run(&rt, &app, "emit").result {
-        Err(Failure::Trap(msg)) => assert!(msg.contains("UTF-8"), "{msg}"),
-        other => panic!("expected a trap, got {other:?}"),
-    }
+    let msg = trap_message(&run(&rt, &app, "emit"), "emit");
+    assert!(msg.contains("UTF-8"), "{msg}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use conclave_runtime::{Failure, Limits, Runtime};
 
-use crate::common::{call, load_wat, module, run, runtime, MemState};
+use crate::common::{call, load_wat, module, run, runtime, trap_message, MemState};
 
 #[test]
 fn an_infinite_loop_runs_out_of_fuel() {
@@ -44,10 +44,8 @@ fn growing_past_the_modules_own_maximum_returns_minus_one() {
 fn unreachable_is_a_trap() {
     let rt = runtime();
     let app = load_wat(&rt, &module(r#"(func (export "boom") unreachable)"#));
-    match run(&rt, &app, "boom").result {
-        Err(Failure::Trap(msg)) => assert!(msg.contains("unreachable"), "{msg}"),
-        other => panic!("expected a trap, got {other:?}"),
-    }
+    let msg = trap_message(&run(&rt, &app, "boom"), "boom");
+    assert!(msg.contains("unreachable"), "{msg}");
 }
 
 #[test]
@@ -56,10 +54,8 @@ fn unbounded_recursion_exhausts_the_stack_deterministically() {
     let (a, b) = (runtime(), runtime());
     let first = run(&a, &load_wat(&a, &wat), "deep");
     let second = run(&b, &load_wat(&b, &wat), "deep");
-    match &first.result {
-        Err(Failure::Trap(msg)) => assert!(msg.contains("stack"), "{msg}"),
-        other => panic!("expected a stack trap, got {other:?}"),
-    }
+    let msg = trap_message(&first, "deep");
+    assert!(msg.contains("stack"), "{msg}");
     assert_eq!(first, second);
 }
 
@@ -108,13 +104,9 @@ fn an_out_of_bounds_pointer_is_a_trap_with_a_clear_message() {
         &rt,
         &module(r#"(func (export "oob") (call $output_write (i32.const -16) (i32.const 16)))"#),
     );
-    match run(&rt, &app, "oob").result {
-        Err(Failure::Trap(msg)) => {
-            assert!(msg.contains("out of bounds"), "{msg}");
-            assert!(msg.contains("output_write"), "{msg}");
-        }
-        other => panic!("expected a trap, got {other:?}"),
-    }
+    let msg = trap_message(&run(&rt, &app, "oob"), "oob");
+    assert!(msg.contains("out of bounds"), "{msg}");
+    assert!(msg.contains("output_write"), "{msg}");
 }
 
 #[test]
@@ -135,10 +127,8 @@ fn a_guest_access_past_its_memory_is_a_trap() {
         ),
     );
     for method in ["load", "straddle", "store"] {
-        match run(&rt, &app, method).result {
-            Err(Failure::Trap(msg)) => assert!(msg.contains("out of bounds"), "{method}: {msg}"),
-            other => panic!("{method}: expected an out-of-bounds trap, got {other:?}"),
-        }
+        let msg = trap_message(&run(&rt, &app, method), method);
+        assert!(msg.contains("out of bounds"), "{method}: {msg}");
     }
     assert_eq!(run(&rt, &app, "last").result, Ok(Vec::new()));
 }
