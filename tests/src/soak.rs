@@ -610,6 +610,28 @@ impl Harness {
             .min()
     }
 
+    /// Waits until every member of `ctx` is at the same height. `drain`
+    /// saw each acknowledged tx committed on some member; a member that
+    /// was cut off last may still be catching up, and the chain is read
+    /// up to the height all members share.
+    async fn converge(&self, ctx: &Ctx) -> Result<(), String> {
+        let deadline = Instant::now() + PROGRESS_BOUND;
+        loop {
+            let heights = self.heights(ctx).await;
+            let first = heights.first().copied().flatten();
+            if first.is_some() && heights.iter().all(|h| *h == first) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the members of {} did not reach one tip within {PROGRESS_BOUND:?}: {heights:?}",
+                    ctx.id
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Same block hash and state root on every member's node at every
     /// height they share that was not checked yet (through the chain's
     /// links, see below).
@@ -714,6 +736,7 @@ impl Harness {
     async fn final_checks(&mut self) -> Result<(), String> {
         let contexts = self.contexts.lock().await.clone();
         for ctx in &contexts {
+            self.converge(ctx).await?;
             self.agree(ctx, "the end").await?;
         }
         let ledger = self.ledger.lock().await;
