@@ -7,7 +7,7 @@ mod tx;
 
 pub use block::{merkle_root, Block, BlockHeader};
 pub use ids::{ContextId, Hash32, Height, MemberId};
-pub use tx::{SignedTx, Tx, VerifiedTx, TX_SIGN_DOMAIN};
+pub use tx::{verified_batch, verify_batch, SenderKey, SignedTx, Tx, VerifiedTx, TX_SIGN_DOMAIN};
 
 use sha2::{Digest, Sha256};
 
