@@ -1,5 +1,5 @@
 //! The per-tx and per-signature pieces a validator repeats on every height:
-//! a tx's signature check, sealing and opening what members send each
+//! a tx's signature check (alone and in a pushed batch), sealing and opening what members send each
 //! other, and making a signature durable (the WAL and the sign guard, with
 //! their fsyncs overlapped, as the node does, and one after the other).
 //! `cargo bench -p conclave-node --bench hot`. The durable cases measure
@@ -7,24 +7,47 @@
 
 use conclave_consensus::mal::{Input, Round, Timeout};
 use conclave_consensus::sign_policy::{SignPosition, SignRequest, SignStep};
-use conclave_consensus::{ContextId, Hash32, Height, MemberId, Tx};
+use conclave_consensus::{
+    verify_batch, ContextId, Hash32, Height, MemberId, SenderKey, SignedTx, Tx,
+};
 use conclave_node::seal::{ContextKey, Purpose};
 use conclave_node::sign_guard::SignGuard;
 use conclave_node::wal::Wal;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ed25519_dalek::SigningKey;
 
-fn tx_verify(c: &mut Criterion) {
-    let key = SigningKey::from_bytes(&[7; 32]);
-    let tx = Tx {
+fn signed_tx(key: &SigningKey, nonce: u64) -> SignedTx {
+    Tx {
         context_id: ContextId([9; 32]),
         sender: MemberId(key.verifying_key().to_bytes()),
-        nonce: 1,
+        nonce,
         method: "set".into(),
         args: br#"{"key":"bench","value":"0123456789abcdef"}"#.to_vec(),
     }
-    .sign(&key);
+    .sign(key)
+}
+
+/// One tx alone (with and without its key at hand), and a pushed batch of
+/// 256 from 4 senders as admission checks it: per tx, divide by 256.
+fn tx_verify(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let tx = signed_tx(&key, 1);
     c.bench_function("tx verify", |b| b.iter(|| tx.verify().unwrap()));
+    let sender = tx.sender_key().unwrap();
+    c.bench_function("tx verify, key at hand", |b| {
+        b.iter(|| tx.verify_with(&sender).unwrap())
+    });
+    let senders: Vec<SigningKey> = (1..=4u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
+    let txs: Vec<SignedTx> = (0..256u64)
+        .map(|n| signed_tx(&senders[(n % 4) as usize], n + 1))
+        .collect();
+    let keys: Vec<SenderKey> = txs.iter().map(|t| t.sender_key().unwrap()).collect();
+    let pairs: Vec<(&SignedTx, &SenderKey)> = txs.iter().zip(&keys).collect();
+    c.bench_function("tx verify, batch of 256 from 4 senders", |b| {
+        b.iter(|| assert!(verify_batch(&pairs).iter().all(Result::is_ok)))
+    });
 }
 
 fn seal_open(c: &mut Criterion) {

@@ -3,7 +3,11 @@
 //! match what honest members compute is refused.
 
 use conclave_checkpoint::{action_id, actions::request, Action, Outbox};
-use conclave_consensus::{BlockHeader, ContextId, Hash32, Height, MemberId, SignedTx};
+use std::collections::HashMap;
+
+use conclave_consensus::{
+    verify_batch, BlockHeader, ContextId, Hash32, Height, MemberId, SenderKey, SignedTx,
+};
 use conclave_runtime::{App, Call, Runtime, StateView};
 use jmt::storage::TreeUpdateBatch;
 
@@ -49,6 +53,37 @@ pub fn check_tx_with(
         return Ok(());
     }
     tx.verify().map_err(|_| TxRejection::BadSignature)
+}
+
+/// Which of `txs` have a good signature: known from before (`env.verified`)
+/// or checked now, all the others of members in one batch. A tx marked
+/// `false` is checked again alone by [`check_tx_with`], which refuses it
+/// with the reason.
+fn check_signatures(txs: &[SignedTx], env: &BlockEnv<'_>) -> Vec<bool> {
+    let mut signed: Vec<bool> = txs
+        .iter()
+        .map(|tx| env.verified.is_some_and(|f| f(tx)))
+        .collect();
+    let mut keys: HashMap<MemberId, Option<SenderKey>> = HashMap::new();
+    let mut places = Vec::new();
+    let mut batch = Vec::new();
+    for (at, tx) in txs.iter().enumerate() {
+        if signed[at] || !env.members.contains(&tx.tx.sender) {
+            continue;
+        }
+        let key = keys
+            .entry(tx.tx.sender)
+            .or_insert_with(|| tx.sender_key().ok());
+        if let Some(key) = key {
+            places.push(at);
+            batch.push((tx, *key));
+        }
+    }
+    let pairs: Vec<(&SignedTx, &SenderKey)> = batch.iter().map(|(tx, key)| (*tx, key)).collect();
+    for (at, answer) in places.into_iter().zip(verify_batch(&pairs)) {
+        signed[at] = answer.is_ok();
+    }
+    signed
 }
 
 /// The app's view of the state: its own namespace of the overlay.
@@ -120,11 +155,11 @@ pub fn execute(
     let mut fuel_used = 0u64;
     // The validators of this height, as guests see them (`members_read`).
     let member_ids: Vec<[u8; 32]> = env.members.iter().map(|m| *m.as_bytes()).collect();
-    for (index, tx) in txs.into_iter().enumerate() {
+    let signed = check_signatures(&txs, env);
+    for (index, (tx, known)) in txs.into_iter().zip(signed).enumerate() {
         if !strict && env.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             break;
         }
-        let known = env.verified.is_some_and(|f| f(&tx));
         let check = check_tx_with(&tx, &env.context_id, env.members, env.max_tx_bytes, known)
             .and_then(|()| {
                 let last = overlay.nonce(&tx.tx.sender).unwrap_or(u64::MAX);

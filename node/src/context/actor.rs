@@ -391,6 +391,7 @@ impl ContextActor {
                     }
                 }
                 more = more || !bulk.is_empty();
+                self.admit_queued();
                 self.gossip.flush_txs();
                 match self.maybe_start_height() {
                     Ok(true) if !self.running => continue,

@@ -9,8 +9,9 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx, VerifiedTx};
-use ed25519_dalek::VerifyingKey;
+use conclave_consensus::{
+    verified_batch, ContextId, Hash32, Height, MemberId, SenderKey, SignedTx, VerifiedTx,
+};
 
 use super::ingress::SubmitError;
 use crate::config::MempoolConfig;
@@ -29,13 +30,21 @@ pub(super) struct Admission {
     config: MempoolConfig,
     /// Senders' public keys, decompressed (only members' txs get as far as
     /// a signature check, so this holds at most the members ever seen).
-    sender_keys: HashMap<MemberId, VerifyingKey>,
+    sender_keys: HashMap<MemberId, SenderKey>,
     /// Committed nonces as of `tip` (members only, so bounded likewise).
     nonces: RefCell<HashMap<MemberId, u64>>,
     /// Pool txs this node acknowledged, kept in the store until they
     /// commit or can never commit.
     kept: HashSet<Hash32>,
+    /// Txs members pushed, waiting to be admitted together: the actor
+    /// gathers what it drains from its bulk lane, so their signatures are
+    /// checked in one batch ([`Self::admit_queued`]).
+    queued: Vec<SignedTx>,
 }
+
+/// Pushed txs gathered before they are admitted at once, whatever else the
+/// actor has drained.
+const MAX_QUEUED_PUSHED: usize = 4096;
 
 impl Admission {
     pub(super) fn new(
@@ -53,6 +62,7 @@ impl Admission {
             sender_keys: HashMap::new(),
             nonces: RefCell::new(HashMap::new()),
             kept: HashSet::new(),
+            queued: Vec::new(),
         }
     }
 
@@ -125,31 +135,75 @@ impl Admission {
         Ok(hash)
     }
 
-    /// Admits a tx another member pushed: the cheap checks first, so that a
-    /// duplicate or stale tx costs no signature check; then the signature,
-    /// with the sender's key decompressed once per member.
+    /// Queues txs a member pushed for [`Self::admit_queued`]; whether
+    /// enough wait that they should be admitted now.
+    pub(super) fn queue_pushed(&mut self, txs: Vec<SignedTx>) -> bool {
+        self.queued.extend(txs);
+        self.queued.len() >= MAX_QUEUED_PUSHED
+    }
+
+    /// Admits every queued pushed tx ([`Self::admit_pushed`]).
+    pub(super) fn admit_queued(
+        &mut self,
+        members: &[MemberId],
+    ) -> Vec<Result<Hash32, SubmitError>> {
+        let txs = std::mem::take(&mut self.queued);
+        self.admit_pushed(txs, members)
+    }
+
+    /// Forgets the queued pushed txs (they reach this node again, in a
+    /// proposal or a push after a reconnect).
+    pub(super) fn drop_queued(&mut self) {
+        self.queued.clear();
+    }
+
+    /// Admits txs other members pushed, answering for each in order: the
+    /// cheap checks first, so that a duplicate or stale tx costs no
+    /// signature check; then the signatures of the rest in one batch, with
+    /// each sender's key decompressed once per member.
     pub(super) fn admit_pushed(
         &mut self,
-        tx: SignedTx,
+        txs: Vec<SignedTx>,
         members: &[MemberId],
-    ) -> Result<Hash32, SubmitError> {
-        self.precheck(&tx, members)?;
-        if self.pool.holds(&tx) {
-            return Err(MempoolError::Duplicate(tx.hash()).into());
-        }
-        let sender = tx.tx.sender;
-        let key = match self.sender_keys.get(&sender) {
-            Some(key) => *key,
-            None => {
-                let key = tx.sender_key().map_err(|_| TxRejection::BadSignature)?;
-                self.sender_keys.insert(sender, key);
-                key
+    ) -> Vec<Result<Hash32, SubmitError>> {
+        let mut answers = Vec::with_capacity(txs.len());
+        let mut unsigned = Vec::with_capacity(txs.len());
+        for tx in txs {
+            let checked = self.precheck(&tx, members).and_then(|()| {
+                if self.pool.holds(&tx) {
+                    return Err(MempoolError::Duplicate(tx.hash()).into());
+                }
+                self.sender_key(&tx.tx.sender)
+            });
+            match checked {
+                Ok(key) => {
+                    unsigned.push((answers.len(), tx, key));
+                    answers.push(Ok(Hash32::default()));
+                }
+                Err(e) => answers.push(Err(e)),
             }
-        };
-        let tx = tx
-            .verified_with(&key)
-            .map_err(|_| TxRejection::BadSignature)?;
-        Ok(self.pool.insert(tx)?)
+        }
+        let (places, batch): (Vec<usize>, Vec<(SignedTx, SenderKey)>) = unsigned
+            .into_iter()
+            .map(|(at, tx, key)| (at, (tx, key)))
+            .unzip();
+        for (at, verified) in places.into_iter().zip(verified_batch(batch)) {
+            answers[at] = match verified {
+                Ok(tx) => self.pool.insert(tx).map_err(SubmitError::from),
+                Err(_) => Err(TxRejection::BadSignature.into()),
+            };
+        }
+        answers
+    }
+
+    /// A member's key, decompressed and checked once.
+    fn sender_key(&mut self, sender: &MemberId) -> Result<SenderKey, SubmitError> {
+        if let Some(key) = self.sender_keys.get(sender) {
+            return Ok(*key);
+        }
+        let key = SenderKey::new(sender).map_err(|_| TxRejection::BadSignature)?;
+        self.sender_keys.insert(*sender, key);
+        Ok(key)
     }
 
     /// Every check of admission but the signature's: the static ones, then
@@ -308,7 +362,9 @@ mod tests {
             ..s.tx(4).tx
         }
         .sign(&s.key);
-        a.admit_pushed(pushed, &s.members).unwrap();
+        a.admit_pushed(vec![pushed], &s.members)[0]
+            .as_ref()
+            .unwrap();
         assert_eq!(s.store.pending_txs(&s.context).unwrap().len(), 3);
 
         // The node stops: a new pool gets its acknowledged txs back.
@@ -351,7 +407,9 @@ mod tests {
         let t1 = s.tx(1).verified().unwrap();
         let t2 = s.tx(2);
         a.admit(t1.clone(), &s.members).unwrap();
-        a.admit_pushed(t2.clone(), &s.members).unwrap();
+        a.admit_pushed(vec![t2.clone()], &s.members)[0]
+            .as_ref()
+            .unwrap();
         assert_eq!(a.next_nonce(&me).unwrap(), 3);
         assert_eq!(a.select(10, usize::MAX).len(), 2);
         // Height 1 commits both (the store is not written here: the cache
@@ -387,28 +445,33 @@ mod tests {
     }
 
     #[test]
-    fn pushed_txs_are_checked_cheaply_first_then_signed() {
+    fn pushed_txs_are_checked_cheaply_first_then_signed_in_one_batch() {
         let s = setup();
         let mut a = s.admission();
         let tx = s.tx(1);
-        a.admit_pushed(tx.clone(), &s.members).unwrap();
-        let again = a.admit_pushed(tx, &s.members);
-        assert!(matches!(
-            again,
-            Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
-        ));
         let mut forged = s.tx(2);
         forged.tx.args = br#"{"key":"a","value":"evil"}"#.to_vec();
-        let refused = a.admit_pushed(forged, &s.members);
+        let answers = a.admit_pushed(vec![tx.clone(), tx, forged, s.tx(3)], &s.members);
+        assert!(answers[0].is_ok());
         assert!(matches!(
-            refused,
+            answers[1],
+            Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
+        ));
+        assert!(matches!(
+            answers[2],
             Err(SubmitError::Rejected(TxRejection::BadSignature))
         ));
-        let stranger = a.admit_pushed(s.tx(3), &[MemberId([9; 32])]);
+        assert_eq!(answers[3].as_ref().unwrap(), &s.tx(3).hash());
+        let again = a.admit_pushed(vec![s.tx(1)], &s.members);
         assert!(matches!(
-            stranger,
+            again[0],
+            Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
+        ));
+        let stranger = a.admit_pushed(vec![s.tx(4)], &[MemberId([9; 32])]);
+        assert!(matches!(
+            stranger[0],
             Err(SubmitError::Rejected(TxRejection::NotMember(_)))
         ));
-        assert_eq!(a.pool().len(), 1);
+        assert_eq!(a.pool().len(), 2);
     }
 }

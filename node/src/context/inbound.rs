@@ -65,8 +65,8 @@ impl ContextActor {
             Ok(())
         };
         match wire {
-            Wire::Tx(tx) => self.admit_pushed(vec![tx]),
-            Wire::Txs(txs) => self.admit_pushed(txs),
+            Wire::Tx(tx) => self.queue_pushed(vec![tx]),
+            Wire::Txs(txs) => self.queue_pushed(txs),
             Wire::Vote(bytes) => {
                 let Ok(vote) = decode_vote(&bytes) else {
                     return malformed("vote");
@@ -200,11 +200,29 @@ impl ContextActor {
         true
     }
 
-    fn admit_pushed(&mut self, txs: Vec<conclave_consensus::SignedTx>) -> Result<()> {
+    /// Gathers pushed txs until the actor has drained what waits
+    /// ([`Self::admit_queued`]), so their signatures are checked together.
+    fn queue_pushed(&mut self, txs: Vec<conclave_consensus::SignedTx>) -> Result<()> {
+        if self.admission.queue_pushed(txs) {
+            self.admit_queued();
+        }
+        Ok(())
+    }
+
+    /// Admits the pushed txs gathered so far, in one batch of signature
+    /// checks.
+    pub(super) fn admit_queued(&mut self) {
         use crate::exec::TxRejection;
         use crate::mempool::MempoolError;
-        for tx in txs {
-            let outcome = match self.admission.admit_pushed(tx, &self.roster.members) {
+        if self.is_faulted() {
+            return self.admission.drop_queued();
+        }
+        let answers = self.admission.admit_queued(&self.roster.members);
+        if answers.is_empty() {
+            return;
+        }
+        for answer in answers {
+            let outcome = match answer {
                 Ok(_) => "admitted",
                 Err(SubmitError::Mempool(
                     MempoolError::Duplicate(_) | MempoolError::NonceTaken(_),
@@ -223,7 +241,6 @@ impl ContextActor {
                 .inc();
         }
         self.update_mempool_gauge();
-        Ok(())
     }
 
     /// Whether gossip for `height` is for the height in progress (starting
