@@ -128,11 +128,16 @@ pub trait ConclaveApi {
 pub struct RpcImpl {
     pub(super) node: Arc<Node>,
     verifier: Arc<Verifier>,
+    sender_keys: super::sender_keys::SenderKeys,
 }
 
 impl RpcImpl {
     pub fn new(node: Arc<Node>, verifier: Arc<Verifier>) -> Self {
-        Self { node, verifier }
+        Self {
+            node,
+            verifier,
+            sender_keys: Default::default(),
+        }
     }
 
     fn may_read(&self, ctx: &ContextId, who: &conclave_consensus::MemberId) -> RpcResult<bool> {
@@ -333,8 +338,9 @@ impl ConclaveApiServer for RpcImpl {
         let handle = self.node.context(&tx.tx.context_id)?;
         // The signature check is the expensive part: done here, on the RPC
         // worker, and only here (the actor takes the checked tx as it is).
-        let tx = tx
-            .verified()
+        let tx = self
+            .sender_keys
+            .verified(tx)
             .map_err(|_| err(codes::TX_REJECTED, "tx rejected: bad signature"))?;
         let tx_hash = handle.submit(tx).await.map_err(submit_error)?;
         Ok(TxSubmitted { tx_hash })

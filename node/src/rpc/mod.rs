@@ -11,6 +11,7 @@ pub mod debug;
 pub mod evidence;
 pub mod members;
 pub mod policy;
+mod sender_keys;
 mod subscribe;
 pub mod types;
 
