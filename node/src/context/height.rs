@@ -164,7 +164,10 @@ impl ContextActor {
                     height, round, hash,
                 )))?;
             }
-            Output::Decide(cert) => self.commit(&cert, true)?,
+            Output::Decide(cert) => {
+                debug!(context = %self.id(), height = cert.height.0, round = %cert.round, "decided");
+                self.commit(&cert, true)?
+            }
             Output::Finalize { evidence, .. } => {
                 self.keep_evidence(evidence);
                 // The run loop starts the next height if txs wait.
@@ -172,6 +175,8 @@ impl ContextActor {
             }
             Output::Publish(SignedConsensusMsg::Vote(v))
             | Output::PublishLiveness(LivenessMsg::Vote(v)) => {
+                debug!(context = %self.id(), height = v.message.height.0, round = %v.message.round,
+                    kind = ?v.message.typ, "vote sent");
                 self.gossip.broadcast(&Wire::Vote(encode_vote(&v)));
             }
             Output::Publish(SignedConsensusMsg::Proposal(p)) => {

@@ -122,6 +122,8 @@ impl ContextActor {
                 if let Some(evidence) = self.witness.proposal(&p) {
                     self.keep_evidence(vec![evidence]);
                 }
+                debug!(context = %self.id(), height = p.message.height.0, round = %p.message.round,
+                    txs = block.txs.len(), "proposal received");
                 // A block proposed again in a later round, with the polka of
                 // an earlier one, keeps the header it was built with: its
                 // proposer is the member that built it (maybe down by now),
