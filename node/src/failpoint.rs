@@ -7,8 +7,8 @@
 //! `sign_recorded` (the sign guard advanced, the signature not yet used),
 //! `before_publish` (a vote or proposal about to be sent; the WAL synced
 //! up to its signature, and for a proposal up to its own entry),
-//! `after_publish`, `proposal_persisted` (own candidate block stored, its
-//! proposal not yet signed), `before_commit` and `after_commit` (around the
+//! `after_publish`, `proposal_persisted` (own candidate block written, its
+//! sync under way, its proposal not yet signed), `before_commit` and `after_commit` (around the
 //! store's commit batch of a decided height), `relay_after_checkpoint`
 //! (`conclave relay` posted a checkpoint, its actions not yet executed).
 

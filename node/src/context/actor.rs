@@ -91,6 +91,9 @@ pub struct ContextActor {
     /// context follows the others and signs nothing.
     pub(super) signing_refused: bool,
     pub(super) last_commit: Option<Instant>,
+    /// The sync that makes this node's own proposed block durable, under
+    /// way while the proposal is signed; waited for before it leaves.
+    pub(super) proposal_sync: Option<crate::store::LogSync>,
     /// A write of the context's own files failed: it waits, committing
     /// nothing (`storage.rs`); `status` shows it to the RPC layer.
     pub(super) fault: Option<super::fault::Fault>,
@@ -255,6 +258,7 @@ impl ContextActor {
             running: false,
             signing_refused: false,
             last_commit: None,
+            proposal_sync: None,
             fault: None,
             status: FaultStatus::default(),
             inbox: tx.clone(),

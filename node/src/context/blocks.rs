@@ -170,9 +170,10 @@ impl Blocks {
             txs,
         };
         let hash = block.hash();
-        // Durable before the proposal is signed: after a crash this node
-        // must re-propose this very block.
-        ex.store.put_pending_block(&block, true)?;
+        // Made durable before its proposal leaves the node (after a crash
+        // this node must propose this very block again), by a sync of the
+        // store's log that overlaps the WAL's: `ContextActor::perform`.
+        ex.store.put_pending_block(&block, false)?;
         self.metrics
             .block_execution_seconds
             .with_label_values(&["build"])

@@ -115,6 +115,9 @@ impl ContextActor {
             // output cost five fsyncs per height and member where three do.
             if needs_durable_log(&output) {
                 self.log.lock().wal.sync()?;
+                if let Some(sync) = self.proposal_sync.take() {
+                    sync.wait()?;
+                }
             }
             let publishes = matches!(output, Output::Publish(_));
             if publishes {
@@ -156,6 +159,12 @@ impl ContextActor {
                     }
                     None => {
                         let hash = self.build_block(height)?;
+                        // The block is synced while the WAL and the sign
+                        // guard are, for the proposal's signature.
+                        if let Some(earlier) = self.proposal_sync.take() {
+                            earlier.wait()?;
+                        }
+                        self.proposal_sync = Some(self.deps.store.sync_log_alongside());
                         crate::failpoint::hit("proposal_persisted");
                         hash
                     }

@@ -434,9 +434,23 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::sync_log`] on a thread of its own, so that it overlaps
+    /// other work (on this thread if none can be had).
+    pub fn sync_log_alongside(&self) -> LogSync {
+        let store = self.clone();
+        match std::thread::Builder::new()
+            .name("store-sync".into())
+            .spawn(move || store.sync_log())
+        {
+            Ok(thread) => LogSync(Err(thread)),
+            Err(_) => LogSync(Ok(self.sync_log())),
+        }
+    }
+
     /// Keeps a candidate block of a height in progress. `sync` makes it
-    /// durable before returning: a proposer must not sign a proposal for a
-    /// block it could lose in a crash.
+    /// durable before returning: a proposer must not let a proposal leave
+    /// for a block it could lose in a crash (or must sync the log before
+    /// it does).
     pub fn put_pending_block(&self, block: &Block, sync: bool) -> Result<()> {
         let key = pending_key(&block.header.context_id, block.height(), &block.hash());
         let bytes = self.seal(CF_PENDING, &key, block)?;
@@ -582,5 +596,22 @@ impl Store {
 
     pub(crate) fn storage_key(&self) -> &StorageKey {
         &self.key
+    }
+}
+
+/// A sync of the store's log under way ([`Store::sync_log_alongside`]).
+#[must_use = "the writes are durable only once `wait` returned Ok"]
+pub struct LogSync(std::result::Result<Result<()>, std::thread::JoinHandle<Result<()>>>);
+
+impl LogSync {
+    /// Waits for the sync; `Ok` once every write made before it started
+    /// is durable.
+    pub fn wait(self) -> Result<()> {
+        match self.0 {
+            Ok(done) => done,
+            Err(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        }
     }
 }
