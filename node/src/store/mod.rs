@@ -45,6 +45,7 @@
 mod check;
 mod checkpoints;
 mod crypt;
+mod durability;
 mod evidence;
 mod overlay;
 mod pending_txs;
@@ -65,6 +66,7 @@ use thiserror::Error;
 
 pub use check::{is_damage, repair_files, Depth, Scanned};
 pub use crypt::StorageKey;
+pub use durability::LogSync;
 pub use overlay::Overlay;
 use records::TxRecordRef;
 pub use records::{
@@ -428,25 +430,6 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every write so far durable (one sync of RocksDB's log).
-    pub fn sync_log(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
-        Ok(())
-    }
-
-    /// [`Store::sync_log`] on a thread of its own, so that it overlaps
-    /// other work (on this thread if none can be had).
-    pub fn sync_log_alongside(&self) -> LogSync {
-        let store = self.clone();
-        match std::thread::Builder::new()
-            .name("store-sync".into())
-            .spawn(move || store.sync_log())
-        {
-            Ok(thread) => LogSync(Err(thread)),
-            Err(_) => LogSync(Ok(self.sync_log())),
-        }
-    }
-
     /// Keeps a candidate block of a height in progress. `sync` makes it
     /// durable before returning: a proposer must not let a proposal leave
     /// for a block it could lose in a crash (or must sync the log before
@@ -596,22 +579,5 @@ impl Store {
 
     pub(crate) fn storage_key(&self) -> &StorageKey {
         &self.key
-    }
-}
-
-/// A sync of the store's log under way ([`Store::sync_log_alongside`]).
-#[must_use = "the writes are durable only once `wait` returned Ok"]
-pub struct LogSync(std::result::Result<Result<()>, std::thread::JoinHandle<Result<()>>>);
-
-impl LogSync {
-    /// Waits for the sync; `Ok` once every write made before it started
-    /// is durable.
-    pub fn wait(self) -> Result<()> {
-        match self.0 {
-            Ok(done) => done,
-            Err(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        }
     }
 }
