@@ -5,6 +5,7 @@
 //! `cargo bench -p conclave-node --bench hot`. The durable cases measure
 //! this machine's disk as much as the code.
 
+use conclave_checkpoint::{PublicKey, SecretKey, Signature};
 use conclave_consensus::mal::{Input, Round, Timeout};
 use conclave_consensus::sign_policy::{SignPosition, SignRequest, SignStep};
 use conclave_consensus::{
@@ -107,9 +108,43 @@ fn durable_signature(c: &mut Criterion) {
     });
 }
 
+/// A checkpoint share (one domain): signing it, checking one member's
+/// alone, and checking a quorum's worth (two members besides the node
+/// itself, as with 4 members) as one aggregate.
+fn checkpoint_share(c: &mut Criterion) {
+    let keys: Vec<SecretKey> = (1..=3u8)
+        .map(|i| SecretKey::from_seed(&[i; 32]).unwrap())
+        .collect();
+    let digest = [0x42u8; 32];
+    let sigs: Vec<[u8; 96]> = keys
+        .iter()
+        .map(|k| k.sign(&digest).to_compressed())
+        .collect();
+    let pks: Vec<PublicKey> = keys.iter().map(SecretKey::public_key).collect();
+    c.bench_function("checkpoint share sign", |b| {
+        b.iter(|| keys[0].sign(&digest))
+    });
+    c.bench_function("checkpoint share decode and verify", |b| {
+        b.iter(|| {
+            let sig = Signature::from_compressed(&sigs[0]).unwrap();
+            assert!(sig.verify(&digest, &pks[0]));
+        })
+    });
+    c.bench_function("checkpoint shares, 2 decoded and verified as one", |b| {
+        b.iter(|| {
+            let two = [
+                Signature::from_compressed(&sigs[1]).unwrap(),
+                Signature::from_compressed(&sigs[2]).unwrap(),
+            ];
+            let sum = Signature::aggregate(&two).unwrap();
+            assert!(sum.fast_aggregate_verify(&digest, &[&pks[1], &pks[2]]));
+        })
+    });
+}
+
 criterion_group! {
     name = hot;
     config = Criterion::default().sample_size(30);
-    targets = tx_verify, seal_open, durable_signature
+    targets = tx_verify, seal_open, durable_signature, checkpoint_share
 }
 criterion_main!(hot);

@@ -6,8 +6,14 @@
 //! - On committing a checkpoint height a member signs the payload of every
 //!   domain of the context and gossips its share; shares of heights the
 //!   node has not committed yet wait (bounded) until it has.
-//! - Each incoming share is verified on its own against its signer's key
-//!   before it is kept: one bad share can never spoil an aggregate.
+//! - Incoming shares wait, decoded but unchecked, until there are enough
+//!   for a quorum; then they are checked as one aggregate per domain
+//!   (one pairing check instead of one per share). Only if that fails is
+//!   each checked on its own, and the bad ones are refused: one bad share
+//!   can never spoil an aggregate. What the collector keeps is a set of
+//!   shares whose sum verifies, which is all a certificate needs; a share
+//!   that differs from a signer's unchecked one is checked at once (BLS
+//!   signatures are unique, so one of the two is bad).
 //! - Each height is signed by the member set in force there ([`Params`] per
 //!   round): a share that arrives after the set changed is still checked
 //!   against the set that signs its height.
@@ -22,7 +28,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use conclave_checkpoint::{
-    sign_checkpoint, CheckpointPayload, Domain, MemberSet, SecretKey, Signature, SignerBitmap,
+    sign_checkpoint, CheckpointPayload, Domain, MemberSet, PublicKey, SecretKey, Signature,
+    SignerBitmap,
 };
 use conclave_consensus::{ContextId, Hash32, Height, MemberId};
 use thiserror::Error;
@@ -48,7 +55,7 @@ pub struct Share {
 }
 
 /// Why a share was refused.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum Refusal {
     #[error("signer {0} is not a member")]
     NotMember(MemberId),
@@ -122,11 +129,13 @@ impl Params {
 }
 
 /// What a step produced: a share to gossip, a checkpoint to store (with
-/// the quorum of the set that signed it).
+/// the quorum of the set that signed it), and shares found bad when a
+/// quorum was checked (accepted unchecked earlier, now dropped).
 #[derive(Debug, Default)]
 pub struct Step {
     pub gossip: Option<Share>,
     pub completed: Option<(CheckpointRecord, u32)>,
+    pub refused: Vec<(u64, MemberId, Refusal)>,
 }
 
 struct Round {
@@ -136,14 +145,23 @@ struct Round {
     state_root: Hash32,
     actions_root: Hash32,
     payloads: Vec<CheckpointPayload>,
-    /// Member index → its signature per domain.
+    /// Member index → its signature per domain, checked (with the others'
+    /// as one aggregate, or alone).
     shares: BTreeMap<usize, Vec<Signature>>,
+    /// Member index → its share as received and decoded, not checked yet.
+    unchecked: BTreeMap<usize, Unchecked>,
     /// Signers of the stored aggregate (0: not complete yet).
     stored: usize,
     resends: u32,
     /// Answers to other members' repeats.
     echoes: u32,
     actions: usize,
+}
+
+/// A share decoded but not checked yet.
+struct Unchecked {
+    sigs: Vec<Signature>,
+    raw: Vec<[u8; 96]>,
 }
 
 /// The collector of one context.
@@ -219,6 +237,7 @@ impl Collector {
             actions_root,
             payloads,
             shares: BTreeMap::new(),
+            unchecked: BTreeMap::new(),
             stored: 0,
             resends: 0,
             echoes: 0,
@@ -241,6 +260,7 @@ impl Collector {
         for share in waiting {
             if let Ok(s) = self.accept(share) {
                 step.completed = s.completed.or(step.completed);
+                step.refused.extend(s.refused);
             }
         }
         if let Some(done) = self.complete(height) {
@@ -309,45 +329,89 @@ impl Collector {
         {
             return Err(Refusal::WrongDomains);
         }
-        if round.shares.contains_key(&index) {
-            // A repeat: its signer has no quorum yet. Answer with ours once
-            // we have one (a bounded number of times), so it completes too.
-            let answer = round.me.is_some_and(|m| m != index)
-                && round.stored > 0
-                && round.echoes < MAX_ECHOES;
-            if !answer {
-                return Ok(Step::default());
-            }
-            if let Some(r) = self.rounds.get_mut(&share.height) {
-                r.echoes += 1;
-            }
-            let gossip = self
-                .rounds
-                .get(&share.height)
-                .map(|r| self.share_of(share.height, r));
-            return Ok(Step {
-                gossip,
-                completed: None,
-            });
+        let raw: Vec<[u8; 96]> = share.sigs.iter().map(|(_, sig)| *sig).collect();
+        let waiting = round.unchecked.get(&index);
+        if round.shares.contains_key(&index) || waiting.is_some_and(|u| u.raw == raw) {
+            return Ok(self.repeated(share.height, index));
         }
-        let Some(pk) = round.params.set.members().get(index) else {
-            return Err(Refusal::NotMember(share.signer));
+        let waiting_another = waiting.is_some();
+        let sigs = raw
+            .iter()
+            .enumerate()
+            .map(|(i, sig)| Signature::from_compressed(sig).map_err(|_| Refusal::BadEncoding(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(round) = self.rounds.get_mut(&share.height) else {
+            return Ok(Step::default());
         };
-        let mut sigs = Vec::with_capacity(share.sigs.len());
-        for (i, ((_, sig), payload)) in share.sigs.iter().zip(&round.payloads).enumerate() {
-            let sig = Signature::from_compressed(sig).map_err(|_| Refusal::BadEncoding(i))?;
-            if !sig.verify(&payload.digest(), pk) {
-                return Err(Refusal::BadSignature(i));
-            }
-            sigs.push(sig);
+        if waiting_another {
+            // Another share than the one waiting under this signer: at
+            // most one of them is good, so this one is checked now (and
+            // replaces the waiting one if it holds).
+            check_alone(round, index, &sigs)?;
+            round.unchecked.remove(&index);
+            round.shares.insert(index, sigs);
+        } else {
+            round.unchecked.insert(index, Unchecked { sigs, raw });
         }
-        if let Some(r) = self.rounds.get_mut(&share.height) {
-            r.shares.insert(index, sigs);
-        }
+        let refused = self.settle(share.height);
         Ok(Step {
             gossip: None,
             completed: self.complete(share.height),
+            refused,
         })
+    }
+
+    /// A share already held came again: its signer has no quorum yet.
+    /// Answer with ours once we have one (a bounded number of times), so
+    /// it completes too.
+    fn repeated(&mut self, height: u64, index: usize) -> Step {
+        let Some(round) = self.rounds.get_mut(&height) else {
+            return Step::default();
+        };
+        let answer =
+            round.me.is_some_and(|m| m != index) && round.stored > 0 && round.echoes < MAX_ECHOES;
+        if !answer {
+            return Step::default();
+        }
+        round.echoes += 1;
+        let gossip = self.rounds.get(&height).map(|r| self.share_of(height, r));
+        Step {
+            gossip,
+            ..Step::default()
+        }
+    }
+
+    /// Checks the round's waiting shares once they can make a quorum (or
+    /// add to a stored one): as one aggregate per domain, and only if that
+    /// fails each on its own. Returns the ones found bad.
+    fn settle(&mut self, height: u64) -> Vec<(u64, MemberId, Refusal)> {
+        let Some(round) = self.rounds.get_mut(&height) else {
+            return Vec::new();
+        };
+        let quorum = round.params.set.quorum() as usize;
+        if round.unchecked.is_empty() || round.shares.len() + round.unchecked.len() < quorum {
+            return Vec::new();
+        }
+        let waiting = std::mem::take(&mut round.unchecked);
+        let keys = round.params.set.members();
+        let pks: Vec<&PublicKey> = waiting.keys().filter_map(|i| keys.get(*i)).collect();
+        let together = pks.len() == waiting.len()
+            && round.payloads.iter().enumerate().all(|(d, payload)| {
+                let sigs: Vec<Signature> = waiting.values().map(|u| u.sigs[d]).collect();
+                Signature::aggregate(&sigs)
+                    .is_ok_and(|sum| sum.fast_aggregate_verify(&payload.digest(), &pks))
+            });
+        let mut refused = Vec::new();
+        for (index, share) in waiting {
+            if !together {
+                if let Err(e) = check_alone(round, index, &share.sigs) {
+                    refused.push((height, round.params.members[index], e));
+                    continue;
+                }
+            }
+            round.shares.insert(index, share.sigs);
+        }
+        refused
     }
 
     /// Aggregates the round if it has a quorum and more signers than what
@@ -429,6 +493,22 @@ impl Collector {
             sigs,
         }
     }
+}
+
+/// Checks one member's share on its own, domain by domain.
+fn check_alone(round: &Round, index: usize, sigs: &[Signature]) -> Result<(), Refusal> {
+    let pk = round
+        .params
+        .set
+        .members()
+        .get(index)
+        .ok_or(Refusal::NotMember(round.params.members[index]))?;
+    for (i, (sig, payload)) in sigs.iter().zip(&round.payloads).enumerate() {
+        if !sig.verify(&payload.digest(), pk) {
+            return Err(Refusal::BadSignature(i));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

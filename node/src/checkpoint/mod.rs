@@ -346,6 +346,9 @@ impl Checkpoints {
     }
 
     fn apply(&mut self, step: collector::Step) -> Option<Share> {
+        for (height, member, error) in &step.refused {
+            warn!(context = %self.id, %member, height, %error, "checkpoint share refused when its quorum was checked");
+        }
         if let Some((rec, quorum)) = step.completed {
             let ctx = self.id;
             match self.store.put_checkpoint(&ctx, &rec) {

@@ -46,6 +46,7 @@ struct Node {
 struct Out {
     gossip: Option<Share>,
     completed: Option<CheckpointRecord>,
+    refused: Vec<(u64, MemberId, Refusal)>,
 }
 
 impl From<Step> for Out {
@@ -53,6 +54,7 @@ impl From<Step> for Out {
         Out {
             gossip: s.gossip,
             completed: s.completed.map(|(r, _)| r),
+            refused: s.refused,
         }
     }
 }
@@ -182,12 +184,15 @@ fn bad_and_foreign_shares_are_refused() {
     let mut b = collector(&ms, 1);
     let good = commit(&mut b, 2).gossip.unwrap();
 
-    // A signature of another height's payload.
+    // A signature of another height's payload: below quorum it waits
+    // unchecked.
     let other = commit(&mut b, 4).gossip.unwrap();
     let mut bad = good.clone();
     bad.sigs[1].1 = other.sigs[1].1;
-    assert_eq!(a.on_share(bad).err(), Some(Refusal::BadSignature(1)));
-    // Member 3's signature claimed by member 2.
+    let waits = a.on_share(bad).unwrap();
+    assert!(waits.completed.is_none() && waits.refused.is_empty());
+    // Member 3's signature claimed by member 2: another share than the
+    // one waiting under that signer, so it is checked at once.
     let mut c = collector(&ms, 2);
     let mut stolen = commit(&mut c, 2).gossip.unwrap();
     stolen.signer = ms[1].id;
@@ -208,7 +213,8 @@ fn bad_and_foreign_shares_are_refused() {
         a.on_share(foreign).err(),
         Some(Refusal::NotMember(outsider.id))
     );
-    // None of that counted: the good share still is the second signer.
+    // None of that counted: the good share, checked at once against the
+    // bad one waiting, takes its place as the second signer.
     assert!(a.on_share(good).unwrap().completed.is_none());
     let mut d = collector(&ms, 3);
     let rec = a
@@ -217,6 +223,59 @@ fn bad_and_foreign_shares_are_refused() {
         .completed
         .unwrap();
     assert_eq!(verify(a.params(), &rec), 3);
+}
+
+#[test]
+fn a_bad_share_in_a_quorum_is_refused_alone_and_the_good_ones_complete() {
+    let ms = members(4);
+    let mut nodes: Vec<_> = (0..4).map(|i| collector(&ms, i)).collect();
+    let shares: Vec<Share> = nodes
+        .iter_mut()
+        .map(|c| commit(c, 2).gossip.unwrap())
+        .collect();
+    let other = commit(&mut nodes[1], 4).gossip.unwrap();
+    let mut bad = shares[1].clone();
+    bad.sigs[1].1 = other.sigs[1].1;
+    let a = &mut nodes[0];
+    assert!(
+        a.on_share(bad).unwrap().refused.is_empty(),
+        "waits unchecked"
+    );
+    // A quorum's worth: their aggregate fails, each is checked alone, and
+    // only the bad one is refused.
+    let step = a.on_share(shares[3].clone()).unwrap();
+    assert!(step.completed.is_none());
+    assert_eq!(step.refused, vec![(2, ms[1].id, Refusal::BadSignature(1))]);
+    let rec = a.on_share(shares[2].clone()).unwrap().completed.unwrap();
+    assert_eq!(verify(a.params(), &rec), 3);
+    // The refused signer's good share still counts.
+    let more = a.on_share(shares[1].clone()).unwrap().completed.unwrap();
+    assert_eq!(verify(a.params(), &more), 4);
+}
+
+#[test]
+fn a_node_that_does_not_sign_completes_from_others_shares() {
+    let ms = members(4);
+    let outsider = members(5).pop().unwrap();
+    let mut watcher = node(params(&ms, domains()), &outsider);
+    assert!(commit(&mut watcher, 2).gossip.is_none());
+    let mut shares = (0..3).map(|i| commit(&mut collector(&ms, i), 2).gossip.unwrap());
+    assert!(watcher
+        .on_share(shares.next().unwrap())
+        .unwrap()
+        .completed
+        .is_none());
+    assert!(watcher
+        .on_share(shares.next().unwrap())
+        .unwrap()
+        .completed
+        .is_none());
+    let rec = watcher
+        .on_share(shares.next().unwrap())
+        .unwrap()
+        .completed
+        .unwrap();
+    assert_eq!(verify(watcher.params(), &rec), 3);
 }
 
 #[test]
