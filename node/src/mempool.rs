@@ -4,6 +4,15 @@
 //! clients may arrive out of order and wait for the gap before them to fill.
 //! A block takes, sender by sender in order of arrival, each sender's run of
 //! consecutive nonces after its committed one.
+//!
+//! A full pool must never lock a sender out: txs waiting above a gap could
+//! otherwise fill it and refuse the very tx that closes the gap. So the tx
+//! that is its sender's next one to run (its nonce the first missing above
+//! the committed one) may go past `max_txs` and `max_bytes` by up to a
+//! quarter (at least one tx); every tx past them can run, so blocks drain
+//! the excess. (A
+//! sender's own quota cannot lock it out: admission keeps its nonces
+//! within a window no wider than the quota.)
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -98,8 +107,9 @@ impl Mempool {
     }
 
     /// Admits a tx whose signature, stateless checks and committed-nonce
-    /// check passed; its hash is the one computed when it was verified.
-    pub fn insert(&mut self, tx: VerifiedTx) -> Result<Hash32, MempoolError> {
+    /// check passed (`committed`: its sender's committed nonce); its hash
+    /// is the one computed when it was verified.
+    pub fn insert(&mut self, tx: VerifiedTx, committed: u64) -> Result<Hash32, MempoolError> {
         let hash = tx.hash();
         let tx = tx.into_inner();
         if self.index.contains_key(&hash) {
@@ -116,12 +126,20 @@ impl Mempool {
         if self.senders.get(&sender).map_or(0, BTreeMap::len) >= self.cfg.max_txs_per_sender {
             return Err(MempoolError::SenderFull(self.cfg.max_txs_per_sender));
         }
-        if self.index.len() >= self.cfg.max_txs {
-            return Err(MempoolError::Full(self.cfg.max_txs));
-        }
         let size = tx.encoded_len();
-        if self.bytes + size > self.cfg.max_bytes {
-            return Err(MempoolError::FullBytes(self.cfg.max_bytes));
+        let full = if self.index.len() >= self.cfg.max_txs {
+            Some(MempoolError::Full(self.cfg.max_txs))
+        } else if self.bytes + size > self.cfg.max_bytes {
+            Some(MempoolError::FullBytes(self.cfg.max_bytes))
+        } else {
+            None
+        };
+        if let Some(full) = full {
+            let within_reserve = self.index.len() < self.cfg.max_txs + self.cfg.max_txs / 4 + 1
+                && self.bytes + size <= self.cfg.max_bytes + self.cfg.max_bytes / 4;
+            if !within_reserve || self.next_to_run(&sender, committed) != nonce {
+                return Err(full);
+            }
         }
         self.bytes += size;
         self.index.insert(hash, (sender, nonce));
@@ -136,6 +154,23 @@ impl Mempool {
             .or_default()
             .insert(nonce, Entry { tx, size });
         Ok(hash)
+    }
+
+    /// The nonce `sender` needs next for its txs to run: the first one
+    /// missing above `committed`.
+    fn next_to_run(&self, sender: &MemberId, committed: u64) -> u64 {
+        let first = committed.saturating_add(1);
+        let Some(txs) = self.senders.get(sender) else {
+            return first;
+        };
+        let mut next = first;
+        for nonce in txs.range(first..).map(|(n, _)| *n) {
+            if nonce != next {
+                break;
+            }
+            next += 1;
+        }
+        next
     }
 
     /// Up to `max_txs` / `max_bytes` of txs for a block: for each sender, in
@@ -222,19 +257,48 @@ mod tests {
     #[test]
     fn duplicates_and_limits() {
         let k = SigningKey::from_bytes(&[1; 32]);
+        let j = SigningKey::from_bytes(&[2; 32]);
         let mut m = Mempool::new(MempoolConfig {
             max_txs: 2,
             ..Default::default()
         });
-        let h = m.insert(tx(&k, 1)).unwrap();
-        assert_eq!(m.insert(tx(&k, 1)), Err(MempoolError::Duplicate(h)));
-        m.insert(tx(&k, 2)).unwrap();
-        assert_eq!(m.insert(tx(&k, 3)), Err(MempoolError::Full(2)));
+        let h = m.insert(tx(&k, 1), 0).unwrap();
+        assert_eq!(m.insert(tx(&k, 1), 0), Err(MempoolError::Duplicate(h)));
+        m.insert(tx(&k, 2), 0).unwrap();
+        // Full: a tx that would wait behind a gap is refused.
+        assert_eq!(m.insert(tx(&j, 2), 0), Err(MempoolError::Full(2)));
         assert_eq!(m.highest_nonce(&id(&k)), Some(2));
         m.remove(&h);
         assert_eq!(m.len(), 1);
-        m.insert(tx(&k, 3)).unwrap();
+        m.insert(tx(&k, 3), 1).unwrap();
         assert_eq!(m.highest_nonce(&id(&k)), Some(3));
+    }
+
+    #[test]
+    fn a_full_pool_still_takes_the_tx_that_closes_a_senders_gap() {
+        let (a, b) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        let mut m = Mempool::new(MempoolConfig {
+            max_txs: 4,
+            ..Default::default()
+        });
+        // Concurrent clients: both senders' later txs came first, and
+        // nothing in the pool can run.
+        for key in [&a, &b] {
+            m.insert(tx(key, 2), 0).unwrap();
+            m.insert(tx(key, 3), 0).unwrap();
+        }
+        assert!(m.select(10, usize::MAX, |_| 0).is_empty());
+        // Another waiting tx is refused, but each sender's next to run
+        // gets in, within the reserve.
+        assert_eq!(m.insert(tx(&a, 5), 0), Err(MempoolError::Full(4)));
+        m.insert(tx(&a, 1), 0).unwrap();
+        m.insert(tx(&b, 1), 0).unwrap();
+        assert_eq!(m.select(10, usize::MAX, |_| 0).len(), 6);
+        // The reserve is bounded, even for txs that could run.
+        assert_eq!(m.insert(tx(&a, 4), 0), Err(MempoolError::Full(4)));
     }
 
     #[test]
@@ -248,11 +312,11 @@ mod tests {
             max_txs_per_sender: 2,
             ..Default::default()
         });
-        m.insert(tx(&a, 1)).unwrap();
-        m.insert(tx(&a, 5)).unwrap();
-        assert_eq!(m.insert(tx(&a, 2)), Err(MempoolError::SenderFull(2)));
-        m.insert(tx(&b, 1)).unwrap();
-        m.insert(tx(&b, 2)).unwrap();
+        m.insert(tx(&a, 1), 0).unwrap();
+        m.insert(tx(&a, 5), 0).unwrap();
+        assert_eq!(m.insert(tx(&a, 2), 0), Err(MempoolError::SenderFull(2)));
+        m.insert(tx(&b, 1), 0).unwrap();
+        m.insert(tx(&b, 2), 0).unwrap();
         assert_eq!(m.len(), 4);
     }
 
@@ -261,10 +325,10 @@ mod tests {
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
         let mut m = Mempool::new(MempoolConfig::default());
-        m.insert(tx(&a, 2)).unwrap();
-        m.insert(tx(&b, 1)).unwrap();
-        m.insert(tx(&a, 1)).unwrap();
-        m.insert(tx(&a, 4)).unwrap(); // gap at 3: waits
+        m.insert(tx(&a, 2), 0).unwrap();
+        m.insert(tx(&b, 1), 0).unwrap();
+        m.insert(tx(&a, 1), 0).unwrap();
+        m.insert(tx(&a, 4), 0).unwrap(); // gap at 3: waits
         let sel = m.select(10, usize::MAX, |_| 0);
         let got: Vec<(MemberId, u64)> = sel.iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
         assert_eq!(got, vec![(id(&a), 1), (id(&a), 2), (id(&b), 1)]);

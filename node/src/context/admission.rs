@@ -80,7 +80,7 @@ impl Admission {
                     tx.verified()
                         .map_err(|_| SubmitError::from(TxRejection::BadSignature))
                 })
-                .and_then(|tx| self.pool.insert(tx).map_err(SubmitError::from));
+                .and_then(|tx| self.insert(tx));
             match back {
                 Ok(_) => {
                     self.kept.insert(hash);
@@ -116,6 +116,13 @@ impl Admission {
         Ok(committed.max(pending) + 1)
     }
 
+    /// Puts a checked tx in the pool, which needs its sender's committed
+    /// nonce to tell whether it is the next to run.
+    fn insert(&mut self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+        let committed = self.committed_nonce(&tx.tx().tx.sender)?;
+        Ok(self.pool.insert(tx, committed)?)
+    }
+
     /// Admits a tx whose signature was checked where it entered the node.
     pub(super) fn admit(
         &mut self,
@@ -124,7 +131,7 @@ impl Admission {
     ) -> Result<Hash32, SubmitError> {
         self.precheck(tx.tx(), members)?;
         let signed = tx.tx().clone();
-        let hash = self.pool.insert(tx)?;
+        let hash = self.insert(tx)?;
         // Acknowledged means kept: a node killed before the tx commits puts
         // it back in its pool when it restarts.
         if let Err(e) = self.store.put_pending_tx(&self.context, &hash, &signed) {
@@ -189,7 +196,7 @@ impl Admission {
             .unzip();
         for (at, verified) in places.into_iter().zip(verified_batch(batch)) {
             answers[at] = match verified {
-                Ok(tx) => self.pool.insert(tx).map_err(SubmitError::from),
+                Ok(tx) => self.insert(tx),
                 Err(_) => Err(TxRejection::BadSignature.into()),
             };
         }
@@ -219,8 +226,13 @@ impl Admission {
             .into());
         }
         // Txs may arrive out of order (concurrent clients); they wait in the
-        // pool until the gap before them fills, within a bounded window.
-        let window = self.config.max_nonce_gap;
+        // pool until the gap before them fills, within a bounded window. The
+        // window is no wider than a sender's quota in the pool, so txs
+        // waiting above a gap always leave room for the tx that closes it.
+        let window = self
+            .config
+            .max_nonce_gap
+            .min(self.config.max_txs_per_sender as u64);
         if tx.tx.nonce - last > window {
             return Err(TxRejection::NonceTooFar {
                 got: tx.tx.nonce,
@@ -442,6 +454,36 @@ mod tests {
             refused,
             Err(SubmitError::Rejected(TxRejection::NonceTooFar { .. }))
         ));
+    }
+
+    #[test]
+    fn a_sender_whose_txs_wait_above_a_gap_can_always_close_it() {
+        let s = setup();
+        let mut a = Admission::new(
+            s.store.clone(),
+            s.context,
+            Height(0),
+            MempoolConfig {
+                max_txs_per_sender: 3,
+                max_nonce_gap: 10,
+                ..Default::default()
+            },
+        );
+        // Many clients of one sender: later nonces arrive first. The
+        // window is the sender's quota, not the wider gap configured, so
+        // they cannot fill the quota and lock out nonce 1.
+        for n in [2, 3] {
+            a.admit(s.tx(n).verified().unwrap(), &s.members).unwrap();
+        }
+        assert!(matches!(
+            a.admit(s.tx(4).verified().unwrap(), &s.members),
+            Err(SubmitError::Rejected(TxRejection::NonceTooFar {
+                window: 3,
+                ..
+            }))
+        ));
+        a.admit(s.tx(1).verified().unwrap(), &s.members).unwrap();
+        assert_eq!(a.select(10, usize::MAX).len(), 3);
     }
 
     #[test]
