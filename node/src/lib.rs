@@ -58,6 +58,7 @@ pub mod onboarding;
 pub mod repair;
 pub mod rpc;
 pub mod seal;
+mod sender_keys;
 pub mod sign_guard;
 pub mod store;
 pub mod wal;

@@ -17,6 +17,7 @@ use super::ingress::SubmitError;
 use crate::config::MempoolConfig;
 use crate::exec::{check_tx_with, TxRejection};
 use crate::mempool::{Mempool, MempoolError};
+use crate::sender_keys::SenderKeys;
 use crate::store::Overlay;
 use crate::store::Store;
 use tracing::warn;
@@ -30,7 +31,7 @@ pub(super) struct Admission {
     config: MempoolConfig,
     /// Senders' public keys, decompressed (only members' txs get as far as
     /// a signature check, so this holds at most the members ever seen).
-    sender_keys: HashMap<MemberId, SenderKey>,
+    sender_keys: SenderKeys,
     /// Committed nonces as of `tip` (members only, so bounded likewise).
     nonces: RefCell<HashMap<MemberId, u64>>,
     /// Pool txs this node acknowledged, kept in the store until they
@@ -59,7 +60,7 @@ impl Admission {
             tip,
             pool: Mempool::new(config.clone()),
             config,
-            sender_keys: HashMap::new(),
+            sender_keys: SenderKeys::default(),
             nonces: RefCell::new(HashMap::new()),
             kept: HashSet::new(),
             queued: Vec::new(),
@@ -204,13 +205,10 @@ impl Admission {
     }
 
     /// A member's key, decompressed and checked once.
-    fn sender_key(&mut self, sender: &MemberId) -> Result<SenderKey, SubmitError> {
-        if let Some(key) = self.sender_keys.get(sender) {
-            return Ok(*key);
-        }
-        let key = SenderKey::new(sender).map_err(|_| TxRejection::BadSignature)?;
-        self.sender_keys.insert(*sender, key);
-        Ok(key)
+    fn sender_key(&self, sender: &MemberId) -> Result<SenderKey, SubmitError> {
+        self.sender_keys
+            .key(sender)
+            .map_err(|_| TxRejection::BadSignature.into())
     }
 
     /// Every check of admission but the signature's: the static ones, then

@@ -128,7 +128,7 @@ pub trait ConclaveApi {
 pub struct RpcImpl {
     pub(super) node: Arc<Node>,
     verifier: Arc<Verifier>,
-    sender_keys: super::sender_keys::SenderKeys,
+    sender_keys: crate::sender_keys::SenderKeys,
 }
 
 impl RpcImpl {

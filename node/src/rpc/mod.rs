@@ -11,7 +11,6 @@ pub mod debug;
 pub mod evidence;
 pub mod members;
 pub mod policy;
-mod sender_keys;
 mod subscribe;
 pub mod types;
 

@@ -1,7 +1,8 @@
-//! The senders' public keys the RPC layer has decompressed and checked,
-//! kept so that a member's next tx costs only its signature check (a
-//! key's decompression and small-order check are about a quarter of a
-//! tx's check).
+//! Senders' public keys, decompressed and checked once and kept, so that a
+//! member's next tx costs only its signature check (a key's decompression
+//! and small-order check are about a quarter of a tx's check). The RPC
+//! layer keeps one for the txs it receives, each context's admission one
+//! for the txs members push.
 
 use std::collections::HashMap;
 
@@ -13,26 +14,27 @@ use parking_lot::Mutex;
 const MAX_KEYS: usize = 4096;
 
 #[derive(Default)]
-pub(super) struct SenderKeys(Mutex<HashMap<MemberId, SenderKey>>);
+pub struct SenderKeys(Mutex<HashMap<MemberId, SenderKey>>);
 
 impl SenderKeys {
     /// Checks `tx`'s signature, as [`SignedTx::verified`] does.
-    pub(super) fn verified(&self, tx: SignedTx) -> conclave_consensus::Result<VerifiedTx> {
-        let sender = tx.tx.sender;
-        let kept = self.0.lock().get(&sender).copied();
-        let key = match kept {
-            Some(key) => key,
-            None => {
-                let key = tx.sender_key()?;
-                let mut keys = self.0.lock();
-                if keys.len() >= MAX_KEYS {
-                    keys.clear();
-                }
-                keys.insert(sender, key);
-                key
-            }
-        };
+    pub fn verified(&self, tx: SignedTx) -> conclave_consensus::Result<VerifiedTx> {
+        let key = self.key(&tx.tx.sender)?;
         tx.verified_with(&key)
+    }
+
+    /// `sender`'s key, decompressed and checked the first time.
+    pub fn key(&self, sender: &MemberId) -> conclave_consensus::Result<SenderKey> {
+        if let Some(key) = self.0.lock().get(sender) {
+            return Ok(*key);
+        }
+        let key = SenderKey::new(sender)?;
+        let mut keys = self.0.lock();
+        if keys.len() >= MAX_KEYS {
+            keys.clear();
+        }
+        keys.insert(*sender, key);
+        Ok(key)
     }
 
     #[cfg(test)]
