@@ -7,10 +7,11 @@
 //!
 //! A full pool must never lock a sender out: txs waiting above a gap could
 //! otherwise fill it and refuse the very tx that closes the gap. So the tx
-//! that is its sender's next one to run (its nonce the first missing above
-//! the committed one) may go past `max_txs` and `max_bytes` by up to a
-//! quarter (at least one tx); every tx past them can run, so blocks drain
-//! the excess. (A
+//! that closes its sender's first gap (its nonce the first missing above
+//! the committed one, with the sender's txs waiting above it) may go past
+//! `max_txs` and `max_bytes` by up to a quarter (at least one tx); then
+//! those txs can run, so blocks drain the excess. Any other tx finds a
+//! full pool full. (A
 //! sender's own quota cannot lock it out: admission keeps its nonces
 //! within a window no wider than the quota.)
 
@@ -98,6 +99,11 @@ impl Mempool {
         self.index.contains_key(hash)
     }
 
+    /// How many txs of `sender` are pending.
+    pub fn pending_of(&self, sender: &MemberId) -> usize {
+        self.senders.get(sender).map_or(0, BTreeMap::len)
+    }
+
     /// The highest pending nonce of `sender`, if any.
     pub fn highest_nonce(&self, sender: &MemberId) -> Option<u64> {
         self.senders
@@ -123,7 +129,7 @@ impl Mempool {
         {
             return Err(MempoolError::NonceTaken(nonce));
         }
-        if self.senders.get(&sender).map_or(0, BTreeMap::len) >= self.cfg.max_txs_per_sender {
+        if self.pending_of(&sender) >= self.cfg.max_txs_per_sender {
             return Err(MempoolError::SenderFull(self.cfg.max_txs_per_sender));
         }
         let size = tx.encoded_len();
@@ -137,7 +143,9 @@ impl Mempool {
         if let Some(full) = full {
             let within_reserve = self.index.len() < self.cfg.max_txs + self.cfg.max_txs / 4 + 1
                 && self.bytes + size <= self.cfg.max_bytes + self.cfg.max_bytes / 4;
-            if !within_reserve || self.next_to_run(&sender, committed) != nonce {
+            let closes_gap = self.highest_nonce(&sender).is_some_and(|h| h > nonce)
+                && self.next_to_run(&sender, committed) == nonce;
+            if !within_reserve || !closes_gap {
                 return Err(full);
             }
         }
@@ -276,9 +284,10 @@ mod tests {
 
     #[test]
     fn a_full_pool_still_takes_the_tx_that_closes_a_senders_gap() {
-        let (a, b) = (
+        let (a, b, c) = (
             SigningKey::from_bytes(&[1; 32]),
             SigningKey::from_bytes(&[2; 32]),
+            SigningKey::from_bytes(&[3; 32]),
         );
         let mut m = Mempool::new(MempoolConfig {
             max_txs: 4,
@@ -291,9 +300,11 @@ mod tests {
             m.insert(tx(key, 3), 0).unwrap();
         }
         assert!(m.select(10, usize::MAX, |_| 0).is_empty());
-        // Another waiting tx is refused, but each sender's next to run
-        // gets in, within the reserve.
+        // Another waiting tx is refused, but the tx that closes each
+        // sender's gap gets in, within the reserve.
         assert_eq!(m.insert(tx(&a, 5), 0), Err(MempoolError::Full(4)));
+        // So is a sender's tx that closes no gap, even one that could run.
+        assert_eq!(m.insert(tx(&c, 1), 0), Err(MempoolError::Full(4)));
         m.insert(tx(&a, 1), 0).unwrap();
         m.insert(tx(&b, 1), 0).unwrap();
         assert_eq!(m.select(10, usize::MAX, |_| 0).len(), 6);

@@ -232,6 +232,12 @@ impl Admission {
             .max_nonce_gap
             .min(self.config.max_txs_per_sender as u64);
         if tx.tx.nonce - last > window {
+            // A sender at its quota is told so (retry once blocks take
+            // some): the next nonce past a full quota is always past the
+            // window too.
+            if self.pool.pending_of(&tx.tx.sender) >= self.config.max_txs_per_sender {
+                return Err(MempoolError::SenderFull(self.config.max_txs_per_sender).into());
+            }
             return Err(TxRejection::NonceTooFar {
                 got: tx.tx.nonce,
                 last,
@@ -482,6 +488,11 @@ mod tests {
         ));
         a.admit(s.tx(1).verified().unwrap(), &s.members).unwrap();
         assert_eq!(a.select(10, usize::MAX).len(), 3);
+        // At its quota, the sender is told so rather than "too far".
+        assert!(matches!(
+            a.admit(s.tx(4).verified().unwrap(), &s.members),
+            Err(SubmitError::Mempool(MempoolError::SenderFull(3)))
+        ));
     }
 
     #[test]
