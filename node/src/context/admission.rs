@@ -224,20 +224,9 @@ impl Admission {
             .into());
         }
         // Txs may arrive out of order (concurrent clients); they wait in the
-        // pool until the gap before them fills, within a bounded window. The
-        // window is no wider than a sender's quota in the pool, so txs
-        // waiting above a gap always leave room for the tx that closes it.
-        let window = self
-            .config
-            .max_nonce_gap
-            .min(self.config.max_txs_per_sender as u64);
+        // pool until the gap before them fills, within a bounded window.
+        let window = self.config.max_nonce_gap;
         if tx.tx.nonce - last > window {
-            // A sender at its quota is told so (retry once blocks take
-            // some): the next nonce past a full quota is always past the
-            // window too.
-            if self.pool.pending_of(&tx.tx.sender) >= self.config.max_txs_per_sender {
-                return Err(MempoolError::SenderFull(self.config.max_txs_per_sender).into());
-            }
             return Err(TxRejection::NonceTooFar {
                 got: tx.tx.nonce,
                 last,
@@ -461,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sender_whose_txs_wait_above_a_gap_can_always_close_it() {
+    fn a_sender_whose_quota_waits_above_a_gap_can_still_close_it() {
         let s = setup();
         let mut a = Admission::new(
             s.store.clone(),
@@ -473,26 +462,18 @@ mod tests {
                 ..Default::default()
             },
         );
-        // Many clients of one sender: later nonces arrive first. The
-        // window is the sender's quota, not the wider gap configured, so
-        // they cannot fill the quota and lock out nonce 1.
-        for n in [2, 3] {
+        // Many clients of one sender: later nonces arrive first and fill
+        // its quota, all waiting for nonce 1.
+        for n in [2, 3, 4] {
             a.admit(s.tx(n).verified().unwrap(), &s.members).unwrap();
         }
-        assert!(matches!(
-            a.admit(s.tx(4).verified().unwrap(), &s.members),
-            Err(SubmitError::Rejected(TxRejection::NonceTooFar {
-                window: 3,
-                ..
-            }))
-        ));
+        let full = |r| matches!(r, Err(SubmitError::Mempool(MempoolError::SenderFull(3))));
+        assert!(full(a.admit(s.tx(5).verified().unwrap(), &s.members)));
+        assert!(!a.has_ready_tx());
+        // Nonce 1 closes the gap: it still gets in, and all four can run.
         a.admit(s.tx(1).verified().unwrap(), &s.members).unwrap();
-        assert_eq!(a.select(10, usize::MAX).len(), 3);
-        // At its quota, the sender is told so rather than "too far".
-        assert!(matches!(
-            a.admit(s.tx(4).verified().unwrap(), &s.members),
-            Err(SubmitError::Mempool(MempoolError::SenderFull(3)))
-        ));
+        assert_eq!(a.select(10, usize::MAX).len(), 4);
+        assert!(full(a.admit(s.tx(5).verified().unwrap(), &s.members)));
     }
 
     #[test]
