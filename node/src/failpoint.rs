@@ -8,9 +8,10 @@
 //! `before_publish` (a vote or proposal about to be sent; the WAL synced
 //! up to its signature, and for a proposal up to its own entry),
 //! `after_publish`, `proposal_persisted` (own candidate block written, its
-//! sync under way, its proposal not yet signed), `before_commit` and `after_commit` (around the
-//! store's commit batch of a decided height), `relay_after_checkpoint`
-//! (`conclave relay` posted a checkpoint, its actions not yet executed).
+//! sync under way, its proposal not yet signed), `before_commit` and
+//! `after_commit` (around the store's commit batch of a decided height),
+//! `relay_after_checkpoint` (`conclave relay` posted a checkpoint, its
+//! actions not yet executed).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

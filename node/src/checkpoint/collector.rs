@@ -148,20 +148,14 @@ struct Round {
     /// Member index → its signature per domain, checked (with the others'
     /// as one aggregate, or alone).
     shares: BTreeMap<usize, Vec<Signature>>,
-    /// Member index → its share as received and decoded, not checked yet.
-    unchecked: BTreeMap<usize, Unchecked>,
+    /// Member index → its signature per domain, decoded, not checked yet.
+    unchecked: BTreeMap<usize, Vec<Signature>>,
     /// Signers of the stored aggregate (0: not complete yet).
     stored: usize,
     resends: u32,
     /// Answers to other members' repeats.
     echoes: u32,
     actions: usize,
-}
-
-/// A share decoded but not checked yet.
-struct Unchecked {
-    sigs: Vec<Signature>,
-    raw: Vec<[u8; 96]>,
 }
 
 /// The collector of one context.
@@ -329,16 +323,23 @@ impl Collector {
         {
             return Err(Refusal::WrongDomains);
         }
-        let raw: Vec<[u8; 96]> = share.sigs.iter().map(|(_, sig)| *sig).collect();
         let waiting = round.unchecked.get(&index);
-        if round.shares.contains_key(&index) || waiting.is_some_and(|u| u.raw == raw) {
+        let same = |held: &Vec<Signature>| {
+            held.iter()
+                .zip(&share.sigs)
+                .all(|(s, (_, raw))| s.to_compressed() == *raw)
+        };
+        if round.shares.contains_key(&index) || waiting.is_some_and(same) {
             return Ok(self.repeated(share.height, index));
         }
         let waiting_another = waiting.is_some();
-        let sigs = raw
+        let sigs = share
+            .sigs
             .iter()
             .enumerate()
-            .map(|(i, sig)| Signature::from_compressed(sig).map_err(|_| Refusal::BadEncoding(i)))
+            .map(|(i, (_, sig))| {
+                Signature::from_compressed(sig).map_err(|_| Refusal::BadEncoding(i))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let Some(round) = self.rounds.get_mut(&share.height) else {
             return Ok(Step::default());
@@ -351,7 +352,7 @@ impl Collector {
             round.unchecked.remove(&index);
             round.shares.insert(index, sigs);
         } else {
-            round.unchecked.insert(index, Unchecked { sigs, raw });
+            round.unchecked.insert(index, sigs);
         }
         let refused = self.settle(share.height);
         Ok(Step {
@@ -397,19 +398,19 @@ impl Collector {
         let pks: Vec<&PublicKey> = waiting.keys().filter_map(|i| keys.get(*i)).collect();
         let together = pks.len() == waiting.len()
             && round.payloads.iter().enumerate().all(|(d, payload)| {
-                let sigs: Vec<Signature> = waiting.values().map(|u| u.sigs[d]).collect();
+                let sigs: Vec<Signature> = waiting.values().map(|s| s[d]).collect();
                 Signature::aggregate(&sigs)
                     .is_ok_and(|sum| sum.fast_aggregate_verify(&payload.digest(), &pks))
             });
         let mut refused = Vec::new();
-        for (index, share) in waiting {
+        for (index, sigs) in waiting {
             if !together {
-                if let Err(e) = check_alone(round, index, &share.sigs) {
+                if let Err(e) = check_alone(round, index, &sigs) {
                     refused.push((height, round.params.members[index], e));
                     continue;
                 }
             }
-            round.shares.insert(index, share.sigs);
+            round.shares.insert(index, sigs);
         }
         refused
     }

@@ -127,6 +127,18 @@ fn verify(p: &Params, rec: &CheckpointRecord) -> usize {
     SignerBitmap::from_bytes(rec.certificates[0].signers).count() as usize
 }
 
+/// Four members, each a collector that committed height 2, and the
+/// shares they gossiped.
+fn four_signed_at_2() -> (Vec<Member>, Vec<Node>, Vec<Share>) {
+    let ms = members(4);
+    let mut nodes: Vec<_> = (0..4).map(|i| collector(&ms, i)).collect();
+    let shares = nodes
+        .iter_mut()
+        .map(|c| commit(c, 2).gossip.unwrap())
+        .collect();
+    (ms, nodes, shares)
+}
+
 #[test]
 fn checkpoint_heights_are_the_interval_and_heights_with_actions() {
     let p = params(&members(1), domains());
@@ -139,12 +151,7 @@ fn checkpoint_heights_are_the_interval_and_heights_with_actions() {
 
 #[test]
 fn three_of_four_complete_and_verify_a_fourth_upgrades() {
-    let ms = members(4);
-    let mut nodes: Vec<_> = (0..4).map(|i| collector(&ms, i)).collect();
-    let shares: Vec<Share> = nodes
-        .iter_mut()
-        .map(|c| commit(c, 2).gossip.unwrap())
-        .collect();
+    let (_, mut nodes, shares) = four_signed_at_2();
     assert!(
         commit(&mut nodes[0], 3).gossip.is_none(),
         "not a checkpoint height"
@@ -227,12 +234,7 @@ fn bad_and_foreign_shares_are_refused() {
 
 #[test]
 fn a_bad_share_in_a_quorum_is_refused_alone_and_the_good_ones_complete() {
-    let ms = members(4);
-    let mut nodes: Vec<_> = (0..4).map(|i| collector(&ms, i)).collect();
-    let shares: Vec<Share> = nodes
-        .iter_mut()
-        .map(|c| commit(c, 2).gossip.unwrap())
-        .collect();
+    let (ms, mut nodes, shares) = four_signed_at_2();
     let other = commit(&mut nodes[1], 4).gossip.unwrap();
     let mut bad = shares[1].clone();
     bad.sigs[1].1 = other.sigs[1].1;
@@ -306,12 +308,7 @@ fn single_member_completes_alone_and_actions_force_a_checkpoint() {
 
 #[test]
 fn a_member_that_repeats_gets_an_answer() {
-    let ms = members(4);
-    let mut nodes: Vec<_> = (0..4).map(|i| collector(&ms, i)).collect();
-    let shares: Vec<Share> = nodes
-        .iter_mut()
-        .map(|c| commit(c, 2).gossip.unwrap())
-        .collect();
+    let (ms, mut nodes, shares) = four_signed_at_2();
     for s in &shares[1..3] {
         nodes[0].on_share(s.clone()).unwrap();
     }
