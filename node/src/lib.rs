@@ -37,6 +37,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod alongside;
 pub mod anchors;
 pub mod checkpoint;
 pub mod cli;

@@ -25,6 +25,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use conclave_consensus::sign_policy::{SignPosition, SignRefusal, SignRequest, SignStep};
@@ -73,7 +74,8 @@ pub struct SignGuard {
     last: Option<LastSigned>,
     /// The file, open for in-place updates once it holds a version 2
     /// record; `None` until then (the next write creates it atomically).
-    file: Option<File>,
+    /// Shared with the thread that flushes it alongside the WAL.
+    file: Option<Arc<File>>,
 }
 
 /// The version 2 record of `last`: exactly [`RECORD_LEN`] bytes.
@@ -178,7 +180,7 @@ impl SignGuard {
         Ok(Self {
             path,
             last: Some(last),
-            file: Some(file),
+            file: Some(Arc::new(file)),
         })
     }
 
@@ -193,7 +195,8 @@ impl SignGuard {
             }
             None => {
                 fsx::write_atomic(&self.path, &record)?;
-                self.file = Some(std::fs::OpenOptions::new().write(true).open(&self.path)?);
+                let file = std::fs::OpenOptions::new().write(true).open(&self.path)?;
+                self.file = Some(Arc::new(file));
                 Ok(())
             }
         }
@@ -233,10 +236,11 @@ impl SignGuard {
 
     /// [`SignGuard::check_and_record`], running `alongside` (the WAL's
     /// fsync, which must also complete before the signature is released)
-    /// on this thread while the guard's record is flushed on another: the
-    /// two flushes overlap instead of queueing, on the path of every vote.
-    /// `Ok` only if both succeeded. If only `alongside` failed, the guard
-    /// still holds the new record: stricter than needed, never looser.
+    /// on this thread while the guard's record is flushed on another
+    /// ([`crate::alongside`]): the two flushes overlap instead of queueing,
+    /// on the path of every vote. `Ok` only if both succeeded. If only
+    /// `alongside` failed, the guard still holds the new record: stricter
+    /// than needed, never looser.
     pub fn check_and_record_alongside(
         &mut self,
         request: &SignRequest,
@@ -251,22 +255,15 @@ impl SignGuard {
         let (other, flushed) = match &self.file {
             Some(file) => {
                 file.write_all_at(&encode(&next), 0).map_err(persist_err)?;
-                std::thread::scope(|scope| {
-                    let flush = std::thread::Builder::new()
-                        .name("sign-guard-flush".into())
-                        .spawn_scoped(scope, || file.sync_data());
-                    match flush {
-                        Ok(flush) => {
-                            let other = alongside();
-                            let flushed = flush.join().unwrap_or_else(|_| {
-                                Err(io::Error::other("the guard's flush panicked"))
-                            });
-                            (other, flushed)
-                        }
-                        // No thread to spare: one after the other.
-                        Err(_) => (alongside(), file.sync_data()),
-                    }
-                })
+                let flush = {
+                    let file = Arc::clone(file);
+                    crate::alongside::start("sign-guard-flush", move || file.sync_data())
+                };
+                let other = alongside();
+                let flushed = flush
+                    .wait()
+                    .unwrap_or_else(|| Err(io::Error::other("the guard's flush did not complete")));
+                (other, flushed)
             }
             None => {
                 let other = alongside();

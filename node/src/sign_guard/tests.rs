@@ -317,6 +317,21 @@ fn a_barrier_refuses_everything_at_its_height_and_allows_the_next() {
 
 #[test]
 fn the_flush_alongside_decides_with_the_guard() {
+    flush_alongside_decides_with_the_guard();
+}
+
+/// As in the node: the guard's flush on the runtime's blocking pool.
+#[test]
+fn the_flush_alongside_on_a_runtime_decides_with_the_guard() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let _entered = runtime.enter();
+    flush_alongside_decides_with_the_guard();
+}
+
+fn flush_alongside_decides_with_the_guard() {
     let (_dir, p) = path();
     let mut g = SignGuard::open(&p).unwrap();
     // The first record (a new file), then one in place: `alongside` runs

@@ -1,5 +1,5 @@
 //! Making the store's writes durable after the fact: one sync of
-//! RocksDB's log, here or on a thread of its own while other work goes on.
+//! RocksDB's log, here or on another thread while other work goes on.
 
 use super::{Result, Store};
 
@@ -10,36 +10,24 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::sync_log`] on a thread of its own, so that it overlaps
-    /// other work (on this thread if none can be had).
+    /// [`Store::sync_log`] on another thread ([`crate::alongside`]), so
+    /// that it overlaps other work.
     pub fn sync_log_alongside(&self) -> LogSync {
         let store = self.clone();
-        match std::thread::Builder::new()
-            .name("store-sync".into())
-            .spawn(move || store.sync_log())
-        {
-            Ok(thread) => LogSync::Running(thread),
-            Err(_) => LogSync::Done(self.sync_log()),
-        }
+        LogSync(crate::alongside::start("store-sync", move || {
+            store.sync_log()
+        }))
     }
 }
 
 /// A sync of the store's log under way ([`Store::sync_log_alongside`]).
 #[must_use = "the writes are durable only once `wait` returned Ok"]
-pub enum LogSync {
-    Running(std::thread::JoinHandle<Result<()>>),
-    Done(Result<()>),
-}
+pub struct LogSync(crate::alongside::Alongside<Result<()>>);
 
 impl LogSync {
     /// Waits for the sync; `Ok` once every write made before it started
     /// is durable.
     pub fn wait(self) -> Result<()> {
-        match self {
-            LogSync::Done(done) => done,
-            LogSync::Running(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        }
+        self.0.wait().unwrap_or(Err(super::StoreError::SyncLost))
     }
 }

@@ -83,6 +83,11 @@ pub enum StoreError {
     Corrupt { cf: &'static str, msg: String },
     #[error("state tree: {0}")]
     Tree(String),
+    /// A sync of the log run on another thread did not complete (it
+    /// panicked, or the runtime shut down first): the writes before it may
+    /// not be durable.
+    #[error("the log sync did not complete")]
+    SyncLost,
     #[error("cannot encode a record for {cf}: {msg}")]
     Encode { cf: &'static str, msg: String },
     #[error("storage key does not match this database (home/keys/storage.key is not the key it was written under, or the check record is damaged)")]
