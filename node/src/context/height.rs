@@ -358,12 +358,18 @@ impl ContextActor {
                     .inc();
             }
         }
-        for receipt in &executed.receipts {
-            let status = match receipt.status {
-                TxStatus::Ok => "committed",
-                TxStatus::Failed => "failed",
-            };
-            m.txs_total.with_label_values(&[&self.label, status]).inc();
+        let ok = executed
+            .receipts
+            .iter()
+            .filter(|r| r.status == TxStatus::Ok)
+            .count();
+        let failed = executed.receipts.len() - ok;
+        for (status, n) in [("committed", ok), ("failed", failed)] {
+            if n > 0 {
+                m.txs_total
+                    .with_label_values(&[&self.label, status])
+                    .inc_by(n as u64);
+            }
         }
         m.wasm_fuel_used_total.inc_by(executed.fuel_used);
         m.consensus_height
