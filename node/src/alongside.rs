@@ -3,7 +3,7 @@
 //!
 //! On a tokio runtime the job runs on the runtime's blocking pool, whose
 //! threads stay alive between jobs: a thread spawned and joined per job
-//! cost about 60 µs of CPU, mostly the kernel's, and a validator made one
+//! cost about 65 µs of CPU, mostly the kernel's, and a validator made one
 //! for every signature it released and every block it proposed. Outside a
 //! runtime (tools, some tests) the job gets a thread of its own, and if no
 //! thread can be had it runs on the caller's.
