@@ -10,7 +10,9 @@
 //! tasks move to another thread) and admits at most one block per core,
 //! first come first served, so that the heights that started first finish
 //! in time and the others wait their turn instead of all of them being
-//! late.
+//! late. A small block (a few dozen txs) takes less than the hand-over
+//! of the worker's tasks to another thread, so it runs on the worker
+//! itself when the gate has a place free at once.
 
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -55,6 +57,18 @@ impl Gate {
         let _out = Out(self);
         work()
     }
+
+    /// Enters at once if a place is free and nobody waits; out again when
+    /// the returned guard drops.
+    fn try_enter(&self) -> Option<Out<'_>> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.next < queue.admitted {
+            queue.next += 1;
+            Some(Out(self))
+        } else {
+            None
+        }
+    }
 }
 
 struct Out<'a>(&'a Gate);
@@ -68,15 +82,26 @@ impl Drop for Out<'_> {
     }
 }
 
-/// Runs the execution of one block: through the process's gate (one per
-/// core), off the tokio worker when on a multi-threaded runtime.
-pub(crate) fn execute_block<R>(work: impl FnOnce() -> R) -> R {
+/// Blocks of at most this many txs run on the tokio worker itself when
+/// the gate has a place free: they take well under a millisecond, less
+/// than the worker would wait for another thread to take its tasks over.
+const SMALL_BLOCK_TXS: usize = 32;
+
+/// Runs the execution of one block of `txs` txs: through the process's
+/// gate (one per core), off the tokio worker when on a multi-threaded
+/// runtime, unless it is small and the gate free.
+pub(crate) fn execute_block<R>(txs: usize, work: impl FnOnce() -> R) -> R {
     static GATE: OnceLock<Gate> = OnceLock::new();
     let gate =
         GATE.get_or_init(|| Gate::new(std::thread::available_parallelism().map_or(1, |n| n.get())));
     let on_workers = Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
     if on_workers {
+        if txs <= SMALL_BLOCK_TXS {
+            if let Some(_inside) = gate.try_enter() {
+                return work();
+            }
+        }
         tokio::task::block_in_place(|| gate.run(work))
     } else {
         // A single-threaded runtime (tests) runs one block at a time anyway.
@@ -152,6 +177,29 @@ mod tests {
         }
         let order: Vec<u64> = order_rx.try_iter().collect();
         assert_eq!(order, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn try_enter_takes_a_free_place_only_and_never_one_a_waiter_is_owed() {
+        let gate = Arc::new(Gate::new(1));
+        let inside = gate.try_enter().expect("the gate is free");
+        assert!(gate.try_enter().is_none(), "the only place is taken");
+        // A waiter queues behind the holder.
+        let waiter = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.run(|| ()))
+        };
+        while gate.queue.lock().unwrap().next < 2 {
+            std::thread::yield_now();
+        }
+        assert!(gate.try_enter().is_none(), "the next place is the waiter's");
+        drop(inside);
+        waiter.join().unwrap();
+        let again = gate.try_enter();
+        assert!(again.is_some(), "free again once the waiter left");
+        drop(again);
+        let q = gate.queue.lock().unwrap();
+        assert_eq!((q.next, q.admitted), (3, 4), "every ticket out again");
     }
 
     #[test]

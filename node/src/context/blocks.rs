@@ -79,7 +79,7 @@ impl Execution<'_> {
         let state = self.store.state(self.record.id);
         let strict = deadline.is_none();
         // One block per core at a time across the node's contexts.
-        crate::gate::execute_block(|| {
+        crate::gate::execute_block(txs.len(), || {
             exec::execute(self.runtime, self.app, &state, &env, txs, strict, rejected)
         })
     }
