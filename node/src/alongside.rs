@@ -68,34 +68,37 @@ impl<T> Alongside<T> {
 mod tests {
     use super::*;
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    /// Whether `start` ran the job on another thread than the caller's.
+    fn ran_elsewhere() -> Option<bool> {
+        let caller = std::thread::current().id();
+        start("t", move || std::thread::current().id() != caller).wait()
+    }
+
     #[test]
     fn outside_a_runtime_the_job_runs_on_a_thread() {
-        let caller = std::thread::current().id();
-        let job = start("t", move || std::thread::current().id() != caller);
-        assert_eq!(job.wait(), Some(true));
+        assert_eq!(ran_elsewhere(), Some(true));
     }
 
     #[test]
     fn on_a_runtime_the_pool_runs_it() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let _enter = rt.enter();
-        let caller = std::thread::current().id();
-        let job = start("t", move || std::thread::current().id() != caller);
-        assert_eq!(job.wait(), Some(true));
+        let rt = runtime();
+        let _entered = rt.enter();
+        assert_eq!(ran_elsewhere(), Some(true));
     }
 
     #[test]
     fn a_panicking_job_is_reported_not_propagated() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let _enter = rt.enter();
-        let job = start("t", || -> u32 { panic!("boom") });
-        assert_eq!(job.wait(), None);
-        drop(_enter);
-        let job = start("t", || -> u32 { panic!("boom") });
-        assert_eq!(job.wait(), None);
+        let boom = || start("t", || -> u32 { panic!("boom") }).wait();
+        let rt = runtime();
+        let entered = rt.enter();
+        assert_eq!(boom(), None, "on the pool");
+        drop(entered);
+        assert_eq!(boom(), None, "on a thread of its own");
     }
 }
