@@ -21,6 +21,37 @@ pub struct Config {
     pub debug: DebugConfig,
     pub checkpoint: CheckpointConfig,
     pub storage: StorageConfig,
+    pub node: NodeConfig,
+}
+
+/// Most worker threads `[node] worker_threads` may name.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// The node process itself.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Threads running the node's async tasks (consensus, RPC, network);
+    /// 0: one per CPU. Validators that share a machine run best with its
+    /// CPUs divided among them: with more runnable threads than cores,
+    /// every message between tasks costs a thread switch, and the idle
+    /// workers are woken to look for work that is not there.
+    /// `conclave bench` gives each validator its share.
+    pub worker_threads: usize,
+}
+
+impl NodeConfig {
+    /// The worker count to build the runtime with (`None`: one per CPU),
+    /// or why the configured one cannot be.
+    pub fn workers(&self) -> Result<Option<usize>> {
+        match self.worker_threads {
+            0 => Ok(None),
+            n if n > MAX_WORKER_THREADS => Err(Error::Config(format!(
+                "[node] worker_threads = {n}: at most {MAX_WORKER_THREADS}"
+            ))),
+            n => Ok(Some(n)),
+        }
+    }
 }
 
 /// The node's own disk.
@@ -295,6 +326,30 @@ mod tests {
         c.block.max_txs = 7;
         c.save(dir.path()).unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), c);
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_cpu_and_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Config::load(dir.path()).unwrap().node.workers().unwrap(),
+            None
+        );
+        std::fs::write(Config::path(dir.path()), "[node]\nworker_threads = 2\n").unwrap();
+        assert_eq!(
+            Config::load(dir.path()).unwrap().node.workers().unwrap(),
+            Some(2)
+        );
+        std::fs::write(Config::path(dir.path()), "[node]\nworker_threads = 5000\n").unwrap();
+        let err = Config::load(dir.path())
+            .unwrap()
+            .node
+            .workers()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("worker_threads = 5000"), "{err}");
+        std::fs::write(Config::path(dir.path()), "[node]\nworker_threads = -1\n").unwrap();
+        assert!(Config::load(dir.path()).is_err());
     }
 
     #[test]

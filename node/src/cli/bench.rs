@@ -75,6 +75,15 @@ pub struct BenchArgs {
     /// take the validators' cores. Needs at least 2 CPUs.
     #[arg(long)]
     pub pin: bool,
+    /// Checkpoint interval of the benched contexts (heights between two
+    /// checkpoints); default: the genesis default.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::checkpoint::MAX_INTERVAL))]
+    pub checkpoint_interval: Option<u64>,
+    /// Worker threads of each validator process (`[node] worker_threads`;
+    /// 0: one per CPU each). Default: this machine's CPUs divided among
+    /// the validators, as each would have its own machine's.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=crate::config::MAX_WORKER_THREADS as u64))]
+    pub validator_threads: Option<u64>,
 }
 
 /// CPU lists for `--pin`: (validators, load generator).
@@ -90,6 +99,12 @@ fn pin_sets() -> anyhow::Result<(String, String)> {
         format!("0-{}", cpus - 2)
     };
     Ok((validators, (cpus - 1).to_string()))
+}
+
+/// Worker threads for each of `validators` sharing `cpus`: their even
+/// share, at least one.
+fn cpu_share(cpus: usize, validators: usize) -> usize {
+    (cpus / validators.max(1)).max(1)
 }
 
 /// Pins process `pid` to `cpus` with `taskset`.
@@ -183,7 +198,10 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
         let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;
         let mut contexts = Vec::new();
         for _ in 0..args.contexts.max(1) {
-            contexts.push(node.create_context(kv, Vec::new())?.id);
+            contexts.push(
+                node.create_context_with(kv, Vec::new(), Vec::new(), args.checkpoint_interval)?
+                    .id,
+            );
         }
         let targets = vec![Target {
             rpc: bound.rpc.to_string(),
@@ -198,8 +216,15 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
         )
         .await;
     }
-    let (procs, targets, context) =
-        spawn_validators(dir.path(), args.validators, "kv", None, |_| {}).await?;
+    let (procs, targets, context) = spawn_validators(
+        dir.path(),
+        args.validators,
+        "kv",
+        args.checkpoint_interval,
+        args.validator_threads.map(|w| w as usize),
+        |_| {},
+    )
+    .await?;
     if let Some(cpus) = pins {
         for p in &procs.0 {
             pin(p.id(), cpus)?;
@@ -219,7 +244,13 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
         let deadline = Instant::now() + Duration::from_secs(30);
         let created = loop {
             match first
-                .context_create(Some("kv".into()), None, Some(members.clone()), None, None)
+                .context_create(
+                    Some("kv".into()),
+                    None,
+                    Some(members.clone()),
+                    None,
+                    args.checkpoint_interval,
+                )
                 .await
             {
                 Ok(c) if c.offers.iter().all(|o| o.accepted) => break c,
@@ -239,15 +270,21 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
 
 /// Writes `n` validator homes under `dir` (`conclave testnet`, a shared
 /// context of `app`) and starts each as a process of this binary; returns
-/// once every one answers `node_health`. `tune` may change each home's
-/// configuration first.
+/// once every one answers `node_health`. Each gets `workers` worker
+/// threads (default: its share of this machine's CPUs); `tune` may change
+/// each home's configuration further.
 pub(super) async fn spawn_validators(
     dir: &std::path::Path,
     n: usize,
     app: &str,
     checkpoint_interval: Option<u64>,
+    workers: Option<usize>,
     tune: fn(&mut Config),
 ) -> anyhow::Result<(Processes, Vec<Target>, ContextId)> {
+    let workers = match workers {
+        Some(w) => w,
+        None => cpu_share(std::thread::available_parallelism()?.get(), n),
+    };
     let written = super::testnet::write(&super::testnet::TestnetArgs {
         validators: n,
         out: dir.to_path_buf(),
@@ -263,6 +300,7 @@ pub(super) async fn spawn_validators(
     let mut targets = Vec::new();
     for (i, home) in written.homes.iter().enumerate() {
         let mut config = Config::load(home)?;
+        config.node.worker_threads = workers;
         tune(&mut config);
         config.save(home)?;
         procs
@@ -579,6 +617,14 @@ mod tests {
             std::net::TcpListener::bind(("127.0.0.1", base + offset)).unwrap();
         }
         assert!(free_base_port(101).is_err());
+    }
+
+    #[test]
+    fn validators_share_the_cpus() {
+        assert_eq!(cpu_share(2, 4), 1);
+        assert_eq!(cpu_share(8, 4), 2);
+        assert_eq!(cpu_share(16, 1), 16);
+        assert_eq!(cpu_share(1, 0), 1);
     }
 
     #[test]

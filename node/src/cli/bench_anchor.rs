@@ -122,7 +122,7 @@ pub async fn run(payouts: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // Far apart: only the payouts' heights are checkpoints.
     let (_procs, targets, ctx) =
-        spawn_validators(dir.path(), 4, "dao", Some(100_000), |_| {}).await?;
+        spawn_validators(dir.path(), 4, "dao", Some(100_000), None, |_| {}).await?;
     let node0 = format!("http://{}", targets[0].rpc);
     let home0 = targets[0].home.clone();
     let home1 = targets[1].home.clone();

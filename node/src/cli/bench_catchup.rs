@@ -87,7 +87,7 @@ pub async fn run(blocks: u64, runs: usize) -> anyhow::Result<()> {
 async fn run_once(blocks: u64) -> anyhow::Result<CatchUpReport> {
     let dir = tempfile::tempdir()?;
     let (mut procs, targets, context) =
-        spawn_validators(dir.path(), 4, "kv", None, short_timeouts).await?;
+        spawn_validators(dir.path(), 4, "kv", None, None, short_timeouts).await?;
     let lagging = &targets[3];
     let start_height = connect_as(lagging)
         .await?

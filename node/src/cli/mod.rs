@@ -357,10 +357,10 @@ pub fn main() -> ExitCode {
         cli.command,
         Command::Start { .. } | Command::Devnet(_) | Command::Relay(_)
     ));
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = match runtime(&cli) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!("error: cannot start the async runtime: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -371,6 +371,22 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The async runtime: for `start`, with the home's `[node]
+/// worker_threads` (a config that does not load is reported by `start`
+/// itself); one worker per CPU otherwise.
+fn runtime(cli: &Cli) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(cli.command, Command::Start { .. }) {
+        if let Ok(config) = Config::load(&cli.home()) {
+            if let Some(n) = config.node.workers()? {
+                builder.worker_threads(n);
+            }
+        }
+    }
+    Ok(builder.build()?)
 }
 
 fn init_tracing(verbose: bool) {

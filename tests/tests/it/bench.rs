@@ -25,7 +25,16 @@ fn bench(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn bench_commits_every_tx_and_names_its_build() {
-    let report = bench(&["--txs", "60", "--clients", "3", "--max-secs", "120"]);
+    let report = bench(&[
+        "--txs",
+        "60",
+        "--clients",
+        "3",
+        "--max-secs",
+        "120",
+        "--checkpoint-interval",
+        "3",
+    ]);
     assert_eq!(report["txs_submitted"], 60, "{report}");
     assert_eq!(report["txs_committed"], 60, "{report}");
     // Tests run the dev build.
@@ -64,4 +73,26 @@ fn several_runs_report_each_and_their_medians() {
         .collect();
     let median = report["median"]["finalized_tx_per_sec"].as_f64().unwrap();
     assert!((median - (tps[0] + tps[1]) / 2.0).abs() < 1e-6, "{report}");
+}
+
+/// Settings out of range are refused before anything starts, naming the
+/// option.
+#[test]
+fn out_of_range_settings_are_refused() {
+    for (option, value) in [
+        ("--checkpoint-interval", "0"),
+        ("--checkpoint-interval", "1000001"),
+        ("--validator-threads", "1025"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(conclave_bin())
+            .current_dir(dir.path())
+            .args(["bench", "--txs", "1", option, value])
+            .output()
+            .expect("run conclave bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{option} {value} accepted");
+        assert!(stderr.contains(option), "{option} {value}: {stderr}");
+        assert!(out.stdout.is_empty(), "{option} {value} ran: {stderr}");
+    }
 }

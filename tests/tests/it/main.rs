@@ -29,6 +29,7 @@ mod rpc_auth;
 mod soak;
 mod subscriptions;
 mod views;
+mod worker_threads;
 
 use std::time::Duration;
 
