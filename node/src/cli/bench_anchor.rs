@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::anchor::{EvmArgs, NodeSource};
-use super::bench::{spawn_validators, Target};
+use super::bench_validators::{spawn_validators, Target};
 use crate::rpc::ConclaveApiClient;
 
 const ETH: u128 = 1_000_000_000_000_000_000;

@@ -14,8 +14,8 @@ use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde::Serialize;
 
-use super::bench::{spawn_validators, start_validator, wait_healthy, Target};
 use super::bench_report::{median, usage};
+use super::bench_validators::{spawn_validators, start_validator, wait_healthy, Target};
 use crate::context::BlockEvent;
 use crate::rpc::ConclaveApiClient;
 

@@ -6,6 +6,7 @@ mod bench;
 mod bench_anchor;
 mod bench_catchup;
 mod bench_report;
+mod bench_validators;
 mod checkpoints;
 mod client;
 mod connect;
