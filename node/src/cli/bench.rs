@@ -240,9 +240,9 @@ async fn drive(
         .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
         .await?;
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
-    // CPU is counted from here: a validator's start-up (and, in process,
+    // CPU and switches are counted from here: a validator's start-up (and, in process,
     // the earlier runs) is not part of the load.
-    let cpu_before: Vec<f64> = pids.iter().map(|p| usage(p).cpu_secs).collect();
+    let before: Vec<NodeUsage> = pids.iter().map(|p| usage(p)).collect();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_secs);
     // With --duration, submitting stops then (commits are awaited until
@@ -424,14 +424,8 @@ async fn drive(
         idle_cpu_percent,
         nodes: pids
             .iter()
-            .zip(&cpu_before)
-            .map(|(p, before)| {
-                let u = usage(p);
-                NodeUsage {
-                    cpu_secs: u.cpu_secs - before,
-                    ..u
-                }
-            })
+            .zip(&before)
+            .map(|(p, before)| usage(p).since(before))
             .collect(),
     };
     Ok(report)

@@ -9,7 +9,25 @@ use serde::Serialize;
 pub(super) struct NodeUsage {
     /// CPU seconds spent while the load ran.
     pub(super) cpu_secs: f64,
+    /// Times its threads left a core while the load ran, waiting
+    /// (voluntary: a park, a sync, a read) or pushed off: what the
+    /// hand-overs between its tasks cost, counted rather than timed, so
+    /// it compares across runs on a machine whose speed varies.
+    pub(super) context_switches: u64,
     pub(super) peak_rss_bytes: u64,
+}
+
+impl NodeUsage {
+    /// What was used since `before`; the peak memory stays this one's.
+    pub(super) fn since(self, before: &NodeUsage) -> NodeUsage {
+        NodeUsage {
+            cpu_secs: self.cpu_secs - before.cpu_secs,
+            context_switches: self
+                .context_switches
+                .saturating_sub(before.context_switches),
+            ..self
+        }
+    }
 }
 
 #[derive(Serialize, Clone)]
@@ -157,8 +175,32 @@ pub(super) fn usage(pid: &str) -> NodeUsage {
         .sum();
     NodeUsage {
         cpu_secs: ticks / 100.0,
+        context_switches: context_switches(pid),
         peak_rss_bytes,
     }
+}
+
+/// Context switches of the live threads of a process, from procfs.
+fn context_switches(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .map(|status| switches_in(&status))
+        .sum()
+}
+
+/// The voluntary and involuntary switches a task's `status` counts.
+fn switches_in(status: &str) -> u64 {
+    status
+        .lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 #[cfg(test)]
@@ -170,6 +212,21 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn switches_are_read_from_a_tasks_status() {
+        let status = "Name:\tconclave\nvoluntary_ctxt_switches:\t120\n\
+            nonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(switches_in(status), 127);
+        assert_eq!(switches_in("Name:\tx\n"), 0);
+        // This process has at least the thread running the test, and it
+        // has left a core at least once by now.
+        let me = usage(&std::process::id().to_string());
+        let later = usage(&std::process::id().to_string());
+        assert!(later.context_switches >= me.context_switches);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(usage(&std::process::id().to_string()).context_switches > me.context_switches);
     }
 
     #[test]

@@ -40,6 +40,11 @@ fn bench_commits_every_tx_and_names_its_build() {
     // Tests run the dev build.
     assert_eq!(report["build"], "dev", "{report}");
     assert!(report["latency_ms_p50"].as_f64().unwrap() > 0.0, "{report}");
+    // The node's threads handed over work while the load ran.
+    assert!(
+        report["nodes"][0]["context_switches"].as_u64().unwrap() > 0,
+        "{report}"
+    );
     // Every block is counted in the round it was decided in.
     let by_round: u64 = report["heights_by_round"]
         .as_array()
