@@ -36,7 +36,8 @@ pub struct NodeConfig {
     /// CPUs divided among them: with more runnable threads than cores,
     /// every message between tasks costs a thread switch, and the idle
     /// workers are woken to look for work that is not there.
-    /// `conclave bench` gives each validator its share.
+    /// `conclave devnet` and `conclave bench` give each validator its
+    /// share.
     pub worker_threads: usize,
 }
 
@@ -52,6 +53,19 @@ impl NodeConfig {
             n => Ok(Some(n)),
         }
     }
+
+    /// Worker threads for each of `validators` nodes on this machine:
+    /// their even share of its CPUs, at least one.
+    pub fn share_of_this_machine(validators: usize) -> usize {
+        cpu_share(
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            validators,
+        )
+    }
+}
+
+fn cpu_share(cpus: usize, validators: usize) -> usize {
+    (cpus / validators.max(1)).max(1)
 }
 
 /// The node's own disk.
@@ -350,6 +364,15 @@ mod tests {
         assert!(err.contains("worker_threads = 5000"), "{err}");
         std::fs::write(Config::path(dir.path()), "[node]\nworker_threads = -1\n").unwrap();
         assert!(Config::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn validators_on_one_machine_share_its_cpus() {
+        assert_eq!(cpu_share(2, 4), 1);
+        assert_eq!(cpu_share(8, 4), 2);
+        assert_eq!(cpu_share(16, 1), 16);
+        assert_eq!(cpu_share(1, 0), 1);
+        assert!(NodeConfig::share_of_this_machine(1) >= 1);
     }
 
     #[test]

@@ -46,12 +46,6 @@ pub(super) fn pin_sets() -> anyhow::Result<(String, String)> {
     Ok((validators, (cpus - 1).to_string()))
 }
 
-/// Worker threads for each of `validators` sharing `cpus`: their even
-/// share, at least one.
-fn cpu_share(cpus: usize, validators: usize) -> usize {
-    (cpus / validators.max(1)).max(1)
-}
-
 /// Pins process `pid` to `cpus` with `taskset`.
 pub(super) fn pin(pid: u32, cpus: &str) -> anyhow::Result<()> {
     let status = std::process::Command::new("taskset")
@@ -78,7 +72,7 @@ pub(super) async fn spawn_validators(
 ) -> anyhow::Result<(Processes, Vec<Target>, ContextId)> {
     let workers = match workers {
         Some(w) => w,
-        None => cpu_share(std::thread::available_parallelism()?.get(), n),
+        None => crate::config::NodeConfig::share_of_this_machine(n),
     };
     let written = super::testnet::write(&super::testnet::TestnetArgs {
         validators: n,
@@ -190,14 +184,6 @@ mod tests {
             std::net::TcpListener::bind(("127.0.0.1", base + offset)).unwrap();
         }
         assert!(free_base_port(101).is_err());
-    }
-
-    #[test]
-    fn validators_share_the_cpus() {
-        assert_eq!(cpu_share(2, 4), 1);
-        assert_eq!(cpu_share(8, 4), 2);
-        assert_eq!(cpu_share(16, 1), 16);
-        assert_eq!(cpu_share(1, 0), 1);
     }
 
     #[test]

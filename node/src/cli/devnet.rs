@@ -54,6 +54,14 @@ pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
         .collect();
     if !homes[0].join("keys").exists() {
         super::testnet::write(&testnet_args)?;
+        // All of them on this machine: each gets its share of the CPUs
+        // (docs/operations.md).
+        let workers = crate::config::NodeConfig::share_of_this_machine(homes.len());
+        for home in &homes {
+            let mut config = Config::load(home)?;
+            config.node.worker_threads = workers;
+            config.save(home)?;
+        }
     }
     let exe = std::env::current_exe()?;
     let mut children = Children(Vec::new());
