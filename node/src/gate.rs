@@ -86,8 +86,9 @@ impl Drop for Out<'_> {
 /// the gate has a place free: with calls like a kv `set` (about 15 µs)
 /// they take well under a millisecond, about what handing the worker's
 /// tasks over to another thread costs. Heavier calls make such a block
-/// longer (each is bounded by its fuel); meanwhile the other workers can
-/// take over this worker's queued tasks.
+/// longer (each is bounded by its fuel); meanwhile the other workers, if
+/// the runtime has more than one (`[node] worker_threads`), can take over
+/// this worker's queued tasks, and a node on a single worker waits.
 const SMALL_BLOCK_TXS: usize = 32;
 
 /// Runs the execution of one block of `txs` txs: through the process's

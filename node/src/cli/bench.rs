@@ -75,12 +75,20 @@ pub struct BenchArgs {
     pub pin: bool,
     /// Checkpoint interval of the benched contexts (heights between two
     /// checkpoints); default: the genesis default.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::checkpoint::MAX_INTERVAL))]
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..=crate::checkpoint::MAX_INTERVAL),
+        conflicts_with_all = ["anchor_payouts", "catch_up_blocks"]
+    )]
     pub checkpoint_interval: Option<u64>,
     /// Worker threads of each validator process (`[node] worker_threads`;
     /// 0: one per CPU each). Default: this machine's CPUs divided among
     /// the validators, as each would have its own machine's.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=crate::config::MAX_WORKER_THREADS as u64))]
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(0..=crate::config::MAX_WORKER_THREADS as u64),
+        conflicts_with_all = ["anchor_payouts", "catch_up_blocks"]
+    )]
     pub validator_threads: Option<u64>,
 }
 
@@ -93,6 +101,10 @@ enum Seen {
 /// instead: `cli::run` dispatches).
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        args.validator_threads.is_none() || args.validators > 1,
+        "--validator-threads needs validators in processes of their own (--validators 2 or more); one validator runs on this process's runtime"
+    );
     let pins = if args.pin {
         let (validators, load) = pin_sets()?;
         anyhow::ensure!(

@@ -80,24 +80,31 @@ fn several_runs_report_each_and_their_medians() {
     assert!((median - (tps[0] + tps[1]) / 2.0).abs() < 1e-6, "{report}");
 }
 
-/// Settings out of range are refused before anything starts, naming the
-/// option.
+/// Settings out of range, or that the chosen bench would not use, are
+/// refused before anything starts, naming the option.
 #[test]
-fn out_of_range_settings_are_refused() {
-    for (option, value) in [
-        ("--checkpoint-interval", "0"),
-        ("--checkpoint-interval", "1000001"),
-        ("--validator-threads", "1025"),
-    ] {
+fn out_of_range_or_unused_settings_are_refused() {
+    let cases: [&[&str]; 6] = [
+        &["--checkpoint-interval", "0"],
+        &["--checkpoint-interval", "1000001"],
+        &["--validator-threads", "1025"],
+        // One validator runs in the bench's own process.
+        &["--validator-threads", "1"],
+        // The catch-up and anchoring benches set up their own validators.
+        &["--checkpoint-interval", "5", "--catch-up-blocks", "10"],
+        &["--validator-threads", "1", "--anchor-payouts", "1"],
+    ];
+    for args in cases {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(conclave_bin())
             .current_dir(dir.path())
-            .args(["bench", "--txs", "1", option, value])
+            .args(["bench", "--txs", "1"])
+            .args(args)
             .output()
             .expect("run conclave bench");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{option} {value} accepted");
-        assert!(stderr.contains(option), "{option} {value}: {stderr}");
-        assert!(out.stdout.is_empty(), "{option} {value} ran: {stderr}");
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(stderr.contains(args[0]), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} ran: {stderr}");
     }
 }
