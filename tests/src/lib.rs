@@ -528,6 +528,8 @@ pub struct NetOptions {
     /// Anchors (`evm:<chain>:<addr>`, `near:<net>:<account>`).
     pub anchors: Vec<String>,
     pub checkpoint_interval: u64,
+    /// `conclave testnet --worker-threads` (0: one per CPU).
+    pub worker_threads: u64,
 }
 
 impl Default for NetOptions {
@@ -536,6 +538,7 @@ impl Default for NetOptions {
             app: "kv".into(),
             anchors: Vec::new(),
             checkpoint_interval: conclave_node::store::DEFAULT_CHECKPOINT_INTERVAL,
+            worker_threads: 0,
         }
     }
 }
@@ -588,6 +591,7 @@ impl TestNet {
             app: opts.app,
             anchors: opts.anchors,
             checkpoint_interval: opts.checkpoint_interval,
+            worker_threads: opts.worker_threads,
         };
         let written = conclave_node::cli::testnet::write(&args).expect("testnet");
         let mut nodes: Vec<TestNode> = written.homes.into_iter().map(TestNode::from_home).collect();

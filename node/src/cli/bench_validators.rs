@@ -84,12 +84,12 @@ pub(super) async fn spawn_validators(
         anchors: Vec::new(),
         checkpoint_interval: checkpoint_interval
             .unwrap_or(crate::store::DEFAULT_CHECKPOINT_INTERVAL),
+        worker_threads: workers as u64,
     })?;
     let mut procs = Processes(Vec::new());
     let mut targets = Vec::new();
     for (i, home) in written.homes.iter().enumerate() {
         let mut config = Config::load(home)?;
-        config.node.worker_threads = workers;
         tune(&mut config);
         config.save(home)?;
         procs

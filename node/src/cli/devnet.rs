@@ -48,20 +48,14 @@ pub async fn run(cli: &Cli, args: &DevnetArgs) -> anyhow::Result<()> {
         app: args.app.clone(),
         anchors: args.anchors.clone(),
         checkpoint_interval: args.checkpoint_interval,
+        // All of them on this machine: each gets its share of the CPUs.
+        worker_threads: crate::config::NodeConfig::share_of_this_machine(args.validators) as u64,
     };
     let homes: Vec<_> = (0..args.validators)
         .map(|i| dir.join(format!("node{i}")))
         .collect();
     if !homes[0].join("keys").exists() {
         super::testnet::write(&testnet_args)?;
-        // All of them on this machine: each gets its share of the CPUs
-        // (docs/operations.md).
-        let workers = crate::config::NodeConfig::share_of_this_machine(homes.len());
-        for home in &homes {
-            let mut config = Config::load(home)?;
-            config.node.worker_threads = workers;
-            config.save(home)?;
-        }
     }
     let exe = std::env::current_exe()?;
     let mut children = Children(Vec::new());

@@ -40,6 +40,15 @@ pub struct TestnetArgs {
     /// Checkpoint interval of the context, in blocks.
     #[arg(long, default_value_t = crate::store::DEFAULT_CHECKPOINT_INTERVAL)]
     pub checkpoint_interval: u64,
+    /// `[node] worker_threads` of every home (0: one per CPU). Validators
+    /// that will share one machine run best with its CPUs divided among
+    /// them (docs/operations.md).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=crate::config::MAX_WORKER_THREADS as u64)
+    )]
+    pub worker_threads: u64,
 }
 
 /// What `testnet` wrote.
@@ -145,6 +154,7 @@ pub fn write(args: &TestnetArgs) -> anyhow::Result<Testnet> {
     })?;
     for (i, home) in homes.iter().enumerate() {
         let mut config = Config::load(home)?;
+        config.node.worker_threads = args.worker_threads as usize;
         config.p2p.persistent_peers = peers
             .iter()
             .enumerate()

@@ -257,6 +257,7 @@ impl Anchored {
             anchors: vec![],
             // Far away: only action heights are checkpoints.
             checkpoint_interval: 1000,
+            ..NetOptions::default()
         };
         let net = TestNet::start_with(4, opts).await;
         let dir = tempfile::tempdir().unwrap();

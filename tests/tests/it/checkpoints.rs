@@ -220,6 +220,7 @@ async fn n4_dao_payout_is_an_action_with_a_verifying_proof() {
         anchors: vec![EVM_ANCHOR.into()],
         // Far away: the action's own height must be a checkpoint.
         checkpoint_interval: 1000,
+        ..NetOptions::default()
     };
     let net = TestNet::start_with(4, opts).await;
     let ctx = net.context;

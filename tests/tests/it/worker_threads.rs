@@ -11,8 +11,16 @@ use crate::{assert_agreement, load};
 /// worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validators_on_one_worker_thread_each_commit_and_agree() {
-    let net =
-        TestNet::start_configured(4, NetOptions::default(), |c| c.node.worker_threads = 1).await;
+    let opts = NetOptions {
+        worker_threads: 1,
+        ..NetOptions::default()
+    };
+    let net = TestNet::start_with(4, opts).await;
+    // `conclave testnet --worker-threads` wrote it into every home.
+    for node in &net.nodes {
+        let config = conclave_node::config::Config::load(node.home()).unwrap();
+        assert_eq!(config.node.worker_threads, 1);
+    }
     load(&net, 60).await;
     assert!(assert_agreement(&net).await >= 1);
 }
