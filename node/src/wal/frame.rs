@@ -1,30 +1,47 @@
 //! The on-disk layout of a WAL file and the scan that reads it back.
 //!
 //! ```text
-//! header (24 bytes): magic "CNCLVWAL" | version u32 LE | height u64 LE | crc32 u32 LE
+//! header (32 bytes): magic "CNCLVWAL" | version u32 LE (2) | height u64 LE | start u64 LE | crc32 u32 LE
 //! record:            len u32 LE | crc32 u32 LE | payload (len bytes)
 //! ```
 //!
-//! The header's crc covers its first 20 bytes; a record's crc covers its
+//! The header's crc covers its first 28 bytes; a record's crc covers its
 //! `len` field and its payload, so a damaged length is caught as well. The
-//! payload is one [`conclave_consensus::wal_codec`] entry.
+//! payload is one [`conclave_consensus::wal_codec`] entry. The header's
+//! height's records run from `start` to the end of the file; the bytes
+//! between the header and `start` are older heights' records, never read.
+//! Version 1 (a 24-byte header without `start`, its records right after
+//! it) is still read.
 
 use conclave_consensus::wal_codec::{self, WalCodecError, WalInput, MAX_WAL_ENTRY_BYTES};
 use conclave_consensus::Height;
 
 pub(super) const MAGIC: &[u8; 8] = b"CNCLVWAL";
-pub(super) const VERSION: u32 = 1;
-pub(super) const HEADER_LEN: usize = 24;
+pub(super) const VERSION: u32 = 2;
+pub(super) const HEADER_LEN: usize = 32;
+/// A version 1 header's length (and its records' start).
+pub(super) const V1_HEADER_LEN: usize = 24;
 pub(super) const RECORD_HEADER_LEN: usize = 8;
 
-pub(super) fn header(height: Height) -> [u8; HEADER_LEN] {
+/// A header naming `height`, whose records start at `start`.
+pub(super) fn header(height: Height, start: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[12..20].copy_from_slice(&height.0.to_le_bytes());
-    let crc = crc32fast::hash(&h[..20]);
-    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h[20..28].copy_from_slice(&start.to_le_bytes());
+    let crc = crc32fast::hash(&h[..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
+}
+
+/// What a file's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Header {
+    pub version: u32,
+    pub height: Height,
+    /// Where the height's records start (at or after the header).
+    pub start: u64,
 }
 
 fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
@@ -32,23 +49,48 @@ fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes))
 }
 
-/// Reads the header: the height it names, or why it is unusable.
-pub(super) fn read_header(buf: &[u8]) -> Result<Height, String> {
-    let Some(h) = buf.get(..HEADER_LEN) else {
+fn u64_at(buf: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = buf.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Reads the header, or says why it is unusable.
+pub(super) fn read_header(buf: &[u8]) -> Result<Header, String> {
+    if buf.get(..8) != Some(&MAGIC[..]) {
+        return Err(if buf.len() < V1_HEADER_LEN {
+            format!("file of {} bytes has no header", buf.len())
+        } else {
+            "bad magic".into()
+        });
+    }
+    let version = u32_at(buf, 8).unwrap_or(0);
+    let (len, crc_at) = match version {
+        1 => (V1_HEADER_LEN, 20),
+        VERSION => (HEADER_LEN, 28),
+        _ if buf.len() < V1_HEADER_LEN => {
+            return Err(format!("file of {} bytes has no header", buf.len()))
+        }
+        v => return Err(format!("unsupported version {v}")),
+    };
+    let Some(h) = buf.get(..len) else {
         return Err(format!("file of {} bytes has no header", buf.len()));
     };
-    if &h[..8] != MAGIC {
-        return Err("bad magic".into());
-    }
-    if u32_at(h, 20) != Some(crc32fast::hash(&h[..20])) {
+    if u32_at(h, crc_at) != Some(crc32fast::hash(&h[..crc_at])) {
         return Err("header checksum mismatch".into());
     }
-    let version = u32_at(h, 8).unwrap_or(0);
-    if version != VERSION {
-        return Err(format!("unsupported version {version}"));
+    let height = Height(u64_at(h, 12).ok_or("short header")?);
+    let start = match version {
+        1 => V1_HEADER_LEN as u64,
+        _ => u64_at(h, 20).ok_or("short header")?,
+    };
+    if start < len as u64 {
+        return Err(format!("records start at {start}, inside the header"));
     }
-    let height: [u8; 8] = h[12..20].try_into().map_err(|_| "short header")?;
-    Ok(Height(u64::from_le_bytes(height)))
+    Ok(Header {
+        version,
+        height,
+        start,
+    })
 }
 
 fn record_crc(len: u32, payload: &[u8]) -> u32 {
@@ -109,10 +151,15 @@ pub(super) enum Stop {
     Checksum,
     /// A record's checksum holds but its entry does not decode.
     Undecodable(WalCodecError),
+    /// A record of a later height than the header's: written after a
+    /// rotation whose new header never reached the disk.
+    LaterHeight,
 }
 
 /// The result of reading a file's records.
 pub(super) struct Scan {
+    /// The header's height's entries (those of older heights, left by a
+    /// crash during a rotation that cut the file, are skipped).
     pub entries: Vec<(Height, WalInput)>,
     /// End of the last good record: everything before it is intact.
     pub valid_end: usize,
@@ -123,15 +170,25 @@ pub(super) struct Scan {
     pub resync: Option<usize>,
 }
 
-/// Reads every record after the header.
-pub(super) fn scan(buf: &[u8]) -> Scan {
+/// Reads the records of `header`'s height, from its start to the end.
+pub(super) fn scan(buf: &[u8], header: &Header) -> Scan {
     let mut entries = Vec::new();
-    let mut off = HEADER_LEN;
+    let mut off = usize::try_from(header.start).unwrap_or(usize::MAX);
     while off < buf.len() {
         let stop = match frame_at(buf, off) {
             Frame::Good { payload, next } => match wal_codec::decode_entry(payload) {
+                Ok((height, _)) if height > header.height => {
+                    return Scan {
+                        entries,
+                        valid_end: off,
+                        stop: Some(Stop::LaterHeight),
+                        resync: None,
+                    }
+                }
                 Ok(entry) => {
-                    entries.push(entry);
+                    if entry.0 == header.height {
+                        entries.push(entry);
+                    }
                     off = next;
                     continue;
                 }
@@ -149,9 +206,17 @@ pub(super) fn scan(buf: &[u8]) -> Scan {
     }
     Scan {
         entries,
-        valid_end: off,
+        valid_end: off.min(buf.len()),
         stop: None,
         resync: None,
+    }
+}
+
+/// The height of the intact record at `off`, if one is there.
+pub(super) fn height_at(buf: &[u8], off: usize) -> Option<Height> {
+    match frame_at(buf, off) {
+        Frame::Good { payload, .. } => wal_codec::decode_entry(payload).ok().map(|(h, _)| h),
+        _ => None,
     }
 }
 

@@ -3,9 +3,10 @@
 //! later output is performed, so that after a crash the engine can replay
 //! them and re-derive, not re-decide, what this node already signed.
 //!
-//! One file per context holds one height (see [`frame`] for the layout).
-//! [`Wal::start_height`] rotates it atomically once the previous height's
-//! block is durable. On [`Wal::open`] a torn or bit-flipped tail is cut off,
+//! One file per context holds the current height's records after older
+//! heights' (see [`frame`] for the layout); [`Wal::start_height`] moves it
+//! to the next height once the previous height's block is durable, by
+//! rewriting its header, and cuts it once it has grown past a bound. On [`Wal::open`] a torn or bit-flipped tail is cut off,
 //! kept in a `<name>.corrupt-<unix_ms>` backup and reported in
 //! [`Recovered`]; damage followed by intact records is refused unless
 //! [`WalOptions::repair`] is set. Nothing read from disk can panic.
@@ -29,6 +30,10 @@ pub use shared::{LogParts, SharedLog};
 
 /// Largest WAL file this node reads or writes.
 pub const MAX_WAL_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Up to this size a rotation leaves the older heights' records in the
+/// file; past it, it cuts them (see [`Wal::start_height`]).
+pub const KEEP_OLD_ENTRIES_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Error)]
 pub enum WalError {
@@ -87,6 +92,10 @@ pub enum Damage {
     /// The header was unusable; the whole file was backed up (only with
     /// `repair`).
     BadHeader,
+    /// Records of a later height than the header's (maybe after a torn
+    /// record of its own): written after a rotation the crash kept off the
+    /// disk, so never synced, and the header's height is committed.
+    UnsyncedRotation,
 }
 
 /// A cut made while opening.
@@ -146,7 +155,8 @@ impl Wal {
             Err(e) => return Err(e),
         };
         let Some(bytes) = bytes else {
-            fsx::write_atomic(&path, &frame::header(Height(0))).map_err(io_err(&path))?;
+            fsx::write_atomic(&path, &frame::header(Height(0), HEADER_LEN as u64))
+                .map_err(io_err(&path))?;
             let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new())?;
             let recovered = Recovered {
                 created: true,
@@ -156,12 +166,13 @@ impl Wal {
             };
             return Ok((wal, recovered));
         };
-        let height = match frame::read_header(&bytes) {
+        let mut header = match frame::read_header(&bytes) {
             Ok(h) => h,
             Err(reason) if options.repair => {
                 let backup = fsx::backup(&path, &bytes).map_err(io_err(&path))?;
                 warn!(path = %path.display(), %reason, backup = %backup.display(), "wal header unusable; backed up and started empty");
-                fsx::write_atomic(&path, &frame::header(Height(0))).map_err(io_err(&path))?;
+                fsx::write_atomic(&path, &frame::header(Height(0), HEADER_LEN as u64))
+                    .map_err(io_err(&path))?;
                 let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new())?;
                 let repair = Repair {
                     damage: Damage::BadHeader,
@@ -173,12 +184,26 @@ impl Wal {
             }
             Err(reason) => return Err(WalError::BadHeader { path, reason }),
         };
-        let scan = frame::scan(&bytes);
+        let height = header.height;
+        if header.start > bytes.len() as u64 {
+            // A rotation's header reached the disk but the file's length
+            // did not: nothing of `height` was synced (a sync would have
+            // made the length durable too). Its records start at the end.
+            header.start = bytes.len() as u64;
+            rewrite_header(&path, height, header.start)?;
+            warn!(path = %path.display(), height = height.0, "wal header named a start past the end (a crash during a rotation); moved to the end");
+        }
+        let scan = frame::scan(&bytes, &header);
         let repair = match scan.stop {
             None => None,
             Some(stop) => {
                 let offset = scan.valid_end as u64;
+                let later =
+                    |at: usize| matches!(frame::height_at(&bytes, at), Some(h) if h > height);
                 let damage = match (&stop, scan.resync) {
+                    // Written after a rotation whose header never reached
+                    // the disk, so never synced; `height` is committed.
+                    (Stop::LaterHeight, _) => Damage::UnsyncedRotation,
                     (Stop::Undecodable(_), _) if options.repair => Damage::Undecodable,
                     (Stop::Undecodable(e), _) => {
                         return Err(WalError::Undecodable {
@@ -187,6 +212,9 @@ impl Wal {
                             source: e.clone(),
                         })
                     }
+                    // A torn record of `height` (never synced) before such
+                    // records, rather than damage in the middle.
+                    (_, Some(next)) if later(next) => Damage::UnsyncedRotation,
                     (_, Some(_)) if options.repair => Damage::CorruptMiddle,
                     (_, Some(next)) => {
                         return Err(WalError::CorruptMiddle {
@@ -201,8 +229,19 @@ impl Wal {
                 Some(cut_tail(&path, &bytes, scan.valid_end, damage)?)
             }
         };
+        let mut len = scan.valid_end as u64;
+        if header.version != frame::VERSION {
+            // Written by an older version: rewritten once in this one.
+            let records = bytes
+                .get(frame::V1_HEADER_LEN..scan.valid_end)
+                .unwrap_or_default();
+            let mut upgraded = frame::header(height, HEADER_LEN as u64).to_vec();
+            upgraded.extend_from_slice(records);
+            fsx::write_atomic(&path, &upgraded).map_err(io_err(&path))?;
+            len = upgraded.len() as u64;
+        }
         let entries = scan.entries.len();
-        let wal = Self::reopen(path, height, scan.valid_end as u64, scan.entries)?;
+        let wal = Self::reopen(path, height, len, scan.entries)?;
         Ok((wal, recovered(height, entries, repair)))
     }
 
@@ -266,21 +305,31 @@ impl Wal {
     }
 
     /// Starts `height`: keeps the log if it already holds `height` (a
-    /// restart), otherwise empties it for `height`, in place. Call only
-    /// once the previous height's block is durable.
+    /// restart), otherwise moves it to `height`, in place. Call only once
+    /// the previous height's block is durable.
     ///
-    /// The old entries are cut (durably) before the header names the new
-    /// height, so the file never holds old entries under the new height's
-    /// header, nor remains of them behind new entries. The new header is
-    /// made durable by the next [`Wal::sync`], which comes before anything
-    /// this node signs at the new height; a crash before it leaves the old
-    /// header (or the new one) over no entries, or over unsynced entries of
-    /// the new height that no signature relied on: the old height is
-    /// committed, so the next start rotates again either way, and entries
-    /// are read by their own height ([`Wal::entries_for`]). The header is
-    /// 24 bytes with a checksum, written in one piece at offset 0. (This
-    /// replaced a new file per height, renamed into place: two fsyncs and
-    /// four file operations on every height, then two fsyncs in place.)
+    /// Usually only the header changes: it names `height` and the end of
+    /// the file as where `height`'s records start, and the older heights'
+    /// records stay where they are, never read again. Nothing is synced
+    /// here: the header and the old height's last records (votes received
+    /// after this node's last signature) ride on the next [`Wal::sync`],
+    /// which comes before anything this node signs at `height`. A crash
+    /// before it leaves on disk either header, over a file in which the
+    /// old height's unsynced tail and `height`'s first records may each be
+    /// torn or missing. Under the new header the old tail is never read;
+    /// under the old one, records of a later height mark a rotation that
+    /// never reached the disk, and [`Wal::open`] cuts from them or from
+    /// the torn record before them ([`Damage::UnsyncedRotation`]): nothing
+    /// there was synced, and the old height is committed. If the file's
+    /// length was lost but the header was not, the start lies past the end
+    /// and open moves it there.
+    ///
+    /// Once the file holds more than [`KEEP_OLD_ENTRIES_BYTES`] it is cut
+    /// instead: truncated and given the new header, both synced here
+    /// before anything of `height` is written. (This replaced a cut and a
+    /// sync at every height, right after the commit's own sync; before
+    /// that, a new file per height renamed into place.) The header is 32
+    /// bytes with a checksum, written in one piece at offset 0.
     pub fn start_height(&mut self, height: Height) -> Result<()> {
         self.check_usable()?;
         if height == self.height {
@@ -292,24 +341,33 @@ impl Wal {
                 requested: height,
             });
         }
-        let header = frame::header(height);
-        let rotated = self
-            .file
-            .set_len(HEADER_LEN as u64)
-            .and_then(|()| self.file.sync_data())
-            .and_then(|()| self.file.write_all_at(&header, 0));
+        let cut = self.len > KEEP_OLD_ENTRIES_BYTES;
+        let start = if cut { HEADER_LEN as u64 } else { self.len };
+        let header = frame::header(height, start);
+        let rotated = if cut {
+            self.file
+                .set_len(start)
+                .and_then(|()| self.file.write_all_at(&header, 0))
+                .and_then(|()| self.file.sync_data())
+        } else {
+            self.file.write_all_at(&header, 0)
+        };
         if let Err(e) = rotated {
-            // What is on disk is one of: the old log, the old header with
-            // no entries, or the new log; a reopen reads whichever it is.
+            // What is on disk is the old log or the new one, or one of the
+            // crash states above; a reopen reads whichever it is.
             self.poisoned = true;
             return Err(io_err(&self.path)(e));
         }
         self.height = height;
-        self.len = HEADER_LEN as u64;
-        self.synced = self.len;
         self.entries.clear();
-        // The header waits for the next sync.
-        self.dirty = true;
+        if cut {
+            self.len = start;
+            self.synced = start;
+            self.dirty = false;
+        } else {
+            // The header waits for the next sync.
+            self.dirty = true;
+        }
         Ok(())
     }
 
@@ -412,6 +470,17 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Points the header of the file at `path` at `start`, durably.
+fn rewrite_header(path: &Path, height: Height, start: u64) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all_at(&frame::header(height, start), 0)
+        .and_then(|()| f.sync_data())
+        .map_err(io_err(path))
+}
+
 /// Backs up `bytes[keep..]` durably, then truncates the file to `keep`.
 fn cut_tail(path: &Path, bytes: &[u8], keep: usize, damage: Damage) -> Result<Repair> {
     let tail = bytes.get(keep..).unwrap_or_default();
@@ -434,5 +503,7 @@ fn cut_tail(path: &Path, bytes: &[u8], keep: usize, damage: Damage) -> Result<Re
 
 #[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod rotation_tests;
 #[cfg(test)]
 mod tests;
