@@ -128,7 +128,7 @@ pub trait ConclaveApi {
 pub struct RpcImpl {
     pub(super) node: Arc<Node>,
     verifier: Arc<Verifier>,
-    sender_keys: crate::sender_keys::SenderKeys,
+    tx_check: super::tx_check::TxChecker,
 }
 
 impl RpcImpl {
@@ -136,7 +136,7 @@ impl RpcImpl {
         Self {
             node,
             verifier,
-            sender_keys: Default::default(),
+            tx_check: super::tx_check::TxChecker::start(Default::default()),
         }
     }
 
@@ -336,12 +336,15 @@ impl ConclaveApiServer for RpcImpl {
     async fn tx_submit(&self, tx: SignedTx) -> RpcResult<TxSubmitted> {
         self.count("tx_submit");
         let handle = self.node.context(&tx.tx.context_id)?;
-        // The signature check is the expensive part: done here, on the RPC
-        // worker, and only here (the actor takes the checked tx as it is).
-        let tx = self
-            .sender_keys
-            .verified(tx)
-            .map_err(|_| err(codes::TX_REJECTED, "tx rejected: bad signature"))?;
+        // The signature check is the expensive part: done here, in batches
+        // with the other submitters' txs, and only here (the actor takes
+        // the checked tx as it is).
+        let tx = self.tx_check.verified(tx).await.map_err(|e| match e {
+            super::tx_check::CheckError::Rejected(_) => {
+                err(codes::TX_REJECTED, "tx rejected: bad signature")
+            }
+            stopped => internal(stopped),
+        })?;
         let tx_hash = handle.submit(tx).await.map_err(submit_error)?;
         Ok(TxSubmitted { tx_hash })
     }

@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod members;
 pub mod policy;
 mod subscribe;
+mod tx_check;
 pub mod types;
 
 use std::net::SocketAddr;
