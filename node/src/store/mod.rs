@@ -47,6 +47,7 @@ mod checkpoints;
 mod crypt;
 mod durability;
 mod evidence;
+mod latest;
 mod overlay;
 mod pending_txs;
 mod records;
@@ -154,6 +155,7 @@ const CHECK_PLAINTEXT: &[u8] = b"conclave/storage-key-check/v1";
 pub struct Store {
     db: Arc<DB>,
     key: StorageKey,
+    latest: Arc<latest::LatestValues>,
 }
 
 fn decode<T: BorshDeserialize>(cf: &'static str, bytes: &[u8]) -> Result<T> {
@@ -260,6 +262,7 @@ impl Store {
         let store = Self {
             db: Arc::new(db),
             key: key.clone(),
+            latest: Arc::default(),
         };
         store.check_key()?;
         Ok(store)
@@ -358,6 +361,7 @@ impl Store {
         );
         tree::write_tree_batch(self, &mut batch, &record.id, tree)?;
         self.db.write_opt(batch, &Self::synced())?;
+        self.latest.committed(&record.id, 0, tree::written(tree, 0));
         Ok(())
     }
 
@@ -432,6 +436,7 @@ impl Store {
         let mut opts = WriteOptions::default();
         opts.set_sync(c.durable);
         self.db.write_opt(batch, &opts)?;
+        self.latest.committed(ctx, h.0, tree::written(c.tree, h.0));
         Ok(())
     }
 

@@ -32,7 +32,7 @@ impl<'a> Overlay<'a> {
         if let Some(v) = self.writes.get(namespaced) {
             return Ok(v.clone());
         }
-        self.base.value_at(key_hash(namespaced), self.parent)
+        self.base.kept_value_at(key_hash(namespaced), self.parent)
     }
 
     /// Writes (`None`: removes) a value by its namespaced key.

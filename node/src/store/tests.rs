@@ -431,3 +431,67 @@ fn a_database_written_in_clear_is_refused_an_empty_one_is_adopted() {
     ));
     Store::open(empty.path(), &key).unwrap();
 }
+
+#[test]
+fn execution_reads_through_the_kept_values_match_the_disk_at_every_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
+    let f = populate(&store);
+    let state = store.state(f.ctx);
+    let keys: Vec<Vec<u8>> = (0..6u8).map(|i| app_key(&[b'k', i])).collect();
+    let mut record = f.record.clone();
+    for h in 2..=8u64 {
+        // Execution at the tip reads every key (kept from now on), then
+        // the next height writes some, removes others.
+        let parent = Height(h - 1);
+        let reads = Overlay::new(&state, parent);
+        for k in &keys {
+            assert_eq!(
+                reads.get(k).unwrap(),
+                state.value_at(key_hash(k), parent.0).unwrap(),
+                "key {k:?} at {parent:?}"
+            );
+        }
+        let writes = keys.iter().enumerate().filter_map(|(i, k)| {
+            let i = i as u64;
+            match (i + h) % 3 {
+                0 => Some((k.clone(), Some(vec![i as u8; (h + i) as usize]))),
+                1 if h > 3 => Some((k.clone(), None)),
+                _ => None,
+            }
+        });
+        let (root, tree) = state.compute_update(writes.collect::<Vec<_>>(), h).unwrap();
+        let block = make_block(f.ctx, h, Vec::new());
+        record.height = Height(h);
+        record.state_root = root;
+        record.last_block_hash = block.hash();
+        let cert = StoredCertificate {
+            height: Height(h),
+            round: 0,
+            block_hash: block.hash(),
+            signatures: Vec::new(),
+        };
+        store
+            .commit(CommitBatch {
+                record: &record,
+                block: &block,
+                tx_hashes: &[],
+                certificate: &cert,
+                receipts: &[],
+                actions: &[],
+                tree: &tree,
+                durable: false,
+            })
+            .unwrap();
+        let tip = Overlay::new(&state, Height(h));
+        for k in &keys {
+            let on_disk = state.value_at(key_hash(k), h).unwrap();
+            assert_eq!(tip.get(k).unwrap(), on_disk, "key {k:?} at {h}");
+            // Older versions are read from the disk, as they were.
+            assert_eq!(
+                Overlay::new(&state, parent).get(k).unwrap(),
+                state.value_at(key_hash(k), parent.0).unwrap()
+            );
+        }
+    }
+}

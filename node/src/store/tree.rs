@@ -73,6 +73,19 @@ pub(super) fn write_tree_batch(
     Ok(())
 }
 
+/// The values `update` writes at `version` (`None`: removed).
+pub(super) fn written(
+    update: &TreeUpdateBatch,
+    version: Version,
+) -> impl Iterator<Item = (&KeyHash, &Option<OwnedValue>)> {
+    update
+        .node_batch
+        .values()
+        .iter()
+        .filter(move |((v, _), _)| *v == version)
+        .map(|((_, kh), value)| (kh, value))
+}
+
 /// Reads one context's state tree.
 #[derive(Clone)]
 pub struct StateReader {
@@ -83,6 +96,22 @@ pub struct StateReader {
 impl StateReader {
     pub(super) fn new(store: Store, ctx: ContextId) -> Self {
         Self { store, ctx }
+    }
+
+    /// [`Self::value_at`] through the values kept in memory for the
+    /// latest version (`store/latest.rs`), for execution's reads; proofs,
+    /// walks and checks read the disk.
+    pub fn kept_value_at(
+        &self,
+        kh: KeyHash,
+        version: Version,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(value) = self.store.latest.get(&self.ctx, &kh, version) {
+            return Ok(value);
+        }
+        let value = self.value_at(kh, version)?;
+        self.store.latest.fill(&self.ctx, kh, version, &value);
+        Ok(value)
     }
 
     /// The value of `key_hash` as of `version` (latest write at or below it).
