@@ -2,9 +2,9 @@
 //! that arrive while a batch is being checked are checked together next,
 //! with ed25519's batch equation (a batch of 256 costs about a quarter of
 //! checking its txs one by one, docs/PERFORMANCE.md); no wait is added to
-//! gather them, so a lone request is checked at once, on its own. The
-//! results are the ones a check one by one gives: a batch that does not
-//! hold is checked again tx by tx.
+//! gather them, so a lone request is checked at once, on its own (as are
+//! batches too small to pay). The results are the ones a check one by one
+//! gives: a batch that does not hold is checked again tx by tx.
 
 use std::sync::Arc;
 
@@ -75,9 +75,6 @@ async fn run(mut queue: mpsc::Receiver<Job>, keys: Arc<SenderKeys>) {
 
 /// Checks `txs`, answering for each in order.
 fn check(keys: &SenderKeys, txs: Vec<SignedTx>) -> Vec<Answer> {
-    if txs.len() == 1 {
-        return txs.into_iter().map(|tx| keys.verified(tx)).collect();
-    }
     let mut answers: Vec<Option<Answer>> = Vec::with_capacity(txs.len());
     let mut batch = Vec::with_capacity(txs.len());
     let mut places = Vec::with_capacity(txs.len());
