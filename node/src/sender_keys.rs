@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use conclave_consensus::{MemberId, SenderKey, SignedTx, VerifiedTx};
+use conclave_consensus::{MemberId, SenderKey};
 use parking_lot::Mutex;
 
 /// Keys kept at most; past it the cache starts over (anyone may send txs
@@ -17,12 +17,6 @@ const MAX_KEYS: usize = 4096;
 pub struct SenderKeys(Mutex<HashMap<MemberId, SenderKey>>);
 
 impl SenderKeys {
-    /// Checks `tx`'s signature, as [`SignedTx::verified`] does.
-    pub fn verified(&self, tx: SignedTx) -> conclave_consensus::Result<VerifiedTx> {
-        let key = self.key(&tx.tx.sender)?;
-        tx.verified_with(&key)
-    }
-
     /// `sender`'s key, decompressed and checked the first time.
     pub fn key(&self, sender: &MemberId) -> conclave_consensus::Result<SenderKey> {
         if let Some(key) = self.0.lock().get(sender) {
@@ -41,12 +35,22 @@ impl SenderKeys {
     fn len(&self) -> usize {
         self.0.lock().len()
     }
+
+    /// Checks `tx`'s signature, as `SignedTx::verified` does.
+    #[cfg(test)]
+    fn verified(
+        &self,
+        tx: conclave_consensus::SignedTx,
+    ) -> conclave_consensus::Result<conclave_consensus::VerifiedTx> {
+        let key = self.key(&tx.tx.sender)?;
+        tx.verified_with(&key)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conclave_consensus::{ContextId, Tx};
+    use conclave_consensus::{ContextId, SignedTx, Tx};
     use ed25519_dalek::SigningKey;
 
     fn signed(seed: u8, nonce: u64) -> SignedTx {
