@@ -13,8 +13,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::sender_keys::SenderKeys;
 
-/// Txs checked in one batch, at most.
-const MAX_BATCH: usize = 256;
+/// Txs checked in one batch, at most, so that a batch holds the worker
+/// that runs it for about a millisecond (a tx costs 17.0 us in a batch of
+/// 32 and 13.4 in one of 256: little is lost by stopping at 64).
+const MAX_BATCH: usize = 64;
 
 /// Requests waiting for a check, at most; past it submitters wait.
 const QUEUE: usize = 4096;
