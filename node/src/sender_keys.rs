@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use conclave_consensus::{MemberId, SenderKey};
+use conclave_consensus::{verified_batch, MemberId, SenderKey, SignedTx, VerifiedTx};
 use parking_lot::Mutex;
 
 /// Keys kept at most; past it the cache starts over (anyone may send txs
@@ -36,24 +36,39 @@ impl SenderKeys {
         self.0.lock().len()
     }
 
-    /// Checks `tx`'s signature, as `SignedTx::verified` does.
-    #[cfg(test)]
-    fn verified(
-        &self,
-        tx: conclave_consensus::SignedTx,
-    ) -> conclave_consensus::Result<conclave_consensus::VerifiedTx> {
-        let key = self.key(&tx.tx.sender)?;
-        tx.verified_with(&key)
+    /// Checks the signature of each of `txs`, answering for each in order
+    /// as [`SignedTx::verified`] would: together in one batch (checked tx
+    /// by tx if it fails), with each sender's key decompressed once; a
+    /// sender that is no key fails its own tx only.
+    pub fn verified_all(&self, txs: Vec<SignedTx>) -> Vec<conclave_consensus::Result<VerifiedTx>> {
+        let mut answers = Vec::with_capacity(txs.len());
+        let mut places = Vec::with_capacity(txs.len());
+        let mut batch = Vec::with_capacity(txs.len());
+        for tx in txs {
+            match self.key(&tx.tx.sender) {
+                Ok(key) => {
+                    places.push(answers.len());
+                    answers.push(Err(conclave_consensus::Error::BadSignature));
+                    batch.push((tx, key));
+                }
+                Err(e) => answers.push(Err(e)),
+            }
+        }
+        for (at, answer) in places.into_iter().zip(verified_batch(batch)) {
+            answers[at] = answer;
+        }
+        answers
     }
 }
 
+/// Signed txs for tests: good ones and the ways a signature goes wrong.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use conclave_consensus::{ContextId, SignedTx, Tx};
+pub(crate) mod test_txs {
+    use conclave_consensus::{ContextId, MemberId, SignedTx, Tx};
     use ed25519_dalek::SigningKey;
 
-    fn signed(seed: u8, nonce: u64) -> SignedTx {
+    /// A tx of the member of key `[seed; 32]`.
+    pub(crate) fn signed(seed: u8, nonce: u64) -> SignedTx {
         let key = SigningKey::from_bytes(&[seed; 32]);
         Tx {
             context_id: ContextId([7; 32]),
@@ -63,6 +78,55 @@ mod tests {
             args: b"{}".to_vec(),
         }
         .sign(&key)
+    }
+
+    /// A sender that is no key: the identity point, of small order, which
+    /// anyone could sign for.
+    pub(crate) fn no_key() -> MemberId {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        MemberId(identity)
+    }
+
+    /// `n` txs, each with whether its signature is good: good ones, forged
+    /// signatures, signatures by another key than the sender's, and
+    /// senders that are no key, mixed.
+    pub(crate) fn mixed(n: u64) -> Vec<(SignedTx, bool)> {
+        (0..n)
+            .map(|i| {
+                let mut tx = signed(1 + (i % 3) as u8, i);
+                let good = match i % 5 {
+                    1 => {
+                        tx.signature[i as usize % 64] ^= 1;
+                        false
+                    }
+                    3 => {
+                        tx.tx.sender = signed(9, i).tx.sender;
+                        false
+                    }
+                    4 if i % 2 == 0 => {
+                        tx.tx.sender = no_key();
+                        false
+                    }
+                    _ => true,
+                };
+                (tx, good)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_txs::{mixed, no_key, signed};
+    use super::*;
+    use conclave_consensus::{ContextId, Tx};
+    use ed25519_dalek::SigningKey;
+
+    impl SenderKeys {
+        fn verified(&self, tx: SignedTx) -> conclave_consensus::Result<VerifiedTx> {
+            self.verified_all(vec![tx]).remove(0)
+        }
     }
 
     #[test]
@@ -91,10 +155,7 @@ mod tests {
     fn a_bad_key_is_refused_and_not_kept() {
         let keys = SenderKeys::default();
         let mut tx = signed(1, 1);
-        // The identity point: of small order, anyone could sign for it.
-        let mut identity = [0u8; 32];
-        identity[0] = 1;
-        tx.tx.sender = MemberId(identity);
+        tx.tx.sender = no_key();
         assert!(keys.verified(tx).is_err());
         assert_eq!(keys.len(), 0);
     }
@@ -117,5 +178,20 @@ mod tests {
             keys.verified(tx).unwrap();
         }
         assert!(keys.len() <= MAX_KEYS);
+    }
+
+    #[test]
+    fn a_batch_answers_each_tx_as_a_check_one_by_one_would() {
+        let keys = SenderKeys::default();
+        for n in [1, 2, 3, 40] {
+            let txs = mixed(n);
+            let answers = keys.verified_all(txs.iter().map(|(tx, _)| tx.clone()).collect());
+            assert_eq!(answers.len(), txs.len());
+            for ((tx, good), answer) in txs.into_iter().zip(answers) {
+                let alone = tx.clone().verified();
+                assert_eq!(answer.is_ok(), good, "nonce {}", tx.tx.nonce);
+                assert_eq!(answer.ok(), alone.ok());
+            }
+        }
     }
 }

@@ -9,9 +9,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-use conclave_consensus::{
-    verified_batch, ContextId, Hash32, Height, MemberId, SenderKey, SignedTx, VerifiedTx,
-};
+use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx, VerifiedTx};
 
 use super::ingress::SubmitError;
 use crate::config::MempoolConfig;
@@ -175,40 +173,34 @@ impl Admission {
         members: &[MemberId],
     ) -> Vec<Result<Hash32, SubmitError>> {
         let mut answers = Vec::with_capacity(txs.len());
+        let mut places = Vec::with_capacity(txs.len());
         let mut unsigned = Vec::with_capacity(txs.len());
         for tx in txs {
             let checked = self.precheck(&tx, members).and_then(|()| {
                 if self.pool.holds(&tx) {
                     return Err(MempoolError::Duplicate(tx.hash()).into());
                 }
-                self.sender_key(&tx.tx.sender)
+                Ok(())
             });
             match checked {
-                Ok(key) => {
-                    unsigned.push((answers.len(), tx, key));
+                Ok(()) => {
+                    places.push(answers.len());
                     answers.push(Ok(Hash32::default()));
+                    unsigned.push(tx);
                 }
                 Err(e) => answers.push(Err(e)),
             }
         }
-        let (places, batch): (Vec<usize>, Vec<(SignedTx, SenderKey)>) = unsigned
+        for (at, verified) in places
             .into_iter()
-            .map(|(at, tx, key)| (at, (tx, key)))
-            .unzip();
-        for (at, verified) in places.into_iter().zip(verified_batch(batch)) {
+            .zip(self.sender_keys.verified_all(unsigned))
+        {
             answers[at] = match verified {
                 Ok(tx) => self.insert(tx),
                 Err(_) => Err(TxRejection::BadSignature.into()),
             };
         }
         answers
-    }
-
-    /// A member's key, decompressed and checked once.
-    fn sender_key(&self, sender: &MemberId) -> Result<SenderKey, SubmitError> {
-        self.sender_keys
-            .key(sender)
-            .map_err(|_| TxRejection::BadSignature.into())
     }
 
     /// Every check of admission but the signature's: the static ones, then

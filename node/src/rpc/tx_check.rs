@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use conclave_consensus::{verified_batch, SignedTx, VerifiedTx};
+use conclave_consensus::{SignedTx, VerifiedTx};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sender_keys::SenderKeys;
@@ -66,7 +66,7 @@ async fn run(mut queue: mpsc::Receiver<Job>, keys: Arc<SenderKeys>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let (txs, replies): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
-        for (reply, answer) in replies.into_iter().zip(check(&keys, txs)) {
+        for (reply, answer) in replies.into_iter().zip(keys.verified_all(txs)) {
             // A submitter that went away no longer needs its answer.
             let _ = reply.send(answer);
         }
@@ -75,91 +75,10 @@ async fn run(mut queue: mpsc::Receiver<Job>, keys: Arc<SenderKeys>) {
     }
 }
 
-/// Checks `txs`, answering for each in order.
-fn check(keys: &SenderKeys, txs: Vec<SignedTx>) -> Vec<Answer> {
-    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(txs.len());
-    let mut batch = Vec::with_capacity(txs.len());
-    let mut places = Vec::with_capacity(txs.len());
-    for tx in txs {
-        match keys.key(&tx.tx.sender) {
-            Ok(key) => {
-                places.push(answers.len());
-                answers.push(None);
-                batch.push((tx, key));
-            }
-            Err(e) => answers.push(Some(Err(e))),
-        }
-    }
-    for (at, answer) in places.into_iter().zip(verified_batch(batch)) {
-        answers[at] = Some(answer);
-    }
-    answers
-        .into_iter()
-        .map(|a| a.unwrap_or(Err(conclave_consensus::Error::BadSignature)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conclave_consensus::{ContextId, MemberId, Tx};
-    use ed25519_dalek::SigningKey;
-
-    fn signed(seed: u8, nonce: u64) -> SignedTx {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        Tx {
-            context_id: ContextId([7; 32]),
-            sender: MemberId(key.verifying_key().to_bytes()),
-            nonce,
-            method: "set".into(),
-            args: b"{}".to_vec(),
-        }
-        .sign(&key)
-    }
-
-    /// Good txs, forged signatures, a signature by another key and a key
-    /// that is no key, mixed.
-    fn mixed(n: u64) -> Vec<(SignedTx, bool)> {
-        (0..n)
-            .map(|i| {
-                let mut tx = signed(1 + (i % 3) as u8, i);
-                let good = match i % 5 {
-                    1 => {
-                        tx.signature[i as usize % 64] ^= 1;
-                        false
-                    }
-                    3 => {
-                        tx.tx.sender = signed(9, i).tx.sender;
-                        false
-                    }
-                    4 if i % 2 == 0 => {
-                        let mut identity = [0u8; 32];
-                        identity[0] = 1;
-                        tx.tx.sender = MemberId(identity);
-                        false
-                    }
-                    _ => true,
-                };
-                (tx, good)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_batch_answers_each_tx_as_a_check_one_by_one_would() {
-        let keys = SenderKeys::default();
-        let txs = mixed(40);
-        let answers = check(&keys, txs.iter().map(|(tx, _)| tx.clone()).collect());
-        assert_eq!(answers.len(), txs.len());
-        for ((tx, good), answer) in txs.into_iter().zip(answers) {
-            let alone = tx.clone().verified();
-            assert_eq!(answer.is_ok(), good, "nonce {}", tx.tx.nonce);
-            assert_eq!(answer.is_ok(), alone.is_ok());
-            if let (Ok(a), Ok(b)) = (answer, alone) {
-                assert_eq!(a, b);
-            }
-        }
-    }
+    use crate::sender_keys::test_txs::{mixed, signed};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_submitters_each_get_their_own_answer() {

@@ -104,20 +104,10 @@ impl LatestValues {
         written: impl IntoIterator<Item = (&'a KeyHash, &'a Option<OwnedValue>)>,
     ) {
         let mut inner = self.0.lock();
-        let follows = matches!(inner.contexts.get(ctx), Some(l) if l.version + 1 == version);
-        if follows {
-            if let Some(latest) = inner.contexts.get_mut(ctx) {
-                latest.version = version;
-            }
-        } else {
-            inner.forget(ctx);
-            inner.contexts.insert(
-                *ctx,
-                Latest {
-                    version,
-                    values: HashMap::new(),
-                },
-            );
+        match inner.contexts.get_mut(ctx) {
+            Some(latest) if latest.version + 1 == version => latest.version = version,
+            // Kept from further back (or never): start over at `version`.
+            _ => inner.forget(ctx),
         }
         for (kh, value) in written {
             inner.put(*ctx, version, *kh, value.clone());

@@ -57,6 +57,16 @@ fn make_block(ctx: ContextId, h: u64, txs: Vec<SignedTx>) -> Block {
     }
 }
 
+/// A certificate for `block` (its signatures are not what is tested here).
+fn certificate(block: &Block) -> StoredCertificate {
+    StoredCertificate {
+        height: block.height(),
+        round: 0,
+        block_hash: block.hash(),
+        signatures: Vec::new(),
+    }
+}
+
 /// Writes a context, one committed height, a pending block and a blob.
 fn populate(store: &Store) -> Fixture {
     let genesis = Genesis {
@@ -112,12 +122,7 @@ fn populate(store: &Store) -> Fixture {
     record.height = Height(1);
     record.last_block_hash = block.hash();
     record.state_root = root1;
-    let cert = StoredCertificate {
-        height: Height(1),
-        round: 0,
-        block_hash: block.hash(),
-        signatures: Vec::new(),
-    };
+    let cert = certificate(&block);
     store
         .commit(CommitBatch {
             record: &record,
@@ -465,12 +470,7 @@ fn execution_reads_through_the_kept_values_match_the_disk_at_every_tip() {
         record.height = Height(h);
         record.state_root = root;
         record.last_block_hash = block.hash();
-        let cert = StoredCertificate {
-            height: Height(h),
-            round: 0,
-            block_hash: block.hash(),
-            signatures: Vec::new(),
-        };
+        let cert = certificate(&block);
         store
             .commit(CommitBatch {
                 record: &record,
