@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use conclave_consensus::{ContextId, Hash32, Tx};
+use conclave_consensus::{ContextId, Hash32, SignedTx, Tx};
+use ed25519_dalek::SigningKey;
 use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
@@ -90,6 +91,98 @@ pub struct BenchArgs {
         conflicts_with_all = ["anchor_payouts", "catch_up_blocks"]
     )]
     pub validator_threads: Option<u64>,
+}
+
+/// One member's `kv` txs to one context, in nonce order: the clients
+/// sharing it each take the next. The first ones are signed before the
+/// load starts, as clients on machines of their own would have signed
+/// them before sending: signed here during the load, they took a share of
+/// the cores the measured validators run on (about 9 % of the machine at
+/// one validator's pace). Past those, each is signed when taken.
+struct TxSequence {
+    context: ContextId,
+    key: SigningKey,
+    next: AtomicU64,
+    presigned: Vec<SignedTx>,
+}
+
+/// At most this many txs signed ahead over all sequences (about 300 bytes
+/// each in memory).
+const MAX_PRESIGNED: u64 = 1_000_000;
+
+impl TxSequence {
+    /// A sequence per target and context (`[target][context]`), each with
+    /// an even share of the load the run will likely offer signed ahead,
+    /// and a quarter more: validators take it at different paces.
+    fn all(args: &BenchArgs, targets: &[Target], contexts: &[ContextId]) -> Vec<Vec<Arc<Self>>> {
+        let expected = match args.duration {
+            Some(secs) => args.rate.saturating_mul(secs),
+            None => args.txs,
+        };
+        let count = (targets.len() * contexts.len()).max(1) as u64;
+        let ahead = (expected.div_ceil(count) * 5 / 4).min(MAX_PRESIGNED / count);
+        let mut all: Vec<Vec<Self>> = targets
+            .iter()
+            .map(|t| {
+                contexts
+                    .iter()
+                    .map(|c| Self::new(*c, t.key.clone()))
+                    .collect()
+            })
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut jobs: Vec<&mut Self> = all.iter_mut().flatten().collect();
+        let per_thread = jobs.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for chunk in jobs.chunks_mut(per_thread) {
+                scope.spawn(move || {
+                    for seq in chunk {
+                        seq.sign_ahead(ahead);
+                    }
+                });
+            }
+        });
+        all.into_iter()
+            .map(|seqs| seqs.into_iter().map(Arc::new).collect())
+            .collect()
+    }
+
+    fn new(context: ContextId, key: SigningKey) -> Self {
+        Self {
+            context,
+            key,
+            next: AtomicU64::new(1),
+            presigned: Vec::new(),
+        }
+    }
+
+    /// Signs the first `count` txs now.
+    fn sign_ahead(&mut self, count: u64) {
+        self.presigned = (1..=count).map(|n| self.sign(n)).collect();
+    }
+
+    fn sign(&self, nonce: u64) -> SignedTx {
+        Tx {
+            context_id: self.context,
+            sender: conclave_consensus::MemberId(self.key.verifying_key().to_bytes()),
+            nonce,
+            method: "set".into(),
+            args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % 1000).into_bytes(),
+        }
+        .sign(&self.key)
+    }
+
+    /// The tx with the next nonce.
+    fn next(&self) -> SignedTx {
+        let nonce = self.next.fetch_add(1, Ordering::Relaxed);
+        let signed = usize::try_from(nonce - 1)
+            .ok()
+            .and_then(|i| self.presigned.get(i));
+        match signed {
+            Some(tx) => tx.clone(),
+            None => self.sign(nonce),
+        }
+    }
 }
 
 enum Seen {
@@ -252,6 +345,7 @@ async fn drive(
         .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
         .await?;
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let sequences = TxSequence::all(args, &targets, &contexts);
     // CPU and switches are counted from here: a validator's start-up (and, in process,
     // the earlier runs) is not part of the load.
     let before: Vec<NodeUsage> = pids.iter().map(|p| usage(p)).collect();
@@ -272,22 +366,14 @@ async fn drive(
     let mut clients = Vec::new();
     let per_target = (args.clients.max(1) as usize).div_ceil(targets.len());
     let mut client_no = 0usize;
-    for target in &targets {
+    for (target, sequences) in targets.iter().zip(sequences) {
         let http = super::connect::connect(&format!("http://{}", target.rpc))?;
-        let member = conclave_consensus::MemberId(target.key.verifying_key().to_bytes());
-        // One nonce sequence per (member, context).
-        let nonces: Vec<Arc<AtomicU64>> = contexts
-            .iter()
-            .map(|_| Arc::new(AtomicU64::new(1)))
-            .collect();
         for _ in 0..per_target {
             let which = client_no % contexts.len();
             client_no += 1;
-            let ctx = contexts[which];
-            let (http, key, next_nonce, seen_tx, sent_total) = (
+            let (http, sequence, seen_tx, sent_total) = (
                 http.clone(),
-                target.key.clone(),
-                nonces[which].clone(),
+                sequences[which].clone(),
                 seen_tx.clone(),
                 sent_total.clone(),
             );
@@ -306,16 +392,7 @@ async fn drive(
                         }
                         tokio::time::sleep_until(due.into()).await;
                     }
-                    let nonce = next_nonce.fetch_add(1, Ordering::Relaxed);
-                    let tx = Tx {
-                        context_id: ctx,
-                        sender: member,
-                        nonce,
-                        method: "set".into(),
-                        args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % 1000)
-                            .into_bytes(),
-                    }
-                    .sign(&key);
+                    let tx = sequence.next();
                     let t0 = Instant::now();
                     loop {
                         match http.tx_submit(tx.clone()).await {
@@ -441,4 +518,36 @@ async fn drive(
             .collect(),
     };
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_hands_out_each_nonce_once_signed_ahead_or_not() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let context = ContextId([3; 32]);
+        let mut seq = TxSequence::new(context, key.clone());
+        seq.sign_ahead(3);
+        let seq = Arc::new(seq);
+        // Clients on several threads share it.
+        let taken: Vec<SignedTx> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| (0..5).map(|_| seq.next()).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let mut nonces: Vec<u64> = taken.iter().map(|t| t.tx.nonce).collect();
+        nonces.sort_unstable();
+        assert_eq!(nonces, (1..=20).collect::<Vec<_>>());
+        for tx in &taken {
+            assert_eq!(tx.tx.context_id, context);
+            tx.verify().expect("signed by the member's key");
+            assert_eq!(tx.tx.sender.0, key.verifying_key().to_bytes());
+        }
+    }
 }
