@@ -395,7 +395,7 @@ impl ContextActor {
                     }
                 }
                 more = more || !bulk.is_empty();
-                self.admit_queued();
+                self.admit_queued_when_due();
                 self.gossip.flush_txs();
                 match self.maybe_start_height() {
                     Ok(true) if !self.running => continue,

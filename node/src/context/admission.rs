@@ -35,15 +35,23 @@ pub(super) struct Admission {
     /// Pool txs this node acknowledged, kept in the store until they
     /// commit or can never commit.
     kept: HashSet<Hash32>,
-    /// Txs members pushed, waiting to be admitted together: the actor
-    /// gathers what it drains from its bulk lane, so their signatures are
-    /// checked in one batch ([`Self::admit_queued`]).
+    /// Txs members pushed, not checked yet: while a height runs they wait
+    /// here until enough have gathered for a cheap batch of signature
+    /// checks, or until this node builds a block ([`Self::admit_queued`]).
+    /// One that a proposal carries meanwhile is checked with the block and
+    /// is stale by the time the rest are admitted, so no tx's signature is
+    /// checked twice.
     queued: Vec<SignedTx>,
 }
 
 /// Pushed txs gathered before they are admitted at once, whatever else the
-/// actor has drained.
+/// actor is doing.
 const MAX_QUEUED_PUSHED: usize = 4096;
+
+/// Pushed txs worth a batch of signature checks while a height runs: from
+/// about this many a batch costs a tx less than half a check alone
+/// (`cargo bench -p conclave-node --bench hot -- "tx verify"`).
+pub(super) const PUSHED_BATCH: usize = 32;
 
 impl Admission {
     pub(super) fn new(
@@ -146,6 +154,11 @@ impl Admission {
     pub(super) fn queue_pushed(&mut self, txs: Vec<SignedTx>) -> bool {
         self.queued.extend(txs);
         self.queued.len() >= MAX_QUEUED_PUSHED
+    }
+
+    /// How many pushed txs wait unchecked.
+    pub(super) fn queued(&self) -> usize {
+        self.queued.len()
     }
 
     /// Admits every queued pushed tx ([`Self::admit_pushed`]).

@@ -252,6 +252,8 @@ impl ContextActor {
 
     /// Builds this node's proposal for `height` from its mempool.
     fn build_block(&mut self, height: Height) -> Result<Hash32> {
+        // Pushed txs held while the height ran go in too.
+        self.admit_queued();
         let proposer = self.engine.address();
         let members_hash = self.roster.members_hash_after(height);
         let now_ms = self.deps.clock.unix_ms();

@@ -202,13 +202,25 @@ impl ContextActor {
         true
     }
 
-    /// Gathers pushed txs until the actor has drained what waits
-    /// ([`Self::admit_queued`]), so their signatures are checked together.
+    /// Gathers pushed txs to be admitted together
+    /// ([`Self::admit_queued_when_due`]), so their signatures are checked
+    /// in one batch.
     fn queue_pushed(&mut self, txs: Vec<conclave_consensus::SignedTx>) -> Result<()> {
         if self.admission.queue_pushed(txs) {
             self.admit_queued();
         }
         Ok(())
+    }
+
+    /// Admits the pushed txs gathered so far once the actor has drained
+    /// what waits, if it is idle (they may start a height) or enough have
+    /// gathered for a cheap batch. While a height runs the others wait: a
+    /// block that carries them checks them with its own, and this node
+    /// admits them all before it builds one (`build_block`).
+    pub(super) fn admit_queued_when_due(&mut self) {
+        if !self.running || self.admission.queued() >= super::admission::PUSHED_BATCH {
+            self.admit_queued();
+        }
     }
 
     /// Admits the pushed txs gathered so far, in one batch of signature
