@@ -3,7 +3,9 @@
 //!
 //! malachite builds a commit certificate from the precommits it accepted and
 //! asks for it to be verified at the decision, and again when the height is
-//! finalized: every signature in it was checked when its vote arrived. A
+//! finalized: every signature in it was checked when its vote arrived.
+//! It also hands this node's own votes and proposals back to be checked
+//! like any other member's, right after this node signed them. A
 //! signature found here with the same key and the same signed bytes is
 //! known good; anything else is verified in full.
 
@@ -11,6 +13,7 @@ use std::collections::HashMap;
 
 use ed25519_dalek::VerifyingKey;
 
+use crate::codec;
 use crate::context::Sig;
 
 /// At most this many entries; past it the record starts over (a height
@@ -23,6 +26,8 @@ const MAX_ENTRIES: usize = 4096;
 #[derive(Default)]
 pub(crate) struct CheckedVotes {
     known: HashMap<([u8; 32], [u8; 64]), Vec<u8>>,
+    /// Signatures verified in full by [`Self::check`], ever.
+    checks: u64,
 }
 
 impl CheckedVotes {
@@ -39,6 +44,20 @@ impl CheckedVotes {
         self.known
             .get(&(key.to_bytes(), sig.0))
             .is_some_and(|held| held.as_slice() == bytes)
+    }
+
+    /// Whether `sig` by `key` over `bytes` is good: known, or verified in
+    /// full now (and counted).
+    pub(crate) fn check(&mut self, key: &VerifyingKey, sig: &Sig, bytes: &[u8]) -> bool {
+        if self.holds(key, sig, bytes) {
+            return true;
+        }
+        self.checks += 1;
+        codec::verify(key, bytes, sig)
+    }
+
+    pub(crate) fn checks(&self) -> u64 {
+        self.checks
     }
 
     /// A new height: what was checked before concerns past heights only.

@@ -63,8 +63,9 @@ pub struct Engine {
     key: SigningKey,
     config: EngineConfig,
     signer: Signer,
-    /// Vote signatures checked at this height, so that the certificates
-    /// malachite builds from them are not verified again.
+    /// Vote signatures checked at this height and this node's own
+    /// signatures, so that neither the certificates malachite builds from
+    /// them nor its own messages handed back are verified again.
     checked: CheckedVotes,
 }
 
@@ -123,6 +124,12 @@ impl Engine {
 
     pub fn validators(&self) -> &ValidatorSet {
         self.state.validator_set()
+    }
+
+    /// Vote and proposal signatures this engine verified in full so far
+    /// (its own and those seen before are known without a check).
+    pub fn signatures_checked(&self) -> u64 {
+        self.checked.checks()
     }
 
     pub fn context_id(&self) -> ContextId {
@@ -333,14 +340,18 @@ fn on_effect(
             let bytes = proposal_sign_bytes(ctx_id, &proposal);
             let at = position(proposal.height, proposal.round, SignStep::Propose);
             signer.permit(at, proposal.round, Some(proposal.value), &bytes, out)?;
-            r.resume_with(SignedMessage::new(proposal, codec::sign(key, &bytes)))
+            let sig = codec::sign(key, &bytes);
+            checked.record(&key.verifying_key(), &sig, bytes);
+            r.resume_with(SignedMessage::new(proposal, sig))
         }
         Effect::VerifySignature(msg, public_key, r) => {
             let (bytes, vote) = match &msg.message {
                 ConsensusMsg::Vote(v) => (vote_sign_bytes(ctx_id, v), true),
                 ConsensusMsg::Proposal(p) => (proposal_sign_bytes(ctx_id, p), false),
             };
-            let valid = codec::verify(&public_key, &bytes, &msg.signature);
+            // malachite hands this node's own votes and proposal back
+            // here right after signing them: those are known.
+            let valid = checked.check(&public_key, &msg.signature, &bytes);
             if valid && vote {
                 checked.record(&public_key, &msg.signature, bytes);
             }

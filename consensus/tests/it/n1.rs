@@ -24,6 +24,18 @@ fn n1_decides_each_height_in_round_0() {
     sim.check_safety();
 }
 
+/// malachite hands a member's own proposal and votes back to be checked
+/// like anyone's, right after they were signed: they are known, and a
+/// member alone never verifies a signature.
+#[test]
+fn n1_never_verifies_its_own_signatures() {
+    let mut sim = Sim::new(1, Config::new(1));
+    sim.start();
+    sim.await_height(&[0], 5, 10_000);
+    assert!(sim.nodes[0].decided.len() >= 5);
+    assert_eq!(sim.nodes[0].signatures_checked(), 0);
+}
+
 /// Starting a height asks the proposer for a value before anything else is
 /// published: no empty proposal is ever made by the engine itself.
 #[test]

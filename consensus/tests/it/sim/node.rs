@@ -47,6 +47,11 @@ impl Node {
         self.engine.is_some()
     }
 
+    /// Signatures its engine verified in full (0 while it is down).
+    pub fn signatures_checked(&self) -> u64 {
+        self.engine.as_ref().map_or(0, |e| e.signatures_checked())
+    }
+
     /// The last decided height (0 before the first).
     pub fn tip(&self) -> u64 {
         self.decided.last().map_or(0, |d| d.height.0)
