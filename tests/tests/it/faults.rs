@@ -113,6 +113,9 @@ fn assert_no_equivocation(net: &TestNet) {
 async fn partition_2_2_halts_then_heals_without_fork() {
     let net = fault_net().await;
     load(&net, 4).await;
+    // `load` returns once each tx committed on the node it went to; a
+    // node may still be committing the last height: `before` is everyone's.
+    converge(&net).await;
     let before = assert_agreement(&net).await;
 
     partition(&net, &[&[0, 1], &[2, 3]]).await;
@@ -138,6 +141,9 @@ async fn partition_2_2_halts_then_heals_without_fork() {
 async fn partition_3_1_majority_continues_minority_catches_up() {
     let net = fault_net().await;
     load(&net, 4).await;
+    // `load` returns once each tx committed on the node it went to; a
+    // node may still be committing the last height: `before` is everyone's.
+    converge(&net).await;
     let before = assert_agreement(&net).await;
 
     partition(&net, &[&[0, 1, 2], &[3]]).await;
@@ -177,6 +183,9 @@ async fn partition_3_1_majority_continues_minority_catches_up() {
 async fn sigstopped_proposer_is_skipped_then_catches_up() {
     let net = TestNet::start(4).await;
     load(&net, 4).await;
+    // `load` returns once each tx committed on the node it went to; a
+    // node may still be committing the last height: `before` is everyone's.
+    converge(&net).await;
     let before = assert_agreement(&net).await;
 
     // The proposer of the next height's first round.
