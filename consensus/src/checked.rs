@@ -10,6 +10,7 @@
 //! known good; anything else is verified in full.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ed25519_dalek::VerifyingKey;
 
@@ -26,8 +27,9 @@ const MAX_ENTRIES: usize = 4096;
 #[derive(Default)]
 pub(crate) struct CheckedVotes {
     known: HashMap<([u8; 32], [u8; 64]), Vec<u8>>,
-    /// Signatures verified in full by [`Self::check`], ever.
-    checks: u64,
+    /// Signatures verified in full by [`Self::check`], ever (counted
+    /// through a shared reference: certificate checks only read).
+    checks: AtomicU64,
 }
 
 impl CheckedVotes {
@@ -48,16 +50,16 @@ impl CheckedVotes {
 
     /// Whether `sig` by `key` over `bytes` is good: known, or verified in
     /// full now (and counted).
-    pub(crate) fn check(&mut self, key: &VerifyingKey, sig: &Sig, bytes: &[u8]) -> bool {
+    pub(crate) fn check(&self, key: &VerifyingKey, sig: &Sig, bytes: &[u8]) -> bool {
         if self.holds(key, sig, bytes) {
             return true;
         }
-        self.checks += 1;
+        self.checks.fetch_add(1, Ordering::Relaxed);
         codec::verify(key, bytes, sig)
     }
 
     pub(crate) fn checks(&self) -> u64 {
-        self.checks
+        self.checks.load(Ordering::Relaxed)
     }
 
     /// A new height: what was checked before concerns past heights only.
