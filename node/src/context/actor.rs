@@ -77,6 +77,8 @@ pub struct ContextActor {
     /// The WAL of the height in progress and the last-signed guard.
     pub(super) log: SharedLog,
     pub(super) admission: Admission,
+    /// Submitted txs admitted this turn, acknowledged once kept.
+    pub(super) submitted: super::submit::Submitted,
     pub(super) blocks: Blocks,
     pub(super) timers: Timers,
     pub(super) gossip: Gossip,
@@ -242,6 +244,7 @@ impl ContextActor {
                 record.height,
                 deps.config.mempool.clone(),
             ),
+            submitted: Default::default(),
             blocks: Blocks::new(deps.metrics.clone()),
             timers: Timers::new(tx.clone()),
             later: LaterHeights::default(),
@@ -395,6 +398,7 @@ impl ContextActor {
                     }
                 }
                 more = more || !bulk.is_empty();
+                self.acknowledge_submitted();
                 self.admit_queued_when_due();
                 self.gossip.flush_txs();
                 match self.maybe_start_height() {
@@ -434,25 +438,7 @@ impl ContextActor {
 
     fn on_message(&mut self, msg: Message) -> Result<()> {
         match msg {
-            Message::SubmitTx(tx, reply) => {
-                let copy = self.gossip.has_peers().then(|| tx.tx().clone());
-                let result = self.admission.admit(tx, &self.roster.members);
-                if let (Ok(_), Some(tx)) = (&result, copy) {
-                    self.gossip.queue_tx(tx);
-                }
-                let status = if result.is_ok() {
-                    "accepted"
-                } else {
-                    "rejected"
-                };
-                self.deps
-                    .metrics
-                    .txs_total
-                    .with_label_values(&[&self.label, status])
-                    .inc();
-                let _ = reply.send(result);
-                self.update_mempool_gauge();
-            }
+            Message::SubmitTx(tx, reply) => self.on_submit(tx, reply),
             Message::NextNonce(..) | Message::PendingCount(_) | Message::IsPending(..) => {
                 self.answer(msg);
             }

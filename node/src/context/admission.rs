@@ -130,23 +130,44 @@ impl Admission {
         Ok(self.pool.insert(tx, committed)?)
     }
 
-    /// Admits a tx whose signature was checked where it entered the node.
+    /// Admits a tx whose signature was checked where it entered the node,
+    /// and keeps it ([`Self::keep`]).
     pub(super) fn admit(
         &mut self,
         tx: VerifiedTx,
         members: &[MemberId],
     ) -> Result<Hash32, SubmitError> {
-        self.precheck(tx.tx(), members)?;
         let signed = tx.tx().clone();
-        let hash = self.insert(tx)?;
-        // Acknowledged means kept: a node killed before the tx commits puts
-        // it back in its pool when it restarts.
-        if let Err(e) = self.store.put_pending_tx(&self.context, &hash, &signed) {
-            self.pool.remove(&hash);
+        let hash = self.admit_unkept(tx, members)?;
+        self.keep(&[(hash, signed)])?;
+        Ok(hash)
+    }
+
+    /// Admits a tx whose signature was checked where it entered the node
+    /// into the pool only: it may be acknowledged once [`Self::keep`] has
+    /// it in the store.
+    pub(super) fn admit_unkept(
+        &mut self,
+        tx: VerifiedTx,
+        members: &[MemberId],
+    ) -> Result<Hash32, SubmitError> {
+        self.precheck(tx.tx(), members)?;
+        self.insert(tx)
+    }
+
+    /// Keeps admitted txs (each with its hash) in the store until they
+    /// commit, in one write: acknowledged means kept, so that a node killed
+    /// before they commit puts them back in its pool when it restarts. If
+    /// the write fails they leave the pool again.
+    pub(super) fn keep(&mut self, txs: &[(Hash32, SignedTx)]) -> Result<(), SubmitError> {
+        if let Err(e) = self.store.put_pending_txs(&self.context, txs) {
+            for (hash, _) in txs {
+                self.pool.remove(hash);
+            }
             return Err(SubmitError::Storage(e.to_string()));
         }
-        self.kept.insert(hash);
-        Ok(hash)
+        self.kept.extend(txs.iter().map(|(hash, _)| *hash));
+        Ok(())
     }
 
     /// Queues txs a member pushed for [`Self::admit_queued`]; whether
@@ -406,6 +427,38 @@ mod tests {
         let mut d = s.admission();
         assert_eq!(d.restore(&[]).unwrap(), 0);
         assert!(s.store.pending_txs(&s.context).unwrap().is_empty());
+    }
+
+    #[test]
+    fn submitted_txs_are_kept_together_and_only_when_asked() {
+        let s = setup();
+        let mut a = s.admission();
+        let txs: Vec<(Hash32, SignedTx)> = (1..=3)
+            .map(|n| {
+                let tx = s.tx(n);
+                let hash = a
+                    .admit_unkept(tx.clone().verified().unwrap(), &s.members)
+                    .unwrap();
+                (hash, tx)
+            })
+            .collect();
+        // In the pool, ready for a block, but not acknowledged: not kept.
+        assert_eq!(a.pool().len(), 3);
+        assert!(s.store.pending_txs(&s.context).unwrap().is_empty());
+        a.keep(&txs).unwrap();
+        let kept: Vec<Hash32> = s
+            .store
+            .pending_txs(&s.context)
+            .unwrap()
+            .iter()
+            .map(SignedTx::hash)
+            .collect();
+        let mut expected: Vec<Hash32> = txs.iter().map(|(hash, _)| *hash).collect();
+        expected.sort();
+        let mut kept = kept;
+        kept.sort();
+        assert_eq!(kept, expected);
+        assert_eq!(s.admission().restore(&s.members).unwrap(), 3);
     }
 
     #[test]

@@ -252,7 +252,9 @@ impl ContextActor {
 
     /// Builds this node's proposal for `height` from its mempool.
     fn build_block(&mut self, height: Height) -> Result<Hash32> {
-        // Pushed txs held while the height ran go in too.
+        // Pushed txs held while the height ran go in too, and submitted
+        // ones only once kept (acknowledged).
+        self.acknowledge_submitted();
         self.admit_queued();
         let proposer = self.engine.address();
         let members_hash = self.roster.members_hash_after(height);

@@ -6,7 +6,8 @@
 //! - `actor.rs`: the actor, its loop over its two mailbox lanes, and its
 //!   dependencies ([`ContextDeps`]); `height.rs`: the height lifecycle and
 //!   the engine's effects, commit included; `inbound.rs`: what members
-//!   send (gossip, pushes, catch-up answers).
+//!   send (gossip, pushes, catch-up answers); `submit.rs`: txs submitted
+//!   here, kept in one write a turn before they are acknowledged.
 //! - `admission.rs`: the mempool and what may enter it (nonces cached).
 //! - `blocks.rs`: building, validating and writing blocks (one execution
 //!   setup for the three).
@@ -49,6 +50,7 @@ mod sign_check;
 #[cfg(test)]
 mod sim;
 mod storage;
+mod submit;
 mod timers;
 pub mod wire;
 

@@ -19,11 +19,19 @@ fn key(ctx: &ContextId, hash: &Hash32) -> [u8; 64] {
 }
 
 impl Store {
-    /// Keeps `tx` (its hash `hash`) until [`Store::forget_pending_txs`].
-    pub fn put_pending_tx(&self, ctx: &ContextId, hash: &Hash32, tx: &SignedTx) -> Result<()> {
-        let key = key(ctx, hash);
-        let sealed = self.seal(CF_PENDING_TXS, &key, tx)?;
-        self.db.put_cf(self.cf(CF_PENDING_TXS)?, key, sealed)?;
+    /// Keeps `txs` (each with its hash) until [`Store::forget_pending_txs`],
+    /// in one write: all of them or none.
+    pub fn put_pending_txs(&self, ctx: &ContextId, txs: &[(Hash32, SignedTx)]) -> Result<()> {
+        if txs.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(CF_PENDING_TXS)?;
+        let mut batch = WriteBatch::default();
+        for (hash, tx) in txs {
+            let key = key(ctx, hash);
+            batch.put_cf(cf, key, self.seal(CF_PENDING_TXS, &key, tx)?);
+        }
+        self.db.write(batch)?;
         Ok(())
     }
 

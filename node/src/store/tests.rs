@@ -495,3 +495,65 @@ fn execution_reads_through_the_kept_values_match_the_disk_at_every_tip() {
         }
     }
 }
+
+/// Key hashes that share long prefixes (a few first bytes from a tiny
+/// alphabet), so the tree gets deep chains and splits, not just a wide top.
+fn clustered_key(rng: &mut impl rand::Rng) -> jmt::KeyHash {
+    let mut kh = [0u8; 32];
+    rng.fill(&mut kh[..]);
+    for b in kh.iter_mut().take(rng.gen_range(0..4)) {
+        *b = rng.gen_range(0..2);
+    }
+    jmt::KeyHash(kh)
+}
+
+#[test]
+fn values_inserted_in_one_pass_build_the_tree_key_by_key_insertion_builds() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
+    let ctx = ContextId([3; 32]);
+    let state = store.state(ctx);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let (_, genesis) = state.compute_update(Vec::new(), 0).unwrap();
+    let mut batch = rocksdb::WriteBatch::default();
+    tree::write_tree_batch(&store, &mut batch, &ctx, &genesis).unwrap();
+    store.db().write(batch).unwrap();
+    let mut held: Vec<jmt::KeyHash> = Vec::new();
+    for version in 1..=12u64 {
+        // New keys (one alone at first: a tree of one leaf), and values
+        // over some held ones.
+        let fresh = if version == 1 {
+            1
+        } else {
+            rng.gen_range(1..300)
+        };
+        let mut values: Vec<(jmt::KeyHash, Vec<u8>)> = (0..fresh)
+            .map(|_| (clustered_key(&mut rng), vec![rng.gen(); 8]))
+            .collect();
+        for _ in 0..rng.gen_range(0..=held.len().min(40)) {
+            let kh = held[rng.gen_range(0..held.len())];
+            values.push((kh, vec![rng.gen(); 3]));
+        }
+        held.extend(values.iter().map(|(kh, _)| *kh));
+        let by_key = values
+            .iter()
+            .map(|(kh, v)| (*kh, Some(v.clone())))
+            .collect();
+        let (root, one_pass) = state.inserted(values.clone(), version).unwrap();
+        let (expected_root, key_by_key) = state.put_one_by_one(by_key, version).unwrap();
+        assert_eq!(root, expected_root, "root at version {version}");
+        assert_eq!(
+            one_pass.node_batch, key_by_key.node_batch,
+            "nodes at {version}"
+        );
+        assert_eq!(
+            one_pass.stale_node_index_batch, key_by_key.stale_node_index_batch,
+            "stale nodes at {version}"
+        );
+        let mut batch = rocksdb::WriteBatch::default();
+        tree::write_tree_batch(&store, &mut batch, &ctx, &one_pass).unwrap();
+        store.db().write(batch).unwrap();
+        assert_eq!(state.root(version).unwrap(), root);
+    }
+}

@@ -136,13 +136,50 @@ impl StateReader {
 
     /// Computes the root and the tree changes of applying `writes` on top of
     /// `version - 1`, without writing anything.
+    ///
+    /// A block's writes usually only set values: those go into the tree in
+    /// one pass over the keys sorted ([`Self::inserted`]), each touched node
+    /// read, rebuilt and hashed once. A set that removes a key, or writes
+    /// nothing, goes in key by key ([`Self::put_one_by_one`]), as the
+    /// one-pass insertion cannot remove. Both give the same tree: its shape
+    /// depends only on the keys it holds.
     pub fn compute_update(
         &self,
         writes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
         version: Version,
     ) -> Result<(Hash32, TreeUpdateBatch), StoreError> {
+        let set: Vec<(KeyHash, Option<OwnedValue>)> =
+            writes.into_iter().map(|(k, v)| (key_hash(&k), v)).collect();
+        if set.is_empty() || set.iter().any(|(_, v)| v.is_none()) {
+            return self.put_one_by_one(set, version);
+        }
+        let values = set.into_iter().filter_map(|(k, v)| Some((k, v?)));
+        self.inserted(values.collect(), version)
+    }
+
+    /// `values` (at least one) put into the tree in one pass.
+    pub(super) fn inserted(
+        &self,
+        values: Vec<(KeyHash, OwnedValue)>,
+        version: Version,
+    ) -> Result<(Hash32, TreeUpdateBatch), StoreError> {
         let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
-        let set = writes.into_iter().map(|(k, v)| (key_hash(&k), v));
+        let (roots, batch) = tree
+            .batch_put_value_sets(vec![values], None, version)
+            .map_err(|e| StoreError::Tree(e.to_string()))?;
+        let root = roots
+            .first()
+            .ok_or_else(|| StoreError::Tree("no root for the inserted values".into()))?;
+        Ok((Hash32(root.0), batch))
+    }
+
+    /// `set` put into the tree one key after the other.
+    pub(super) fn put_one_by_one(
+        &self,
+        set: Vec<(KeyHash, Option<OwnedValue>)>,
+        version: Version,
+    ) -> Result<(Hash32, TreeUpdateBatch), StoreError> {
+        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
         let (root, batch) = tree
             .put_value_set(set, version)
             .map_err(|e| StoreError::Tree(e.to_string()))?;
