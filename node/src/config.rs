@@ -104,7 +104,9 @@ pub struct CheckpointConfig {
     /// in its genesis: every member must use the same.
     pub interval: u64,
     /// How often a member re-gossips its signature of a checkpoint that has
-    /// not reached a quorum yet.
+    /// not reached a quorum yet; also how long a checkpoint whose shares
+    /// make a quorum waits for the members that have not signed before it
+    /// completes without them.
     pub resend_ms: u64,
     /// Re-gossips per checkpoint, at most.
     pub max_resends: u32,

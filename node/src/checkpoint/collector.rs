@@ -6,9 +6,12 @@
 //! - On committing a checkpoint height a member signs the payload of every
 //!   domain of the context and gossips its share; shares of heights the
 //!   node has not committed yet wait (bounded) until it has.
-//! - Incoming shares wait, decoded but unchecked, until there are enough
-//!   for a quorum; then they are checked as one aggregate per domain
-//!   (one pairing check instead of one per share). Only if that fails is
+//! - Incoming shares wait, decoded but unchecked, until every member's
+//!   share is in, or, once a quorum is in but some member's share is
+//!   missing, until the resend tick ([`Collector::settle_waiting`]); then
+//!   they are checked as one aggregate per domain (one pairing check
+//!   instead of one per share, and one a round where checking the quorum
+//!   first and the last share alone took two). Only if that fails is
 //!   each checked on its own, and the bad ones are refused: one bad share
 //!   can never spoil an aggregate. What the collector keeps is a set of
 //!   shares whose sum verifies, which is all a certificate needs; a share
@@ -17,9 +20,9 @@
 //! - Each height is signed by the member set in force there ([`Params`] per
 //!   round): a share that arrives after the set changed is still checked
 //!   against the set that signs its height.
-//! - Once a quorum of members has signed, the shares are aggregated (bitmap
-//!   in the set's member order) into a [`CheckpointRecord`]; each later
-//!   share upgrades it.
+//! - Once the shares checked make a quorum, they are aggregated (bitmap
+//!   in the set's member order) into a [`CheckpointRecord`]; a later share
+//!   (of a member that was away at the tick) upgrades it.
 //! - A member below quorum re-gossips its share on a timer (bounded); a
 //!   member at quorum that sees such a repeat answers with its own share,
 //!   so a member that was briefly away completes too.
@@ -134,7 +137,9 @@ impl Params {
 #[derive(Debug, Default)]
 pub struct Step {
     pub gossip: Option<Share>,
-    pub completed: Option<(CheckpointRecord, u32)>,
+    /// The checkpoint stored, and whether it is the round's first (not
+    /// an upgrade of one stored before).
+    pub completed: Option<(CheckpointRecord, bool)>,
     pub refused: Vec<(u64, MemberId, Refusal)>,
 }
 
@@ -156,6 +161,15 @@ struct Round {
     /// Answers to other members' repeats.
     echoes: u32,
     actions: usize,
+}
+
+impl Round {
+    /// Unchecked shares wait that would make a quorum with the checked
+    /// ones (or add to a stored aggregate).
+    fn waits(&self) -> bool {
+        !self.unchecked.is_empty()
+            && self.shares.len() + self.unchecked.len() >= self.params.set.quorum() as usize
+    }
 }
 
 /// The collector of one context.
@@ -354,7 +368,7 @@ impl Collector {
         } else {
             round.unchecked.insert(index, sigs);
         }
-        let refused = self.settle(share.height);
+        let refused = self.settle(share.height, false);
         Ok(Step {
             gossip: None,
             completed: self.complete(share.height),
@@ -382,15 +396,17 @@ impl Collector {
         }
     }
 
-    /// Checks the round's waiting shares once they can make a quorum (or
-    /// add to a stored one): as one aggregate per domain, and only if that
-    /// fails each on its own. Returns the ones found bad.
-    fn settle(&mut self, height: u64) -> Vec<(u64, MemberId, Refusal)> {
+    /// Checks the round's waiting shares once every member's is in (or,
+    /// with `force`, once they can make a quorum or add to a stored one):
+    /// as one aggregate per domain, and only if that fails each on its
+    /// own. Returns the ones found bad.
+    fn settle(&mut self, height: u64, force: bool) -> Vec<(u64, MemberId, Refusal)> {
         let Some(round) = self.rounds.get_mut(&height) else {
             return Vec::new();
         };
-        let quorum = round.params.set.quorum() as usize;
-        if round.unchecked.is_empty() || round.shares.len() + round.unchecked.len() < quorum {
+        let held = round.shares.len() + round.unchecked.len();
+        let ready = held == round.params.members.len() || (force && round.waits());
+        if round.unchecked.is_empty() || !ready {
             return Vec::new();
         }
         let waiting = std::mem::take(&mut round.unchecked);
@@ -417,7 +433,7 @@ impl Collector {
 
     /// Aggregates the round if it has a quorum and more signers than what
     /// was stored.
-    fn complete(&mut self, height: u64) -> Option<(CheckpointRecord, u32)> {
+    fn complete(&mut self, height: u64) -> Option<(CheckpointRecord, bool)> {
         let round = self.rounds.get_mut(&height)?;
         let quorum = round.params.set.quorum();
         let n = round.shares.len();
@@ -440,6 +456,7 @@ impl Collector {
                 signature: aggregate.to_compressed(),
             });
         }
+        let first_time = round.stored == 0;
         round.stored = n;
         let first = round.payloads.first()?;
         let record = CheckpointRecord {
@@ -450,14 +467,36 @@ impl Collector {
             next_members_hash: first.next_members_hash,
             certificates,
         };
-        Some((record, quorum))
+        Some((record, first_time))
     }
 
-    /// Whether [`Collector::resend`] would gossip anything now or later.
+    /// Whether the resend tick has work: [`Collector::resend`] would
+    /// gossip something now or later, or shares wait for members that
+    /// have not signed ([`Collector::settle_waiting`]).
     pub fn has_unfinished(&self, max: u32) -> bool {
         self.rounds
             .values()
-            .any(|r| r.me.is_some() && r.stored == 0 && r.resends < max)
+            .any(|r| (r.me.is_some() && r.stored == 0 && r.resends < max) || r.waits())
+    }
+
+    /// The resend tick: rounds whose shares make a quorum but wait for
+    /// members that have not signed are checked and completed with the
+    /// shares they have.
+    pub fn settle_waiting(&mut self) -> Vec<Step> {
+        let waiting: Vec<u64> = self
+            .rounds
+            .iter()
+            .filter(|(_, r)| r.waits())
+            .map(|(h, _)| *h)
+            .collect();
+        waiting
+            .into_iter()
+            .map(|h| Step {
+                gossip: None,
+                refused: self.settle(h, true),
+                completed: self.complete(h),
+            })
+            .collect()
     }
 
     /// This node's shares of checkpoints still below quorum, to gossip

@@ -335,13 +335,20 @@ impl Checkpoints {
     }
 
     /// Whether a resend timer is needed (a checkpoint of ours is below
-    /// quorum). Idle contexts arm no timer.
+    /// quorum, or shares wait for members that have not signed). Idle
+    /// contexts arm no timer.
     pub fn wants_tick(&self) -> bool {
         self.collector.has_unfinished(self.max_resends)
     }
 
-    /// The resend timer fired: shares of checkpoints still below quorum.
+    /// The resend timer fired: checkpoints whose shares make a quorum but
+    /// wait for members that have not signed complete with what they have;
+    /// returns this node's shares of checkpoints still below quorum.
     pub fn on_tick(&mut self) -> Vec<Share> {
+        for step in self.collector.settle_waiting() {
+            // Settling gossips nothing.
+            let _ = self.apply(step);
+        }
         self.collector.resend(self.max_resends)
     }
 
@@ -349,7 +356,7 @@ impl Checkpoints {
         for (height, member, error) in &step.refused {
             warn!(context = %self.id, %member, height, %error, "checkpoint share refused when its quorum was checked");
         }
-        if let Some((rec, quorum)) = step.completed {
+        if let Some((rec, first)) = step.completed {
             let ctx = self.id;
             match self.store.put_checkpoint(&ctx, &rec) {
                 Ok(()) => {
@@ -363,7 +370,7 @@ impl Checkpoints {
                             .with_label_values(&[&self.label])
                             .set(i64::from(signers));
                     }
-                    if signers == quorum {
+                    if first {
                         info!(context = %ctx, height = rec.height.0, signers, "checkpoint complete");
                     } else {
                         debug!(context = %ctx, height = rec.height.0, signers, "checkpoint upgraded");

@@ -78,6 +78,22 @@ impl Node {
         self.c.resend(max)
     }
 
+    /// The resend tick: what waiting rounds completed.
+    fn tick(&mut self) -> Vec<Out> {
+        self.c.settle_waiting().into_iter().map(Out::from).collect()
+    }
+
+    /// The one record the tick completed.
+    fn tick_completes(&mut self) -> CheckpointRecord {
+        let mut done: Vec<CheckpointRecord> = self
+            .tick()
+            .into_iter()
+            .filter_map(|o| o.completed)
+            .collect();
+        assert_eq!(done.len(), 1, "one round completes at the tick");
+        done.remove(0)
+    }
+
     fn pending_actions(&self) -> usize {
         self.c.pending_actions()
     }
@@ -150,7 +166,7 @@ fn checkpoint_heights_are_the_interval_and_heights_with_actions() {
 }
 
 #[test]
-fn three_of_four_complete_and_verify_a_fourth_upgrades() {
+fn all_four_complete_together_once_the_last_share_is_in() {
     let (_, mut nodes, shares) = four_signed_at_2();
     assert!(
         commit(&mut nodes[0], 3).gossip.is_none(),
@@ -158,13 +174,31 @@ fn three_of_four_complete_and_verify_a_fourth_upgrades() {
     );
     let c = &mut nodes[0];
     assert!(c.on_share(shares[1].clone()).unwrap().completed.is_none());
-    let rec = c.on_share(shares[2].clone()).unwrap().completed.unwrap();
-    assert_eq!(verify(c.params(), &rec), 3);
+    // A quorum is in, but not every member's share: it waits for the
+    // last (or the tick), to be checked in one aggregate with it.
+    assert!(c.on_share(shares[2].clone()).unwrap().completed.is_none());
+    assert!(c.c.has_unfinished(0), "the tick has work");
+    let rec = c.on_share(shares[3].clone()).unwrap().completed.unwrap();
+    assert_eq!(verify(c.params(), &rec), 4);
     assert_eq!(rec.certificates.len(), 2);
-    let more = c.on_share(shares[3].clone()).unwrap().completed.unwrap();
-    assert_eq!(verify(c.params(), &more), 4);
+    assert!(c.tick().is_empty());
     // Repeats change nothing.
     assert!(c.on_share(shares[3].clone()).unwrap().completed.is_none());
+}
+
+#[test]
+fn three_of_four_complete_at_the_tick_and_a_fourth_upgrades() {
+    let (_, mut nodes, shares) = four_signed_at_2();
+    let c = &mut nodes[0];
+    assert!(c.on_share(shares[1].clone()).unwrap().completed.is_none());
+    assert!(c.on_share(shares[2].clone()).unwrap().completed.is_none());
+    let rec = c.tick_completes();
+    assert_eq!(verify(c.params(), &rec), 3);
+    assert!(!c.c.has_unfinished(2), "complete: nothing to resend");
+    let step = c.c.on_share(shares[3].clone(), None).unwrap();
+    let (more, first) = step.completed.unwrap();
+    assert!(!first, "an upgrade");
+    assert_eq!(verify(c.params(), &more), 4);
 }
 
 #[test]
@@ -177,6 +211,7 @@ fn two_of_four_never_complete() {
     let step = a.on_share(share.clone()).unwrap();
     assert!(step.completed.is_none());
     assert!(a.on_share(share).unwrap().completed.is_none());
+    assert!(a.tick().is_empty(), "no quorum to settle");
     // Below quorum, the member keeps re-gossiping its share, boundedly.
     assert_eq!(a.resend(2).len(), 1);
     assert_eq!(a.resend(2).len(), 1);
@@ -224,11 +259,9 @@ fn bad_and_foreign_shares_are_refused() {
     // bad one waiting, takes its place as the second signer.
     assert!(a.on_share(good).unwrap().completed.is_none());
     let mut d = collector(&ms, 3);
-    let rec = a
-        .on_share(commit(&mut d, 2).gossip.unwrap())
-        .unwrap()
-        .completed
-        .unwrap();
+    let waits = a.on_share(commit(&mut d, 2).gossip.unwrap()).unwrap();
+    assert!(waits.completed.is_none());
+    let rec = a.tick_completes();
     assert_eq!(verify(a.params(), &rec), 3);
 }
 
@@ -243,13 +276,12 @@ fn a_bad_share_in_a_quorum_is_refused_alone_and_the_good_ones_complete() {
         a.on_share(bad).unwrap().refused.is_empty(),
         "waits unchecked"
     );
-    // A quorum's worth: their aggregate fails, each is checked alone, and
-    // only the bad one is refused.
-    let step = a.on_share(shares[3].clone()).unwrap();
-    assert!(step.completed.is_none());
+    assert!(a.on_share(shares[3].clone()).unwrap().refused.is_empty());
+    // Every member's share is in: their aggregate fails, each is checked
+    // alone, only the bad one is refused, and the good ones complete.
+    let step = a.on_share(shares[2].clone()).unwrap();
     assert_eq!(step.refused, vec![(2, ms[1].id, Refusal::BadSignature(1))]);
-    let rec = a.on_share(shares[2].clone()).unwrap().completed.unwrap();
-    assert_eq!(verify(a.params(), &rec), 3);
+    assert_eq!(verify(a.params(), &step.completed.unwrap()), 3);
     // The refused signer's good share still counts.
     let more = a.on_share(shares[1].clone()).unwrap().completed.unwrap();
     assert_eq!(verify(a.params(), &more), 4);
@@ -272,11 +304,14 @@ fn a_node_that_does_not_sign_completes_from_others_shares() {
         .unwrap()
         .completed
         .is_none());
-    let rec = watcher
+    assert!(watcher
         .on_share(shares.next().unwrap())
         .unwrap()
         .completed
-        .unwrap();
+        .is_none());
+    // The fourth member is away: the tick completes with three.
+    assert!(watcher.c.has_unfinished(0), "a watcher's tick has work too");
+    let rec = watcher.tick_completes();
     assert_eq!(verify(watcher.params(), &rec), 3);
 }
 
@@ -346,11 +381,8 @@ fn the_last_height_of_an_epoch_is_a_checkpoint_that_announces_the_next_set() {
         .map(|n| commit(n, 3).gossip.unwrap())
         .collect();
     nodes[0].on_share(shares[1].clone()).unwrap();
-    let rec = nodes[0]
-        .on_share(shares[3].clone())
-        .unwrap()
-        .completed
-        .unwrap();
+    nodes[0].on_share(shares[3].clone()).unwrap();
+    let rec = nodes[0].tick_completes();
     assert_eq!(rec.next_members_hash, params(after, domains()).set.hash());
     assert_eq!(verify(&p, &rec), 3);
 }
@@ -386,8 +418,11 @@ fn a_height_keeps_the_set_that_signs_it_after_the_set_changed() {
         .on_commit(3, ROOT, Hash32::default(), 0, old.clone())
         .gossip
         .unwrap();
-    let (rec, quorum) = a.on_share(share, Some(&new)).unwrap().completed.unwrap();
-    assert_eq!(quorum, 3);
+    assert!(a.on_share(share, Some(&new)).unwrap().completed.is_none());
+    let mut settled = a.settle_waiting();
+    assert_eq!(settled.len(), 1);
+    let (rec, first) = settled.remove(0).completed.unwrap();
+    assert!(first);
     assert_eq!(rec.epoch, 0);
     assert_eq!(verify(&old, &rec), 3);
     // ... but for a height of the new set it is refused.
