@@ -51,7 +51,8 @@ async fn proxy_accepts_a_node_made_checkpoint_and_executes_its_action() -> anyho
         .collect();
     let state_root = Hash32([0x57; 32]);
     let actions_root = Hash32(outbox.root());
-    // Members 1 and 3 commit and gossip; member 0 aggregates (2 is down).
+    // Members 1 and 3 commit and gossip; member 0 aggregates (2 is down,
+    // so the round completes at member 0's resend tick).
     let mut shares = Vec::new();
     for i in [1usize, 3] {
         let step = nodes[i].on_commit(2, state_root, actions_root, 1, params.clone());
@@ -61,15 +62,17 @@ async fn proxy_accepts_a_node_made_checkpoint_and_executes_its_action() -> anyho
         .on_commit(2, state_root, actions_root, 1, params.clone())
         .completed
         .is_none());
-    let mut record = None;
     for s in shares {
-        record = nodes[0]
-            .on_share(s, Some(&params))?
-            .completed
-            .map(|(r, _)| r)
-            .or(record);
+        ensure!(
+            nodes[0].on_share(s, Some(&params))?.completed.is_none(),
+            "a quorum waits for the last member's share or the tick"
+        );
     }
-    let record = record.context("3 of 4 complete the checkpoint")?;
+    let record = nodes[0]
+        .settle_waiting()
+        .into_iter()
+        .find_map(|step| step.completed.map(|(r, _)| r))
+        .context("3 of 4 complete the checkpoint at the tick")?;
     let cert = &record.certificates[0];
     let payload = params.payload(domain, 2, state_root, actions_root);
     let sig = Signature::from_compressed(&cert.signature)?;
