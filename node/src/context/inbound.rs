@@ -178,6 +178,13 @@ impl ContextActor {
         if vote.message.typ != conclave_consensus::mal::VoteType::Precommit {
             return;
         }
+        // The usual late precommit, the slowest member's for the block
+        // decided here, conflicts with nothing this node stored: no need
+        // to read the certificate back.
+        let decided = malachitebft_core_types::NilOrVal::Val(self.record.last_block_hash);
+        if vote.message.height == self.record.height && vote.message.value == decided {
+            return;
+        }
         // A precommit the witness never saw (it decided before that one
         // reached it, or the height is older than its window) is compared
         // with the certificate this node stored.
