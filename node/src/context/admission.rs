@@ -378,6 +378,19 @@ mod tests {
                 MempoolConfig::default(),
             )
         }
+
+        /// The hashes of the txs kept in the store, sorted.
+        fn kept(&self) -> Vec<Hash32> {
+            let mut kept: Vec<Hash32> = self
+                .store
+                .pending_txs(&self.context)
+                .unwrap()
+                .iter()
+                .map(SignedTx::hash)
+                .collect();
+            kept.sort();
+            kept
+        }
     }
 
     #[test]
@@ -411,14 +424,7 @@ mod tests {
         other.tx.args = br#"{"key":"c","value":"3"}"#.to_vec();
         let other = other.tx.sign(&s.key);
         b.committed(Height(2), std::slice::from_ref(&other), &[other.hash()]);
-        let kept: Vec<Hash32> = s
-            .store
-            .pending_txs(&s.context)
-            .unwrap()
-            .iter()
-            .map(SignedTx::hash)
-            .collect();
-        assert_eq!(kept, vec![s.tx(3).hash()]);
+        assert_eq!(s.kept(), vec![s.tx(3).hash()]);
 
         // Another restart gets back only what is still kept.
         let mut c = s.admission();
@@ -444,20 +450,11 @@ mod tests {
             .collect();
         // In the pool, ready for a block, but not acknowledged: not kept.
         assert_eq!(a.pool().len(), 3);
-        assert!(s.store.pending_txs(&s.context).unwrap().is_empty());
+        assert!(s.kept().is_empty());
         a.keep(&txs).unwrap();
-        let kept: Vec<Hash32> = s
-            .store
-            .pending_txs(&s.context)
-            .unwrap()
-            .iter()
-            .map(SignedTx::hash)
-            .collect();
         let mut expected: Vec<Hash32> = txs.iter().map(|(hash, _)| *hash).collect();
         expected.sort();
-        let mut kept = kept;
-        kept.sort();
-        assert_eq!(kept, expected);
+        assert_eq!(s.kept(), expected);
         assert_eq!(s.admission().restore(&s.members).unwrap(), 3);
     }
 

@@ -181,7 +181,7 @@ impl ContextActor {
         // The usual late precommit, the slowest member's for the block
         // decided here, conflicts with nothing this node stored: no need
         // to read the certificate back.
-        let decided = malachitebft_core_types::NilOrVal::Val(self.record.last_block_hash);
+        let decided = conclave_consensus::mal::NilOrVal::Val(self.record.last_block_hash);
         if vote.message.height == self.record.height && vote.message.value == decided {
             return;
         }

@@ -71,6 +71,14 @@ async fn heal(net: &TestNet) {
     }
 }
 
+/// The tip every running node reached, with the same blocks: `load`
+/// returns once each tx committed on the node it went to, and a node may
+/// still be committing the last height.
+async fn agreed_tip(net: &TestNet) -> u64 {
+    converge(net).await;
+    assert_agreement(net).await
+}
+
 /// Waits until every running node is at the highest tip among them.
 async fn converge(net: &TestNet) -> u64 {
     let deadline = Instant::now() + COMMIT_TIMEOUT;
@@ -113,10 +121,7 @@ fn assert_no_equivocation(net: &TestNet) {
 async fn partition_2_2_halts_then_heals_without_fork() {
     let net = fault_net().await;
     load(&net, 4).await;
-    // `load` returns once each tx committed on the node it went to; a
-    // node may still be committing the last height: `before` is everyone's.
-    converge(&net).await;
-    let before = assert_agreement(&net).await;
+    let before = agreed_tip(&net).await;
 
     partition(&net, &[&[0, 1], &[2, 3]]).await;
     let (ca, a) = submit(&net, &net.nodes[0], "left").await;
@@ -141,10 +146,7 @@ async fn partition_2_2_halts_then_heals_without_fork() {
 async fn partition_3_1_majority_continues_minority_catches_up() {
     let net = fault_net().await;
     load(&net, 4).await;
-    // `load` returns once each tx committed on the node it went to; a
-    // node may still be committing the last height: `before` is everyone's.
-    converge(&net).await;
-    let before = assert_agreement(&net).await;
+    let before = agreed_tip(&net).await;
 
     partition(&net, &[&[0, 1, 2], &[3]]).await;
     // The minority's tx waits; the majority commits (its own txs, and
@@ -183,10 +185,7 @@ async fn partition_3_1_majority_continues_minority_catches_up() {
 async fn sigstopped_proposer_is_skipped_then_catches_up() {
     let net = TestNet::start(4).await;
     load(&net, 4).await;
-    // `load` returns once each tx committed on the node it went to; a
-    // node may still be committing the last height: `before` is everyone's.
-    converge(&net).await;
-    let before = assert_agreement(&net).await;
+    let before = agreed_tip(&net).await;
 
     // The proposer of the next height's first round.
     let members: Vec<_> = net.nodes.iter().map(|n| n.keys().member_id()).collect();
