@@ -1,6 +1,6 @@
 //! The per-tx and per-signature pieces a validator repeats on every height:
 //! a tx's signature check (alone and in a pushed batch), sealing and opening what members send each
-//! other, and making a signature durable (the WAL and the sign guard, with
+//! other, a block's state tree update, and making a signature durable (the WAL and the sign guard, with
 //! their fsyncs overlapped, as the node does, and one after the other).
 //! `cargo bench -p conclave-node --bench hot`. The durable cases measure
 //! this machine's disk as much as the code.
@@ -166,9 +166,57 @@ fn checkpoint_share(c: &mut Criterion) {
     });
 }
 
+/// A block's state tree update (the JMT part of execution, nothing
+/// written): 300 `set`s, 100 of them over held keys, into a context of
+/// 10,000 keys; in one pass (only sets) and key by key (a removal among
+/// them takes that path).
+fn state_tree_update(c: &mut Criterion) {
+    use conclave_node::store::{app_key, ContextRecord, Genesis, StorageKey, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
+    let genesis = Genesis {
+        app_hash: Hash32([4; 32]),
+        members: Vec::new(),
+        created_at_ms: 0,
+        salt: Hash32([9; 32]),
+        anchors: Vec::new(),
+        checkpoint_interval: 10,
+    };
+    let ctx = genesis.context_id();
+    let state = store.state(ctx);
+    let value = |i: u32| Some(format!("value {i}").into_bytes());
+    let held = (0..10_000u32).map(|i| (app_key(format!("key {i}").as_bytes()), value(i)));
+    let (state_root, tree) = state.compute_update(held.collect::<Vec<_>>(), 0).unwrap();
+    let record = ContextRecord {
+        id: ctx,
+        genesis,
+        height: Height(0),
+        last_block_hash: Hash32::default(),
+        state_root,
+        last_time_ms: 0,
+    };
+    store.create_context(&record, &tree).unwrap();
+    let sets: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..300u32)
+        .map(|i| {
+            let key = if i < 100 { i * 97 } else { 20_000 + i };
+            (app_key(format!("key {key}").as_bytes()), value(i + 1))
+        })
+        .collect();
+    c.bench_function(
+        "state tree update, 300 sets into 10,000 keys (one pass)",
+        |b| b.iter(|| state.compute_update(sets.clone(), 1).unwrap()),
+    );
+    let mut with_removal = sets.clone();
+    with_removal.push((app_key(b"key 5"), None));
+    c.bench_function(
+        "state tree update, 300 sets and a removal into 10,000 keys (key by key)",
+        |b| b.iter(|| state.compute_update(with_removal.clone(), 1).unwrap()),
+    );
+}
+
 criterion_group! {
     name = hot;
     config = Criterion::default().sample_size(30);
-    targets = tx_verify, seal_open, durable_signature, checkpoint_share
+    targets = tx_verify, seal_open, durable_signature, checkpoint_share, state_tree_update
 }
 criterion_main!(hot);
