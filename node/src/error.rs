@@ -101,6 +101,7 @@ impl Error {
             Self::Wal(e) => matches!(e, WalError::Io { .. } | WalError::Poisoned),
             Self::SignGuard(e) => matches!(e, SignGuardError::Io { .. }),
             Self::Store(StoreError::Db(e)) => e.kind() == rocksdb::ErrorKind::IOError,
+            Self::Store(StoreError::SyncLost | StoreError::CommitNotDurable(_)) => true,
             Self::Engine(conclave_consensus::Error::SignRefused(SignRefusal::Persist(_))) => true,
             _ => false,
         }

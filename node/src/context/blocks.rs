@@ -258,14 +258,13 @@ impl Blocks {
 }
 
 /// Writes a decided block with its certificate, receipts, actions, state
-/// and the new tip in one batch, synced if `durable` (see
-/// [`CommitBatch::durable`]); returns the new tip's record.
+/// and the new tip in one batch, unsynced (the caller makes it durable:
+/// see [`CommitBatch::durable`]); returns the new tip's record.
 pub(super) fn write_commit(
     store: &Store,
     record: &ContextRecord,
     decided: &Proposed,
     cert: &Certificate,
-    durable: bool,
 ) -> Result<ContextRecord> {
     let (block, executed) = (&decided.block, &decided.executed);
     let mut next = record.clone();
@@ -282,7 +281,7 @@ pub(super) fn write_commit(
         receipts: &executed.receipts,
         actions: &executed.actions,
         tree: &executed.tree,
-        durable,
+        durable: false,
     })?;
     crate::failpoint::hit("after_commit");
     Ok(next)

@@ -51,16 +51,10 @@ impl ContextActor {
         let next = self.next_height();
         self.check_disk()?;
         self.running = true;
-        let entries = {
-            let mut parts = self.log.lock();
-            if parts.wal.height() == next {
-                parts.wal.entries_for(next)
-            } else {
-                // The previous height is committed: rotate the log.
-                parts.wal.start_height(next)?;
-                Vec::new()
-            }
-        };
+        // Entries of `next` mean a restart. Otherwise the previous height
+        // is committed, and the first record of `next` moves the log to
+        // it, once that commit is durable (`LogParts::write`).
+        let entries = self.log.lock().wal.entries_for(next);
         let restart = !entries.is_empty();
         if restart {
             let candidates = self.deps.store.pending_blocks(&self.id(), next)?;
@@ -97,7 +91,7 @@ impl ContextActor {
             if let Output::WalAppend(height, input) = &output {
                 // Group commit: written now, synced before the next output
                 // that leaves the node.
-                self.log.lock().wal.write(*height, input)?;
+                self.log.lock().write(*height, input)?;
                 crate::failpoint::hit("wal_write");
                 continue;
             }
@@ -114,7 +108,7 @@ impl ContextActor {
             // refused by the guard and the round lost. Syncing before every
             // output cost five fsyncs per height and member where three do.
             if needs_durable_log(&output) {
-                self.log.lock().wal.sync()?;
+                self.log.lock().sync()?;
                 if let Some(sync) = self.proposal_sync.take() {
                     sync.wait()?;
                 }
@@ -175,7 +169,7 @@ impl ContextActor {
             }
             Output::Decide(cert) => {
                 debug!(context = %self.id(), height = cert.height.0, round = %cert.round, "decided");
-                self.commit(&cert, true)?
+                self.commit(&cert, CommitSync::Alongside)?
             }
             Output::Finalize { evidence, .. } => {
                 self.keep_evidence(evidence);
@@ -308,10 +302,9 @@ impl ContextActor {
             .validate(&ex, &self.admission, block, proposer, members_hash, now_ms)
     }
 
-    /// Commits a decided height (synced unless `durable` is false: see
-    /// [`crate::store::CommitBatch::durable`]); then the mempool,
-    /// checkpoints, the roster, metrics and subscribers follow.
-    pub(super) fn commit(&mut self, cert: &Certificate, durable: bool) -> Result<()> {
+    /// Commits a decided height, made durable as `sync` says; then the
+    /// mempool, checkpoints, the roster, metrics and subscribers follow.
+    pub(super) fn commit(&mut self, cert: &Certificate, sync: CommitSync) -> Result<()> {
         self.check_disk()?;
         let Some(decided) = self.blocks.take(&cert.value_id) else {
             return Err(Error::Missing(format!(
@@ -319,8 +312,11 @@ impl ContextActor {
                 cert.value_id, cert.height
             )));
         };
-        self.record =
-            super::blocks::write_commit(&self.deps.store, &self.record, &decided, cert, durable)?;
+        self.record = super::blocks::write_commit(&self.deps.store, &self.record, &decided, cert)?;
+        if let CommitSync::Alongside = sync {
+            let sync = self.deps.store.sync_log_alongside();
+            self.log.lock().commit_syncing(sync)?;
+        }
         let (block, executed) = (&decided.block, &decided.executed);
         let hashes = &decided.tx_hashes;
         self.admission
@@ -473,4 +469,15 @@ impl ContextActor {
 /// before this node's proposal leaves it (see `ContextActor::perform`).
 fn needs_durable_log(output: &Output) -> bool {
     matches!(output, Output::Publish(SignedConsensusMsg::Proposal(_)))
+}
+
+/// How a commit, written unsynced, becomes durable.
+pub(super) enum CommitSync {
+    /// Its sync starts at once, on another thread, and completes before
+    /// anything of the next height becomes durable in the WAL or the sign
+    /// guard ([`crate::wal::LogParts::commit_syncing`]): off the path of a
+    /// height, with the same states on disk after a crash.
+    Alongside,
+    /// The caller syncs the store once after several commits (catch-up).
+    ByCaller,
 }

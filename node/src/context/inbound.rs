@@ -354,7 +354,7 @@ impl ContextActor {
             if self.validate_decided(block, proposer) != Validity::Valid {
                 break;
             }
-            self.commit(&cert, false)?;
+            self.commit(&cert, super::height::CommitSync::ByCaller)?;
             self.check_own_signatures(std::slice::from_ref(&stored));
             applied += 1;
         }

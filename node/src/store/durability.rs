@@ -31,3 +31,11 @@ impl LogSync {
         self.0.wait().unwrap_or(Err(super::StoreError::SyncLost))
     }
 }
+
+#[cfg(test)]
+impl LogSync {
+    /// A "sync" that is `job`, run on another thread.
+    pub(crate) fn from_job(job: impl FnOnce() -> Result<()> + Send + 'static) -> Self {
+        LogSync(crate::alongside::start("test-sync", job))
+    }
+}

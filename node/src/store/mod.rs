@@ -38,9 +38,12 @@
 //!
 //! A decided block, its certificate, its receipts, its outbox, its state
 //! changes and the new tip are written in one write batch: after a crash either
-//! all of a height is there or none of it. The batch is synced, except for
-//! the blocks of a catch-up answer, which are synced together once after
-//! the last of them (`CommitBatch::durable`, `Store::sync_log`).
+//! all of a height is there or none of it. A context writes it unsynced
+//! and syncs the log alongside the next height (`Store::sync_log_alongside`,
+//! waited for before anything of that height is durable in its WAL or sign
+//! guard: `wal::LogParts`); the blocks of a catch-up answer are synced
+//! together once after the last of them (`CommitBatch::durable`,
+//! `Store::sync_log`).
 
 mod check;
 mod checkpoints;
@@ -89,6 +92,10 @@ pub enum StoreError {
     /// not be durable.
     #[error("the log sync did not complete")]
     SyncLost,
+    /// The sync of a commit written unsynced failed: the commit may not
+    /// survive a crash, so nothing of a later height may become durable.
+    #[error("a commit could not be made durable: {0}")]
+    CommitNotDurable(String),
     #[error("cannot encode a record for {cf}: {msg}")]
     Encode { cf: &'static str, msg: String },
     #[error("storage key does not match this database (home/keys/storage.key is not the key it was written under, or the check record is damaged)")]

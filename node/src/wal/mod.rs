@@ -306,7 +306,9 @@ impl Wal {
 
     /// Starts `height`: keeps the log if it already holds `height` (a
     /// restart), otherwise moves it to `height`, in place. Call only once
-    /// the previous height's block is durable.
+    /// the previous height's block is durable ([`LogParts::write`] moves
+    /// the log with the new height's first record, after the commit's
+    /// sync).
     ///
     /// Usually only the header changes: it names `height` and the end of
     /// the file as where `height`'s records start, and the older heights'

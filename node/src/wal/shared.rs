@@ -1,19 +1,78 @@
 //! A context's WAL and sign guard behind one lock: the context actor appends
 //! the engine's `WalAppend` outputs through it, and the engine consults it,
 //! as its [`SignPolicy`], before every signature.
+//!
+//! A decided height is committed to the store unsynced, and the store's
+//! sync runs alongside the start of the next height
+//! ([`LogParts::commit_syncing`]): nothing of a later height becomes
+//! durable here (no WAL record written, no signature recorded) before that
+//! sync completed. So on disk the log and the guard never run ahead of the
+//! store's last durable commit, the same states a crash just before a
+//! synced commit left, while the sync leaves the path of a height.
 
 use std::sync::Arc;
 
 use conclave_consensus::sign_policy::{SignPolicy, SignRefusal, SignRequest, WalEntry};
+use conclave_consensus::wal_codec::WalInput;
+use conclave_consensus::Height;
 use parking_lot::{Mutex, MutexGuard};
 
 use super::Wal;
 use crate::sign_guard::SignGuard;
+use crate::store::{LogSync, StoreError};
 
 /// The durable consensus state of one context.
 pub struct LogParts {
     pub wal: Wal,
     pub guard: SignGuard,
+    /// The store's sync of the last commit, if still unobserved.
+    commit_sync: Option<LogSync>,
+    /// A commit's sync failed: that commit may be lost, so nothing later
+    /// may become durable until the context reopens its log (storage
+    /// fault recovery builds new parts).
+    sync_failed: Option<String>,
+}
+
+impl LogParts {
+    /// Hands over the sync of a commit just written unsynced; an earlier
+    /// one still unobserved is waited for first.
+    pub fn commit_syncing(&mut self, sync: LogSync) -> Result<(), StoreError> {
+        self.settle()?;
+        self.commit_sync = Some(sync);
+        Ok(())
+    }
+
+    /// Waits for the last commit's sync; fails, now and from then on, if
+    /// it failed.
+    pub fn settle(&mut self) -> Result<(), StoreError> {
+        if let Some(reason) = &self.sync_failed {
+            return Err(StoreError::CommitNotDurable(reason.clone()));
+        }
+        let Some(sync) = self.commit_sync.take() else {
+            return Ok(());
+        };
+        sync.wait().map_err(|e| {
+            let reason = e.to_string();
+            self.sync_failed = Some(reason.clone());
+            StoreError::CommitNotDurable(reason)
+        })
+    }
+
+    /// Writes `input` to the WAL unsynced (group commit); the first record
+    /// of a later height (the one that moves the log to it) waits for the
+    /// last commit to be durable.
+    pub fn write(&mut self, height: Height, input: &WalInput) -> crate::Result<()> {
+        if height > self.wal.height() {
+            self.settle()?;
+        }
+        Ok(self.wal.write(height, input)?)
+    }
+
+    /// Makes the WAL durable, after the last commit.
+    pub fn sync(&mut self) -> crate::Result<()> {
+        self.settle()?;
+        Ok(self.wal.sync()?)
+    }
 }
 
 /// A cheap, cloneable handle on a context's [`LogParts`].
@@ -22,7 +81,12 @@ pub struct SharedLog(Arc<Mutex<LogParts>>);
 
 impl SharedLog {
     pub fn new(wal: Wal, guard: SignGuard) -> Self {
-        Self(Arc::new(Mutex::new(LogParts { wal, guard })))
+        Self(Arc::new(Mutex::new(LogParts {
+            wal,
+            guard,
+            commit_sync: None,
+            sync_failed: None,
+        })))
     }
 
     pub fn lock(&self) -> MutexGuard<'_, LogParts> {
@@ -42,15 +106,21 @@ impl SignPolicy for SharedLog {
         log_first: &[WalEntry],
     ) -> Result<(), SignRefusal> {
         let mut parts = self.0.lock();
-        let LogParts { wal, guard } = &mut *parts;
-        let persist = |e: super::WalError| SignRefusal::Persist(e.to_string());
+        let refusal = |e: &dyn std::fmt::Display| SignRefusal::Persist(e.to_string());
+        // The guard records nothing before the last commit is durable.
+        parts.settle().map_err(|e| refusal(&e))?;
         for (height, input) in log_first {
-            wal.write(*height, input).map_err(persist)?;
+            parts.write(*height, input).map_err(|e| refusal(&e))?;
         }
+        let LogParts { wal, guard, .. } = &mut *parts;
         // Both the log and the guard are durable before the signature is
         // released; their fsyncs overlap.
-        guard.check_and_record_alongside(request, || wal.sync().map_err(persist))?;
+        guard.check_and_record_alongside(request, || wal.sync().map_err(|e| refusal(&e)))?;
         crate::failpoint::hit("sign_recorded");
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "shared_tests.rs"]
+mod tests;
