@@ -1,7 +1,7 @@
 //! The per-tx and per-signature pieces a validator repeats on every height:
 //! a tx's signature check (alone and in a pushed batch), sealing and opening what members send each
-//! other, a block's state tree update, and making a signature durable (the WAL and the sign guard, with
-//! their fsyncs overlapped, as the node does, and one after the other).
+//! other, a block's state tree update, its commit batch, and making a signature durable (the WAL and
+//! the sign guard, with their fsyncs overlapped, as the node does, and one after the other).
 //! `cargo bench -p conclave-node --bench hot`. The durable cases measure
 //! this machine's disk as much as the code.
 
@@ -214,9 +214,163 @@ fn state_tree_update(c: &mut Criterion) {
     );
 }
 
+/// A decided block's commit batch (`Store::commit`): 300 txs with their
+/// records, receipts and one action each, the certificate of four members,
+/// and the block's state tree update of 300 `set`s; written unsynced, as a
+/// validator commits (its sync runs alongside the next height), and
+/// synced. Each iteration commits the next height; building the batch is
+/// not measured.
+fn commit_batch(c: &mut Criterion) {
+    use conclave_consensus::codec::StoredCertificate;
+    use conclave_consensus::context::Sig;
+    use conclave_consensus::{Block, BlockHeader};
+    use conclave_node::store::{
+        app_key, ActionRecord, CommitBatch, ContextRecord, Genesis, Receipt, StorageKey, Store,
+        TxStatus,
+    };
+    use criterion::BatchSize;
+    use jmt::storage::TreeUpdateBatch;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
+    let genesis = Genesis {
+        app_hash: Hash32([4; 32]),
+        members: Vec::new(),
+        created_at_ms: 0,
+        salt: Hash32([9; 32]),
+        anchors: Vec::new(),
+        checkpoint_interval: 10,
+    };
+    let ctx = genesis.context_id();
+    let state = store.state(ctx);
+    let (state_root, tree) = state.compute_update(Vec::new(), 0).unwrap();
+    let mut record = ContextRecord {
+        id: ctx,
+        genesis,
+        height: Height(0),
+        last_block_hash: Hash32::default(),
+        state_root,
+        last_time_ms: 0,
+    };
+    store.create_context(&record, &tree).unwrap();
+    let sender = MemberId([3; 32]);
+    struct Batch {
+        record: ContextRecord,
+        block: Block,
+        hashes: Vec<Hash32>,
+        certificate: StoredCertificate,
+        receipts: Vec<Receipt>,
+        actions: Vec<ActionRecord>,
+        tree: TreeUpdateBatch,
+    }
+    // The next height's batch, on the committed state.
+    let next = |record: &mut ContextRecord| {
+        let h = record.height.0 + 1;
+        let txs: Vec<SignedTx> = (0..300u64)
+            .map(|i| SignedTx {
+                tx: Tx {
+                    context_id: ctx,
+                    sender,
+                    nonce: h * 300 + i,
+                    method: "set".into(),
+                    args: format!("{{\"key\":\"k{i}\",\"value\":\"v{h}\"}}").into_bytes(),
+                },
+                signature: [7; 64],
+            })
+            .collect();
+        let sets = (0..300u64).map(|i| {
+            let key = app_key(format!("k{}", (h * 7 + i) % 10_000).as_bytes());
+            (key, Some(format!("v{h}").into_bytes()))
+        });
+        let (state_root, tree) = state.compute_update(sets.collect::<Vec<_>>(), h).unwrap();
+        let block = Block {
+            header: BlockHeader {
+                context_id: ctx,
+                height: Height(h),
+                parent_hash: record.last_block_hash,
+                time_ms: h,
+                proposer: sender,
+                txs_root: Hash32::default(),
+                state_root,
+                actions_root: Hash32::default(),
+                members_hash: Hash32::default(),
+            },
+            txs,
+        };
+        let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
+        let receipts = hashes
+            .iter()
+            .map(|_| Receipt {
+                status: TxStatus::Ok,
+                output: b"ok".to_vec(),
+                error: None,
+                events: vec![("set".into(), b"k".to_vec())],
+                actions: vec![b"pay".to_vec()],
+                fuel_used: 1_000,
+            })
+            .collect();
+        let actions = hashes
+            .iter()
+            .map(|tx| ActionRecord {
+                id: tx.0,
+                request: b"pay".to_vec(),
+                tx: *tx,
+            })
+            .collect();
+        let certificate = StoredCertificate {
+            height: Height(h),
+            round: 0,
+            block_hash: block.hash(),
+            signatures: (0..4u8)
+                .map(|m| (MemberId([m; 32]), Sig([m; 64])))
+                .collect(),
+        };
+        record.height = Height(h);
+        record.last_block_hash = block.hash();
+        record.state_root = state_root;
+        Batch {
+            record: record.clone(),
+            block,
+            hashes,
+            certificate,
+            receipts,
+            actions,
+            tree,
+        }
+    };
+    let mut bench = |name: &str, durable: bool| {
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || next(&mut record),
+                |batch| {
+                    store
+                        .commit(CommitBatch {
+                            record: &batch.record,
+                            block: &batch.block,
+                            tx_hashes: &batch.hashes,
+                            certificate: &batch.certificate,
+                            receipts: &batch.receipts,
+                            actions: &batch.actions,
+                            tree: &batch.tree,
+                            durable,
+                        })
+                        .unwrap()
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    };
+    bench(
+        "commit batch, 300 txs (unsynced, as a validator commits)",
+        false,
+    );
+    bench("commit batch, 300 txs (synced)", true);
+}
+
 criterion_group! {
     name = hot;
     config = Criterion::default().sample_size(30);
-    targets = tx_verify, seal_open, durable_signature, checkpoint_share, state_tree_update
+    targets = tx_verify, seal_open, durable_signature, checkpoint_share, state_tree_update,
+        commit_batch
 }
 criterion_main!(hot);
