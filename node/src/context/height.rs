@@ -306,6 +306,9 @@ impl ContextActor {
     /// mempool, checkpoints, the roster, metrics and subscribers follow.
     pub(super) fn commit(&mut self, cert: &Certificate, sync: CommitSync) -> Result<()> {
         self.check_disk()?;
+        // The previous commit's sync, if still unobserved, has to have
+        // succeeded before this one is written.
+        self.log.lock().settle()?;
         let Some(decided) = self.blocks.take(&cert.value_id) else {
             return Err(Error::Missing(format!(
                 "the decided block {} of height {}",

@@ -35,7 +35,8 @@ pub struct LogParts {
 
 impl LogParts {
     /// Hands over the sync of a commit just written unsynced; an earlier
-    /// one still unobserved is waited for first.
+    /// one still unobserved is waited for first (the actor settles before
+    /// it writes a commit, so that this finds none).
     pub fn commit_syncing(&mut self, sync: LogSync) -> Result<(), StoreError> {
         self.settle()?;
         self.commit_sync = Some(sync);
