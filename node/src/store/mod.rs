@@ -92,8 +92,7 @@ pub enum StoreError {
     /// not be durable.
     #[error("the log sync did not complete")]
     SyncLost,
-    /// The sync of a commit written unsynced failed: the commit may not
-    /// survive a crash, so nothing of a later height may become durable.
+    /// A commit's sync failed: nothing of a later height may be durable.
     #[error("a commit could not be made durable: {0}")]
     CommitNotDurable(String),
     #[error("cannot encode a record for {cf}: {msg}")]
