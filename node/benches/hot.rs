@@ -166,14 +166,16 @@ fn checkpoint_share(c: &mut Criterion) {
     });
 }
 
-/// A block's state tree update (the JMT part of execution, nothing
-/// written): 300 `set`s, 100 of them over held keys, into a context of
-/// 10,000 keys; in one pass (only sets) and key by key (a removal among
-/// them takes that path).
-fn state_tree_update(c: &mut Criterion) {
+/// A store holding one context whose state is 10,000 keys, `key 0` to
+/// `key 9999`, at height 0.
+fn context_of_10k_keys(
+    dir: &std::path::Path,
+) -> (
+    conclave_node::store::Store,
+    conclave_node::store::ContextRecord,
+) {
     use conclave_node::store::{app_key, ContextRecord, Genesis, StorageKey, Store};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
+    let store = Store::open(dir, &StorageKey::random()).unwrap();
     let genesis = Genesis {
         app_hash: Hash32([4; 32]),
         members: Vec::new(),
@@ -182,13 +184,16 @@ fn state_tree_update(c: &mut Criterion) {
         anchors: Vec::new(),
         checkpoint_interval: 10,
     };
-    let ctx = genesis.context_id();
-    let state = store.state(ctx);
-    let value = |i: u32| Some(format!("value {i}").into_bytes());
-    let held = (0..10_000u32).map(|i| (app_key(format!("key {i}").as_bytes()), value(i)));
-    let (state_root, tree) = state.compute_update(held.collect::<Vec<_>>(), 0).unwrap();
+    let held = (0..10_000u32).map(|i| {
+        let value = format!("value {i}").into_bytes();
+        (app_key(format!("key {i}").as_bytes()), Some(value))
+    });
+    let (state_root, tree) = store
+        .state(genesis.context_id())
+        .compute_update(held.collect::<Vec<_>>(), 0)
+        .unwrap();
     let record = ContextRecord {
-        id: ctx,
+        id: genesis.context_id(),
         genesis,
         height: Height(0),
         last_block_hash: Hash32::default(),
@@ -196,10 +201,25 @@ fn state_tree_update(c: &mut Criterion) {
         last_time_ms: 0,
     };
     store.create_context(&record, &tree).unwrap();
+    (store, record)
+}
+
+/// A block's state tree update (the JMT part of execution, nothing
+/// written): 300 `set`s, 100 of them over held keys, into a context of
+/// 10,000 keys; in one pass (only sets) and key by key (a removal among
+/// them takes that path).
+fn state_tree_update(c: &mut Criterion) {
+    use conclave_node::store::app_key;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, record) = context_of_10k_keys(dir.path());
+    let state = store.state(record.id);
     let sets: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..300u32)
         .map(|i| {
             let key = if i < 100 { i * 97 } else { 20_000 + i };
-            (app_key(format!("key {key}").as_bytes()), value(i + 1))
+            (
+                app_key(format!("key {key}").as_bytes()),
+                Some(format!("value {}", i + 1).into_bytes()),
+            )
         })
         .collect();
     c.bench_function(
@@ -216,43 +236,24 @@ fn state_tree_update(c: &mut Criterion) {
 
 /// A decided block's commit batch (`Store::commit`): 300 txs with their
 /// records, receipts and one action each, the certificate of four members,
-/// and the block's state tree update of 300 `set`s; written unsynced, as a
-/// validator commits (its sync runs alongside the next height), and
-/// synced. Each iteration commits the next height; building the batch is
-/// not measured.
+/// and the block's state tree update of 300 `set`s over a context of
+/// 10,000 keys; written unsynced, as a validator commits (its sync runs
+/// alongside the next height), and synced. Each iteration commits the
+/// next height; building the batch is not measured.
 fn commit_batch(c: &mut Criterion) {
     use conclave_consensus::codec::StoredCertificate;
     use conclave_consensus::context::Sig;
     use conclave_consensus::{Block, BlockHeader};
     use conclave_node::store::{
-        app_key, ActionRecord, CommitBatch, ContextRecord, Genesis, Receipt, StorageKey, Store,
-        TxStatus,
+        app_key, ActionRecord, CommitBatch, ContextRecord, Receipt, TxStatus,
     };
     use criterion::BatchSize;
     use jmt::storage::TreeUpdateBatch;
 
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
-    let genesis = Genesis {
-        app_hash: Hash32([4; 32]),
-        members: Vec::new(),
-        created_at_ms: 0,
-        salt: Hash32([9; 32]),
-        anchors: Vec::new(),
-        checkpoint_interval: 10,
-    };
-    let ctx = genesis.context_id();
+    let (store, mut record) = context_of_10k_keys(dir.path());
+    let ctx = record.id;
     let state = store.state(ctx);
-    let (state_root, tree) = state.compute_update(Vec::new(), 0).unwrap();
-    let mut record = ContextRecord {
-        id: ctx,
-        genesis,
-        height: Height(0),
-        last_block_hash: Hash32::default(),
-        state_root,
-        last_time_ms: 0,
-    };
-    store.create_context(&record, &tree).unwrap();
     let sender = MemberId([3; 32]);
     struct Batch {
         record: ContextRecord,
@@ -279,7 +280,7 @@ fn commit_batch(c: &mut Criterion) {
             })
             .collect();
         let sets = (0..300u64).map(|i| {
-            let key = app_key(format!("k{}", (h * 7 + i) % 10_000).as_bytes());
+            let key = app_key(format!("key {}", (h * 7 + i) % 10_000).as_bytes());
             (key, Some(format!("v{h}").into_bytes()))
         });
         let (state_root, tree) = state.compute_update(sets.collect::<Vec<_>>(), h).unwrap();
