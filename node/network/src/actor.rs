@@ -21,7 +21,7 @@ use crate::config::NetworkConfig;
 use crate::error::{Error, Result};
 use crate::identity::{self, keypair_from_secret, member_of, peer_id_of, topic_of};
 use crate::ingress::{Message, NetworkEvent, NetworkHandle};
-use crate::lanes::{self, Inbound, Lane, Links};
+use crate::lanes::{self, Inbound, Lane, Links, Queued};
 use crate::metrics::{Counter, Metrics};
 use crate::redial::Redialer;
 
@@ -369,15 +369,16 @@ impl Actor {
             });
         }
         let topic = joined.topic.clone();
-        let (direct, others) = self.send_direct(context, &data);
-        if others > 0 && direct == others {
+        let direct = self.send_direct(context, &data);
+        if direct.others > 0 && direct.streaming == direct.others {
             // Every other member was reached straight: gossip would only
-            // send each a second copy. It relays when a link is down.
+            // send each a second copy. It relays when a link is down or
+            // still opening.
             return Ok(());
         }
         match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
             Ok(_) => Ok(()),
-            Err(PublishError::NoPeersSubscribedToTopic) if direct > 0 => Ok(()),
+            Err(PublishError::NoPeersSubscribedToTopic) if direct.queued > 0 => Ok(()),
             Err(PublishError::NoPeersSubscribedToTopic) => {
                 self.metrics.inc(Counter::PublishNoPeers);
                 Err(Error::NoPeers(context))
@@ -392,13 +393,13 @@ impl Actor {
     }
 
     /// Sends a consensus message straight to each connected member of
-    /// `context` (see `Behaviour::direct`); returns to how many, and how
-    /// many other members there are.
-    fn send_direct(&mut self, context: ContextId, data: &[u8]) -> (usize, usize) {
+    /// `context` (see `Behaviour::direct`).
+    fn send_direct(&mut self, context: ContextId, data: &[u8]) -> Direct {
+        let mut direct = Direct::default();
         let Some(joined) = self.contexts.get(&context) else {
-            return (0, 0);
+            return direct;
         };
-        let others = joined.peers.len();
+        direct.others = joined.peers.len();
         let peers: Vec<PeerId> = joined
             .peers
             .iter()
@@ -406,13 +407,19 @@ impl Actor {
             .filter(|p| self.swarm.is_connected(p))
             .collect();
         let Some(frame) = crate::codec::encode_request(&context, data).map(Arc::new) else {
-            return (0, others);
+            return direct;
         };
-        let sent = peers
-            .iter()
-            .filter(|peer| self.links.send(**peer, Lane::Direct, frame.clone()))
-            .count();
-        (sent, others)
+        for peer in peers {
+            match self.links.send(peer, Lane::Direct, frame.clone()) {
+                Queued::Streaming => {
+                    direct.streaming += 1;
+                    direct.queued += 1;
+                }
+                Queued::Opening => direct.queued += 1,
+                Queued::Dropped => {}
+            }
+        }
+        direct
     }
 
     fn push(&mut self, context: ContextId, data: Vec<u8>) -> Result<usize> {
@@ -441,7 +448,7 @@ impl Actor {
         };
         let sent = peers
             .iter()
-            .filter(|peer| self.links.send(**peer, Lane::Push, frame.clone()))
+            .filter(|peer| self.links.send(**peer, Lane::Push, frame.clone()) != Queued::Dropped)
             .count();
         self.metrics
             .add(Counter::PushesSent, u64::try_from(sent).unwrap_or(u64::MAX));
@@ -508,6 +515,17 @@ impl Actor {
             debug!(%error, "application event queue full; event dropped");
         }
     }
+}
+
+/// Where a consensus message sent straight to the members went.
+#[derive(Default)]
+struct Direct {
+    /// Other members of the context.
+    others: usize,
+    /// Queued on a stream already open.
+    streaming: usize,
+    /// Queued at all (open streams and streams being opened).
+    queued: usize,
 }
 
 #[cfg(test)]

@@ -18,10 +18,15 @@
 //! - queues are bounded: a full outbound queue drops the message and counts
 //!   it (the direct lane then falls back to gossip), an inbound reader waits
 //!   for the actor, which backs the sender up through flow control;
+//! - a stream being opened queues what is sent meanwhile, but the direct
+//!   lane does not count it as reached ([`Queued::Opening`]): gossip carries
+//!   a copy too, as an open can hang until its timeout and then fail with
+//!   everything queued (the receiver delivers one of the two copies);
 //! - a stream that fails is dropped with what it held; the next message
 //!   opens a new one. A closed connection drops its peer's streams.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -74,12 +79,31 @@ pub(crate) struct Inbound {
     pub(crate) refusals: mpsc::Sender<RefuseReason>,
 }
 
+/// What came of queueing a frame for a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// On a stream that is open.
+    Streaming,
+    /// For a stream still being opened: it goes out once the stream is
+    /// open, and is lost if it never opens (the open can take up to its
+    /// timeout, as when the connection underneath is dying).
+    Opening,
+    /// Not queued: the queue is full or its stream has failed.
+    Dropped,
+}
+
+/// One outbound stream: its queue, and whether the stream is open yet.
+struct Link {
+    queue: mpsc::Sender<Arc<Vec<u8>>>,
+    open: Arc<AtomicBool>,
+}
+
 /// The outbound streams, held by the actor.
 pub(crate) struct Links {
     control: Control,
     metrics: Arc<Metrics>,
     open_timeout: Duration,
-    links: HashMap<(PeerId, Lane), mpsc::Sender<Arc<Vec<u8>>>>,
+    links: HashMap<(PeerId, Lane), Link>,
 }
 
 impl Links {
@@ -92,23 +116,26 @@ impl Links {
         }
     }
 
-    /// Queues an encoded frame ([`codec::encode_request`]) for `peer`;
-    /// whether it was queued. A stream that has failed is replaced.
-    pub(crate) fn send(&mut self, peer: PeerId, lane: Lane, frame: Arc<Vec<u8>>) -> bool {
+    /// Queues an encoded frame ([`codec::encode_request`]) for `peer`,
+    /// and says on what. A stream that has failed is replaced.
+    pub(crate) fn send(&mut self, peer: PeerId, lane: Lane, frame: Arc<Vec<u8>>) -> Queued {
         let link = match self.links.get(&(peer, lane)) {
-            Some(link) if !link.is_closed() => link,
+            Some(link) if !link.queue.is_closed() => link,
             _ => {
                 let link = open(&self.control, &self.metrics, self.open_timeout, peer, lane);
                 self.links.insert((peer, lane), link);
                 &self.links[&(peer, lane)]
             }
         };
-        if link.try_send(frame).is_err() {
+        if link.queue.try_send(frame).is_err() {
             debug!(%peer, ?lane, "stream queue full or stream gone; message dropped");
             self.metrics.inc(Counter::PushesFailed);
-            return false;
+            return Queued::Dropped;
         }
-        true
+        match link.open.load(Ordering::Acquire) {
+            true => Queued::Streaming,
+            false => Queued::Opening,
+        }
     }
 
     /// Drops the streams to a peer that is no longer connected.
@@ -117,17 +144,19 @@ impl Links {
     }
 }
 
-/// Starts the writer of a new outbound stream; returns its queue.
+/// Starts the writer of a new outbound stream; returns its link.
 fn open(
     control: &Control,
     metrics: &Arc<Metrics>,
     open_timeout: Duration,
     peer: PeerId,
     lane: Lane,
-) -> mpsc::Sender<Arc<Vec<u8>>> {
+) -> Link {
     let (sender, queue) = mpsc::channel(LINK_QUEUE);
     let control = control.clone();
     let metrics = metrics.clone();
+    let open = Arc::new(AtomicBool::new(false));
+    let opened_flag = open.clone();
     tokio::spawn(async move {
         let mut queue = queue;
         let mut control = control;
@@ -143,6 +172,7 @@ fn open(
                 return fail_queued(&mut queue, &metrics, 0);
             }
         };
+        opened_flag.store(true, Ordering::Release);
         let (reader, writer) = stream.split();
         tokio::spawn(read_refusals(reader, peer, lane, metrics.clone()));
         if let Err((error, in_flight)) = write_frames(writer, &mut queue).await {
@@ -150,7 +180,10 @@ fn open(
             fail_queued(&mut queue, &metrics, in_flight);
         }
     });
-    sender
+    Link {
+        queue: sender,
+        open,
+    }
 }
 
 /// Counts what was queued on a stream that failed (and `in_flight` frames
@@ -435,5 +468,33 @@ mod tests {
         assert!(StreamGuard::take(&open, PeerId::random()).is_some());
         drop(held);
         assert!(StreamGuard::take(&open, peer).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_frame_for_a_stream_still_opening_is_not_counted_as_streaming() {
+        // A control whose behaviour no swarm drives: an open never
+        // completes, as when the connection underneath hangs.
+        let control = libp2p_stream::Behaviour::new().new_control();
+        let metrics = Arc::new(Metrics::default());
+        let mut links = Links::new(control, metrics.clone(), Duration::from_millis(50));
+        let peer = PeerId::random();
+        let frame = Arc::new(vec![1, 2, 3]);
+        assert_eq!(
+            links.send(peer, Lane::Direct, frame.clone()),
+            Queued::Opening
+        );
+        assert_eq!(
+            links.send(peer, Lane::Direct, frame.clone()),
+            Queued::Opening,
+            "still opening: the caller must not count on this stream alone"
+        );
+        // The open times out and the frames it held are counted lost.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while metrics.snapshot().pushes_failed < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "never counted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The next frame opens a new stream.
+        assert_eq!(links.send(peer, Lane::Direct, frame), Queued::Opening);
     }
 }
