@@ -36,6 +36,13 @@ pub fn conclave_bin() -> PathBuf {
         .join("conclave-it")
 }
 
+/// The log filter of the nodes a test starts: `info`, or what
+/// `CONCLAVE_NODE_LOG` says (an `EnvFilter` string, e.g.
+/// `info,conclave_network=debug` to read a failure's network side).
+fn node_log_filter() -> String {
+    std::env::var("CONCLAVE_NODE_LOG").unwrap_or_else(|_| "info".into())
+}
+
 /// The first port of a block of `10 * nodes` ports for a [`TestNet`]:
 /// below the kernel's ephemeral range (32768 and up), where `free_port` and
 /// outgoing connections take their ports, so a killed node's port is not
@@ -200,7 +207,7 @@ impl TestNode {
             .arg("--home")
             .arg(&self.home)
             .arg("start")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", node_log_filter())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)

@@ -363,6 +363,7 @@ impl ContextActor {
         }
         // Checkpoints resumed from the store may still need our share.
         self.arm_checkpoint_tick();
+        self.timers.arm_probe(super::catchup::IDLE_PROBE_FIRST);
         // Txs back in the pool from before a restart.
         if let Err(e) = self.maybe_start_height() {
             self.on_error(e, "cannot start a height");
@@ -476,6 +477,7 @@ impl ContextActor {
                     }
                 }
             }
+            Message::IdleProbe(seq) => self.on_idle_probe(seq),
             Message::RetrySync => {
                 if let Some(peer) = self.catch_up.peer() {
                     if self.roster.following {

@@ -45,6 +45,9 @@ pub enum Message {
     Synced(Result<Vec<u8>, String>),
     /// Time to ask again after a failed sync request.
     RetrySync,
+    /// Time to check, while idle, that no decided height was missed
+    /// (the probe's sequence number, see `Timers::arm_probe`).
+    IdleProbe(u64),
     /// A connection to a member's node opened: compare tips with it.
     PeerConnected(MemberId),
     /// Time to try writing again after a storage fault.

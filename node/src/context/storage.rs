@@ -65,6 +65,8 @@ impl ContextActor {
                 self.answer(msg);
             }
             Message::RetryStorage => self.retry_storage(),
+            // Keeps ticking; no request goes out while faulted.
+            Message::IdleProbe(seq) => self.on_idle_probe(seq),
             // The request in flight is over: the next one may go out (once
             // the fault clears), whatever this one brought.
             Message::Synced(_) => {

@@ -75,6 +75,31 @@ fn a_member_cut_off_one_way_is_still_carried_along() {
     sim.check_invariants();
 }
 
+#[test]
+fn an_idle_member_that_missed_the_last_heights_catches_up_without_new_load() {
+    let mut sim = Sim::new("idle_probe", 4);
+    sim.start_all();
+    sim.load(4);
+    sim.wait_all_committed(WAIT);
+    // Member 3 hears nothing (not even the txs) while the others decide
+    // the last heights; then its links carry again with no connection
+    // event, and no load follows: nothing it hears reveals that it is
+    // behind. Its idle probe must.
+    sim.partition(&[3], false);
+    sim.load_on(&[0, 1, 2], 10);
+    sim.wait_committed_on(&[0, 1, 2], WAIT);
+    let tip = sim.height(0).expect("runs").0;
+    assert!(
+        sim.height(3).expect("runs").0 < tip,
+        "seed {}: the cut-off member moved",
+        sim.seed
+    );
+    sim.heal_quietly();
+    sim.wait_height(tip, WAIT);
+    sim.wait_all_committed(WAIT);
+    sim.check_invariants();
+}
+
 /// Members 0 to 2 make a history with `history`, then member 3 starts,
 /// reaches their tip, and takes part in the load that follows.
 fn a_late_member_catches_up(name: &str, history: impl Fn(&mut Sim)) {
