@@ -297,7 +297,7 @@ pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
     let counters: [(&str, &str, u64); 12] = [
         (
             "conclave_p2p_messages_accepted_total",
-            "Consensus messages from members accepted (gossip or direct)",
+            "Consensus messages from members accepted and delivered (gossip or direct, once each)",
             m.messages_accepted,
         ),
         (

@@ -115,9 +115,9 @@ impl Actor {
         match from {
             Some(from) if is_member(&from) && message.data.len() <= self.cfg.max_message_bytes => {
                 self.validate(&message_id, &propagation_source, MessageAcceptance::Accept);
-                self.metrics.inc(Counter::MessagesAccepted);
                 // Delivered already if it came straight from its sender.
                 if self.recent.first_time(&message.data) {
+                    self.metrics.inc(Counter::MessagesAccepted);
                     self.emit(NetworkEvent::Message {
                         context,
                         from,
@@ -295,8 +295,8 @@ impl Actor {
         };
         if lane == Lane::Direct {
             self.metrics.inc(Counter::DirectReceived);
-            self.metrics.inc(Counter::MessagesAccepted);
             if self.recent.first_time(&request.data) {
+                self.metrics.inc(Counter::MessagesAccepted);
                 self.emit(NetworkEvent::Message {
                     context: request.context,
                     from,

@@ -31,8 +31,8 @@ pub struct MetricsSnapshot {
     /// `conclave_p2p_peers`: connected peers.
     pub peers: u64,
     /// `conclave_p2p_messages_accepted_total`: consensus messages from
-    /// members accepted, by gossip or straight from their sender (a message
-    /// that came both ways counts twice, and is delivered once).
+    /// members accepted, by gossip or straight from their sender, and
+    /// delivered (a message that came both ways counts once).
     pub messages_accepted: u64,
     /// `conclave_p2p_messages_rejected_total`: consensus messages (gossip or
     /// direct) from non-members, oversized or malformed, rejected and
