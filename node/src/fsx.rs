@@ -4,7 +4,25 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A sync that takes longer than this is logged: heights then wait on the
+/// disk, not on the node (a disk shared with other busy writers, a device
+/// flushing its cache, ext4 committing other files' data with it).
+const SLOW_SYNC: Duration = Duration::from_millis(200);
+
+/// Runs `sync`, one sync of `what` (the WAL, the sign guard, the store's
+/// log) or a write that may wait on one (RocksDB's, while it stalls
+/// writers), and warns when it was slow.
+pub(crate) fn timed_sync<R>(what: &str, sync: impl FnOnce() -> R) -> R {
+    let started = Instant::now();
+    let result = sync();
+    let took = started.elapsed();
+    if took >= SLOW_SYNC {
+        tracing::warn!(what, ms = took.as_millis() as u64, "slow disk sync");
+    }
+    result
+}
 
 /// Makes a rename or a new file in `path`'s directory durable.
 pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
@@ -93,4 +111,44 @@ pub(crate) fn free_bytes(path: &Path) -> io::Result<u64> {
         stat.assume_init()
     };
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A log sink the test reads back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_slow_sync_is_logged_with_what_it_synced() {
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let answer = tracing::subscriber::with_default(subscriber, || {
+            timed_sync("the test's file", || {
+                std::thread::sleep(SLOW_SYNC);
+                Ok::<u8, io::Error>(7)
+            })
+        });
+        assert_eq!(answer.unwrap(), 7, "the sync's own result");
+        let logged = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("slow disk sync"), "{logged}");
+        assert!(logged.contains("the test's file"), "{logged}");
+    }
 }

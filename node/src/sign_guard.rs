@@ -191,7 +191,7 @@ impl SignGuard {
         match &self.file {
             Some(file) => {
                 file.write_all_at(&record, 0)?;
-                file.sync_data()
+                crate::fsx::timed_sync("sign guard", || file.sync_data())
             }
             None => {
                 fsx::write_atomic(&self.path, &record)?;
@@ -257,7 +257,9 @@ impl SignGuard {
                 file.write_all_at(&encode(&next), 0).map_err(persist_err)?;
                 let flush = {
                     let file = Arc::clone(file);
-                    crate::alongside::start("sign-guard-flush", move || file.sync_data())
+                    crate::alongside::start("sign-guard-flush", move || {
+                        crate::fsx::timed_sync("sign guard", || file.sync_data())
+                    })
                 };
                 let other = alongside();
                 let flushed = flush

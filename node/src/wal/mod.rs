@@ -350,7 +350,7 @@ impl Wal {
             self.file
                 .set_len(start)
                 .and_then(|()| self.file.write_all_at(&header, 0))
-                .and_then(|()| self.file.sync_data())
+                .and_then(|()| crate::fsx::timed_sync("wal", || self.file.sync_data()))
         } else {
             self.file.write_all_at(&header, 0)
         };
@@ -424,7 +424,7 @@ impl Wal {
         if !self.dirty {
             return Ok(());
         }
-        if let Err(e) = self.file.sync_data() {
+        if let Err(e) = crate::fsx::timed_sync("wal", || self.file.sync_data()) {
             // After a failed fsync the kernel may have dropped the pages:
             // nothing written since the last good sync can be trusted. It
             // was never relied on (group commit syncs before any output),
