@@ -46,7 +46,8 @@ const LINK_QUEUE: usize = 1024;
 /// Frames written before the stream is flushed, when many wait.
 const WRITE_BATCH: u64 = 64;
 
-/// Inbound streams one peer may hold open per lane; more are closed.
+/// Inbound streams one peer may hold open per lane; a new one beyond them
+/// replaces the oldest ([`Readers`]).
 const STREAMS_PER_PEER: usize = 4;
 
 /// Refusals queued for a sender before further ones are not reported.
@@ -243,54 +244,94 @@ pub(crate) fn accept(
     let mut incoming = control
         .accept(lane.protocol())
         .map_err(|e| crate::error::Error::Setup(e.to_string()))?;
-    let open: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+    let readers = Readers::default();
     tokio::spawn(async move {
         while let Some((peer, stream)) = incoming.next().await {
-            let Some(guard) = StreamGuard::take(&open, peer) else {
-                debug!(%peer, ?lane, "too many inbound streams from one peer; closing");
-                continue;
-            };
-            tokio::spawn(read_frames(
-                stream,
-                peer,
-                lane,
-                max_frame,
-                inbound.clone(),
-                guard,
-            ));
+            let inbound = inbound.clone();
+            readers.read(peer, lane, move |guard| {
+                read_frames(stream, peer, lane, max_frame, inbound, guard)
+            });
         }
     });
     Ok(())
 }
 
-/// One of a peer's inbound streams of a lane, counted while it is read.
-struct StreamGuard {
-    open: Arc<Mutex<HashMap<PeerId, usize>>>,
-    peer: PeerId,
+/// The inbound streams of a lane being read, by peer: at most
+/// [`STREAMS_PER_PEER`] each, a new one replacing the oldest. A member
+/// opens a stream only when its last one failed or was dropped, so the
+/// newest are the live ones; and the read of a stream whose connection
+/// closed may never end (libp2p does not always wake it), so refusing new
+/// streams once a peer held a few would have shut out, for good, a member
+/// that reconnected a few times: its consensus messages refused, one by
+/// one, while it counted them sent.
+#[derive(Clone, Default)]
+struct Readers(Arc<Mutex<ReadersInner>>);
+
+#[derive(Default)]
+struct ReadersInner {
+    next_id: u64,
+    by_peer: HashMap<PeerId, std::collections::VecDeque<(u64, tokio::task::AbortHandle)>>,
 }
 
-impl StreamGuard {
-    fn take(open: &Arc<Mutex<HashMap<PeerId, usize>>>, peer: PeerId) -> Option<Self> {
-        let mut counts = open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(peer).or_insert(0);
-        if *count >= STREAMS_PER_PEER {
-            return None;
+impl Readers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadersInner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawns `read` for a new stream from `peer` (it holds the guard while
+    /// it reads); stops the reading of `peer`'s oldest stream if it has
+    /// [`STREAMS_PER_PEER`] already.
+    fn read<F>(
+        &self,
+        peer: PeerId,
+        lane: Lane,
+        read: impl FnOnce(ReaderGuard) -> F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let held = inner.by_peer.entry(peer).or_default();
+        if held.len() >= STREAMS_PER_PEER {
+            if let Some((_, oldest)) = held.pop_front() {
+                debug!(%peer, ?lane, "a new inbound stream replaces the peer's oldest");
+                oldest.abort();
+            }
         }
-        *count += 1;
-        Some(Self {
-            open: open.clone(),
+        let guard = ReaderGuard {
+            readers: self.clone(),
             peer,
-        })
+            id,
+        };
+        // Spawned under the lock: the guard's drop, which takes it, cannot
+        // run before the task is listed.
+        let task = tokio::spawn(read(guard));
+        held.push_back((id, task.abort_handle()));
+        task
+    }
+
+    #[cfg(test)]
+    fn held(&self, peer: &PeerId) -> usize {
+        self.lock().by_peer.get(peer).map_or(0, |held| held.len())
     }
 }
 
-impl Drop for StreamGuard {
+/// One of a peer's inbound streams, listed while it is read.
+struct ReaderGuard {
+    readers: Readers,
+    peer: PeerId,
+    id: u64,
+}
+
+impl Drop for ReaderGuard {
     fn drop(&mut self) {
-        let mut counts = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = counts.get_mut(&self.peer) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.peer);
+        let mut inner = self.readers.lock();
+        if let Some(held) = inner.by_peer.get_mut(&self.peer) {
+            held.retain(|(id, _)| *id != self.id);
+            if held.is_empty() {
+                inner.by_peer.remove(&self.peer);
             }
         }
     }
@@ -302,7 +343,7 @@ async fn read_frames<S>(
     lane: Lane,
     max_frame: usize,
     inbound: mpsc::Sender<Inbound>,
-    _guard: StreamGuard,
+    _guard: ReaderGuard,
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -390,8 +431,12 @@ mod tests {
         }
     }
 
-    fn guard(peer: PeerId) -> StreamGuard {
-        StreamGuard::take(&Arc::default(), peer).expect("a first stream")
+    fn guard(peer: PeerId) -> ReaderGuard {
+        ReaderGuard {
+            readers: Readers::default(),
+            peer,
+            id: 1,
+        }
     }
 
     #[tokio::test]
@@ -457,17 +502,40 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_peer_holds_a_bounded_number_of_inbound_streams() {
-        let open = Arc::default();
-        let peer = PeerId::random();
-        let held: Vec<StreamGuard> = (0..STREAMS_PER_PEER)
-            .map(|_| StreamGuard::take(&open, peer).expect("within the bound"))
+    #[tokio::test]
+    async fn a_new_inbound_stream_beyond_the_bound_replaces_the_oldest() {
+        let readers = Readers::default();
+        let (peer, other) = (PeerId::random(), PeerId::random());
+        // Reads that never end, as on a connection closed under them.
+        let stuck = |guard: ReaderGuard| async move {
+            let _guard = guard;
+            futures::future::pending::<()>().await
+        };
+        let mut tasks: Vec<_> = (0..STREAMS_PER_PEER)
+            .map(|_| readers.read(peer, Lane::Direct, stuck))
             .collect();
-        assert!(StreamGuard::take(&open, peer).is_none());
-        assert!(StreamGuard::take(&open, PeerId::random()).is_some());
-        drop(held);
-        assert!(StreamGuard::take(&open, peer).is_some());
+        assert_eq!(readers.held(&peer), STREAMS_PER_PEER);
+        let newest = readers.read(peer, Lane::Direct, stuck);
+        assert_eq!(readers.held(&peer), STREAMS_PER_PEER, "bounded");
+        let oldest = tasks.remove(0);
+        assert!(
+            oldest.await.unwrap_err().is_cancelled(),
+            "the oldest stopped"
+        );
+        for task in &tasks {
+            assert!(!task.is_finished(), "the others still read");
+        }
+        // Another peer's streams are its own; a read that ends leaves the list.
+        let done = readers.read(other, Lane::Direct, |guard: ReaderGuard| async move {
+            drop(guard);
+        });
+        done.await.unwrap();
+        assert_eq!(readers.held(&other), 0);
+        assert_eq!(readers.held(&peer), STREAMS_PER_PEER);
+        newest.abort();
+        for task in tasks {
+            task.abort();
+        }
     }
 
     #[tokio::test]
