@@ -25,9 +25,11 @@ const FOLLOW_POLL_EVERY: Duration = Duration::from_millis(250);
 
 /// An idle member checks with another member that it missed no decided
 /// height (gossip lost while its connections stayed up, a partition that
-/// healed after the last height): first after this long without a height,
-/// then at doubling intervals up to [`IDLE_PROBE_MAX`], for as long as it
-/// stays idle. An up-to-date member's answer is empty.
+/// healed after the last height). Its probe looks this often while heights
+/// run; found idle at the same tip twice in a row (so 1 to 2 s after the
+/// last height), it asks, then again at doubling intervals up to
+/// [`IDLE_PROBE_MAX`] for as long as it stays idle. An up-to-date member's
+/// answer is empty.
 pub(super) const IDLE_PROBE_FIRST: Duration = Duration::from_secs(1);
 const IDLE_PROBE_MAX: Duration = Duration::from_secs(30);
 
