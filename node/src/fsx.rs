@@ -4,20 +4,51 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus::{HistogramOpts, HistogramVec};
 
 /// A sync that takes longer than this is logged: heights then wait on the
 /// disk, not on the node (a disk shared with other busy writers, a device
 /// flushing its cache, ext4 committing other files' data with it).
 const SLOW_SYNC: Duration = Duration::from_millis(200);
 
-/// Runs `sync`, one sync of `what` (the WAL, the sign guard, the store's
-/// log) or a write that may wait on one (RocksDB's, while it stalls
-/// writers), and warns when it was slow.
+/// How long each timed sync took, by what it synced:
+/// `conclave_disk_sync_seconds{what}`, one histogram for the process,
+/// registered with each node's metrics (`Metrics::new`).
+static DISK_SYNC_SECONDS: LazyLock<Option<HistogramVec>> = LazyLock::new(|| {
+    HistogramVec::new(
+        HistogramOpts::new(
+            "conclave_disk_sync_seconds",
+            "Time of each sync on a height's path (wal, sign_guard, store_log) and of the store's writes that may wait on one (store_commit, store_write)",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]),
+        &["what"],
+    )
+    .ok()
+});
+
+/// The histogram of [`timed_sync`]'s durations, to register.
+pub(crate) fn disk_sync_seconds() -> Option<&'static HistogramVec> {
+    DISK_SYNC_SECONDS.as_ref()
+}
+
+/// Runs `sync`, one sync of `what` (`wal`, `sign_guard`, `store_log`) or a
+/// write that may wait on one (`store_commit`, `store_write`: RocksDB's,
+/// while it stalls writers), records how long it took, and warns when it
+/// was slow.
 pub(crate) fn timed_sync<R>(what: &str, sync: impl FnOnce() -> R) -> R {
     let started = Instant::now();
     let result = sync();
     let took = started.elapsed();
+    if let Some(histogram) = disk_sync_seconds() {
+        histogram
+            .with_label_values(&[what])
+            .observe(took.as_secs_f64());
+    }
     if took >= SLOW_SYNC {
         tracing::warn!(what, ms = took.as_millis() as u64, "slow disk sync");
     }
@@ -141,7 +172,7 @@ mod tests {
             .with_ansi(false)
             .finish();
         let answer = tracing::subscriber::with_default(subscriber, || {
-            timed_sync("the test's file", || {
+            timed_sync("test_file", || {
                 std::thread::sleep(SLOW_SYNC);
                 Ok::<u8, io::Error>(7)
             })
@@ -149,6 +180,11 @@ mod tests {
         assert_eq!(answer.unwrap(), 7, "the sync's own result");
         let logged = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(logged.contains("slow disk sync"), "{logged}");
-        assert!(logged.contains("the test's file"), "{logged}");
+        assert!(logged.contains("test_file"), "{logged}");
+        let recorded = disk_sync_seconds()
+            .expect("the histogram")
+            .with_label_values(&["test_file"]);
+        assert_eq!(recorded.get_sample_count(), 1);
+        assert!(recorded.get_sample_sum() >= SLOW_SYNC.as_secs_f64());
     }
 }

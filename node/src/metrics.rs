@@ -197,6 +197,9 @@ impl Metrics {
             &["context", "reason"],
         )?;
         registry.register(Box::new(sealed_rejected_total.clone()))?;
+        if let Some(disk_sync_seconds) = crate::fsx::disk_sync_seconds() {
+            registry.register(Box::new(disk_sync_seconds.clone()))?;
+        }
         registry.register(Box::new(checkpoint_height.clone()))?;
         registry.register(Box::new(checkpoint_signers.clone()))?;
         registry.register(Box::new(actions_pending.clone()))?;
@@ -433,6 +436,27 @@ mod tests {
             let (name, value) = sample.split_once(' ').unwrap();
             assert!(name.starts_with("conclave_p2p_") && name.ends_with("_total"));
             value.parse::<u64>().unwrap();
+        }
+    }
+
+    #[test]
+    fn disk_syncs_show_in_every_node_registry_of_the_process() {
+        // Two nodes in one process (the simulation, the tests) share the
+        // histogram; each registry serves it.
+        let (a, b) = (Metrics::new().unwrap(), Metrics::new().unwrap());
+        crate::fsx::timed_sync("wal", || ());
+        for metrics in [&a, &b] {
+            let families = metrics.registry.gather();
+            let syncs = families
+                .iter()
+                .find(|f| f.name() == "conclave_disk_sync_seconds")
+                .expect("registered");
+            let wal = syncs
+                .get_metric()
+                .iter()
+                .find(|m| m.get_label().iter().any(|l| l.value() == "wal"))
+                .expect("the wal's syncs");
+            assert!(wal.get_histogram().get_sample_count() >= 1);
         }
     }
 }

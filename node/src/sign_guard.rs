@@ -191,7 +191,7 @@ impl SignGuard {
         match &self.file {
             Some(file) => {
                 file.write_all_at(&record, 0)?;
-                crate::fsx::timed_sync("sign guard", || file.sync_data())
+                crate::fsx::timed_sync("sign_guard", || file.sync_data())
             }
             None => {
                 fsx::write_atomic(&self.path, &record)?;
@@ -258,7 +258,7 @@ impl SignGuard {
                 let flush = {
                     let file = Arc::clone(file);
                     crate::alongside::start("sign-guard-flush", move || {
-                        crate::fsx::timed_sync("sign guard", || file.sync_data())
+                        crate::fsx::timed_sync("sign_guard", || file.sync_data())
                     })
                 };
                 let other = alongside();

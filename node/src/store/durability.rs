@@ -6,7 +6,7 @@ use super::{Result, Store};
 impl Store {
     /// Makes every write so far durable (one sync of RocksDB's log).
     pub fn sync_log(&self) -> Result<()> {
-        crate::fsx::timed_sync("store log", || self.db.flush_wal(true))?;
+        crate::fsx::timed_sync("store_log", || self.db.flush_wal(true))?;
         Ok(())
     }
 

@@ -441,7 +441,7 @@ impl Store {
         );
         let mut opts = WriteOptions::default();
         opts.set_sync(c.durable);
-        crate::fsx::timed_sync("store commit", || self.db.write_opt(batch, &opts))?;
+        crate::fsx::timed_sync("store_commit", || self.db.write_opt(batch, &opts))?;
         self.latest.committed(ctx, h.0, tree::written(c.tree, h.0));
         Ok(())
     }

@@ -31,7 +31,7 @@ impl Store {
             let key = key(ctx, hash);
             batch.put_cf(cf, key, self.seal(CF_PENDING_TXS, &key, tx)?);
         }
-        crate::fsx::timed_sync("store write", || self.db.write(batch))?;
+        crate::fsx::timed_sync("store_write", || self.db.write(batch))?;
         Ok(())
     }
 
