@@ -317,10 +317,6 @@ impl Sim {
         self.bus.heal();
     }
 
-    pub(crate) fn heal_quietly(&self) {
-        self.bus.heal_quietly();
-    }
-
     pub(crate) fn set_drop_rate(&self, rate: f64) {
         self.bus.set_drop_rate(rate);
     }

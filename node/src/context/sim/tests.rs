@@ -94,7 +94,7 @@ fn an_idle_member_that_missed_the_last_heights_catches_up_without_new_load() {
         "seed {}: the cut-off member moved",
         sim.seed
     );
-    sim.heal_quietly();
+    sim.bus.heal_quietly();
     sim.wait_height(tip, WAIT);
     sim.wait_all_committed(WAIT);
     sim.check_invariants();
