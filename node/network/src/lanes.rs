@@ -23,7 +23,11 @@
 //!   a copy too, as an open can hang until its timeout and then fail with
 //!   everything queued (the receiver delivers one of the two copies);
 //! - a stream that fails is dropped with what it held; the next message
-//!   opens a new one. A closed connection drops its peer's streams.
+//!   opens a new one. A closed connection drops its peer's streams. An
+//!   open that fails at once is tried again twice, 50 ms apart (right
+//!   after a reconnection libp2p may pick the connection that just
+//!   closed), so what it holds may reach the peer late, even a restarted
+//!   process of it: consensus messages and txs are safe to receive late;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +46,10 @@ use crate::metrics::{Counter, Metrics};
 
 /// Messages queued for one peer and lane before new ones are dropped.
 const LINK_QUEUE: usize = 1024;
+
+/// Attempts at an open that fails at once, and the wait between two.
+const OPEN_ATTEMPTS: u32 = 3;
+const OPEN_RETRY_AFTER: Duration = Duration::from_millis(50);
 
 /// Frames written before the stream is flushed, when many wait.
 const WRITE_BATCH: u64 = 64;
@@ -161,17 +169,8 @@ fn open(
     tokio::spawn(async move {
         let mut queue = queue;
         let mut control = control;
-        let opened = tokio::time::timeout(open_timeout, control.open_stream(peer, lane.protocol()));
-        let stream = match opened.await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => {
-                debug!(%peer, ?lane, %error, "cannot open stream");
-                return fail_queued(&mut queue, &metrics, 0);
-            }
-            Err(_) => {
-                debug!(%peer, ?lane, "opening a stream timed out");
-                return fail_queued(&mut queue, &metrics, 0);
-            }
+        let Some(stream) = open_stream(&mut control, peer, lane, open_timeout).await else {
+            return fail_queued(&mut queue, &metrics, 0);
         };
         opened_flag.store(true, Ordering::Release);
         let (reader, writer) = stream.split();
@@ -185,6 +184,37 @@ fn open(
         queue: sender,
         open,
     }
+}
+
+/// Opens a stream to `peer` within `open_timeout`, trying again if an
+/// attempt fails at once (libp2p picked a connection that just closed):
+/// what waits in the queue would be lost with it.
+async fn open_stream(
+    control: &mut Control,
+    peer: PeerId,
+    lane: Lane,
+    open_timeout: Duration,
+) -> Option<Stream> {
+    let deadline = tokio::time::Instant::now() + open_timeout;
+    for attempt in 1..=OPEN_ATTEMPTS {
+        let opened = tokio::time::timeout_at(deadline, control.open_stream(peer, lane.protocol()));
+        match opened.await {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(error)) if attempt < OPEN_ATTEMPTS => {
+                debug!(%peer, ?lane, %error, attempt, "cannot open stream; trying again");
+                tokio::time::sleep(OPEN_RETRY_AFTER).await;
+            }
+            Ok(Err(error)) => {
+                debug!(%peer, ?lane, %error, "cannot open stream");
+                return None;
+            }
+            Err(_) => {
+                debug!(%peer, ?lane, "opening a stream timed out");
+                return None;
+            }
+        }
+    }
+    None
 }
 
 /// Counts what was queued on a stream that failed (and `in_flight` frames

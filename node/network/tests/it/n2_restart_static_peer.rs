@@ -80,14 +80,17 @@ async fn n2_restarted_static_peer_reconnects_and_gossips() {
     wait_subscribed(&b, ctx(12), &[a.member]).await;
 
     a.handle.publish(ctx(12), b"after".to_vec()).await.unwrap();
-    assert_eq!(
-        next_message(&mut b).await,
-        (ctx(12), a.member, b"after".to_vec())
-    );
+    // "before" may come first: a stream that a was still opening to b
+    // when b died opens to the restarted b and delivers what it held.
+    let mut got = next_message(&mut b).await;
+    if got.2 == b"before" {
+        got = next_message(&mut b).await;
+    }
+    assert_eq!(got, (ctx(12), a.member, b"after".to_vec()));
     // Straight from a too, on a stream opened after the restart (gossip
     // may bring its copy first while that stream opens).
     wait_until("a's message straight from a", || async {
-        b.handle.metrics().direct_received == 1
+        b.handle.metrics().direct_received >= 1
     })
     .await;
     assert_eq!(a.handle.push(ctx(12), b"bulk".to_vec()).await.unwrap(), 1);
