@@ -237,7 +237,13 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report> {
-    let dir = tempfile::tempdir()?;
+    // `CONCLAVE_BENCH_KEEP_HOMES=1`: the validators' homes (their stores,
+    // RocksDB's LOG, WALs) stay after the run, for a post-mortem.
+    let keep = std::env::var_os("CONCLAVE_BENCH_KEEP_HOMES").is_some_and(|v| v != "0");
+    let dir = tempfile::Builder::new().disable_cleanup(keep).tempdir()?;
+    if keep {
+        eprintln!("validators' homes kept in {}", dir.path().display());
+    }
     if args.validators <= 1 {
         let home = dir.path();
         let listen = super::Listen {
