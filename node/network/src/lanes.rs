@@ -27,7 +27,7 @@
 //!   open that fails at once is tried again twice, 50 ms apart (right
 //!   after a reconnection libp2p may pick the connection that just
 //!   closed), so what it holds may reach the peer late, even a restarted
-//!   process of it: consensus messages and txs are safe to receive late;
+//!   process of it: consensus messages and txs are safe to receive late.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
