@@ -111,14 +111,12 @@ impl Mempool {
             .map(|(n, _)| *n)
     }
 
-    /// Admits a tx whose signature, stateless checks and committed-nonce
-    /// check passed (`committed`: its sender's committed nonce); its hash
-    /// is the one computed when it was verified.
-    pub fn insert(&mut self, tx: VerifiedTx, committed: u64) -> Result<Hash32, MempoolError> {
-        let hash = tx.hash();
-        let tx = tx.into_inner();
-        if self.index.contains_key(&hash) {
-            return Err(MempoolError::Duplicate(hash));
+    /// Whether [`Self::insert`] would take `tx` (its hash `hash`, its
+    /// sender's committed nonce `committed`), changing nothing: a
+    /// duplicate, a nonce taken, or a full pool is refused.
+    pub fn check(&self, tx: &SignedTx, hash: &Hash32, committed: u64) -> Result<(), MempoolError> {
+        if self.index.contains_key(hash) {
+            return Err(MempoolError::Duplicate(*hash));
         }
         let (sender, nonce) = (tx.tx.sender, tx.tx.nonce);
         if self
@@ -149,6 +147,17 @@ impl Mempool {
                 return Err(full);
             }
         }
+        Ok(())
+    }
+
+    /// Admits a tx whose signature, stateless checks and committed-nonce
+    /// check passed (`committed`: its sender's committed nonce); its hash
+    /// is the one computed when it was verified.
+    pub fn insert(&mut self, tx: VerifiedTx, committed: u64) -> Result<Hash32, MempoolError> {
+        let hash = tx.hash();
+        let tx = tx.into_inner();
+        self.check(&tx, &hash, committed)?;
+        let (sender, nonce, size) = (tx.tx.sender, tx.tx.nonce, tx.encoded_len());
         self.bytes += size;
         self.index.insert(hash, (sender, nonce));
         if !self.first_seq.contains_key(&sender) {

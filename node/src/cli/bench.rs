@@ -186,7 +186,9 @@ impl TxSequence {
 }
 
 enum Seen {
-    Sent(Hash32, Instant),
+    /// A tx's hash, when its `tx_submit` was sent, and how long its
+    /// answer took.
+    Sent(Hash32, Instant, Duration),
     Committed(Hash32, Instant),
 }
 
@@ -403,7 +405,7 @@ async fn drive(
                     loop {
                         match http.tx_submit(tx.clone()).await {
                             Ok(r) => {
-                                let _ = seen_tx.send(Seen::Sent(r.tx_hash, t0));
+                                let _ = seen_tx.send(Seen::Sent(r.tx_hash, t0, t0.elapsed()));
                                 sent += 1;
                                 break;
                             }
@@ -422,14 +424,18 @@ async fn drive(
         let mut sent: HashMap<Hash32, Instant> = HashMap::new();
         let mut committed: HashMap<Hash32, Instant> = HashMap::new();
         let mut latencies = Vec::new();
+        let mut answers = Vec::new();
         while let Some(seen) = seen_rx.recv().await {
             match seen {
-                Seen::Sent(h, t0) => match committed.remove(&h) {
-                    Some(t1) => latencies.push(t1.duration_since(t0).as_secs_f64() * 1e3),
-                    None => {
-                        sent.insert(h, t0);
+                Seen::Sent(h, t0, answered) => {
+                    answers.push(answered.as_secs_f64() * 1e3);
+                    match committed.remove(&h) {
+                        Some(t1) => latencies.push(t1.duration_since(t0).as_secs_f64() * 1e3),
+                        None => {
+                            sent.insert(h, t0);
+                        }
                     }
-                },
+                }
                 Seen::Committed(h, t1) => match sent.remove(&h) {
                     Some(t0) => latencies.push(t1.duration_since(t0).as_secs_f64() * 1e3),
                     None => {
@@ -438,7 +444,7 @@ async fn drive(
                 },
             }
         }
-        latencies
+        (latencies, answers)
     });
 
     let mut committed = 0u64;
@@ -491,9 +497,10 @@ async fn drive(
         submitted_total += c.await.unwrap_or(0);
     }
     drop(seen_tx);
-    let mut latencies = collector.await?;
+    let (mut latencies, mut answers) = collector.await?;
     let elapsed = last_commit.duration_since(start).as_secs_f64().max(1e-9);
     latencies.sort_by(|a, b| a.total_cmp(b));
+    answers.sort_by(|a, b| a.total_cmp(b));
     let report = Report {
         build: if cfg!(debug_assertions) {
             "dev"
@@ -514,6 +521,8 @@ async fn drive(
         latency_ms_p50: pct(&latencies, 0.50),
         latency_ms_p95: pct(&latencies, 0.95),
         latency_ms_p99: pct(&latencies, 0.99),
+        submit_ms_p50: pct(&answers, 0.50),
+        submit_ms_p99: pct(&answers, 0.99),
         heights_by_round,
         fallbacks,
         idle_cpu_percent,

@@ -49,6 +49,10 @@ pub(super) struct Report {
     pub(super) latency_ms_p50: f64,
     pub(super) latency_ms_p95: f64,
     pub(super) latency_ms_p99: f64,
+    /// How long `tx_submit` took to answer (the node's acknowledgement, as
+    /// the client saw it), p50 and p99: what paces a closed-loop client.
+    pub(super) submit_ms_p50: f64,
+    pub(super) submit_ms_p99: f64,
     /// Heights decided in each round (index 0: round 0): anything past
     /// round 0 is a round lost to a timeout.
     pub(super) heights_by_round: Vec<u64>,
@@ -73,6 +77,8 @@ pub(super) struct Medians {
     pub(super) latency_ms_p50: f64,
     pub(super) latency_ms_p95: f64,
     pub(super) latency_ms_p99: f64,
+    submit_ms_p50: f64,
+    submit_ms_p99: f64,
     /// Per run, the share of heights decided after round 0.
     heights_past_round_0: f64,
     /// Per run, the CPU seconds of the busiest validator.
@@ -100,6 +106,8 @@ impl Medians {
             latency_ms_p50: m(&|r| r.latency_ms_p50),
             latency_ms_p95: m(&|r| r.latency_ms_p95),
             latency_ms_p99: m(&|r| r.latency_ms_p99),
+            submit_ms_p50: m(&|r| r.submit_ms_p50),
+            submit_ms_p99: m(&|r| r.submit_ms_p99),
             heights_past_round_0: m(&|r| {
                 let all: u64 = r.heights_by_round.iter().sum();
                 let late: u64 = r.heights_by_round.iter().skip(1).sum();

@@ -30,6 +30,7 @@ use super::ingress::{BlockEvent, ContextHandle, Message};
 use super::later::LaterHeights;
 use super::roster::Roster;
 use super::seams::{Clock, Transport};
+use super::submit::Intake;
 use super::timers::Timers;
 use super::wire::Wire;
 use crate::checkpoint::Checkpoints;
@@ -76,9 +77,9 @@ pub struct ContextActor {
     pub(super) engine: Engine,
     /// The WAL of the height in progress and the last-signed guard.
     pub(super) log: SharedLog,
-    pub(super) admission: Admission,
-    /// Submitted txs admitted this turn, acknowledged once kept.
-    pub(super) submitted: super::submit::Submitted,
+    /// The mempool, shared with the RPC tasks that admit txs submitted
+    /// here beside the actor.
+    pub(super) intake: Arc<Intake>,
     pub(super) blocks: Blocks,
     pub(super) timers: Timers,
     pub(super) gossip: Gossip,
@@ -189,6 +190,7 @@ impl ContextActor {
         let (tx, rx) = mpsc::channel(4096);
         let (bulk_tx, bulk_rx) = mpsc::channel(4096);
         let label = record.id.to_hex();
+        let status = FaultStatus::default();
         let metrics = &deps.metrics;
         metrics
             .consensus_height
@@ -238,13 +240,19 @@ impl ContextActor {
             deps.clock.unix_ms(),
         );
         let mut actor = Self {
-            admission: Admission::new(
+            intake: Arc::new(Intake::new(
+                Admission::new(
+                    deps.store.clone(),
+                    record.id,
+                    record.height,
+                    deps.config.mempool.clone(),
+                    roster.members.clone(),
+                ),
                 deps.store.clone(),
-                record.id,
-                record.height,
-                deps.config.mempool.clone(),
-            ),
-            submitted: Default::default(),
+                deps.metrics.clone(),
+                bulk_tx.clone(),
+                status.clone(),
+            )),
             blocks: Blocks::new(deps.metrics.clone()),
             timers: Timers::new(tx.clone()),
             later: LaterHeights::default(),
@@ -263,13 +271,14 @@ impl ContextActor {
             last_commit: None,
             proposal_sync: None,
             fault: None,
-            status: FaultStatus::default(),
+            status,
             inbox: tx.clone(),
             label,
         };
         let id = actor.record.id;
         // Txs acknowledged before the node stopped, not committed since.
-        match actor.admission.restore(&actor.roster.members) {
+        let restored = actor.admission().restore();
+        match restored {
             Ok(0) => {}
             Ok(n) => info!(context = %id, txs = n, "acknowledged txs back in the pool"),
             Err(e) => warn!(context = %id, error = %e, "cannot read the acknowledged txs kept"),
@@ -282,8 +291,9 @@ impl ContextActor {
             warn!(context = %id, error = %e, "cannot pick up context keys");
         }
         let status = actor.status.clone();
+        let intake = actor.intake.clone();
         tokio::spawn(actor.run(rx, bulk_rx));
-        Ok(ContextHandle::new(id, tx, bulk_tx, status))
+        Ok(ContextHandle::new(id, tx, bulk_tx, status, intake))
     }
 
     pub(super) fn id(&self) -> ContextId {
@@ -399,7 +409,7 @@ impl ContextActor {
                     }
                 }
                 more = more || !bulk.is_empty();
-                self.acknowledge_submitted();
+                self.push_acknowledged();
                 self.admit_queued_when_due();
                 self.gossip.flush_txs();
                 match self.maybe_start_height() {
@@ -439,10 +449,8 @@ impl ContextActor {
 
     fn on_message(&mut self, msg: Message) -> Result<()> {
         match msg {
-            Message::SubmitTx(tx, reply) => self.on_submit(tx, reply),
-            Message::NextNonce(..) | Message::PendingCount(_) | Message::IsPending(..) => {
-                self.answer(msg);
-            }
+            // Taken at the end of this turn, with any acknowledged since.
+            Message::Acknowledged => {}
             Message::Gossip(from, data) => {
                 // What the safety net watches: the consensus lane.
                 if self.roster.readers.contains(&from) {
@@ -491,7 +499,8 @@ impl ContextActor {
                     self.request_sync(member);
                     // Txs admitted while that member was unreachable (say,
                     // across a partition) reach it now; bounded.
-                    for tx in self.admission.pool().pending(MAX_REPUSH_TXS) {
+                    let txs = self.admission().pool().pending(MAX_REPUSH_TXS);
+                    for tx in txs {
                         self.gossip.queue_tx(tx);
                     }
                     self.gossip.flush_txs();
@@ -512,21 +521,10 @@ impl ContextActor {
         Ok(())
     }
 
-    /// Answers a question about the pool, the same whether the context
-    /// runs or waits out a storage fault; any other message is dropped.
-    pub(super) fn answer(&self, msg: Message) {
-        match msg {
-            Message::NextNonce(member, reply) => {
-                let _ = reply.send(self.admission.next_nonce(&member));
-            }
-            Message::PendingCount(reply) => {
-                let _ = reply.send(self.admission.pool().len());
-            }
-            Message::IsPending(hash, reply) => {
-                let _ = reply.send(self.admission.pool().contains(&hash));
-            }
-            _ => {}
-        }
+    /// The mempool and its admission rules (shared with the RPC tasks:
+    /// hold it briefly).
+    pub(super) fn admission(&self) -> parking_lot::MutexGuard<'_, Admission> {
+        self.intake.admission()
     }
 
     pub(super) fn update_mempool_gauge(&self) {
@@ -534,6 +532,6 @@ impl ContextActor {
             .metrics
             .mempool_size
             .with_label_values(&[&self.label])
-            .set(self.admission.pool().len() as i64);
+            .set(self.admission().pool().len() as i64);
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct Admission {
     tip: Height,
     pool: Mempool,
     config: MempoolConfig,
+    /// Who may send txs: the members of the next height.
+    members: Vec<MemberId>,
     /// Senders' public keys, decompressed (only members' txs get as far as
     /// a signature check, so this holds at most the members ever seen).
     sender_keys: SenderKeys,
@@ -59,6 +61,7 @@ impl Admission {
         context: ContextId,
         tip: Height,
         config: MempoolConfig,
+        members: Vec<MemberId>,
     ) -> Self {
         Self {
             store,
@@ -66,6 +69,7 @@ impl Admission {
             tip,
             pool: Mempool::new(config.clone()),
             config,
+            members,
             sender_keys: SenderKeys::default(),
             nonces: RefCell::new(HashMap::new()),
             kept: HashSet::new(),
@@ -77,12 +81,12 @@ impl Admission {
     /// stopped and that are not committed; forgets those that can no
     /// longer be (committed meanwhile, their sender no longer a member).
     /// Returns how many are back.
-    pub(super) fn restore(&mut self, members: &[MemberId]) -> crate::Result<usize> {
+    pub(super) fn restore(&mut self) -> crate::Result<usize> {
         let mut gone = Vec::new();
         for tx in self.store.pending_txs(&self.context)? {
             let hash = tx.hash();
             let back = self
-                .precheck(&tx, members)
+                .precheck(&tx)
                 .and_then(|()| {
                     tx.verified()
                         .map_err(|_| SubmitError::from(TxRejection::BadSignature))
@@ -101,6 +105,15 @@ impl Admission {
 
     pub(super) fn pool(&self) -> &Mempool {
         &self.pool
+    }
+
+    pub(super) fn context(&self) -> ContextId {
+        self.context
+    }
+
+    /// The members of the next height changed: only they may send txs.
+    pub(super) fn set_members(&mut self, members: &[MemberId]) {
+        self.members = members.to_vec();
     }
 
     /// `member`'s last committed nonce (0: none yet).
@@ -132,13 +145,9 @@ impl Admission {
 
     /// Admits a tx whose signature was checked where it entered the node,
     /// and keeps it ([`Self::keep`]).
-    pub(super) fn admit(
-        &mut self,
-        tx: VerifiedTx,
-        members: &[MemberId],
-    ) -> Result<Hash32, SubmitError> {
+    pub(super) fn admit(&mut self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
         let signed = tx.tx().clone();
-        let hash = self.admit_unkept(tx, members)?;
+        let hash = self.admit_unkept(tx)?;
         self.keep(&[(hash, signed)])?;
         Ok(hash)
     }
@@ -146,13 +155,41 @@ impl Admission {
     /// Admits a tx whose signature was checked where it entered the node
     /// into the pool only: it may be acknowledged once [`Self::keep`] has
     /// it in the store.
-    pub(super) fn admit_unkept(
-        &mut self,
-        tx: VerifiedTx,
-        members: &[MemberId],
-    ) -> Result<Hash32, SubmitError> {
-        self.precheck(tx.tx(), members)?;
+    pub(super) fn admit_unkept(&mut self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+        self.precheck(tx.tx())?;
         self.insert(tx)
+    }
+
+    /// Whether [`Self::admit_unkept`] would take `tx` now (its hash
+    /// `hash`), changing nothing.
+    pub(super) fn check_new(&self, tx: &SignedTx, hash: &Hash32) -> Result<(), SubmitError> {
+        self.precheck(tx)?;
+        let committed = self.committed_nonce(&tx.tx.sender)?;
+        Ok(self.pool.check(tx, hash, committed)?)
+    }
+
+    /// Admits a tx already written to the store as kept (under its hash,
+    /// by [`crate::store::Store::put_pending_txs`], outside any lock): into
+    /// the pool and the kept set. If refused now (a duplicate or a commit
+    /// got in since the write), the written copy is forgotten unless the
+    /// pool holds that very tx, kept by another submission.
+    pub(super) fn admit_written(&mut self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+        let hash = tx.hash();
+        match self.admit_unkept(tx) {
+            Ok(hash) => {
+                self.kept.insert(hash);
+                Ok(hash)
+            }
+            Err(e) => {
+                if !self.kept.contains(&hash) {
+                    if let Err(e) = self.store.forget_pending_txs(&self.context, &[hash]) {
+                        // Left behind, it is dropped at the next restart.
+                        warn!(context = %self.context, error = %e, "cannot forget a kept tx");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Keeps admitted txs (each with its hash) in the store until they
@@ -183,12 +220,9 @@ impl Admission {
     }
 
     /// Admits every queued pushed tx ([`Self::admit_pushed`]).
-    pub(super) fn admit_queued(
-        &mut self,
-        members: &[MemberId],
-    ) -> Vec<Result<Hash32, SubmitError>> {
+    pub(super) fn admit_queued(&mut self) -> Vec<Result<Hash32, SubmitError>> {
         let txs = std::mem::take(&mut self.queued);
-        self.admit_pushed(txs, members)
+        self.admit_pushed(txs)
     }
 
     /// Forgets the queued pushed txs (they reach this node again, in a
@@ -201,16 +235,12 @@ impl Admission {
     /// cheap checks first, so that a duplicate or stale tx costs no
     /// signature check; then the signatures of the rest in one batch, with
     /// each sender's key decompressed once per member.
-    pub(super) fn admit_pushed(
-        &mut self,
-        txs: Vec<SignedTx>,
-        members: &[MemberId],
-    ) -> Vec<Result<Hash32, SubmitError>> {
+    pub(super) fn admit_pushed(&mut self, txs: Vec<SignedTx>) -> Vec<Result<Hash32, SubmitError>> {
         let mut answers = Vec::with_capacity(txs.len());
         let mut places = Vec::with_capacity(txs.len());
         let mut unsigned = Vec::with_capacity(txs.len());
         for tx in txs {
-            let checked = self.precheck(&tx, members).and_then(|()| {
+            let checked = self.precheck(&tx).and_then(|()| {
                 if self.pool.holds(&tx) {
                     return Err(MempoolError::Duplicate(tx.hash()).into());
                 }
@@ -239,8 +269,9 @@ impl Admission {
 
     /// Every check of admission but the signature's: the static ones, then
     /// the nonce against the committed one.
-    fn precheck(&self, tx: &SignedTx, members: &[MemberId]) -> Result<(), SubmitError> {
-        check_tx_with(tx, &self.context, members, self.config.max_tx_bytes, true)?;
+    fn precheck(&self, tx: &SignedTx) -> Result<(), SubmitError> {
+        let max_tx_bytes = self.config.max_tx_bytes;
+        check_tx_with(tx, &self.context, &self.members, max_tx_bytes, true)?;
         let last = self.committed_nonce(&tx.tx.sender)?;
         if tx.tx.nonce <= last {
             return Err(TxRejection::StaleNonce {
@@ -376,6 +407,7 @@ mod tests {
                 self.context,
                 Height(0),
                 MempoolConfig::default(),
+                self.members.clone(),
             )
         }
 
@@ -398,7 +430,7 @@ mod tests {
         let s = setup();
         let mut a = s.admission();
         for n in 1..=3 {
-            a.admit(s.tx(n).verified().unwrap(), &s.members).unwrap();
+            a.admit(s.tx(n).verified().unwrap()).unwrap();
         }
         // A pushed tx is kept by the node that acknowledged it, not here.
         let pushed = Tx {
@@ -406,14 +438,12 @@ mod tests {
             ..s.tx(4).tx
         }
         .sign(&s.key);
-        a.admit_pushed(vec![pushed], &s.members)[0]
-            .as_ref()
-            .unwrap();
+        a.admit_pushed(vec![pushed])[0].as_ref().unwrap();
         assert_eq!(s.store.pending_txs(&s.context).unwrap().len(), 3);
 
         // The node stops: a new pool gets its acknowledged txs back.
         let mut b = s.admission();
-        assert_eq!(b.restore(&s.members).unwrap(), 3);
+        assert_eq!(b.restore().unwrap(), 3);
         assert_eq!(b.pool().len(), 3);
         assert!(b.pool().contains(&s.tx(2).hash()));
 
@@ -428,10 +458,11 @@ mod tests {
 
         // Another restart gets back only what is still kept.
         let mut c = s.admission();
-        assert_eq!(c.restore(&s.members).unwrap(), 1);
+        assert_eq!(c.restore().unwrap(), 1);
         // One whose sender is no longer a member is forgotten.
         let mut d = s.admission();
-        assert_eq!(d.restore(&[]).unwrap(), 0);
+        d.set_members(&[]);
+        assert_eq!(d.restore().unwrap(), 0);
         assert!(s.store.pending_txs(&s.context).unwrap().is_empty());
     }
 
@@ -442,9 +473,7 @@ mod tests {
         let txs: Vec<(Hash32, SignedTx)> = (1..=3)
             .map(|n| {
                 let tx = s.tx(n);
-                let hash = a
-                    .admit_unkept(tx.clone().verified().unwrap(), &s.members)
-                    .unwrap();
+                let hash = a.admit_unkept(tx.clone().verified().unwrap()).unwrap();
                 (hash, tx)
             })
             .collect();
@@ -455,7 +484,7 @@ mod tests {
         let mut expected: Vec<Hash32> = txs.iter().map(|(hash, _)| *hash).collect();
         expected.sort();
         assert_eq!(s.kept(), expected);
-        assert_eq!(s.admission().restore(&s.members).unwrap(), 3);
+        assert_eq!(s.admission().restore().unwrap(), 3);
     }
 
     #[test]
@@ -466,10 +495,8 @@ mod tests {
         assert_eq!(a.next_nonce(&me).unwrap(), 1);
         let t1 = s.tx(1).verified().unwrap();
         let t2 = s.tx(2);
-        a.admit(t1.clone(), &s.members).unwrap();
-        a.admit_pushed(vec![t2.clone()], &s.members)[0]
-            .as_ref()
-            .unwrap();
+        a.admit(t1.clone()).unwrap();
+        a.admit_pushed(vec![t2.clone()])[0].as_ref().unwrap();
         assert_eq!(a.next_nonce(&me).unwrap(), 3);
         assert_eq!(a.select(10, usize::MAX).len(), 2);
         // Height 1 commits both (the store is not written here: the cache
@@ -478,7 +505,7 @@ mod tests {
         a.committed(Height(1), &[t1.tx().clone(), t2], &hashes);
         assert!(a.pool().is_empty());
         assert_eq!(a.committed_nonce(&me).unwrap(), 2);
-        let stale = a.admit(s.tx(2).verified().unwrap(), &s.members);
+        let stale = a.admit(s.tx(2).verified().unwrap());
         assert!(matches!(
             stale,
             Err(SubmitError::Rejected(TxRejection::StaleNonce {
@@ -492,12 +519,12 @@ mod tests {
     fn a_gap_waits_and_a_far_nonce_is_refused() {
         let s = setup();
         let mut a = s.admission();
-        a.admit(s.tx(2).verified().unwrap(), &s.members).unwrap();
+        a.admit(s.tx(2).verified().unwrap()).unwrap();
         assert!(!a.has_ready_tx(), "nonce 2 waits for 1");
-        a.admit(s.tx(1).verified().unwrap(), &s.members).unwrap();
+        a.admit(s.tx(1).verified().unwrap()).unwrap();
         assert!(a.has_ready_tx());
         let far = 1 + MempoolConfig::default().max_nonce_gap + 1;
-        let refused = a.admit(s.tx(far).verified().unwrap(), &s.members);
+        let refused = a.admit(s.tx(far).verified().unwrap());
         assert!(matches!(
             refused,
             Err(SubmitError::Rejected(TxRejection::NonceTooFar { .. }))
@@ -516,19 +543,20 @@ mod tests {
                 max_nonce_gap: 10,
                 ..Default::default()
             },
+            s.members.clone(),
         );
         // Many clients of one sender: later nonces arrive first and fill
         // its quota, all waiting for nonce 1.
         for n in [2, 3, 4] {
-            a.admit(s.tx(n).verified().unwrap(), &s.members).unwrap();
+            a.admit(s.tx(n).verified().unwrap()).unwrap();
         }
         let full = |r| matches!(r, Err(SubmitError::Mempool(MempoolError::SenderFull(3))));
-        assert!(full(a.admit(s.tx(5).verified().unwrap(), &s.members)));
+        assert!(full(a.admit(s.tx(5).verified().unwrap())));
         assert!(!a.has_ready_tx());
         // Nonce 1 closes the gap: it still gets in, and all four can run.
-        a.admit(s.tx(1).verified().unwrap(), &s.members).unwrap();
+        a.admit(s.tx(1).verified().unwrap()).unwrap();
         assert_eq!(a.select(10, usize::MAX).len(), 4);
-        assert!(full(a.admit(s.tx(5).verified().unwrap(), &s.members)));
+        assert!(full(a.admit(s.tx(5).verified().unwrap())));
     }
 
     #[test]
@@ -538,7 +566,7 @@ mod tests {
         let tx = s.tx(1);
         let mut forged = s.tx(2);
         forged.tx.args = br#"{"key":"a","value":"evil"}"#.to_vec();
-        let answers = a.admit_pushed(vec![tx.clone(), tx, forged, s.tx(3)], &s.members);
+        let answers = a.admit_pushed(vec![tx.clone(), tx, forged, s.tx(3)]);
         assert!(answers[0].is_ok());
         assert!(matches!(
             answers[1],
@@ -549,12 +577,13 @@ mod tests {
             Err(SubmitError::Rejected(TxRejection::BadSignature))
         ));
         assert_eq!(answers[3].as_ref().unwrap(), &s.tx(3).hash());
-        let again = a.admit_pushed(vec![s.tx(1)], &s.members);
+        let again = a.admit_pushed(vec![s.tx(1)]);
         assert!(matches!(
             again[0],
             Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
         ));
-        let stranger = a.admit_pushed(vec![s.tx(4)], &[MemberId([9; 32])]);
+        a.set_members(&[MemberId([9; 32])]);
+        let stranger = a.admit_pushed(vec![s.tx(4)]);
         assert!(matches!(
             stranger[0],
             Err(SubmitError::Rejected(TxRejection::NotMember(_)))

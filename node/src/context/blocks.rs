@@ -14,8 +14,8 @@ use conclave_consensus::{Block, BlockHeader, Hash32, Height, MemberId, SignedTx}
 use conclave_runtime::{App, Runtime};
 use tracing::{debug, warn};
 
-use super::admission::Admission;
 use super::catchup::Certificate;
+use super::submit::Intake;
 use crate::config::BlockConfig;
 use crate::exec::{self, BlockEnv, Executed, TxRejection};
 use crate::metrics::Metrics;
@@ -57,15 +57,16 @@ impl Execution<'_> {
     /// skips invalid txs into `rejected`; without it every tx must be valid.
     fn run(
         &self,
-        admission: &Admission,
+        intake: &Intake,
         height: Height,
         time_ms: u64,
         txs: Vec<SignedTx>,
         deadline: Option<Instant>,
         rejected: &mut Vec<(SignedTx, TxRejection)>,
     ) -> std::result::Result<(Vec<SignedTx>, Executed), exec::ExecError> {
-        let pool = admission.pool();
-        let verified = |tx: &SignedTx| self.certified || pool.holds(tx);
+        // The pool's lock is taken a tx at a time: submissions go on
+        // while the block executes.
+        let verified = |tx: &SignedTx| self.certified || intake.admission().pool().holds(tx);
         let env = BlockEnv {
             context_id: self.record.id,
             genesis: &self.record.genesis,
@@ -122,7 +123,7 @@ impl Blocks {
     pub(super) fn build(
         &mut self,
         ex: &Execution<'_>,
-        admission: &mut Admission,
+        intake: &Intake,
         cfg: &BlockConfig,
         height: Height,
         proposer: MemberId,
@@ -130,20 +131,14 @@ impl Blocks {
         now_ms: u64,
     ) -> Result<Hash32> {
         let t0 = Instant::now();
-        let txs = admission.select(cfg.max_txs, cfg.max_bytes);
+        let txs = intake.admission().select(cfg.max_txs, cfg.max_bytes);
         let t_select = t0.elapsed();
         let selected = txs.len();
         let time_ms = now_ms.max(ex.record.last_time_ms + 1);
         let deadline = Instant::now() + Duration::from_millis(cfg.max_build_ms);
         let mut rejected = Vec::new();
-        let (txs, executed) = ex.run(
-            admission,
-            height,
-            time_ms,
-            txs,
-            Some(deadline),
-            &mut rejected,
-        )?;
+        let (txs, executed) =
+            ex.run(intake, height, time_ms, txs, Some(deadline), &mut rejected)?;
         let t_exec = t0.elapsed();
         for (tx, reason) in rejected {
             if matches!(reason, TxRejection::NonceGap { .. }) {
@@ -151,7 +146,7 @@ impl Blocks {
             }
             let hash = tx.hash();
             debug!(context = %ex.record.id, tx = %hash, %reason, "dropping tx at block building");
-            admission.drop_tx(&hash);
+            intake.admission().drop_tx(&hash);
         }
         let tx_hashes: Vec<Hash32> = txs.iter().map(|t| t.hash()).collect();
         let txs_root = conclave_consensus::merkle_root(&tx_hashes);
@@ -179,7 +174,7 @@ impl Blocks {
             .with_label_values(&["build"])
             .observe((t_exec - t_select).as_secs_f64());
         debug!(context = %ex.record.id, height = height.0, selected, txs = block.txs.len(),
-            pending = admission.pool().len(), select_ms = t_select.as_millis() as u64,
+            pending = intake.pending(), select_ms = t_select.as_millis() as u64,
             execute_ms = (t_exec - t_select).as_millis() as u64,
             total_ms = t0.elapsed().as_millis() as u64, "block built");
         let proposed = Proposed {
@@ -198,7 +193,7 @@ impl Blocks {
     pub(super) fn validate(
         &mut self,
         ex: &Execution<'_>,
-        admission: &Admission,
+        intake: &Intake,
         block: Block,
         proposer: MemberId,
         members_hash: Hash32,
@@ -224,7 +219,7 @@ impl Blocks {
         }
         let t0 = Instant::now();
         let txs = block.txs.clone();
-        let executed = match ex.run(admission, h.height, h.time_ms, txs, None, &mut Vec::new()) {
+        let executed = match ex.run(intake, h.height, h.time_ms, txs, None, &mut Vec::new()) {
             Ok((_, executed)) => executed,
             Err(e) => {
                 warn!(context = %record.id, height = h.height.0, error = %e, "invalid block");

@@ -26,7 +26,6 @@ impl FaultStatus {
 
 /// The fault a context is waiting out.
 pub(super) struct Fault {
-    pub(super) reason: String,
     pub(super) attempts: u32,
 }
 

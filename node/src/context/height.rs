@@ -29,7 +29,7 @@ impl ContextActor {
         if self.running
             || self.is_faulted()
             || !self.is_validator()
-            || !self.admission.has_ready_tx()
+            || !self.admission().has_ready_tx()
         {
             return Ok(false);
         }
@@ -246,9 +246,9 @@ impl ContextActor {
 
     /// Builds this node's proposal for `height` from its mempool.
     fn build_block(&mut self, height: Height) -> Result<Hash32> {
-        // Pushed txs held while the height ran go in too, and submitted
-        // ones only once kept (acknowledged).
-        self.acknowledge_submitted();
+        // Pushed txs held while the height ran go in too; submitted ones
+        // are in the pool once acknowledged, and leave for the members now.
+        self.push_acknowledged();
         self.admit_queued();
         let proposer = self.engine.address();
         let members_hash = self.roster.members_hash_after(height);
@@ -257,7 +257,7 @@ impl ContextActor {
         let cfg = &self.deps.config.block;
         self.blocks.build(
             &ex,
-            &mut self.admission,
+            &self.intake,
             cfg,
             height,
             proposer,
@@ -299,7 +299,7 @@ impl ContextActor {
             ..execution(&self.deps, &self.app, &self.record, &self.roster)
         };
         self.blocks
-            .validate(&ex, &self.admission, block, proposer, members_hash, now_ms)
+            .validate(&ex, &self.intake, block, proposer, members_hash, now_ms)
     }
 
     /// Commits a decided height, made durable as `sync` says; then the
@@ -322,7 +322,7 @@ impl ContextActor {
         }
         let (block, executed) = (&decided.block, &decided.executed);
         let hashes = &decided.tx_hashes;
-        self.admission
+        self.admission()
             .committed(self.record.height, &block.txs, hashes);
         if let Some(share) = self
             .checkpoints
@@ -414,6 +414,7 @@ impl ContextActor {
                 .with_label_values(&[&self.label])
                 .set(self.roster.members.len() as i64);
             let members = &self.roster.members;
+            self.intake.admission().set_members(members);
             super::actor::export_equivocations(&self.deps.metrics, &self.label, members);
         }
         if changed.readers {
@@ -444,7 +445,7 @@ impl ContextActor {
             let tx = conclave_consensus::Tx {
                 context_id: self.id(),
                 sender: me,
-                nonce: self.admission.next_nonce(&me).map_err(refused)?,
+                nonce: self.admission().next_nonce(&me).map_err(refused)?,
                 method: crate::members::METHOD_ROTATE.into(),
                 args: Error::encode(&rotation)?,
             }
@@ -452,10 +453,7 @@ impl ContextActor {
             .verified()
             .map_err(|e| Error::TxRefused(format!("own key rotation: {e}")))?;
             let copy = tx.tx().clone();
-            let hash = self
-                .admission
-                .admit(tx, &self.roster.members)
-                .map_err(refused)?;
+            let hash = self.admission().admit(tx).map_err(refused)?;
             self.gossip.queue_tx(copy);
             Ok(hash)
         })();

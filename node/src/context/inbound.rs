@@ -213,7 +213,7 @@ impl ContextActor {
     /// ([`Self::admit_queued_when_due`]), so their signatures are checked
     /// in one batch.
     fn queue_pushed(&mut self, txs: Vec<conclave_consensus::SignedTx>) -> Result<()> {
-        if self.admission.queue_pushed(txs) {
+        if self.admission().queue_pushed(txs) {
             self.admit_queued();
         }
         Ok(())
@@ -225,7 +225,7 @@ impl ContextActor {
     /// block that carries them checks them with its own, and this node
     /// admits them all before it builds one (`build_block`).
     pub(super) fn admit_queued_when_due(&mut self) {
-        if !self.running || self.admission.queued() >= super::admission::PUSHED_BATCH {
+        if !self.running || self.admission().queued() >= super::admission::PUSHED_BATCH {
             self.admit_queued();
         }
     }
@@ -236,9 +236,9 @@ impl ContextActor {
         use crate::exec::TxRejection;
         use crate::mempool::MempoolError;
         if self.is_faulted() {
-            return self.admission.drop_queued();
+            return self.admission().drop_queued();
         }
-        let answers = self.admission.admit_queued(&self.roster.members);
+        let answers = self.admission().admit_queued();
         if answers.is_empty() {
             return;
         }

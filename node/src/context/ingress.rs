@@ -1,8 +1,10 @@
 use conclave_consensus::mal::Timeout;
+use std::sync::Arc;
+
 use conclave_consensus::{ContextId, Hash32, Height, MemberId, VerifiedTx};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::exec::TxRejection;
 use crate::mempool::MempoolError;
@@ -27,12 +29,10 @@ pub enum SubmitError {
 /// What the context actor is asked to do.
 #[derive(Debug)]
 pub enum Message {
-    /// A tx whose signature the caller checked (on its own thread).
-    SubmitTx(VerifiedTx, oneshot::Sender<Result<Hash32, SubmitError>>),
-    /// The next nonce a member should use (above committed and pending).
-    NextNonce(MemberId, oneshot::Sender<Result<u64, SubmitError>>),
-    PendingCount(oneshot::Sender<usize>),
-    IsPending(Hash32, oneshot::Sender<bool>),
+    /// Txs submitted here were acknowledged beside the actor
+    /// ([`super::submit::Intake`]): push them to the other members, and
+    /// start a height if none runs.
+    Acknowledged,
     TimeoutElapsed(Timeout, u64),
     /// A gossip message on the context's topic from member `from`.
     Gossip(conclave_consensus::MemberId, Vec<u8>),
@@ -70,15 +70,18 @@ pub struct BlockEvent {
 }
 
 /// The mailbox of a context actor: two lanes. Consensus (votes,
-/// proposals, timers, catch-up, questions) goes first; the bulk lane (txs
-/// submitted or pushed by members) is worked through in slices between
-/// consensus messages, so a flood of txs never holds up a vote.
+/// proposals, timers, catch-up) goes first; the bulk lane (txs pushed by
+/// members, the wake for txs submitted here) is worked through in slices
+/// between consensus messages, so a flood of txs never holds up a vote.
+/// Txs submitted here, and questions about the pool, are answered beside
+/// the actor, by its [`Intake`](super::submit::Intake).
 #[derive(Clone, Debug)]
 pub struct ContextHandle {
     pub id: ContextId,
     tx: mpsc::Sender<Message>,
     bulk: mpsc::Sender<Message>,
     fault: super::fault::FaultStatus,
+    intake: Arc<super::submit::Intake>,
 }
 
 impl ContextHandle {
@@ -87,12 +90,14 @@ impl ContextHandle {
         tx: mpsc::Sender<Message>,
         bulk: mpsc::Sender<Message>,
         fault: super::fault::FaultStatus,
+        intake: Arc<super::submit::Intake>,
     ) -> Self {
         Self {
             id,
             tx,
             bulk,
             fault,
+            intake,
         }
     }
 
@@ -102,38 +107,34 @@ impl ContextHandle {
         self.fault.get()
     }
 
-    async fn ask_on<T>(
-        lane: &mpsc::Sender<Message>,
-        make: impl FnOnce(oneshot::Sender<T>) -> Message,
-    ) -> Result<T, SubmitError> {
-        let (reply, rx) = oneshot::channel();
-        lane.send(make(reply))
-            .await
-            .map_err(|_| SubmitError::Closed)?;
-        rx.await.map_err(|_| SubmitError::Closed)
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Message,
-    ) -> Result<T, SubmitError> {
-        Self::ask_on(&self.tx, make).await
-    }
-
+    /// Admits a tx whose signature the caller checked; answered without
+    /// the actor's turn (see [`super::submit::Intake::submit`]).
     pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
-        Self::ask_on(&self.bulk, |r| Message::SubmitTx(tx, r)).await?
+        self.intake.submit(tx)
     }
 
+    /// The next nonce a member should use (above committed and pending).
     pub async fn next_nonce(&self, member: MemberId) -> Result<u64, SubmitError> {
-        self.ask(|r| Message::NextNonce(member, r)).await?
+        self.live()?;
+        self.intake.next_nonce(&member)
     }
 
     pub async fn pending(&self) -> Result<usize, SubmitError> {
-        self.ask(Message::PendingCount).await
+        self.live()?;
+        Ok(self.intake.pending())
     }
 
     pub async fn is_pending(&self, hash: Hash32) -> Result<bool, SubmitError> {
-        self.ask(|r| Message::IsPending(hash, r)).await
+        self.live()?;
+        Ok(self.intake.is_pending(&hash))
+    }
+
+    /// Refuses a question once the actor stopped.
+    fn live(&self) -> Result<(), SubmitError> {
+        if self.tx.is_closed() {
+            return Err(SubmitError::Closed);
+        }
+        Ok(())
     }
 
     /// Hands a gossip message (consensus) to the actor; drops it if the

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use super::actor::{new_engine, open_log, ContextActor};
 use super::fault::{backoff, root_cause, Fault};
-use super::ingress::{Message, SubmitError};
+use super::ingress::Message;
 use crate::{Error, Result};
 
 impl ContextActor {
@@ -32,11 +32,10 @@ impl ContextActor {
     }
 
     fn enter_fault(&mut self, e: Error) {
-        let reason = e.to_string();
         let attempts = match &self.fault {
             Some(f) => f.attempts + 1,
             None => {
-                error!(context = %self.id(), error = %reason,
+                error!(context = %self.id(), error = %e,
                     "cannot write to disk: this context signs, commits and admits nothing until a write succeeds (retrying)");
                 self.deps
                     .metrics
@@ -47,23 +46,16 @@ impl ContextActor {
             }
         };
         self.status.set(Some(root_cause(&e)));
-        self.fault = Some(Fault { reason, attempts });
+        self.fault = Some(Fault { attempts });
         self.end_height();
         self.timers.after(backoff(attempts), Message::RetryStorage);
     }
 
-    /// What a faulted context does with a message: answers questions,
-    /// refuses txs, retries when it is time, and drops the rest (consensus
+    /// What a faulted context does with a message (its intake refuses
+    /// txs meanwhile): retries when it is time, and drops the rest (consensus
     /// traffic and pushes come again or by catch-up once it resumes).
     pub(super) fn while_faulted(&mut self, msg: Message) {
         match msg {
-            Message::SubmitTx(_, reply) => {
-                let reason = self.fault.as_ref().map(|f| f.reason.clone());
-                let _ = reply.send(Err(SubmitError::Storage(reason.unwrap_or_default())));
-            }
-            Message::NextNonce(..) | Message::PendingCount(_) | Message::IsPending(..) => {
-                self.answer(msg);
-            }
             Message::RetryStorage => self.retry_storage(),
             // Keeps ticking; no request goes out while faulted.
             Message::IdleProbe(seq) => self.on_idle_probe(seq),
@@ -73,6 +65,7 @@ impl ContextActor {
                 self.catch_up.answered(false);
             }
             Message::TimeoutElapsed(..)
+            | Message::Acknowledged
             | Message::Gossip(..)
             | Message::Pushed(..)
             | Message::CheckpointTick

@@ -1,80 +1,168 @@
-//! The context actor's handling of txs submitted here (`tx_submit`): each
-//! is admitted to the pool as it arrives, and the ones admitted in one
-//! turn of the actor's loop are kept in the store in one write before any
-//! is acknowledged or passed on to the other members. One write a turn
-//! instead of one a tx: under load a turn takes a few submissions at once.
+//! Txs submitted here (`tx_submit`), admitted beside the context actor:
+//! the RPC task that took a tx checks it against the pool, keeps it in the
+//! store and puts it in the pool itself, under the pool's lock, and answers
+//! at once. It never waits for the actor's turn, which on a node running
+//! many contexts may come only after every other context's work on the
+//! same worker (a block executed, a vote's syncs). The actor takes the
+//! acknowledged txs from [`Intake`] to push them to the other members, at
+//! the end of each turn and before it builds a block; a submission wakes
+//! it only when none was waiting, so that one wake serves a batch.
+//!
+//! The pool's questions (`tx_nonce`, pending counts) are answered the same
+//! way, from the pool under its lock.
 
-use conclave_consensus::{Hash32, SignedTx, VerifiedTx};
-use tokio::sync::oneshot;
+use std::sync::Arc;
+
+use conclave_consensus::{ContextId, Hash32, MemberId, SignedTx, VerifiedTx};
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::mpsc;
 
 use super::actor::ContextActor;
-use super::ingress::SubmitError;
+use super::admission::Admission;
+use super::fault::FaultStatus;
+use super::ingress::{Message, SubmitError};
+use crate::metrics::Metrics;
+use crate::store::Store;
 
-/// Submitted txs in the pool, not kept in the store yet, and whom to
-/// answer for each.
-#[derive(Default)]
-pub(super) struct Submitted {
-    txs: Vec<(Hash32, SignedTx)>,
-    replies: Vec<oneshot::Sender<Result<Hash32, SubmitError>>>,
+/// A context's pool, shared by its actor and the node's RPC tasks.
+pub struct Intake {
+    context: ContextId,
+    label: String,
+    store: Store,
+    metrics: Arc<Metrics>,
+    admission: Mutex<Admission>,
+    /// Acknowledged txs the actor has not pushed to the members yet.
+    unpushed: Mutex<Vec<SignedTx>>,
+    /// The actor's bulk lane: woken when txs wait to be pushed (and
+    /// closed once the actor stopped).
+    wake: mpsc::Sender<Message>,
+    fault: FaultStatus,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Intake {
+    pub(super) fn new(
+        admission: Admission,
+        store: Store,
+        metrics: Arc<Metrics>,
+        wake: mpsc::Sender<Message>,
+        fault: FaultStatus,
+    ) -> Self {
+        let context = admission.context();
+        Self {
+            context,
+            label: context.to_hex(),
+            store,
+            metrics,
+            admission: Mutex::new(admission),
+            unpushed: Mutex::new(Vec::new()),
+            wake,
+            fault,
+        }
+    }
+
+    /// The pool and its admission rules. Held briefly: every submission
+    /// to this context waits for it.
+    pub(super) fn admission(&self) -> MutexGuard<'_, Admission> {
+        self.admission.lock()
+    }
+
+    /// Admits a tx whose signature the caller checked: answered once it
+    /// is kept in the store and in the pool (acknowledged means kept: a
+    /// node killed before it commits puts it back in its pool when it
+    /// restarts), or refused with nothing changed.
+    pub fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+        let result = self.admit(tx);
+        let status = if result.is_ok() {
+            "accepted"
+        } else {
+            "rejected"
+        };
+        self.metrics
+            .txs_total
+            .with_label_values(&[&self.label, status])
+            .inc();
+        result
+    }
+
+    fn admit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+        if self.wake.is_closed() {
+            return Err(SubmitError::Closed);
+        }
+        if let Some(reason) = self.fault.get() {
+            // The context cannot write now: it takes no tx it could not keep.
+            return Err(SubmitError::Storage(reason));
+        }
+        let (hash, copy) = (tx.hash(), tx.tx().clone());
+        // The cheap refusals first, so that a duplicate or a stale tx
+        // costs no write.
+        self.admission().check_new(&copy, &hash)?;
+        // Written outside the lock: the actor and the other submitters go
+        // on meanwhile; `admit_written` settles a race with either.
+        self.store
+            .put_pending_txs(&self.context, &[(hash, copy.clone())])
+            .map_err(|e| SubmitError::Storage(e.to_string()))?;
+        let pending = {
+            let mut admission = self.admission();
+            admission.admit_written(tx)?;
+            admission.pool().len()
+        };
+        self.metrics
+            .mempool_size
+            .with_label_values(&[&self.label])
+            .set(pending as i64);
+        let first = {
+            let mut unpushed = self.unpushed.lock();
+            unpushed.push(copy);
+            unpushed.len() == 1
+        };
+        if first {
+            // A full lane means the actor has a turn coming, which takes
+            // these too.
+            let _ = self.wake.try_send(Message::Acknowledged);
+        }
+        Ok(hash)
+    }
+
+    /// The txs acknowledged since the last call, to push to the members.
+    pub(super) fn take_unpushed(&self) -> Vec<SignedTx> {
+        std::mem::take(&mut *self.unpushed.lock())
+    }
+
+    /// The nonce `member` should use next: above committed and pending.
+    pub fn next_nonce(&self, member: &MemberId) -> Result<u64, SubmitError> {
+        self.admission().next_nonce(member)
+    }
+
+    /// How many txs the pool holds.
+    pub fn pending(&self) -> usize {
+        self.admission().pool().len()
+    }
+
+    /// Whether the pool holds the tx `hash`.
+    pub fn is_pending(&self, hash: &Hash32) -> bool {
+        self.admission().pool().contains(hash)
+    }
 }
 
 impl ContextActor {
-    /// Admits a submitted tx to the pool; it is answered (and gossiped)
-    /// once kept, by [`Self::acknowledge_submitted`], or now if refused.
-    pub(super) fn on_submit(
-        &mut self,
-        tx: VerifiedTx,
-        reply: oneshot::Sender<Result<Hash32, SubmitError>>,
-    ) {
-        let copy = tx.tx().clone();
-        match self.admission.admit_unkept(tx, &self.roster.members) {
-            Ok(hash) => {
-                self.submitted.txs.push((hash, copy));
-                self.submitted.replies.push(reply);
-            }
-            Err(e) => {
-                self.count_submitted("rejected", 1);
-                let _ = reply.send(Err(e));
-            }
-        }
-    }
-
-    /// Keeps the txs submitted since the last call in one write, then
-    /// answers their clients and queues them for the other members; if the
-    /// write fails they leave the pool and each client gets the error.
+    /// Queues the txs acknowledged beside the actor for the other members.
     /// Called before this node builds a block and at the end of each turn
-    /// of the loop, so that no tx waits unanswered for the next message.
-    pub(super) fn acknowledge_submitted(&mut self) {
-        if self.submitted.txs.is_empty() {
+    /// of the loop.
+    pub(super) fn push_acknowledged(&mut self) {
+        let txs = self.intake.take_unpushed();
+        if txs.is_empty() || !self.gossip.has_peers() {
             return;
         }
-        let Submitted { txs, replies } = std::mem::take(&mut self.submitted);
-        match self.admission.keep(&txs) {
-            Ok(()) => {
-                self.count_submitted("accepted", txs.len());
-                let gossip = self.gossip.has_peers();
-                for ((hash, tx), reply) in txs.into_iter().zip(replies) {
-                    if gossip {
-                        self.gossip.queue_tx(tx);
-                    }
-                    let _ = reply.send(Ok(hash));
-                }
-            }
-            Err(e) => {
-                self.count_submitted("rejected", txs.len());
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
+        for tx in txs {
+            self.gossip.queue_tx(tx);
         }
-        self.update_mempool_gauge();
-    }
-
-    fn count_submitted(&self, status: &str, n: usize) {
-        self.deps
-            .metrics
-            .txs_total
-            .with_label_values(&[&self.label, status])
-            .inc_by(n as u64);
     }
 }
