@@ -4,7 +4,9 @@
 //! the point `name`. Unset, a point costs one load of an initialised cell.
 //!
 //! Points: `wal_write` (an input written to the WAL, not yet synced),
-//! `sign_recorded` (the sign guard advanced, the signature not yet used),
+//! `guard_written_unsynced` (a signature's guard record written to the WAL
+//! and the guard's file, neither synced yet), `sign_recorded` (the sign
+//! guard advanced and durable, the signature not yet used),
 //! `before_publish` (a vote or proposal about to be sent; the WAL synced
 //! up to its signature, and for a proposal up to its own entry),
 //! `after_publish`, `proposal_persisted` (own candidate block written, its

@@ -12,7 +12,10 @@
 //!   `--reset` moves the database and the WALs aside so the node can fetch
 //!   its contexts again from the other members (its sign guards stay).
 //! - **the WALs** (`home/wal/*.wal`): damage anywhere is cut at the last
-//!   intact record, the rest backed up next to the file.
+//!   intact record, the rest backed up next to the file. First, each WAL's
+//!   latest signature (its guard records, read past any damage) is carried
+//!   into its context's sign guard file, synced, since the guard file
+//!   alone may be behind the log (it is written unsynced).
 //! - **the sign guards** (`home/wal/*.sign`): a damaged guard cannot say
 //!   what this key signed last, so it is replaced by one that refuses every
 //!   signature up to the height the context was at (its WAL's height, or
@@ -81,7 +84,12 @@ pub fn repair(home: &Path, options: RepairOptions) -> Result<Report> {
 
     // Heights of each context: its committed tip, and its WAL's height.
     let mut tips: HashMap<ContextId, Height> = HashMap::new();
-    let wal_heights = repair_wals(&mut report, &wal_dir)?;
+    let signed = carry_signatures(&mut report, &wal_dir)?;
+    let mut wal_heights = repair_wals(&mut report, &wal_dir)?;
+    for (id, height) in signed {
+        let at = wal_heights.entry(id).or_insert(height);
+        *at = (*at).max(height);
+    }
     if options.reset {
         reset(&mut report, &data_dir, &wal_dir)?;
     } else {
@@ -168,6 +176,60 @@ fn reset(report: &mut Report, data_dir: &Path, wal_dir: &Path) -> Result<()> {
             .push(format!("wal {}: moved to {}", path.display(), to.display()));
     }
     Ok(())
+}
+
+/// Carries each WAL's latest recorded signature into its context's sign
+/// guard file (synced) where the file is behind it, before anything cuts
+/// or moves the WAL; returns the height of each such signature, so that a
+/// damaged guard's replacement refuses everything up to it too.
+fn carry_signatures(report: &mut Report, wal_dir: &Path) -> Result<HashMap<ContextId, Height>> {
+    let mut heights = HashMap::new();
+    for path in files_with(wal_dir, "wal")? {
+        let Some(latest) = crate::wal::latest_signature_in(&path)? else {
+            continue;
+        };
+        let Some(id) = context_of(&path) else {
+            continue;
+        };
+        heights.insert(id, latest.position.height);
+        let guard_path = wal_dir.join(format!("{}.sign", id.to_hex()));
+        let mut guard = match SignGuard::open(&guard_path) {
+            Ok(guard) => guard,
+            // Replaced by a barrier below (`repair_guards`).
+            Err(SignGuardError::Corrupt { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let before = guard.last().map(|l| l.position);
+        let raised = guard.raise_to(Some(&latest));
+        if let Err(SignGuardError::Corrupt { reason, .. }) = raised {
+            // The file and the log disagree on one signature: sign nothing
+            // more at that height.
+            let barrier = SignPosition {
+                height: latest.position.height,
+                round: u32::MAX,
+                step: SignStep::Precommit,
+            };
+            SignGuard::write_barrier(&guard_path, barrier)?;
+            report.actions.push(format!(
+                "sign guard {}: {reason}; replaced by a guard that signs nothing at or below \
+                 height {}",
+                guard_path.display(),
+                latest.position.height
+            ));
+            continue;
+        }
+        raised?;
+        if before != guard.last().map(|l| l.position) {
+            report.actions.push(format!(
+                "sign guard {}: raised to the WAL's last signature (height {}, round {}, {:?})",
+                guard_path.display(),
+                latest.position.height,
+                latest.position.round,
+                latest.position.step
+            ));
+        }
+    }
+    Ok(heights)
 }
 
 /// Opens every WAL with repair on; returns each context's WAL height.

@@ -17,9 +17,14 @@
 //! is a refusal to start, never a silent reset.
 //!
 //! The engine reaches the guard through [`crate::wal::SharedLog`], which
-//! makes the WAL entries ahead of a signature durable while the guard
-//! records it: the two fsyncs overlap, and the signature is released only
-//! once both are done.
+//! records each signature twice and syncs once: a guard record appended to
+//! the context's WAL, made durable by the WAL's own sync (the one the
+//! entries ahead of the signature need anyway), and this file overwritten
+//! without a sync. At start the guard is the later of this file and the
+//! WAL's last guard record ([`SignGuard::raise_to`]); whatever cuts synced
+//! WAL records (a rotation past its bound, `conclave repair`) first makes
+//! this file durable or raises it. The file's own first record is still
+//! created atomically and synced.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -277,9 +282,75 @@ impl SignGuard {
         other
     }
 
+    /// Whether the file exists: until then a record cannot be written in
+    /// place ([`Self::write_unsynced`]), only created, synced.
+    pub(crate) fn is_created(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Overwrites the file's record with `next` without a sync, and holds
+    /// `next` as the last signature from now on: for a signature whose
+    /// guard record the WAL makes durable. Call only with a record
+    /// [`Self::admit`] allowed, on a created file.
+    pub(crate) fn write_unsynced(&mut self, next: LastSigned) -> io::Result<()> {
+        let Some(file) = &self.file else {
+            return Err(io::Error::other("the sign guard's file does not exist yet"));
+        };
+        file.write_all_at(&encode(&next), 0)?;
+        self.last = Some(next);
+        Ok(())
+    }
+
+    /// Makes the file's record durable (before a cut of the WAL's guard
+    /// records).
+    pub(crate) fn sync_file(&self) -> io::Result<()> {
+        match &self.file {
+            Some(file) => crate::fsx::timed_sync("sign_guard", || file.sync_data()),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts `file` in place of the guard's file handle (tests: a file
+    /// whose writes or syncs fail).
+    #[cfg(test)]
+    pub(crate) fn replace_file(&mut self, file: File) {
+        self.file = Some(Arc::new(file));
+    }
+
+    /// Raises the guard to `wal`, the WAL's last guard record, if that is
+    /// later than the file's (the file's last overwrite was lost with the
+    /// machine, the WAL's sync was not), writing the file durably. A file
+    /// that is ahead stays (the WAL was cut since). The same position with
+    /// another message is damage: a refusal to start.
+    pub fn raise_to(&mut self, wal: Option<&LastSigned>) -> Result<(), SignGuardError> {
+        let Some(wal) = wal else { return Ok(()) };
+        match &self.last {
+            Some(last) if last.position > wal.position => return Ok(()),
+            Some(last) if last.position == wal.position => {
+                if last == wal {
+                    return Ok(());
+                }
+                return Err(SignGuardError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!(
+                        "the WAL's last signature at {:?} is not the one this file records there",
+                        wal.position
+                    ),
+                });
+            }
+            _ => {}
+        }
+        self.persist(wal).map_err(|source| SignGuardError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.last = Some(*wal);
+        Ok(())
+    }
+
     /// What recording `request` would write: `None` for the very message
     /// signed last, a refusal for anything before it or in its place.
-    fn admit(&self, request: &SignRequest) -> Result<Option<LastSigned>, DoubleSign> {
+    pub(crate) fn admit(&self, request: &SignRequest) -> Result<Option<LastSigned>, DoubleSign> {
         if let Some(last) = &self.last {
             if request.position < last.position {
                 return Err(SignRefusal::Regression {

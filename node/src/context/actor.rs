@@ -137,11 +137,14 @@ pub(super) fn open_log(deps: &ContextDeps, id: &ContextId) -> Result<SharedLog> 
         warn!(context = %id, damage = ?repair.damage, dropped_bytes = repair.dropped_bytes,
             backup = %repair.backup.display(), "cut a damaged WAL tail");
     }
-    let guard =
-        SignGuard::open(deps.wal_dir.join(format!("{name}.sign"))).map_err(|e| match e {
-            SignGuardError::Corrupt { .. } => Error::damaged(home, e),
-            e => e.into(),
-        })?;
+    let damaged = |e| match e {
+        SignGuardError::Corrupt { .. } => Error::damaged(home, e),
+        e => e.into(),
+    };
+    let mut guard = SignGuard::open(deps.wal_dir.join(format!("{name}.sign"))).map_err(damaged)?;
+    // The file's last overwrite may have been lost with the machine; the
+    // WAL's synced guard record was not.
+    guard.raise_to(wal.last_guard()).map_err(damaged)?;
     Ok(SharedLog::new(wal, guard))
 }
 

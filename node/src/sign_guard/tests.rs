@@ -377,3 +377,75 @@ fn flush_alongside_decides_with_the_guard() {
     .unwrap();
     assert!(ran);
 }
+
+fn signed(request: &SignRequest) -> LastSigned {
+    LastSigned {
+        position: request.position,
+        value: request.value,
+        digest: request.digest,
+    }
+}
+
+#[test]
+fn a_later_record_from_the_wal_raises_the_guard_durably() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    // Nothing from the log: nothing changes, no file is made.
+    g.raise_to(None).unwrap();
+    assert!(g.last().is_none() && !p.exists());
+    // A log record and no file (it was never created, or is gone): the
+    // record is written, durably.
+    let first = signed(&req(3, 0, SignStep::Prevote, 1));
+    g.raise_to(Some(&first)).unwrap();
+    assert_eq!(SignGuard::peek(&p).unwrap(), Some(first));
+    // A later one raises it; the file says so after a reopen.
+    let later = signed(&req(3, 1, SignStep::Precommit, 2));
+    g.raise_to(Some(&later)).unwrap();
+    drop(g);
+    let mut g = SignGuard::open(&p).unwrap();
+    assert_eq!(g.last(), Some(&later));
+    assert!(matches!(
+        g.check_and_record(&req(3, 1, SignStep::Precommit, 9)),
+        Err(SignRefusal::Conflict { .. })
+    ));
+}
+
+#[test]
+fn an_earlier_or_equal_record_from_the_wal_changes_nothing_and_a_conflict_is_damage() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    let at = req(8, 2, SignStep::Prevote, 4);
+    g.check_and_record(&at).unwrap();
+    let before = std::fs::read(&p).unwrap();
+    // The log was cut since its older record: the file stays ahead.
+    g.raise_to(Some(&signed(&req(7, 0, SignStep::Precommit, 1))))
+        .unwrap();
+    g.raise_to(Some(&signed(&at))).unwrap();
+    assert_eq!(g.last(), Some(&signed(&at)));
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+    // The same position, another message: neither can be trusted.
+    let other = signed(&req(8, 2, SignStep::Prevote, 5));
+    assert!(matches!(
+        g.raise_to(Some(&other)),
+        Err(SignGuardError::Corrupt { .. })
+    ));
+    assert_eq!(g.last(), Some(&signed(&at)));
+}
+
+#[test]
+fn an_unsynced_write_moves_the_guard_and_the_file() {
+    let (_dir, p) = path();
+    let mut g = SignGuard::open(&p).unwrap();
+    let next = signed(&req(2, 0, SignStep::Prevote, 1));
+    // No file yet: it has to be created, synced, by the first record.
+    assert!(!g.is_created());
+    assert!(g.write_unsynced(next).is_err());
+    assert!(g.last().is_none());
+    g.check_and_record(&req(1, 0, SignStep::Prevote, 1))
+        .unwrap();
+    assert!(g.is_created());
+    g.write_unsynced(next).unwrap();
+    g.sync_file().unwrap();
+    assert_eq!(g.last(), Some(&next));
+    assert_eq!(SignGuard::peek(&p).unwrap(), Some(next));
+}

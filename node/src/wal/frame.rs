@@ -7,7 +7,10 @@
 //!
 //! The header's crc covers its first 28 bytes; a record's crc covers its
 //! `len` field and its payload, so a damaged length is caught as well. The
-//! payload is one [`conclave_consensus::wal_codec`] entry. The header's
+//! payload is one [`conclave_consensus::wal_codec`] entry (its first byte
+//! is the codec's version, 1), or a sign guard record: [`GUARD_TAG`] then
+//! the borsh of the [`LastSigned`] this node recorded before a signature
+//! (see `shared.rs`). Guard records do not move the log's height. The header's
 //! height's records run from `start` to the end of the file; the bytes
 //! between the header and `start` are older heights' records, never read.
 //! Version 1 (a 24-byte header without `start`, its records right after
@@ -16,12 +19,39 @@
 use conclave_consensus::wal_codec::{self, WalCodecError, WalInput, MAX_WAL_ENTRY_BYTES};
 use conclave_consensus::Height;
 
+use crate::sign_guard::LastSigned;
+
 pub(super) const MAGIC: &[u8; 8] = b"CNCLVWAL";
 pub(super) const VERSION: u32 = 2;
 pub(super) const HEADER_LEN: usize = 32;
 /// A version 1 header's length (and its records' start).
 pub(super) const V1_HEADER_LEN: usize = 24;
 pub(super) const RECORD_HEADER_LEN: usize = 8;
+/// The first byte of a guard record's payload (never a codec version).
+pub(super) const GUARD_TAG: u8 = 0xC5;
+
+/// What an intact record holds.
+pub(super) enum Payload {
+    Entry(Height, WalInput),
+    Guard(LastSigned),
+}
+
+/// The payload of a guard record of `last`.
+pub(super) fn guard_payload(last: &LastSigned) -> Vec<u8> {
+    let mut out = vec![GUARD_TAG];
+    // Serialising a plain struct into a Vec cannot fail.
+    let _ = borsh::BorshSerialize::serialize(last, &mut out);
+    out
+}
+
+fn decode(payload: &[u8]) -> Result<Payload, WalCodecError> {
+    match payload.split_first() {
+        Some((&GUARD_TAG, body)) => borsh::from_slice(body)
+            .map(Payload::Guard)
+            .map_err(|e| WalCodecError::Malformed(format!("guard record: {e}"))),
+        _ => wal_codec::decode_entry(payload).map(|(h, input)| Payload::Entry(h, input)),
+    }
+}
 
 /// A header naming `height`, whose records start at `start`.
 pub(super) fn header(height: Height, start: u64) -> [u8; HEADER_LEN] {
@@ -165,6 +195,9 @@ pub(super) struct Scan {
     pub valid_end: usize,
     /// Set when the scan stopped before the end of the file.
     pub stop: Option<Stop>,
+    /// The last guard record read (of the header's height's records, or
+    /// if they hold none, of the older heights' before them).
+    pub guard: Option<LastSigned>,
     /// Offset of an intact record after the damage: the damage is in the
     /// middle of the log, not at its tail.
     pub resync: Option<usize>,
@@ -173,22 +206,30 @@ pub(super) struct Scan {
 /// Reads the records of `header`'s height, from its start to the end.
 pub(super) fn scan(buf: &[u8], header: &Header) -> Scan {
     let mut entries = Vec::new();
+    let mut guard = None;
     let mut off = usize::try_from(header.start).unwrap_or(usize::MAX);
+    let stopped = |entries, guard: Option<LastSigned>, valid_end, stop| Scan {
+        entries,
+        valid_end,
+        stop: Some(stop),
+        resync: None,
+        guard: guard.or_else(|| older_guard(buf, header)),
+    };
     while off < buf.len() {
         let stop = match frame_at(buf, off) {
-            Frame::Good { payload, next } => match wal_codec::decode_entry(payload) {
-                Ok((height, _)) if height > header.height => {
-                    return Scan {
-                        entries,
-                        valid_end: off,
-                        stop: Some(Stop::LaterHeight),
-                        resync: None,
-                    }
+            Frame::Good { payload, next } => match decode(payload) {
+                Ok(Payload::Entry(height, _)) if height > header.height => {
+                    return stopped(entries, guard, off, Stop::LaterHeight);
                 }
-                Ok(entry) => {
-                    if entry.0 == header.height {
-                        entries.push(entry);
+                Ok(Payload::Entry(height, input)) => {
+                    if height == header.height {
+                        entries.push((height, input));
                     }
+                    off = next;
+                    continue;
+                }
+                Ok(Payload::Guard(last)) => {
+                    guard = Some(last);
                     off = next;
                     continue;
                 }
@@ -198,10 +239,8 @@ pub(super) fn scan(buf: &[u8], header: &Header) -> Scan {
             Frame::Bad => Stop::Checksum,
         };
         return Scan {
-            entries,
-            valid_end: off,
             resync: find_intact_record(buf, off + 1),
-            stop: Some(stop),
+            ..stopped(entries, guard, off, stop)
         };
     }
     Scan {
@@ -209,13 +248,75 @@ pub(super) fn scan(buf: &[u8], header: &Header) -> Scan {
         valid_end: off.min(buf.len()),
         stop: None,
         resync: None,
+        guard: guard.or_else(|| older_guard(buf, header)),
     }
+}
+
+/// The last guard record among the older heights' records, between the
+/// header and `header.start`. They were all synced before the header
+/// moved past them, except a tail written after the last sync (votes
+/// received, never a guard record a signature was released on): reading
+/// stops quietly where that tail is torn.
+fn older_guard(buf: &[u8], header: &Header) -> Option<LastSigned> {
+    let first = if header.version == 1 {
+        V1_HEADER_LEN
+    } else {
+        HEADER_LEN
+    };
+    let end = usize::try_from(header.start)
+        .unwrap_or(usize::MAX)
+        .min(buf.len());
+    let mut guard = None;
+    let mut off = first;
+    while off < end {
+        let Frame::Good { payload, next } = frame_at(&buf[..end], off) else {
+            break;
+        };
+        if let Ok(Payload::Guard(last)) = decode(payload) {
+            guard = Some(last);
+        }
+        off = next;
+    }
+    guard
+}
+
+/// The guard record with the latest position anywhere in a file, past any
+/// damage (each intact record after it is found as
+/// [`find_intact_record`] finds one): what `conclave repair` keeps of the
+/// log's signatures before it cuts the log.
+pub(super) fn latest_guard_anywhere(buf: &[u8]) -> Option<LastSigned> {
+    let first = match read_header(buf) {
+        Ok(h) if h.version == 1 => V1_HEADER_LEN,
+        _ => HEADER_LEN,
+    };
+    let mut latest: Option<LastSigned> = None;
+    let mut off = first;
+    while off < buf.len() {
+        match frame_at(buf, off) {
+            Frame::Good { payload, next } => {
+                if let Ok(Payload::Guard(last)) = decode(payload) {
+                    if latest.is_none_or(|l| last.position > l.position) {
+                        latest = Some(last);
+                    }
+                }
+                off = next;
+            }
+            _ => match find_intact_record(buf, off + 1) {
+                Some(next) => off = next,
+                None => break,
+            },
+        }
+    }
+    latest
 }
 
 /// The height of the intact record at `off`, if one is there.
 pub(super) fn height_at(buf: &[u8], off: usize) -> Option<Height> {
     match frame_at(buf, off) {
-        Frame::Good { payload, .. } => wal_codec::decode_entry(payload).ok().map(|(h, _)| h),
+        Frame::Good { payload, .. } => match decode(payload) {
+            Ok(Payload::Entry(height, _)) => Some(height),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -224,8 +325,7 @@ pub(super) fn height_at(buf: &[u8], off: usize) -> Option<Height> {
 /// starts. Every offset is tried, since the damaged record's own length
 /// cannot be trusted; a false match needs a random crc32 collision.
 fn find_intact_record(buf: &[u8], from: usize) -> Option<usize> {
-    (from..buf.len().saturating_sub(RECORD_HEADER_LEN)).find(|&off| {
-        matches!(frame_at(buf, off), Frame::Good { payload, .. }
-            if wal_codec::decode_entry(payload).is_ok())
-    })
+    (from..buf.len().saturating_sub(RECORD_HEADER_LEN)).find(
+        |&off| matches!(frame_at(buf, off), Frame::Good { payload, .. } if decode(payload).is_ok()),
+    )
 }

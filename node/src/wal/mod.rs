@@ -25,6 +25,7 @@ use conclave_consensus::Height;
 use thiserror::Error;
 use tracing::warn;
 
+use crate::sign_guard::LastSigned;
 use frame::{Stop, HEADER_LEN};
 pub use shared::{LogParts, SharedLog};
 
@@ -130,6 +131,8 @@ pub struct Wal {
     /// on disk at open).
     synced: u64,
     entries: Vec<(Height, WalInput)>,
+    /// The last guard record in the file (see [`Wal::write_guard`]).
+    guard: Option<LastSigned>,
     dirty: bool,
     poisoned: bool,
 }
@@ -157,7 +160,7 @@ impl Wal {
         let Some(bytes) = bytes else {
             fsx::write_atomic(&path, &frame::header(Height(0), HEADER_LEN as u64))
                 .map_err(io_err(&path))?;
-            let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new())?;
+            let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new(), None)?;
             let recovered = Recovered {
                 created: true,
                 height: Height(0),
@@ -173,7 +176,7 @@ impl Wal {
                 warn!(path = %path.display(), %reason, backup = %backup.display(), "wal header unusable; backed up and started empty");
                 fsx::write_atomic(&path, &frame::header(Height(0), HEADER_LEN as u64))
                     .map_err(io_err(&path))?;
-                let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new())?;
+                let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new(), None)?;
                 let repair = Repair {
                     damage: Damage::BadHeader,
                     offset: 0,
@@ -241,7 +244,7 @@ impl Wal {
             len = upgraded.len() as u64;
         }
         let entries = scan.entries.len();
-        let wal = Self::reopen(path, height, len, scan.entries)?;
+        let wal = Self::reopen(path, height, len, scan.entries, scan.guard)?;
         Ok((wal, recovered(height, entries, repair)))
     }
 
@@ -250,6 +253,7 @@ impl Wal {
         height: Height,
         len: u64,
         entries: Vec<(Height, WalInput)>,
+        guard: Option<LastSigned>,
     ) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
@@ -263,6 +267,7 @@ impl Wal {
             len,
             synced: len,
             entries,
+            guard,
             dirty: false,
             poisoned: false,
         })
@@ -275,6 +280,19 @@ impl Wal {
     /// The height whose entries the log holds.
     pub fn height(&self) -> Height {
         self.height
+    }
+
+    /// The last guard record in the file: the latest signature this node
+    /// recorded in the log (a cut at a rotation drops the older ones).
+    pub fn last_guard(&self) -> Option<&LastSigned> {
+        self.guard.as_ref()
+    }
+
+    /// Whether the rotation to the next height cuts the file (and with it
+    /// every guard record in it): the sign guard's file must be durable
+    /// first.
+    pub fn cuts_at_next_height(&self) -> bool {
+        self.len > KEEP_OLD_ENTRIES_BYTES
     }
 
     /// The entries of `height` in append order (empty for any other height).
@@ -363,6 +381,7 @@ impl Wal {
         self.height = height;
         self.entries.clear();
         if cut {
+            self.guard = None;
             self.len = start;
             self.synced = start;
             self.dirty = false;
@@ -394,6 +413,23 @@ impl Wal {
         if height > self.height {
             self.start_height(height)?;
         }
+        self.append_record(&record)?;
+        self.entries.push((height, input.clone()));
+        Ok(())
+    }
+
+    /// Appends a guard record of `last` without fsync: the sign guard's
+    /// record of a signature, made durable by the [`Wal::sync`] that
+    /// precedes the signature's release. It leaves the log's height and
+    /// entries as they are.
+    pub fn write_guard(&mut self, last: &LastSigned) -> Result<()> {
+        self.check_usable()?;
+        self.append_record(&frame::record(&frame::guard_payload(last)))?;
+        self.guard = Some(*last);
+        Ok(())
+    }
+
+    fn append_record(&mut self, record: &[u8]) -> Result<()> {
         let new_len = self.len + record.len() as u64;
         if new_len > MAX_WAL_FILE_BYTES {
             return Err(WalError::TooLarge {
@@ -404,7 +440,7 @@ impl Wal {
         let written = self
             .file
             .seek(SeekFrom::Start(self.len))
-            .and_then(|_| self.file.write_all(&record));
+            .and_then(|_| self.file.write_all(record));
         if let Err(e) = written {
             // Never leave a partial record behind a later append.
             if self.file.set_len(self.len).is_err() {
@@ -414,7 +450,6 @@ impl Wal {
         }
         self.len = new_len;
         self.dirty = true;
-        self.entries.push((height, input.clone()));
         Ok(())
     }
 
@@ -443,6 +478,18 @@ impl Wal {
             return Err(WalError::Poisoned);
         }
         Ok(())
+    }
+}
+
+/// The latest signature recorded in the WAL at `path` (its guard record of
+/// the highest position), read past any damage: what `conclave repair`
+/// carries into the sign guard's file before it cuts or moves the log.
+/// `None` if the file holds none or does not exist.
+pub fn latest_signature_in(path: &Path) -> Result<Option<LastSigned>> {
+    match read_bounded(path) {
+        Ok(bytes) => Ok(frame::latest_guard_anywhere(&bytes)),
+        Err(WalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -503,6 +550,8 @@ fn cut_tail(path: &Path, bytes: &[u8], keep: usize, damage: Damage) -> Result<Re
     })
 }
 
+#[cfg(test)]
+mod guard_tests;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]

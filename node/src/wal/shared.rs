@@ -61,12 +61,39 @@ impl LogParts {
 
     /// Writes `input` to the WAL unsynced (group commit); the first record
     /// of a later height (the one that moves the log to it) waits for the
-    /// last commit to be durable.
+    /// last commit to be durable, and, if that move cuts the file, for the
+    /// sign guard's file to be durable (the cut drops the guard records).
     pub fn write(&mut self, height: Height, input: &WalInput) -> crate::Result<()> {
         if height > self.wal.height() {
             self.settle()?;
+            if self.wal.cuts_at_next_height() {
+                self.guard.sync_file()?;
+            }
         }
         Ok(self.wal.write(height, input)?)
+    }
+
+    /// Records a signature of `request` and makes it durable with
+    /// everything written to the WAL before it, in one sync: a guard record
+    /// appended to the WAL, and the guard's file overwritten unsynced (the
+    /// first one ever is created synced, alongside). `Ok` only once
+    /// durable; a refusal records nothing, and a failed sync leaves the
+    /// guard holding the new record (stricter than needed, never looser).
+    fn record_signature(&mut self, request: &SignRequest) -> Result<(), SignRefusal> {
+        let refusal = |e: &dyn std::fmt::Display| SignRefusal::Persist(e.to_string());
+        let LogParts { wal, guard, .. } = self;
+        let Some(next) = guard.admit(request)? else {
+            // The very message signed last: only the log to sync.
+            return wal.sync().map_err(|e| refusal(&e));
+        };
+        wal.write_guard(&next).map_err(|e| refusal(&e))?;
+        if !guard.is_created() {
+            return guard
+                .check_and_record_alongside(request, || wal.sync().map_err(|e| refusal(&e)));
+        }
+        guard.write_unsynced(next).map_err(|e| refusal(&e))?;
+        crate::failpoint::hit("guard_written_unsynced");
+        wal.sync().map_err(|e| refusal(&e))
     }
 
     /// Makes the WAL durable, after the last commit.
@@ -113,10 +140,9 @@ impl SignPolicy for SharedLog {
         for (height, input) in log_first {
             parts.write(*height, input).map_err(|e| refusal(&e))?;
         }
-        let LogParts { wal, guard, .. } = &mut *parts;
-        // Both the log and the guard are durable before the signature is
-        // released; their fsyncs overlap.
-        guard.check_and_record_alongside(request, || wal.sync().map_err(|e| refusal(&e)))?;
+        // The log and the guard's record in it are durable before the
+        // signature is released: one sync.
+        parts.record_signature(request)?;
         crate::failpoint::hit("sign_recorded");
         Ok(())
     }

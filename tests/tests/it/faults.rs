@@ -210,8 +210,9 @@ async fn sigstopped_proposer_is_skipped_then_catches_up() {
 
 /// Crash points of a validator, each hit under load, in turn: the node
 /// restarts from its WAL, sign guard and store each time.
-const CRASH_POINTS: [(&str, u32); 7] = [
+const CRASH_POINTS: [(&str, u32); 8] = [
     ("wal_write", 5),
+    ("guard_written_unsynced", 3),
     ("sign_recorded", 3),
     ("before_publish", 4),
     ("after_publish", 4),

@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use conclave_consensus::sign_policy::{SignPosition, SignStep};
+use conclave_consensus::Height;
 use conclave_node::rpc::{ConclaveApiClient, EvidenceApiClient};
 use conclave_tests::{TestNet, TestNode};
 
@@ -149,6 +151,36 @@ async fn damaged_files_are_repaired_or_refused_and_the_node_rejoins() {
             "the repaired node never signed again"
         );
     }
+
+    // 2b. A sign guard file behind its WAL (its last overwrite, never
+    //     synced, lost with the machine; the WAL's guard record was
+    //     synced): the node takes the WAL's at start, and so does a repair.
+    let behind = |latest: &conclave_node::sign_guard::LastSigned| {
+        let older = SignPosition {
+            height: Height(latest.position.height.0 - 1),
+            round: 0,
+            step: SignStep::Prevote,
+        };
+        conclave_node::sign_guard::SignGuard::write_barrier(&guard, older).unwrap();
+    };
+    let peek = || {
+        conclave_node::sign_guard::SignGuard::peek(&guard)
+            .unwrap()
+            .unwrap()
+            .position
+    };
+    net.nodes[3].kill9();
+    let latest = conclave_node::wal::latest_signature_in(&wal)
+        .unwrap()
+        .unwrap();
+    behind(&latest);
+    let out = repair(&net.nodes[3], &[]);
+    assert!(out.contains("raised to the WAL's last signature"), "{out}");
+    assert_eq!(peek(), latest.position);
+    behind(&latest);
+    net.nodes[3].start().await;
+    assert!(peek() >= latest.position, "the guard went back at start");
+    caught_up(&net, 3).await;
 
     // 3. RocksDB's MANIFEST deleted: refused; RocksDB's repair rebuilds it
     //    from the table files and its log, and every context checks whole.
