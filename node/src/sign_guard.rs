@@ -11,10 +11,10 @@
 //! it). The file is created (or upgraded from version 1, the same record
 //! without padding) atomically: temp file, fsync, rename, fsync of the
 //! directory. Every later update overwrites the record in place with one
-//! `pwrite` and one `fdatasync`, since the file's size never changes again:
-//! one flush per signature instead of two and a rename, on the path of every
-//! vote. A record that fails any check, a write torn by a crash included,
-//! is a refusal to start, never a silent reset.
+//! `pwrite`, since the file's size never changes again: followed by an
+//! `fdatasync` when the guard stands alone ([`SignGuard::check_and_record`]),
+//! by none in the node (below). A record that fails any check, a write torn
+//! by a crash included, is a refusal to start, never a silent reset.
 //!
 //! The engine reaches the guard through [`crate::wal::SharedLog`], which
 //! records each signature twice and syncs once: a guard record appended to

@@ -7,8 +7,11 @@
 //!   dependencies ([`ContextDeps`]); `height.rs`: the height lifecycle and
 //!   the engine's effects, commit included; `inbound.rs`: what members
 //!   send (gossip, pushes, catch-up answers); `submit.rs`: txs submitted
-//!   here, kept in one write a turn before they are acknowledged.
-//! - `admission.rs`: the mempool and what may enter it (nonces cached).
+//!   here, admitted beside the actor by its `Intake` (the pool under a
+//!   lock shared with the RPC tasks) and pushed to the members by the
+//!   actor.
+//! - `admission.rs`: the mempool and what may enter it (nonces cached,
+//!   the members who may send).
 //! - `blocks.rs`: building, validating and writing blocks (one execution
 //!   setup for the three).
 //! - `gossip.rs`: the key ring, sealing and the publisher; `later.rs`:

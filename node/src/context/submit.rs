@@ -166,3 +166,130 @@ impl ContextActor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conclave_consensus::Height;
+
+    use crate::context::admission::tests::{setup, Setup};
+    use crate::exec::TxRejection;
+    use crate::mempool::MempoolError;
+
+    fn intake(s: &Setup) -> (Intake, mpsc::Receiver<Message>, FaultStatus) {
+        let (wake, woken) = mpsc::channel(16);
+        let fault = FaultStatus::default();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let intake = Intake::new(s.admission(), s.store.clone(), metrics, wake, fault.clone());
+        (intake, woken, fault)
+    }
+
+    fn wakes(woken: &mut mpsc::Receiver<Message>) -> usize {
+        let mut n = 0;
+        while let Ok(msg) = woken.try_recv() {
+            assert!(matches!(msg, Message::Acknowledged));
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn submissions_are_kept_pooled_answered_and_wake_the_actor_once() {
+        let s = setup();
+        let (intake, mut woken, _) = intake(&s);
+        let hashes: Vec<Hash32> = (1..=3)
+            .map(|n| intake.submit(s.tx(n).verified().unwrap()).unwrap())
+            .collect();
+        assert_eq!(intake.pending(), 3);
+        assert!(hashes.iter().all(|h| intake.is_pending(h)));
+        let mut sorted = hashes.clone();
+        sorted.sort();
+        assert_eq!(s.kept(), sorted, "acknowledged means kept");
+        assert_eq!(wakes(&mut woken), 1, "one wake for the batch");
+        let unpushed: Vec<Hash32> = intake.take_unpushed().iter().map(|t| t.hash()).collect();
+        assert_eq!(unpushed, hashes);
+        assert_eq!(intake.next_nonce(&s.members[0]).unwrap(), 4);
+        // Once taken, the next submission wakes the actor again.
+        intake.submit(s.tx(4).verified().unwrap()).unwrap();
+        assert_eq!(wakes(&mut woken), 1);
+    }
+
+    #[test]
+    fn a_refused_submission_changes_nothing() {
+        let s = setup();
+        let (intake, mut woken, _) = intake(&s);
+        intake.submit(s.tx(1).verified().unwrap()).unwrap();
+        intake.take_unpushed();
+        wakes(&mut woken);
+        let kept = s.kept();
+        let again = intake.submit(s.tx(1).verified().unwrap());
+        assert!(matches!(
+            again,
+            Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
+        ));
+        let far = intake.submit(s.tx(1_000_000).verified().unwrap());
+        assert!(matches!(
+            far,
+            Err(SubmitError::Rejected(TxRejection::NonceTooFar { .. }))
+        ));
+        assert_eq!(s.kept(), kept);
+        assert_eq!(intake.pending(), 1);
+        assert!(intake.take_unpushed().is_empty());
+        assert_eq!(wakes(&mut woken), 0);
+    }
+
+    #[test]
+    fn a_faulted_or_stopped_context_takes_no_tx() {
+        let s = setup();
+        let (intake, woken, fault) = intake(&s);
+        fault.set(Some("No space left on device".into()));
+        assert!(matches!(
+            intake.submit(s.tx(1).verified().unwrap()),
+            Err(SubmitError::Storage(reason)) if reason.contains("No space")
+        ));
+        fault.set(None);
+        drop(woken);
+        assert!(matches!(
+            intake.submit(s.tx(1).verified().unwrap()),
+            Err(SubmitError::Closed)
+        ));
+        assert!(s.kept().is_empty());
+        assert_eq!(intake.pending(), 0);
+    }
+
+    /// A commit that got in between a submission's write and its turn at
+    /// the pool made it stale: refused, and its written copy forgotten;
+    /// a duplicate's refusal keeps the copy the pool's tx needs.
+    #[test]
+    fn a_write_that_lost_a_race_is_forgotten_unless_its_tx_is_kept() {
+        let s = setup();
+        let mut a = s.admission();
+        let tx = s.tx(1);
+        let hash = tx.hash();
+        a.check_new(&tx, &hash).unwrap();
+        s.store
+            .put_pending_txs(&s.context, &[(hash, tx.clone())])
+            .unwrap();
+        // Committed meanwhile (by another member's copy of it).
+        a.committed(Height(1), std::slice::from_ref(&tx), &[hash]);
+        assert!(matches!(
+            a.admit_written(tx.clone().verified().unwrap()),
+            Err(SubmitError::Rejected(TxRejection::StaleNonce { .. }))
+        ));
+        assert!(s.kept().is_empty());
+
+        let tx = s.tx(2);
+        let hash = tx.hash();
+        s.store
+            .put_pending_txs(&s.context, &[(hash, tx.clone())])
+            .unwrap();
+        a.admit_written(tx.clone().verified().unwrap()).unwrap();
+        // The same tx submitted twice at once: the second write lands on
+        // the first's key, and its refusal leaves it.
+        s.store
+            .put_pending_txs(&s.context, &[(hash, tx.clone())])
+            .unwrap();
+        assert!(a.admit_written(tx.verified().unwrap()).is_err());
+        assert_eq!(s.kept(), vec![hash]);
+    }
+}
