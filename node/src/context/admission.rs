@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx, VerifiedTx};
 
@@ -31,7 +32,7 @@ pub(super) struct Admission {
     members: Vec<MemberId>,
     /// Senders' public keys, decompressed (only members' txs get as far as
     /// a signature check, so this holds at most the members ever seen).
-    sender_keys: SenderKeys,
+    sender_keys: Arc<SenderKeys>,
     /// Committed nonces as of `tip` (members only, so bounded likewise).
     nonces: RefCell<HashMap<MemberId, u64>>,
     /// Pool txs this node acknowledged, kept in the store until they
@@ -39,11 +40,22 @@ pub(super) struct Admission {
     kept: HashSet<Hash32>,
     /// Txs members pushed, not checked yet: while a height runs they wait
     /// here until enough have gathered for a cheap batch of signature
-    /// checks, or until this node builds a block ([`Self::admit_queued`]).
+    /// checks, or until this node builds a block ([`Self::take_queued`]).
     /// One that a proposal carries meanwhile is checked with the block and
     /// is stale by the time the rest are admitted, so no tx's signature is
     /// checked twice.
     queued: Vec<SignedTx>,
+}
+
+/// Pushed txs through the cheap checks ([`Admission::sort_pushed`]), their
+/// signatures not checked yet.
+pub(super) struct PushedBatch {
+    /// An answer for each tx pushed; a placeholder where a signature is
+    /// still to be checked.
+    answers: Vec<Result<Hash32, SubmitError>>,
+    /// Where in `answers` each of `unsigned` goes.
+    places: Vec<usize>,
+    pub(super) unsigned: Vec<SignedTx>,
 }
 
 /// Pushed txs gathered before they are admitted at once, whatever else the
@@ -70,7 +82,7 @@ impl Admission {
             pool: Mempool::new(config.clone()),
             config,
             members,
-            sender_keys: SenderKeys::default(),
+            sender_keys: Arc::default(),
             nonces: RefCell::new(HashMap::new()),
             kept: HashSet::new(),
             queued: Vec::new(),
@@ -207,7 +219,7 @@ impl Admission {
         Ok(())
     }
 
-    /// Queues txs a member pushed for [`Self::admit_queued`]; whether
+    /// Queues txs a member pushed for [`Self::take_queued`]; whether
     /// enough wait that they should be admitted now.
     pub(super) fn queue_pushed(&mut self, txs: Vec<SignedTx>) -> bool {
         self.queued.extend(txs);
@@ -219,10 +231,11 @@ impl Admission {
         self.queued.len()
     }
 
-    /// Admits every queued pushed tx ([`Self::admit_pushed`]).
-    pub(super) fn admit_queued(&mut self) -> Vec<Result<Hash32, SubmitError>> {
+    /// Takes the queued pushed txs, through the cheap checks
+    /// ([`Self::sort_pushed`]).
+    pub(super) fn take_queued(&mut self) -> PushedBatch {
         let txs = std::mem::take(&mut self.queued);
-        self.admit_pushed(txs)
+        self.sort_pushed(txs)
     }
 
     /// Forgets the queued pushed txs (they reach this node again, in a
@@ -231,11 +244,19 @@ impl Admission {
         self.queued.clear();
     }
 
-    /// Admits txs other members pushed, answering for each in order: the
-    /// cheap checks first, so that a duplicate or stale tx costs no
-    /// signature check; then the signatures of the rest in one batch, with
-    /// each sender's key decompressed once per member.
-    pub(super) fn admit_pushed(&mut self, txs: Vec<SignedTx>) -> Vec<Result<Hash32, SubmitError>> {
+    /// The senders' keys, for checking a [`PushedBatch`]'s signatures
+    /// outside the pool's lock.
+    pub(super) fn sender_keys(&self) -> Arc<SenderKeys> {
+        Arc::clone(&self.sender_keys)
+    }
+
+    /// Admitting txs other members pushed, answering for each in order,
+    /// runs in three steps, the second outside the pool's lock: the cheap
+    /// checks (here), so that a duplicate or stale tx costs no signature
+    /// check; the signatures of the rest in one batch
+    /// ([`SenderKeys::verified_all`], each sender's key decompressed once);
+    /// then the pool ([`Self::insert_pushed`]).
+    pub(super) fn sort_pushed(&self, txs: Vec<SignedTx>) -> PushedBatch {
         let mut answers = Vec::with_capacity(txs.len());
         let mut places = Vec::with_capacity(txs.len());
         let mut unsigned = Vec::with_capacity(txs.len());
@@ -255,10 +276,26 @@ impl Admission {
                 Err(e) => answers.push(Err(e)),
             }
         }
-        for (at, verified) in places
-            .into_iter()
-            .zip(self.sender_keys.verified_all(unsigned))
-        {
+        PushedBatch {
+            answers,
+            places,
+            unsigned,
+        }
+    }
+
+    /// Puts a batch's txs whose signatures held (`verified`, in the order
+    /// of its `unsigned`) in the pool; the answers for every tx pushed.
+    pub(super) fn insert_pushed(
+        &mut self,
+        batch: PushedBatch,
+        verified: Vec<conclave_consensus::Result<VerifiedTx>>,
+    ) -> Vec<Result<Hash32, SubmitError>> {
+        let PushedBatch {
+            mut answers,
+            places,
+            ..
+        } = batch;
+        for (at, verified) in places.into_iter().zip(verified) {
             answers[at] = match verified {
                 Ok(tx) => self.insert(tx),
                 Err(_) => Err(TxRejection::BadSignature.into()),

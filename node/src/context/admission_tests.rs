@@ -7,6 +7,15 @@ use super::*;
 use crate::context::{create_context, CheckpointOptions};
 use crate::store::{MemberInfo, StorageKey};
 
+/// The actor's three steps of admitting pushed txs, in one.
+fn admit_pushed(a: &mut Admission, txs: Vec<SignedTx>) -> Vec<Result<Hash32, SubmitError>> {
+    let mut batch = a.sort_pushed(txs);
+    let verified = a
+        .sender_keys()
+        .verified_all(std::mem::take(&mut batch.unsigned));
+    a.insert_pushed(batch, verified)
+}
+
 pub(crate) struct Setup {
     _dir: tempfile::TempDir,
     pub(crate) store: Store,
@@ -86,7 +95,7 @@ fn acknowledged_txs_outlive_the_pool_until_they_commit() {
         ..s.tx(4).tx
     }
     .sign(&s.key);
-    a.admit_pushed(vec![pushed])[0].as_ref().unwrap();
+    admit_pushed(&mut a, vec![pushed])[0].as_ref().unwrap();
     assert_eq!(s.store.pending_txs(&s.context).unwrap().len(), 3);
 
     // The node stops: a new pool gets its acknowledged txs back.
@@ -144,7 +153,7 @@ fn nonces_follow_commits_without_the_store() {
     let t1 = s.tx(1).verified().unwrap();
     let t2 = s.tx(2);
     a.admit(t1.clone()).unwrap();
-    a.admit_pushed(vec![t2.clone()])[0].as_ref().unwrap();
+    admit_pushed(&mut a, vec![t2.clone()])[0].as_ref().unwrap();
     assert_eq!(a.next_nonce(&me).unwrap(), 3);
     assert_eq!(a.select(10, usize::MAX).len(), 2);
     // Height 1 commits both (the store is not written here: the cache
@@ -214,7 +223,7 @@ fn pushed_txs_are_checked_cheaply_first_then_signed_in_one_batch() {
     let tx = s.tx(1);
     let mut forged = s.tx(2);
     forged.tx.args = br#"{"key":"a","value":"evil"}"#.to_vec();
-    let answers = a.admit_pushed(vec![tx.clone(), tx, forged, s.tx(3)]);
+    let answers = admit_pushed(&mut a, vec![tx.clone(), tx, forged, s.tx(3)]);
     assert!(answers[0].is_ok());
     assert!(matches!(
         answers[1],
@@ -225,13 +234,13 @@ fn pushed_txs_are_checked_cheaply_first_then_signed_in_one_batch() {
         Err(SubmitError::Rejected(TxRejection::BadSignature))
     ));
     assert_eq!(answers[3].as_ref().unwrap(), &s.tx(3).hash());
-    let again = a.admit_pushed(vec![s.tx(1)]);
+    let again = admit_pushed(&mut a, vec![s.tx(1)]);
     assert!(matches!(
         again[0],
         Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
     ));
     a.set_members(&[MemberId([9; 32])]);
-    let stranger = a.admit_pushed(vec![s.tx(4)]);
+    let stranger = admit_pushed(&mut a, vec![s.tx(4)]);
     assert!(matches!(
         stranger[0],
         Err(SubmitError::Rejected(TxRejection::NotMember(_)))

@@ -238,7 +238,14 @@ impl ContextActor {
         if self.is_faulted() {
             return self.admission().drop_queued();
         }
-        let answers = self.admission().admit_queued();
+        // The signatures are checked outside the pool's lock: submissions
+        // to this context go on meanwhile.
+        let (mut batch, keys) = {
+            let mut admission = self.admission();
+            (admission.take_queued(), admission.sender_keys())
+        };
+        let verified = keys.verified_all(std::mem::take(&mut batch.unsigned));
+        let answers = self.admission().insert_pushed(batch, verified);
         if answers.is_empty() {
             return;
         }
