@@ -110,7 +110,7 @@ impl ContextHandle {
     /// Admits a tx whose signature the caller checked; answered without
     /// the actor's turn (see [`super::submit::Intake::submit`]).
     pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
-        self.intake.submit(tx)
+        self.intake.submit(tx).await
     }
 
     /// The next nonce a member should use (above committed and pending).

@@ -3,7 +3,9 @@
 //! store and puts it in the pool itself, under the pool's lock, and answers
 //! at once. It never waits for the actor's turn, which on a node running
 //! many contexts may come only after every other context's work on the
-//! same worker (a block executed, a vote's syncs). The actor takes the
+//! same worker (a block executed, a vote's syncs). The store writes of
+//! concurrent submissions are grouped ([`Keeping`]): one submitter writes
+//! what the others queued meanwhile, in one batch. The actor takes the
 //! acknowledged txs from [`Intake`] to push them to the other members, at
 //! the end of each turn and before it builds a block; a submission wakes
 //! it only when none was waiting, so that one wake serves a batch.
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use conclave_consensus::{ContextId, Hash32, MemberId, SignedTx, VerifiedTx};
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::actor::ContextActor;
 use super::admission::Admission;
@@ -33,6 +35,7 @@ pub struct Intake {
     admission: Mutex<Admission>,
     /// Acknowledged txs the actor has not pushed to the members yet.
     unpushed: Mutex<Vec<SignedTx>>,
+    keeping: Mutex<Keeping>,
     /// The actor's bulk lane: woken when txs wait to be pushed (and
     /// closed once the actor stopped).
     wake: mpsc::Sender<Message>,
@@ -63,6 +66,7 @@ impl Intake {
             metrics,
             admission: Mutex::new(admission),
             unpushed: Mutex::new(Vec::new()),
+            keeping: Mutex::new(Keeping::default()),
             wake,
             fault,
         }
@@ -78,8 +82,8 @@ impl Intake {
     /// is kept in the store and in the pool (acknowledged means kept: a
     /// node killed before it commits puts it back in its pool when it
     /// restarts), or refused with nothing changed.
-    pub fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
-        let result = self.admit(tx);
+    pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+        let result = self.admit(tx).await;
         let status = if result.is_ok() {
             "accepted"
         } else {
@@ -92,7 +96,7 @@ impl Intake {
         result
     }
 
-    fn admit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
+    async fn admit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
         if self.wake.is_closed() {
             return Err(SubmitError::Closed);
         }
@@ -106,9 +110,7 @@ impl Intake {
         self.admission().check_new(&copy, &hash)?;
         // Written outside the lock: the actor and the other submitters go
         // on meanwhile; `admit_written` settles a race with either.
-        self.store
-            .put_pending_txs(&self.context, &[(hash, copy.clone())])
-            .map_err(|e| SubmitError::Storage(e.to_string()))?;
+        self.keep(hash, copy.clone()).await?;
         let pending = {
             let mut admission = self.admission();
             admission.admit_written(tx)?;
@@ -131,6 +133,43 @@ impl Intake {
         Ok(hash)
     }
 
+    /// Keeps `tx` in the store. Concurrent submissions are written
+    /// together: the first to find no write under way writes, then writes
+    /// again whatever was queued meanwhile, until none is; the others wait
+    /// for its answer. A lone submission is written at once. The writer's
+    /// loop has no await in it, so a submission dropped mid-way (its client
+    /// gone) never leaves the others unwritten.
+    async fn keep(&self, hash: Hash32, tx: SignedTx) -> Result<(), SubmitError> {
+        let (done, answer) = oneshot::channel();
+        let lead = {
+            let mut keeping = self.keeping.lock();
+            keeping.queued.push((hash, tx, done));
+            !std::mem::replace(&mut keeping.writing, true)
+        };
+        if lead {
+            loop {
+                let batch = {
+                    let mut keeping = self.keeping.lock();
+                    if keeping.queued.is_empty() {
+                        keeping.writing = false;
+                        break;
+                    }
+                    std::mem::take(&mut keeping.queued)
+                };
+                let (txs, answers): (Vec<_>, Vec<_>) =
+                    batch.into_iter().map(|(h, t, a)| ((h, t), a)).unzip();
+                let written = self
+                    .store
+                    .put_pending_txs(&self.context, &txs)
+                    .map_err(|e| SubmitError::Storage(e.to_string()));
+                for answer in answers {
+                    let _ = answer.send(written.clone());
+                }
+            }
+        }
+        answer.await.map_err(|_| SubmitError::Closed)?
+    }
+
     /// The txs acknowledged since the last call, to push to the members.
     pub(super) fn take_unpushed(&self) -> Vec<SignedTx> {
         std::mem::take(&mut *self.unpushed.lock())
@@ -151,6 +190,17 @@ impl Intake {
         self.admission().pool().contains(hash)
     }
 }
+
+/// Store writes of submissions (see [`Intake::keep`]).
+#[derive(Default)]
+struct Keeping {
+    /// Whether a submitter is writing (and will write what is queued).
+    writing: bool,
+    queued: Vec<(Hash32, SignedTx, Written)>,
+}
+
+/// Where a queued submission hears how its write went.
+type Written = oneshot::Sender<Result<(), SubmitError>>;
 
 impl ContextActor {
     /// Queues the txs acknowledged beside the actor for the other members.
@@ -184,6 +234,10 @@ mod tests {
         (intake, woken, fault)
     }
 
+    fn submit(intake: &Intake, tx: SignedTx) -> Result<Hash32, SubmitError> {
+        futures::executor::block_on(intake.submit(tx.verified().unwrap()))
+    }
+
     fn wakes(woken: &mut mpsc::Receiver<Message>) -> usize {
         let mut n = 0;
         while let Ok(msg) = woken.try_recv() {
@@ -197,9 +251,7 @@ mod tests {
     fn submissions_are_kept_pooled_answered_and_wake_the_actor_once() {
         let s = setup();
         let (intake, mut woken, _) = intake(&s);
-        let hashes: Vec<Hash32> = (1..=3)
-            .map(|n| intake.submit(s.tx(n).verified().unwrap()).unwrap())
-            .collect();
+        let hashes: Vec<Hash32> = (1..=3).map(|n| submit(&intake, s.tx(n)).unwrap()).collect();
         assert_eq!(intake.pending(), 3);
         assert!(hashes.iter().all(|h| intake.is_pending(h)));
         let mut sorted = hashes.clone();
@@ -210,24 +262,55 @@ mod tests {
         assert_eq!(unpushed, hashes);
         assert_eq!(intake.next_nonce(&s.members[0]).unwrap(), 4);
         // Once taken, the next submission wakes the actor again.
-        intake.submit(s.tx(4).verified().unwrap()).unwrap();
+        submit(&intake, s.tx(4)).unwrap();
         assert_eq!(wakes(&mut woken), 1);
+    }
+
+    /// Submissions at once from many tasks: each kept and answered, the
+    /// writes grouped by whichever submitter found none under way.
+    #[test]
+    fn concurrent_submissions_are_all_kept_and_answered() {
+        let s = setup();
+        let (intake, _woken, _) = intake(&s);
+        let intake = Arc::new(intake);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let answers = runtime.block_on(async {
+            let tasks: Vec<_> = (1..=64)
+                .map(|n| {
+                    let (intake, tx) = (intake.clone(), s.tx(n).verified().unwrap());
+                    tokio::spawn(async move { intake.submit(tx).await })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for task in tasks {
+                answers.push(task.await.unwrap());
+            }
+            answers
+        });
+        let mut hashes: Vec<Hash32> = answers.into_iter().map(Result::unwrap).collect();
+        hashes.sort();
+        assert_eq!(s.kept(), hashes);
+        assert_eq!(intake.pending(), 64);
+        assert!(!intake.keeping.lock().writing, "a writer left behind");
     }
 
     #[test]
     fn a_refused_submission_changes_nothing() {
         let s = setup();
         let (intake, mut woken, _) = intake(&s);
-        intake.submit(s.tx(1).verified().unwrap()).unwrap();
+        submit(&intake, s.tx(1)).unwrap();
         intake.take_unpushed();
         wakes(&mut woken);
         let kept = s.kept();
-        let again = intake.submit(s.tx(1).verified().unwrap());
+        let again = submit(&intake, s.tx(1));
         assert!(matches!(
             again,
             Err(SubmitError::Mempool(MempoolError::Duplicate(_)))
         ));
-        let far = intake.submit(s.tx(1_000_000).verified().unwrap());
+        let far = submit(&intake, s.tx(1_000_000));
         assert!(matches!(
             far,
             Err(SubmitError::Rejected(TxRejection::NonceTooFar { .. }))
@@ -244,15 +327,12 @@ mod tests {
         let (intake, woken, fault) = intake(&s);
         fault.set(Some("No space left on device".into()));
         assert!(matches!(
-            intake.submit(s.tx(1).verified().unwrap()),
+            submit(&intake, s.tx(1)),
             Err(SubmitError::Storage(reason)) if reason.contains("No space")
         ));
         fault.set(None);
         drop(woken);
-        assert!(matches!(
-            intake.submit(s.tx(1).verified().unwrap()),
-            Err(SubmitError::Closed)
-        ));
+        assert!(matches!(submit(&intake, s.tx(1)), Err(SubmitError::Closed)));
         assert!(s.kept().is_empty());
         assert_eq!(intake.pending(), 0);
     }
