@@ -294,7 +294,7 @@ impl ContextActor {
             warn!(context = %id, error = %e, "cannot pick up context keys");
         }
         let status = actor.status.clone();
-        let intake = actor.intake.clone();
+        let intake = Arc::downgrade(&actor.intake);
         tokio::spawn(actor.run(rx, bulk_rx));
         Ok(ContextHandle::new(id, tx, bulk_tx, status, intake))
     }

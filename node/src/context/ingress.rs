@@ -1,5 +1,5 @@
 use conclave_consensus::mal::Timeout;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use conclave_consensus::{ContextId, Hash32, Height, MemberId, VerifiedTx};
 use serde::{Deserialize, Serialize};
@@ -81,7 +81,9 @@ pub struct ContextHandle {
     tx: mpsc::Sender<Message>,
     bulk: mpsc::Sender<Message>,
     fault: super::fault::FaultStatus,
-    intake: Arc<super::submit::Intake>,
+    /// The actor's pool: held by the actor, so that it (and the store it
+    /// reads) goes with the actor, whoever still holds a handle.
+    intake: Weak<super::submit::Intake>,
 }
 
 impl ContextHandle {
@@ -90,7 +92,7 @@ impl ContextHandle {
         tx: mpsc::Sender<Message>,
         bulk: mpsc::Sender<Message>,
         fault: super::fault::FaultStatus,
-        intake: Arc<super::submit::Intake>,
+        intake: Weak<super::submit::Intake>,
     ) -> Self {
         Self {
             id,
@@ -110,31 +112,28 @@ impl ContextHandle {
     /// Admits a tx whose signature the caller checked; answered without
     /// the actor's turn (see [`super::submit::Intake::submit`]).
     pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
-        self.intake.submit(tx).await
+        self.intake()?.submit(tx).await
     }
 
     /// The next nonce a member should use (above committed and pending).
     pub async fn next_nonce(&self, member: MemberId) -> Result<u64, SubmitError> {
-        self.live()?;
-        self.intake.next_nonce(&member)
+        self.intake()?.next_nonce(&member)
     }
 
     pub async fn pending(&self) -> Result<usize, SubmitError> {
-        self.live()?;
-        Ok(self.intake.pending())
+        Ok(self.intake()?.pending())
     }
 
     pub async fn is_pending(&self, hash: Hash32) -> Result<bool, SubmitError> {
-        self.live()?;
-        Ok(self.intake.is_pending(&hash))
+        Ok(self.intake()?.is_pending(&hash))
     }
 
-    /// Refuses a question once the actor stopped.
-    fn live(&self) -> Result<(), SubmitError> {
-        if self.tx.is_closed() {
-            return Err(SubmitError::Closed);
+    /// The actor's pool, unless the actor stopped.
+    fn intake(&self) -> Result<Arc<super::submit::Intake>, SubmitError> {
+        match self.intake.upgrade() {
+            Some(intake) if !self.tx.is_closed() => Ok(intake),
+            _ => Err(SubmitError::Closed),
         }
-        Ok(())
     }
 
     /// Hands a gossip message (consensus) to the actor; drops it if the
