@@ -251,7 +251,6 @@ impl ContextActor {
                     deps.config.mempool.clone(),
                     roster.members.clone(),
                 ),
-                deps.store.clone(),
                 deps.metrics.clone(),
                 bulk_tx.clone(),
                 status.clone(),
@@ -531,10 +530,6 @@ impl ContextActor {
     }
 
     pub(super) fn update_mempool_gauge(&self) {
-        self.deps
-            .metrics
-            .mempool_size
-            .with_label_values(&[&self.label])
-            .set(self.admission().pool().len() as i64);
+        self.intake.show_pending();
     }
 }

@@ -50,11 +50,9 @@ pub(super) struct Admission {
 /// Pushed txs through the cheap checks ([`Admission::sort_pushed`]), their
 /// signatures not checked yet.
 pub(super) struct PushedBatch {
-    /// An answer for each tx pushed; a placeholder where a signature is
-    /// still to be checked.
-    answers: Vec<Result<Hash32, SubmitError>>,
-    /// Where in `answers` each of `unsigned` goes.
-    places: Vec<usize>,
+    /// Each tx pushed, in order: refused by the cheap checks, or the next
+    /// of `unsigned`.
+    sorted: Vec<Option<SubmitError>>,
     pub(super) unsigned: Vec<SignedTx>,
 }
 
@@ -121,6 +119,10 @@ impl Admission {
 
     pub(super) fn context(&self) -> ContextId {
         self.context
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The members of the next height changed: only they may send txs.
@@ -257,8 +259,7 @@ impl Admission {
     /// ([`SenderKeys::verified_all`], each sender's key decompressed once);
     /// then the pool ([`Self::insert_pushed`]).
     pub(super) fn sort_pushed(&self, txs: Vec<SignedTx>) -> PushedBatch {
-        let mut answers = Vec::with_capacity(txs.len());
-        let mut places = Vec::with_capacity(txs.len());
+        let mut sorted = Vec::with_capacity(txs.len());
         let mut unsigned = Vec::with_capacity(txs.len());
         for tx in txs {
             let checked = self.precheck(&tx).and_then(|()| {
@@ -269,18 +270,13 @@ impl Admission {
             });
             match checked {
                 Ok(()) => {
-                    places.push(answers.len());
-                    answers.push(Ok(Hash32::default()));
+                    sorted.push(None);
                     unsigned.push(tx);
                 }
-                Err(e) => answers.push(Err(e)),
+                Err(e) => sorted.push(Some(e)),
             }
         }
-        PushedBatch {
-            answers,
-            places,
-            unsigned,
-        }
+        PushedBatch { sorted, unsigned }
     }
 
     /// Puts a batch's txs whose signatures held (`verified`, in the order
@@ -290,18 +286,19 @@ impl Admission {
         batch: PushedBatch,
         verified: Vec<conclave_consensus::Result<VerifiedTx>>,
     ) -> Vec<Result<Hash32, SubmitError>> {
-        let PushedBatch {
-            mut answers,
-            places,
-            ..
-        } = batch;
-        for (at, verified) in places.into_iter().zip(verified) {
-            answers[at] = match verified {
-                Ok(tx) => self.insert(tx),
-                Err(_) => Err(TxRejection::BadSignature.into()),
-            };
-        }
-        answers
+        let mut verified = verified.into_iter();
+        batch
+            .sorted
+            .into_iter()
+            .map(|refused| match refused {
+                Some(e) => Err(e),
+                // Only the unsigned take a check, in their order.
+                None => match verified.next() {
+                    Some(Ok(tx)) => self.insert(tx),
+                    _ => Err(TxRejection::BadSignature.into()),
+                },
+            })
+            .collect()
     }
 
     /// Every check of admission but the signature's: the static ones, then

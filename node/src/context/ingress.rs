@@ -1,6 +1,6 @@
-use conclave_consensus::mal::Timeout;
 use std::sync::{Arc, Weak};
 
+use conclave_consensus::mal::Timeout;
 use conclave_consensus::{ContextId, Hash32, Height, MemberId, VerifiedTx};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

@@ -53,7 +53,6 @@ impl std::fmt::Debug for Intake {
 impl Intake {
     pub(super) fn new(
         admission: Admission,
-        store: Store,
         metrics: Arc<Metrics>,
         wake: mpsc::Sender<Message>,
         fault: FaultStatus,
@@ -62,7 +61,7 @@ impl Intake {
         Self {
             context,
             label: context.to_hex(),
-            store,
+            store: admission.store().clone(),
             metrics,
             admission: Mutex::new(admission),
             unpushed: Mutex::new(Vec::new()),
@@ -111,15 +110,8 @@ impl Intake {
         // Written outside the lock: the actor and the other submitters go
         // on meanwhile; `admit_written` settles a race with either.
         self.keep(hash, copy.clone()).await?;
-        let pending = {
-            let mut admission = self.admission();
-            admission.admit_written(tx)?;
-            admission.pool().len()
-        };
-        self.metrics
-            .mempool_size
-            .with_label_values(&[&self.label])
-            .set(pending as i64);
+        self.admission().admit_written(tx)?;
+        self.show_pending();
         let first = {
             let mut unpushed = self.unpushed.lock();
             unpushed.push(copy);
@@ -168,6 +160,15 @@ impl Intake {
             }
         }
         answer.await.map_err(|_| SubmitError::Closed)?
+    }
+
+    /// Sets the pool's gauge to what it holds now.
+    pub(super) fn show_pending(&self) {
+        let pending = self.pending();
+        self.metrics
+            .mempool_size
+            .with_label_values(&[&self.label])
+            .set(pending as i64);
     }
 
     /// The txs acknowledged since the last call, to push to the members.
@@ -230,7 +231,7 @@ mod tests {
         let (wake, woken) = mpsc::channel(16);
         let fault = FaultStatus::default();
         let metrics = Arc::new(Metrics::new().unwrap());
-        let intake = Intake::new(s.admission(), s.store.clone(), metrics, wake, fault.clone());
+        let intake = Intake::new(s.admission(), metrics, wake, fault.clone());
         (intake, woken, fault)
     }
 
