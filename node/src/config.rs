@@ -237,6 +237,10 @@ impl Default for BlockConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsensusConfig {
+    /// How long a member waits for a round's proposal, at least: while
+    /// proposals arrive later than that (a loaded node), the wait
+    /// stretches to twice the latest of the last 16, up to 8 times this
+    /// (`context::pace`).
     pub timeout_propose_ms: u64,
     pub timeout_prevote_ms: u64,
     pub timeout_precommit_ms: u64,

@@ -128,9 +128,11 @@ pub struct BlockEnv<'a> {
     /// Says whether a signed tx was verified already (signature checks
     /// dominate re-execution otherwise); `None` verifies every tx.
     pub verified: Option<&'a dyn Fn(&SignedTx) -> bool>,
-    /// When building (not `strict`), stop adding txs at this instant: the
-    /// rest wait for the next block, and members re-execute it in time.
-    pub deadline: Option<std::time::Instant>,
+    /// When building (not `strict`), stop adding txs once executing them
+    /// has taken this long: the rest wait for the next block, and members
+    /// re-execute it in time. Counted from the start of execution, not of
+    /// the build: time spent waiting for a core is not the block's.
+    pub budget: Option<std::time::Duration>,
 }
 
 /// Executes `txs` in order on top of the parent state. A sender's txs must
@@ -155,9 +157,10 @@ pub fn execute(
     let mut fuel_used = 0u64;
     // The validators of this height, as guests see them (`members_read`).
     let member_ids: Vec<[u8; 32]> = env.members.iter().map(|m| *m.as_bytes()).collect();
+    let deadline = env.budget.map(|b| std::time::Instant::now() + b);
     let signed = check_signatures(&txs, env);
     for (index, (tx, known)) in txs.into_iter().zip(signed).enumerate() {
-        if !strict && env.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+        if !strict && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             break;
         }
         let check = check_tx_with(&tx, &env.context_id, env.members, env.max_tx_bytes, known)

@@ -112,7 +112,7 @@ fn outbox_ids_root_and_malformed_requests() {
         time_ms: 2,
         max_tx_bytes: 64 * 1024,
         verified: None,
-        deadline: None,
+        budget: None,
     };
     let (included, ex) = execute(
         &runtime,

@@ -256,7 +256,10 @@ impl ContextActor {
                 status.clone(),
             )),
             blocks: Blocks::new(deps.metrics.clone()),
-            timers: Timers::new(tx.clone()),
+            timers: Timers::new(
+                tx.clone(),
+                Duration::from_millis(deps.config.consensus.timeout_propose_ms),
+            ),
             later: LaterHeights::default(),
             witness: conclave_consensus::Witness::new(record.id),
             catch_up: CatchUp::default(),

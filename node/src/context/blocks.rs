@@ -53,7 +53,8 @@ pub(super) struct Execution<'a> {
 impl Execution<'_> {
     /// Executes `txs` at `height`, trusting the signatures of txs the
     /// mempool holds (verified when admitted), or of every tx of a
-    /// certified block. `deadline`: building, which
+    /// certified block. `budget`: building, which stops adding txs once
+    /// execution has run that long (the wait for a core not counted) and
     /// skips invalid txs into `rejected`; without it every tx must be valid.
     fn run(
         &self,
@@ -61,7 +62,7 @@ impl Execution<'_> {
         height: Height,
         time_ms: u64,
         txs: Vec<SignedTx>,
-        deadline: Option<Instant>,
+        budget: Option<Duration>,
         rejected: &mut Vec<(SignedTx, TxRejection)>,
     ) -> std::result::Result<(Vec<SignedTx>, Executed), exec::ExecError> {
         // The pool's lock is taken a tx at a time: submissions go on
@@ -75,10 +76,10 @@ impl Execution<'_> {
             time_ms,
             max_tx_bytes: self.max_tx_bytes,
             verified: Some(&verified),
-            deadline,
+            budget,
         };
         let state = self.store.state(self.record.id);
-        let strict = deadline.is_none();
+        let strict = budget.is_none();
         // One block per core at a time across the node's contexts.
         crate::gate::execute_block(txs.len(), || {
             exec::execute(self.runtime, self.app, &state, &env, txs, strict, rejected)
@@ -135,10 +136,9 @@ impl Blocks {
         let t_select = t0.elapsed();
         let selected = txs.len();
         let time_ms = now_ms.max(ex.record.last_time_ms + 1);
-        let deadline = Instant::now() + Duration::from_millis(cfg.max_build_ms);
+        let budget = Duration::from_millis(cfg.max_build_ms);
         let mut rejected = Vec::new();
-        let (txs, executed) =
-            ex.run(intake, height, time_ms, txs, Some(deadline), &mut rejected)?;
+        let (txs, executed) = ex.run(intake, height, time_ms, txs, Some(budget), &mut rejected)?;
         let t_exec = t0.elapsed();
         for (tx, reason) in rejected {
             if matches!(reason, TxRejection::NonceGap { .. }) {
@@ -281,3 +281,7 @@ pub(super) fn write_commit(
     crate::failpoint::hit("after_commit");
     Ok(next)
 }
+
+#[cfg(test)]
+#[path = "blocks_tests.rs"]
+mod tests;

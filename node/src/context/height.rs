@@ -137,6 +137,7 @@ impl ContextActor {
                     .with_label_values(&[&self.label])
                     .set(round.as_i64());
                 debug!(context = %self.id(), height = height.0, round = %round, "round started");
+                self.timers.round_started(height, round);
                 if round.as_i64() >= 2 {
                     self.on_slow_height(round.as_i64());
                 }

@@ -119,6 +119,8 @@ impl ContextActor {
                 if !self.at_current_height(p.message.height, from, &data)? {
                     return Ok(());
                 }
+                self.timers
+                    .proposal_arrived(p.message.height, p.message.round);
                 if let Some(evidence) = self.witness.proposal(&p) {
                     self.keep_evidence(vec![evidence]);
                 }

@@ -47,6 +47,7 @@ mod height;
 mod inbound;
 mod ingress;
 mod later;
+mod pace;
 mod roster;
 pub mod seams;
 mod sign_check;

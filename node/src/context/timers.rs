@@ -7,11 +7,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use conclave_consensus::mal::Timeout;
+use conclave_consensus::mal::{Round, Timeout, TimeoutKind};
+use conclave_consensus::Height;
 use malachitebft_core_types::LinearTimeouts;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::ingress::Message;
+use super::pace::ProposeWait;
 
 /// The engine's step timeouts from the node's config; a node stuck in a
 /// step rebroadcasts its votes (and asks for decided blocks) after all
@@ -43,21 +46,41 @@ pub(super) struct Timers {
     tick_armed: bool,
     /// The idle probe scheduled, by its sequence number.
     probe: Option<u64>,
+    /// How long to wait for proposals, by how late they have arrived.
+    propose: ProposeWait,
 }
 
 impl Timers {
-    pub(super) fn new(inbox: mpsc::Sender<Message>) -> Self {
+    /// `propose`: the configured propose timeout.
+    pub(super) fn new(inbox: mpsc::Sender<Message>, propose: Duration) -> Self {
         Self {
             inbox,
             armed: HashMap::new(),
             seq: 0,
             tick_armed: false,
             probe: None,
+            propose: ProposeWait::new(propose),
         }
     }
 
-    /// Starts `timeout`, replacing a running one of the same kind.
+    /// A round started here now (the wait for its proposal starts).
+    pub(super) fn round_started(&mut self, height: Height, round: Round) {
+        self.propose.round_started(height, round, Instant::now());
+    }
+
+    /// A proposal of `(height, round)` arrived now.
+    pub(super) fn proposal_arrived(&mut self, height: Height, round: Round) {
+        self.propose.proposal_arrived(height, round, Instant::now());
+    }
+
+    /// Starts `timeout`, replacing a running one of the same kind. A
+    /// propose timeout waits as long as proposals have lately needed
+    /// ([`ProposeWait`]), at least what the engine asks.
     pub(super) fn schedule(&mut self, timeout: Timeout, after: Duration) {
+        let after = match timeout.kind {
+            TimeoutKind::Propose => self.propose.timeout(after),
+            _ => after,
+        };
         self.seq += 1;
         let seq = self.seq;
         self.armed.insert(timeout, seq);

@@ -64,7 +64,7 @@ async fn replaying_blocks_reaches_the_same_roots() {
             time_ms: block.header.time_ms,
             max_tx_bytes: MempoolConfig::default().max_tx_bytes,
             verified: None,
-            deadline: None,
+            budget: None,
         };
         let (txs, ex) = execute(
             &runtime,

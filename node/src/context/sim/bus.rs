@@ -37,6 +37,8 @@ struct Inner {
     dropped: u64,
     /// Gossip messages lost by the test's choice, besides the dice.
     loss: Option<Loss>,
+    /// Gossip messages delivered late by the test's choice, and how late.
+    delay: Option<(Loss, std::time::Duration)>,
     /// Requests still to fail (as if they timed out).
     failing_requests: u32,
     /// Penalties given: (by, to).
@@ -55,6 +57,7 @@ impl Bus {
             rng: ChaCha8Rng::seed_from_u64(seed),
             dropped: 0,
             loss: None,
+            delay: None,
             failing_requests: 0,
             penalised: Vec::new(),
         })))
@@ -134,6 +137,12 @@ impl Bus {
         self.lock().loss = loss;
     }
 
+    /// Gossip for which `late` says so arrives `by` late (`None`: none
+    /// does), in order among itself but overtaken by the rest.
+    pub(crate) fn set_delay(&self, delay: Option<(Loss, std::time::Duration)>) {
+        self.lock().delay = delay;
+    }
+
     pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped
     }
@@ -149,9 +158,37 @@ impl Inner {
         !self.cut.contains(&(from, to))
     }
 
+    /// The nodes `from` reaches with `data` (gossip, when it is given),
+    /// less the messages lost, each with how late it arrives.
+    fn reached_when(
+        &mut self,
+        from: MemberId,
+        data: Option<&[u8]>,
+    ) -> Vec<(ContextHandle, Option<std::time::Duration>)> {
+        let delay = match (&self.delay, data) {
+            (Some((late, by)), Some(data)) => Some((late, *by, data)),
+            _ => None,
+        };
+        let late: Vec<(MemberId, std::time::Duration)> = self
+            .nodes
+            .keys()
+            .filter_map(|m| {
+                let (late, by, data) = delay?;
+                late(from, *m, data).then_some((*m, by))
+            })
+            .collect();
+        self.reached(from, data)
+            .into_iter()
+            .map(|(m, handle)| {
+                let by = late.iter().find(|(l, _)| *l == m).map(|(_, by)| *by);
+                (handle, by)
+            })
+            .collect()
+    }
+
     /// The nodes `from` reaches now with `data` (gossip, when it is
-    /// `lossy`), less the messages lost.
-    fn reached(&mut self, from: MemberId, data: Option<&[u8]>) -> Vec<ContextHandle> {
+    /// given), less the messages lost.
+    fn reached(&mut self, from: MemberId, data: Option<&[u8]>) -> Vec<(MemberId, ContextHandle)> {
         let targets: Vec<MemberId> = self
             .nodes
             .keys()
@@ -167,7 +204,7 @@ impl Inner {
                     continue;
                 }
             }
-            out.push(self.nodes[&m].handle.clone());
+            out.push((m, self.nodes[&m].handle.clone()));
         }
         out
     }
@@ -188,9 +225,20 @@ impl Transport for Port {
         context: ContextId,
         data: Vec<u8>,
     ) -> Pending<'_, conclave_network::Result<()>> {
-        let targets = self.bus.lock().reached(self.me, Some(&data));
-        for t in &targets {
-            t.gossip(self.me, data.clone());
+        let targets = self.bus.lock().reached_when(self.me, Some(&data));
+        for (t, late) in &targets {
+            match late {
+                None => {
+                    t.gossip(self.me, data.clone());
+                }
+                Some(by) => {
+                    let (t, me, data, by) = (t.clone(), self.me, data.clone(), *by);
+                    std::thread::spawn(move || {
+                        std::thread::sleep(by);
+                        t.gossip(me, data);
+                    });
+                }
+            }
         }
         let result = if targets.is_empty() {
             Err(conclave_network::Error::NoPeers(context))
@@ -202,7 +250,7 @@ impl Transport for Port {
 
     fn push(&self, _: ContextId, data: Vec<u8>) -> Pending<'_, conclave_network::Result<()>> {
         // Pushes are acknowledged streams: not lost, only cut.
-        for t in self.bus.lock().reached(self.me, None) {
+        for (_, t) in self.bus.lock().reached(self.me, None) {
             t.pushed(self.me, data.clone());
         }
         Box::pin(async { Ok(()) })

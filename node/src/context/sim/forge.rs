@@ -140,6 +140,24 @@ impl Sim {
     /// From now on, the gossip from node `a` to node `b` for which `lost`
     /// says so is lost; the rest arrives.
     pub(crate) fn lose(&self, lost: impl Fn(usize, usize, &Seen) -> bool + Send + 'static) {
+        self.bus.set_loss(Some(self.choose(lost)));
+    }
+
+    /// From now on, the gossip from node `a` to node `b` for which `late`
+    /// says so arrives `by` late.
+    pub(crate) fn delay(
+        &self,
+        late: impl Fn(usize, usize, &Seen) -> bool + Send + 'static,
+        by: std::time::Duration,
+    ) {
+        self.bus.set_delay(Some((self.choose(late), by)));
+    }
+
+    /// The bus's choice of messages, made by `chosen` on what each is.
+    fn choose(
+        &self,
+        chosen: impl Fn(usize, usize, &Seen) -> bool + Send + 'static,
+    ) -> super::bus::Loss {
         let members: Vec<MemberId> = (0..self.nodes.len()).map(|i| self.member(i)).collect();
         let (key, context) = (self.key.clone(), self.context);
         let seen = move |data: &[u8]| {
@@ -167,13 +185,13 @@ impl Sim {
                 _ => Seen::Other,
             }
         };
-        self.bus.set_loss(Some(Box::new(move |a, b, data| {
+        Box::new(move |a, b, data| {
             let index = |m: MemberId| members.iter().position(|x| *x == m);
             match (index(a), index(b)) {
-                (Some(a), Some(b)) => lost(a, b, &seen(data)),
+                (Some(a), Some(b)) => chosen(a, b, &seen(data)),
                 _ => false,
             }
-        })));
+        })
     }
 
     /// Gossip is lost again only by the drop rate.

@@ -395,3 +395,39 @@ fn every_member_agrees_on_a_guest_fault_and_the_chain_goes_on() {
     }
     sim.check_invariants();
 }
+
+/// Every proposal arrives later than the propose timeout (a loaded
+/// proposer, a slow link), though nothing is wrong. The first such
+/// heights lose rounds; then the members wait as long as proposals have been
+/// taking, and heights are decided in their first round again.
+#[test]
+fn proposals_later_than_the_propose_timeout_stretch_it_and_rounds_stop_failing() {
+    let mut sim = Sim::new("late_proposals", 4);
+    sim.start_all();
+    sim.load(4);
+    sim.wait_all_committed(WAIT);
+    let before = sim.height(0).expect("runs").0;
+    // The sim's propose timeout is 300 ms.
+    sim.delay(
+        |_, _, seen| matches!(seen, Seen::Proposal { .. }),
+        Duration::from_millis(800),
+    );
+    let mut tip = before;
+    while tip < before + 6 {
+        sim.load(1);
+        sim.wait_all_committed(WAIT);
+        tip = sim.height(0).expect("runs").0;
+    }
+    let rounds: Vec<i64> = (before + 1..=tip)
+        .map(|h| sim.certificate(0, h).round)
+        .collect();
+    assert!(
+        rounds.iter().any(|r| *r > 0),
+        "late proposals cost a round at first: {rounds:?}"
+    );
+    assert!(
+        rounds[rounds.len() - 3..].iter().all(|r| *r == 0),
+        "heights decided in their first round once the wait stretched: {rounds:?}"
+    );
+    sim.check_invariants();
+}
