@@ -57,6 +57,9 @@ pub(crate) struct Actor {
     /// When each peer was last reconnected on request (rate limit).
     pub(crate) reconnected: HashMap<PeerId, Instant>,
     pub(crate) listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+    /// Callers of `set_blocked` waiting until no connection to the peers
+    /// they blocked is left.
+    pub(crate) block_waiters: Vec<(Vec<PeerId>, oneshot::Sender<Result<()>>)>,
     /// Consensus messages delivered lately (each comes by gossip and
     /// directly).
     pub(crate) recent: crate::recent::Recent,
@@ -143,6 +146,7 @@ pub fn spawn(
         redial,
         reconnected: HashMap::new(),
         listen_waiters: Vec::new(),
+        block_waiters: Vec::new(),
         links,
         lane_frames,
     };
@@ -279,9 +283,17 @@ impl Actor {
             Message::Dial { addr, done } => {
                 let _ = done.send(self.swarm.dial(addr).map_err(Error::from));
             }
-            Message::SetBlocked { peers, done } => {
-                let _ = done.send(self.set_blocked(peers));
-            }
+            Message::SetBlocked { peers, done } => match self.set_blocked(peers) {
+                // Answered once their connections have closed (blocking
+                // starts closing them), so a caller cut off is cut off.
+                Ok(blocked) => {
+                    self.block_waiters.push((blocked, done));
+                    self.answer_block_waiters();
+                }
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+            },
             Message::Penalise { peer } => {
                 if let Ok(peer) = peer_id_of(&peer) {
                     self.metrics.inc(Counter::Penalties);
@@ -310,7 +322,8 @@ impl Actor {
         }
     }
 
-    fn set_blocked(&mut self, peers: Vec<MemberId>) -> Result<()> {
+    /// Blocks exactly `peers`; which they are.
+    fn set_blocked(&mut self, peers: Vec<MemberId>) -> Result<Vec<PeerId>> {
         let wanted = peers
             .iter()
             .map(peer_id_of)
@@ -322,10 +335,23 @@ impl Actor {
             self.swarm.behaviour_mut().blocked.unblock_peer(*peer);
             self.redial.reset(peer, now);
         }
-        for peer in wanted {
-            self.swarm.behaviour_mut().blocked.block_peer(peer);
+        for peer in &wanted {
+            self.swarm.behaviour_mut().blocked.block_peer(*peer);
         }
-        Ok(())
+        Ok(wanted.into_iter().collect())
+    }
+
+    /// Answers the `set_blocked` callers none of whose blocked peers is
+    /// connected any more.
+    pub(crate) fn answer_block_waiters(&mut self) {
+        let swarm = &self.swarm;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.block_waiters)
+            .into_iter()
+            .partition(|(peers, _)| peers.iter().all(|p| !swarm.is_connected(p)));
+        self.block_waiters = waiting;
+        for (_, answer) in done {
+            let _ = answer.send(Ok(()));
+        }
     }
 
     fn join(&mut self, context: ContextId, members: Vec<MemberId>) -> Result<()> {

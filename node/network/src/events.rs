@@ -70,6 +70,7 @@ impl Actor {
                         self.emit(NetworkEvent::PeerDisconnected(member));
                     }
                 }
+                self.answer_block_waiters();
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),

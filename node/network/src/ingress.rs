@@ -10,6 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, MetricsSnapshot};
 
+/// How long `set_blocked` waits for the blocked peers' connections to
+/// close.
+const BLOCK_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the network tells the application.
 #[derive(Debug)]
 pub enum NetworkEvent {
@@ -240,11 +244,15 @@ impl NetworkHandle {
 
     /// Stops the actor and waits until its sockets are closed.
     /// Cuts this node off from exactly `peers` (closing connections and
-    /// refusing new ones) and reconnects to anyone unblocked. Fault
-    /// injection for partition tests; nodes expose it only when configured.
+    /// refusing new ones) and reconnects to anyone unblocked; returns once
+    /// no connection to a blocked peer is left. Fault injection for
+    /// partition tests; nodes expose it only when configured.
     pub async fn set_blocked(&self, peers: Vec<MemberId>) -> Result<()> {
-        self.call(|done| Message::SetBlocked { peers, done })
-            .await?
+        let blocked = self.call(|done| Message::SetBlocked { peers, done });
+        match tokio::time::timeout(BLOCK_CLOSE_WAIT, blocked).await {
+            Ok(answer) => answer?,
+            Err(_) => Err(Error::Timeout),
+        }
     }
 
     /// Closes the connections to `peer` so they are dialled afresh (static
