@@ -21,6 +21,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub consensus_height: IntGaugeVec,
     pub consensus_rounds: IntGaugeVec,
+    /// Heights in progress over all of the node's contexts.
+    pub heights_running: prometheus::IntGauge,
     /// 1 while a context does not sign: its own precommits were found in
     /// commits its sign guard did not record (`context::sign_check`).
     pub consensus_signing_refused: IntGaugeVec,
@@ -72,6 +74,11 @@ impl Metrics {
             ),
             &["context"],
         )?;
+        let heights_running = prometheus::IntGauge::new(
+            "conclave_heights_running",
+            "Heights in progress over all of the node's contexts",
+        )?;
+        registry.register(Box::new(heights_running.clone()))?;
         let consensus_rounds = IntGaugeVec::new(
             Opts::new(
                 "conclave_consensus_rounds",
@@ -244,6 +251,7 @@ impl Metrics {
             registry,
             consensus_height,
             consensus_rounds,
+            heights_running,
             consensus_signing_refused,
             storage_fault,
             block_interval_seconds,

@@ -97,6 +97,8 @@ pub struct ContextActor {
     /// The sync that makes this node's own proposed block durable, under
     /// way while the proposal is signed; waited for before it leaves.
     pub(super) proposal_sync: Option<crate::store::LogSync>,
+    /// When to start the next height on a busy node.
+    pub(super) fill: super::pace::FillWait,
     /// A write of the context's own files failed: it waits, committing
     /// nothing (`storage.rs`); `status` shows it to the RPC layer.
     pub(super) fault: Option<super::fault::Fault>,
@@ -174,6 +176,16 @@ pub(super) fn execution<'a>(
         members: &roster.members,
         max_tx_bytes: deps.config.mempool.max_tx_bytes,
         certified: false,
+    }
+}
+
+/// A context stopped (or its node crashed in a test) mid-height no longer
+/// counts among the node's heights in progress.
+impl Drop for ContextActor {
+    fn drop(&mut self) {
+        if self.running {
+            self.deps.metrics.heights_running.dec();
+        }
     }
 }
 
@@ -275,6 +287,7 @@ impl ContextActor {
             signing_refused: false,
             last_commit: None,
             proposal_sync: None,
+            fill: Default::default(),
             fault: None,
             status,
             inbox: tx.clone(),

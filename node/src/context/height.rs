@@ -33,8 +33,32 @@ impl ContextActor {
         {
             return Ok(false);
         }
+        if self.hold_for_a_fuller_block() {
+            return Ok(false);
+        }
         self.begin_height()?;
         Ok(true)
+    }
+
+    /// Whether the next height waits for more txs (`pace::FillWait`: a
+    /// busy node, slow heights, few txs): the actor is woken when the hold
+    /// ends, and by each tx meanwhile.
+    fn hold_for_a_fuller_block(&mut self) -> bool {
+        let next = self.next_height();
+        let proposer = self.roster.validators.proposer(next, Round::new(0)).address;
+        let now = Instant::now();
+        let running = self.deps.metrics.heights_running.get();
+        let waiting = self.intake.pending();
+        let me = self.engine.address();
+        let Some(hold) = self.fill.hold(now, running, waiting, proposer == me) else {
+            return false;
+        };
+        if hold.new {
+            debug!(context = %self.id(), height = next.0, waiting, running, "holding the height for a fuller block");
+            self.timers
+                .after(hold.until - now, super::ingress::Message::Acknowledged);
+        }
+        true
     }
 
     pub(super) fn wal_holds_next_height(&self) -> bool {
@@ -50,6 +74,10 @@ impl ContextActor {
     pub(super) fn begin_height(&mut self) -> Result<()> {
         let next = self.next_height();
         self.check_disk()?;
+        if !self.running {
+            self.deps.metrics.heights_running.inc();
+            self.fill.height_started(Instant::now());
+        }
         self.running = true;
         // Entries of `next` mean a restart. Otherwise the previous height
         // is committed, and the first record of `next` moves the log to
@@ -238,6 +266,10 @@ impl ContextActor {
     /// its candidates and timers go, and gossip held for the next height is
     /// replayed.
     pub(super) fn end_height(&mut self) {
+        if self.running {
+            self.deps.metrics.heights_running.dec();
+            self.fill.height_ended(Instant::now());
+        }
         self.running = false;
         self.blocks.clear();
         self.witness.decided(self.record.height);

@@ -9,6 +9,16 @@
 //! A proposer that is down sends nothing and teaches nothing: the wait
 //! grows only from proposals that did arrive, and settles back to the
 //! configured timeout once they arrive in time again.
+//!
+//! And when to start the next height. A height costs each member about
+//! the same whatever it carries (its votes, syncs and messages); a node
+//! running the heights of many contexts at once, slowly, pays that cost
+//! once per context and height. There the proposer of a context's next
+//! height, if its pool holds few txs, holds the height a little so that
+//! its block carries more ([`FillWait`]); the other members start as
+//! usual, and the proposal that comes later than it would have teaches
+//! them to wait for it. An unloaded node, or a context whose heights are
+//! quick, starts at once.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -82,6 +92,75 @@ impl ProposeWait {
         let latest = self.recent.iter().max().copied().unwrap_or_default();
         let limit = self.base.saturating_mul(STRETCH_LIMIT);
         asked.max(latest.saturating_mul(2).min(limit))
+    }
+}
+
+/// Heights in progress on the node (over all its contexts, this one's
+/// excluded) from which it counts as busy.
+pub(super) const BUSY_HEIGHTS: i64 = 16;
+
+/// A context whose last height took less than this starts the next at
+/// once: its heights are not what loads the node.
+const SLOW_HEIGHT: Duration = Duration::from_millis(200);
+
+/// Txs waiting that make a block worth starting at once.
+const FULL_BLOCK: usize = 256;
+
+/// The longest the next height's proposer holds it (and never longer than
+/// the last height took).
+const MAX_HOLD: Duration = Duration::from_millis(500);
+
+/// Whether a context holds its next height for a fuller block.
+#[derive(Default)]
+pub(super) struct FillWait {
+    /// When the height in progress started here.
+    started: Option<Instant>,
+    /// How long the last height took, start to end.
+    last: Duration,
+    /// Since when the next height is held.
+    held_since: Option<Instant>,
+}
+
+/// A hold of the next height.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Hold {
+    pub(super) until: Instant,
+    /// The hold starts now (the caller arms a wake-up for `until`).
+    pub(super) new: bool,
+}
+
+impl FillWait {
+    pub(super) fn height_started(&mut self, now: Instant) {
+        self.started = Some(now);
+        self.held_since = None;
+    }
+
+    pub(super) fn height_ended(&mut self, now: Instant) {
+        if let Some(started) = self.started.take() {
+            self.last = now.saturating_duration_since(started);
+        }
+    }
+
+    /// Whether to hold the next height, now that it could start: only its
+    /// `proposer` holds, while `running` heights of other contexts are in
+    /// progress on the node, this context's last height was slow, and
+    /// fewer than a full block's txs wait (`waiting`); never past the
+    /// hold's limit.
+    pub(super) fn hold(
+        &mut self,
+        now: Instant,
+        running: i64,
+        waiting: usize,
+        proposer: bool,
+    ) -> Option<Hold> {
+        if !proposer || running < BUSY_HEIGHTS || waiting >= FULL_BLOCK || self.last < SLOW_HEIGHT {
+            self.held_since = None;
+            return None;
+        }
+        let limit = self.last.min(MAX_HOLD);
+        let new = self.held_since.is_none();
+        let until = *self.held_since.get_or_insert(now) + limit;
+        (now < until).then_some(Hold { until, new })
     }
 }
 
@@ -169,5 +248,69 @@ mod tests {
             wait.proposal_arrived(Height(h), Round::new(1), Instant::now());
         }
         assert_eq!(wait.timeout(BASE), BASE);
+    }
+
+    /// A node whose last height took `last`, at `start`.
+    fn after_a_height(start: Instant, last: Duration) -> FillWait {
+        let mut fill = FillWait::default();
+        fill.height_started(start);
+        fill.height_ended(start + last);
+        fill
+    }
+
+    #[test]
+    fn a_busy_node_holds_a_slow_context_until_its_block_fills_or_the_limit() {
+        let t = Instant::now();
+        let mut fill = after_a_height(t, Duration::from_secs(2));
+        let now = t + Duration::from_secs(2);
+        let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
+        assert_eq!(
+            first,
+            Hold {
+                until: now + MAX_HOLD,
+                new: true
+            }
+        );
+        // Asked again while held: the same limit, no new wake-up.
+        let later = now + MAX_HOLD / 2;
+        assert_eq!(
+            fill.hold(later, BUSY_HEIGHTS, 10, true),
+            Some(Hold {
+                until: now + MAX_HOLD,
+                new: false
+            })
+        );
+        // A full block's txs end the hold; so does the limit.
+        assert_eq!(fill.hold(later, BUSY_HEIGHTS, FULL_BLOCK, true), None);
+        fill.hold(later, BUSY_HEIGHTS, 10, true).expect("held anew");
+        assert_eq!(fill.hold(later + MAX_HOLD, BUSY_HEIGHTS, 10, true), None);
+    }
+
+    #[test]
+    fn only_the_proposer_holds_and_never_longer_than_the_last_height() {
+        let t = Instant::now();
+        let now = t + Duration::from_secs(3);
+        let mut fill = after_a_height(t, Duration::from_secs(2));
+        assert_eq!(fill.hold(now, BUSY_HEIGHTS, 0, false), None);
+        let mut quicker = after_a_height(t, Duration::from_millis(300));
+        let held = quicker.hold(now, BUSY_HEIGHTS, 0, true).unwrap();
+        assert_eq!(held.until, now + Duration::from_millis(300));
+    }
+
+    #[test]
+    fn an_unloaded_node_or_a_quick_context_starts_at_once() {
+        let t = Instant::now();
+        let mut slow = after_a_height(t, Duration::from_secs(2));
+        assert_eq!(slow.hold(t, BUSY_HEIGHTS - 1, 0, true), None);
+        let mut quick = after_a_height(t, SLOW_HEIGHT - Duration::from_millis(1));
+        assert_eq!(quick.hold(t, 1_000, 0, true), None);
+        // Before any height: nothing known, no hold.
+        assert_eq!(FillWait::default().hold(t, 1_000, 0, true), None);
+        // A new height forgets the hold.
+        slow.hold(t, BUSY_HEIGHTS, 0, true).unwrap();
+        slow.height_started(t + MAX_HOLD);
+        slow.height_ended(t + MAX_HOLD * 8);
+        let held = slow.hold(t + MAX_HOLD * 8, BUSY_HEIGHTS, 0, true).unwrap();
+        assert!(held.new);
     }
 }
