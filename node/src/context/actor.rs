@@ -469,6 +469,8 @@ impl ContextActor {
         match msg {
             // Taken at the end of this turn, with any acknowledged since.
             Message::Acknowledged => {}
+            // The run loop starts the held height after this turn.
+            Message::HoldOver => {}
             Message::Gossip(from, data) => {
                 // What the safety net watches: the consensus lane.
                 if self.roster.readers.contains(&from) {

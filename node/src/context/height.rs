@@ -56,7 +56,7 @@ impl ContextActor {
         if hold.new {
             debug!(context = %self.id(), height = next.0, waiting, running, "holding the height for a fuller block");
             self.timers
-                .after(hold.until - now, super::ingress::Message::Acknowledged);
+                .after(hold.until - now, super::ingress::Message::HoldOver);
         }
         true
     }

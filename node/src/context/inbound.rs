@@ -119,8 +119,13 @@ impl ContextActor {
                 if !self.at_current_height(p.message.height, from, &data)? {
                     return Ok(());
                 }
-                self.timers
-                    .proposal_arrived(p.message.height, p.message.round);
+                // Only the round's proposer's own proposal says how late
+                // proposals come (another member's, forged, would not).
+                let (height, round) = (p.message.height, p.message.round);
+                let proposer = self.roster.validators.proposer(height, round).address;
+                if from == proposer && p.message.proposer == proposer {
+                    self.timers.proposal_arrived(height, round);
+                }
                 if let Some(evidence) = self.witness.proposal(&p) {
                     self.keep_evidence(vec![evidence]);
                 }

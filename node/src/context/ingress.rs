@@ -41,6 +41,9 @@ pub enum Message {
     Pushed(conclave_consensus::MemberId, Vec<u8>),
     /// Time to re-gossip checkpoint signatures still below quorum.
     CheckpointTick,
+    /// A next height held for a fuller block may start now
+    /// (`pace::FillWait`).
+    HoldOver,
     /// The answer to this node's sync request to a member (or its failure).
     Synced(Result<Vec<u8>, String>),
     /// Time to ask again after a failed sync request.

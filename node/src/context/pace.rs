@@ -31,7 +31,7 @@ use tokio::time::Instant;
 const WINDOW: usize = 16;
 
 /// The wait is at most this many times the configured propose timeout.
-pub(super) const STRETCH_LIMIT: u32 = 8;
+const STRETCH_LIMIT: u32 = 8;
 
 pub(super) struct ProposeWait {
     /// The configured propose timeout: the least wait.
@@ -97,7 +97,7 @@ impl ProposeWait {
 
 /// Heights in progress on the node (over all its contexts, this one's
 /// excluded) from which it counts as busy.
-pub(super) const BUSY_HEIGHTS: i64 = 16;
+const BUSY_HEIGHTS: i64 = 16;
 
 /// A context whose last height took less than this starts the next at
 /// once: its heights are not what loads the node.

@@ -69,6 +69,7 @@ impl ContextActor {
             | Message::Gossip(..)
             | Message::Pushed(..)
             | Message::CheckpointTick
+            | Message::HoldOver
             | Message::RetrySync
             | Message::PeerConnected(_) => {}
         }

@@ -165,25 +165,12 @@ impl Inner {
         from: MemberId,
         data: Option<&[u8]>,
     ) -> Vec<(ContextHandle, Option<std::time::Duration>)> {
-        let delay = match (&self.delay, data) {
-            (Some((late, by)), Some(data)) => Some((late, *by, data)),
+        let reached = self.reached(from, data);
+        let late = |to: MemberId| match (&self.delay, data) {
+            (Some((late, by)), Some(data)) => late(from, to, data).then_some(*by),
             _ => None,
         };
-        let late: Vec<(MemberId, std::time::Duration)> = self
-            .nodes
-            .keys()
-            .filter_map(|m| {
-                let (late, by, data) = delay?;
-                late(from, *m, data).then_some((*m, by))
-            })
-            .collect();
-        self.reached(from, data)
-            .into_iter()
-            .map(|(m, handle)| {
-                let by = late.iter().find(|(l, _)| *l == m).map(|(_, by)| *by);
-                (handle, by)
-            })
-            .collect()
+        reached.into_iter().map(|(m, h)| (h, late(m))).collect()
     }
 
     /// The nodes `from` reaches now with `data` (gossip, when it is
