@@ -121,7 +121,6 @@ async fn route_network_events(node: std::sync::Weak<Node>, mut events: NetworkEv
                 }
             }
             NetworkEvent::PeerConnected(m) => {
-                node.metrics.p2p_peers.inc();
                 // Status exchange: every context compares tips with the
                 // newly reachable member (the actor ignores non-members).
                 for handle in node.context_handles() {
@@ -130,7 +129,6 @@ async fn route_network_events(node: std::sync::Weak<Node>, mut events: NetworkEv
                 tracing::debug!(member = %m, "peer connected");
             }
             NetworkEvent::PeerDisconnected(m) => {
-                node.metrics.p2p_peers.dec();
                 tracing::debug!(member = %m, "peer disconnected");
             }
         }

@@ -47,7 +47,6 @@ pub struct Metrics {
     /// Subscribers dropped for not reading fast enough, by method.
     pub rpc_subscribers_dropped_total: IntCounterVec,
     pub consensus_validators: IntGaugeVec,
-    pub p2p_peers: prometheus::IntGauge,
     pub sync_blocks_total: IntCounter,
     pub consensus_missed_blocks: IntCounterVec,
     /// Times a struggling height fell back on the safety net: asking a
@@ -167,9 +166,7 @@ impl Metrics {
             ),
             &["context"],
         )?;
-        let p2p_peers = prometheus::IntGauge::new("conclave_p2p_peers", "Connected peers")?;
         registry.register(Box::new(consensus_validators.clone()))?;
-        registry.register(Box::new(p2p_peers.clone()))?;
         let sync_blocks_total = IntCounter::new(
             "conclave_sync_blocks_total",
             "Decided blocks applied through catch-up",
@@ -264,7 +261,6 @@ impl Metrics {
             rpc_connections_refused_total,
             rpc_subscribers_dropped_total,
             consensus_validators,
-            p2p_peers,
             sync_blocks_total,
             consensus_missed_blocks,
             consensus_fallbacks_total,
@@ -303,7 +299,9 @@ pub async fn serve(
 }
 
 /// The network layer's counters (plain atomics in `conclave-network`) in
-/// Prometheus' text format, under the names its `MetricsSnapshot` gives.
+/// Prometheus' text format, under the names its `MetricsSnapshot` gives,
+/// and its count of connected peers (kept by the network actor itself, so
+/// it is exact when a `set_blocked` returns).
 pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
     let counters: [(&str, &str, u64); 12] = [
         (
@@ -367,7 +365,10 @@ pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
             m.penalties,
         ),
     ];
-    let mut out = String::new();
+    let mut out = format!(
+        "# HELP conclave_p2p_peers Connected peers\n# TYPE conclave_p2p_peers gauge\nconclave_p2p_peers {}\n",
+        m.peers
+    );
     for (name, help, value) in counters {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
@@ -431,6 +432,7 @@ mod tests {
         let snapshot = conclave_network::MetricsSnapshot {
             pushes_sent: 7,
             pushes_failed: 2,
+            peers: 3,
             ..Default::default()
         };
         let text = render_network(&snapshot);
@@ -439,8 +441,12 @@ mod tests {
         ));
         assert!(text.contains("\nconclave_p2p_pushes_failed_total 2\n"));
         assert!(text.contains("\nconclave_p2p_messages_accepted_total 0\n"));
-        // Every sample line is `name value`, after its HELP and TYPE lines.
-        for sample in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(text.contains("# TYPE conclave_p2p_peers gauge\nconclave_p2p_peers 3\n"));
+        // Every other sample line is `name value`, after its HELP and TYPE lines.
+        for sample in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("conclave_p2p_peers "))
+        {
             let (name, value) = sample.split_once(' ').unwrap();
             assert!(name.starts_with("conclave_p2p_") && name.ends_with("_total"));
             value.parse::<u64>().unwrap();
