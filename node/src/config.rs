@@ -221,6 +221,12 @@ pub struct BlockConfig {
     /// long, so that members re-execute it well within the propose timeout
     /// (a block that takes longer than the timeout costs a round).
     pub max_build_ms: u64,
+    /// A proposal of this many txs or more names the txs the members hold
+    /// by hash (`context::compact`), sending only the proposer's own whole:
+    /// large blocks then cross the network once, in the pushes. Smaller
+    /// proposals go whole: their bytes matter little, and a member missing
+    /// a tx would have to ask for it. 0 makes every proposal compact.
+    pub compact_from_txs: usize,
 }
 
 impl Default for BlockConfig {
@@ -230,6 +236,7 @@ impl Default for BlockConfig {
             // A proposed block travels in one gossip message (4 MiB max).
             max_bytes: 3 * 1024 * 1024,
             max_build_ms: 250,
+            compact_from_txs: 256,
         }
     }
 }

@@ -38,8 +38,6 @@ async fn serve(node: &Arc<Node>) -> Result<Bound> {
     })
 }
 
-/// Hands each gossip message and push to its context's actor and answers members'
-/// sync requests from the store.
 /// Hands a message from `from` to its context now, later or never, as the
 /// injected link faults say (now, without any).
 fn deliver(node: &Node, from: conclave_consensus::MemberId, hand: impl FnOnce() + Send + 'static) {
@@ -56,6 +54,8 @@ fn deliver(node: &Node, from: conclave_consensus::MemberId, hand: impl FnOnce() 
     }
 }
 
+/// Hands each gossip message and push to its context's actor and answers
+/// members' sync requests from the store.
 async fn route_network_events(node: std::sync::Weak<Node>, mut events: NetworkEvents) {
     use conclave_network::NetworkEvent;
     while let Some(event) = events.recv().await {

@@ -94,6 +94,12 @@ impl Mempool {
         self.index.is_empty()
     }
 
+    /// Pending tx `hash`.
+    pub fn get(&self, hash: &Hash32) -> Option<&SignedTx> {
+        let (sender, nonce) = self.index.get(hash)?;
+        self.senders.get(sender)?.get(nonce).map(|e| &e.tx)
+    }
+
     pub fn contains(&self, hash: &Hash32) -> bool {
         self.index.contains_key(hash)
     }

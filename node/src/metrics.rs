@@ -53,6 +53,10 @@ pub struct Metrics {
     /// member for decided blocks (`sync`) or redialling a member whose
     /// gossip went silent (`reconnect`). Zero in a healthy network.
     pub consensus_fallbacks_total: IntCounterVec,
+    /// Members' compact proposals by how their blocks came together:
+    /// `complete` (every tx here when it arrived) or `asked` (the proposer
+    /// was asked for the missing ones).
+    pub compact_proposals_total: IntCounterVec,
     /// Equivocations proven against a member (evidence stored).
     pub consensus_equivocations_total: IntCounterVec,
     pub checkpoint_height: IntGaugeVec,
@@ -232,6 +236,14 @@ impl Metrics {
             &["context", "kind"],
         )?;
         registry.register(Box::new(consensus_fallbacks_total.clone()))?;
+        let compact_proposals_total = IntCounterVec::new(
+            Opts::new(
+                "conclave_compact_proposals_total",
+                "Members' compact proposals by how their blocks came together: complete (every tx here), asked (the proposer was asked for the missing)",
+            ),
+            &["context", "outcome"],
+        )?;
+        registry.register(Box::new(compact_proposals_total.clone()))?;
         let consensus_equivocations_total = IntCounterVec::new(
             Opts::new(
                 "conclave_consensus_equivocations_total",
@@ -264,6 +276,7 @@ impl Metrics {
             sync_blocks_total,
             consensus_missed_blocks,
             consensus_fallbacks_total,
+            compact_proposals_total,
             consensus_equivocations_total,
             checkpoint_height,
             checkpoint_signers,

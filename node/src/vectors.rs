@@ -24,7 +24,7 @@ use conclave_consensus::{
 use ed25519_dalek::SigningKey;
 use malachitebft_core_types::{SignedProposal, SignedVote};
 
-use crate::context::wire::{SyncRequest, SyncResponse, Wire};
+use crate::context::wire::{CompactTx, SyncRequest, SyncResponse, Wire};
 use crate::onboarding::{NodeRequest, NodeResponse};
 use crate::seal::{ContextKey, Purpose};
 use crate::store::{
@@ -188,6 +188,25 @@ fn formats() -> Vec<(&'static str, Vec<u8>)> {
             .encode(45),
         ),
         (
+            "wire.compact_proposal",
+            Wire::CompactProposal {
+                proposal: encode_proposal(&proposal()),
+                header: block().header,
+                txs: vec![CompactTx::Hash(tx(1).hash()), CompactTx::Full(tx(2))],
+            }
+            .encode(47),
+        ),
+        (
+            "wire.txs_wanted",
+            Wire::TxsWanted {
+                height: 5,
+                value: block().hash(),
+                txs: vec![tx(1).hash()],
+            }
+            .encode(48),
+        ),
+        ("wire.wanted_txs", Wire::WantedTxs(vec![tx(1)]).encode(49)),
+        (
             "wire.checkpoint_sig",
             Wire::CheckpointSig {
                 height: 10,
@@ -329,6 +348,10 @@ fn pinned_bytes_decode_back() {
     assert!(conclave_consensus::codec::decode_vote(&f["vote.prevote"]).is_ok());
     assert!(conclave_consensus::codec::decode_proposal(&f["proposal"]).is_ok());
     assert!(matches!(Wire::decode(&f["wire.txs"]), Ok(Wire::Txs(t)) if t.len() == 2));
+    assert!(matches!(
+        Wire::decode(&f["wire.compact_proposal"]),
+        Ok(Wire::CompactProposal { txs, .. }) if txs.len() == 2
+    ));
     let key = ContextKey::from_bytes(3, [16; 32]);
     assert_eq!(
         key.open(&CTX, Purpose::Gossip, &f["seal.gossip"]).unwrap(),

@@ -99,6 +99,8 @@ pub struct ContextActor {
     pub(super) proposal_sync: Option<crate::store::LogSync>,
     /// When to start the next height on a busy node.
     pub(super) fill: super::pace::FillWait,
+    /// Members' compact proposals being assembled, and this node's own.
+    pub(super) compact: super::compact::Compact,
     /// A write of the context's own files failed: it waits, committing
     /// nothing (`storage.rs`); `status` shows it to the RPC layer.
     pub(super) fault: Option<super::fault::Fault>,
@@ -288,6 +290,7 @@ impl ContextActor {
             last_commit: None,
             proposal_sync: None,
             fill: Default::default(),
+            compact: Default::default(),
             fault: None,
             status,
             inbox: tx.clone(),
@@ -530,6 +533,14 @@ impl ContextActor {
             Message::RetryStorage => {}
             Message::TimeoutElapsed(timeout, seq) => {
                 if self.timers.fired(&timeout, seq) {
+                    if timeout.kind == TimeoutKind::Propose
+                        && self.compact.put_off_propose(timeout.round)
+                    {
+                        // A compact proposal of the round waits for txs.
+                        let base = self.deps.config.consensus.timeout_propose_ms;
+                        self.timers.schedule(timeout, Duration::from_millis(base));
+                        return Ok(());
+                    }
                     if timeout.kind == TimeoutKind::Rebroadcast {
                         // Stuck in a step long enough to rebroadcast.
                         self.on_slow_height(timeout.round.as_i64().max(0));

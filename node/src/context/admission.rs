@@ -221,6 +221,22 @@ impl Admission {
         Ok(())
     }
 
+    /// Whether this node acknowledged tx `hash` (a client submitted it
+    /// here), and it waits in the pool.
+    pub(super) fn acknowledged(&self, hash: &Hash32) -> bool {
+        self.kept.contains(hash)
+    }
+
+    /// Pool tx `hash`.
+    pub(super) fn pooled(&self, hash: &Hash32) -> Option<SignedTx> {
+        self.pool.get(hash).cloned()
+    }
+
+    /// The pushed txs not admitted yet.
+    pub(super) fn queued_txs(&self) -> &[SignedTx] {
+        &self.queued
+    }
+
     /// Queues txs a member pushed for [`Self::take_queued`]; whether
     /// enough wait that they should be admitted now.
     pub(super) fn queue_pushed(&mut self, txs: Vec<SignedTx>) -> bool {

@@ -104,6 +104,13 @@ impl Blocks {
         self.proposals.get(hash).map(|p| &p.block)
     }
 
+    /// Candidate block `hash` with its txs' hashes.
+    pub(super) fn block_with_hashes(&self, hash: &Hash32) -> Option<(&Block, &[Hash32])> {
+        self.proposals
+            .get(hash)
+            .map(|p| (&p.block, p.tx_hashes.as_slice()))
+    }
+
     pub(super) fn contains(&self, hash: &Hash32) -> bool {
         self.proposals.contains_key(hash)
     }

@@ -4,9 +4,7 @@
 //! and what follows a decision: the commit, the roster refresh, metrics
 //! and subscribers.
 
-use conclave_consensus::codec::{
-    encode_polka, encode_proposal, encode_round_certificate, encode_vote,
-};
+use conclave_consensus::codec::{encode_polka, encode_round_certificate, encode_vote};
 use conclave_consensus::mal::{
     Input, LivenessMsg, LocallyProposedValue, Round, SignedConsensusMsg, Validity,
 };
@@ -211,15 +209,7 @@ impl ContextActor {
                     kind = ?v.message.typ, "vote sent");
                 self.gossip.broadcast(&Wire::Vote(encode_vote(&v)));
             }
-            Output::Publish(SignedConsensusMsg::Proposal(p)) => {
-                if let Some(block) = self.blocks.block(&p.value) {
-                    let wire = Wire::Proposal {
-                        proposal: encode_proposal(&p),
-                        block: block.clone(),
-                    };
-                    self.gossip.broadcast(&wire);
-                }
-            }
+            Output::Publish(SignedConsensusMsg::Proposal(p)) => self.publish_proposal(&p),
             Output::PublishLiveness(LivenessMsg::PolkaCertificate(c)) => {
                 self.gossip.broadcast(&Wire::Polka(encode_polka(&c)));
             }
@@ -272,6 +262,7 @@ impl ContextActor {
         }
         self.running = false;
         self.blocks.clear();
+        self.compact.clear();
         self.witness.decided(self.record.height);
         self.timers.cancel_all();
         self.later.reached(self.next_height());

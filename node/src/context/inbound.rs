@@ -10,7 +10,8 @@ use conclave_consensus::codec::{
 use conclave_consensus::mal::{Input, ProposedValue, Validity, ValueOrigin};
 use std::sync::Arc;
 
-use conclave_consensus::{Height, MemberId};
+use conclave_consensus::{Block, ConclaveContext, Height, MemberId};
+use malachitebft_core_types::SignedProposal;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -103,56 +104,23 @@ impl ContextActor {
                 let Ok(p) = decode_proposal(&proposal) else {
                     return malformed("proposal");
                 };
-                if block.hash() != p.message.value || block.height() != p.message.height {
-                    warn!(context = %self.id(), member = %from, "proposal does not match its block");
-                    self.gossip.penalise(from);
-                    return Ok(());
-                }
-                if p.message.height <= self.record.height {
-                    // Late: only compared with what the proposer proposed
-                    // there before.
-                    if let Some(evidence) = self.witness.proposal(&p) {
-                        self.keep_evidence(vec![evidence]);
-                    }
-                    return Ok(());
-                }
-                if !self.at_current_height(p.message.height, from, &data)? {
-                    return Ok(());
-                }
-                // Only the round's proposer's own proposal says how late
-                // proposals come (another member's, forged, would not).
-                let (height, round) = (p.message.height, p.message.round);
-                let proposer = self.roster.validators.proposer(height, round).address;
-                if from == proposer && p.message.proposer == proposer {
-                    self.timers.proposal_arrived(height, round);
-                }
-                if let Some(evidence) = self.witness.proposal(&p) {
-                    self.keep_evidence(vec![evidence]);
-                }
-                debug!(context = %self.id(), height = p.message.height.0, round = %p.message.round,
-                    txs = block.txs.len(), "proposal received");
-                // A block proposed again in a later round, with the polka of
-                // an earlier one, keeps the header it was built with: its
-                // proposer is the member that built it (maybe down by now),
-                // not this round's. Only a new block must be this round's.
-                let built_by = match p.message.pol_round.is_defined() {
-                    true if self.roster.validators.contains(&block.header.proposer) => {
-                        block.header.proposer
-                    }
-                    _ => p.message.proposer,
-                };
-                let validity = self.validate_block(block, built_by);
-                let value = ProposedValue {
-                    height: p.message.height,
-                    round: p.message.round,
-                    valid_round: p.message.pol_round,
-                    proposer: p.message.proposer,
-                    value: p.message.value,
-                    validity,
-                };
-                self.feed(Input::Proposal(p))?;
-                self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
+                self.on_proposal(from, p, block, &data)
             }
+            Wire::CompactProposal {
+                proposal,
+                header,
+                txs,
+            } => {
+                let Ok(p) = decode_proposal(&proposal) else {
+                    return malformed("proposal");
+                };
+                self.on_compact_proposal(from, p, header, txs, &data)
+            }
+            Wire::TxsWanted { height, value, txs } => {
+                self.send_wanted_txs(from, Height(height), value, &txs);
+                Ok(())
+            }
+            Wire::WantedTxs(txs) => self.queue_pushed(txs),
             Wire::CheckpointSig {
                 height,
                 signer,
@@ -169,6 +137,67 @@ impl ContextActor {
                 Ok(())
             }
         }
+    }
+
+    /// A member's proposal with its block (sent whole, or assembled from a
+    /// compact one): checked against each other, witnessed, validated and
+    /// fed to the engine at the current height.
+    pub(super) fn on_proposal(
+        &mut self,
+        from: MemberId,
+        p: SignedProposal<ConclaveContext>,
+        block: Block,
+        data: &[u8],
+    ) -> Result<()> {
+        if block.hash() != p.message.value || block.height() != p.message.height {
+            warn!(context = %self.id(), member = %from, "proposal does not match its block");
+            self.gossip.penalise(from);
+            return Ok(());
+        }
+        if p.message.height <= self.record.height {
+            // Late: only compared with what the proposer proposed
+            // there before.
+            if let Some(evidence) = self.witness.proposal(&p) {
+                self.keep_evidence(vec![evidence]);
+            }
+            return Ok(());
+        }
+        if !self.at_current_height(p.message.height, from, data)? {
+            return Ok(());
+        }
+        // Only the round's proposer's own proposal says how late
+        // proposals come (another member's, forged, would not).
+        let (height, round) = (p.message.height, p.message.round);
+        let proposer = self.roster.validators.proposer(height, round).address;
+        if from == proposer && p.message.proposer == proposer {
+            self.timers.proposal_arrived(height, round);
+        }
+        if let Some(evidence) = self.witness.proposal(&p) {
+            self.keep_evidence(vec![evidence]);
+        }
+        debug!(context = %self.id(), height = p.message.height.0, round = %p.message.round,
+            txs = block.txs.len(), "proposal received");
+        // A block proposed again in a later round, with the polka of
+        // an earlier one, keeps the header it was built with: its
+        // proposer is the member that built it (maybe down by now),
+        // not this round's. Only a new block must be this round's.
+        let built_by = match p.message.pol_round.is_defined() {
+            true if self.roster.validators.contains(&block.header.proposer) => {
+                block.header.proposer
+            }
+            _ => p.message.proposer,
+        };
+        let validity = self.validate_block(block, built_by);
+        let value = ProposedValue {
+            height: p.message.height,
+            round: p.message.round,
+            valid_round: p.message.pol_round,
+            proposer: p.message.proposer,
+            value: p.message.value,
+            validity,
+        };
+        self.feed(Input::Proposal(p))?;
+        self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
     }
 
     /// A vote for a height already decided here: one that conflicts with
@@ -220,6 +249,7 @@ impl ContextActor {
     /// ([`Self::admit_queued_when_due`]), so their signatures are checked
     /// in one batch.
     fn queue_pushed(&mut self, txs: Vec<conclave_consensus::SignedTx>) -> Result<()> {
+        self.offer_to_assembling(&txs)?;
         if self.admission().queue_pushed(txs) {
             self.admit_queued();
         }
@@ -280,7 +310,12 @@ impl ContextActor {
 
     /// Whether gossip for `height` is for the height in progress (starting
     /// it if needed). Later heights are kept for later; earlier ones dropped.
-    fn at_current_height(&mut self, height: Height, from: MemberId, data: &[u8]) -> Result<bool> {
+    pub(super) fn at_current_height(
+        &mut self,
+        height: Height,
+        from: MemberId,
+        data: &[u8],
+    ) -> Result<bool> {
         let next = self.next_height();
         if height < next {
             return Ok(false);

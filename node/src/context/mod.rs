@@ -40,6 +40,7 @@ mod actor;
 mod admission;
 mod blocks;
 mod catchup;
+mod compact;
 mod fault;
 mod genesis;
 mod gossip;

@@ -2,7 +2,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use conclave_consensus::codec::StoredCertificate;
-use conclave_consensus::{Block, SignedTx};
+use conclave_consensus::{Block, BlockHeader, Hash32, SignedTx};
 
 /// Largest gossip payload accepted (a proposal carries its block).
 pub const MAX_WIRE_BYTES: usize = 4 * 1024 * 1024;
@@ -30,6 +30,42 @@ pub enum Wire {
     /// Txs admitted together, in one message: one gossip signature and one
     /// frame for many txs under load.
     Txs(Vec<SignedTx>),
+    /// A signed proposal (`codec::encode_proposal`) with the header of the
+    /// block it names and the block's txs, by hash where the members hold
+    /// them from the pushes (`context::compact`).
+    CompactProposal {
+        proposal: Vec<u8>,
+        header: BlockHeader,
+        txs: Vec<CompactTx>,
+    },
+    /// A member misses txs (by hash) of the compact proposal of block
+    /// `value` at `height`: its proposer gossips them (`WantedTxs`).
+    TxsWanted {
+        height: u64,
+        value: Hash32,
+        txs: Vec<Hash32>,
+    },
+    /// Txs of a proposed block that a member asked for (`TxsWanted`).
+    WantedTxs(Vec<SignedTx>),
+}
+
+/// A tx of a compact proposal.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub enum CompactTx {
+    /// A tx the members hold from the pushes: its hash.
+    Hash(Hash32),
+    /// A tx the proposer acknowledged itself (its push may come after the
+    /// proposal): whole.
+    Full(SignedTx),
+}
+
+impl CompactTx {
+    pub fn hash(&self) -> Hash32 {
+        match self {
+            CompactTx::Hash(h) => *h,
+            CompactTx::Full(tx) => tx.hash(),
+        }
+    }
 }
 
 impl From<crate::checkpoint::Share> for Wire {

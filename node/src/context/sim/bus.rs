@@ -236,8 +236,18 @@ impl Transport for Port {
     }
 
     fn push(&self, _: ContextId, data: Vec<u8>) -> Pending<'_, conclave_network::Result<()>> {
-        // Pushes are acknowledged streams: not lost, only cut.
-        for (_, t) in self.bus.lock().reached(self.me, None) {
+        // Pushes are acknowledged streams: not lost at random, only cut,
+        // or lost where a scenario chooses (a member's queue overflowed).
+        let mut inner = self.bus.lock();
+        for (m, t) in inner.reached(self.me, None) {
+            if inner
+                .loss
+                .as_ref()
+                .is_some_and(|lose| lose(self.me, m, &data))
+            {
+                inner.dropped += 1;
+                continue;
+            }
             t.pushed(self.me, data.clone());
         }
         Box::pin(async { Ok(()) })

@@ -20,7 +20,9 @@ pub(crate) enum Seen {
         height: u64,
         round: i64,
     },
-    /// Txs, certificates, checkpoint shares.
+    /// Txs pushed.
+    Txs,
+    /// Certificates, checkpoint shares, requests for whole proposals.
     Other,
 }
 
@@ -173,7 +175,7 @@ impl Sim {
                     },
                     Err(_) => Seen::Other,
                 },
-                Ok(Wire::Proposal { proposal, .. }) => {
+                Ok(Wire::Proposal { proposal, .. } | Wire::CompactProposal { proposal, .. }) => {
                     match conclave_consensus::codec::decode_proposal(&proposal) {
                         Ok(p) => Seen::Proposal {
                             height: p.message.height.0,
@@ -182,6 +184,7 @@ impl Sim {
                         Err(_) => Seen::Other,
                     }
                 }
+                Ok(Wire::Tx(_) | Wire::Txs(_)) => Seen::Txs,
                 _ => Seen::Other,
             }
         };

@@ -123,9 +123,10 @@ impl Sim {
             })
             .collect();
         let mut config = Config::default();
-        // Short timeouts: a lost proposal or a crashed proposer costs a
-        // round, and a test does not need to wait a production second.
+        // Short timeouts (a lost proposal or a crashed proposer costs a
+        // round); blocks here are small: compact from the first tx.
         config.consensus.timeout_propose_ms = 300;
+        config.block.compact_from_txs = 1;
         config.consensus.timeout_prevote_ms = 150;
         config.consensus.timeout_precommit_ms = 150;
         let runtime = conclave_runtime::Runtime::new(config.runtime.limits()).expect("runtime");

@@ -431,3 +431,24 @@ fn proposals_later_than_the_propose_timeout_stretch_it_and_rounds_stop_failing()
     );
     sim.check_invariants();
 }
+
+/// Compact proposals name the txs the members hold by hash. A member
+/// that never got the pushes (every push to node 3 lost) cannot assemble
+/// those blocks alone: it asks their proposers for the txs it misses and
+/// votes. With node 2 down its vote is needed for every decision, so the
+/// txs commit only if it gets them (without the answer: none commits).
+#[test]
+fn a_member_missing_a_compact_proposals_txs_asks_its_proposer_for_them() {
+    let mut sim = Sim::new("compact_missing_txs", 4);
+    sim.start_all();
+    sim.load(4);
+    sim.wait_all_committed(WAIT);
+    sim.crash(2);
+    sim.lose(|_, to, seen| to == 3 && matches!(seen, Seen::Txs));
+    // Txs from two members: each one's block carries the other's by hash.
+    for _ in 0..4 {
+        sim.load_on(&[0, 1], 3);
+        sim.wait_committed_on(&[0, 1, 3], WAIT);
+    }
+    sim.check_invariants();
+}
