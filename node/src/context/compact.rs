@@ -20,6 +20,10 @@ use super::actor::ContextActor;
 use super::wire::{CompactTx, Wire};
 use crate::Result;
 
+/// Compact proposals assembled at once, at most (each round's proposer
+/// sends one; more are equivocation, or rounds long gone).
+pub(super) const MAX_ASSEMBLING: usize = 8;
+
 /// The txs of a block for its compact proposal: whole where `own` says this
 /// node acknowledged the tx, by hash otherwise.
 pub(super) fn compact(
@@ -153,6 +157,15 @@ impl Compact {
         waiting.map(|a| a.put_off = true).is_some()
     }
 
+    /// Keeps a proposal to assemble; beyond [`MAX_ASSEMBLING`] the oldest
+    /// goes.
+    pub(super) fn hold(&mut self, assembly: Assembly) {
+        if self.assembling.len() >= MAX_ASSEMBLING {
+            self.assembling.remove(0);
+        }
+        self.assembling.push(assembly);
+    }
+
     /// The height is over: what was assembled or proposed at it goes.
     pub(super) fn clear(&mut self) {
         self.assembling.clear();
@@ -216,7 +229,9 @@ impl ContextActor {
 
     /// A member's compact proposal: its header and tx hashes checked
     /// against the signed proposal, then its block assembled from what this
-    /// node holds; what is missing is waited for ([`ASK_AFTER`]).
+    /// node holds; what is missing is asked of its proposer. At most
+    /// [`MAX_ASSEMBLING`] wait, the oldest giving way (a proposer signing
+    /// many blocks for a round cannot make this node hold them all).
     pub(super) fn on_compact_proposal(
         &mut self,
         from: MemberId,
@@ -276,7 +291,7 @@ impl ContextActor {
         let missing = assembly.missing();
         debug!(context = %self.id(), height = height.0, missing = missing.len(),
             "compact proposal misses txs; asking its proposer");
-        self.compact.assembling.push(assembly);
+        self.compact.hold(assembly);
         self.gossip.broadcast(&Wire::TxsWanted {
             height: height.0,
             value,
@@ -360,32 +375,40 @@ mod tests {
         assert_eq!(named, hashes);
     }
 
-    #[test]
-    fn a_block_assembles_from_what_is_found_and_what_arrives_in_its_order() {
-        let txs: Vec<SignedTx> = (0..4).map(tx).collect();
-        let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
-        let header = BlockHeader {
+    fn header(hashes: &[Hash32]) -> BlockHeader {
+        BlockHeader {
             context_id: ContextId([1; 32]),
             height: Height(1),
             parent_hash: Hash32::default(),
             time_ms: 1,
             proposer: MemberId([2; 32]),
-            txs_root: conclave_consensus::merkle_root(&hashes),
+            txs_root: conclave_consensus::merkle_root(hashes),
             state_root: Hash32::default(),
             actions_root: Hash32::default(),
             members_hash: Hash32::default(),
-        };
+        }
+    }
+
+    fn proposal(header: &BlockHeader, round: u32) -> SignedProposal<ConclaveContext> {
         let key = SigningKey::from_bytes(&[3; 32]);
         let p = conclave_consensus::Proposal {
-            height: Height(1),
-            round: Round::new(0),
+            height: header.height,
+            round: Round::new(round),
             value: header.hash(),
-            pol_round: malachitebft_core_types::Round::Nil,
+            pol_round: Round::Nil,
             proposer: MemberId(key.verifying_key().to_bytes()),
         };
         let bytes = conclave_consensus::codec::proposal_sign_bytes(&header.context_id, &p);
         let sig = conclave_consensus::codec::sign(&key, &bytes);
-        let proposal = malachitebft_core_types::SignedMessage::new(p, sig);
+        malachitebft_core_types::SignedMessage::new(p, sig)
+    }
+
+    #[test]
+    fn a_block_assembles_from_what_is_found_and_what_arrives_in_its_order() {
+        let txs: Vec<SignedTx> = (0..4).map(tx).collect();
+        let hashes: Vec<Hash32> = txs.iter().map(SignedTx::hash).collect();
+        let header = header(&hashes);
+        let proposal = proposal(&header, 0);
         // The pool holds tx 0; tx 1 comes whole; 2 and 3 are missing.
         let c = compact(&txs, &hashes, |h| *h == hashes[1]);
         let pool = txs[0].clone();
@@ -437,5 +460,29 @@ mod tests {
         assert!(c.answers(&Hash32([5; 32]), b));
         c.clear();
         assert!(!c.answers(&Hash32([5; 32]), b));
+    }
+
+    #[test]
+    fn at_most_max_assembling_wait_and_the_oldest_gives_way() {
+        let header = header(&[tx(0).hash()]);
+        let mut c = Compact::default();
+        for round in 0..=MAX_ASSEMBLING as u32 {
+            let txs = vec![CompactTx::Hash(tx(0).hash())];
+            let p = proposal(&header, round);
+            c.hold(Assembly::new(
+                MemberId([2; 32]),
+                p,
+                header.clone(),
+                txs,
+                &[tx(0).hash()],
+                |_| None,
+            ));
+        }
+        let rounds: Vec<u32> = c
+            .assembling
+            .iter()
+            .map(|a| a.proposal.message.round.as_u32().unwrap())
+            .collect();
+        assert_eq!(rounds, (1..=MAX_ASSEMBLING as u32).collect::<Vec<_>>());
     }
 }
