@@ -533,14 +533,6 @@ impl ContextActor {
             Message::RetryStorage => {}
             Message::TimeoutElapsed(timeout, seq) => {
                 if self.timers.fired(&timeout, seq) {
-                    if timeout.kind == TimeoutKind::Propose
-                        && self.compact.put_off_propose(timeout.round)
-                    {
-                        // A compact proposal of the round waits for txs.
-                        let base = self.deps.config.consensus.timeout_propose_ms;
-                        self.timers.schedule(timeout, Duration::from_millis(base));
-                        return Ok(());
-                    }
                     if timeout.kind == TimeoutKind::Rebroadcast {
                         // Stuck in a step long enough to rebroadcast.
                         self.on_slow_height(timeout.round.as_i64().max(0));

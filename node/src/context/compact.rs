@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use conclave_consensus::codec::encode_proposal;
 use conclave_consensus::{Block, BlockHeader, ConclaveContext, Hash32, Height, MemberId, SignedTx};
-use malachitebft_core_types::{Round, SignedProposal};
+use malachitebft_core_types::SignedProposal;
 
 use tracing::{debug, warn};
 
@@ -48,8 +48,6 @@ pub(super) struct Assembly {
     slots: Vec<Option<SignedTx>>,
     /// Missing txs by hash: their places in the block.
     missing: HashMap<Hash32, Vec<usize>>,
-    /// Its round's propose timeout was put off once for it.
-    put_off: bool,
 }
 
 impl Assembly {
@@ -86,7 +84,6 @@ impl Assembly {
             header,
             slots,
             missing,
-            put_off: false,
         }
     }
 
@@ -143,18 +140,6 @@ impl Compact {
             Some((v, asked)) if v == value => asked.insert(from),
             _ => false,
         }
-    }
-
-    /// Whether the propose timeout of `round` may wait once more (once per
-    /// proposal): a compact proposal of that round is being assembled, so
-    /// its proposer is alive and its missing txs are on their way; voting
-    /// nil now would waste the round.
-    pub(super) fn put_off_propose(&mut self, round: Round) -> bool {
-        let waiting = self
-            .assembling
-            .iter_mut()
-            .find(|a| a.proposal.message.round == round && !a.put_off);
-        waiting.map(|a| a.put_off = true).is_some()
     }
 
     /// Keeps a proposal to assemble; beyond [`MAX_ASSEMBLING`] the oldest
@@ -260,9 +245,7 @@ impl ContextActor {
             // Late or early: handled as any proposal (witnessed, or held
             // for its height) once it has a block; a repeat: already here.
             if height < next {
-                if let Some(evidence) = self.witness.proposal(&p) {
-                    self.keep_evidence(vec![evidence]);
-                }
+                self.witness_proposal(&p);
             } else if height > next {
                 self.at_current_height(height, from, data)?;
             }
@@ -350,6 +333,7 @@ mod tests {
     use super::*;
     use conclave_consensus::{ContextId, Tx};
     use ed25519_dalek::SigningKey;
+    use malachitebft_core_types::Round;
 
     fn tx(nonce: u64) -> SignedTx {
         let key = SigningKey::from_bytes(&[7; 32]);
@@ -426,10 +410,6 @@ mod tests {
         let mut want = vec![hashes[2], hashes[3]];
         want.sort();
         assert_eq!(missing, want);
-        // Its round's propose timeout is put off once, and only its round's.
-        assert!(!compact.put_off_propose(Round::new(1)));
-        assert!(compact.put_off_propose(Round::new(0)));
-        assert!(!compact.put_off_propose(Round::new(0)));
         // A tx it does not need changes nothing; the last missing one completes it.
         assert!(compact.offer(&[(hashes[3], txs[3].clone())]).is_empty());
         assert!(compact.offer(&[(tx(9).hash(), tx(9))]).is_empty());

@@ -157,9 +157,7 @@ impl ContextActor {
         if p.message.height <= self.record.height {
             // Late: only compared with what the proposer proposed
             // there before.
-            if let Some(evidence) = self.witness.proposal(&p) {
-                self.keep_evidence(vec![evidence]);
-            }
+            self.witness_proposal(&p);
             return Ok(());
         }
         if !self.at_current_height(p.message.height, from, data)? {
@@ -172,9 +170,7 @@ impl ContextActor {
         if from == proposer && p.message.proposer == proposer {
             self.timers.proposal_arrived(height, round);
         }
-        if let Some(evidence) = self.witness.proposal(&p) {
-            self.keep_evidence(vec![evidence]);
-        }
+        self.witness_proposal(&p);
         debug!(context = %self.id(), height = p.message.height.0, round = %p.message.round,
             txs = block.txs.len(), "proposal received");
         // A block proposed again in a later round, with the polka of
@@ -198,6 +194,14 @@ impl ContextActor {
         };
         self.feed(Input::Proposal(p))?;
         self.feed(Input::ProposedValue(value, ValueOrigin::Consensus))
+    }
+
+    /// Compares a proposal with what its proposer proposed before at its
+    /// height and round; a conflict is kept as evidence.
+    pub(super) fn witness_proposal(&mut self, p: &SignedProposal<ConclaveContext>) {
+        if let Some(evidence) = self.witness.proposal(p) {
+            self.keep_evidence(vec![evidence]);
+        }
     }
 
     /// A vote for a height already decided here: one that conflicts with
