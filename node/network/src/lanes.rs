@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::io::{ReadHalf, WriteHalf};
@@ -43,6 +43,9 @@ use tracing::debug;
 
 use crate::codec::{self, Frame, RefuseReason};
 use crate::metrics::{Counter, Metrics};
+
+mod readers;
+use readers::{ReaderGuard, Readers};
 
 /// Messages queued for one peer and lane before new ones are dropped.
 const LINK_QUEUE: usize = 1024;
@@ -286,87 +289,6 @@ pub(crate) fn accept(
     Ok(())
 }
 
-/// The inbound streams of a lane being read, by peer: at most
-/// [`STREAMS_PER_PEER`] each, a new one replacing the oldest. A member
-/// opens a stream only when its last one failed or was dropped, so the
-/// newest are the live ones; and the read of a stream whose connection
-/// closed may never end (libp2p does not always wake it), so refusing new
-/// streams once a peer held a few would have shut out, for good, a member
-/// that reconnected a few times: its consensus messages refused, one by
-/// one, while it counted them sent.
-#[derive(Clone, Default)]
-struct Readers(Arc<Mutex<ReadersInner>>);
-
-#[derive(Default)]
-struct ReadersInner {
-    next_id: u64,
-    by_peer: HashMap<PeerId, std::collections::VecDeque<(u64, tokio::task::AbortHandle)>>,
-}
-
-impl Readers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReadersInner> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Spawns `read` for a new stream from `peer` (it holds the guard while
-    /// it reads); stops the reading of `peer`'s oldest stream if it has
-    /// [`STREAMS_PER_PEER`] already.
-    fn read<F>(
-        &self,
-        peer: PeerId,
-        lane: Lane,
-        read: impl FnOnce(ReaderGuard) -> F,
-    ) -> tokio::task::JoinHandle<()>
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let mut inner = self.lock();
-        inner.next_id += 1;
-        let id = inner.next_id;
-        let held = inner.by_peer.entry(peer).or_default();
-        if held.len() >= STREAMS_PER_PEER {
-            if let Some((_, oldest)) = held.pop_front() {
-                debug!(%peer, ?lane, "a new inbound stream replaces the peer's oldest");
-                oldest.abort();
-            }
-        }
-        let guard = ReaderGuard {
-            readers: self.clone(),
-            peer,
-            id,
-        };
-        // Spawned under the lock: the guard's drop, which takes it, cannot
-        // run before the task is listed.
-        let task = tokio::spawn(read(guard));
-        held.push_back((id, task.abort_handle()));
-        task
-    }
-
-    #[cfg(test)]
-    fn held(&self, peer: &PeerId) -> usize {
-        self.lock().by_peer.get(peer).map_or(0, |held| held.len())
-    }
-}
-
-/// One of a peer's inbound streams, listed while it is read.
-struct ReaderGuard {
-    readers: Readers,
-    peer: PeerId,
-    id: u64,
-}
-
-impl Drop for ReaderGuard {
-    fn drop(&mut self) {
-        let mut inner = self.readers.lock();
-        if let Some(held) = inner.by_peer.get_mut(&self.peer) {
-            held.retain(|(id, _)| *id != self.id);
-            if held.is_empty() {
-                inner.by_peer.remove(&self.peer);
-            }
-        }
-    }
-}
-
 async fn read_frames<S>(
     stream: S,
     peer: PeerId,
@@ -417,6 +339,7 @@ async fn write_refusals<W: AsyncWrite + Unpin>(
 mod tests {
     use std::io;
     use std::pin::Pin;
+    use std::sync::Mutex;
     use std::task::{Context, Poll};
 
     use conclave_consensus::ContextId;
@@ -530,42 +453,6 @@ mod tests {
                 RefuseReason::RequestTooLarge.code()
             ]
         );
-    }
-
-    #[tokio::test]
-    async fn a_new_inbound_stream_beyond_the_bound_replaces_the_oldest() {
-        let readers = Readers::default();
-        let (peer, other) = (PeerId::random(), PeerId::random());
-        // Reads that never end, as on a connection closed under them.
-        let stuck = |guard: ReaderGuard| async move {
-            let _guard = guard;
-            futures::future::pending::<()>().await
-        };
-        let mut tasks: Vec<_> = (0..STREAMS_PER_PEER)
-            .map(|_| readers.read(peer, Lane::Direct, stuck))
-            .collect();
-        assert_eq!(readers.held(&peer), STREAMS_PER_PEER);
-        let newest = readers.read(peer, Lane::Direct, stuck);
-        assert_eq!(readers.held(&peer), STREAMS_PER_PEER, "bounded");
-        let oldest = tasks.remove(0);
-        assert!(
-            oldest.await.unwrap_err().is_cancelled(),
-            "the oldest stopped"
-        );
-        for task in &tasks {
-            assert!(!task.is_finished(), "the others still read");
-        }
-        // Another peer's streams are its own; a read that ends leaves the list.
-        let done = readers.read(other, Lane::Direct, |guard: ReaderGuard| async move {
-            drop(guard);
-        });
-        done.await.unwrap();
-        assert_eq!(readers.held(&other), 0);
-        assert_eq!(readers.held(&peer), STREAMS_PER_PEER);
-        newest.abort();
-        for task in tasks {
-            task.abort();
-        }
     }
 
     #[tokio::test]
