@@ -11,8 +11,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
@@ -21,6 +21,10 @@ pub struct Metrics {
     pub registry: Registry,
     pub consensus_height: IntGaugeVec,
     pub consensus_rounds: IntGaugeVec,
+    /// How long a member waits for a round's proposal: the configured
+    /// propose timeout, stretched while its proposers' proposals arrive
+    /// late (`context/pace.rs`).
+    pub consensus_propose_wait_seconds: GaugeVec,
     /// Heights in progress over all of the node's contexts.
     pub heights_running: prometheus::IntGauge,
     /// 1 while a context does not sign: its own precommits were found in
@@ -213,6 +217,14 @@ impl Metrics {
         registry.register(Box::new(actions_pending.clone()))?;
         registry.register(Box::new(consensus_height.clone()))?;
         registry.register(Box::new(consensus_rounds.clone()))?;
+        let consensus_propose_wait_seconds = GaugeVec::new(
+            Opts::new(
+                "conclave_consensus_propose_wait_seconds",
+                "How long a round's proposal is waited for: the propose timeout, stretched while proposals arrive late",
+            ),
+            &["context"],
+        )?;
+        registry.register(Box::new(consensus_propose_wait_seconds.clone()))?;
         registry.register(Box::new(block_interval_seconds.clone()))?;
         registry.register(Box::new(block_execution_seconds.clone()))?;
         registry.register(Box::new(txs_total.clone()))?;
@@ -260,6 +272,7 @@ impl Metrics {
             registry,
             consensus_height,
             consensus_rounds,
+            consensus_propose_wait_seconds,
             heights_running,
             consensus_signing_refused,
             storage_fault,

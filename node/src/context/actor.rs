@@ -235,6 +235,10 @@ impl ContextActor {
             .set(0);
         // Exported from the start, so that dashboards and alerts see 0.
         metrics.storage_fault.with_label_values(&[&label]).set(0);
+        metrics
+            .consensus_propose_wait_seconds
+            .with_label_values(&[&label])
+            .set(deps.config.consensus.timeout_propose_ms as f64 / 1000.0);
         export_equivocations(metrics, &label, &roster.members);
         let checkpoints = Checkpoints::new(
             deps.store.clone(),

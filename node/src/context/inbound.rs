@@ -168,7 +168,12 @@ impl ContextActor {
         let (height, round) = (p.message.height, p.message.round);
         let proposer = self.roster.validators.proposer(height, round).address;
         if from == proposer && p.message.proposer == proposer {
-            self.timers.proposal_arrived(height, round);
+            let wait = self.timers.proposal_arrived(height, round);
+            self.deps
+                .metrics
+                .consensus_propose_wait_seconds
+                .with_label_values(&[&self.label])
+                .set(wait.as_secs_f64());
         }
         self.witness_proposal(&p);
         debug!(context = %self.id(), height = p.message.height.0, round = %p.message.round,

@@ -86,6 +86,13 @@ impl ProposeWait {
             .push_back(now.saturating_duration_since(*started));
     }
 
+    /// How long to wait for a proposal now, where the engine asks the
+    /// configured timeout (what `conclave_consensus_propose_wait_seconds`
+    /// shows).
+    pub(super) fn current(&self) -> Duration {
+        self.timeout(self.base)
+    }
+
     /// How long to wait for a proposal where the engine asks `asked` (the
     /// configured timeout, grown by the round).
     pub(super) fn timeout(&self, asked: Duration) -> Duration {

@@ -68,9 +68,11 @@ impl Timers {
         self.propose.round_started(height, round, Instant::now());
     }
 
-    /// A proposal of `(height, round)` arrived now.
-    pub(super) fn proposal_arrived(&mut self, height: Height, round: Round) {
+    /// A proposal of `(height, round)` arrived now; returns how long
+    /// proposals are waited for from now on.
+    pub(super) fn proposal_arrived(&mut self, height: Height, round: Round) -> Duration {
         self.propose.proposal_arrived(height, round, Instant::now());
+        self.propose.current()
     }
 
     /// Starts `timeout`, replacing a running one of the same kind. A

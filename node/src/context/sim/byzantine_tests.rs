@@ -344,3 +344,93 @@ fn a_member_that_left_is_ignored_when_its_key_keeps_voting() {
         );
     }
 }
+
+/// Only a round's proposer teaches the members how late proposals come
+/// (`context/pace.rs`): a member proposing, late, at another member's
+/// round would otherwise stretch their wait for every proposal, and with
+/// it every round whose proposer is down. Nodes 1 and 2 down, so the
+/// height stays in round 0 at node 3 (node 2's round): node 1's key
+/// proposes there late and the wait does not move; node 2's key then
+/// proposes as late, and it does.
+#[test]
+fn a_late_proposal_from_a_member_not_the_rounds_proposer_does_not_stretch_the_wait() {
+    use conclave_consensus::mal::Round;
+    use conclave_consensus::Height;
+    // The proposal comes this long after its round started: the input of
+    // the scenario (as `Sim::delay` is for the bus), not a wait for state.
+    const LATE: Duration = Duration::from_millis(1500);
+    let mut sim = Sim::new("propose_wait_guard", 4);
+    sim.start_all();
+    let (_, validators) = sim.validators();
+    let node2_proposes_next = |sim: &Sim| {
+        let next = Height(sim.height(3).expect("runs").0 + 1);
+        validators.proposer(next, Round::new(0)).address == sim.member(2)
+    };
+    for _ in 0..16 {
+        sim.load(1);
+        sim.wait_all_committed(WAIT);
+        if node2_proposes_next(&sim) {
+            break;
+        }
+    }
+    assert!(
+        node2_proposes_next(&sim),
+        "seed {}: no height of node 2's",
+        sim.seed
+    );
+    let tip = sim.height(3).expect("runs").0;
+    sim.crash(1);
+    sim.crash(2);
+    // A tx starts the next height at node 3 (and node 0): two of four
+    // cannot decide, so it stays in round 0, its proposal never heard.
+    sim.load_on(&[3], 1);
+    std::thread::sleep(LATE);
+    let before = sim.propose_wait(3);
+
+    let mut block = sim.block(3, tip).expect("decided");
+    block.header.height = Height(tip + 1);
+    sim.forge_proposal(1, &[3], 0, block.clone());
+    // A payload that does not open, behind it in node 3's inbox: once node
+    // 3 penalised node 1 for it, it has handled the proposal.
+    sim.gossip_raw(1, &[3], &[7; 5]);
+    let (node1, node3) = (sim.member(1), sim.member(3));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !sim.penalised().contains(&(node3, node1)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {}: no penalty",
+            sim.seed
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        sim.propose_wait(3),
+        before,
+        "seed {}: another member's proposal stretched the wait",
+        sim.seed
+    );
+
+    // The round's proposer's own, as late: the wait follows it (twice its
+    // delay, at most 8 times the sim's 300 ms propose timeout).
+    block.header.time_ms += 1;
+    sim.forge_proposal(2, &[3], 0, block);
+    while sim.propose_wait(3) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {}: the wait never stretched",
+            sim.seed
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        sim.propose_wait(3) >= 2.0,
+        "seed {}: {}",
+        sim.seed,
+        sim.propose_wait(3)
+    );
+
+    // Node 1 back: three of four decide the height in a later round.
+    sim.start(1);
+    sim.wait_committed_on(&[0, 1, 3], WAIT);
+    sim.check_invariants();
+}

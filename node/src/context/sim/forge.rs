@@ -1,7 +1,8 @@
 //! What a byzantine member sends, forged with its key: votes and
 //! proposals signed at positions of the test's choosing, raw or sealed
-//! bytes, handed to chosen nodes as gossip from it; and the penalties the
-//! nodes gave for it.
+//! bytes, handed to chosen nodes as gossip from it; and what the nodes made
+//! of it: the penalties they gave, the evidence they kept, the gossip lost,
+//! and the propose wait they settled on.
 
 use conclave_consensus::mal::VoteType;
 use conclave_consensus::{Hash32, Height, MemberId};
@@ -104,6 +105,34 @@ impl Sim {
         let seq = u64::from(block.hash().0[0]) << 32 | block.height().0;
         let frame = Wire::Proposal { proposal, block }.encode(seq);
         self.gossip_raw(from, to, &self.sealed(&frame));
+    }
+
+    /// The evidence node `i` kept.
+    pub(crate) fn evidence(&self, i: usize) -> Vec<conclave_consensus::Evidence> {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        running
+            .store
+            .evidence(&self.context, 100)
+            .expect("read evidence")
+    }
+
+    pub(crate) fn fail_requests(&self, n: u32) {
+        self.bus.fail_requests(n);
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.bus.dropped()
+    }
+
+    /// How long node `i` waits for a round's proposal now, in seconds
+    /// (its `conclave_consensus_propose_wait_seconds`).
+    pub(crate) fn propose_wait(&self, i: usize) -> f64 {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        running
+            .metrics
+            .consensus_propose_wait_seconds
+            .with_label_values(&[&self.context.to_hex()])
+            .get()
     }
 
     /// `bytes` handed to the running nodes among `to` as gossip from node

@@ -61,6 +61,7 @@ struct Running {
     rt: tokio::runtime::Runtime,
     handle: ContextHandle,
     store: Store,
+    metrics: Arc<Metrics>,
 }
 
 impl SimNode {
@@ -264,13 +265,14 @@ impl Sim {
             .context(&self.context)
             .expect("read the context")
             .expect("the context is installed");
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
         let deps = ContextDeps {
             store: store.clone(),
             runtime: conclave_runtime::Runtime::new(self.config.runtime.limits()).expect("runtime"),
             key: node.key.clone(),
             bls: node.bls.clone(),
             config: self.config.clone(),
-            metrics: Arc::new(Metrics::new().expect("metrics")),
+            metrics: metrics.clone(),
             events: broadcast::channel(1024).0,
             checkpoint_events: broadcast::channel(1024).0,
             clock: node.clock.clone(),
@@ -282,7 +284,12 @@ impl Sim {
             ContextActor::spawn(deps, record).expect("spawn the actor")
         };
         self.bus.attach(node.id(), handle.clone(), store.clone());
-        self.nodes[i].running = Some(Running { rt, handle, store });
+        self.nodes[i].running = Some(Running {
+            rt,
+            handle,
+            store,
+            metrics,
+        });
     }
 
     pub(crate) fn start_all(&mut self) {
@@ -339,23 +346,6 @@ impl Sim {
             self.context,
             ValidatorSet::from_members(&ids).expect("members"),
         )
-    }
-
-    /// The evidence node `i` kept.
-    pub(crate) fn evidence(&self, i: usize) -> Vec<conclave_consensus::Evidence> {
-        let running = self.nodes[i].running.as_ref().expect("node runs");
-        running
-            .store
-            .evidence(&self.context, 100)
-            .expect("read evidence")
-    }
-
-    pub(crate) fn fail_requests(&self, n: u32) {
-        self.bus.fail_requests(n);
-    }
-
-    pub(crate) fn dropped(&self) -> u64 {
-        self.bus.dropped()
     }
 
     /// Node `i` submits a call of `method` as itself, at the nonce its node
