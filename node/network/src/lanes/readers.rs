@@ -65,7 +65,9 @@ impl Readers {
             debug!(%peer, ?lane, "a new inbound stream replaces the peer's oldest");
             // A read replaced before its handle came is stopped by its
             // own `read` call, below.
-            oldest.inspect(AbortHandle::abort);
+            if let Some(handle) = oldest {
+                handle.abort();
+            }
         }
         let guard = ReaderGuard {
             readers: self.clone(),

@@ -394,15 +394,9 @@ fn a_late_proposal_from_a_member_not_the_rounds_proposer_does_not_stretch_the_wa
     // 3 penalised node 1 for it, it has handled the proposal.
     sim.gossip_raw(1, &[3], &[7; 5]);
     let (node1, node3) = (sim.member(1), sim.member(3));
-    let deadline = std::time::Instant::now() + WAIT;
-    while !sim.penalised().contains(&(node3, node1)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "seed {}: no penalty",
-            sim.seed
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sim.wait_for("node 3 penalised node 1", || {
+        sim.penalised().contains(&(node3, node1))
+    });
     assert_eq!(
         sim.propose_wait(3),
         before,
@@ -414,14 +408,7 @@ fn a_late_proposal_from_a_member_not_the_rounds_proposer_does_not_stretch_the_wa
     // delay, at most 8 times the sim's 300 ms propose timeout).
     block.header.time_ms += 1;
     sim.forge_proposal(2, &[3], 0, block);
-    while sim.propose_wait(3) <= before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "seed {}: the wait never stretched",
-            sim.seed
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sim.wait_for("the wait stretched", || sim.propose_wait(3) > before);
     assert!(
         sim.propose_wait(3) >= 2.0,
         "seed {}: {}",

@@ -124,6 +124,20 @@ impl Sim {
         self.bus.dropped()
     }
 
+    /// Re-checks `holds` until it does; panics naming `what` (and the
+    /// seed) after the sim's usual wait.
+    pub(crate) fn wait_for(&self, what: &str, mut holds: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + super::tests::WAIT;
+        while !holds() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "seed {}: {what}",
+                self.seed
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// How long node `i` waits for a round's proposal now, in seconds
     /// (its `conclave_consensus_propose_wait_seconds`).
     pub(crate) fn propose_wait(&self, i: usize) -> f64 {
