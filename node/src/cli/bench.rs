@@ -112,38 +112,47 @@ const MAX_PRESIGNED: u64 = 1_000_000;
 
 impl TxSequence {
     /// A sequence per target and context (`[target][context]`), each with
-    /// an even share of the load the run will likely offer signed ahead,
-    /// and a quarter more: validators take it at different paces.
-    fn all(args: &BenchArgs, targets: &[Target], contexts: &[ContextId]) -> Vec<Vec<Arc<Self>>> {
+    /// its clients' share of the load the run will likely offer signed
+    /// ahead, and a quarter more: validators take it at different paces.
+    /// `clients[target][context]`: how many clients share each sequence
+    /// (every client offers about as much as any other).
+    fn all(
+        args: &BenchArgs,
+        targets: &[Target],
+        contexts: &[ContextId],
+        clients: &[Vec<u64>],
+    ) -> Vec<Vec<Arc<Self>>> {
         let expected = match args.duration {
             Some(secs) => args.rate.saturating_mul(secs),
             None => args.txs,
         };
-        let count = (targets.len() * contexts.len()).max(1) as u64;
-        let ahead = (expected.div_ceil(count) * 5 / 4).min(MAX_PRESIGNED / count);
-        let mut all: Vec<Vec<Self>> = targets
+        let total_clients: u64 = clients.iter().flatten().sum();
+        let ahead = |n| signed_ahead(expected, n, total_clients);
+        let mut all: Vec<Vec<(Self, u64)>> = targets
             .iter()
-            .map(|t| {
+            .zip(clients)
+            .map(|(t, counts)| {
                 contexts
                     .iter()
-                    .map(|c| Self::new(*c, t.key.clone()))
+                    .zip(counts)
+                    .map(|(c, n)| (Self::new(*c, t.key.clone()), ahead(*n)))
                     .collect()
             })
             .collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut jobs: Vec<&mut Self> = all.iter_mut().flatten().collect();
+        let mut jobs: Vec<&mut (Self, u64)> = all.iter_mut().flatten().collect();
         let per_thread = jobs.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
             for chunk in jobs.chunks_mut(per_thread) {
                 scope.spawn(move || {
-                    for seq in chunk {
-                        seq.sign_ahead(ahead);
+                    for (seq, count) in chunk.iter_mut() {
+                        seq.sign_ahead(*count);
                     }
                 });
             }
         });
         all.into_iter()
-            .map(|seqs| seqs.into_iter().map(Arc::new).collect())
+            .map(|seqs| seqs.into_iter().map(|(s, _)| Arc::new(s)).collect())
             .collect()
     }
 
@@ -183,6 +192,33 @@ impl TxSequence {
             None => self.sign(nonce),
         }
     }
+}
+
+/// How many txs to sign ahead for a sequence that `clients` of
+/// `total_clients` share, when the run will likely offer `expected`: their
+/// share and a quarter more, within the sequence's share of
+/// [`MAX_PRESIGNED`].
+fn signed_ahead(expected: u64, clients: u64, total_clients: u64) -> u64 {
+    let total = total_clients.max(1);
+    let share = expected.saturating_mul(clients).div_ceil(total);
+    (share.saturating_mul(5) / 4).min(MAX_PRESIGNED.saturating_mul(clients) / total)
+}
+
+/// Which target and context each client sends to (`(target, context)`):
+/// `clients` (at least one a target) spread evenly over the targets, and
+/// each target's over the contexts, so that with more clients than contexts
+/// every context gets some from every target when counts allow.
+fn assign_clients(clients: u64, targets: usize, contexts: usize) -> Vec<(usize, usize)> {
+    let per_target = (clients.max(1) as usize).div_ceil(targets);
+    let mut assigned = Vec::with_capacity(per_target * targets);
+    let mut client_no = 0usize;
+    for target in 0..targets {
+        for _ in 0..per_target {
+            assigned.push((target, client_no % contexts));
+            client_no += 1;
+        }
+    }
+    assigned
 }
 
 enum Seen {
@@ -353,7 +389,12 @@ async fn drive(
         .subscribe::<BlockEvent, _>("subscribe_blocks", rpc_params![], "unsubscribe_blocks")
         .await?;
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
-    let sequences = TxSequence::all(args, &targets, &contexts);
+    let assigned = assign_clients(args.clients, targets.len(), contexts.len());
+    let mut counts = vec![vec![0u64; contexts.len()]; targets.len()];
+    for &(target, context) in &assigned {
+        counts[target][context] += 1;
+    }
+    let sequences = TxSequence::all(args, &targets, &contexts, &counts);
     // CPU and switches are counted from here: a validator's start-up (and, in process,
     // the earlier runs) is not part of the load.
     let before: Vec<NodeUsage> = pids.iter().map(|p| usage(p)).collect();
@@ -372,53 +413,50 @@ async fn drive(
     let rate = args.rate;
     let sent_total = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
-    let per_target = (args.clients.max(1) as usize).div_ceil(targets.len());
-    let mut client_no = 0usize;
-    for (target, sequences) in targets.iter().zip(sequences) {
-        let http = super::connect::connect(&format!("http://{}", target.rpc))?;
-        for _ in 0..per_target {
-            let which = client_no % contexts.len();
-            client_no += 1;
-            let (http, sequence, seen_tx, sent_total) = (
-                http.clone(),
-                sequences[which].clone(),
-                seen_tx.clone(),
-                sent_total.clone(),
-            );
-            clients.push(tokio::spawn(async move {
-                let mut sent = 0u64;
-                loop {
-                    let index = sent_total.fetch_add(1, Ordering::Relaxed);
-                    if index >= total || Instant::now() > submit_until {
+    let https = targets
+        .iter()
+        .map(|t| super::connect::connect(&format!("http://{}", t.rpc)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for &(target, context) in &assigned {
+        let (http, sequence, seen_tx, sent_total) = (
+            https[target].clone(),
+            sequences[target][context].clone(),
+            seen_tx.clone(),
+            sent_total.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            loop {
+                let index = sent_total.fetch_add(1, Ordering::Relaxed);
+                if index >= total || Instant::now() > submit_until {
+                    return sent;
+                }
+                if rate > 0 {
+                    // Open loop: tx `index` is due at start + index / rate.
+                    let due = start + Duration::from_secs_f64(index as f64 / rate as f64);
+                    if due > submit_until {
                         return sent;
                     }
-                    if rate > 0 {
-                        // Open loop: tx `index` is due at start + index / rate.
-                        let due = start + Duration::from_secs_f64(index as f64 / rate as f64);
-                        if due > submit_until {
-                            return sent;
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let tx = sequence.next();
+                let t0 = Instant::now();
+                loop {
+                    match http.tx_submit(tx.clone()).await {
+                        Ok(r) => {
+                            let _ = seen_tx.send(Seen::Sent(r.tx_hash, t0, t0.elapsed()));
+                            sent += 1;
+                            break;
                         }
-                        tokio::time::sleep_until(due.into()).await;
-                    }
-                    let tx = sequence.next();
-                    let t0 = Instant::now();
-                    loop {
-                        match http.tx_submit(tx.clone()).await {
-                            Ok(r) => {
-                                let _ = seen_tx.send(Seen::Sent(r.tx_hash, t0, t0.elapsed()));
-                                sent += 1;
-                                break;
-                            }
-                            // Mempool full: back off and let blocks drain it.
-                            Err(_) if Instant::now() < deadline => {
-                                tokio::time::sleep(Duration::from_millis(5)).await
-                            }
-                            Err(_) => return sent,
+                        // Mempool full: back off and let blocks drain it.
+                        Err(_) if Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(5)).await
                         }
+                        Err(_) => return sent,
                     }
                 }
-            }));
-        }
+            }
+        }));
     }
     let collector = tokio::spawn(async move {
         let mut sent: HashMap<Hash32, Instant> = HashMap::new();
@@ -538,6 +576,40 @@ async fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 512 clients on 4 validators and 100 contexts: some sequences have
+    /// two clients, most one. Each is signed ahead for its own clients'
+    /// share (signing the rest during the load took the validators' cores).
+    #[test]
+    fn each_sequence_is_signed_ahead_for_the_clients_that_share_it() {
+        let assigned = assign_clients(512, 4, 100);
+        assert_eq!(assigned.len(), 512);
+        let mut counts = vec![vec![0u64; 100]; 4];
+        for &(target, context) in &assigned {
+            counts[target][context] += 1;
+        }
+        for per_target in &counts {
+            assert_eq!(per_target.iter().sum::<u64>(), 128);
+            assert!(per_target.iter().all(|&n| n == 1 || n == 2));
+        }
+        let expected = 40_000;
+        let mut signed = 0;
+        for &n in counts.iter().flatten() {
+            let ahead = signed_ahead(expected, n, 512);
+            // A client offers expected / 512 txs: a quarter more each.
+            assert!(ahead * 512 >= expected * n * 5 / 4, "{n} clients: {ahead}");
+            signed += ahead;
+        }
+        assert!(signed < expected * 2);
+        assert_eq!(signed_ahead(expected, 0, 512), 0);
+        // Never past the bound, however long the run.
+        let bounded: u64 = counts
+            .iter()
+            .flatten()
+            .map(|&n| signed_ahead(u64::MAX / 2, n, 512))
+            .sum();
+        assert!(bounded <= MAX_PRESIGNED);
+    }
 
     #[test]
     fn a_sequence_hands_out_each_nonce_once_signed_ahead_or_not() {
