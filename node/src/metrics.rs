@@ -329,7 +329,7 @@ pub async fn serve(
 /// and its count of connected peers (kept by the network actor itself, so
 /// it is exact when a `set_blocked` returns).
 pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 14] = [
         (
             "conclave_p2p_messages_accepted_total",
             "Consensus messages from members accepted and delivered (gossip or direct, once each)",
@@ -389,6 +389,16 @@ pub fn render_network(m: &conclave_network::MetricsSnapshot) -> String {
             "conclave_p2p_penalties_total",
             "Members penalised for payloads that do not open or decode",
             m.penalties,
+        ),
+        (
+            "conclave_p2p_reconnects_total",
+            "Connections to members closed and redialled because a context no longer heard them",
+            m.reconnects,
+        ),
+        (
+            "conclave_p2p_reconnects_skipped_total",
+            "Such reconnections not made: the member's consensus traffic still came over its connection",
+            m.reconnects_skipped,
         ),
     ];
     let mut out = format!(

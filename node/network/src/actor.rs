@@ -29,6 +29,13 @@ use crate::redial::Redialer;
 /// contexts ask.
 const RECONNECT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A peer whose consensus traffic (for any context) came over its
+/// connection this recently is not reconnected on request: the connection
+/// works, and cutting it would cost every context it carries its streams.
+/// A context whose heights are slow on a busy node may not hear a member
+/// for a while although the member's other contexts are heard throughout.
+const HEARD_LATELY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A context this node has joined.
 pub(crate) struct Joined {
     pub(crate) topic: IdentTopic,
@@ -56,6 +63,9 @@ pub(crate) struct Actor {
     pub(crate) redial: Redialer,
     /// When each peer was last reconnected on request (rate limit).
     pub(crate) reconnected: HashMap<PeerId, Instant>,
+    /// When consensus traffic (a direct frame or accepted gossip) last came
+    /// over each connected peer's connection; forgotten when it closes.
+    pub(crate) heard: HashMap<PeerId, Instant>,
     pub(crate) listen_waiters: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     /// Callers of `set_blocked` waiting until no connection to the peers
     /// they blocked is left.
@@ -145,6 +155,7 @@ pub fn spawn(
         recent: crate::recent::Recent::new(RECENT_MESSAGES),
         redial,
         reconnected: HashMap::new(),
+        heard: HashMap::new(),
         listen_waiters: Vec::new(),
         block_waiters: Vec::new(),
         links,
@@ -307,15 +318,26 @@ impl Actor {
                     .reconnected
                     .get(&peer)
                     .is_some_and(|t| now.duration_since(*t) < RECONNECT_EVERY);
-                if !recent && self.swarm.is_connected(&peer) {
-                    // Its gossipsub score says whether it is ignored (below
-                    // the graylist threshold) or just not heard.
-                    let score = self.swarm.behaviour().gossipsub.peer_score(&peer);
-                    info!(%peer, ?score, "reconnecting a peer whose gossip went silent");
-                    self.reconnected.insert(peer, now);
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                    self.redial.reset(&peer, now);
+                if recent || !self.swarm.is_connected(&peer) {
+                    return;
                 }
+                if let Some(heard) = self.heard.get(&peer) {
+                    let ago = now.duration_since(*heard);
+                    if ago < HEARD_LATELY {
+                        debug!(%peer, ago_ms = ago.as_millis() as u64,
+                            "not reconnecting a peer heard from lately");
+                        self.metrics.inc(Counter::ReconnectsSkipped);
+                        return;
+                    }
+                }
+                // Its gossipsub score says whether it is ignored (below
+                // the graylist threshold) or just not heard.
+                let score = self.swarm.behaviour().gossipsub.peer_score(&peer);
+                info!(%peer, ?score, "reconnecting a peer whose gossip went silent");
+                self.metrics.inc(Counter::Reconnects);
+                self.reconnected.insert(peer, now);
+                let _ = self.swarm.disconnect_peer_id(peer);
+                self.redial.reset(&peer, now);
             }
             // Handled by the loop.
             Message::Shutdown { .. } => {}

@@ -63,6 +63,7 @@ impl Actor {
                 self.metrics.set_peers(self.swarm.connected_peers().count());
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
+                    self.heard.remove(&peer_id);
                     self.links.disconnected(&peer_id);
                     self.redial.disconnected(&peer_id, Instant::now());
                     if let Some(member) = member_of_peer(&peer_id) {
@@ -116,6 +117,7 @@ impl Actor {
         match from {
             Some(from) if is_member(&from) && message.data.len() <= self.cfg.max_message_bytes => {
                 self.validate(&message_id, &propagation_source, MessageAcceptance::Accept);
+                self.heard.insert(propagation_source, Instant::now());
                 // Delivered already if it came straight from its sender.
                 if self.recent.first_time(&message.data) {
                     self.metrics.inc(Counter::MessagesAccepted);
@@ -296,6 +298,7 @@ impl Actor {
         };
         if lane == Lane::Direct {
             self.metrics.inc(Counter::DirectReceived);
+            self.heard.insert(peer, Instant::now());
             if self.recent.first_time(&request.data) {
                 self.metrics.inc(Counter::MessagesAccepted);
                 self.emit(NetworkEvent::Message {

@@ -23,6 +23,8 @@ pub struct Metrics {
     direct_received: AtomicU64,
     pushes_failed: AtomicU64,
     penalties: AtomicU64,
+    reconnects: AtomicU64,
+    reconnects_skipped: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`].
@@ -67,6 +69,13 @@ pub struct MetricsSnapshot {
     /// `conclave_p2p_penalties_total`: members penalised by the node for
     /// what they sent (a payload that does not open or decode).
     pub penalties: u64,
+    /// `conclave_p2p_reconnects_total`: connections to a member closed and
+    /// redialled because a context no longer heard it.
+    pub reconnects: u64,
+    /// `conclave_p2p_reconnects_skipped_total`: such requests left alone
+    /// because the member's consensus traffic (for another context) still
+    /// came over its connection.
+    pub reconnects_skipped: u64,
 }
 
 /// A counter of [`Metrics`].
@@ -85,6 +94,8 @@ pub(crate) enum Counter {
     DirectReceived,
     PushesFailed,
     Penalties,
+    Reconnects,
+    ReconnectsSkipped,
 }
 
 impl Metrics {
@@ -103,6 +114,8 @@ impl Metrics {
             Counter::DirectReceived => &self.direct_received,
             Counter::PushesFailed => &self.pushes_failed,
             Counter::Penalties => &self.penalties,
+            Counter::Reconnects => &self.reconnects,
+            Counter::ReconnectsSkipped => &self.reconnects_skipped,
         }
     }
 
@@ -137,6 +150,8 @@ impl Metrics {
             direct_received: get(Counter::DirectReceived),
             pushes_failed: get(Counter::PushesFailed),
             penalties: get(Counter::Penalties),
+            reconnects: get(Counter::Reconnects),
+            reconnects_skipped: get(Counter::ReconnectsSkipped),
         }
     }
 }

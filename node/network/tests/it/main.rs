@@ -9,6 +9,7 @@ mod gossip_abuse;
 mod gossip_n3;
 mod n2_restart_static_peer;
 mod push;
+mod reconnect_heard;
 mod reconnect_n4;
 mod request_response;
 mod slow_app;
