@@ -44,6 +44,13 @@ pub struct BenchArgs {
     /// each); clients are assigned to contexts round-robin.
     #[arg(long, default_value_t = 1)]
     pub contexts: usize,
+    /// Keys each member's `kv` txs to a context cycle through (`k0` ..).
+    /// A `set` of a key new to the context also writes the app's key index
+    /// (a page of up to 16 KiB): with few txs per context most are new
+    /// keys, so comparing context counts needs as few keys as the smallest
+    /// run's txs per context make old.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: u64,
     /// Offered load in tx/s over all clients (open loop); 0 submits as fast
     /// as the clients can (closed loop).
     #[arg(long, default_value_t = 0)]
@@ -102,6 +109,8 @@ pub struct BenchArgs {
 struct TxSequence {
     context: ContextId,
     key: SigningKey,
+    /// Keys the txs cycle through (`--keys`).
+    keys: u64,
     next: AtomicU64,
     presigned: Vec<SignedTx>,
 }
@@ -135,7 +144,7 @@ impl TxSequence {
                 contexts
                     .iter()
                     .zip(counts)
-                    .map(|(c, n)| (Self::new(*c, t.key.clone()), ahead(*n)))
+                    .map(|(c, n)| (Self::new(*c, t.key.clone(), args.keys), ahead(*n)))
                     .collect()
             })
             .collect();
@@ -156,10 +165,11 @@ impl TxSequence {
             .collect()
     }
 
-    fn new(context: ContextId, key: SigningKey) -> Self {
+    fn new(context: ContextId, key: SigningKey, keys: u64) -> Self {
         Self {
             context,
             key,
+            keys: keys.max(1),
             next: AtomicU64::new(1),
             presigned: Vec::new(),
         }
@@ -176,7 +186,7 @@ impl TxSequence {
             sender: conclave_consensus::MemberId(self.key.verifying_key().to_bytes()),
             nonce,
             method: "set".into(),
-            args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % 1000).into_bytes(),
+            args: format!(r#"{{"key":"k{}","value":"v{nonce}"}}"#, nonce % self.keys).into_bytes(),
         }
         .sign(&self.key)
     }
@@ -548,6 +558,7 @@ async fn drive(
         validators: targets.len(),
         contexts: contexts.len(),
         clients: args.clients,
+        keys: args.keys,
         rate: args.rate,
         txs_submitted: submitted_total,
         txs_committed: committed,
@@ -612,10 +623,22 @@ mod tests {
     }
 
     #[test]
+    fn txs_cycle_through_the_keys_asked_for() {
+        let seq = TxSequence::new(ContextId([3; 32]), SigningKey::from_bytes(&[7; 32]), 3);
+        let keys: Vec<String> = (0..6)
+            .map(|_| {
+                let args: serde_json::Value = serde_json::from_slice(&seq.next().tx.args).unwrap();
+                args["key"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(keys, ["k1", "k2", "k0", "k1", "k2", "k0"]);
+    }
+
+    #[test]
     fn a_sequence_hands_out_each_nonce_once_signed_ahead_or_not() {
         let key = SigningKey::from_bytes(&[7; 32]);
         let context = ContextId([3; 32]);
-        let mut seq = TxSequence::new(context, key.clone());
+        let mut seq = TxSequence::new(context, key.clone(), 1000);
         seq.sign_ahead(3);
         let seq = Arc::new(seq);
         // Clients on several threads share it.

@@ -38,6 +38,8 @@ pub(super) struct Report {
     pub(super) validators: usize,
     pub(super) contexts: usize,
     pub(super) clients: u64,
+    /// `--keys`: the keys each member's txs to a context cycle through.
+    pub(super) keys: u64,
     pub(super) rate: u64,
     pub(super) txs_submitted: u64,
     pub(super) txs_committed: u64,
