@@ -5,6 +5,7 @@ mod anchor;
 mod bench;
 mod bench_anchor;
 mod bench_catchup;
+mod bench_load;
 mod bench_report;
 mod bench_validators;
 mod checkpoints;
