@@ -22,20 +22,11 @@ fn a_member_signing_two_prevotes_is_proven_by_stored_evidence_everywhere() {
     sim.forge_prevote(3, &honest, next, conclave_consensus::Hash32([2; 32]));
     sim.load_on(&honest, 5);
     sim.wait_all_committed(WAIT);
-    let deadline = std::time::Instant::now() + WAIT;
     for i in honest {
-        let evidence = loop {
-            let e = sim.evidence(i);
-            if !e.is_empty() || std::time::Instant::now() > deadline {
-                break e;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            !evidence.is_empty(),
-            "seed {}: node {i} kept no evidence",
-            sim.seed
-        );
+        sim.wait_for(&format!("node {i} keeps evidence"), || {
+            !sim.evidence(i).is_empty()
+        });
+        let evidence = sim.evidence(i);
         for e in &evidence {
             assert_eq!(e.offender, sim.member(3), "seed {}: node {i}", sim.seed);
             assert_eq!(e.height.0, next);
@@ -99,15 +90,13 @@ fn a_conflicting_precommit_arriving_after_its_height_is_kept_as_evidence() {
 
 /// Waits until each of `nodes` holds evidence; returns it.
 fn wait_evidence(sim: &Sim, nodes: &[usize]) -> Vec<Vec<conclave_consensus::Evidence>> {
-    let deadline = std::time::Instant::now() + WAIT;
     nodes
         .iter()
-        .map(|&i| loop {
-            let e = sim.evidence(i);
-            if !e.is_empty() || std::time::Instant::now() > deadline {
-                break e;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        .map(|&i| {
+            sim.wait_for(&format!("node {i} keeps evidence"), || {
+                !sim.evidence(i).is_empty()
+            });
+            sim.evidence(i)
         })
         .collect()
 }
@@ -170,15 +159,11 @@ fn a_conflicting_prevote_or_proposal_arriving_after_its_height_is_kept_as_eviden
         at,
         conclave_consensus::Hash32([9; 32]),
     );
-    let deadline = std::time::Instant::now() + WAIT;
     for (&i, before) in honest.iter().zip(before) {
-        let evidence = loop {
-            let e = sim.evidence(i);
-            if e.len() > before || std::time::Instant::now() > deadline {
-                break e;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        sim.wait_for(&format!("node {i} keeps new evidence"), || {
+            sim.evidence(i).len() > before
+        });
+        let evidence = sim.evidence(i);
         let e = evidence
             .iter()
             .find(|e| e.kind == conclave_consensus::EvidenceKind::Prevote)
@@ -215,11 +200,10 @@ fn a_members_payloads_that_do_not_open_or_decode_are_dropped_and_it_is_penalised
         sim.gossip_raw(bad, &honest, bytes);
     }
     sim.forge_proposal_carrying(bad, &honest, 0, named, block);
-    let deadline = std::time::Instant::now() + WAIT;
     let expected = honest.len() * (junk.len() + 1);
-    while sim.penalised().len() < expected && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sim.wait_for("every honest node penalises every payload", || {
+        sim.penalised().len() >= expected
+    });
     let penalised = sim.penalised();
     assert_eq!(
         penalised.len(),
