@@ -269,11 +269,7 @@ async fn drive(
         .await?;
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
     let assigned = assign_clients(args.clients, targets.len(), contexts.len());
-    let mut counts = vec![vec![0u64; contexts.len()]; targets.len()];
-    for &(target, context) in &assigned {
-        counts[target][context] += 1;
-    }
-    let sequences = TxSequence::all(args, &targets, &contexts, &counts);
+    let sequences = TxSequence::all(args, &targets, &contexts, &assigned);
     // CPU and switches are counted from here: a validator's start-up (and, in process,
     // the earlier runs) is not part of the load.
     let before: Vec<NodeUsage> = pids.iter().map(|p| usage(p)).collect();

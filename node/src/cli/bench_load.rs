@@ -33,14 +33,15 @@ impl TxSequence {
     /// A sequence per target and context (`[target][context]`), each with
     /// its clients' share of the load the run will likely offer signed
     /// ahead, and a quarter more: validators take it at different paces.
-    /// `clients[target][context]`: how many clients share each sequence
-    /// (every client offers about as much as any other).
+    /// `assigned`: each client's target and context ([`assign_clients`];
+    /// every client offers about as much as any other).
     pub(super) fn all(
         args: &BenchArgs,
         targets: &[Target],
         contexts: &[ContextId],
-        clients: &[Vec<u64>],
+        assigned: &[(usize, usize)],
     ) -> Vec<Vec<Arc<Self>>> {
+        let clients = sharing(assigned, targets.len(), contexts.len());
         let expected = match args.duration {
             Some(secs) => args.rate.saturating_mul(secs),
             None => args.txs,
@@ -49,7 +50,7 @@ impl TxSequence {
         let ahead = |n| signed_ahead(expected, n, total_clients);
         let mut all: Vec<Vec<(Self, u64)>> = targets
             .iter()
-            .zip(clients)
+            .zip(&clients)
             .map(|(t, counts)| {
                 contexts
                     .iter()
@@ -114,6 +115,16 @@ impl TxSequence {
     }
 }
 
+/// How many of the `assigned` clients share each sequence
+/// (`[target][context]`).
+fn sharing(assigned: &[(usize, usize)], targets: usize, contexts: usize) -> Vec<Vec<u64>> {
+    let mut counts = vec![vec![0u64; contexts]; targets];
+    for &(target, context) in assigned {
+        counts[target][context] += 1;
+    }
+    counts
+}
+
 /// How many txs to sign ahead for a sequence that `clients` of
 /// `total_clients` share, when the run will likely offer `expected`: their
 /// share and a quarter more, within the sequence's share of
@@ -152,10 +163,7 @@ mod tests {
     fn each_sequence_is_signed_ahead_for_the_clients_that_share_it() {
         let assigned = assign_clients(512, 4, 100);
         assert_eq!(assigned.len(), 512);
-        let mut counts = vec![vec![0u64; 100]; 4];
-        for &(target, context) in &assigned {
-            counts[target][context] += 1;
-        }
+        let counts = sharing(&assigned, 4, 100);
         for per_target in &counts {
             assert_eq!(per_target.iter().sum::<u64>(), 128);
             assert!(per_target.iter().all(|&n| n == 1 || n == 2));
