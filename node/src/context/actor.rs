@@ -99,6 +99,8 @@ pub struct ContextActor {
     pub(super) proposal_sync: Option<crate::store::LogSync>,
     /// When to start the next height on a busy node.
     pub(super) fill: super::pace::FillWait,
+    /// When to push the txs admitted here on a busy node.
+    pub(super) push_pace: super::pace::PushPace,
     /// Members' compact proposals being assembled, and this node's own.
     pub(super) compact: super::compact::Compact,
     /// A write of the context's own files failed: it waits, committing
@@ -294,6 +296,7 @@ impl ContextActor {
             last_commit: None,
             proposal_sync: None,
             fill: Default::default(),
+            push_pace: Default::default(),
             compact: Default::default(),
             fault: None,
             status,
@@ -436,7 +439,7 @@ impl ContextActor {
                 more = more || !bulk.is_empty();
                 self.push_acknowledged();
                 self.admit_queued_when_due();
-                self.gossip.flush_txs();
+                self.push_when_due();
                 match self.maybe_start_height() {
                     Ok(true) if !self.running => continue,
                     Ok(_) if more => continue,
@@ -478,6 +481,8 @@ impl ContextActor {
             Message::Acknowledged => {}
             // The run loop starts the held height after this turn.
             Message::HoldOver => {}
+            // Pushed after this turn, with any admitted meanwhile.
+            Message::PushDue => self.push_pace.woken(),
             Message::Gossip(from, data) => {
                 // What the safety net watches: the consensus lane.
                 if self.roster.readers.contains(&from) {

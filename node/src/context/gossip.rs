@@ -125,7 +125,8 @@ impl Gossip {
     }
 
     /// Queues an admitted tx for the other members; pushed in batches by
-    /// [`Self::flush_txs`] (at the latest when the actor goes idle).
+    /// [`Self::flush_txs`] at the end of the actor's turn, or on a busy
+    /// node a little later (`pace::PushPace`).
     pub(super) fn queue_tx(&mut self, tx: SignedTx) {
         if self.outbound.is_none() {
             return;
@@ -135,6 +136,11 @@ impl Gossip {
         if self.txs_bytes >= MAX_TX_BATCH_BYTES {
             self.flush_txs();
         }
+    }
+
+    /// Admitted txs queued for a push.
+    pub(super) fn unpushed(&self) -> usize {
+        self.txs.len()
     }
 
     /// Pushes the queued txs to the other members (straight to each, never

@@ -44,6 +44,9 @@ pub enum Message {
     /// A next height held for a fuller block may start now
     /// (`pace::FillWait`).
     HoldOver,
+    /// Txs admitted here and held back may be pushed now
+    /// (`pace::PushPace`).
+    PushDue,
     /// The answer to this node's sync request to a member (or its failure).
     Synced(Result<Vec<u8>, String>),
     /// Time to ask again after a failed sync request.

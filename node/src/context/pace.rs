@@ -19,6 +19,10 @@
 //! usual, and the proposal that comes later than it would have teaches
 //! them to wait for it. An unloaded node, or a context whose heights are
 //! quick, starts at once.
+//!
+//! And when to push the txs admitted here to the other members: on such a
+//! node, at most every so often while the context's height runs
+//! ([`PushPace`]), instead of after every turn of its actor.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -171,6 +175,74 @@ impl FillWait {
     }
 }
 
+/// The longest a busy node holds the txs admitted here before it pushes
+/// them, while their context runs a height.
+const PUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// Txs worth a push at once (what a member admits in one batch of
+/// signature checks: `admission::PUSHED_BATCH`).
+const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
+
+/// When a context pushes the txs admitted here to the other members. A
+/// push costs each member about the same whatever it carries (sealed,
+/// framed, read, opened, and a turn of the context's actor); a node
+/// running the heights of many contexts at once receives its txs at a
+/// tenth of a context's rate each, and pushing after every turn sent one
+/// tx a push: thousands a second per member, more than the push streams
+/// carried (the excess was dropped) and a large share of the node's CPU.
+/// There a context pushes at most every [`PUSH_EVERY`] while its height
+/// runs, or once [`PUSH_BATCH`] txs wait; txs pushed during a height go
+/// into a later block anyway. An unloaded node, or a context between
+/// heights (its txs may start one), pushes at once.
+#[derive(Default)]
+pub(super) struct PushPace {
+    /// When it last pushed.
+    last: Option<Instant>,
+    /// A wake-up is armed for the next push.
+    armed: bool,
+}
+
+/// What to do with the txs waiting to be pushed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Push {
+    Now,
+    /// Later, and a wake-up is to be armed for then.
+    WakeAt(Instant),
+    /// Later; the wake-up is armed already (or nothing waits).
+    Later,
+}
+
+impl PushPace {
+    /// Whether to push the `waiting` txs now: `running` heights of the
+    /// node's contexts are in progress, `height_running` says whether this
+    /// context's is one.
+    pub(super) fn push(
+        &mut self,
+        now: Instant,
+        running: i64,
+        height_running: bool,
+        waiting: usize,
+    ) -> Push {
+        if waiting == 0 {
+            return Push::Later;
+        }
+        let due = self.last.map_or(now, |last| last + PUSH_EVERY);
+        if running < BUSY_HEIGHTS || !height_running || waiting >= PUSH_BATCH || now >= due {
+            self.last = Some(now);
+            return Push::Now;
+        }
+        if std::mem::replace(&mut self.armed, true) {
+            return Push::Later;
+        }
+        Push::WakeAt(due)
+    }
+
+    /// The wake-up armed fired.
+    pub(super) fn woken(&mut self) {
+        self.armed = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +391,55 @@ mod tests {
         slow.height_ended(t + MAX_HOLD * 8);
         let held = slow.hold(t + MAX_HOLD * 8, BUSY_HEIGHTS, 0, true).unwrap();
         assert!(held.new);
+    }
+
+    #[test]
+    fn a_busy_node_pushes_a_running_context_s_txs_at_most_every_interval() {
+        let t = Instant::now();
+        let mut pace = PushPace::default();
+        // The first push goes at once; the next waits out the interval,
+        // with one wake-up armed for its end.
+        assert_eq!(pace.push(t, BUSY_HEIGHTS, true, 1), Push::Now);
+        let soon = t + PUSH_EVERY / 5;
+        assert_eq!(
+            pace.push(soon, BUSY_HEIGHTS, true, 1),
+            Push::WakeAt(t + PUSH_EVERY)
+        );
+        assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, 2), Push::Later);
+        // A batch's worth goes at once.
+        assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, PUSH_BATCH), Push::Now);
+        // The wake-up fires: the interval from the last push is not over,
+        // so another is armed.
+        pace.woken();
+        let later = soon + PUSH_EVERY / 2;
+        assert_eq!(
+            pace.push(later, BUSY_HEIGHTS, true, 1),
+            Push::WakeAt(soon + PUSH_EVERY)
+        );
+        pace.woken();
+        assert_eq!(
+            pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 1),
+            Push::Now
+        );
+        // Nothing waiting: nothing to push, nothing armed.
+        assert_eq!(
+            pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 0),
+            Push::Later
+        );
+    }
+
+    #[test]
+    fn an_unloaded_node_or_a_context_between_heights_pushes_at_once() {
+        let t = Instant::now();
+        let mut pace = PushPace::default();
+        assert_eq!(pace.push(t, BUSY_HEIGHTS, true, 1), Push::Now);
+        // Right after a push: not busy, or no height of this context
+        // running (its txs may start one), and it pushes again.
+        assert_eq!(pace.push(t, BUSY_HEIGHTS - 1, true, 1), Push::Now);
+        assert_eq!(pace.push(t, 1_000, false, 1), Push::Now);
+        assert_eq!(
+            pace.push(t, BUSY_HEIGHTS, true, 1),
+            Push::WakeAt(t + PUSH_EVERY)
+        );
     }
 }

@@ -70,6 +70,7 @@ impl ContextActor {
             | Message::Pushed(..)
             | Message::CheckpointTick
             | Message::HoldOver
+            | Message::PushDue
             | Message::RetrySync
             | Message::PeerConnected(_) => {}
         }
