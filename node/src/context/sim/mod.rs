@@ -232,6 +232,13 @@ impl Sim {
         running.store.block(&self.context, Height(h)).ok()?
     }
 
+    /// Makes node `i` count as busy: as if 100 heights of other contexts
+    /// ran on it (`pace`'s fuller blocks and paced pushes).
+    pub(crate) fn make_busy(&self, i: usize) {
+        let running = self.nodes[i].running.as_ref().expect("node runs");
+        running.metrics.heights_running.add(100);
+    }
+
     /// The context's genesis time.
     pub(crate) fn genesis_ms(&self) -> u64 {
         let store = &self.nodes[0].running.as_ref().expect("node 0 runs").store;
