@@ -17,9 +17,7 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use tokio::sync::mpsc;
 
 use super::bench_load::{assign_clients, TxSequence};
-use super::bench_report::{
-    idle_cpu_percent, pct, scrape_fallbacks, usage, Medians, NodeUsage, Report,
-};
+use super::bench_report::{idle_cpu_percent, pct, scrape, usage, Medians, NodeUsage, Report};
 use super::bench_validators::{pin, pin_sets, spawn_validators, Target};
 use crate::config::Config;
 use crate::context::BlockEvent;
@@ -395,15 +393,17 @@ async fn drive(
             let _ = seen_tx.send(Seen::Committed(h, now));
         }
     }
-    let fallbacks = if pids.len() > 1 || pids[0] != std::process::id().to_string() {
-        let mut total = 0;
+    let (fallbacks, pushes_failed) = if pids.len() > 1 || pids[0] != std::process::id().to_string()
+    {
+        let (mut fallbacks, mut pushes_failed) = (0, 0);
         for t in &targets {
-            let addr = Config::load(&t.home)?.metrics.listen;
-            total += scrape_fallbacks(addr).await?;
+            let scraped = scrape(Config::load(&t.home)?.metrics.listen).await?;
+            fallbacks += scraped.fallbacks;
+            pushes_failed += scraped.pushes_failed;
         }
-        Some(total)
+        (Some(fallbacks), Some(pushes_failed))
     } else {
-        None
+        (None, None)
     };
     let mut submitted_total = submitted.unwrap_or(0);
     for c in clients {
@@ -439,6 +439,7 @@ async fn drive(
         submit_ms_p99: pct(&answers, 0.99),
         heights_by_round,
         fallbacks,
+        pushes_failed,
         idle_cpu_percent,
         nodes: pids
             .iter()

@@ -63,6 +63,11 @@ pub(super) struct Report {
     /// `conclave_consensus_fallbacks_total`; absent for one in-process
     /// validator, which has no one to fall back on.
     pub(super) fallbacks: Option<u64>,
+    /// Frames the validators' push and direct lanes dropped (a full queue)
+    /// or lost on the way, from their `conclave_p2p_pushes_failed_total`;
+    /// absent for one in-process validator. A dropped push leaves its txs
+    /// at one member until that member proposes.
+    pub(super) pushes_failed: Option<u64>,
     pub(super) nodes: Vec<NodeUsage>,
     /// With `--idle-secs`: each validator's CPU, in percent of one core,
     /// while every context sat idle before the load.
@@ -87,6 +92,8 @@ pub(super) struct Medians {
     max_node_cpu_secs: f64,
     /// Over all runs, the safety net's firings.
     fallbacks: u64,
+    /// Over all runs, the frames the lanes dropped or lost.
+    pushes_failed: u64,
 }
 
 pub(super) fn median(mut values: Vec<f64>) -> f64 {
@@ -121,13 +128,21 @@ impl Medians {
             }),
             max_node_cpu_secs: m(&|r| r.nodes.iter().map(|n| n.cpu_secs).fold(0.0, f64::max)),
             fallbacks: runs.iter().filter_map(|r| r.fallbacks).sum(),
+            pushes_failed: runs.iter().filter_map(|r| r.pushes_failed).sum(),
         }
     }
 }
 
-/// The sum of every `conclave_consensus_fallbacks_total` sample on the
-/// metrics endpoint at `addr`.
-pub(super) async fn scrape_fallbacks(addr: std::net::SocketAddr) -> anyhow::Result<u64> {
+/// What the bench reads from a validator's metrics at the end of a run.
+pub(super) struct Scraped {
+    /// Every `conclave_consensus_fallbacks_total` sample, summed.
+    pub(super) fallbacks: u64,
+    /// `conclave_p2p_pushes_failed_total`.
+    pub(super) pushes_failed: u64,
+}
+
+/// Reads [`Scraped`] from the metrics endpoint at `addr`.
+pub(super) async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<Scraped> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
@@ -135,7 +150,10 @@ pub(super) async fn scrape_fallbacks(addr: std::net::SocketAddr) -> anyhow::Resu
         .await?;
     let mut text = String::new();
     stream.read_to_string(&mut text).await?;
-    Ok(sum_samples(&text, "conclave_consensus_fallbacks_total"))
+    Ok(Scraped {
+        fallbacks: sum_samples(&text, "conclave_consensus_fallbacks_total"),
+        pushes_failed: sum_samples(&text, "conclave_p2p_pushes_failed_total"),
+    })
 }
 
 /// Sums the samples of metric `name` in Prometheus' text format.

@@ -53,6 +53,9 @@ fn bench_commits_every_tx_and_names_its_build() {
         .map(|n| n.as_u64().unwrap())
         .sum();
     assert_eq!(by_round, report["blocks"].as_u64().unwrap(), "{report}");
+    // One in-process validator has no one to fall back on or push to.
+    assert!(report["fallbacks"].is_null(), "{report}");
+    assert!(report["pushes_failed"].is_null(), "{report}");
 }
 
 #[test]
