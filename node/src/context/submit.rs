@@ -216,9 +216,7 @@ impl ContextActor {
             self.gossip.queue_tx(tx);
         }
     }
-}
 
-impl ContextActor {
     /// Pushes the txs queued for the other members, now or once
     /// [`super::pace::PushPace`] says so (a wake-up armed meanwhile).
     pub(super) fn push_when_due(&mut self) {
