@@ -106,8 +106,8 @@ impl ProposeWait {
     }
 }
 
-/// Heights in progress on the node (over all its contexts, this one's
-/// excluded) from which it counts as busy.
+/// Heights in progress on the node (over all its contexts) from which it
+/// counts as busy.
 const BUSY_HEIGHTS: i64 = 16;
 
 /// A context whose last height took less than this starts the next at
