@@ -186,10 +186,11 @@ const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
 /// When a context pushes the txs admitted here to the other members. A
 /// push costs each member about the same whatever it carries (sealed,
 /// framed, read, opened, and a turn of the context's actor); a node
-/// running the heights of many contexts at once receives its txs at a
-/// tenth of a context's rate each, and pushing after every turn sent one
-/// tx a push: thousands a second per member, more than the push streams
-/// carried (the excess was dropped) and a large share of the node's CPU.
+/// running the heights of many contexts at once receives each context's
+/// txs at a fraction of its own rate (a hundredth, with 100 contexts), and
+/// pushing after every turn sent one tx a push: thousands a second per
+/// member, more than the push streams carried (the excess was dropped)
+/// and a large share of the node's CPU.
 /// There a context pushes at most every [`PUSH_EVERY`] while its height
 /// runs, or once [`PUSH_BATCH`] txs wait; txs pushed during a height go
 /// into a later block anyway. An unloaded node, or a context between
