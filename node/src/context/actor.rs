@@ -479,10 +479,9 @@ impl ContextActor {
         match msg {
             // Taken at the end of this turn, with any acknowledged since.
             Message::Acknowledged => {}
-            // The run loop starts the held height after this turn.
-            Message::HoldOver => {}
-            // Pushed after this turn, with any admitted meanwhile.
-            Message::PushDue => self.push_pace.woken(),
+            // The run loop starts the held height, or pushes the held
+            // txs, after this turn.
+            Message::Paced => {}
             Message::Gossip(from, data) => {
                 // What the safety net watches: the consensus lane.
                 if self.roster.readers.contains(&from) {

@@ -54,7 +54,7 @@ impl ContextActor {
         if hold.new {
             debug!(context = %self.id(), height = next.0, waiting, running, "holding the height for a fuller block");
             self.timers
-                .after(hold.until - now, super::ingress::Message::HoldOver);
+                .after(hold.until - now, super::ingress::Message::Paced);
         }
         true
     }

@@ -41,12 +41,9 @@ pub enum Message {
     Pushed(conclave_consensus::MemberId, Vec<u8>),
     /// Time to re-gossip checkpoint signatures still below quorum.
     CheckpointTick,
-    /// A next height held for a fuller block may start now
-    /// (`pace::FillWait`).
-    HoldOver,
-    /// Txs admitted here and held back may be pushed now
-    /// (`pace::PushPace`).
-    PushDue,
+    /// A wait of `pace` is over (a next height held for a fuller block,
+    /// txs held back from a push): the run loop looks again.
+    Paced,
     /// The answer to this node's sync request to a member (or its failure).
     Synced(Result<Vec<u8>, String>),
     /// Time to ask again after a failed sync request.

@@ -199,8 +199,8 @@ const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
 pub(super) struct PushPace {
     /// When it last pushed.
     last: Option<Instant>,
-    /// A wake-up is armed for the next push.
-    armed: bool,
+    /// When the wake-up armed for the next push fires (one per push).
+    armed: Option<Instant>,
 }
 
 /// What to do with the txs waiting to be pushed.
@@ -209,7 +209,7 @@ pub(super) enum Push {
     Now,
     /// Later, and a wake-up is to be armed for then.
     WakeAt(Instant),
-    /// Later; the wake-up is armed already (or nothing waits).
+    /// Later; the wake-up for then is armed already (or nothing waits).
     Later,
 }
 
@@ -232,15 +232,10 @@ impl PushPace {
             self.last = Some(now);
             return Push::Now;
         }
-        if std::mem::replace(&mut self.armed, true) {
+        if self.armed.replace(due) == Some(due) {
             return Push::Later;
         }
         Push::WakeAt(due)
-    }
-
-    /// The wake-up armed fired.
-    pub(super) fn woken(&mut self) {
-        self.armed = false;
     }
 }
 
@@ -409,15 +404,13 @@ mod tests {
         assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, 2), Push::Later);
         // A batch's worth goes at once.
         assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, PUSH_BATCH), Push::Now);
-        // The wake-up fires: the interval from the last push is not over,
-        // so another is armed.
-        pace.woken();
+        // The interval runs from that push: one wake-up for its end.
         let later = soon + PUSH_EVERY / 2;
         assert_eq!(
             pace.push(later, BUSY_HEIGHTS, true, 1),
             Push::WakeAt(soon + PUSH_EVERY)
         );
-        pace.woken();
+        assert_eq!(pace.push(later, BUSY_HEIGHTS, true, 1), Push::Later);
         assert_eq!(
             pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 1),
             Push::Now

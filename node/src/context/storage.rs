@@ -64,14 +64,12 @@ impl ContextActor {
             Message::Synced(_) => {
                 self.catch_up.answered(false);
             }
-            // The next push arms a wake-up of its own.
-            Message::PushDue => self.push_pace.woken(),
             Message::TimeoutElapsed(..)
             | Message::Acknowledged
             | Message::Gossip(..)
             | Message::Pushed(..)
             | Message::CheckpointTick
-            | Message::HoldOver
+            | Message::Paced
             | Message::RetrySync
             | Message::PeerConnected(_) => {}
         }

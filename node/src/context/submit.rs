@@ -220,16 +220,17 @@ impl ContextActor {
     /// Pushes the txs queued for the other members, now or once
     /// [`super::pace::PushPace`] says so (a wake-up armed meanwhile).
     pub(super) fn push_when_due(&mut self) {
+        let waiting = self.gossip.unpushed();
+        if waiting == 0 {
+            return;
+        }
         let running = self.deps.metrics.heights_running.get();
         let now = tokio::time::Instant::now();
-        match self
-            .push_pace
-            .push(now, running, self.running, self.gossip.unpushed())
-        {
+        match self.push_pace.push(now, running, self.running, waiting) {
             super::pace::Push::Now => self.gossip.flush_txs(),
-            super::pace::Push::WakeAt(at) => self
-                .timers
-                .after(at - now, super::ingress::Message::PushDue),
+            super::pace::Push::WakeAt(at) => {
+                self.timers.after(at - now, super::ingress::Message::Paced)
+            }
             super::pace::Push::Later => {}
         }
     }
