@@ -199,7 +199,8 @@ const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
 pub(super) struct PushPace {
     /// When it last pushed.
     last: Option<Instant>,
-    /// When the wake-up armed for the next push fires (one per push).
+    /// When the last wake-up armed fires: until then no other is armed
+    /// (it looks again when it fires).
     armed: Option<Instant>,
 }
 
@@ -232,9 +233,10 @@ impl PushPace {
             self.last = Some(now);
             return Push::Now;
         }
-        if self.armed.replace(due) == Some(due) {
+        if self.armed.is_some_and(|at| at > now) {
             return Push::Later;
         }
+        self.armed = Some(due);
         Push::WakeAt(due)
     }
 }
@@ -404,13 +406,16 @@ mod tests {
         assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, 2), Push::Later);
         // A batch's worth goes at once.
         assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, PUSH_BATCH), Push::Now);
-        // The interval runs from that push: one wake-up for its end.
+        // The wake-up armed before it is still to fire: no other yet.
         let later = soon + PUSH_EVERY / 2;
+        assert_eq!(pace.push(later, BUSY_HEIGHTS, true, 1), Push::Later);
+        // It fires: the interval runs from that push, so one more is armed.
+        let fired = t + PUSH_EVERY;
         assert_eq!(
-            pace.push(later, BUSY_HEIGHTS, true, 1),
+            pace.push(fired, BUSY_HEIGHTS, true, 1),
             Push::WakeAt(soon + PUSH_EVERY)
         );
-        assert_eq!(pace.push(later, BUSY_HEIGHTS, true, 1), Push::Later);
+        assert_eq!(pace.push(fired, BUSY_HEIGHTS, true, 1), Push::Later);
         assert_eq!(
             pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 1),
             Push::Now
