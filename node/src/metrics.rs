@@ -27,6 +27,7 @@ pub struct Metrics {
     pub consensus_propose_wait_seconds: GaugeVec,
     /// Heights in progress over all of the node's contexts.
     pub heights_running: prometheus::IntGauge,
+    pub heights_held: prometheus::IntGauge,
     /// 1 while a context does not sign: its own precommits were found in
     /// commits its sign guard did not record (`context::sign_check`).
     pub consensus_signing_refused: IntGaugeVec,
@@ -86,6 +87,11 @@ impl Metrics {
             "Heights in progress over all of the node's contexts",
         )?;
         registry.register(Box::new(heights_running.clone()))?;
+        let heights_held = prometheus::IntGauge::new(
+            "conclave_heights_held",
+            "Contexts holding their next height for a fuller block (or its proposal)",
+        )?;
+        registry.register(Box::new(heights_held.clone()))?;
         let consensus_rounds = IntGaugeVec::new(
             Opts::new(
                 "conclave_consensus_rounds",
@@ -274,6 +280,7 @@ impl Metrics {
             consensus_rounds,
             consensus_propose_wait_seconds,
             heights_running,
+            heights_held,
             consensus_signing_refused,
             storage_fault,
             block_interval_seconds,

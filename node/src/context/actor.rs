@@ -99,6 +99,9 @@ pub struct ContextActor {
     pub(super) proposal_sync: Option<crate::store::LogSync>,
     /// When to start the next height on a busy node.
     pub(super) fill: super::pace::FillWait,
+    /// The next height is held for a fuller block (`pace::FillWait`),
+    /// counted in `conclave_heights_held`.
+    pub(super) held: bool,
     /// When to push the txs admitted here on a busy node.
     pub(super) push_pace: super::pace::PushPace,
     /// Members' compact proposals being assembled, and this node's own.
@@ -183,12 +186,16 @@ pub(super) fn execution<'a>(
     }
 }
 
-/// A context stopped (or its node crashed in a test) mid-height no longer
-/// counts among the node's heights in progress.
+/// A context stopped (or its node crashed in a test) mid-height, or while
+/// it held the next height, no longer counts among the node's heights in
+/// progress or held.
 impl Drop for ContextActor {
     fn drop(&mut self) {
         if self.running {
             self.deps.metrics.heights_running.dec();
+        }
+        if self.held {
+            self.deps.metrics.heights_held.dec();
         }
     }
 }
@@ -296,6 +303,7 @@ impl ContextActor {
             last_commit: None,
             proposal_sync: None,
             fill: Default::default(),
+            held: false,
             push_pace: Default::default(),
             compact: Default::default(),
             fault: None,

@@ -24,11 +24,11 @@ impl ContextActor {
     /// Starts the next height if there is work (no empty blocks while
     /// idle); says whether it started one.
     pub(super) fn maybe_start_height(&mut self) -> Result<bool> {
-        if self.running
-            || self.is_faulted()
-            || !self.is_validator()
-            || !self.admission().has_ready_tx()
-        {
+        if self.running {
+            return Ok(false);
+        }
+        if self.is_faulted() || !self.is_validator() || !self.admission().has_ready_tx() {
+            self.release_hold();
             return Ok(false);
         }
         if self.hold_for_a_fuller_block() {
@@ -38,25 +38,41 @@ impl ContextActor {
         Ok(true)
     }
 
-    /// Whether the next height waits for more txs (`pace::FillWait`: a
-    /// busy node, slow heights, few txs): the actor is woken when the hold
-    /// ends, and by each tx meanwhile.
+    /// Whether the next height waits for more txs, or for its proposal
+    /// (`pace::FillWait`: a busy node, slow heights, few txs): the actor is
+    /// woken when the hold ends, by each tx meanwhile, and by the height's
+    /// first message (which starts it, `inbound`).
     fn hold_for_a_fuller_block(&mut self) -> bool {
         let next = self.next_height();
         let proposer = self.roster.validators.proposer(next, Round::new(0)).address;
+        let proposing = proposer == self.engine.address();
         let now = Instant::now();
-        let running = self.deps.metrics.heights_running.get();
+        let metrics = &self.deps.metrics;
+        let busy = metrics.heights_running.get() + metrics.heights_held.get();
         let waiting = self.intake.pending();
-        let me = self.engine.address();
-        let Some(hold) = self.fill.hold(now, running, waiting, proposer == me) else {
+        let Some(hold) = self.fill.hold(now, busy, waiting, proposing) else {
             return false;
         };
-        if hold.new {
-            debug!(context = %self.id(), height = next.0, waiting, running, "holding the height for a fuller block");
+        if !self.held {
+            self.held = true;
+            metrics.heights_held.inc();
+            debug!(context = %self.id(), height = next.0, waiting, busy, proposing, "holding the height for a fuller block");
+        }
+        if hold.wake {
             self.timers
                 .after(hold.until - now, super::ingress::Message::Paced);
         }
         true
+    }
+
+    /// The next height is no longer held (it starts, or has nothing to
+    /// start with).
+    fn release_hold(&mut self) {
+        if self.held {
+            self.held = false;
+            self.deps.metrics.heights_held.dec();
+            self.fill.release();
+        }
     }
 
     pub(super) fn wal_holds_next_height(&self) -> bool {
@@ -71,6 +87,7 @@ impl ContextActor {
     /// node signed instead of signing anything new.
     pub(super) fn begin_height(&mut self) -> Result<()> {
         let next = self.next_height();
+        self.release_hold();
         self.check_disk()?;
         if !self.running {
             self.deps.metrics.heights_running.inc();

@@ -13,12 +13,11 @@
 //! And when to start the next height. A height costs each member about
 //! the same whatever it carries (its votes, syncs and messages); a node
 //! running the heights of many contexts at once, slowly, pays that cost
-//! once per context and height. There the proposer of a context's next
-//! height, if its pool holds few txs, holds the height a little so that
-//! its block carries more ([`FillWait`]); the other members start as
-//! usual, and the proposal that comes later than it would have teaches
-//! them to wait for it. An unloaded node, or a context whose heights are
-//! quick, starts at once.
+//! once per context and height. There a context's next height waits for a
+//! fuller block ([`FillWait`]): its proposer holds it while txs keep
+//! coming, and the other members hold theirs until its proposal arrives,
+//! so that no propose timeout runs while the proposer waits. An unloaded
+//! node, or a context whose heights are quick, starts at once.
 //!
 //! And when to push the txs admitted here to the other members: on such a
 //! node, at most every so often while the context's height runs
@@ -106,8 +105,8 @@ impl ProposeWait {
     }
 }
 
-/// Heights in progress on the node (over all its contexts) from which it
-/// counts as busy.
+/// Heights in progress or held on the node (over all its contexts) from
+/// which it counts as busy.
 const BUSY_HEIGHTS: i64 = 16;
 
 /// A context whose last height took less than this starts the next at
@@ -117,11 +116,28 @@ const SLOW_HEIGHT: Duration = Duration::from_millis(200);
 /// Txs waiting that make a block worth starting at once.
 const FULL_BLOCK: usize = 256;
 
-/// The longest the next height's proposer holds it (and never longer than
-/// the last height took).
-const MAX_HOLD: Duration = Duration::from_millis(500);
+/// The longest the next height's proposer holds it.
+const MAX_HOLD: Duration = Duration::from_millis(2_500);
 
-/// Whether a context holds its next height for a fuller block.
+/// A proposer whose pool has not grown for this long stops holding: the
+/// load has paused, and what waits is all the block would get.
+const QUIET: Duration = Duration::from_millis(400);
+
+/// The longest the other members hold the next height for its proposal:
+/// past the proposer's longest hold, so that a proposer that is down costs
+/// this wait and then a propose timeout, as it did before holds.
+const MEMBER_HOLD: Duration = MAX_HOLD.saturating_mul(2);
+
+/// Whether a context holds its next height for a fuller block. A height
+/// costs each member about the same whatever its block carries; at 100
+/// contexts over four validators on two cores (`conclave bench`), blocks
+/// of about 90 txs paid that cost at about the cost of their txs. There
+/// the proposer holds the next height until [`FULL_BLOCK`] txs wait, its
+/// pool stops growing for [`QUIET`], or [`MAX_HOLD`]; the other members
+/// hold theirs until the height's first message (its proposal) starts it
+/// (`inbound`), a full block waits here too, or [`MEMBER_HOLD`]. Only the
+/// proposer holding (up to 500 ms, no longer than the last height) let
+/// the members' propose timeouts run meanwhile, and the hold stayed short.
 #[derive(Default)]
 pub(super) struct FillWait {
     /// When the height in progress started here.
@@ -130,20 +146,28 @@ pub(super) struct FillWait {
     last: Duration,
     /// Since when the next height is held.
     held_since: Option<Instant>,
+    /// When the txs waiting last grew, and to how many (the proposer's
+    /// [`QUIET`]).
+    grown: Option<(Instant, usize)>,
+    /// When the wake-up armed for the hold fires: until then no other is
+    /// armed (it looks again when it fires).
+    armed: Option<Instant>,
 }
 
 /// A hold of the next height.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Hold {
+    /// When it ends at the latest, unless more txs come (the proposer's
+    /// quiet end moves with them).
     pub(super) until: Instant,
-    /// The hold starts now (the caller arms a wake-up for `until`).
-    pub(super) new: bool,
+    /// The caller arms a wake-up for `until`: none is outstanding.
+    pub(super) wake: bool,
 }
 
 impl FillWait {
     pub(super) fn height_started(&mut self, now: Instant) {
         self.started = Some(now);
-        self.held_since = None;
+        self.release();
     }
 
     pub(super) fn height_ended(&mut self, now: Instant) {
@@ -152,26 +176,48 @@ impl FillWait {
         }
     }
 
-    /// Whether to hold the next height, now that it could start: only its
-    /// `proposer` holds, while `running` heights of other contexts are in
-    /// progress on the node, this context's last height was slow, and
-    /// fewer than a full block's txs wait (`waiting`); never past the
-    /// hold's limit.
+    /// Forgets the hold (the context has nothing to start a height with).
+    pub(super) fn release(&mut self) {
+        self.held_since = None;
+        self.grown = None;
+        self.armed = None;
+    }
+
+    /// Whether to hold the next height, now that it could start: while
+    /// `busy` heights of the node's contexts are in progress or held, this
+    /// context's last height was slow, and fewer than a full block's txs
+    /// wait here (`waiting`); until the limits of the [`FillWait`] rule for
+    /// the next height's `proposer` or for another member.
     pub(super) fn hold(
         &mut self,
         now: Instant,
-        running: i64,
+        busy: i64,
         waiting: usize,
         proposer: bool,
     ) -> Option<Hold> {
-        if !proposer || running < BUSY_HEIGHTS || waiting >= FULL_BLOCK || self.last < SLOW_HEIGHT {
-            self.held_since = None;
+        if busy < BUSY_HEIGHTS || waiting >= FULL_BLOCK || self.last < SLOW_HEIGHT {
+            self.release();
             return None;
         }
-        let limit = self.last.min(MAX_HOLD);
-        let new = self.held_since.is_none();
-        let until = *self.held_since.get_or_insert(now) + limit;
-        (now < until).then_some(Hold { until, new })
+        let since = *self.held_since.get_or_insert(now);
+        let until = if proposer {
+            if self.grown.is_none_or(|(_, seen)| waiting > seen) {
+                self.grown = Some((now, waiting));
+            }
+            let grown_at = self.grown.map_or(now, |(at, _)| at);
+            (since + MAX_HOLD).min(grown_at + QUIET)
+        } else {
+            since + MEMBER_HOLD
+        };
+        if now >= until {
+            self.release();
+            return None;
+        }
+        let wake = self.armed.is_none_or(|at| at <= now);
+        if wake {
+            self.armed = Some(until);
+        }
+        Some(Hold { until, wake })
     }
 }
 
@@ -215,13 +261,13 @@ pub(super) enum Push {
 }
 
 impl PushPace {
-    /// Whether to push the `waiting` txs now: `running` heights of the
-    /// node's contexts are in progress, `height_running` says whether this
-    /// context's is one.
+    /// Whether to push the `waiting` txs now: `busy` heights of the node's
+    /// contexts are in progress or held, `height_running` says whether
+    /// this context's is one.
     pub(super) fn push(
         &mut self,
         now: Instant,
-        running: i64,
+        busy: i64,
         height_running: bool,
         waiting: usize,
     ) -> Push {
@@ -229,7 +275,7 @@ impl PushPace {
             return Push::Later;
         }
         let due = self.last.map_or(now, |last| last + PUSH_EVERY);
-        if running < BUSY_HEIGHTS || !height_running || waiting >= PUSH_BATCH || now >= due {
+        if busy < BUSY_HEIGHTS || !height_running || waiting >= PUSH_BATCH || now >= due {
             self.last = Some(now);
             return Push::Now;
         }
@@ -336,42 +382,76 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_node_holds_a_slow_context_until_its_block_fills_or_the_limit() {
+    fn a_busy_proposer_holds_while_txs_keep_coming_up_to_the_limit() {
         let t = Instant::now();
-        let mut fill = after_a_height(t, Duration::from_secs(2));
-        let now = t + Duration::from_secs(2);
+        let mut fill = after_a_height(t, Duration::from_secs(1));
+        let now = t + Duration::from_secs(1);
         let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
         assert_eq!(
             first,
             Hold {
-                until: now + MAX_HOLD,
-                new: true
+                until: now + QUIET,
+                wake: true
             }
         );
-        // Asked again while held: the same limit, no new wake-up.
-        let later = now + MAX_HOLD / 2;
-        assert_eq!(
-            fill.hold(later, BUSY_HEIGHTS, 10, true),
-            Some(Hold {
-                until: now + MAX_HOLD,
-                new: false
-            })
-        );
-        // A full block's txs end the hold; so does the limit.
-        assert_eq!(fill.hold(later, BUSY_HEIGHTS, FULL_BLOCK, true), None);
-        fill.hold(later, BUSY_HEIGHTS, 10, true).expect("held anew");
-        assert_eq!(fill.hold(later + MAX_HOLD, BUSY_HEIGHTS, 10, true), None);
+        // More txs move the quiet end; the wake-up armed stands (it looks
+        // again when it fires).
+        let mut at = now;
+        for waiting in 11..40 {
+            at += QUIET / 2;
+            let held = fill.hold(at, BUSY_HEIGHTS, waiting, true);
+            if at + QUIET <= now + MAX_HOLD {
+                assert_eq!(held.as_ref().map(|h| h.until), Some(at + QUIET));
+            }
+            if at >= now + MAX_HOLD {
+                assert_eq!(held, None, "held past the limit");
+                return;
+            }
+        }
+        panic!("the hold never reached its limit");
     }
 
     #[test]
-    fn only_the_proposer_holds_and_never_longer_than_the_last_height() {
+    fn a_proposer_s_hold_ends_when_its_pool_stops_growing_or_fills() {
         let t = Instant::now();
-        let now = t + Duration::from_secs(3);
-        let mut fill = after_a_height(t, Duration::from_secs(2));
-        assert_eq!(fill.hold(now, BUSY_HEIGHTS, 0, false), None);
-        let mut quicker = after_a_height(t, Duration::from_millis(300));
-        let held = quicker.hold(now, BUSY_HEIGHTS, 0, true).unwrap();
-        assert_eq!(held.until, now + Duration::from_millis(300));
+        let mut fill = after_a_height(t, Duration::from_secs(1));
+        let now = t + Duration::from_secs(1);
+        let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
+        // Woken at the quiet end with no more txs: it starts.
+        assert_eq!(fill.hold(first.until, BUSY_HEIGHTS, 10, true), None);
+        // A full block's txs start it at once.
+        fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held anew");
+        assert_eq!(fill.hold(now, BUSY_HEIGHTS, FULL_BLOCK, true), None);
+    }
+
+    #[test]
+    fn a_busy_member_holds_for_the_proposal_up_to_its_own_limit() {
+        let t = Instant::now();
+        let mut fill = after_a_height(t, Duration::from_secs(1));
+        let now = t + Duration::from_secs(1);
+        let held = fill.hold(now, BUSY_HEIGHTS, 10, false).expect("held");
+        assert_eq!(
+            held,
+            Hold {
+                until: now + MEMBER_HOLD,
+                wake: true
+            }
+        );
+        // No quiet end for a member: the proposal starts its height.
+        let quiet = now + QUIET * 2;
+        assert_eq!(
+            fill.hold(quiet, BUSY_HEIGHTS, 10, false),
+            Some(Hold {
+                until: now + MEMBER_HOLD,
+                wake: false
+            })
+        );
+        // Past the proposer's longest hold, up to its own.
+        assert!(MEMBER_HOLD > MAX_HOLD);
+        assert_eq!(fill.hold(now + MEMBER_HOLD, BUSY_HEIGHTS, 10, false), None);
+        // A full block waiting here starts it too.
+        fill.hold(now, BUSY_HEIGHTS, 10, false).expect("held anew");
+        assert_eq!(fill.hold(now, BUSY_HEIGHTS, FULL_BLOCK, false), None);
     }
 
     #[test]
@@ -379,16 +459,23 @@ mod tests {
         let t = Instant::now();
         let mut slow = after_a_height(t, Duration::from_secs(2));
         assert_eq!(slow.hold(t, BUSY_HEIGHTS - 1, 0, true), None);
+        assert_eq!(slow.hold(t, BUSY_HEIGHTS - 1, 0, false), None);
         let mut quick = after_a_height(t, SLOW_HEIGHT - Duration::from_millis(1));
         assert_eq!(quick.hold(t, 1_000, 0, true), None);
+        assert_eq!(quick.hold(t, 1_000, 0, false), None);
         // Before any height: nothing known, no hold.
         assert_eq!(FillWait::default().hold(t, 1_000, 0, true), None);
-        // A new height forgets the hold.
-        slow.hold(t, BUSY_HEIGHTS, 0, true).unwrap();
-        slow.height_started(t + MAX_HOLD);
-        slow.height_ended(t + MAX_HOLD * 8);
-        let held = slow.hold(t + MAX_HOLD * 8, BUSY_HEIGHTS, 0, true).unwrap();
-        assert!(held.new);
+        // A new height, or a release, forgets the hold.
+        slow.hold(t, BUSY_HEIGHTS, 0, false).unwrap();
+        slow.height_started(t + MEMBER_HOLD);
+        slow.height_ended(t + MEMBER_HOLD * 2);
+        let later = t + MEMBER_HOLD * 2;
+        let held = slow.hold(later, BUSY_HEIGHTS, 0, false).unwrap();
+        assert_eq!(held.until, later + MEMBER_HOLD);
+        assert!(held.wake);
+        slow.release();
+        let again = slow.hold(later + MAX_HOLD, BUSY_HEIGHTS, 0, false).unwrap();
+        assert_eq!(again.until, later + MAX_HOLD + MEMBER_HOLD);
     }
 
     #[test]

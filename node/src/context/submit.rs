@@ -224,9 +224,15 @@ impl ContextActor {
         if waiting == 0 {
             return;
         }
-        let running = self.deps.metrics.heights_running.get();
+        let metrics = &self.deps.metrics;
+        let busy = metrics.heights_running.get() + metrics.heights_held.get();
         let now = tokio::time::Instant::now();
-        match self.push_pace.push(now, running, self.running, waiting) {
+        // A held height is under way as far as pushes go: the proposer
+        // builds from them when it ends.
+        match self
+            .push_pace
+            .push(now, busy, self.running || self.held, waiting)
+        {
             super::pace::Push::Now => self.gossip.flush_txs(),
             super::pace::Push::WakeAt(at) => {
                 self.timers.after(at - now, super::ingress::Message::Paced)

@@ -11,6 +11,7 @@
 mod bus;
 mod byzantine_tests;
 mod forge;
+mod pace_tests;
 mod tests;
 
 use std::collections::HashMap;

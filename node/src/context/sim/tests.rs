@@ -452,28 +452,3 @@ fn a_member_missing_a_compact_proposals_txs_asks_its_proposer_for_them() {
     }
     sim.check_invariants();
 }
-
-/// On busy nodes a member pushes the txs submitted to it at most every
-/// so often while a height runs (`pace::PushPace`): they still reach the
-/// other proposers, whose blocks carry them, and every one commits.
-#[test]
-fn a_busy_member_s_txs_reach_the_other_proposers() {
-    let mut sim = Sim::new("busy_pushes", 4);
-    sim.start_all();
-    for i in 0..4 {
-        sim.make_busy(i);
-    }
-    for _ in 0..4 {
-        sim.load_on(&[0], 15);
-        sim.wait_all_committed(WAIT);
-    }
-    let tip = sim.height(0).expect("node 0 runs").0;
-    let carried_by_others = (1..=tip)
-        .filter_map(|h| sim.block(0, h))
-        .any(|b| b.header.proposer != sim.member(0) && !b.txs.is_empty());
-    assert!(
-        carried_by_others,
-        "no block of another proposer carried node 0's txs in {tip} heights"
-    );
-    sim.check_invariants();
-}

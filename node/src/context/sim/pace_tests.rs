@@ -1,0 +1,100 @@
+//! Scenarios of a busy node's pacing (`context::pace`): the sim counts a
+//! node as busy as if 100 heights of other contexts ran on it
+//! (`Sim::make_busy`).
+
+use std::time::Duration;
+
+use super::forge::Seen;
+use super::tests::WAIT;
+use super::Sim;
+
+/// Votes this late make each height slow enough (over `pace`'s 200 ms)
+/// for a busy node to hold the next one.
+const SLOW_VOTES: Duration = Duration::from_millis(250);
+
+/// On busy nodes a member pushes the txs submitted to it at most every
+/// so often while a height runs (`pace::PushPace`): they still reach the
+/// other proposers, whose blocks carry them, and every one commits.
+#[test]
+fn a_busy_member_s_txs_reach_the_other_proposers() {
+    let mut sim = Sim::new("busy_pushes", 4);
+    sim.start_all();
+    for i in 0..4 {
+        sim.make_busy(i);
+    }
+    for _ in 0..4 {
+        sim.load_on(&[0], 15);
+        sim.wait_all_committed(WAIT);
+    }
+    let tip = sim.height(0).expect("node 0 runs").0;
+    let carried_by_others = (1..=tip)
+        .filter_map(|h| sim.block(0, h))
+        .any(|b| b.header.proposer != sim.member(0) && !b.txs.is_empty());
+    assert!(
+        carried_by_others,
+        "no block of another proposer carried node 0's txs in {tip} heights"
+    );
+    sim.check_invariants();
+}
+
+/// On busy nodes a context's next height waits for a fuller block
+/// (`pace::FillWait`): its proposer holds it while txs keep coming, and
+/// the other members hold theirs until its proposal arrives, so no
+/// propose timeout (300 ms in the sim) runs while the proposer waits.
+/// Heights slow enough to be held are all decided in their first round;
+/// with only the proposer holding, the members' timeouts fired first.
+#[test]
+fn busy_members_wait_for_a_held_height_s_proposal_and_decide_it_in_round_0() {
+    let mut sim = Sim::new("busy_holds", 4);
+    sim.start_all();
+    for i in 0..4 {
+        sim.make_busy(i);
+    }
+    sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
+    let mut tip = 0;
+    while tip < 6 {
+        sim.load(2);
+        sim.wait_all_committed(WAIT);
+        tip = sim.height(0).expect("node 0 runs").0;
+    }
+    // Height 1 follows no height and is never held.
+    let rounds: Vec<i64> = (2..=tip).map(|h| sim.certificate(0, h).round).collect();
+    assert!(
+        rounds.iter().all(|r| *r == 0),
+        "held heights decided in their first round (from height 2): {rounds:?}"
+    );
+    sim.check_invariants();
+}
+
+/// The members of a busy context hold the next height for its proposal
+/// only so long (`pace::FillWait`, twice the proposer's longest hold):
+/// with the proposer of its first round down they start it, time that
+/// round out and decide the height in the next.
+#[test]
+fn busy_members_holding_for_a_proposer_that_is_down_still_decide() {
+    let mut sim = Sim::new("busy_holds_proposer_down", 4);
+    sim.start_all();
+    for i in 0..4 {
+        sim.make_busy(i);
+    }
+    sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
+    sim.load(2);
+    sim.wait_all_committed(WAIT);
+    sim.crash(3);
+    let before = sim.height(0).expect("node 0 runs").0;
+    // Four heights: node 3 is the first round's proposer of one.
+    let mut tip = before;
+    while tip < before + 4 {
+        sim.load_on(&[0, 1, 2], 2);
+        sim.wait_committed_on(&[0, 1, 2], WAIT);
+        tip = sim.height(0).expect("node 0 runs").0;
+    }
+    let rounds: Vec<i64> = (before + 1..=tip)
+        .map(|h| sim.certificate(0, h).round)
+        .collect();
+    assert!(
+        rounds.iter().any(|r| *r > 0),
+        "node 3's turn was decided in a later round: {rounds:?}"
+    );
+    sim.check_invariants();
+}
