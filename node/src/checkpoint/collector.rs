@@ -104,11 +104,11 @@ impl Params {
         self.next_members_hash != self.set.hash()
     }
 
-    /// This node's index among the signers, if its key is the one the set
-    /// holds for it.
-    fn index_of(&self, me: &MemberId, key: &SecretKey) -> Option<usize> {
+    /// This node's index among the signers, if its key (`public`) is the
+    /// one the set holds for it.
+    fn index_of(&self, me: &MemberId, public: &PublicKey) -> Option<usize> {
         let i = self.members.iter().position(|m| m == me)?;
-        (self.set.members().get(i) == Some(&key.public_key())).then_some(i)
+        (self.set.members().get(i) == Some(public)).then_some(i)
     }
 
     /// The payload of `domain` at a height.
@@ -176,6 +176,9 @@ impl Round {
 pub struct Collector {
     me: MemberId,
     key: SecretKey,
+    /// `key`'s public key, derived once (a scalar multiplication, which
+    /// every checkpoint height of every context paid).
+    public: PublicKey,
     rounds: BTreeMap<u64, Round>,
     buffered: BTreeMap<u64, Vec<Share>>,
     buffered_len: usize,
@@ -189,6 +192,7 @@ impl Collector {
     pub fn new(me: MemberId, key: SecretKey, tip: u64) -> Self {
         Self {
             me,
+            public: key.public_key(),
             key,
             rounds: BTreeMap::new(),
             buffered: BTreeMap::new(),
@@ -200,7 +204,7 @@ impl Collector {
     /// Whether this node signs the heights of `params` (it is a member and
     /// its key is the one the set holds for it).
     pub fn signs(&self, params: &Params) -> bool {
-        params.index_of(&self.me, &self.key).is_some()
+        params.index_of(&self.me, &self.public).is_some()
     }
 
     /// The parameters the round of `height` is collected under.
@@ -237,7 +241,7 @@ impl Collector {
             .iter()
             .map(|d| params.payload(*d, height, state_root, actions_root))
             .collect();
-        let me = params.index_of(&self.me, &self.key);
+        let me = params.index_of(&self.me, &self.public);
         let mut round = Round {
             params,
             me,
