@@ -20,8 +20,8 @@
 //! node, or a context whose heights are quick, starts at once.
 //!
 //! And when to push the txs admitted here to the other members: on such a
-//! node, at most every so often while the context's height runs
-//! ([`PushPace`]), instead of after every turn of its actor.
+//! node, at most every so often while the context's height runs or is
+//! held ([`PushPace`]), instead of after every turn of its actor.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -124,8 +124,8 @@ const MAX_HOLD: Duration = Duration::from_millis(2_500);
 const QUIET: Duration = Duration::from_millis(400);
 
 /// The longest the other members hold the next height for its proposal:
-/// past the proposer's longest hold, so that a proposer that is down costs
-/// this wait and then a propose timeout, as it did before holds.
+/// past the proposer's longest hold. A proposer that is down costs this
+/// wait on top of the propose timeout it cost before.
 const MEMBER_HOLD: Duration = MAX_HOLD.saturating_mul(2);
 
 /// Whether a context holds its next height for a fuller block. A height
@@ -222,7 +222,7 @@ impl FillWait {
 }
 
 /// The longest a busy node holds the txs admitted here before it pushes
-/// them, while their context runs a height.
+/// them, while their context runs a height or holds the next.
 const PUSH_EVERY: Duration = Duration::from_millis(250);
 
 /// Txs worth a push at once (what a member admits in one batch of
@@ -239,8 +239,11 @@ const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
 /// and a large share of the node's CPU.
 /// There a context pushes at most every [`PUSH_EVERY`] while its height
 /// runs, or once [`PUSH_BATCH`] txs wait; txs pushed during a height go
-/// into a later block anyway. An unloaded node, or a context between
-/// heights (its txs may start one), pushes at once.
+/// into a later block anyway. So does a context holding its next height
+/// ([`FillWait`]): the proposer builds from them when its hold ends, and
+/// the members' holds, unpaced, pushed every tx on its own again. An
+/// unloaded node, or a context between heights that does not hold (its
+/// txs may start one), pushes at once.
 #[derive(Default)]
 pub(super) struct PushPace {
     /// When it last pushed.
