@@ -425,6 +425,7 @@ impl ContextActor {
                 .observe(now.duration_since(prev).as_secs_f64());
         }
         self.update_mempool_gauge();
+        self.fill.committed(block.txs.len());
         info!(context = %self.id(), height = block.height().0, txs = block.txs.len(),
             state_root = %executed.state_root, "committed");
         let _ = self.deps.events.send(BlockEvent {

@@ -12,6 +12,11 @@ use super::Sim;
 /// for a busy node to hold the next one.
 const SLOW_VOTES: Duration = Duration::from_millis(250);
 
+/// Txs a height: over `pace`'s 32, so that the context counts as loaded
+/// and every member holds (after a smaller block only the proposer does,
+/// briefly).
+const LOADED: usize = 40;
+
 /// On busy nodes a member pushes the txs submitted to it at most every
 /// so often while a height runs (`pace::PushPace`): they still reach the
 /// other proposers, whose blocks carry them, and every one commits.
@@ -37,12 +42,14 @@ fn a_busy_member_s_txs_reach_the_other_proposers() {
     sim.check_invariants();
 }
 
-/// On busy nodes a context's next height waits for a fuller block
+/// On busy nodes a loaded context's next height waits for a fuller block
 /// (`pace::FillWait`): its proposer holds it while txs keep coming, and
 /// the other members hold theirs until its proposal arrives, so no
 /// propose timeout (300 ms in the sim) runs while the proposer waits.
-/// Heights slow enough to be held are all decided in their first round;
-/// with only the proposer holding, the members' timeouts fired first.
+/// Slow heights that follow a loaded block (32 txs or more) are all
+/// decided in their first round. (This does not tell the members' hold
+/// from a propose wait stretched by earlier late proposals: with only the
+/// proposer holding, the lightly loaded heights before lose the rounds.)
 #[test]
 fn busy_members_wait_for_a_held_height_s_proposal_and_decide_it_in_round_0() {
     let mut sim = Sim::new("busy_holds", 4);
@@ -51,17 +58,25 @@ fn busy_members_wait_for_a_held_height_s_proposal_and_decide_it_in_round_0() {
         sim.make_busy(i);
     }
     sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
-    let mut tip = 0;
-    while tip < 6 {
-        sim.load(2);
+    // The heights that follow a loaded block (every member holds them),
+    // with the rounds they were decided in.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        sim.load(LOADED);
         sim.wait_all_committed(WAIT);
-        tip = sim.height(0).expect("node 0 runs").0;
+        let tip = sim.height(0).expect("node 0 runs").0;
+        held = (2..=tip)
+            .filter(|h| sim.block(0, h - 1).is_some_and(|b| b.txs.len() >= 32))
+            .map(|h| (h, sim.certificate(0, h).round))
+            .collect();
+        if held.len() >= 4 {
+            break;
+        }
     }
-    // Height 1 follows no height and is never held.
-    let rounds: Vec<i64> = (2..=tip).map(|h| sim.certificate(0, h).round).collect();
+    assert!(held.len() >= 4, "too few loaded heights: {held:?}");
     assert!(
-        rounds.iter().all(|r| *r == 0),
-        "held heights decided in their first round (from height 2): {rounds:?}"
+        held.iter().all(|(_, round)| *round == 0),
+        "held heights decided in their first round: {held:?}"
     );
     sim.check_invariants();
 }
@@ -78,14 +93,14 @@ fn busy_members_holding_for_a_proposer_that_is_down_still_decide() {
         sim.make_busy(i);
     }
     sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
-    sim.load(2);
+    sim.load(LOADED);
     sim.wait_all_committed(WAIT);
     sim.crash(3);
     let before = sim.height(0).expect("node 0 runs").0;
     // Four heights: node 3 is the first round's proposer of one.
     let mut tip = before;
     while tip < before + 4 {
-        sim.load_on(&[0, 1, 2], 2);
+        sim.load_on(&[0, 1, 2], LOADED);
         sim.wait_committed_on(&[0, 1, 2], WAIT);
         tip = sim.height(0).expect("node 0 runs").0;
     }
