@@ -97,11 +97,9 @@ pub struct ContextActor {
     /// The sync that makes this node's own proposed block durable, under
     /// way while the proposal is signed; waited for before it leaves.
     pub(super) proposal_sync: Option<crate::store::LogSync>,
-    /// When to start the next height on a busy node.
-    pub(super) fill: super::pace::FillWait,
-    /// The next height is held for a fuller block (`pace::FillWait`),
+    /// When to start the next height on a busy node; while it holds one,
     /// counted in `conclave_heights_held`.
-    pub(super) held: bool,
+    pub(super) fill: super::pace::FillWait,
     /// When to push the txs admitted here on a busy node.
     pub(super) push_pace: super::pace::PushPace,
     /// Members' compact proposals being assembled, and this node's own.
@@ -194,7 +192,7 @@ impl Drop for ContextActor {
         if self.running {
             self.deps.metrics.heights_running.dec();
         }
-        if self.held {
+        if self.fill.is_held() {
             self.deps.metrics.heights_held.dec();
         }
     }
@@ -303,7 +301,6 @@ impl ContextActor {
             last_commit: None,
             proposal_sync: None,
             fill: Default::default(),
-            held: false,
             push_pace: Default::default(),
             compact: Default::default(),
             fault: None,

@@ -47,15 +47,14 @@ impl ContextActor {
         let proposer = self.roster.validators.proposer(next, Round::new(0)).address;
         let proposing = proposer == self.engine.address();
         let now = Instant::now();
-        let metrics = &self.deps.metrics;
-        let busy = metrics.heights_running.get() + metrics.heights_held.get();
+        let busy = self.busy_heights();
         let waiting = self.intake.pending();
+        let was_held = self.fill.is_held();
         let Some(hold) = self.fill.hold(now, busy, waiting, proposing) else {
             return false;
         };
-        if !self.held {
-            self.held = true;
-            metrics.heights_held.inc();
+        if !was_held {
+            self.deps.metrics.heights_held.inc();
             debug!(context = %self.id(), height = next.0, waiting, busy, proposing, "holding the height for a fuller block");
         }
         if hold.wake {
@@ -68,11 +67,17 @@ impl ContextActor {
     /// The next height is no longer held (it starts, or has nothing to
     /// start with).
     fn release_hold(&mut self) {
-        if self.held {
-            self.held = false;
+        if self.fill.is_held() {
             self.deps.metrics.heights_held.dec();
             self.fill.release();
         }
+    }
+
+    /// Heights in progress or held over all of the node's contexts: what
+    /// makes the node busy for `pace`.
+    pub(super) fn busy_heights(&self) -> i64 {
+        let metrics = &self.deps.metrics;
+        metrics.heights_running.get() + metrics.heights_held.get()
     }
 
     pub(super) fn wal_holds_next_height(&self) -> bool {

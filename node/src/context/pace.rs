@@ -199,7 +199,14 @@ impl FillWait {
         self.last_txs = txs;
     }
 
-    /// Forgets the hold (the context has nothing to start a height with).
+    /// Whether the next height is held (since [`Self::hold`] first said so,
+    /// until [`Self::release`] or a height starts).
+    pub(super) fn is_held(&self) -> bool {
+        self.held_since.is_some()
+    }
+
+    /// Forgets the hold (the height starts, or the context has nothing to
+    /// start one with).
     pub(super) fn release(&mut self) {
         self.held_since = None;
         self.grown = None;
@@ -211,7 +218,8 @@ impl FillWait {
     /// context's last height was slow, and fewer than a full block's txs
     /// wait here (`waiting`); until the limits of the [`FillWait`] rule for
     /// the next height's `proposer` or for another member, or of
-    /// [`LIGHT_HOLD`] after a small block.
+    /// [`LIGHT_HOLD`] after a small block. A hold ends (`None`) but stays
+    /// [`Self::is_held`] until the caller starts the height or releases it.
     pub(super) fn hold(
         &mut self,
         now: Instant,
@@ -225,7 +233,6 @@ impl FillWait {
             || self.last < SLOW_HEIGHT
             || (light && !proposer)
         {
-            self.release();
             return None;
         }
         let since = *self.held_since.get_or_insert(now);
@@ -241,7 +248,6 @@ impl FillWait {
             since + MEMBER_HOLD
         };
         if now >= until {
-            self.release();
             return None;
         }
         let wake = self.armed.is_none_or(|at| at <= now);
@@ -453,8 +459,12 @@ mod tests {
         let mut fill = after_a_height(t, Duration::from_secs(1));
         let now = t + Duration::from_secs(1);
         let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
-        // Woken at the quiet end with no more txs: it starts.
+        // Woken at the quiet end with no more txs: it starts. Until the
+        // caller starts it (or releases the hold), it counts as held.
         assert_eq!(fill.hold(first.until, BUSY_HEIGHTS, 10, true), None);
+        assert!(fill.is_held());
+        fill.release();
+        assert!(!fill.is_held());
         // A full block's txs start it at once.
         fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held anew");
         assert_eq!(fill.hold(now, BUSY_HEIGHTS, FULL_BLOCK, true), None);

@@ -224,14 +224,13 @@ impl ContextActor {
         if waiting == 0 {
             return;
         }
-        let metrics = &self.deps.metrics;
-        let busy = metrics.heights_running.get() + metrics.heights_held.get();
+        let busy = self.busy_heights();
         let now = tokio::time::Instant::now();
         // A held height is under way as far as pushes go: the proposer
         // builds from them when it ends.
         match self
             .push_pace
-            .push(now, busy, self.running || self.held, waiting)
+            .push(now, busy, self.running || self.fill.is_held(), waiting)
         {
             super::pace::Push::Now => self.gossip.flush_txs(),
             super::pace::Push::WakeAt(at) => {

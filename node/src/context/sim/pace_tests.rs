@@ -17,6 +17,17 @@ const SLOW_VOTES: Duration = Duration::from_millis(250);
 /// briefly).
 const LOADED: usize = 40;
 
+/// Four running nodes, all busy, whose votes arrive [`SLOW_VOTES`] late.
+fn busy_and_slow(name: &str) -> Sim {
+    let mut sim = Sim::new(name, 4);
+    sim.start_all();
+    for i in 0..4 {
+        sim.make_busy(i);
+    }
+    sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
+    sim
+}
+
 /// On busy nodes a member pushes the txs submitted to it at most every
 /// so often while a height runs (`pace::PushPace`): they still reach the
 /// other proposers, whose blocks carry them, and every one commits.
@@ -52,12 +63,7 @@ fn a_busy_member_s_txs_reach_the_other_proposers() {
 /// proposer holding, the lightly loaded heights before lose the rounds.)
 #[test]
 fn busy_members_wait_for_a_held_height_s_proposal_and_decide_it_in_round_0() {
-    let mut sim = Sim::new("busy_holds", 4);
-    sim.start_all();
-    for i in 0..4 {
-        sim.make_busy(i);
-    }
-    sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
+    let mut sim = busy_and_slow("busy_holds");
     // The heights that follow a loaded block (every member holds them),
     // with the rounds they were decided in.
     let mut held = Vec::new();
@@ -87,12 +93,7 @@ fn busy_members_wait_for_a_held_height_s_proposal_and_decide_it_in_round_0() {
 /// round out and decide the height in the next.
 #[test]
 fn busy_members_holding_for_a_proposer_that_is_down_still_decide() {
-    let mut sim = Sim::new("busy_holds_proposer_down", 4);
-    sim.start_all();
-    for i in 0..4 {
-        sim.make_busy(i);
-    }
-    sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
+    let mut sim = busy_and_slow("busy_holds_proposer_down");
     sim.load(LOADED);
     sim.wait_all_committed(WAIT);
     sim.crash(3);
