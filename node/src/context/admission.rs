@@ -244,9 +244,11 @@ impl Admission {
         self.queued.len() >= MAX_QUEUED_PUSHED
     }
 
-    /// How many pushed txs wait unchecked.
-    pub(super) fn queued(&self) -> usize {
-        self.queued.len()
+    /// Whether the queued pushed txs are to be admitted now: at once while
+    /// no height is `under_way` (running, or held for a fuller block), as
+    /// they may start one; otherwise once [`PUSHED_BATCH`] wait.
+    pub(super) fn pushed_due(&self, under_way: bool) -> bool {
+        !self.queued.is_empty() && (!under_way || self.queued.len() >= PUSHED_BATCH)
     }
 
     /// Takes the queued pushed txs, through the cheap checks

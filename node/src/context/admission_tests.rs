@@ -247,3 +247,20 @@ fn pushed_txs_are_checked_cheaply_first_then_signed_in_one_batch() {
     ));
     assert_eq!(a.pool().len(), 2);
 }
+
+/// Pushed txs are admitted at once when no height is under way (they may
+/// start one); while one runs or is held, only once a batch is worth its
+/// signature checks.
+#[test]
+fn pushed_txs_wait_for_a_batch_while_a_height_is_under_way() {
+    let s = setup();
+    let mut a = s.admission();
+    assert!(!a.pushed_due(false), "nothing queued, nothing to admit");
+    let nonces: Vec<u64> = (1..=PUSHED_BATCH as u64).collect();
+    let (first, last) = nonces.split_at(PUSHED_BATCH - 1);
+    a.queue_pushed(first.iter().map(|n| s.tx(*n)).collect());
+    assert!(a.pushed_due(false), "idle: admitted at once");
+    assert!(!a.pushed_due(true), "under way: they wait for a batch");
+    a.queue_pushed(last.iter().map(|n| s.tx(*n)).collect());
+    assert!(a.pushed_due(true), "a batch: admitted");
+}
