@@ -1,7 +1,7 @@
 use std::sync::{Arc, Weak};
 
 use conclave_consensus::mal::Timeout;
-use conclave_consensus::{ContextId, Hash32, Height, MemberId, VerifiedTx};
+use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx, VerifiedTx};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -116,6 +116,12 @@ impl ContextHandle {
     /// the actor's turn (see [`super::submit::Intake::submit`]).
     pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
         self.intake()?.submit(tx).await
+    }
+
+    /// Refuses a tx the pool would refuse anyway, before its signature is
+    /// checked (see [`super::submit::Intake::refuses`]).
+    pub fn refuses(&self, tx: &SignedTx) -> Result<(), SubmitError> {
+        self.intake()?.refuses(tx)
     }
 
     /// The next nonce a member should use (above committed and pending).

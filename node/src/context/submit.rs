@@ -95,6 +95,22 @@ impl Intake {
         result
     }
 
+    /// The pool's cheap refusals of a tx whose signature is not checked
+    /// yet (a stale or taken nonce, a duplicate, a non-member, a full
+    /// pool), asked before the check: a node at its limits refuses for
+    /// the price of a lookup, not of a signature check. Changes nothing;
+    /// [`Self::submit`] asks again of the checked tx.
+    pub fn refuses(&self, tx: &SignedTx) -> Result<(), SubmitError> {
+        let refused = self.admission().check_new(tx, &tx.hash());
+        if refused.is_err() {
+            self.metrics
+                .txs_total
+                .with_label_values(&[&self.label, "rejected"])
+                .inc();
+        }
+        refused
+    }
+
     async fn admit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
         if self.wake.is_closed() {
             return Err(SubmitError::Closed);

@@ -338,7 +338,9 @@ impl ConclaveApiServer for RpcImpl {
         let handle = self.node.context(&tx.tx.context_id)?;
         // The signature check is the expensive part: done here, in batches
         // with the other submitters' txs, and only here (the actor takes
-        // the checked tx as it is).
+        // the checked tx as it is); and not at all for a tx the pool
+        // refuses anyway (a full pool, a stale nonce).
+        handle.refuses(&tx).map_err(submit_error)?;
         let tx = self.tx_check.verified(tx).await.map_err(|e| match e {
             super::tx_check::CheckError::Rejected(_) => {
                 err(codes::TX_REJECTED, "tx rejected: bad signature")

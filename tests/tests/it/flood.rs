@@ -324,9 +324,15 @@ async fn floods_and_rpc_abuse_are_refused_and_change_nothing() {
             admitted.push(c.tx_submit(tx).await.unwrap().tx_hash);
         }
         let over = signed(&keys, ctx, first + MAX_PER_SENDER as u64, "set", "{}");
-        let (code, msg) = refusal(c.tx_submit(over).await.unwrap_err());
+        let (code, msg) = refusal(c.tx_submit(over.clone()).await.unwrap_err());
         assert_eq!(code, codes::MEMPOOL_FULL, "member {who}: {msg}");
         assert!(msg.contains("the most one sender may hold"), "{msg}");
+        // Refused before its signature is checked: a full pool answers a
+        // badly signed tx the same, for the price of a lookup.
+        let mut forged = over;
+        forged.signature[0] ^= 1;
+        let (code, msg) = refusal(c.tx_submit(forged).await.unwrap_err());
+        assert_eq!(code, codes::MEMPOOL_FULL, "member {who}: {msg}");
     }
     let third = net.nodes[3].keys();
     let tx = signed(&third, ctx, next_nonce(&c, ctx, &third).await, "set", "{}");
