@@ -23,6 +23,12 @@ use crate::config::Config;
 use crate::context::BlockEvent;
 use crate::rpc::ConclaveApiClient;
 
+/// A client's first wait after a refused tx (a full pool), doubled at each
+/// refusal of the same tx up to [`RETRY_MAX`]: a load that keeps the pools
+/// full does not also keep the validators busy refusing it.
+const RETRY_FIRST: Duration = Duration::from_millis(5);
+const RETRY_MAX: Duration = Duration::from_millis(80);
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Validators (separate processes when more than one).
@@ -314,6 +320,7 @@ async fn drive(
                 }
                 let tx = sequence.next();
                 let t0 = Instant::now();
+                let mut wait = RETRY_FIRST;
                 loop {
                     match http.tx_submit(tx.clone()).await {
                         Ok(r) => {
@@ -321,9 +328,11 @@ async fn drive(
                             sent += 1;
                             break;
                         }
-                        // Mempool full: back off and let blocks drain it.
+                        // Mempool full: back off and let blocks drain it,
+                        // longer at each refusal, as a client should.
                         Err(_) if Instant::now() < deadline => {
-                            tokio::time::sleep(Duration::from_millis(5)).await
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(RETRY_MAX);
                         }
                         Err(_) => return sent,
                     }
