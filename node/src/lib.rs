@@ -48,6 +48,7 @@ pub mod exec;
 pub mod failpoint;
 pub(crate) mod fsx;
 mod gate;
+mod good_pops;
 pub mod keys;
 pub mod launch;
 pub mod link_faults;

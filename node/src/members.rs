@@ -23,6 +23,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use conclave_consensus::{types::sha256, ContextId, Hash32, Height, MemberId};
 use serde::Serialize;
 
+use crate::good_pops::pop_holds;
 use crate::seal::SEALED_KEY_LEN;
 use crate::store::{Genesis, MemberInfo};
 
@@ -394,7 +395,7 @@ pub fn check_member_keys(m: &MemberInfo) -> crate::Result<()> {
         PublicKey::from_compressed(&m.bls_public_key).map_err(|e| bad(format!("BLS key: {e}")))?;
     let pop =
         ProofOfPossession::from_compressed(&m.bls_pop).map_err(|e| bad(format!("BLS PoP: {e}")))?;
-    if !pk.verify_pop(&pop) {
+    if !pop_holds(&pk, &pop) {
         return Err(bad("BLS proof of possession does not verify".into()));
     }
     conclave_consensus::Validator::from_member(m.id).map_err(|e| bad(format!("member id: {e}")))?;
@@ -412,7 +413,8 @@ pub fn bls_set(members: &[MemberInfo]) -> Result<conclave_checkpoint::MemberSet,
             .map_err(|e| format!("member {}: BLS PoP: {e}", m.id))?;
         regs.push(conclave_checkpoint::Registration { public_key, pop });
     }
-    conclave_checkpoint::MemberSet::new(&regs, 0).map_err(|e| format!("member set: {e}"))
+    conclave_checkpoint::MemberSet::with_pop_check(&regs, 0, |r| pop_holds(&r.public_key, &r.pop))
+        .map_err(|e| format!("member set: {e}"))
 }
 
 /// The member sets stored in `overlay` (the genesis set before any change).

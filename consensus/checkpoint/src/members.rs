@@ -44,6 +44,18 @@ impl MemberSet {
     /// duplicates, sizes outside `1..=MAX_MEMBERS` and quorums outside
     /// `1..=n`.
     pub fn new(registrations: &[Registration], quorum: u32) -> Result<Self> {
+        Self::with_pop_check(registrations, quorum, |r| r.public_key.verify_pop(&r.pop))
+    }
+
+    /// As [`Self::new`], with each proof of possession checked by
+    /// `pop_holds`, which must answer as [`PublicKey::verify_pop`] does (a
+    /// caller that remembers the pairs it found good answers those from
+    /// memory: a check costs a pairing).
+    pub fn with_pop_check(
+        registrations: &[Registration],
+        quorum: u32,
+        pop_holds: impl Fn(&Registration) -> bool,
+    ) -> Result<Self> {
         let n = registrations.len();
         if n == 0 || n > MAX_MEMBERS {
             return Err(Error::MemberCount {
@@ -61,7 +73,7 @@ impl MemberSet {
         }
         let mut members: Vec<PublicKey> = Vec::with_capacity(n);
         for (index, reg) in registrations.iter().enumerate() {
-            if !reg.public_key.verify_pop(&reg.pop) {
+            if !pop_holds(reg) {
                 return Err(Error::BadPop { index });
             }
             if members.contains(&reg.public_key) {
