@@ -1,0 +1,273 @@
+//! The pacing rules: how long to wait for a proposal, when to start (or
+//! hold) the next height, when to push admitted txs.
+
+use super::*;
+
+const BASE: Duration = Duration::from_millis(1000);
+
+fn arrived_after(wait: &mut ProposeWait, h: u64, after: Duration) {
+    let start = Instant::now();
+    wait.round_started(Height(h), Round::new(0), start);
+    wait.proposal_arrived(Height(h), Round::new(0), start + after);
+}
+
+#[test]
+fn proposals_in_time_keep_the_configured_timeout() {
+    let mut wait = ProposeWait::new(BASE);
+    assert_eq!(wait.timeout(BASE), BASE);
+    for h in 1..=20 {
+        arrived_after(&mut wait, h, Duration::from_millis(30));
+    }
+    assert_eq!(wait.timeout(BASE), BASE);
+    // The engine's longer timeouts of later rounds stand.
+    assert_eq!(wait.timeout(BASE * 2), BASE * 2);
+}
+
+#[test]
+fn late_proposals_stretch_the_wait_then_it_settles_back() {
+    let mut wait = ProposeWait::new(BASE);
+    arrived_after(&mut wait, 1, Duration::from_millis(1200));
+    assert_eq!(wait.timeout(BASE), Duration::from_millis(2400));
+    // Bounded, however late.
+    arrived_after(&mut wait, 2, Duration::from_secs(60));
+    assert_eq!(wait.timeout(BASE), BASE * STRETCH_LIMIT);
+    // Once a window of proposals arrive in time, the wait is back.
+    for h in 3..3 + WINDOW as u64 {
+        assert!(wait.timeout(BASE) > BASE);
+        arrived_after(&mut wait, h, Duration::from_millis(20));
+    }
+    assert_eq!(wait.timeout(BASE), BASE);
+}
+
+#[test]
+fn only_the_first_proposal_of_a_round_started_here_counts() {
+    let mut wait = ProposeWait::new(BASE);
+    let start = Instant::now();
+    // Before any round, for a round not started here, or for another
+    // height: nothing learnt.
+    wait.proposal_arrived(Height(1), Round::new(0), start + BASE * 3);
+    wait.round_started(Height(1), Round::new(1), start);
+    wait.proposal_arrived(Height(1), Round::new(0), start + BASE * 3);
+    wait.proposal_arrived(Height(2), Round::new(1), start + BASE * 3);
+    assert_eq!(wait.timeout(BASE), BASE);
+    // The round's own proposal counts once: a copy arriving later
+    // (a rebroadcast, a second lane) does not.
+    wait.proposal_arrived(Height(1), Round::new(1), start + Duration::from_millis(100));
+    wait.proposal_arrived(Height(1), Round::new(1), start + BASE * 3);
+    assert_eq!(wait.timeout(BASE), BASE);
+}
+
+/// A proposal so late that its round timed out and the next one
+/// started still teaches how late proposals arrive.
+#[test]
+fn a_proposal_arriving_after_its_round_ended_counts() {
+    let mut wait = ProposeWait::new(BASE);
+    let start = Instant::now();
+    wait.round_started(Height(1), Round::new(0), start);
+    wait.round_started(Height(1), Round::new(1), start + BASE);
+    wait.proposal_arrived(Height(1), Round::new(0), start + BASE * 2);
+    assert_eq!(wait.timeout(BASE), BASE * 4);
+    // The next height forgets the rounds of this one.
+    wait.round_started(Height(2), Round::new(0), start + BASE * 3);
+    wait.proposal_arrived(Height(1), Round::new(1), start + BASE * 9);
+    assert_eq!(wait.timeout(BASE), BASE * 4);
+}
+
+#[test]
+fn a_silent_proposer_teaches_nothing() {
+    let mut wait = ProposeWait::new(BASE);
+    for h in 1..=5 {
+        // Rounds whose proposer sent nothing: the timeout fired.
+        wait.round_started(Height(h), Round::new(0), Instant::now());
+        wait.round_started(Height(h), Round::new(1), Instant::now());
+        wait.proposal_arrived(Height(h), Round::new(1), Instant::now());
+    }
+    assert_eq!(wait.timeout(BASE), BASE);
+}
+
+/// A node whose last height took `last`, at `start`, and committed a
+/// block worth holding the next for.
+fn after_a_height(start: Instant, last: Duration) -> FillWait {
+    let mut fill = FillWait::default();
+    fill.height_started(start);
+    fill.committed(HOLD_FROM_TXS);
+    fill.height_ended(start + last);
+    fill
+}
+
+#[test]
+fn a_busy_proposer_holds_while_txs_keep_coming_up_to_the_limit() {
+    let t = Instant::now();
+    let mut fill = after_a_height(t, Duration::from_secs(1));
+    let now = t + Duration::from_secs(1);
+    let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
+    assert_eq!(
+        first,
+        Hold {
+            until: now + QUIET,
+            wake: true
+        }
+    );
+    // More txs move the quiet end; the wake-up armed stands (it looks
+    // again when it fires).
+    let mut at = now;
+    for waiting in 11..40 {
+        at += QUIET / 2;
+        let held = fill.hold(at, BUSY_HEIGHTS, waiting, true);
+        if at + QUIET <= now + MAX_HOLD {
+            assert_eq!(held.as_ref().map(|h| h.until), Some(at + QUIET));
+        }
+        if at >= now + MAX_HOLD {
+            assert_eq!(held, None, "held past the limit");
+            return;
+        }
+    }
+    panic!("the hold never reached its limit");
+}
+
+#[test]
+fn a_proposer_s_hold_ends_when_its_pool_stops_growing_or_fills() {
+    let t = Instant::now();
+    let mut fill = after_a_height(t, Duration::from_secs(1));
+    let now = t + Duration::from_secs(1);
+    let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
+    // Woken at the quiet end with no more txs: it starts. Until the
+    // caller starts it (or releases the hold), it counts as held.
+    assert_eq!(fill.hold(first.until, BUSY_HEIGHTS, 10, true), None);
+    assert!(fill.is_held());
+    fill.release();
+    assert!(!fill.is_held());
+    // A full block's txs start it at once.
+    fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held anew");
+    assert_eq!(fill.hold(now, BUSY_HEIGHTS, FULL_BLOCK, true), None);
+}
+
+#[test]
+fn a_busy_member_holds_for_the_proposal_up_to_its_own_limit() {
+    let t = Instant::now();
+    let mut fill = after_a_height(t, Duration::from_secs(1));
+    let now = t + Duration::from_secs(1);
+    let held = fill.hold(now, BUSY_HEIGHTS, 10, false).expect("held");
+    assert_eq!(
+        held,
+        Hold {
+            until: now + MEMBER_HOLD,
+            wake: true
+        }
+    );
+    // No quiet end for a member: the proposal starts its height.
+    let quiet = now + QUIET * 2;
+    assert_eq!(
+        fill.hold(quiet, BUSY_HEIGHTS, 10, false),
+        Some(Hold {
+            until: now + MEMBER_HOLD,
+            wake: false
+        })
+    );
+    // Past the proposer's longest hold, up to its own.
+    assert!(MEMBER_HOLD > MAX_HOLD);
+    assert_eq!(fill.hold(now + MEMBER_HOLD, BUSY_HEIGHTS, 10, false), None);
+    // A full block waiting here starts it too.
+    fill.hold(now, BUSY_HEIGHTS, 10, false).expect("held anew");
+    assert_eq!(fill.hold(now, BUSY_HEIGHTS, FULL_BLOCK, false), None);
+}
+
+#[test]
+fn after_a_small_block_only_the_proposer_holds_and_briefly() {
+    let t = Instant::now();
+    let mut light = after_a_height(t, Duration::from_secs(2));
+    light.committed(HOLD_FROM_TXS - 1);
+    let now = t + Duration::from_secs(2);
+    assert_eq!(light.hold(now, 1_000, 10, false), None);
+    let held = light.hold(now, 1_000, 10, true).expect("held");
+    assert_eq!(held.until, now + LIGHT_HOLD);
+    // Txs coming do not stretch it; the limit ends it.
+    assert_eq!(
+        light
+            .hold(now + LIGHT_HOLD / 2, 1_000, 20, true)
+            .map(|h| h.until),
+        Some(now + LIGHT_HOLD)
+    );
+    assert_eq!(light.hold(now + LIGHT_HOLD, 1_000, 30, true), None);
+    // Never longer than the last height took.
+    let mut quicker = after_a_height(t, Duration::from_millis(300));
+    quicker.committed(1);
+    let held = quicker.hold(now, 1_000, 1, true).expect("held");
+    assert_eq!(held.until, now + Duration::from_millis(300));
+}
+
+#[test]
+fn an_unloaded_node_or_a_quick_context_starts_at_once() {
+    let t = Instant::now();
+    let mut slow = after_a_height(t, Duration::from_secs(2));
+    assert_eq!(slow.hold(t, BUSY_HEIGHTS - 1, 0, true), None);
+    assert_eq!(slow.hold(t, BUSY_HEIGHTS - 1, 0, false), None);
+    let mut quick = after_a_height(t, SLOW_HEIGHT - Duration::from_millis(1));
+    assert_eq!(quick.hold(t, 1_000, 0, true), None);
+    assert_eq!(quick.hold(t, 1_000, 0, false), None);
+
+    // Before any height: nothing known, no hold.
+    assert_eq!(FillWait::default().hold(t, 1_000, 0, true), None);
+    // A new height, or a release, forgets the hold.
+    slow.hold(t, BUSY_HEIGHTS, 0, false).unwrap();
+    slow.height_started(t + MEMBER_HOLD);
+    slow.height_ended(t + MEMBER_HOLD * 2);
+    let later = t + MEMBER_HOLD * 2;
+    let held = slow.hold(later, BUSY_HEIGHTS, 0, false).unwrap();
+    assert_eq!(held.until, later + MEMBER_HOLD);
+    assert!(held.wake);
+    slow.release();
+    let again = slow.hold(later + MAX_HOLD, BUSY_HEIGHTS, 0, false).unwrap();
+    assert_eq!(again.until, later + MAX_HOLD + MEMBER_HOLD);
+}
+
+#[test]
+fn a_busy_node_pushes_a_running_context_s_txs_at_most_every_interval() {
+    let t = Instant::now();
+    let mut pace = PushPace::default();
+    // The first push goes at once; the next waits out the interval,
+    // with one wake-up armed for its end.
+    assert_eq!(pace.push(t, BUSY_HEIGHTS, true, 1), Push::Now);
+    let soon = t + PUSH_EVERY / 5;
+    assert_eq!(
+        pace.push(soon, BUSY_HEIGHTS, true, 1),
+        Push::WakeAt(t + PUSH_EVERY)
+    );
+    assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, 2), Push::Later);
+    // A batch's worth goes at once.
+    assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, PUSH_BATCH), Push::Now);
+    // The wake-up armed before it is still to fire: no other yet.
+    let later = soon + PUSH_EVERY / 2;
+    assert_eq!(pace.push(later, BUSY_HEIGHTS, true, 1), Push::Later);
+    // It fires: the interval runs from that push, so one more is armed.
+    let fired = t + PUSH_EVERY;
+    assert_eq!(
+        pace.push(fired, BUSY_HEIGHTS, true, 1),
+        Push::WakeAt(soon + PUSH_EVERY)
+    );
+    assert_eq!(pace.push(fired, BUSY_HEIGHTS, true, 1), Push::Later);
+    assert_eq!(
+        pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 1),
+        Push::Now
+    );
+    // Nothing waiting: nothing to push, nothing armed.
+    assert_eq!(
+        pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 0),
+        Push::Later
+    );
+}
+
+#[test]
+fn an_unloaded_node_or_a_context_between_heights_pushes_at_once() {
+    let t = Instant::now();
+    let mut pace = PushPace::default();
+    assert_eq!(pace.push(t, BUSY_HEIGHTS, true, 1), Push::Now);
+    // Right after a push: not busy, or no height of this context
+    // running (its txs may start one), and it pushes again.
+    assert_eq!(pace.push(t, BUSY_HEIGHTS - 1, true, 1), Push::Now);
+    assert_eq!(pace.push(t, 1_000, false, 1), Push::Now);
+    assert_eq!(
+        pace.push(t, BUSY_HEIGHTS, true, 1),
+        Push::WakeAt(t + PUSH_EVERY)
+    );
+}
