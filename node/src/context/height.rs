@@ -73,6 +73,13 @@ impl ContextActor {
         }
     }
 
+    /// Whether this context's height runs, or the next is held for a
+    /// fuller block: either way txs pushed or admitted now go into a
+    /// later block, so they may wait for a batch.
+    pub(super) fn height_under_way(&self) -> bool {
+        self.running || self.fill.is_held()
+    }
+
     /// Heights in progress or held over all of the node's contexts: what
     /// makes the node busy for `pace`.
     pub(super) fn busy_heights(&self) -> i64 {

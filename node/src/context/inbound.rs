@@ -277,8 +277,7 @@ impl ContextActor {
     /// took about a fifth of the node's CPU; held back until a batch, they
     /// take a quarter less (docs/PERFORMANCE.md, thirty-third session).
     pub(super) fn admit_queued_when_due(&mut self) {
-        let under_way = self.running || self.fill.is_held();
-        if self.admission().pushed_due(under_way) {
+        if self.admission().pushed_due(self.height_under_way()) {
             self.admit_queued();
         }
     }

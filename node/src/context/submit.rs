@@ -83,6 +83,12 @@ impl Intake {
     /// restarts), or refused with nothing changed.
     pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
         let result = self.admit(tx).await;
+        self.count(&result);
+        result
+    }
+
+    /// Counts a submission's outcome in `conclave_txs_total`.
+    fn count<T>(&self, result: &Result<T, SubmitError>) {
         let status = if result.is_ok() {
             "accepted"
         } else {
@@ -92,7 +98,6 @@ impl Intake {
             .txs_total
             .with_label_values(&[&self.label, status])
             .inc();
-        result
     }
 
     /// The pool's cheap refusals of a tx whose signature is not checked
@@ -103,10 +108,7 @@ impl Intake {
     pub fn refuses(&self, tx: &SignedTx) -> Result<(), SubmitError> {
         let refused = self.admission().check_new(tx, &tx.hash());
         if refused.is_err() {
-            self.metrics
-                .txs_total
-                .with_label_values(&[&self.label, "rejected"])
-                .inc();
+            self.count(&refused);
         }
         refused
     }
@@ -246,7 +248,7 @@ impl ContextActor {
         // builds from them when it ends.
         match self
             .push_pace
-            .push(now, busy, self.running || self.fill.is_held(), waiting)
+            .push(now, busy, self.height_under_way(), waiting)
         {
             super::pace::Push::Now => self.gossip.flush_txs(),
             super::pace::Push::WakeAt(at) => {
