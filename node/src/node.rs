@@ -77,6 +77,8 @@ pub struct Node {
     started_at: std::time::Instant,
     /// Lossy or slow links injected for tests (`[debug] fault_injection`).
     pub link_faults: crate::link_faults::LinkFaults,
+    /// How late proposals have lately arrived here, over all contexts.
+    proposal_delays: Arc<crate::context::ProposalDelays>,
     /// Held for the node's lifetime: no second node runs on this home.
     _home_lock: HomeLock,
 }
@@ -177,6 +179,7 @@ impl Node {
             apps: RwLock::new(HashMap::new()),
             started_at: std::time::Instant::now(),
             link_faults: Default::default(),
+            proposal_delays: Arc::default(),
             _home_lock: home_lock,
         });
         node.install_genesis_files()?;
@@ -260,6 +263,7 @@ impl Node {
             clock: Arc::new(crate::context::SystemClock),
             transport: Some(Arc::new(self.network.clone())),
             wal_dir: Config::wal_dir(&self.home),
+            proposal_delays: self.proposal_delays.clone(),
         }
     }
 

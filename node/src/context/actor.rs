@@ -28,6 +28,7 @@ use super::fault::FaultStatus;
 use super::gossip::Gossip;
 use super::ingress::{BlockEvent, ContextHandle, Message};
 use super::later::LaterHeights;
+use super::pace::ProposalDelays;
 use super::roster::Roster;
 use super::seams::{Clock, Transport};
 use super::submit::Intake;
@@ -60,6 +61,9 @@ pub struct ContextDeps {
     pub transport: Option<Arc<dyn Transport>>,
     /// Where each context keeps its consensus WAL and sign guard.
     pub wal_dir: PathBuf,
+    /// How late proposals have lately arrived at this node, over all its
+    /// contexts (one for the node): each context's propose wait follows it.
+    pub proposal_delays: Arc<ProposalDelays>,
 }
 
 /// Bulk-lane messages (txs) handled between two looks at the consensus
@@ -284,6 +288,7 @@ impl ContextActor {
             timers: Timers::new(
                 tx.clone(),
                 Duration::from_millis(deps.config.consensus.timeout_propose_ms),
+                deps.proposal_delays.clone(),
             ),
             later: LaterHeights::default(),
             witness: conclave_consensus::Witness::new(record.id),

@@ -63,4 +63,5 @@ pub use crate::checkpoint::CheckpointEvent;
 pub use actor::{ContextActor, ContextDeps};
 pub use genesis::{create_context, install_genesis, CheckpointOptions};
 pub use ingress::{BlockEvent, ContextHandle, Message, SubmitError};
+pub use pace::ProposalDelays;
 pub use seams::{Clock, SystemClock, Transport};

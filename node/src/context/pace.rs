@@ -8,7 +8,10 @@
 //! below the configured timeout and never above [`STRETCH_LIMIT`] times it.
 //! A proposer that is down sends nothing and teaches nothing: the wait
 //! grows only from proposals that did arrive, and settles back to the
-//! configured timeout once they arrive in time again.
+//! configured timeout once they arrive in time again. What makes them late
+//! on a busy node is the node's load, whatever their context, so each
+//! context also learns from the proposals of all the node's contexts
+//! ([`ProposalDelays`]), not only from its own few.
 //!
 //! And when to start the next height. A height costs each member about
 //! the same whatever it carries (its votes, syncs and messages); a node
@@ -25,17 +28,48 @@
 //! held ([`PushPace`]), instead of after every turn of its actor.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_consensus::mal::Round;
 use conclave_consensus::Height;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
-/// Proposal delays remembered (the rounds they came from).
+/// Proposal delays remembered (the rounds they came from), by each
+/// context and over the node.
 const WINDOW: usize = 16;
 
 /// The wait is at most this many times the configured propose timeout.
 const STRETCH_LIMIT: u32 = 8;
+
+/// How late proposals have lately arrived at this node, over all its
+/// contexts (one per node, shared by their [`ProposeWait`]s). A context
+/// running a few heights among many others' sees too few of its own
+/// proposals to learn the wait in time: at 100 contexts starting their
+/// load together over four validators (`conclave bench --contexts 100`),
+/// every context's second height, whose proposer's blocks reached the
+/// others 1.5 to 3.5 s after their rounds started, went to a second round
+/// (73 of the run's 801 heights), the wait having learnt only from the
+/// context's first proposal.
+#[derive(Default)]
+pub struct ProposalDelays(Mutex<VecDeque<Duration>>);
+
+impl ProposalDelays {
+    fn record(&self, delay: Duration) {
+        let mut recent = self.0.lock();
+        if recent.len() == WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back(delay);
+    }
+
+    /// The longest of the node's last [`WINDOW`] delays (with one context,
+    /// the same as its own).
+    fn latest(&self) -> Duration {
+        self.0.lock().iter().max().copied().unwrap_or_default()
+    }
+}
 
 pub(super) struct ProposeWait {
     /// The configured propose timeout: the least wait.
@@ -46,15 +80,20 @@ pub(super) struct ProposeWait {
     rounds: Vec<(Round, Instant, bool)>,
     /// How long after their rounds started the last proposals arrived.
     recent: VecDeque<Duration>,
+    /// The same over the node's contexts: a context whose proposals come
+    /// from a slow member still waits for them when the node's others
+    /// arrive quickly, and one that saw few learns from the others.
+    node: Arc<ProposalDelays>,
 }
 
 impl ProposeWait {
-    pub(super) fn new(base: Duration) -> Self {
+    pub(super) fn new(base: Duration, node: Arc<ProposalDelays>) -> Self {
         Self {
             base,
             height: Height(0),
             rounds: Vec::new(),
             recent: VecDeque::with_capacity(WINDOW),
+            node,
         }
     }
 
@@ -83,11 +122,12 @@ impl ProposeWait {
         if std::mem::replace(heard, true) {
             return;
         }
+        let delay = now.saturating_duration_since(*started);
         if self.recent.len() == WINDOW {
             self.recent.pop_front();
         }
-        self.recent
-            .push_back(now.saturating_duration_since(*started));
+        self.recent.push_back(delay);
+        self.node.record(delay);
     }
 
     /// How long to wait for a proposal now, where the engine asks the
@@ -100,7 +140,8 @@ impl ProposeWait {
     /// How long to wait for a proposal where the engine asks `asked` (the
     /// configured timeout, grown by the round).
     pub(super) fn timeout(&self, asked: Duration) -> Duration {
-        let latest = self.recent.iter().max().copied().unwrap_or_default();
+        let own = self.recent.iter().max().copied().unwrap_or_default();
+        let latest = own.max(self.node.latest());
         let limit = self.base.saturating_mul(STRETCH_LIMIT);
         asked.max(latest.saturating_mul(2).min(limit))
     }

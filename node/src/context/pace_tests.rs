@@ -13,7 +13,7 @@ fn arrived_after(wait: &mut ProposeWait, h: u64, after: Duration) {
 
 #[test]
 fn proposals_in_time_keep_the_configured_timeout() {
-    let mut wait = ProposeWait::new(BASE);
+    let mut wait = ProposeWait::new(BASE, Arc::default());
     assert_eq!(wait.timeout(BASE), BASE);
     for h in 1..=20 {
         arrived_after(&mut wait, h, Duration::from_millis(30));
@@ -25,7 +25,7 @@ fn proposals_in_time_keep_the_configured_timeout() {
 
 #[test]
 fn late_proposals_stretch_the_wait_then_it_settles_back() {
-    let mut wait = ProposeWait::new(BASE);
+    let mut wait = ProposeWait::new(BASE, Arc::default());
     arrived_after(&mut wait, 1, Duration::from_millis(1200));
     assert_eq!(wait.timeout(BASE), Duration::from_millis(2400));
     // Bounded, however late.
@@ -41,7 +41,7 @@ fn late_proposals_stretch_the_wait_then_it_settles_back() {
 
 #[test]
 fn only_the_first_proposal_of_a_round_started_here_counts() {
-    let mut wait = ProposeWait::new(BASE);
+    let mut wait = ProposeWait::new(BASE, Arc::default());
     let start = Instant::now();
     // Before any round, for a round not started here, or for another
     // height: nothing learnt.
@@ -61,7 +61,7 @@ fn only_the_first_proposal_of_a_round_started_here_counts() {
 /// started still teaches how late proposals arrive.
 #[test]
 fn a_proposal_arriving_after_its_round_ended_counts() {
-    let mut wait = ProposeWait::new(BASE);
+    let mut wait = ProposeWait::new(BASE, Arc::default());
     let start = Instant::now();
     wait.round_started(Height(1), Round::new(0), start);
     wait.round_started(Height(1), Round::new(1), start + BASE);
@@ -75,7 +75,7 @@ fn a_proposal_arriving_after_its_round_ended_counts() {
 
 #[test]
 fn a_silent_proposer_teaches_nothing() {
-    let mut wait = ProposeWait::new(BASE);
+    let mut wait = ProposeWait::new(BASE, Arc::default());
     for h in 1..=5 {
         // Rounds whose proposer sent nothing: the timeout fired.
         wait.round_started(Height(h), Round::new(0), Instant::now());
@@ -83,6 +83,30 @@ fn a_silent_proposer_teaches_nothing() {
         wait.proposal_arrived(Height(h), Round::new(1), Instant::now());
     }
     assert_eq!(wait.timeout(BASE), BASE);
+}
+
+/// The node's load makes proposals late whatever their context: a context
+/// that has seen none of its own late yet waits as long as the node's
+/// others needed, and the node's wait settles back as theirs arrive in
+/// time again; a context whose own proposals come late keeps waiting for
+/// them while the others' arrive quickly.
+#[test]
+fn contexts_learn_the_wait_from_the_whole_node() {
+    let node = Arc::new(ProposalDelays::default());
+    let mut busy = ProposeWait::new(BASE, node.clone());
+    let fresh = ProposeWait::new(BASE, node.clone());
+    let mut slow = ProposeWait::new(BASE, node.clone());
+    assert_eq!(fresh.timeout(BASE), BASE);
+    arrived_after(&mut busy, 1, Duration::from_millis(1500));
+    assert_eq!(fresh.timeout(BASE), Duration::from_millis(3000));
+    // A node of its own learns nothing from this one.
+    assert_eq!(ProposeWait::new(BASE, Arc::default()).timeout(BASE), BASE);
+    arrived_after(&mut slow, 1, Duration::from_millis(2000));
+    for h in 2..2 + WINDOW as u64 {
+        arrived_after(&mut busy, h, Duration::from_millis(20));
+    }
+    assert_eq!(fresh.timeout(BASE), BASE);
+    assert_eq!(slow.timeout(BASE), Duration::from_millis(4000));
 }
 
 /// A node whose last height took `last`, at `start`, and committed a

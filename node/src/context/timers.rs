@@ -5,6 +5,7 @@
 //! is recognised by its sequence number and ignored.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_consensus::mal::{Round, Timeout, TimeoutKind};
@@ -14,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::ingress::Message;
-use super::pace::ProposeWait;
+use super::pace::{ProposalDelays, ProposeWait};
 
 /// The engine's step timeouts from the node's config; a node stuck in a
 /// step rebroadcasts its votes (and asks for decided blocks) after all
@@ -51,15 +52,20 @@ pub(super) struct Timers {
 }
 
 impl Timers {
-    /// `propose`: the configured propose timeout.
-    pub(super) fn new(inbox: mpsc::Sender<Message>, propose: Duration) -> Self {
+    /// `propose`: the configured propose timeout; `delays`: how late the
+    /// node's proposals have lately arrived, over its contexts.
+    pub(super) fn new(
+        inbox: mpsc::Sender<Message>,
+        propose: Duration,
+        delays: Arc<ProposalDelays>,
+    ) -> Self {
         Self {
             inbox,
             armed: HashMap::new(),
             seq: 0,
             tick_armed: false,
             probe: None,
-            propose: ProposeWait::new(propose),
+            propose: ProposeWait::new(propose, delays),
         }
     }
 

@@ -286,6 +286,7 @@ impl Sim {
             clock: node.clock.clone(),
             transport: Some(self.bus.port(node.id())),
             wal_dir: node.home.path().join("wal"),
+            proposal_delays: Arc::default(),
         };
         let handle = {
             let _entered = rt.enter();
