@@ -53,21 +53,23 @@ const STRETCH_LIMIT: u32 = 8;
 /// (73 of the run's 801 heights), the wait having learnt only from the
 /// context's first proposal.
 #[derive(Default)]
-pub struct ProposalDelays(Mutex<VecDeque<Duration>>);
+pub struct ProposalDelays(Mutex<Delays>);
 
-impl ProposalDelays {
-    fn record(&self, delay: Duration) {
-        let mut recent = self.0.lock();
-        if recent.len() == WINDOW {
-            recent.pop_front();
+/// The last [`WINDOW`] proposal delays, a context's or a node's.
+#[derive(Default)]
+struct Delays(VecDeque<Duration>);
+
+impl Delays {
+    fn record(&mut self, delay: Duration) {
+        if self.0.len() == WINDOW {
+            self.0.pop_front();
         }
-        recent.push_back(delay);
+        self.0.push_back(delay);
     }
 
-    /// The longest of the node's last [`WINDOW`] delays (with one context,
-    /// the same as its own).
+    /// The longest of them.
     fn latest(&self) -> Duration {
-        self.0.lock().iter().max().copied().unwrap_or_default()
+        self.0.iter().max().copied().unwrap_or_default()
     }
 }
 
@@ -79,7 +81,7 @@ pub(super) struct ProposeWait {
     height: Height,
     rounds: Vec<(Round, Instant, bool)>,
     /// How long after their rounds started the last proposals arrived.
-    recent: VecDeque<Duration>,
+    recent: Delays,
     /// The same over the node's contexts: a context whose proposals come
     /// from a slow member still waits for them when the node's others
     /// arrive quickly, and one that saw few learns from the others.
@@ -92,7 +94,7 @@ impl ProposeWait {
             base,
             height: Height(0),
             rounds: Vec::new(),
-            recent: VecDeque::with_capacity(WINDOW),
+            recent: Delays::default(),
             node,
         }
     }
@@ -123,11 +125,8 @@ impl ProposeWait {
             return;
         }
         let delay = now.saturating_duration_since(*started);
-        if self.recent.len() == WINDOW {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(delay);
-        self.node.record(delay);
+        self.recent.record(delay);
+        self.node.0.lock().record(delay);
     }
 
     /// How long to wait for a proposal now, where the engine asks the
@@ -140,8 +139,8 @@ impl ProposeWait {
     /// How long to wait for a proposal where the engine asks `asked` (the
     /// configured timeout, grown by the round).
     pub(super) fn timeout(&self, asked: Duration) -> Duration {
-        let own = self.recent.iter().max().copied().unwrap_or_default();
-        let latest = own.max(self.node.latest());
+        // With one context the node's delays are its own.
+        let latest = self.recent.latest().max(self.node.0.lock().latest());
         let limit = self.base.saturating_mul(STRETCH_LIMIT);
         asked.max(latest.saturating_mul(2).min(limit))
     }

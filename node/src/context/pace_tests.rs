@@ -119,11 +119,17 @@ fn after_a_height(start: Instant, last: Duration) -> FillWait {
     fill
 }
 
+/// [`after_a_height`] of a second, and the moment that height ended: where
+/// the hold tests start.
+fn after_a_slow_height() -> (FillWait, Instant) {
+    let t = Instant::now();
+    let last = Duration::from_secs(1);
+    (after_a_height(t, last), t + last)
+}
+
 #[test]
 fn a_busy_proposer_holds_while_txs_keep_coming_up_to_the_limit() {
-    let t = Instant::now();
-    let mut fill = after_a_height(t, Duration::from_secs(1));
-    let now = t + Duration::from_secs(1);
+    let (mut fill, now) = after_a_slow_height();
     let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
     assert_eq!(
         first,
@@ -151,9 +157,7 @@ fn a_busy_proposer_holds_while_txs_keep_coming_up_to_the_limit() {
 
 #[test]
 fn a_proposer_s_hold_ends_when_its_pool_stops_growing_or_fills() {
-    let t = Instant::now();
-    let mut fill = after_a_height(t, Duration::from_secs(1));
-    let now = t + Duration::from_secs(1);
+    let (mut fill, now) = after_a_slow_height();
     let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
     // Woken at the quiet end with no more txs: it starts. Until the
     // caller starts it (or releases the hold), it counts as held.
@@ -168,9 +172,7 @@ fn a_proposer_s_hold_ends_when_its_pool_stops_growing_or_fills() {
 
 #[test]
 fn a_busy_member_holds_for_the_proposal_up_to_its_own_limit() {
-    let t = Instant::now();
-    let mut fill = after_a_height(t, Duration::from_secs(1));
-    let now = t + Duration::from_secs(1);
+    let (mut fill, now) = after_a_slow_height();
     let held = fill.hold(now, BUSY_HEIGHTS, 10, false).expect("held");
     assert_eq!(
         held,
