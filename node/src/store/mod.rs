@@ -243,6 +243,18 @@ pub struct CommitBatch<'a> {
     pub durable: bool,
 }
 
+/// The positions `0..n` ordered by the key `key_of` gives each: a write
+/// batch applies its writes to RocksDB's memtables in the order they were
+/// added, and a memtable (a skip list) finds where a key goes from where
+/// the last one went. Keys hashed at random (a tx's, an action's) written
+/// in their block's order each search the list from its top, a cache miss
+/// a level; in key order each starts next to the last.
+pub(crate) fn in_key_order<'a>(n: usize, key_of: impl Fn(usize) -> &'a [u8]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
+    order
+}
+
 impl Store {
     /// Opens (or creates) the database at `path`, whose context data is
     /// sealed under `key`. A new database is bound to `key`; an existing one
@@ -408,7 +420,9 @@ impl Store {
         );
         let cf_txs = self.cf(CF_TXS)?;
         debug_assert_eq!(c.tx_hashes.len(), c.block.txs.len());
-        for (index, (hash, receipt)) in c.tx_hashes.iter().zip(c.receipts).enumerate() {
+        // In key order: see [`in_key_order`].
+        for index in in_key_order(c.tx_hashes.len(), |i| c.tx_hashes[i].as_bytes()) {
+            let (hash, receipt) = (&c.tx_hashes[index], &c.receipts[index]);
             let rec = TxRecordRef {
                 context_id: ctx,
                 height: h,
@@ -425,7 +439,13 @@ impl Store {
         for (index, action) in c.actions.iter().enumerate() {
             let key = action_key(ctx, h, index as u32);
             batch.put_cf(cf_actions, key, self.seal(CF_ACTIONS, &key, action)?);
-            batch.put_cf(cf_ids, action.id, key);
+        }
+        for index in in_key_order(c.actions.len(), |i| &c.actions[i].id) {
+            batch.put_cf(
+                cf_ids,
+                c.actions[index].id,
+                action_key(ctx, h, index as u32),
+            );
         }
         tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
         // Candidates of this height and below are no longer needed.

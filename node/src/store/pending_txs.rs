@@ -27,7 +27,8 @@ impl Store {
         }
         let cf = self.cf(CF_PENDING_TXS)?;
         let mut batch = WriteBatch::default();
-        for (hash, tx) in txs {
+        for index in super::in_key_order(txs.len(), |i| txs[i].0.as_bytes()) {
+            let (hash, tx) = &txs[index];
             let key = key(ctx, hash);
             batch.put_cf(cf, key, self.seal(CF_PENDING_TXS, &key, tx)?);
         }
@@ -42,8 +43,8 @@ impl Store {
         }
         let cf = self.cf(CF_PENDING_TXS)?;
         let mut batch = WriteBatch::default();
-        for hash in hashes {
-            batch.delete_cf(cf, key(ctx, hash));
+        for index in super::in_key_order(hashes.len(), |i| hashes[i].as_bytes()) {
+            batch.delete_cf(cf, key(ctx, &hashes[index]));
         }
         self.db.write(batch)?;
         Ok(())
