@@ -102,6 +102,8 @@ impl ContextActor {
         self.release_hold();
         self.check_disk()?;
         if !self.running {
+            let hold = self.fill.proposer_may_hold(self.busy_heights());
+            self.timers.proposer_may_hold(hold);
             self.deps.metrics.heights_running.inc();
             self.fill.height_started(Instant::now());
         }

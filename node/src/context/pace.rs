@@ -86,6 +86,10 @@ pub(super) struct ProposeWait {
     /// from a slow member still waits for them when the node's others
     /// arrive quickly, and one that saw few learns from the others.
     node: Arc<ProposalDelays>,
+    /// How long the next height's proposer may hold it before its first
+    /// round ([`FillWait::proposer_may_hold`]), until that round's propose
+    /// timeout is scheduled.
+    may_hold: Option<Duration>,
 }
 
 impl ProposeWait {
@@ -96,7 +100,14 @@ impl ProposeWait {
             rounds: Vec::new(),
             recent: Delays::default(),
             node,
+            may_hold: None,
         }
+    }
+
+    /// The height about to start may have been held by its proposer for
+    /// up to `hold` (its first round's proposal comes that much later).
+    pub(super) fn proposer_may_hold(&mut self, hold: Duration) {
+        self.may_hold = (!hold.is_zero()).then_some(hold);
     }
 
     /// A round started at `now`.
@@ -143,6 +154,21 @@ impl ProposeWait {
         let latest = self.recent.latest().max(self.node.0.lock().latest());
         let limit = self.base.saturating_mul(STRETCH_LIMIT);
         asked.max(latest.saturating_mul(2).min(limit))
+    }
+
+    /// [`Self::timeout`] for the proposal of `round`: a height's first
+    /// round also waits out the hold its proposer may have made
+    /// ([`Self::proposer_may_hold`]) and the configured timeout after it.
+    /// Without it a member that did not hold the height itself (its own
+    /// last height looked quick, or no hold applied to it) timed the round
+    /// out while the proposer still held, prevoted nil, and the height went
+    /// to a second round.
+    pub(super) fn timeout_of(&mut self, round: Round, asked: Duration) -> Duration {
+        let learnt = self.timeout(asked);
+        match self.may_hold.take() {
+            Some(hold) if round == Round::new(0) => learnt.max(hold + asked),
+            _ => learnt,
+        }
     }
 }
 
@@ -237,6 +263,23 @@ impl FillWait {
     /// A block of `txs` txs was committed.
     pub(super) fn committed(&mut self, txs: usize) {
         self.last_txs = txs;
+    }
+
+    /// The longest the next height's proposer may hold it while `busy`
+    /// heights of this node's contexts are in progress or held: what the
+    /// other members' first propose timeout of that height waits out
+    /// ([`ProposeWait::timeout_of`]). It does not depend on how long the
+    /// last height took here, which differs between members (a member that
+    /// held it timed it from its proposal); the last block's size, which
+    /// every member agrees on, picks the limit.
+    pub(super) fn proposer_may_hold(&self, busy: i64) -> Duration {
+        if busy < BUSY_HEIGHTS {
+            Duration::ZERO
+        } else if self.last_txs < HOLD_FROM_TXS {
+            LIGHT_HOLD
+        } else {
+            MAX_HOLD
+        }
     }
 
     /// Whether the next height is held (since [`Self::hold`] first said so,

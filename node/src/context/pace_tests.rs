@@ -247,6 +247,38 @@ fn an_unloaded_node_or_a_quick_context_starts_at_once() {
     assert_eq!(again.until, later + MAX_HOLD + MEMBER_HOLD);
 }
 
+/// A member that does not hold the next height itself (its last height
+/// looked quick here) still waits out its proposer's longest hold in the
+/// height's first round, on a busy node: the limit the last block's size
+/// sets, which every member agrees on, plus the configured timeout. Not in
+/// later rounds, not on a node that is not busy, and not when proposals
+/// have taught a longer wait.
+#[test]
+fn a_member_waits_out_the_proposer_s_hold_in_the_first_round() {
+    let t = Instant::now();
+    let mut quick = after_a_height(t, SLOW_HEIGHT - Duration::from_millis(1));
+    assert_eq!(quick.hold(t, BUSY_HEIGHTS, 0, false), None);
+    assert_eq!(quick.proposer_may_hold(BUSY_HEIGHTS), MAX_HOLD);
+    assert_eq!(quick.proposer_may_hold(BUSY_HEIGHTS - 1), Duration::ZERO);
+    quick.committed(HOLD_FROM_TXS - 1);
+    assert_eq!(quick.proposer_may_hold(BUSY_HEIGHTS), LIGHT_HOLD);
+
+    let mut wait = ProposeWait::new(BASE, Arc::default());
+    wait.proposer_may_hold(MAX_HOLD);
+    assert_eq!(wait.timeout_of(Round::new(0), BASE), MAX_HOLD + BASE);
+    // Once: the next round, or the next height unless told again, waits as
+    // before.
+    assert_eq!(wait.timeout_of(Round::new(0), BASE), BASE);
+    wait.proposer_may_hold(MAX_HOLD);
+    assert_eq!(wait.timeout_of(Round::new(1), BASE * 2), BASE * 2);
+    wait.proposer_may_hold(Duration::ZERO);
+    assert_eq!(wait.timeout_of(Round::new(0), BASE), BASE);
+    // A wait learnt from late proposals that is longer stands.
+    arrived_after(&mut wait, 1, MAX_HOLD + BASE);
+    wait.proposer_may_hold(MAX_HOLD);
+    assert_eq!(wait.timeout_of(Round::new(0), BASE), (MAX_HOLD + BASE) * 2);
+}
+
 #[test]
 fn a_busy_node_pushes_a_running_context_s_txs_at_most_every_interval() {
     let t = Instant::now();

@@ -74,6 +74,12 @@ impl Timers {
         self.propose.round_started(height, round, Instant::now());
     }
 
+    /// The height about to start may have been held by its proposer for
+    /// up to `hold` (`pace::FillWait::proposer_may_hold`).
+    pub(super) fn proposer_may_hold(&mut self, hold: Duration) {
+        self.propose.proposer_may_hold(hold);
+    }
+
     /// A proposal of `(height, round)` arrived now; returns how long
     /// proposals are waited for from now on.
     pub(super) fn proposal_arrived(&mut self, height: Height, round: Round) -> Duration {
@@ -86,7 +92,7 @@ impl Timers {
     /// ([`ProposeWait`]), at least what the engine asks.
     pub(super) fn schedule(&mut self, timeout: Timeout, after: Duration) {
         let after = match timeout.kind {
-            TimeoutKind::Propose => self.propose.timeout(after),
+            TimeoutKind::Propose => self.propose.timeout_of(timeout.round, after),
             _ => after,
         };
         self.seq += 1;
