@@ -47,6 +47,7 @@
 
 mod check;
 mod checkpoints;
+mod commit;
 mod crypt;
 mod durability;
 mod evidence;
@@ -69,6 +70,8 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
 pub use check::{is_damage, repair_files, Depth, Scanned};
+use commit::in_key_order;
+pub use commit::CommitBatch;
 pub use crypt::StorageKey;
 pub use durability::LogSync;
 pub use overlay::Overlay;
@@ -224,37 +227,6 @@ fn decode_action_key(k: &[u8]) -> Result<ActionPosition> {
     })
 }
 
-/// Everything a decided height writes.
-pub struct CommitBatch<'a> {
-    pub record: &'a ContextRecord,
-    pub block: &'a Block,
-    /// The hashes of `block`'s txs, in order.
-    pub tx_hashes: &'a [Hash32],
-    pub certificate: &'a StoredCertificate,
-    pub receipts: &'a [Receipt],
-    /// The height's outbox, in order.
-    pub actions: &'a [ActionRecord],
-    pub tree: &'a TreeUpdateBatch,
-    /// Synced before `commit` returns. A batch written without it is in
-    /// RocksDB's log but may not survive a power loss until
-    /// [`Store::sync_log`]: catch-up applies a response's blocks so and
-    /// syncs once (a lost tail is fetched again; RocksDB recovers a prefix
-    /// of its log, so the tip never runs ahead of its blocks).
-    pub durable: bool,
-}
-
-/// The positions `0..n` ordered by the key `key_of` gives each: a write
-/// batch applies its writes to RocksDB's memtables in the order they were
-/// added, and a memtable (a skip list) finds where a key goes from where
-/// the last one went. Keys hashed at random (a tx's, an action's) written
-/// in their block's order each search the list from its top, a cache miss
-/// a level; in key order each starts next to the last.
-pub(crate) fn in_key_order<'a>(n: usize, key_of: impl Fn(usize) -> &'a [u8]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
-    order
-}
-
 impl Store {
     /// Opens (or creates) the database at `path`, whose context data is
     /// sealed under `key`. A new database is bound to `key`; an existing one
@@ -397,73 +369,6 @@ impl Store {
             out.push(self.unseal(CF_CONTEXTS, &k, v)?);
         }
         Ok(out)
-    }
-
-    /// Commits one decided height atomically and durably.
-    pub fn commit(&self, c: CommitBatch<'_>) -> Result<()> {
-        let ctx = &c.record.id;
-        let h = c.block.height();
-        let mut batch = WriteBatch::default();
-        let key = height_key(ctx, h);
-        batch.put_cf(
-            self.cf(CF_BLOCKS)?,
-            key,
-            self.seal(CF_BLOCKS, &key, c.block)?,
-        );
-        batch.put_cf(
-            self.cf(CF_CERTS)?,
-            key,
-            borsh::to_vec(c.certificate).map_err(|e| StoreError::Encode {
-                cf: CF_CERTS,
-                msg: e.to_string(),
-            })?,
-        );
-        let cf_txs = self.cf(CF_TXS)?;
-        debug_assert_eq!(c.tx_hashes.len(), c.block.txs.len());
-        // In key order: see [`in_key_order`].
-        for index in in_key_order(c.tx_hashes.len(), |i| c.tx_hashes[i].as_bytes()) {
-            let (hash, receipt) = (&c.tx_hashes[index], &c.receipts[index]);
-            let rec = TxRecordRef {
-                context_id: ctx,
-                height: h,
-                index: index as u32,
-                receipt,
-            };
-            batch.put_cf(
-                cf_txs,
-                hash.as_bytes(),
-                self.seal(CF_TXS, hash.as_bytes(), &rec)?,
-            );
-        }
-        let (cf_actions, cf_ids) = (self.cf(CF_ACTIONS)?, self.cf(CF_ACTION_IDS)?);
-        for (index, action) in c.actions.iter().enumerate() {
-            let key = action_key(ctx, h, index as u32);
-            batch.put_cf(cf_actions, key, self.seal(CF_ACTIONS, &key, action)?);
-        }
-        for index in in_key_order(c.actions.len(), |i| &c.actions[i].id) {
-            batch.put_cf(
-                cf_ids,
-                c.actions[index].id,
-                action_key(ctx, h, index as u32),
-            );
-        }
-        tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
-        // Candidates of this height and below are no longer needed.
-        batch.delete_range_cf(
-            self.cf(CF_PENDING)?,
-            pending_key(ctx, Height(0), &Hash32::default()),
-            pending_key(ctx, Height(h.0 + 1), &Hash32::default()),
-        );
-        batch.put_cf(
-            self.cf(CF_CONTEXTS)?,
-            ctx.as_bytes(),
-            self.seal(CF_CONTEXTS, ctx.as_bytes(), c.record)?,
-        );
-        let mut opts = WriteOptions::default();
-        opts.set_sync(c.durable);
-        crate::fsx::timed_sync("store_commit", || self.db.write_opt(batch, &opts))?;
-        self.latest.committed(ctx, h.0, tree::written(c.tree, h.0));
-        Ok(())
     }
 
     /// Keeps a candidate block of a height in progress. `sync` makes it

@@ -9,7 +9,7 @@
 use conclave_consensus::{ContextId, Hash32, SignedTx};
 use rocksdb::WriteBatch;
 
-use super::{Result, Store, CF_PENDING_TXS};
+use super::{in_key_order, Result, Store, CF_PENDING_TXS};
 
 fn key(ctx: &ContextId, hash: &Hash32) -> [u8; 64] {
     let mut key = [0u8; 64];
@@ -27,7 +27,7 @@ impl Store {
         }
         let cf = self.cf(CF_PENDING_TXS)?;
         let mut batch = WriteBatch::default();
-        for index in super::in_key_order(txs.len(), |i| txs[i].0.as_bytes()) {
+        for index in in_key_order(txs.len(), |i| txs[i].0.as_bytes()) {
             let (hash, tx) = &txs[index];
             let key = key(ctx, hash);
             batch.put_cf(cf, key, self.seal(CF_PENDING_TXS, &key, tx)?);
@@ -43,7 +43,7 @@ impl Store {
         }
         let cf = self.cf(CF_PENDING_TXS)?;
         let mut batch = WriteBatch::default();
-        for index in super::in_key_order(hashes.len(), |i| hashes[i].as_bytes()) {
+        for index in in_key_order(hashes.len(), |i| hashes[i].as_bytes()) {
             batch.delete_cf(cf, key(ctx, &hashes[index]));
         }
         self.db.write(batch)?;

@@ -18,9 +18,9 @@ const MARKERS: [&[u8]; 7] = [
     b"MARK-WASM-BLOB",
 ];
 
-struct Fixture {
-    ctx: ContextId,
-    record: ContextRecord,
+pub(super) struct Fixture {
+    pub(super) ctx: ContextId,
+    pub(super) record: ContextRecord,
     block: Block,
     pending: Block,
     receipt: Receipt,
@@ -28,7 +28,7 @@ struct Fixture {
     blob_hash: Hash32,
 }
 
-fn tx(ctx: ContextId, nonce: u64) -> SignedTx {
+pub(super) fn tx(ctx: ContextId, nonce: u64) -> SignedTx {
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     Tx {
         context_id: ctx,
@@ -40,7 +40,7 @@ fn tx(ctx: ContextId, nonce: u64) -> SignedTx {
     .sign(&key)
 }
 
-fn make_block(ctx: ContextId, h: u64, txs: Vec<SignedTx>) -> Block {
+pub(super) fn make_block(ctx: ContextId, h: u64, txs: Vec<SignedTx>) -> Block {
     Block {
         header: BlockHeader {
             context_id: ctx,
@@ -58,7 +58,7 @@ fn make_block(ctx: ContextId, h: u64, txs: Vec<SignedTx>) -> Block {
 }
 
 /// A certificate for `block` (its signatures are not what is tested here).
-fn certificate(block: &Block) -> StoredCertificate {
+pub(super) fn certificate(block: &Block) -> StoredCertificate {
     StoredCertificate {
         height: block.height(),
         round: 0,
@@ -68,7 +68,7 @@ fn certificate(block: &Block) -> StoredCertificate {
 }
 
 /// Writes a context, one committed height, a pending block and a blob.
-fn populate(store: &Store) -> Fixture {
+pub(super) fn populate(store: &Store) -> Fixture {
     let genesis = Genesis {
         app_hash: Hash32([4; 32]),
         members: vec![MemberInfo {
