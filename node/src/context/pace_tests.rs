@@ -215,6 +215,10 @@ fn after_a_small_block_only_the_proposer_holds_and_briefly() {
         Some(now + LIGHT_HOLD)
     );
     assert_eq!(light.hold(now + LIGHT_HOLD, 1_000, 30, true), None);
+    // Nor once a loaded block's txs wait (the load starting).
+    light.release();
+    assert_eq!(light.hold(now, 1_000, HOLD_FROM_TXS, true), None);
+    assert!(light.hold(now, 1_000, HOLD_FROM_TXS - 1, true).is_some());
     // Never longer than the last height took.
     let mut quicker = after_a_height(t, Duration::from_millis(300));
     quicker.committed(1);
