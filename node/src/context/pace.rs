@@ -190,12 +190,13 @@ const FULL_BLOCK: usize = 256;
 /// latency and gave no fewer blocks.
 const HOLD_FROM_TXS: usize = 32;
 
-/// The longest a lightly loaded context's proposer holds its next height
-/// (and never longer than the last height took, nor once a loaded block's
-/// [`HOLD_FROM_TXS`] txs wait: where the load starts, the 100 contexts of
-/// `conclave bench` held their second height so with 150 txs waiting, and
-/// its proposals reached the members after their propose timeouts); the
-/// other members start at once, and wait it out ([`FillWait::proposer_may_hold`]).
+/// The longest a lightly loaded context's proposer holds its next height,
+/// never longer than the last height took and only while fewer than a
+/// loaded block's [`HOLD_FROM_TXS`] txs wait (where the load starts, after
+/// first blocks of one tx, 100 contexts held their second height with 150
+/// txs waiting, and their proposals reached the members past the propose
+/// timeouts); the other members start at once and wait it out
+/// ([`FillWait::proposer_may_hold`]).
 const LIGHT_HOLD: Duration = Duration::from_millis(500);
 
 /// The longest the next height's proposer holds it.
