@@ -1,9 +1,9 @@
 //! A private anvil (a real Ethereum dev chain, from the npm package the
-//! build installs) on a free loopback port, killed on drop: what the
+//! build installs) on a loopback port of its own, killed on drop: what the
 //! contract tests, the relayer's end-to-end tests and local devnets run
 //! against.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,18 +35,20 @@ impl Anvil {
     }
 
     /// [`Self::start`] with extra command-line arguments.
+    ///
+    /// anvil binds a port the kernel picks (`--port 0`) and says which on
+    /// its output. A port picked here and handed to it was free only until
+    /// the check let go of it: two anvils started at once could be given
+    /// the same one, the second then failed to bind, and its test talked to
+    /// the first one's chain (a contract test failed with "nonce too low").
     pub async fn start_with(extra: &[&str]) -> crate::Result<Anvil> {
         let anvil_err = |e: &dyn std::fmt::Display| Error::Anvil(e.to_string());
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| anvil_err(&e))?
-            .port();
-        let child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        let mut child = Command::new(binary())
+            .args(["--host", "127.0.0.1", "--port", "0"])
             .args(extra)
             // Room for deploying 100 members (one PoP pairing each).
-            .args(["--gas-limit", "100000000", "--silent"])
-            .stdout(Stdio::null())
+            .args(["--gas-limit", "100000000"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| {
@@ -55,13 +57,43 @@ impl Anvil {
                     binary().display()
                 ))
             })?;
-        let anvil = Anvil {
+        let stdout = child.stdout.take().expect("piped");
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        // Finds the line that names the port, then reads the rest of the
+        // output (anvil logs every call) so that anvil never blocks on a
+        // full pipe; it ends when anvil does.
+        std::thread::spawn(move || {
+            let mut port_tx = Some(port_tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.trim().strip_prefix("Listening on ") {
+                    if let Some(tx) = port_tx.take() {
+                        let _ = tx.send(addr.to_string());
+                    }
+                }
+            }
+        });
+        let mut anvil = Anvil {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: String::new(),
         };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            match port_rx.try_recv() {
+                Ok(addr) => break addr,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    return Err(Error::Anvil("anvil exited before listening".into()))
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Anvil("anvil did not say where it listens".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        anvil.url = format!("http://{addr}");
         let url = anvil.url.parse().map_err(|e| anvil_err(&e))?;
         let provider = ProviderBuilder::new().connect_http(url);
-        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(id) = provider.get_chain_id().await {
                 if id != 31337 {
