@@ -60,16 +60,10 @@ pub(super) struct PushedBatch {
 /// actor is doing.
 const MAX_QUEUED_PUSHED: usize = 4096;
 
-/// Pushed txs worth a batch of signature checks while a height runs. A
-/// tx costs 17.0 us in a batch of 32, 13.4 in one of 256 (44.6 alone:
-/// `cargo bench -p conclave-node --bench hot -- "tx verify"`). At 100
-/// loaded contexts a context is pushed a few dozen txs a second, so with
-/// 32 its pushes were checked in batches of about that; with 128 most
-/// wait for the end of the height (a held one lasts seconds there) and
-/// the node ran about 3 % more txs on less CPU (docs/PERFORMANCE.md,
-/// thirty-seventh session). One loaded context, whose pushes pile up by
-/// the hundred while its actor runs a block, is alike with either.
-pub(super) const PUSHED_BATCH: usize = 128;
+/// Pushed txs worth a batch of signature checks while a height runs: from
+/// about this many a batch costs a tx less than half a check alone
+/// (`cargo bench -p conclave-node --bench hot -- "tx verify"`).
+pub(super) const PUSHED_BATCH: usize = 32;
 
 impl Admission {
     pub(super) fn new(
@@ -241,15 +235,6 @@ impl Admission {
     /// The pushed txs not admitted yet.
     pub(super) fn queued_txs(&self) -> &[SignedTx] {
         &self.queued
-    }
-
-    /// The txs a block built now would draw from: the pool's, and the
-    /// pushed ones queued (admitted before a block is built). What a held
-    /// height counts (`pace::FillWait`): pushed txs wait queued for most
-    /// of a held height, and counted out they would let the proposer's
-    /// pool look quiet while its members' txs come in.
-    pub(super) fn waiting(&self) -> usize {
-        self.pool.len() + self.queued.len()
     }
 
     /// Queues txs a member pushed for [`Self::take_queued`]; whether

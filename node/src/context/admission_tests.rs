@@ -264,26 +264,3 @@ fn pushed_txs_wait_for_a_batch_while_a_height_is_under_way() {
     a.queue_pushed(last.iter().map(|n| s.tx(*n)).collect());
     assert!(a.pushed_due(true), "a batch: admitted");
 }
-
-/// A held height counts the pushed txs still queued as waiting: a block
-/// built now admits them first, and a proposer that counted only its pool
-/// would see no growth while its members push.
-#[test]
-fn queued_pushed_txs_count_as_waiting() {
-    let s = setup();
-    let mut a = s.admission();
-    admit_pushed(&mut a, vec![s.tx(1)]);
-    a.queue_pushed(vec![s.tx(2), s.tx(3)]);
-    assert_eq!(a.pool().len(), 1);
-    assert_eq!(a.waiting(), 3, "the pool's tx and the two queued");
-    let mut batch = a.take_queued();
-    let verified = a
-        .sender_keys()
-        .verified_all(std::mem::take(&mut batch.unsigned));
-    a.insert_pushed(batch, verified);
-    assert_eq!(
-        (a.pool().len(), a.waiting()),
-        (3, 3),
-        "admitted: still waiting"
-    );
-}

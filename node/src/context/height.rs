@@ -48,7 +48,7 @@ impl ContextActor {
         let proposing = proposer == self.engine.address();
         let now = Instant::now();
         let busy = self.busy_heights();
-        let waiting = self.admission().waiting();
+        let waiting = self.intake.pending();
         let was_held = self.fill.is_held();
         let Some(hold) = self.fill.hold(now, busy, waiting, proposing) else {
             return false;
