@@ -58,8 +58,11 @@ impl Actor {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established,
+                cause,
+                endpoint,
                 ..
             } => {
+                debug!(peer = %peer_id, num_established, ?cause, dialer = endpoint.is_dialer(), "connection closed");
                 self.metrics.set_peers(self.swarm.connected_peers().count());
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
