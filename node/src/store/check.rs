@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use conclave_consensus::{Hash32, Height};
-use rocksdb::{IteratorMode, Options, ReadOptions};
+use rocksdb::{IteratorMode, Options};
 
 use super::{ContextRecord, Result, Store, StoreError, ALL_CFS};
 
@@ -58,7 +58,7 @@ impl Store {
         let mut scanned = Scanned::default();
         for name in ALL_CFS {
             let cf = self.cf(name)?;
-            let mut opts = ReadOptions::default();
+            let mut opts = super::total_order();
             opts.set_verify_checksums(true);
             opts.fill_cache(false);
             for item in self.db().iterator_cf_opt(cf, opts, IteratorMode::Start) {

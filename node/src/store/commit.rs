@@ -33,9 +33,11 @@ pub struct CommitBatch<'a> {
 /// The positions `0..n` ordered by the key `key_of` gives each: a write
 /// batch applies its writes to RocksDB's memtables in the order they were
 /// added, and a memtable (a skip list) finds where a key goes from where
-/// the last one went. Keys hashed at random (a tx's, an action's) written
-/// in their block's order each search the list from its top, a cache miss
-/// a level; in key order each starts next to the last.
+/// the last one went. Keys hashed at random (an action's id) written in
+/// their block's order each search the list from its top, a cache miss a
+/// level; in key order each starts next to the last. (The tx records and
+/// the kept txs, keyed by tx hash, have hashed memtables instead:
+/// `cf_options`.)
 pub(super) fn in_key_order<'a>(n: usize, key_of: impl Fn(usize) -> &'a [u8]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
@@ -64,9 +66,7 @@ impl Store {
         );
         let cf_txs = self.cf(CF_TXS)?;
         debug_assert_eq!(c.tx_hashes.len(), c.block.txs.len());
-        // In key order: see [`in_key_order`].
-        for index in in_key_order(c.tx_hashes.len(), |i| c.tx_hashes[i].as_bytes()) {
-            let (hash, receipt) = (&c.tx_hashes[index], &c.receipts[index]);
+        for (index, (hash, receipt)) in c.tx_hashes.iter().zip(c.receipts).enumerate() {
             let rec = TxRecordRef {
                 context_id: ctx,
                 height: h,

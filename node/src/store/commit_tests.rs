@@ -8,7 +8,7 @@ use super::*;
 use crate::store::{StorageKey, TxStatus};
 
 #[test]
-fn records_written_in_key_order_keep_their_block_positions() {
+fn records_keep_their_block_positions_whatever_order_they_are_written_in() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
     let f = populate(&store);
