@@ -38,7 +38,7 @@ pub struct CommitBatch<'a> {
 /// level; in key order each starts next to the last. (The tx records and
 /// the kept txs, keyed by tx hash, have hashed memtables instead:
 /// `cf_options`.)
-pub(super) fn in_key_order<'a>(n: usize, key_of: impl Fn(usize) -> &'a [u8]) -> Vec<usize> {
+fn in_key_order<'a>(n: usize, key_of: impl Fn(usize) -> &'a [u8]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
     order

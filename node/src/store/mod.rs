@@ -70,7 +70,6 @@ use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use thiserror::Error;
 
 pub use check::{is_damage, repair_files, Depth, Scanned};
-use commit::in_key_order;
 pub use commit::CommitBatch;
 pub use crypt::StorageKey;
 pub use durability::LogSync;
