@@ -30,20 +30,6 @@ pub struct CommitBatch<'a> {
     pub durable: bool,
 }
 
-/// The positions `0..n` ordered by the key `key_of` gives each: a write
-/// batch applies its writes to RocksDB's memtables in the order they were
-/// added, and a memtable (a skip list) finds where a key goes from where
-/// the last one went. Keys hashed at random (an action's id) written in
-/// their block's order each search the list from its top, a cache miss a
-/// level; in key order each starts next to the last. (The tx records and
-/// the kept txs, keyed by tx hash, have hashed memtables instead:
-/// `cf_options`.)
-fn in_key_order<'a>(n: usize, key_of: impl Fn(usize) -> &'a [u8]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
-    order
-}
-
 impl Store {
     /// Commits one decided height atomically and durably.
     pub fn commit(&self, c: CommitBatch<'_>) -> Result<()> {
@@ -83,13 +69,7 @@ impl Store {
         for (index, action) in c.actions.iter().enumerate() {
             let key = action_key(ctx, h, index as u32);
             batch.put_cf(cf_actions, key, self.seal(CF_ACTIONS, &key, action)?);
-        }
-        for index in in_key_order(c.actions.len(), |i| &c.actions[i].id) {
-            batch.put_cf(
-                cf_ids,
-                c.actions[index].id,
-                action_key(ctx, h, index as u32),
-            );
+            batch.put_cf(cf_ids, action.id, key);
         }
         tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
         // Candidates of this height and below are no longer needed.
