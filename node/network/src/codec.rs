@@ -25,14 +25,25 @@ use libp2p::StreamProtocol;
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/req/1");
 
 /// One-way messages sent straight to each member (the bulk lane): a
-/// long-lived stream of request frames, one after the other; the receiver
-/// writes back one [`RefuseReason`] code byte per frame it refuses.
-pub const PUSH_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/push/2");
+/// long-lived stream of request frames, one after the other. The receiver
+/// first writes back [`STREAM_ACCEPTED`], then one [`RefuseReason`] code
+/// byte per frame it refuses; the sender writes no frame before that first
+/// byte.
+pub const PUSH_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/push/3");
 
 /// Consensus messages sent straight to each connected member, besides
 /// gossip: a stream as [`PUSH_PROTOCOL`]'s, delivered as gossip is (the
 /// receiver drops the copy that arrives second).
-pub const DIRECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/direct/2");
+pub const DIRECT_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/direct/3");
+
+/// The first byte a receiver writes on a push or direct stream: it took
+/// the stream and reads it. Its sender waits for it before it writes a
+/// frame, because a stream can be dropped unread at the receiver (libp2p's
+/// stream acceptor drops a new stream when the last one of its protocol
+/// has not been taken yet, as when two members open theirs at once), and
+/// frames written to it would be lost; such a stream is opened again.
+/// Not a [`RefuseReason`] code.
+pub const STREAM_ACCEPTED: u8 = 0;
 
 /// Largest oversized request body read and discarded to deliver a refusal.
 pub const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;

@@ -18,15 +18,20 @@
 //! - queues are bounded: a full outbound queue drops the message and counts
 //!   it (the direct lane then falls back to gossip), an inbound reader waits
 //!   for the actor, which backs the sender up through flow control;
+//! - a new stream carries no frame until its receiver's first byte says it
+//!   took it ([`codec::STREAM_ACCEPTED`]): libp2p's stream acceptor drops a
+//!   new inbound stream unread while the previous one of its protocol waits
+//!   to be taken (members opening theirs at once, on a loaded node), and
+//!   the frames written to it were lost; such a stream is opened again;
 //! - a stream being opened queues what is sent meanwhile, but the direct
 //!   lane does not count it as reached ([`Queued::Opening`]): gossip carries
 //!   a copy too, as an open can hang until its timeout and then fail with
 //!   everything queued (the receiver delivers one of the two copies);
 //! - a stream that fails is dropped with what it held; the next message
 //!   opens a new one. A closed connection drops its peer's streams. An
-//!   open that fails at once is tried again twice, 50 ms apart (right
-//!   after a reconnection libp2p may pick the connection that just
-//!   closed), so what it holds may reach the peer late, even a restarted
+//!   open that fails at once (or a stream dropped unread, above) is tried
+//!   again twice, 50 ms apart (right after a reconnection libp2p may pick
+//!   the connection that just closed), so what it holds may reach the peer late, even a restarted
 //!   process of it: consensus messages and txs are safe to receive late.
 
 use std::collections::HashMap;
@@ -172,11 +177,11 @@ fn open(
     tokio::spawn(async move {
         let mut queue = queue;
         let mut control = control;
-        let Some(stream) = open_stream(&mut control, peer, lane, open_timeout).await else {
+        let Some((reader, writer)) = open_stream(&mut control, peer, lane, open_timeout).await
+        else {
             return fail_queued(&mut queue, &metrics, 0);
         };
         opened_flag.store(true, Ordering::Release);
-        let (reader, writer) = stream.split();
         tokio::spawn(read_refusals(reader, peer, lane, metrics.clone()));
         if let Err((error, in_flight)) = write_frames(writer, &mut queue).await {
             debug!(%peer, ?lane, %error, "stream failed");
@@ -189,20 +194,22 @@ fn open(
     }
 }
 
-/// Opens a stream to `peer` within `open_timeout`, trying again if an
-/// attempt fails at once (libp2p picked a connection that just closed):
-/// what waits in the queue would be lost with it.
+/// Opens a stream to `peer` within `open_timeout` and waits until its
+/// receiver took it ([`codec::STREAM_ACCEPTED`]), trying again if an
+/// attempt fails at once (libp2p picked a connection that just closed, or
+/// the receiver dropped the new stream unread): what waits in the queue
+/// would be lost with it.
 async fn open_stream(
     control: &mut Control,
     peer: PeerId,
     lane: Lane,
     open_timeout: Duration,
-) -> Option<Stream> {
+) -> Option<(ReadHalf<Stream>, WriteHalf<Stream>)> {
     let deadline = tokio::time::Instant::now() + open_timeout;
     for attempt in 1..=OPEN_ATTEMPTS {
-        let opened = tokio::time::timeout_at(deadline, control.open_stream(peer, lane.protocol()));
+        let opened = tokio::time::timeout_at(deadline, accepted_stream(control, peer, lane));
         match opened.await {
-            Ok(Ok(stream)) => return Some(stream),
+            Ok(Ok(halves)) => return Some(halves),
             Ok(Err(error)) if attempt < OPEN_ATTEMPTS => {
                 debug!(%peer, ?lane, %error, attempt, "cannot open stream; trying again");
                 tokio::time::sleep(OPEN_RETRY_AFTER).await;
@@ -218,6 +225,36 @@ async fn open_stream(
         }
     }
     None
+}
+
+/// One attempt at a stream: opened, then taken by its receiver.
+async fn accepted_stream(
+    control: &mut Control,
+    peer: PeerId,
+    lane: Lane,
+) -> std::io::Result<(ReadHalf<Stream>, WriteHalf<Stream>)> {
+    let stream = control
+        .open_stream(peer, lane.protocol())
+        .await
+        .map_err(std::io::Error::other)?;
+    let (mut reader, writer) = stream.split();
+    let mut first = [0u8; 1];
+    reader.read_exact(&mut first).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("the receiver dropped the stream unread: {e}"),
+        )
+    })?;
+    if first[0] != codec::STREAM_ACCEPTED {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the receiver's first byte is {}, not the acceptance",
+                first[0]
+            ),
+        ));
+    }
+    Ok((reader, writer))
 }
 
 /// Counts what was queued on a stream that failed (and `in_flight` frames
@@ -327,6 +364,10 @@ async fn write_refusals<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut pending: mpsc::Receiver<RefuseReason>,
 ) {
+    let accepted = [codec::STREAM_ACCEPTED];
+    if writer.write_all(&accepted).await.is_err() || writer.flush().await.is_err() {
+        return;
+    }
     while let Some(reason) = pending.recv().await {
         if writer.write_all(&[reason.code()]).await.is_err() || writer.flush().await.is_err() {
             return;
@@ -433,7 +474,7 @@ mod tests {
             ]
         );
 
-        // Refusals go back on the stream, one code byte each.
+        // The stream's acceptance, then the refusals, one code byte each.
         got[1].refusals.try_send(RefuseReason::Malformed).unwrap();
         got[3]
             .refusals
@@ -441,7 +482,7 @@ mod tests {
             .unwrap();
         drop(got);
         for _ in 0..100 {
-            if output.lock().unwrap().len() == 2 {
+            if output.lock().unwrap().len() == 3 {
                 break;
             }
             tokio::task::yield_now().await;
@@ -449,6 +490,7 @@ mod tests {
         assert_eq!(
             *output.lock().unwrap(),
             vec![
+                codec::STREAM_ACCEPTED,
                 RefuseReason::Malformed.code(),
                 RefuseReason::RequestTooLarge.code()
             ]

@@ -13,4 +13,5 @@ mod reconnect_heard;
 mod reconnect_n4;
 mod request_response;
 mod slow_app;
+mod stream_drop;
 mod support;
