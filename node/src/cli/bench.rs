@@ -16,7 +16,7 @@ use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use tokio::sync::mpsc;
 
-use super::bench_load::{assign_clients, TxSequence};
+use super::bench_load::{assign_clients, rpc_connections, TxSequence};
 use super::bench_report::{idle_cpu_percent, pct, scrape, usage, Medians, NodeUsage, Report};
 use super::bench_validators::{pin, pin_sets, spawn_validators, Target};
 use crate::config::Config;
@@ -173,7 +173,9 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
             p2p: Some("/ip4/127.0.0.1/tcp/0".into()),
         };
         super::init_home(home, listen)?;
-        let (node, bound) = crate::launch::launch(home, Config::load(home)?).await?;
+        let mut config = Config::load(home)?;
+        allow_clients(&mut config, args.clients, 1);
+        let (node, bound) = crate::launch::launch(home, config).await?;
         let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;
         let mut contexts = Vec::new();
         for _ in 0..args.contexts.max(1) {
@@ -201,7 +203,7 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
         "kv",
         args.checkpoint_interval,
         args.validator_threads.map(|w| w as usize),
-        |_| {},
+        |config| allow_clients(config, args.clients, args.validators),
     )
     .await?;
     if let Some(cpus) = pins {
@@ -245,6 +247,13 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
     }
     let pids = procs.0.iter().map(|c| c.id().to_string()).collect();
     drive(args, contexts, targets, pids).await
+}
+
+/// Raises a validator's `[rpc] max_connections` to what its share of
+/// `clients` over `validators` needs ([`rpc_connections`]).
+fn allow_clients(config: &mut Config, clients: u64, validators: usize) {
+    let needed = rpc_connections(clients, validators);
+    config.rpc.max_connections = config.rpc.max_connections.max(needed);
 }
 
 async fn drive(

@@ -135,6 +135,23 @@ fn signed_ahead(expected: u64, clients: u64, total_clients: u64) -> u64 {
     (share.saturating_mul(5) / 4).min(MAX_PRESIGNED.saturating_mul(clients) / total)
 }
 
+/// The bench's own RPC connections to a validator besides its clients'
+/// (the block subscription, the operator's calls).
+const OWN_CONNECTIONS: u32 = 8;
+
+/// The `[rpc] max_connections` a validator needs for `clients` spread over
+/// `targets`: one connection per client (each keeps one request in
+/// flight) and the bench's own. Past the limit a node closes new
+/// connections at once, and the clients over it measured their
+/// reconnections instead of the node (`--validators 1 --clients 512`
+/// against the default 256: a third of the CPU in connects and accepts).
+pub(super) fn rpc_connections(clients: u64, targets: usize) -> u32 {
+    let per_target = clients.max(1).div_ceil(targets.max(1) as u64);
+    u32::try_from(per_target)
+        .unwrap_or(u32::MAX)
+        .saturating_add(OWN_CONNECTIONS)
+}
+
 /// Which target and context each client sends to (`(target, context)`):
 /// `clients` (at least one a target) spread evenly over the targets, and
 /// each target's over the contexts, so that with more clients than contexts
@@ -185,6 +202,23 @@ mod tests {
             .map(|&n| signed_ahead(u64::MAX / 2, n, 512))
             .sum();
         assert!(bounded <= MAX_PRESIGNED);
+    }
+
+    #[test]
+    fn each_validator_takes_a_connection_for_each_of_its_clients() {
+        for (clients, targets) in [(512, 1), (512, 4), (513, 4), (1, 4), (0, 1)] {
+            let most = assign_clients(clients, targets, 100)
+                .iter()
+                .fold(vec![0u32; targets], |mut n, &(t, _)| {
+                    n[t] += 1;
+                    n
+                })
+                .into_iter()
+                .max()
+                .unwrap();
+            assert!(rpc_connections(clients, targets) >= most + OWN_CONNECTIONS);
+        }
+        assert_eq!(rpc_connections(512, 1), 520);
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub(super) async fn spawn_validators(
     app: &str,
     checkpoint_interval: Option<u64>,
     workers: Option<usize>,
-    tune: fn(&mut Config),
+    tune: impl Fn(&mut Config),
 ) -> anyhow::Result<(Processes, Vec<Target>, ContextId)> {
     let workers = match workers {
         Some(w) => w,
