@@ -2,8 +2,9 @@
 //! executing (signature, membership, size, nonce against the committed
 //! state); the pool keeps each sender's txs by nonce, so txs from concurrent
 //! clients may arrive out of order and wait for the gap before them to fill.
-//! A block takes, sender by sender in order of arrival, each sender's run of
-//! consecutive nonces after its committed one.
+//! A block takes each sender's run of consecutive nonces after its committed
+//! one, in turns (one tx of each sender a turn, in order of arrival), so
+//! that senders share a full block.
 //!
 //! A full pool must never lock a sender out: txs waiting above a gap could
 //! otherwise fill it (or the sender's quota) and refuse the very tx that
@@ -196,32 +197,50 @@ impl Mempool {
         next
     }
 
-    /// Up to `max_txs` / `max_bytes` of txs for a block: for each sender, in
-    /// order of arrival, the run of consecutive nonces after
-    /// `committed_nonce(sender)`.
+    /// Up to `max_txs` / `max_bytes` of txs for a block from each sender's
+    /// run of consecutive nonces after `committed_nonce(sender)`, taken in
+    /// turns: one tx of each sender with txs ready a turn, senders in order
+    /// of arrival; a sender whose next tx does not fit the bytes left is
+    /// done. A full block is so shared among the senders. Taken sender by
+    /// sender, the first to arrive, while its txs kept coming, filled every
+    /// block and the others' txs waited: one context saturated by its four
+    /// members (`conclave bench --validators 4`) committed most txs in
+    /// about 1.3 s and its slowest hundredth in 4 to 12 s.
     pub fn select(
         &self,
         max_txs: usize,
         max_bytes: usize,
         committed_nonce: impl Fn(&MemberId) -> u64,
     ) -> Vec<SignedTx> {
+        let mut runs: Vec<_> = self
+            .arrivals
+            .values()
+            .filter_map(|sender| {
+                let txs = self.senders.get(sender)?;
+                let first = committed_nonce(sender).saturating_add(1);
+                let run = (first..)
+                    .zip(txs.range(first..))
+                    .map_while(|(expected, (nonce, entry))| (*nonce == expected).then_some(entry));
+                Some(run)
+            })
+            .collect();
         let mut out = Vec::new();
         let mut bytes = 0;
-        'senders: for sender in self.arrivals.values() {
-            let Some(txs) = self.senders.get(sender) else {
-                continue;
-            };
-            let first = committed_nonce(sender).saturating_add(1);
-            for (expected, (nonce, entry)) in (first..).zip(txs.range(first..)) {
-                if *nonce != expected {
-                    break;
+        while !runs.is_empty() && out.len() < max_txs {
+            runs.retain_mut(|run| {
+                if out.len() >= max_txs {
+                    return true;
                 }
-                if out.len() >= max_txs || bytes + entry.size > max_bytes {
-                    break 'senders;
+                match run.next() {
+                    Some(entry) if bytes + entry.size <= max_bytes => {
+                        bytes += entry.size;
+                        out.push(entry.tx.clone());
+                        true
+                    }
+                    // The sender's run ended, or its next tx does not fit.
+                    _ => false,
                 }
-                bytes += entry.size;
-                out.push(entry.tx.clone());
-            }
+            });
         }
         out
     }
@@ -349,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn select_takes_consecutive_runs_in_sender_arrival_order() {
+    fn select_takes_consecutive_runs_in_turns_in_sender_arrival_order() {
         let a = SigningKey::from_bytes(&[1; 32]);
         let b = SigningKey::from_bytes(&[2; 32]);
         let mut m = Mempool::new(MempoolConfig::default());
@@ -359,7 +378,7 @@ mod tests {
         m.insert(tx(&a, 4), 0).unwrap(); // gap at 3: waits
         let sel = m.select(10, usize::MAX, |_| 0);
         let got: Vec<(MemberId, u64)> = sel.iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
-        assert_eq!(got, vec![(id(&a), 1), (id(&a), 2), (id(&b), 1)]);
+        assert_eq!(got, vec![(id(&a), 1), (id(&b), 1), (id(&a), 2)]);
         // Once 3 is committed elsewhere, 4 is next for a.
         let sel = m.select(10, usize::MAX, |s| if *s == id(&a) { 3 } else { 1 });
         assert_eq!(sel.len(), 1);
@@ -367,5 +386,81 @@ mod tests {
         assert_eq!(m.select(1, usize::MAX, |_| 0).len(), 1);
         assert_eq!(m.prune_stale(&id(&a), 2).len(), 2);
         assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn a_full_block_is_shared_among_the_senders_with_txs_ready() {
+        let (a, b, c) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+            SigningKey::from_bytes(&[3; 32]),
+        );
+        let mut m = Mempool::new(MempoolConfig::default());
+        // The first sender to arrive has far more ready than a block takes.
+        for nonce in 1..=50 {
+            m.insert(tx(&a, nonce), 0).unwrap();
+        }
+        for nonce in 1..=3 {
+            m.insert(tx(&b, nonce), 0).unwrap();
+        }
+        for nonce in 1..=20 {
+            m.insert(tx(&c, nonce), 0).unwrap();
+        }
+        let count = |sel: &[SignedTx], key: &SigningKey| {
+            sel.iter().filter(|t| t.tx.sender == id(key)).count()
+        };
+        let sel = m.select(12, usize::MAX, |_| 0);
+        assert_eq!(sel.len(), 12);
+        // b's 3 ready txs all go in; a and c share the rest evenly.
+        assert_eq!(
+            (count(&sel, &a), count(&sel, &b), count(&sel, &c)),
+            (5, 3, 4)
+        );
+        // Each sender's txs are in nonce order.
+        for key in [&a, &b, &c] {
+            let nonces: Vec<u64> = sel
+                .iter()
+                .filter(|t| t.tx.sender == id(key))
+                .map(|t| t.tx.nonce)
+                .collect();
+            assert_eq!(nonces, (1..=nonces.len() as u64).collect::<Vec<_>>());
+        }
+        let all = m.select(usize::MAX, usize::MAX, |_| 0);
+        assert_eq!(all.len(), 73);
+    }
+
+    #[test]
+    fn the_bytes_bound_ends_a_sender_whose_next_tx_does_not_fit_not_the_others() {
+        let (a, b) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        let sized = |key: &SigningKey, nonce: u64, len: usize| {
+            Tx {
+                context_id: ContextId([0; 32]),
+                sender: MemberId(key.verifying_key().to_bytes()),
+                nonce,
+                method: "set".into(),
+                args: vec![7; len],
+            }
+            .sign(key)
+            .verified()
+            .unwrap()
+        };
+        let mut m = Mempool::new(MempoolConfig::default());
+        let (large, small) = (sized(&a, 1, 1000), sized(&b, 1, 10));
+        let (la, lb) = (large.tx().encoded_len(), small.tx().encoded_len());
+        m.insert(large, 0).unwrap();
+        m.insert(sized(&a, 2, 1000), 0).unwrap();
+        m.insert(small, 0).unwrap();
+        for nonce in 2..=5 {
+            m.insert(sized(&b, nonce, 10), 0).unwrap();
+        }
+        let sel = m.select(usize::MAX, la + 3 * lb, |_| 0);
+        let got: Vec<(MemberId, u64)> = sel.iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
+        assert_eq!(
+            got,
+            vec![(id(&a), 1), (id(&b), 1), (id(&b), 2), (id(&b), 3)]
+        );
     }
 }
