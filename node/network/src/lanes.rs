@@ -31,8 +31,9 @@
 //!   opens a new one. A closed connection drops its peer's streams. An
 //!   open that fails at once (or a stream dropped unread, above) is tried
 //!   again twice, 50 ms apart (right after a reconnection libp2p may pick
-//!   the connection that just closed), so what it holds may reach the peer late, even a restarted
-//!   process of it: consensus messages and txs are safe to receive late.
+//!   the connection that just closed), so what it holds may reach the peer
+//!   late, even a restarted process of it: consensus messages and txs are
+//!   safe to receive late.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
