@@ -280,12 +280,17 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     fn tx(key: &SigningKey, nonce: u64) -> VerifiedTx {
+        tx_of_size(key, nonce, 0)
+    }
+
+    /// A tx whose args are `len` bytes.
+    fn tx_of_size(key: &SigningKey, nonce: u64, len: usize) -> VerifiedTx {
         Tx {
             context_id: ContextId([0; 32]),
             sender: MemberId(key.verifying_key().to_bytes()),
             nonce,
             method: "set".into(),
-            args: vec![],
+            args: vec![7; len],
         }
         .sign(key)
         .verified()
@@ -435,26 +440,14 @@ mod tests {
             SigningKey::from_bytes(&[1; 32]),
             SigningKey::from_bytes(&[2; 32]),
         );
-        let sized = |key: &SigningKey, nonce: u64, len: usize| {
-            Tx {
-                context_id: ContextId([0; 32]),
-                sender: MemberId(key.verifying_key().to_bytes()),
-                nonce,
-                method: "set".into(),
-                args: vec![7; len],
-            }
-            .sign(key)
-            .verified()
-            .unwrap()
-        };
         let mut m = Mempool::new(MempoolConfig::default());
-        let (large, small) = (sized(&a, 1, 1000), sized(&b, 1, 10));
+        let (large, small) = (tx_of_size(&a, 1, 1000), tx_of_size(&b, 1, 10));
         let (la, lb) = (large.tx().encoded_len(), small.tx().encoded_len());
         m.insert(large, 0).unwrap();
-        m.insert(sized(&a, 2, 1000), 0).unwrap();
+        m.insert(tx_of_size(&a, 2, 1000), 0).unwrap();
         m.insert(small, 0).unwrap();
         for nonce in 2..=5 {
-            m.insert(sized(&b, nonce, 10), 0).unwrap();
+            m.insert(tx_of_size(&b, nonce, 10), 0).unwrap();
         }
         let sel = m.select(usize::MAX, la + 3 * lb, |_| 0);
         let got: Vec<(MemberId, u64)> = sel.iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
