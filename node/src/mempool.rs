@@ -197,6 +197,17 @@ impl Mempool {
         next
     }
 
+    /// Whether some sender's next tx (the nonce after
+    /// `committed_nonce(sender)`) waits here: whether [`Self::select`] would
+    /// take any. Asked at every turn of a context's actor that might start
+    /// a height, including each turn of a held one; it looks up one nonce a
+    /// sender and copies nothing.
+    pub fn has_ready(&self, committed_nonce: impl Fn(&MemberId) -> u64) -> bool {
+        self.senders
+            .iter()
+            .any(|(sender, txs)| txs.contains_key(&committed_nonce(sender).saturating_add(1)))
+    }
+
     /// Up to `max_txs` / `max_bytes` of txs for a block from each sender's
     /// run of consecutive nonces after `committed_nonce(sender)`, taken in
     /// turns: one tx of each sender with txs ready a turn, senders in order
@@ -218,7 +229,7 @@ impl Mempool {
             .filter_map(|sender| {
                 let txs = self.senders.get(sender)?;
                 let first = committed_nonce(sender).saturating_add(1);
-                let run = (first..)
+                let run = (first..=u64::MAX)
                     .zip(txs.range(first..))
                     .map_while(|(expected, (nonce, entry))| (*nonce == expected).then_some(entry));
                 Some(run)
@@ -391,6 +402,32 @@ mod tests {
         assert_eq!(m.select(1, usize::MAX, |_| 0).len(), 1);
         assert_eq!(m.prune_stale(&id(&a), 2).len(), 2);
         assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn a_tx_is_ready_exactly_when_select_would_take_one() {
+        let (a, b) = (
+            SigningKey::from_bytes(&[1; 32]),
+            SigningKey::from_bytes(&[2; 32]),
+        );
+        let mut m = Mempool::new(MempoolConfig::default());
+        let agree = |m: &Mempool, committed: &dyn Fn(&MemberId) -> u64| {
+            let ready = m.has_ready(committed);
+            assert_eq!(ready, !m.select(1, usize::MAX, committed).is_empty());
+            ready
+        };
+        assert!(!agree(&m, &|_| 0));
+        // Behind a gap at 1 and 2: nothing can run.
+        m.insert(tx(&a, 3), 0).unwrap();
+        m.insert(tx(&b, 2), 0).unwrap();
+        assert!(!agree(&m, &|_| 0));
+        // The other sender's gap closes.
+        assert!(agree(&m, &|s| if *s == id(&b) { 1 } else { 0 }));
+        // Committed past what waits (stale until pruned), or unknown.
+        assert!(!agree(&m, &|_| 3));
+        assert!(!agree(&m, &|_| u64::MAX));
+        m.insert(tx(&a, 1), 0).unwrap();
+        assert!(agree(&m, &|_| 0));
     }
 
     #[test]

@@ -356,7 +356,8 @@ impl Admission {
 
     /// Whether some pending tx can go into the next block.
     pub(super) fn has_ready_tx(&self) -> bool {
-        !self.pool.is_empty() && !self.select(1, usize::MAX).is_empty()
+        self.pool
+            .has_ready(|sender| self.committed_nonce(sender).unwrap_or(u64::MAX))
     }
 
     /// A tx dropped at block building: it can never be included.
