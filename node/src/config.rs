@@ -187,7 +187,9 @@ impl Default for MetricsConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MempoolConfig {
-    /// Pending txs per context.
+    /// Pending txs per context. Txs pushed by other members (which
+    /// acknowledged them) and the tx closing a sender's nonce gap may go
+    /// past it, and past `max_bytes`, by up to a quarter.
     pub max_txs: usize,
     /// Largest encoded tx accepted.
     pub max_tx_bytes: usize,

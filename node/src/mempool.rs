@@ -12,8 +12,13 @@
 //! the first missing above the committed one, with the sender's txs
 //! waiting above it) may go past every limit (`max_txs_per_sender`,
 //! `max_txs`, `max_bytes`) by up to a quarter (at least one tx); then
-//! those txs can run, so blocks drain the excess. Any other tx finds a
-//! full pool full.
+//! those txs can run, so blocks drain the excess. So may a tx another
+//! member pushed (`Mempool::insert_pushed`), past the pool's total limits
+//! (not its sender's quota): that member acknowledged it, and a pool that
+//! refused it made its node fetch it from every proposal carrying it. The
+//! node's own submissions stop at the limits, so when every member's pool
+//! fills under load, what goes past them is the pushes already under way.
+//! Any other tx finds a full pool full.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -122,6 +127,18 @@ impl Mempool {
     /// sender's committed nonce `committed`), changing nothing: a
     /// duplicate, a nonce taken, or a full pool is refused.
     pub fn check(&self, tx: &SignedTx, hash: &Hash32, committed: u64) -> Result<(), MempoolError> {
+        self.check_from(tx, hash, committed, false)
+    }
+
+    /// [`Self::check`] for a tx submitted here, or `pushed` by another
+    /// member (which may go past the total limits within the reserve).
+    fn check_from(
+        &self,
+        tx: &SignedTx,
+        hash: &Hash32,
+        committed: u64,
+        pushed: bool,
+    ) -> Result<(), MempoolError> {
         if self.index.contains_key(hash) {
             return Err(MempoolError::Duplicate(*hash));
         }
@@ -150,7 +167,8 @@ impl Mempool {
                 && self.bytes + size <= cfg.max_bytes + cfg.max_bytes / 4;
             let closes_gap = self.highest_nonce(&sender).is_some_and(|h| h > nonce)
                 && self.next_to_run(&sender, committed) == nonce;
-            if !within_reserve || !closes_gap {
+            let acknowledged = pushed && !matches!(full, MempoolError::SenderFull(_));
+            if !within_reserve || !(closes_gap || acknowledged) {
                 return Err(full);
             }
         }
@@ -161,9 +179,24 @@ impl Mempool {
     /// check passed (`committed`: its sender's committed nonce); its hash
     /// is the one computed when it was verified.
     pub fn insert(&mut self, tx: VerifiedTx, committed: u64) -> Result<Hash32, MempoolError> {
+        self.insert_from(tx, committed, false)
+    }
+
+    /// [`Self::insert`] for a tx another member pushed: it acknowledged
+    /// the tx, so a full pool takes it within the reserve (module docs).
+    pub fn insert_pushed(&mut self, tx: VerifiedTx, committed: u64) -> Result<Hash32, MempoolError> {
+        self.insert_from(tx, committed, true)
+    }
+
+    fn insert_from(
+        &mut self,
+        tx: VerifiedTx,
+        committed: u64,
+        pushed: bool,
+    ) -> Result<Hash32, MempoolError> {
         let hash = tx.hash();
         let tx = tx.into_inner();
-        self.check(&tx, &hash, committed)?;
+        self.check_from(&tx, &hash, committed, pushed)?;
         let (sender, nonce, size) = (tx.tx.sender, tx.tx.nonce, tx.encoded_len());
         self.bytes += size;
         self.index.insert(hash, (sender, nonce));
@@ -360,6 +393,38 @@ mod tests {
         assert_eq!(m.select(10, usize::MAX, |_| 0).len(), 6);
         // The reserve is bounded, even for txs that could run.
         assert_eq!(m.insert(tx(&a, 4), 0), Err(MempoolError::Full(4)));
+    }
+
+    #[test]
+    fn a_full_pool_takes_pushed_txs_within_the_reserve_not_submitted_ones() {
+        let keys: Vec<SigningKey> = (1..=9).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
+        let mut m = Mempool::new(MempoolConfig {
+            max_txs: 4,
+            max_txs_per_sender: 2,
+            ..Default::default()
+        });
+        for key in &keys[..4] {
+            m.insert(tx(key, 1), 0).unwrap();
+        }
+        // Submitted here: refused at the limit.
+        assert_eq!(m.insert(tx(&keys[4], 1), 0), Err(MempoolError::Full(4)));
+        // Pushed by a member that acknowledged them: taken up to a quarter
+        // past the limit and one (two txs here), then refused as well.
+        m.insert_pushed(tx(&keys[4], 1), 0).unwrap();
+        m.insert_pushed(tx(&keys[5], 1), 0).unwrap();
+        assert_eq!(m.insert_pushed(tx(&keys[6], 1), 0), Err(MempoolError::Full(4)));
+        assert_eq!(m.len(), 6);
+        // A sender's quota binds pushed txs too.
+        let mut m = Mempool::new(MempoolConfig {
+            max_txs_per_sender: 2,
+            ..Default::default()
+        });
+        m.insert_pushed(tx(&keys[0], 1), 0).unwrap();
+        m.insert_pushed(tx(&keys[0], 2), 0).unwrap();
+        assert_eq!(
+            m.insert_pushed(tx(&keys[0], 3), 0),
+            Err(MempoolError::SenderFull(2))
+        );
     }
 
     #[test]

@@ -312,7 +312,10 @@ impl Admission {
                 Some(e) => Err(e),
                 // Only the unsigned take a check, in their order.
                 None => match verified.next() {
-                    Some(Ok(tx)) => self.insert(tx),
+                    Some(Ok(tx)) => {
+                        let committed = self.committed_nonce(&tx.tx().tx.sender)?;
+                        Ok(self.pool.insert_pushed(tx, committed)?)
+                    }
                     _ => Err(TxRejection::BadSignature.into()),
                 },
             })
