@@ -354,6 +354,17 @@ impl FillWait {
 /// latency at 1,000 tx/s: held heights there last seconds anyway.
 const PUSH_EVERY: Duration = Duration::from_millis(500);
 
+/// The shortest interval between two pushes of a context that is not
+/// paced by [`PUSH_EVERY`], unless a batch waits. Pushing after every turn
+/// of the actor, one context with 512 clients (`conclave bench
+/// --validators 4 --clients 512`) pushed about two txs a push, 1,300
+/// pushes a second to each member; at the load's onset, while the members
+/// ran their first full blocks, that was more than a member's stream
+/// queues (the network's `LINK_QUEUE`): the excess was dropped, and each
+/// proposal carrying those txs had them fetched again. At 1,000 tx/s over
+/// four validators a node admits a tx every 4 ms or so: few wait.
+const PUSH_GAP: Duration = Duration::from_millis(2);
+
 /// Txs worth a push at once (what a member admits in one batch of
 /// signature checks: `admission::PUSHED_BATCH`).
 const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
@@ -372,7 +383,8 @@ const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
 /// ([`FillWait`]): the proposer builds from them when its hold ends, and
 /// the members' holds, unpaced, pushed every tx on its own again. An
 /// unloaded node, or a context between heights that does not hold (its
-/// txs may start one), pushes at once.
+/// txs may start one), pushes at once, then no sooner than [`PUSH_GAP`]
+/// after its last push unless a batch waits.
 #[derive(Default)]
 pub(super) struct PushPace {
     /// When it last pushed.
@@ -406,12 +418,19 @@ impl PushPace {
         if waiting == 0 {
             return Push::Later;
         }
-        let due = self.last.map_or(now, |last| last + PUSH_EVERY);
-        if busy < BUSY_HEIGHTS || !height_running || waiting >= PUSH_BATCH || now >= due {
+        let every = if busy < BUSY_HEIGHTS || !height_running {
+            PUSH_GAP
+        } else {
+            PUSH_EVERY
+        };
+        let due = self.last.map_or(now, |last| last + every);
+        if waiting >= PUSH_BATCH || now >= due {
             self.last = Some(now);
             return Push::Now;
         }
-        if self.armed.is_some_and(|at| at > now) {
+        // A wake-up armed while the pushes were paced longer may come too
+        // late for this one: another is armed for its end.
+        if self.armed.is_some_and(|at| at > now && at <= due) {
             return Push::Later;
         }
         self.armed = Some(due);

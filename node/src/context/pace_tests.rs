@@ -320,16 +320,30 @@ fn a_busy_node_pushes_a_running_context_s_txs_at_most_every_interval() {
 }
 
 #[test]
-fn an_unloaded_node_or_a_context_between_heights_pushes_at_once() {
+fn an_unloaded_node_or_a_context_between_heights_pushes_after_a_short_gap() {
     let t = Instant::now();
     let mut pace = PushPace::default();
     assert_eq!(pace.push(t, BUSY_HEIGHTS, true, 1), Push::Now);
-    // Right after a push: not busy, or no height of this context
-    // running (its txs may start one), and it pushes again.
-    assert_eq!(pace.push(t, BUSY_HEIGHTS - 1, true, 1), Push::Now);
-    assert_eq!(pace.push(t, 1_000, false, 1), Push::Now);
+    // Right after a push: not busy, or no height of this context running
+    // (its txs may start one), and it pushes again once the gap ran out,
+    // or at once with a batch waiting.
     assert_eq!(
-        pace.push(t, BUSY_HEIGHTS, true, 1),
-        Push::WakeAt(t + PUSH_EVERY)
+        pace.push(t, BUSY_HEIGHTS - 1, true, 1),
+        Push::WakeAt(t + PUSH_GAP)
     );
+    assert_eq!(pace.push(t, 1_000, false, 1), Push::Later);
+    assert_eq!(pace.push(t, 1_000, false, PUSH_BATCH), Push::Now);
+    let gone = t + PUSH_GAP;
+    assert_eq!(pace.push(gone, 1_000, false, 1), Push::Now);
+    assert_eq!(pace.push(gone + PUSH_GAP, 0, true, 1), Push::Now);
+    // Paced by the busy node's interval, then no longer busy: a wake-up
+    // armed for the end of the gap, not the interval's.
+    let busy = gone + PUSH_GAP + PUSH_EVERY;
+    assert_eq!(pace.push(busy, BUSY_HEIGHTS, true, 1), Push::Now);
+    assert_eq!(
+        pace.push(busy, BUSY_HEIGHTS, true, 1),
+        Push::WakeAt(busy + PUSH_EVERY)
+    );
+    assert_eq!(pace.push(busy, 0, true, 1), Push::WakeAt(busy + PUSH_GAP));
+    assert_eq!(pace.push(busy + PUSH_GAP, 0, true, 1), Push::Now);
 }
