@@ -184,7 +184,11 @@ impl Mempool {
 
     /// [`Self::insert`] for a tx another member pushed: it acknowledged
     /// the tx, so a full pool takes it within the reserve (module docs).
-    pub fn insert_pushed(&mut self, tx: VerifiedTx, committed: u64) -> Result<Hash32, MempoolError> {
+    pub fn insert_pushed(
+        &mut self,
+        tx: VerifiedTx,
+        committed: u64,
+    ) -> Result<Hash32, MempoolError> {
         self.insert_from(tx, committed, true)
     }
 
@@ -412,7 +416,10 @@ mod tests {
         // past the limit and one (two txs here), then refused as well.
         m.insert_pushed(tx(&keys[4], 1), 0).unwrap();
         m.insert_pushed(tx(&keys[5], 1), 0).unwrap();
-        assert_eq!(m.insert_pushed(tx(&keys[6], 1), 0), Err(MempoolError::Full(4)));
+        assert_eq!(
+            m.insert_pushed(tx(&keys[6], 1), 0),
+            Err(MempoolError::Full(4))
+        );
         assert_eq!(m.len(), 6);
         // A sender's quota binds pushed txs too.
         let mut m = Mempool::new(MempoolConfig {
