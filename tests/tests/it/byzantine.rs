@@ -30,7 +30,7 @@ use ed25519_dalek::SigningKey;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use crate::{assert_agreement, load, COMMIT_TIMEOUT};
+use crate::{assert_agreement, converge, load, COMMIT_TIMEOUT};
 
 /// Index of the member the test plays.
 pub(crate) const BYZ: usize = 3;
@@ -357,30 +357,6 @@ fn empty_block(parent: &BlockView, proposer: MemberId, time_ms: u64) -> Block {
     };
     block.header.txs_root = block.compute_txs_root();
     block
-}
-
-async fn tip(node: &TestNode, net: &TestNet) -> u64 {
-    node.client()
-        .context_info(net.context)
-        .await
-        .unwrap()
-        .height
-}
-
-/// Waits until the honest nodes share one tip, and returns it.
-async fn converge(net: &TestNet) -> u64 {
-    let deadline = Instant::now() + COMMIT_TIMEOUT;
-    loop {
-        let mut tips = Vec::new();
-        for node in net.nodes.iter().filter(|n| n.is_running()) {
-            tips.push(tip(node, net).await);
-        }
-        if tips.iter().all(|t| *t == tips[0]) {
-            return tips[0];
-        }
-        assert!(Instant::now() < deadline, "tips did not converge: {tips:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Every honest node still serves, and none logged a panic.

@@ -13,18 +13,10 @@ use conclave_node::rpc::{ConclaveApiClient, DebugApiClient};
 use conclave_tests::{signed, wait_committed, NetOptions, TestNet, TestNode};
 use jsonrpsee::http_client::HttpClient;
 
-use crate::{assert_agreement, load, COMMIT_TIMEOUT};
+use crate::{agreed_tip, assert_agreement, converge, load, tip, COMMIT_TIMEOUT};
 
 async fn fault_net() -> TestNet {
     TestNet::start_configured(4, NetOptions::default(), |c| c.debug.fault_injection = true).await
-}
-
-async fn tip(node: &TestNode, net: &TestNet) -> u64 {
-    node.client()
-        .context_info(net.context)
-        .await
-        .unwrap()
-        .height
 }
 
 /// Submits one `set` to `node`, signed by its member; does not wait.
@@ -68,31 +60,6 @@ async fn heal(net: &TestNet) {
             .debug_set_blocked_peers(Vec::new())
             .await
             .unwrap();
-    }
-}
-
-/// The tip every running node reached, with the same blocks: `load`
-/// returns once each tx committed on the node it went to, and a node may
-/// still be committing the last height.
-async fn agreed_tip(net: &TestNet) -> u64 {
-    converge(net).await;
-    assert_agreement(net).await
-}
-
-/// Waits until every running node is at the highest tip among them.
-async fn converge(net: &TestNet) -> u64 {
-    let deadline = Instant::now() + COMMIT_TIMEOUT;
-    loop {
-        let mut tips = Vec::new();
-        for node in net.nodes.iter().filter(|n| n.is_running()) {
-            tips.push(tip(node, net).await);
-        }
-        let max = *tips.iter().max().unwrap();
-        if tips.iter().all(|t| *t == max) {
-            return max;
-        }
-        assert!(Instant::now() < deadline, "tips did not converge: {tips:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

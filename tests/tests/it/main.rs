@@ -31,7 +31,7 @@ mod subscriptions;
 mod views;
 mod worker_threads;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use conclave_consensus::ContextId;
 use conclave_node::rpc::types::TxStatusView;
@@ -75,6 +75,40 @@ pub async fn assert_agreement(net: &TestNet) -> u64 {
         }
     }
     tip
+}
+
+/// A node's tip in the net's context.
+pub async fn tip(node: &TestNode, net: &TestNet) -> u64 {
+    node.client()
+        .context_info(net.context)
+        .await
+        .unwrap()
+        .height
+}
+
+/// The tip every running node reached, with the same blocks: `load`
+/// returns once each tx committed on the node it went to, and a node may
+/// still be committing the last height.
+pub async fn agreed_tip(net: &TestNet) -> u64 {
+    converge(net).await;
+    assert_agreement(net).await
+}
+
+/// Waits until every running node is at the highest tip among them.
+pub async fn converge(net: &TestNet) -> u64 {
+    let deadline = Instant::now() + COMMIT_TIMEOUT;
+    loop {
+        let mut tips = Vec::new();
+        for node in net.nodes.iter().filter(|n| n.is_running()) {
+            tips.push(tip(node, net).await);
+        }
+        let max = *tips.iter().max().unwrap();
+        if tips.iter().all(|t| *t == max) {
+            return max;
+        }
+        assert!(Instant::now() < deadline, "tips did not converge: {tips:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Submits `count` txs round-robin over the running nodes, each signed by
