@@ -411,18 +411,21 @@ async fn drive(
             let _ = seen_tx.send(Seen::Committed(h, now));
         }
     }
-    let (fallbacks, pushes_failed) = if pids.len() > 1 || pids[0] != std::process::id().to_string()
-    {
-        let (mut fallbacks, mut pushes_failed) = (0, 0);
-        for t in &targets {
-            let scraped = scrape(Config::load(&t.home)?.metrics.listen).await?;
-            fallbacks += scraped.fallbacks;
-            pushes_failed += scraped.pushes_failed;
-        }
-        (Some(fallbacks), Some(pushes_failed))
-    } else {
-        (None, None)
-    };
+    let (fallbacks, pushes_failed, txs_per_push) =
+        if pids.len() > 1 || pids[0] != std::process::id().to_string() {
+            let (mut fallbacks, mut pushes_failed, mut pushes, mut pushed) = (0, 0, 0, 0);
+            for t in &targets {
+                let scraped = scrape(Config::load(&t.home)?.metrics.listen).await?;
+                fallbacks += scraped.fallbacks;
+                pushes_failed += scraped.pushes_failed;
+                pushes += scraped.pushes_received;
+                pushed += scraped.txs_pushed;
+            }
+            let per_push = (pushes > 0).then(|| pushed as f64 / pushes as f64);
+            (Some(fallbacks), Some(pushes_failed), per_push)
+        } else {
+            (None, None, None)
+        };
     let mut submitted_total = submitted.unwrap_or(0);
     for c in clients {
         submitted_total += c.await.unwrap_or(0);
@@ -458,6 +461,7 @@ async fn drive(
         heights_by_round,
         fallbacks,
         pushes_failed,
+        txs_per_push,
         idle_cpu_percent,
         nodes: pids
             .iter()

@@ -68,6 +68,12 @@ pub(super) struct Report {
     /// absent for one in-process validator. A dropped push leaves its txs
     /// at one member until that member proposes.
     pub(super) pushes_failed: Option<u64>,
+    /// Txs a push carried, on average over the validators' pushes
+    /// (`conclave_txs_pushed_total` over `conclave_p2p_pushes_received_total`;
+    /// absent for one in-process validator, or with no push received). A
+    /// push costs each member about the same whatever it carries: near one
+    /// tx a push, the pushes cost a frame a tx.
+    pub(super) txs_per_push: Option<f64>,
     pub(super) nodes: Vec<NodeUsage>,
     /// With `--idle-secs`: each validator's CPU, in percent of one core,
     /// while every context sat idle before the load.
@@ -94,6 +100,9 @@ pub(super) struct Medians {
     fallbacks: u64,
     /// Over all runs, the frames the lanes dropped or lost.
     pushes_failed: u64,
+    /// Per run, the txs a push carried (runs with pushes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    txs_per_push: Option<f64>,
 }
 
 pub(super) fn median(mut values: Vec<f64>) -> f64 {
@@ -129,6 +138,10 @@ impl Medians {
             max_node_cpu_secs: m(&|r| r.nodes.iter().map(|n| n.cpu_secs).fold(0.0, f64::max)),
             fallbacks: runs.iter().filter_map(|r| r.fallbacks).sum(),
             pushes_failed: runs.iter().filter_map(|r| r.pushes_failed).sum(),
+            txs_per_push: {
+                let per_run: Vec<f64> = runs.iter().filter_map(|r| r.txs_per_push).collect();
+                (!per_run.is_empty()).then(|| median(per_run))
+            },
         }
     }
 }
@@ -139,6 +152,11 @@ pub(super) struct Scraped {
     pub(super) fallbacks: u64,
     /// `conclave_p2p_pushes_failed_total`.
     pub(super) pushes_failed: u64,
+    /// `conclave_p2p_pushes_received_total`.
+    pub(super) pushes_received: u64,
+    /// Every `conclave_txs_pushed_total` sample (all contexts, all
+    /// outcomes), summed: the txs those pushes carried.
+    pub(super) txs_pushed: u64,
 }
 
 /// Reads [`Scraped`] from the metrics endpoint at `addr`.
@@ -153,6 +171,8 @@ pub(super) async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<Scraped
     Ok(Scraped {
         fallbacks: sum_samples(&text, "conclave_consensus_fallbacks_total"),
         pushes_failed: sum_samples(&text, "conclave_p2p_pushes_failed_total"),
+        pushes_received: sum_samples(&text, "conclave_p2p_pushes_received_total"),
+        txs_pushed: sum_samples(&text, "conclave_txs_pushed_total"),
     })
 }
 

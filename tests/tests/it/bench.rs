@@ -56,6 +56,7 @@ fn bench_commits_every_tx_and_names_its_build() {
     // One in-process validator has no one to fall back on or push to.
     assert!(report["fallbacks"].is_null(), "{report}");
     assert!(report["pushes_failed"].is_null(), "{report}");
+    assert!(report["txs_per_push"].is_null(), "{report}");
 }
 
 #[test]
