@@ -349,10 +349,15 @@ mod tests {
         MemberId(key.verifying_key().to_bytes())
     }
 
+    /// The `n`th test sender's key.
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
     #[test]
     fn duplicates_and_limits() {
-        let k = SigningKey::from_bytes(&[1; 32]);
-        let j = SigningKey::from_bytes(&[2; 32]);
+        let k = key(1);
+        let j = key(2);
         let mut m = Mempool::new(MempoolConfig {
             max_txs: 2,
             ..Default::default()
@@ -371,11 +376,7 @@ mod tests {
 
     #[test]
     fn a_full_pool_still_takes_the_tx_that_closes_a_senders_gap() {
-        let (a, b, c) = (
-            SigningKey::from_bytes(&[1; 32]),
-            SigningKey::from_bytes(&[2; 32]),
-            SigningKey::from_bytes(&[3; 32]),
-        );
+        let (a, b, c) = (key(1), key(2), key(3));
         let mut m = Mempool::new(MempoolConfig {
             max_txs: 4,
             ..Default::default()
@@ -401,14 +402,14 @@ mod tests {
 
     #[test]
     fn a_full_pool_takes_pushed_txs_within_the_reserve_not_submitted_ones() {
-        let keys: Vec<SigningKey> = (1..=9).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
+        let keys: Vec<SigningKey> = (1..=7).map(key).collect();
         let mut m = Mempool::new(MempoolConfig {
             max_txs: 4,
             max_txs_per_sender: 2,
             ..Default::default()
         });
-        for key in &keys[..4] {
-            m.insert(tx(key, 1), 0).unwrap();
+        for k in &keys[..4] {
+            m.insert(tx(k, 1), 0).unwrap();
         }
         // Submitted here: refused at the limit.
         assert_eq!(m.insert(tx(&keys[4], 1), 0), Err(MempoolError::Full(4)));
@@ -436,10 +437,7 @@ mod tests {
 
     #[test]
     fn one_sender_cannot_fill_the_pool_for_the_others() {
-        let (a, b) = (
-            SigningKey::from_bytes(&[1; 32]),
-            SigningKey::from_bytes(&[2; 32]),
-        );
+        let (a, b) = (key(1), key(2));
         let mut m = Mempool::new(MempoolConfig {
             max_txs: 4,
             max_txs_per_sender: 2,
@@ -457,8 +455,8 @@ mod tests {
 
     #[test]
     fn select_takes_consecutive_runs_in_turns_in_sender_arrival_order() {
-        let a = SigningKey::from_bytes(&[1; 32]);
-        let b = SigningKey::from_bytes(&[2; 32]);
+        let a = key(1);
+        let b = key(2);
         let mut m = Mempool::new(MempoolConfig::default());
         m.insert(tx(&a, 2), 0).unwrap();
         m.insert(tx(&b, 1), 0).unwrap();
@@ -478,10 +476,7 @@ mod tests {
 
     #[test]
     fn a_tx_is_ready_exactly_when_select_would_take_one() {
-        let (a, b) = (
-            SigningKey::from_bytes(&[1; 32]),
-            SigningKey::from_bytes(&[2; 32]),
-        );
+        let (a, b) = (key(1), key(2));
         let mut m = Mempool::new(MempoolConfig::default());
         let agree = |m: &Mempool, committed: &dyn Fn(&MemberId) -> u64| {
             let ready = m.has_ready(committed);
@@ -504,11 +499,7 @@ mod tests {
 
     #[test]
     fn a_full_block_is_shared_among_the_senders_with_txs_ready() {
-        let (a, b, c) = (
-            SigningKey::from_bytes(&[1; 32]),
-            SigningKey::from_bytes(&[2; 32]),
-            SigningKey::from_bytes(&[3; 32]),
-        );
+        let (a, b, c) = (key(1), key(2), key(3));
         let mut m = Mempool::new(MempoolConfig::default());
         // The first sender to arrive has far more ready than a block takes.
         for nonce in 1..=50 {
@@ -545,10 +536,7 @@ mod tests {
 
     #[test]
     fn the_bytes_bound_ends_a_sender_whose_next_tx_does_not_fit_not_the_others() {
-        let (a, b) = (
-            SigningKey::from_bytes(&[1; 32]),
-            SigningKey::from_bytes(&[2; 32]),
-        );
+        let (a, b) = (key(1), key(2));
         let mut m = Mempool::new(MempoolConfig::default());
         let (large, small) = (tx_of_size(&a, 1, 1000), tx_of_size(&b, 1, 10));
         let (la, lb) = (large.tx().encoded_len(), small.tx().encoded_len());
