@@ -17,7 +17,9 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use tokio::sync::mpsc;
 
 use super::bench_load::{assign_clients, rpc_connections, TxSequence};
-use super::bench_report::{idle_cpu_percent, pct, scrape, usage, Medians, NodeUsage, Report};
+use super::bench_report::{
+    idle_cpu_percent, pct, scrape, usage, Medians, NodeUsage, Report, Scraped,
+};
 use super::bench_validators::{pin, pin_sets, spawn_validators, Target};
 use crate::config::Config;
 use crate::context::BlockEvent;
@@ -411,21 +413,16 @@ async fn drive(
             let _ = seen_tx.send(Seen::Committed(h, now));
         }
     }
-    let (fallbacks, pushes_failed, txs_per_push) =
-        if pids.len() > 1 || pids[0] != std::process::id().to_string() {
-            let (mut fallbacks, mut pushes_failed, mut pushes, mut pushed) = (0, 0, 0, 0);
-            for t in &targets {
-                let scraped = scrape(Config::load(&t.home)?.metrics.listen).await?;
-                fallbacks += scraped.fallbacks;
-                pushes_failed += scraped.pushes_failed;
-                pushes += scraped.pushes_received;
-                pushed += scraped.txs_pushed;
-            }
-            let per_push = (pushes > 0).then(|| pushed as f64 / pushes as f64);
-            (Some(fallbacks), Some(pushes_failed), per_push)
-        } else {
-            (None, None, None)
-        };
+    // One in-process validator has no one to fall back on or push to.
+    let scraped = if pids.len() > 1 || pids[0] != std::process::id().to_string() {
+        let mut total = Scraped::default();
+        for t in &targets {
+            total.add(scrape(Config::load(&t.home)?.metrics.listen).await?);
+        }
+        Some(total)
+    } else {
+        None
+    };
     let mut submitted_total = submitted.unwrap_or(0);
     for c in clients {
         submitted_total += c.await.unwrap_or(0);
@@ -459,9 +456,9 @@ async fn drive(
         submit_ms_p50: pct(&answers, 0.50),
         submit_ms_p99: pct(&answers, 0.99),
         heights_by_round,
-        fallbacks,
-        pushes_failed,
-        txs_per_push,
+        fallbacks: scraped.as_ref().map(|s| s.fallbacks),
+        pushes_failed: scraped.as_ref().map(|s| s.pushes_failed),
+        txs_per_push: scraped.as_ref().and_then(Scraped::txs_per_push),
         idle_cpu_percent,
         nodes: pids
             .iter()

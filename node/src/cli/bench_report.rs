@@ -146,17 +146,43 @@ impl Medians {
     }
 }
 
-/// What the bench reads from a validator's metrics at the end of a run.
+/// What the bench reads from the validators' metrics at the end of a run,
+/// summed over them ([`Scraped::add`]).
+#[derive(Default)]
 pub(super) struct Scraped {
     /// Every `conclave_consensus_fallbacks_total` sample, summed.
     pub(super) fallbacks: u64,
     /// `conclave_p2p_pushes_failed_total`.
     pub(super) pushes_failed: u64,
     /// `conclave_p2p_pushes_received_total`.
-    pub(super) pushes_received: u64,
+    pushes_received: u64,
     /// Every `conclave_txs_pushed_total` sample (all contexts, all
     /// outcomes), summed: the txs those pushes carried.
-    pub(super) txs_pushed: u64,
+    txs_pushed: u64,
+}
+
+impl Scraped {
+    /// Reads the figures from a metrics page in Prometheus' text format.
+    fn from_text(text: &str) -> Self {
+        Self {
+            fallbacks: sum_samples(text, "conclave_consensus_fallbacks_total"),
+            pushes_failed: sum_samples(text, "conclave_p2p_pushes_failed_total"),
+            pushes_received: sum_samples(text, "conclave_p2p_pushes_received_total"),
+            txs_pushed: sum_samples(text, "conclave_txs_pushed_total"),
+        }
+    }
+
+    pub(super) fn add(&mut self, other: Self) {
+        self.fallbacks += other.fallbacks;
+        self.pushes_failed += other.pushes_failed;
+        self.pushes_received += other.pushes_received;
+        self.txs_pushed += other.txs_pushed;
+    }
+
+    /// Txs a push carried on average; none with no push received.
+    pub(super) fn txs_per_push(&self) -> Option<f64> {
+        (self.pushes_received > 0).then(|| self.txs_pushed as f64 / self.pushes_received as f64)
+    }
 }
 
 /// Reads [`Scraped`] from the metrics endpoint at `addr`.
@@ -168,12 +194,7 @@ pub(super) async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<Scraped
         .await?;
     let mut text = String::new();
     stream.read_to_string(&mut text).await?;
-    Ok(Scraped {
-        fallbacks: sum_samples(&text, "conclave_consensus_fallbacks_total"),
-        pushes_failed: sum_samples(&text, "conclave_p2p_pushes_failed_total"),
-        pushes_received: sum_samples(&text, "conclave_p2p_pushes_received_total"),
-        txs_pushed: sum_samples(&text, "conclave_txs_pushed_total"),
-    })
+    Ok(Scraped::from_text(&text))
 }
 
 /// Sums the samples of metric `name` in Prometheus' text format.
@@ -291,5 +312,21 @@ mod tests {
             conclave_consensus_height{context=\"a\"} 40\n";
         assert_eq!(sum_samples(text, "conclave_consensus_fallbacks_total"), 5);
         assert_eq!(sum_samples("", "conclave_consensus_fallbacks_total"), 0);
+    }
+
+    #[test]
+    fn txs_a_push_carried_are_the_pushed_txs_over_the_pushes_of_every_validator() {
+        let validator = |pushes: u64, admitted: u64, known: u64| {
+            Scraped::from_text(&format!(
+                "conclave_p2p_pushes_received_total {pushes}\n\
+                 conclave_txs_pushed_total{{context=\"a\",outcome=\"admitted\"}} {admitted}\n\
+                 conclave_txs_pushed_total{{context=\"b\",outcome=\"known\"}} {known}\n"
+            ))
+        };
+        let mut all = Scraped::default();
+        assert_eq!(all.txs_per_push(), None);
+        all.add(validator(2, 10, 2));
+        all.add(validator(4, 20, 4));
+        assert_eq!(all.txs_per_push(), Some(6.0));
     }
 }
