@@ -4,8 +4,9 @@
 //! at once. It never waits for the actor's turn, which on a node running
 //! many contexts may come only after every other context's work on the
 //! same worker (a block executed, a vote's syncs). The store writes of
-//! concurrent submissions are grouped ([`Keeping`]): one submitter writes
-//! what the others queued meanwhile, in one batch. The actor takes the
+//! concurrent submissions, of all contexts, are grouped
+//! ([`Store::keep_pending_tx`]): one submitter writes what the others
+//! queued meanwhile, in one batch. The actor takes the
 //! acknowledged txs from [`Intake`] to push them to the other members, at
 //! the end of each turn and before it builds a block; a submission wakes
 //! it only when none was waiting, so that one wake serves a batch.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use conclave_consensus::{ContextId, Hash32, MemberId, SignedTx, VerifiedTx};
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::actor::ContextActor;
 use super::admission::Admission;
@@ -35,7 +36,6 @@ pub struct Intake {
     admission: Mutex<Admission>,
     /// Acknowledged txs the actor has not pushed to the members yet.
     unpushed: Mutex<Vec<SignedTx>>,
-    keeping: Mutex<Keeping>,
     /// The actor's bulk lane: woken when txs wait to be pushed (and
     /// closed once the actor stopped).
     wake: mpsc::Sender<Message>,
@@ -65,7 +65,6 @@ impl Intake {
             metrics,
             admission: Mutex::new(admission),
             unpushed: Mutex::new(Vec::new()),
-            keeping: Mutex::new(Keeping::default()),
             wake,
             fault,
         }
@@ -143,41 +142,13 @@ impl Intake {
         Ok(hash)
     }
 
-    /// Keeps `tx` in the store. Concurrent submissions are written
-    /// together: the first to find no write under way writes, then writes
-    /// again whatever was queued meanwhile, until none is; the others wait
-    /// for its answer. A lone submission is written at once. The writer's
-    /// loop has no await in it, so a submission dropped mid-way (its client
-    /// gone) never leaves the others unwritten.
+    /// Keeps `tx` in the store, in a write shared with the node's other
+    /// submissions of the moment ([`Store::keep_pending_tx`]).
     async fn keep(&self, hash: Hash32, tx: SignedTx) -> Result<(), SubmitError> {
-        let (done, answer) = oneshot::channel();
-        let lead = {
-            let mut keeping = self.keeping.lock();
-            keeping.queued.push((hash, tx, done));
-            !std::mem::replace(&mut keeping.writing, true)
-        };
-        if lead {
-            loop {
-                let batch = {
-                    let mut keeping = self.keeping.lock();
-                    if keeping.queued.is_empty() {
-                        keeping.writing = false;
-                        break;
-                    }
-                    std::mem::take(&mut keeping.queued)
-                };
-                let (txs, answers): (Vec<_>, Vec<_>) =
-                    batch.into_iter().map(|(h, t, a)| ((h, t), a)).unzip();
-                let written = self
-                    .store
-                    .put_pending_txs(&self.context, &txs)
-                    .map_err(|e| SubmitError::Storage(e.to_string()));
-                for answer in answers {
-                    let _ = answer.send(written.clone());
-                }
-            }
-        }
-        answer.await.map_err(|_| SubmitError::Closed)?
+        self.store
+            .keep_pending_tx(self.context, hash, tx)
+            .await
+            .map_err(SubmitError::Storage)
     }
 
     /// Sets the pool's gauge to what it holds now.
@@ -209,17 +180,6 @@ impl Intake {
         self.admission().pool().contains(hash)
     }
 }
-
-/// Store writes of submissions (see [`Intake::keep`]).
-#[derive(Default)]
-struct Keeping {
-    /// Whether a submitter is writing (and will write what is queued).
-    writing: bool,
-    queued: Vec<(Hash32, SignedTx, Written)>,
-}
-
-/// Where a queued submission hears how its write went.
-type Written = oneshot::Sender<Result<(), SubmitError>>;
 
 impl ContextActor {
     /// Queues the txs acknowledged beside the actor for the other members.
@@ -336,7 +296,7 @@ mod tests {
         hashes.sort();
         assert_eq!(s.kept(), hashes);
         assert_eq!(intake.pending(), 64);
-        assert!(!intake.keeping.lock().writing, "a writer left behind");
+        assert!(!s.store.keeps_writing(), "a writer left behind");
     }
 
     #[test]

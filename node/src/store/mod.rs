@@ -164,6 +164,8 @@ pub struct Store {
     db: Arc<DB>,
     key: StorageKey,
     latest: Arc<latest::LatestValues>,
+    /// Submitted txs queued for one write ([`Store::keep_pending_tx`]).
+    keeping: Arc<parking_lot::Mutex<pending_txs::Keeping>>,
 }
 
 fn decode<T: BorshDeserialize>(cf: &'static str, bytes: &[u8]) -> Result<T> {
@@ -287,6 +289,7 @@ impl Store {
             db: Arc::new(db),
             key: key.clone(),
             latest: Arc::default(),
+            keeping: Arc::default(),
         };
         store.check_key()?;
         Ok(store)
