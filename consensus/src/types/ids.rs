@@ -4,6 +4,49 @@ use std::str::FromStr;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The 64 lowercase hex digits of `bytes`, on the stack: ids are shown
+/// and serialised by the hundred thousand a second under load (each tx's
+/// hash in every block event, every submission's answer), where
+/// `hex::encode` built a `String` a digit at a time.
+fn hex64(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(bytes, &mut out).expect("64 digits for 32 bytes");
+    out
+}
+
+/// [`hex64`] as a `str`.
+fn hex64_str(digits: &[u8; 64]) -> &str {
+    std::str::from_utf8(digits).expect("hex digits are ASCII")
+}
+
+/// 32 bytes from hex (an optional `0x` first), with the errors
+/// `hex::decode` gives for bad digits and an exact length check.
+fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let mut out = [0u8; 32];
+    if s.len() == 64 {
+        hex::decode_to_slice(s, &mut out).map_err(|e| format!("invalid hex: {e}"))?;
+        return Ok(out);
+    }
+    let bytes = hex::decode(s).map_err(|e| format!("invalid hex: {e}"))?;
+    Err(format!("expected 32 bytes, got {}", bytes.len()))
+}
+
+/// Reads an id from a JSON string without copying it first.
+struct Hex32Visitor;
+
+impl serde::de::Visitor<'_> for Hex32Visitor {
+    type Value = [u8; 32];
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string of 64 hex digits")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        parse_hex32(s).map_err(E::custom)
+    }
+}
+
 macro_rules! hex32 {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -15,13 +58,13 @@ macro_rules! hex32 {
                 &self.0
             }
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                hex64_str(&hex64(&self.0)).to_owned()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&hex::encode(self.0))
+                f.write_str(hex64_str(&hex64(&self.0)))
             }
         }
 
@@ -34,25 +77,19 @@ macro_rules! hex32 {
         impl FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let s = s.strip_prefix("0x").unwrap_or(s);
-                let bytes = hex::decode(s).map_err(|e| format!("invalid hex: {e}"))?;
-                let arr: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|v: Vec<u8>| format!("expected 32 bytes, got {}", v.len()))?;
-                Ok(Self(arr))
+                parse_hex32(s).map(Self)
             }
         }
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_hex())
+                s.serialize_str(hex64_str(&hex64(&self.0)))
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <String as Deserialize>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
+                d.deserialize_str(Hex32Visitor).map(Self)
             }
         }
     };
@@ -131,6 +168,41 @@ mod tests {
             .contains("32 bytes"));
         let json = serde_json_like(&id);
         assert_eq!(json.len(), 64);
+    }
+
+    /// The stack-built digits are `hex::encode`'s, and every way in
+    /// (`0x`, JSON, upper case) reads them back; bad input says why.
+    #[test]
+    fn ids_read_and_write_the_hex_they_always_did() {
+        let id = Hash32(std::array::from_fn(|i| (i * 37 + 5) as u8));
+        assert_eq!(id.to_hex(), hex::encode(id.0));
+        assert_eq!(id.to_string(), hex::encode(id.0));
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", hex::encode(id.0)));
+        assert_eq!(serde_json::from_str::<Hash32>(&json).unwrap(), id);
+        let upper = format!("\"0x{}\"", hex::encode_upper(id.0));
+        assert_eq!(serde_json::from_str::<Hash32>(&upper).unwrap(), id);
+        // An escaped string is read from its unescaped copy.
+        let escaped = json.replacen('a', "\\u0061", 1);
+        assert_ne!(escaped, json);
+        assert_eq!(serde_json::from_str::<Hash32>(&escaped).unwrap(), id);
+
+        let bad_digit = format!("{}g", &hex::encode(id.0)[..63]);
+        assert!(bad_digit
+            .parse::<Hash32>()
+            .unwrap_err()
+            .starts_with("invalid hex"));
+        assert!("abc"
+            .parse::<Hash32>()
+            .unwrap_err()
+            .starts_with("invalid hex"));
+        let long = hex::encode([1u8; 33]);
+        assert_eq!(
+            long.parse::<Hash32>().unwrap_err(),
+            "expected 32 bytes, got 33"
+        );
+        assert!(serde_json::from_str::<Hash32>("7").is_err());
+        assert!(serde_json::from_str::<Hash32>(&format!("\"{long}\"")).is_err());
     }
 
     fn serde_json_like(id: &ContextId) -> String {
