@@ -4,48 +4,7 @@ use std::str::FromStr;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The 64 lowercase hex digits of `bytes`, on the stack: ids are shown
-/// and serialised by the hundred thousand a second under load (each tx's
-/// hash in every block event, every submission's answer), where
-/// `hex::encode` built a `String` a digit at a time.
-fn hex64(bytes: &[u8; 32]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    hex::encode_to_slice(bytes, &mut out).expect("64 digits for 32 bytes");
-    out
-}
-
-/// [`hex64`] as a `str`.
-fn hex64_str(digits: &[u8; 64]) -> &str {
-    std::str::from_utf8(digits).expect("hex digits are ASCII")
-}
-
-/// 32 bytes from hex (an optional `0x` first), with the errors
-/// `hex::decode` gives for bad digits and an exact length check.
-fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
-    let s = s.strip_prefix("0x").unwrap_or(s);
-    let mut out = [0u8; 32];
-    if s.len() == 64 {
-        hex::decode_to_slice(s, &mut out).map_err(|e| format!("invalid hex: {e}"))?;
-        return Ok(out);
-    }
-    let bytes = hex::decode(s).map_err(|e| format!("invalid hex: {e}"))?;
-    Err(format!("expected 32 bytes, got {}", bytes.len()))
-}
-
-/// Reads an id from a JSON string without copying it first.
-struct Hex32Visitor;
-
-impl serde::de::Visitor<'_> for Hex32Visitor {
-    type Value = [u8; 32];
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string of 64 hex digits")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        parse_hex32(s).map_err(E::custom)
-    }
-}
+use super::serde_hex::{decode_exact, digits, HexVisitor};
 
 macro_rules! hex32 {
     ($(#[$doc:meta])* $name:ident) => {
@@ -58,13 +17,13 @@ macro_rules! hex32 {
                 &self.0
             }
             pub fn to_hex(&self) -> String {
-                hex64_str(&hex64(&self.0)).to_owned()
+                digits(&self.0, &mut [0u8; 64]).to_owned()
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(hex64_str(&hex64(&self.0)))
+                f.write_str(digits(&self.0, &mut [0u8; 64]))
             }
         }
 
@@ -77,19 +36,19 @@ macro_rules! hex32 {
         impl FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                parse_hex32(s).map(Self)
+                decode_exact(s.strip_prefix("0x").unwrap_or(s)).map(Self)
             }
         }
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(hex64_str(&hex64(&self.0)))
+                s.serialize_str(digits(&self.0, &mut [0u8; 64]))
             }
         }
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_str(Hex32Visitor).map(Self)
+                d.deserialize_str(HexVisitor(decode_exact)).map(Self)
             }
         }
     };

@@ -1,21 +1,45 @@
-//! Serde helpers: bytes as hex strings in JSON (RPC and config). Each
-//! submitted tx comes with its arguments and signature, so the digits
-//! are written through `hex::encode_to_slice` (not a `String` pushed a
-//! char at a time) and read from the JSON string in place (not copied
-//! into a `String` first).
+//! Hex in JSON (RPC and config): byte fields, signatures, and the 32-byte
+//! ids (`ids.rs`). Under load these are written and read by the hundred
+//! thousand a second (each tx's hash in every block event, each
+//! submission's arguments, signature and answer), so the digits are
+//! written through `hex::encode_to_slice`, on the stack where the length
+//! is fixed (`hex::encode` built a `String` a char at a time), and read
+//! from the JSON string in place (not copied into a `String` first).
 
 use std::fmt;
 
+/// `bytes` as lowercase hex digits, written into `buf` (twice as long).
+pub(crate) fn digits<'b>(bytes: &[u8], buf: &'b mut [u8]) -> &'b str {
+    hex::encode_to_slice(bytes, buf).expect("two digits a byte");
+    std::str::from_utf8(buf).expect("hex digits are ASCII")
+}
+
 /// `bytes` as lowercase hex.
 fn encode(bytes: &[u8]) -> String {
-    let mut digits = vec![0u8; bytes.len() * 2];
-    hex::encode_to_slice(bytes, &mut digits).expect("two digits a byte");
-    String::from_utf8(digits).expect("hex digits are ASCII")
+    let mut buf = vec![0u8; bytes.len() * 2];
+    digits(bytes, &mut buf).to_owned()
+}
+
+/// Hex's own error for bad digits.
+fn invalid(e: hex::FromHexError) -> String {
+    format!("invalid hex: {e}")
+}
+
+/// Exactly `N` bytes from hex digits: a bad digit or an odd count is
+/// hex's error, another count "expected N bytes, got M".
+pub(crate) fn decode_exact<const N: usize>(s: &str) -> Result<[u8; N], String> {
+    let mut out = [0u8; N];
+    if s.len() == 2 * N {
+        hex::decode_to_slice(s, &mut out).map_err(invalid)?;
+        return Ok(out);
+    }
+    let bytes = hex::decode(s).map_err(invalid)?;
+    Err(format!("expected {N} bytes, got {}", bytes.len()))
 }
 
 /// Reads a hex string (an optional `0x` first) with `parse`, from the
 /// JSON string in place.
-struct HexVisitor<F>(F);
+pub(crate) struct HexVisitor<F>(pub(crate) F);
 
 impl<T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'_> for HexVisitor<F> {
     type Value = T;
@@ -39,7 +63,7 @@ pub mod bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         d.deserialize_str(super::HexVisitor(|s: &str| {
-            hex::decode(s).map_err(|e| e.to_string())
+            hex::decode(s).map_err(super::invalid)
         }))
     }
 }
@@ -49,21 +73,11 @@ pub mod array64 {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        let mut digits = [0u8; 128];
-        hex::encode_to_slice(v, &mut digits).expect("128 digits for 64 bytes");
-        s.serialize_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
+        s.serialize_str(super::digits(v, &mut [0u8; 128]))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        d.deserialize_str(super::HexVisitor(|s: &str| {
-            let mut out = [0u8; 64];
-            if s.len() == 128 {
-                hex::decode_to_slice(s, &mut out).map_err(|e| e.to_string())?;
-                return Ok(out);
-            }
-            hex::decode(s).map_err(|e| e.to_string())?;
-            Err("expected 64 bytes".to_string())
-        }))
+        d.deserialize_str(super::HexVisitor(super::decode_exact::<64>))
     }
 }
 
