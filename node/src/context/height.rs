@@ -105,7 +105,6 @@ impl ContextActor {
             let hold = self.fill.proposer_may_hold(self.busy_heights());
             self.timers.proposer_may_hold(hold);
             self.deps.metrics.heights_running.inc();
-            self.fill.height_started(Instant::now());
         }
         self.running = true;
         // Entries of `next` mean a restart. Otherwise the previous height
@@ -289,7 +288,6 @@ impl ContextActor {
     pub(super) fn end_height(&mut self) {
         if self.running {
             self.deps.metrics.heights_running.dec();
-            self.fill.height_ended(Instant::now());
         }
         self.running = false;
         self.blocks.clear();

@@ -15,13 +15,13 @@
 //!
 //! And when to start the next height. A height costs each member about
 //! the same whatever it carries (its votes, syncs and messages); a node
-//! running the heights of many contexts at once, slowly, pays that cost
-//! once per context and height. There a context's next height waits for a
+//! running the heights of many contexts at once pays that cost once per
+//! context and height, however quick each one is. There a context's next height waits for a
 //! fuller block ([`FillWait`]): if the context is loaded, its proposer
 //! holds it while txs keep coming, and the other members hold theirs until
 //! its proposal arrives, so that no propose timeout runs while the
 //! proposer waits; if not, its proposer alone holds it briefly. An
-//! unloaded node, or a context whose heights are quick, starts at once.
+//! unloaded node starts at once.
 //!
 //! And when to push the txs admitted here to the other members: on such a
 //! node, at most every so often while the context's height runs or is
@@ -159,8 +159,8 @@ impl ProposeWait {
     /// [`Self::timeout`] for the proposal of `round`: a height's first
     /// round also waits out the hold its proposer may have made
     /// ([`Self::proposer_may_hold`]) and the configured timeout after it.
-    /// Without it a member that did not hold the height itself (its own
-    /// last height looked quick, or no hold applied to it) timed the round
+    /// Without it a member that did not hold the height itself (its last
+    /// block was small, or no hold applied to it) timed the round
     /// out while the proposer still held, prevoted nil, and the height went
     /// to a second round.
     pub(super) fn timeout_of(&mut self, round: Round, asked: Duration) -> Duration {
@@ -176,10 +176,6 @@ impl ProposeWait {
 /// which it counts as busy.
 const BUSY_HEIGHTS: i64 = 16;
 
-/// A context whose last height took less than this starts the next at
-/// once: its heights are not what loads the node.
-const SLOW_HEIGHT: Duration = Duration::from_millis(200);
-
 /// Txs waiting that make a block worth starting at once.
 const FULL_BLOCK: usize = 256;
 
@@ -191,16 +187,44 @@ const FULL_BLOCK: usize = 256;
 const HOLD_FROM_TXS: usize = 32;
 
 /// The longest a lightly loaded context's proposer holds its next height,
-/// never longer than the last height took and only while fewer than a
-/// loaded block's [`HOLD_FROM_TXS`] txs wait (where the load starts, after
-/// first blocks of one tx, 100 contexts held their second height with 150
-/// txs waiting, and their proposals reached the members past the propose
-/// timeouts); the other members start at once and wait it out
-/// ([`FillWait::proposer_may_hold`]).
-const LIGHT_HOLD: Duration = Duration::from_millis(500);
+/// only while fewer than a loaded block's [`HOLD_FROM_TXS`] txs wait
+/// (where the load starts, after first blocks of one tx, 100 contexts held
+/// their second height with 150 txs waiting, and their proposals reached
+/// the members past the propose timeouts); the other members start at once
+/// and wait it out ([`FillWait::proposer_may_hold`]). Long enough for the
+/// other members' next push ([`QUIET`]): a proposer with no client of the
+/// context's own gets its txs only from their pushes, every
+/// [`PUSH_EVERY`] on a busy node. Held no longer than the context's last
+/// height took (150 ms or so), at 100 contexts with 128 clients
+/// (`conclave bench --validators 4 --contexts 100 --clients 128`) a hold
+/// ended before the next push came, the block carried the few txs
+/// admitted here (about 9), stayed light, and the next hold was as short:
+/// 3,600-4,500 tx/s on 4,400-5,800 heights, most of the validators' CPU.
+const LIGHT_HOLD: Duration = QUIET;
 
 /// The longest the next height's proposer holds it.
 const MAX_HOLD: Duration = Duration::from_millis(2_500);
+
+/// What each height in progress or held on the node adds to a loaded
+/// context's hold ([`loaded_hold`]): the node's loaded contexts between
+/// them then start about one height every this often, however many they
+/// are. A height costs the validators about the same whatever it carries,
+/// so their rate is what the node pays for; a hold of [`MAX_HOLD`] for
+/// every loaded context paid for 100 contexts' and cost 30 contexts at
+/// 2,000 tx/s a median of 1.2 s (blocks of 90 txs every 2.5 s) where 25
+/// ms a busy height cost 0.6 s (and a p99 of 1.1 s against 2.8).
+const HOLD_PER_BUSY_HEIGHT: Duration = Duration::from_millis(25);
+
+/// How long a loaded context's proposer holds its next height at most
+/// while `busy` heights of the node are in progress or held:
+/// [`HOLD_PER_BUSY_HEIGHT`] each, from [`LIGHT_HOLD`] to [`MAX_HOLD`] (100
+/// busy heights).
+fn loaded_hold(busy: i64) -> Duration {
+    let busy = u32::try_from(busy.max(0)).unwrap_or(u32::MAX);
+    HOLD_PER_BUSY_HEIGHT
+        .saturating_mul(busy)
+        .clamp(LIGHT_HOLD, MAX_HOLD)
+}
 
 /// A proposer whose pool has not grown for this long stops holding: the
 /// load has paused, and what waits is all the block would get. Longer
@@ -219,21 +243,23 @@ const MEMBER_HOLD: Duration = MAX_HOLD.saturating_mul(2);
 /// of about 90 txs paid that cost at about the cost of their txs. There,
 /// for a loaded context (its last block [`HOLD_FROM_TXS`] txs or more),
 /// the proposer holds the next height until [`FULL_BLOCK`] txs wait, its
-/// pool stops growing for [`QUIET`], or [`MAX_HOLD`]; the other members
+/// pool stops growing for [`QUIET`], or [`loaded_hold`]; the other members
 /// hold theirs until the height's first message (its proposal) starts it
 /// (`inbound`), a full block waits here too, or [`MEMBER_HOLD`]. Only the
-/// proposer holding (up to 500 ms, no longer than the last height) let
-/// the members' propose timeouts run meanwhile, and the hold stayed short.
-/// That short hold stays for a lightly loaded context, whose txs a long
-/// one would only delay.
+/// proposer holding let the members' propose timeouts run meanwhile, and
+/// the hold stayed short. A lightly loaded context's proposer alone holds,
+/// for [`LIGHT_HOLD`]: a long hold would only delay its txs.
+///
+/// How long a context's own heights take does not exempt it: a node's
+/// load is the count of its heights, quick or not. Contexts whose last
+/// height took under 200 ms used to start the next at once; at 100
+/// contexts with 128 clients their heights stayed quick and small (about
+/// 24 txs a block, 6,000 heights for 150,000 txs).
 #[derive(Default)]
 pub(super) struct FillWait {
-    /// When the height in progress started here.
-    started: Option<Instant>,
-    /// How long the last height took, start to end.
-    last: Duration,
-    /// Txs in the last block committed.
-    last_txs: usize,
+    /// Txs in the last block committed; `None` before the first here (a
+    /// context's first height starts at once).
+    last_txs: Option<usize>,
     /// Since when the next height is held.
     held_since: Option<Instant>,
     /// When the txs waiting last grew, and to how many (the proposer's
@@ -255,36 +281,24 @@ pub(super) struct Hold {
 }
 
 impl FillWait {
-    pub(super) fn height_started(&mut self, now: Instant) {
-        self.started = Some(now);
-        self.release();
-    }
-
-    pub(super) fn height_ended(&mut self, now: Instant) {
-        if let Some(started) = self.started.take() {
-            self.last = now.saturating_duration_since(started);
-        }
-    }
-
     /// A block of `txs` txs was committed.
     pub(super) fn committed(&mut self, txs: usize) {
-        self.last_txs = txs;
+        self.last_txs = Some(txs);
     }
 
     /// The longest the next height's proposer may hold it while `busy`
     /// heights of this node's contexts are in progress or held: what the
     /// other members' first propose timeout of that height waits out
-    /// ([`ProposeWait::timeout_of`]). It does not depend on how long the
-    /// last height took here, which differs between members (a member that
-    /// held it timed it from its proposal); the last block's size, which
-    /// every member agrees on, picks the limit.
+    /// ([`ProposeWait::timeout_of`]). The last block's size, which every
+    /// member agrees on, picks the limit: the longest any proposer may
+    /// hold after it (a loaded context's holds are shorter on a node with
+    /// fewer busy heights, and the members' counts differ).
     pub(super) fn proposer_may_hold(&self, busy: i64) -> Duration {
-        if busy < BUSY_HEIGHTS {
-            Duration::ZERO
-        } else if self.last_txs < HOLD_FROM_TXS {
-            LIGHT_HOLD
-        } else {
-            MAX_HOLD
+        match self.last_txs {
+            _ if busy < BUSY_HEIGHTS => Duration::ZERO,
+            None => Duration::ZERO,
+            Some(txs) if txs < HOLD_FROM_TXS => LIGHT_HOLD,
+            Some(_) => MAX_HOLD,
         }
     }
 
@@ -303,8 +317,8 @@ impl FillWait {
     }
 
     /// Whether to hold the next height, now that it could start: while
-    /// `busy` heights of the node's contexts are in progress or held, this
-    /// context's last height was slow, and fewer than a full block's txs
+    /// `busy` heights of the node's contexts are in progress or held, a
+    /// block was committed here before, and fewer than a full block's txs
     /// wait here (`waiting`); until the limits of the [`FillWait`] rule for
     /// the next height's `proposer` or for another member, or of
     /// [`LIGHT_HOLD`] after a small block. A hold ends (`None`) but stays
@@ -316,23 +330,22 @@ impl FillWait {
         waiting: usize,
         proposer: bool,
     ) -> Option<Hold> {
-        let light = self.last_txs < HOLD_FROM_TXS;
+        let light = self.last_txs? < HOLD_FROM_TXS;
         if busy < BUSY_HEIGHTS
             || waiting >= FULL_BLOCK
-            || self.last < SLOW_HEIGHT
             || (light && (!proposer || waiting >= HOLD_FROM_TXS))
         {
             return None;
         }
         let since = *self.held_since.get_or_insert(now);
         let until = if light {
-            since + self.last.min(LIGHT_HOLD)
+            since + LIGHT_HOLD
         } else if proposer {
             if self.grown.is_none_or(|(_, seen)| waiting > seen) {
                 self.grown = Some((now, waiting));
             }
             let grown_at = self.grown.map_or(now, |(at, _)| at);
-            (since + MAX_HOLD).min(grown_at + QUIET)
+            (since + loaded_hold(busy)).min(grown_at + QUIET)
         } else {
             since + MEMBER_HOLD
         };
