@@ -16,12 +16,12 @@
 //! And when to start the next height. A height costs each member about
 //! the same whatever it carries (its votes, syncs and messages); a node
 //! running the heights of many contexts at once pays that cost once per
-//! context and height, however quick each one is. There a context's next height waits for a
-//! fuller block ([`FillWait`]): if the context is loaded, its proposer
-//! holds it while txs keep coming, and the other members hold theirs until
-//! its proposal arrives, so that no propose timeout runs while the
-//! proposer waits; if not, its proposer alone holds it briefly. An
-//! unloaded node starts at once.
+//! context and height, however quick each one is. There a context's next
+//! height waits for a fuller block ([`FillWait`]): if the context is
+//! loaded, its proposer holds it while txs keep coming, and the other
+//! members hold theirs until its proposal arrives, so that no propose
+//! timeout runs while the proposer waits; if not, its proposer alone holds
+//! it briefly. An unloaded node starts at once.
 //!
 //! And when to push the txs admitted here to the other members: on such a
 //! node, at most every so often while the context's height runs or is
@@ -194,12 +194,13 @@ const HOLD_FROM_TXS: usize = 32;
 /// and wait it out ([`FillWait::proposer_may_hold`]). Long enough for the
 /// other members' next push ([`QUIET`]): a proposer with no client of the
 /// context's own gets its txs only from their pushes, every
-/// [`PUSH_EVERY`] on a busy node. Held no longer than the context's last
-/// height took (150 ms or so), at 100 contexts with 128 clients
-/// (`conclave bench --validators 4 --contexts 100 --clients 128`) a hold
-/// ended before the next push came, the block carried the few txs
-/// admitted here (about 9), stayed light, and the next hold was as short:
-/// 3,600-4,500 tx/s on 4,400-5,800 heights, most of the validators' CPU.
+/// [`PUSH_EVERY`] on a busy node. When it was held no longer than the
+/// context's last height had taken (150-400 ms), at 100 contexts with 128
+/// clients (`conclave bench --validators 4 --contexts 100 --clients 128`)
+/// the hold ended before the next push came: the block carried the few
+/// txs admitted here (about 9), stayed light, and the next hold was as
+/// short (3,200-4,500 tx/s on 4,400-6,400 heights, most of the
+/// validators' CPU).
 const LIGHT_HOLD: Duration = QUIET;
 
 /// The longest the next height's proposer holds it.
