@@ -17,7 +17,8 @@ pub(crate) fn digits<'b>(bytes: &[u8], buf: &'b mut [u8]) -> &'b str {
 /// `bytes` as lowercase hex.
 fn encode(bytes: &[u8]) -> String {
     let mut buf = vec![0u8; bytes.len() * 2];
-    digits(bytes, &mut buf).to_owned()
+    hex::encode_to_slice(bytes, &mut buf).expect("two digits a byte");
+    String::from_utf8(buf).expect("hex digits are ASCII")
 }
 
 /// Hex's own error for bad digits.

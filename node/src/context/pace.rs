@@ -296,10 +296,9 @@ impl FillWait {
     /// fewer busy heights, and the members' counts differ).
     pub(super) fn proposer_may_hold(&self, busy: i64) -> Duration {
         match self.last_txs {
-            _ if busy < BUSY_HEIGHTS => Duration::ZERO,
-            None => Duration::ZERO,
-            Some(txs) if txs < HOLD_FROM_TXS => LIGHT_HOLD,
-            Some(_) => MAX_HOLD,
+            Some(txs) if busy >= BUSY_HEIGHTS && txs < HOLD_FROM_TXS => LIGHT_HOLD,
+            Some(_) if busy >= BUSY_HEIGHTS => MAX_HOLD,
+            _ => Duration::ZERO,
         }
     }
 
