@@ -79,6 +79,8 @@ pub struct Node {
     pub link_faults: crate::link_faults::LinkFaults,
     /// How late proposals have lately arrived here, over all contexts.
     proposal_delays: Arc<crate::context::ProposalDelays>,
+    /// How short of CPU this machine is lately, for all contexts' pacing.
+    cpu: Arc<crate::cpu::CpuShortage>,
     /// Held for the node's lifetime: no second node runs on this home.
     _home_lock: HomeLock,
 }
@@ -165,6 +167,8 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let (checkpoint_events, _) = broadcast::channel(1024);
         let (network, net_events) = spawn_network(&config, &keys)?;
+        let cpu = crate::cpu::CpuShortage::of_this_machine(Some(metrics.cpu_shortage.clone()));
+        let cpu = Arc::new(cpu);
         let node = Arc::new(Self {
             home: home.to_path_buf(),
             config,
@@ -180,6 +184,7 @@ impl Node {
             started_at: std::time::Instant::now(),
             link_faults: Default::default(),
             proposal_delays: Arc::default(),
+            cpu,
             _home_lock: home_lock,
         });
         node.install_genesis_files()?;
@@ -264,6 +269,7 @@ impl Node {
             transport: Some(Arc::new(self.network.clone())),
             wal_dir: Config::wal_dir(&self.home),
             proposal_delays: self.proposal_delays.clone(),
+            cpu: self.cpu.clone(),
         }
     }
 

@@ -64,6 +64,9 @@ pub struct ContextDeps {
     /// How late proposals have lately arrived at this node, over all its
     /// contexts (one for the node): each context's propose wait follows it.
     pub proposal_delays: Arc<ProposalDelays>,
+    /// How short of CPU the node's machine is: how far a busy node's
+    /// contexts hold their heights and pace their pushes (one for the node).
+    pub cpu: Arc<crate::cpu::CpuShortage>,
 }
 
 /// Bulk-lane messages (txs) handled between two looks at the consensus

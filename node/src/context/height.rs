@@ -47,15 +47,16 @@ impl ContextActor {
         let proposer = self.roster.validators.proposer(next, Round::new(0)).address;
         let proposing = proposer == self.engine.address();
         let now = Instant::now();
-        let busy = self.busy_heights();
+        let load = self.load();
         let waiting = self.intake.pending();
         let was_held = self.fill.is_held();
-        let Some(hold) = self.fill.hold(now, busy, waiting, proposing) else {
+        let Some(hold) = self.fill.hold(now, load, waiting, proposing) else {
             return false;
         };
         if !was_held {
             self.deps.metrics.heights_held.inc();
-            debug!(context = %self.id(), height = next.0, waiting, busy, proposing, "holding the height for a fuller block");
+            debug!(context = %self.id(), height = next.0, waiting, busy = load.heights,
+                cpu_shortage = load.cpu.share(), proposing, "holding the height for a fuller block");
         }
         if hold.wake {
             self.timers
@@ -85,6 +86,15 @@ impl ContextActor {
     pub(super) fn busy_heights(&self) -> i64 {
         let metrics = &self.deps.metrics;
         metrics.heights_running.get() + metrics.heights_held.get()
+    }
+
+    /// What `pace` holds heights and paces pushes by: the node's busy
+    /// heights and its machine's CPU shortage.
+    pub(super) fn load(&self) -> super::pace::Load {
+        super::pace::Load {
+            heights: self.busy_heights(),
+            cpu: self.deps.cpu.now(),
+        }
     }
 
     pub(super) fn wal_holds_next_height(&self) -> bool {

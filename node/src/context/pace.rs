@@ -21,7 +21,9 @@
 //! loaded, its proposer holds it while txs keep coming, and the other
 //! members hold theirs until its proposal arrives, so that no propose
 //! timeout runs while the proposer waits; if not, its proposer alone holds
-//! it briefly. An unloaded node starts at once.
+//! it briefly. An unloaded node starts at once, and so does a busy one
+//! whose machine has CPU to spare: the holds scale with the machine's CPU
+//! shortage ([`Load`], `crate::cpu`), whole when nothing is idle.
 //!
 //! And when to push the txs admitted here to the other members: on such a
 //! node, at most every so often while the context's height runs or is
@@ -35,6 +37,8 @@ use conclave_consensus::mal::Round;
 use conclave_consensus::Height;
 use parking_lot::Mutex;
 use tokio::time::Instant;
+
+use crate::cpu::Shortage;
 
 /// Proposal delays remembered (the rounds they came from), by each
 /// context and over the node.
@@ -175,6 +179,26 @@ impl ProposeWait {
 /// Heights in progress or held on the node (over all its contexts) from
 /// which it counts as busy.
 const BUSY_HEIGHTS: i64 = 16;
+
+/// What a node's holds and push pacing follow: how many heights of its
+/// contexts are in progress or held, and how short of CPU its machine is.
+/// A node with [`BUSY_HEIGHTS`] or more holds ([`FillWait`]) and paces
+/// ([`PushPace`]) only while its machine is short of CPU, and scales the
+/// proposer's holds and the push interval by the shortage: with cores to
+/// spare, fewer heights save nothing anyone needs and a hold costs its
+/// whole length in latency (`crate::cpu`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Load {
+    pub(super) heights: i64,
+    pub(super) cpu: Shortage,
+}
+
+impl Load {
+    /// Whether the node holds and paces at all.
+    fn holds(self) -> bool {
+        self.heights >= BUSY_HEIGHTS && self.cpu.any()
+    }
+}
 
 /// Txs waiting that make a block worth starting at once.
 const FULL_BLOCK: usize = 256;
@@ -317,21 +341,22 @@ impl FillWait {
     }
 
     /// Whether to hold the next height, now that it could start: while
-    /// `busy` heights of the node's contexts are in progress or held, a
-    /// block was committed here before, and fewer than a full block's txs
-    /// wait here (`waiting`); until the limits of the [`FillWait`] rule for
-    /// the next height's `proposer` or for another member, or of
-    /// [`LIGHT_HOLD`] after a small block. A hold ends (`None`) but stays
-    /// [`Self::is_held`] until the caller starts the height or releases it.
+    /// the node's `load` holds ([`Load`]), a block was committed here
+    /// before, and fewer than a full block's txs wait here (`waiting`);
+    /// until the limits of the [`FillWait`] rule for the next height's
+    /// `proposer` (scaled by the CPU shortage) or for another member, or
+    /// of [`LIGHT_HOLD`] (scaled alike) after a small block. A hold ends
+    /// (`None`) but stays [`Self::is_held`] until the caller starts the
+    /// height or releases it.
     pub(super) fn hold(
         &mut self,
         now: Instant,
-        busy: i64,
+        load: Load,
         waiting: usize,
         proposer: bool,
     ) -> Option<Hold> {
         let light = self.last_txs? < HOLD_FROM_TXS;
-        if busy < BUSY_HEIGHTS
+        if !load.holds()
             || waiting >= FULL_BLOCK
             || (light && (!proposer || waiting >= HOLD_FROM_TXS))
         {
@@ -339,13 +364,13 @@ impl FillWait {
         }
         let since = *self.held_since.get_or_insert(now);
         let until = if light {
-            since + LIGHT_HOLD
+            since + load.cpu.of(LIGHT_HOLD)
         } else if proposer {
             if self.grown.is_none_or(|(_, seen)| waiting > seen) {
                 self.grown = Some((now, waiting));
             }
             let grown_at = self.grown.map_or(now, |(at, _)| at);
-            (since + loaded_hold(busy)).min(grown_at + QUIET)
+            (since + load.cpu.of(loaded_hold(load.heights))).min(grown_at + QUIET)
         } else {
             since + MEMBER_HOLD
         };
@@ -390,8 +415,9 @@ const PUSH_BATCH: usize = super::admission::PUSHED_BATCH;
 /// pushing after every turn sent one tx a push: thousands a second per
 /// member, more than the push streams carried (the excess was dropped)
 /// and a large share of the node's CPU.
-/// There a context pushes at most every [`PUSH_EVERY`] while its height
-/// runs, or once [`PUSH_BATCH`] txs wait; txs pushed during a height go
+/// There a context pushes at most every [`PUSH_EVERY`] (scaled by the
+/// machine's CPU shortage, [`Load`]) while its height runs, or once
+/// [`PUSH_BATCH`] txs wait; txs pushed during a height go
 /// into a later block anyway. So does a context holding its next height
 /// ([`FillWait`]): the proposer builds from them when its hold ends, and
 /// the members' holds, unpaced, pushed every tx on its own again. An
@@ -418,23 +444,23 @@ pub(super) enum Push {
 }
 
 impl PushPace {
-    /// Whether to push the `waiting` txs now: `busy` heights of the node's
-    /// contexts are in progress or held, `height_running` says whether
-    /// this context's is one.
+    /// Whether to push the `waiting` txs now, on a node under `load`;
+    /// `height_running` says whether this context's height runs or is
+    /// held.
     pub(super) fn push(
         &mut self,
         now: Instant,
-        busy: i64,
+        load: Load,
         height_running: bool,
         waiting: usize,
     ) -> Push {
         if waiting == 0 {
             return Push::Later;
         }
-        let every = if busy < BUSY_HEIGHTS || !height_running {
+        let every = if !load.holds() || !height_running {
             PUSH_GAP
         } else {
-            PUSH_EVERY
+            load.cpu.of(PUSH_EVERY).max(PUSH_GAP)
         };
         let due = self.last.map_or(now, |last| last + every);
         if waiting >= PUSH_BATCH || now >= due {

@@ -109,6 +109,15 @@ fn contexts_learn_the_wait_from_the_whole_node() {
     assert_eq!(slow.timeout(BASE), Duration::from_millis(4000));
 }
 
+/// `heights` in progress or held on a node whose machine has no CPU to
+/// spare (the whole holds).
+fn short(heights: i64) -> Load {
+    Load {
+        heights,
+        cpu: Shortage::FULL,
+    }
+}
+
 /// A context that committed a block worth holding the next for.
 fn loaded() -> FillWait {
     let mut fill = FillWait::default();
@@ -128,7 +137,7 @@ fn a_busy_proposer_holds_while_txs_keep_coming_up_to_the_limit() {
     // Busy enough for the longest hold.
     const BUSY: i64 = 100;
     assert_eq!(loaded_hold(BUSY), MAX_HOLD);
-    let first = fill.hold(now, BUSY, 10, true).expect("held");
+    let first = fill.hold(now, short(BUSY), 10, true).expect("held");
     assert_eq!(
         first,
         Hold {
@@ -141,7 +150,7 @@ fn a_busy_proposer_holds_while_txs_keep_coming_up_to_the_limit() {
     let mut at = now;
     for waiting in 11..40 {
         at += QUIET / 2;
-        let held = fill.hold(at, BUSY, waiting, true);
+        let held = fill.hold(at, short(BUSY), waiting, true);
         if at + QUIET <= now + MAX_HOLD {
             assert_eq!(held.as_ref().map(|h| h.until), Some(at + QUIET));
         }
@@ -168,7 +177,7 @@ fn a_loaded_hold_grows_with_the_node_s_busy_heights() {
     // Txs keep coming (no quiet end): the limit ends it.
     let mut at = now;
     for waiting in 10..100 {
-        let held = fill.hold(at, 30, waiting, true);
+        let held = fill.hold(at, short(30), waiting, true);
         if at >= now + Duration::from_millis(750) {
             assert_eq!(held, None, "held past the limit");
             return;
@@ -182,22 +191,25 @@ fn a_loaded_hold_grows_with_the_node_s_busy_heights() {
 #[test]
 fn a_proposer_s_hold_ends_when_its_pool_stops_growing_or_fills() {
     let (mut fill, now) = after_a_loaded_block();
-    let first = fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held");
+    let first = fill.hold(now, short(BUSY_HEIGHTS), 10, true).expect("held");
     // Woken at the quiet end with no more txs: it starts. Until the
     // caller starts it (or releases the hold), it counts as held.
-    assert_eq!(fill.hold(first.until, BUSY_HEIGHTS, 10, true), None);
+    assert_eq!(fill.hold(first.until, short(BUSY_HEIGHTS), 10, true), None);
     assert!(fill.is_held());
     fill.release();
     assert!(!fill.is_held());
     // A full block's txs start it at once.
-    fill.hold(now, BUSY_HEIGHTS, 10, true).expect("held anew");
-    assert_eq!(fill.hold(now, BUSY_HEIGHTS, FULL_BLOCK, true), None);
+    fill.hold(now, short(BUSY_HEIGHTS), 10, true)
+        .expect("held anew");
+    assert_eq!(fill.hold(now, short(BUSY_HEIGHTS), FULL_BLOCK, true), None);
 }
 
 #[test]
 fn a_busy_member_holds_for_the_proposal_up_to_its_own_limit() {
     let (mut fill, now) = after_a_loaded_block();
-    let held = fill.hold(now, BUSY_HEIGHTS, 10, false).expect("held");
+    let held = fill
+        .hold(now, short(BUSY_HEIGHTS), 10, false)
+        .expect("held");
     assert_eq!(
         held,
         Hold {
@@ -208,7 +220,7 @@ fn a_busy_member_holds_for_the_proposal_up_to_its_own_limit() {
     // No quiet end for a member: the proposal starts its height.
     let quiet = now + QUIET * 2;
     assert_eq!(
-        fill.hold(quiet, BUSY_HEIGHTS, 10, false),
+        fill.hold(quiet, short(BUSY_HEIGHTS), 10, false),
         Some(Hold {
             until: now + MEMBER_HOLD,
             wake: false
@@ -216,10 +228,14 @@ fn a_busy_member_holds_for_the_proposal_up_to_its_own_limit() {
     );
     // Past the proposer's longest hold, up to its own.
     assert!(MEMBER_HOLD > MAX_HOLD);
-    assert_eq!(fill.hold(now + MEMBER_HOLD, BUSY_HEIGHTS, 10, false), None);
+    assert_eq!(
+        fill.hold(now + MEMBER_HOLD, short(BUSY_HEIGHTS), 10, false),
+        None
+    );
     // A full block waiting here starts it too.
-    fill.hold(now, BUSY_HEIGHTS, 10, false).expect("held anew");
-    assert_eq!(fill.hold(now, BUSY_HEIGHTS, FULL_BLOCK, false), None);
+    fill.hold(now, short(BUSY_HEIGHTS), 10, false)
+        .expect("held anew");
+    assert_eq!(fill.hold(now, short(BUSY_HEIGHTS), FULL_BLOCK, false), None);
 }
 
 #[test]
@@ -227,21 +243,23 @@ fn after_a_small_block_only_the_proposer_holds_and_briefly() {
     let mut light = loaded();
     light.committed(HOLD_FROM_TXS - 1);
     let now = Instant::now();
-    assert_eq!(light.hold(now, 1_000, 10, false), None);
-    let held = light.hold(now, 1_000, 10, true).expect("held");
+    assert_eq!(light.hold(now, short(1_000), 10, false), None);
+    let held = light.hold(now, short(1_000), 10, true).expect("held");
     assert_eq!(held.until, now + LIGHT_HOLD);
     // Txs coming do not stretch it; the limit ends it.
     assert_eq!(
         light
-            .hold(now + LIGHT_HOLD / 2, 1_000, 20, true)
+            .hold(now + LIGHT_HOLD / 2, short(1_000), 20, true)
             .map(|h| h.until),
         Some(now + LIGHT_HOLD)
     );
-    assert_eq!(light.hold(now + LIGHT_HOLD, 1_000, 30, true), None);
+    assert_eq!(light.hold(now + LIGHT_HOLD, short(1_000), 30, true), None);
     // Nor once a loaded block's txs wait (the load starting).
     light.release();
-    assert_eq!(light.hold(now, 1_000, HOLD_FROM_TXS, true), None);
-    assert!(light.hold(now, 1_000, HOLD_FROM_TXS - 1, true).is_some());
+    assert_eq!(light.hold(now, short(1_000), HOLD_FROM_TXS, true), None);
+    assert!(light
+        .hold(now, short(1_000), HOLD_FROM_TXS - 1, true)
+        .is_some());
     // Long enough for a busy member's next push: a proposer with no
     // client of its own gets the context's txs only that way.
     assert!(LIGHT_HOLD > PUSH_EVERY);
@@ -251,18 +269,20 @@ fn after_a_small_block_only_the_proposer_holds_and_briefly() {
 fn an_unloaded_node_starts_at_once() {
     let t = Instant::now();
     let mut slow = loaded();
-    assert_eq!(slow.hold(t, BUSY_HEIGHTS - 1, 0, true), None);
-    assert_eq!(slow.hold(t, BUSY_HEIGHTS - 1, 0, false), None);
+    assert_eq!(slow.hold(t, short(BUSY_HEIGHTS - 1), 0, true), None);
+    assert_eq!(slow.hold(t, short(BUSY_HEIGHTS - 1), 0, false), None);
 
     // A release (the height starting) forgets the hold.
-    slow.hold(t, BUSY_HEIGHTS, 0, false).unwrap();
+    slow.hold(t, short(BUSY_HEIGHTS), 0, false).unwrap();
     slow.release();
     let later = t + MEMBER_HOLD * 2;
-    let held = slow.hold(later, BUSY_HEIGHTS, 0, false).unwrap();
+    let held = slow.hold(later, short(BUSY_HEIGHTS), 0, false).unwrap();
     assert_eq!(held.until, later + MEMBER_HOLD);
     assert!(held.wake);
     slow.release();
-    let again = slow.hold(later + MAX_HOLD, BUSY_HEIGHTS, 0, false).unwrap();
+    let again = slow
+        .hold(later + MAX_HOLD, short(BUSY_HEIGHTS), 0, false)
+        .unwrap();
     assert_eq!(again.until, later + MAX_HOLD + MEMBER_HOLD);
 }
 
@@ -274,13 +294,13 @@ fn an_unloaded_node_starts_at_once() {
 fn a_first_height_starts_at_once_and_later_ones_may_be_held() {
     let t = Instant::now();
     let mut fill = FillWait::default();
-    assert_eq!(fill.hold(t, 1_000, 1, true), None);
-    assert_eq!(fill.hold(t, 1_000, 1, false), None);
+    assert_eq!(fill.hold(t, short(1_000), 1, true), None);
+    assert_eq!(fill.hold(t, short(1_000), 1, false), None);
     assert_eq!(fill.proposer_may_hold(1_000), Duration::ZERO);
     fill.release();
     fill.committed(1);
     assert_eq!(
-        fill.hold(t, 1_000, 1, true).map(|h| h.until),
+        fill.hold(t, short(1_000), 1, true).map(|h| h.until),
         Some(t + LIGHT_HOLD)
     );
     assert_eq!(fill.proposer_may_hold(1_000), LIGHT_HOLD);
@@ -299,7 +319,7 @@ fn a_member_waits_out_the_proposer_s_hold_in_the_first_round() {
     assert_eq!(member.proposer_may_hold(BUSY_HEIGHTS), MAX_HOLD);
     assert_eq!(member.proposer_may_hold(BUSY_HEIGHTS - 1), Duration::ZERO);
     member.committed(HOLD_FROM_TXS - 1);
-    assert_eq!(member.hold(t, BUSY_HEIGHTS, 0, false), None);
+    assert_eq!(member.hold(t, short(BUSY_HEIGHTS), 0, false), None);
     assert_eq!(member.proposer_may_hold(BUSY_HEIGHTS), LIGHT_HOLD);
 
     let mut wait = ProposeWait::new(BASE, Arc::default());
@@ -324,32 +344,35 @@ fn a_busy_node_pushes_a_running_context_s_txs_at_most_every_interval() {
     let mut pace = PushPace::default();
     // The first push goes at once; the next waits out the interval,
     // with one wake-up armed for its end.
-    assert_eq!(pace.push(t, BUSY_HEIGHTS, true, 1), Push::Now);
+    assert_eq!(pace.push(t, short(BUSY_HEIGHTS), true, 1), Push::Now);
     let soon = t + PUSH_EVERY / 5;
     assert_eq!(
-        pace.push(soon, BUSY_HEIGHTS, true, 1),
+        pace.push(soon, short(BUSY_HEIGHTS), true, 1),
         Push::WakeAt(t + PUSH_EVERY)
     );
-    assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, 2), Push::Later);
+    assert_eq!(pace.push(soon, short(BUSY_HEIGHTS), true, 2), Push::Later);
     // A batch's worth goes at once.
-    assert_eq!(pace.push(soon, BUSY_HEIGHTS, true, PUSH_BATCH), Push::Now);
+    assert_eq!(
+        pace.push(soon, short(BUSY_HEIGHTS), true, PUSH_BATCH),
+        Push::Now
+    );
     // The wake-up armed before it is still to fire: no other yet.
     let later = soon + PUSH_EVERY / 2;
-    assert_eq!(pace.push(later, BUSY_HEIGHTS, true, 1), Push::Later);
+    assert_eq!(pace.push(later, short(BUSY_HEIGHTS), true, 1), Push::Later);
     // It fires: the interval runs from that push, so one more is armed.
     let fired = t + PUSH_EVERY;
     assert_eq!(
-        pace.push(fired, BUSY_HEIGHTS, true, 1),
+        pace.push(fired, short(BUSY_HEIGHTS), true, 1),
         Push::WakeAt(soon + PUSH_EVERY)
     );
-    assert_eq!(pace.push(fired, BUSY_HEIGHTS, true, 1), Push::Later);
+    assert_eq!(pace.push(fired, short(BUSY_HEIGHTS), true, 1), Push::Later);
     assert_eq!(
-        pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 1),
+        pace.push(soon + PUSH_EVERY, short(BUSY_HEIGHTS), true, 1),
         Push::Now
     );
     // Nothing waiting: nothing to push, nothing armed.
     assert_eq!(
-        pace.push(soon + PUSH_EVERY, BUSY_HEIGHTS, true, 0),
+        pace.push(soon + PUSH_EVERY, short(BUSY_HEIGHTS), true, 0),
         Push::Later
     );
 }
@@ -358,27 +381,82 @@ fn a_busy_node_pushes_a_running_context_s_txs_at_most_every_interval() {
 fn an_unloaded_node_or_a_context_between_heights_pushes_after_a_short_gap() {
     let t = Instant::now();
     let mut pace = PushPace::default();
-    assert_eq!(pace.push(t, BUSY_HEIGHTS, true, 1), Push::Now);
+    assert_eq!(pace.push(t, short(BUSY_HEIGHTS), true, 1), Push::Now);
     // Right after a push: not busy, or no height of this context running
     // (its txs may start one), and it pushes again once the gap ran out,
     // or at once with a batch waiting.
     assert_eq!(
-        pace.push(t, BUSY_HEIGHTS - 1, true, 1),
+        pace.push(t, short(BUSY_HEIGHTS - 1), true, 1),
         Push::WakeAt(t + PUSH_GAP)
     );
-    assert_eq!(pace.push(t, 1_000, false, 1), Push::Later);
-    assert_eq!(pace.push(t, 1_000, false, PUSH_BATCH), Push::Now);
+    assert_eq!(pace.push(t, short(1_000), false, 1), Push::Later);
+    assert_eq!(pace.push(t, short(1_000), false, PUSH_BATCH), Push::Now);
     let gone = t + PUSH_GAP;
-    assert_eq!(pace.push(gone, 1_000, false, 1), Push::Now);
-    assert_eq!(pace.push(gone + PUSH_GAP, 0, true, 1), Push::Now);
+    assert_eq!(pace.push(gone, short(1_000), false, 1), Push::Now);
+    assert_eq!(pace.push(gone + PUSH_GAP, short(0), true, 1), Push::Now);
     // Paced by the busy node's interval, then no longer busy: a wake-up
     // armed for the end of the gap, not the interval's.
     let busy = gone + PUSH_GAP + PUSH_EVERY;
-    assert_eq!(pace.push(busy, BUSY_HEIGHTS, true, 1), Push::Now);
+    assert_eq!(pace.push(busy, short(BUSY_HEIGHTS), true, 1), Push::Now);
     assert_eq!(
-        pace.push(busy, BUSY_HEIGHTS, true, 1),
+        pace.push(busy, short(BUSY_HEIGHTS), true, 1),
         Push::WakeAt(busy + PUSH_EVERY)
     );
-    assert_eq!(pace.push(busy, 0, true, 1), Push::WakeAt(busy + PUSH_GAP));
-    assert_eq!(pace.push(busy + PUSH_GAP, 0, true, 1), Push::Now);
+    assert_eq!(
+        pace.push(busy, short(0), true, 1),
+        Push::WakeAt(busy + PUSH_GAP)
+    );
+    assert_eq!(pace.push(busy + PUSH_GAP, short(0), true, 1), Push::Now);
+}
+
+#[test]
+fn a_busy_node_with_cpu_to_spare_neither_holds_nor_paces() {
+    let spare = Load {
+        heights: 1_000,
+        cpu: Shortage::NONE,
+    };
+    let (mut fill, t) = after_a_loaded_block();
+    assert_eq!(fill.hold(t, spare, 10, true), None);
+    assert_eq!(fill.hold(t, spare, 10, false), None);
+    assert!(!fill.is_held());
+    let mut light = FillWait::default();
+    light.committed(1);
+    assert_eq!(light.hold(t, spare, 1, true), None);
+    // What the members wait out does not depend on the proposer's machine.
+    assert_eq!(fill.proposer_may_hold(1_000), MAX_HOLD);
+    let mut pace = PushPace::default();
+    assert_eq!(pace.push(t, spare, true, 1), Push::Now);
+    assert_eq!(pace.push(t, spare, true, 1), Push::WakeAt(t + PUSH_GAP));
+}
+
+#[test]
+fn a_partial_shortage_scales_the_proposer_s_holds_and_the_push_interval() {
+    let quarter = Load {
+        heights: 100,
+        cpu: Shortage::new(0.25),
+    };
+    let (mut fill, t) = after_a_loaded_block();
+    let held = fill.hold(t, quarter, 10, true).expect("held");
+    assert_eq!(held.until, t + MAX_HOLD / 4);
+    // A member holds for the proposal as long as before: the proposal ends
+    // its hold, whatever the proposer's machine.
+    let (mut member, t) = after_a_loaded_block();
+    let held = member.hold(t, quarter, 10, false).expect("held");
+    assert_eq!(held.until, t + MEMBER_HOLD);
+    let mut light = FillWait::default();
+    light.committed(1);
+    let held = light.hold(t, quarter, 1, true).expect("held");
+    assert_eq!(held.until, t + LIGHT_HOLD / 4);
+    // The shortage read anew at each look: a hold shrinks as it eases.
+    let eased = Load {
+        cpu: Shortage::new(0.1),
+        ..quarter
+    };
+    assert_eq!(light.hold(t + LIGHT_HOLD / 5, eased, 1, true), None);
+    let mut pace = PushPace::default();
+    assert_eq!(pace.push(t, quarter, true, 1), Push::Now);
+    assert_eq!(
+        pace.push(t, quarter, true, 1),
+        Push::WakeAt(t + PUSH_EVERY / 4)
+    );
 }

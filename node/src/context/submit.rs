@@ -202,13 +202,13 @@ impl ContextActor {
         if waiting == 0 {
             return;
         }
-        let busy = self.busy_heights();
+        let load = self.load();
         let now = tokio::time::Instant::now();
         // A held height is under way as far as pushes go: the proposer
         // builds from them when it ends.
         match self
             .push_pace
-            .push(now, busy, self.height_under_way(), waiting)
+            .push(now, load, self.height_under_way(), waiting)
         {
             super::pace::Push::Now => self.gossip.flush_txs(),
             super::pace::Push::WakeAt(at) => {

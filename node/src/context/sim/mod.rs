@@ -287,6 +287,8 @@ impl Sim {
             transport: Some(self.bus.port(node.id())),
             wal_dir: node.home.path().join("wal"),
             proposal_delays: Arc::default(),
+            // Busy sim nodes (`make_busy`) hold as on a machine short of CPU.
+            cpu: Arc::new(crate::cpu::CpuShortage::fixed(crate::cpu::Shortage::FULL)),
         };
         let handle = {
             let _entered = rt.enter();

@@ -1,0 +1,416 @@
+//! How short of CPU the machine running this node is lately: what decides
+//! how long a busy node's contexts hold their heights for fuller blocks
+//! and pace their pushes (`context::pace`). A height costs each member
+//! about the same whatever it carries, so a node running many contexts'
+//! heights holds them, to start fewer; but that pays only while the CPU
+//! is short. With cores to spare a hold saves nothing anyone needs and
+//! costs its whole length in latency: at 1,000 tx/s over 100 contexts and
+//! four validators on this project's two-core machine (`conclave bench
+//! --validators 4 --contexts 100 --rate 1000`), the machine sat 40-50 %
+//! idle while the holds put the median latency at 530 ms.
+//!
+//! The measure is the share of the machine's CPU time left idle
+//! (`/proc/stat`), or of the node's cgroup's CPU quota left unused when
+//! one is set (a container limited to fewer cores than the host has),
+//! whichever is less; sampled at most every [`SAMPLE_EVERY`] and only
+//! when asked (an idle node asks nothing and reads nothing). From it a
+//! [`Shortage`] between 0 (no holds: start at once) and 1 (the full holds)
+//! follows the idle share towards [`TARGET_IDLE`]: it rises while less is
+//! idle and falls while more is, in proportion to the gap ([`GAIN`]), so
+//! that the holds settle where the machine keeps about that much idle.
+//! Saturated, nothing is idle and the holds are whole, as before this
+//! measure; where nothing can be read (no `/proc`), the shortage stays 1.
+//!
+//! Each member measures its own machine: the holds are a proposer's own
+//! choice, and what the members agree on (the longest a proposer may hold,
+//! which their first propose timeout waits out) does not depend on it.
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// How often the idle share is sampled, at most. `/proc/stat` counts in
+/// hundredths of a second per core: at two cores a sample spans 40 of
+/// them.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+/// The idle share the shortage steers the machine towards: below it the
+/// holds grow, above it they shrink. Enough headroom that a burst finds a
+/// core free, little enough that holds come off where they only cost
+/// latency.
+pub const TARGET_IDLE: f32 = 0.15;
+
+/// How fast the shortage moves per second per unit of idle share off
+/// [`TARGET_IDLE`]: fully idle past the target (45 % idle) it falls from 1
+/// to 0 in about 1.7 s; with nothing idle it rises from 0 to 1 in about
+/// 3.3 s. Slower than a hold (up to 2.5 s) takes to show in the idle share
+/// would make the holds swing; faster would follow each sample's noise.
+pub const GAIN: f32 = 2.0;
+
+/// The longest span one sample counts for: after a long quiet spell the
+/// first sample moves the shortage by no more than this much time's worth.
+const MAX_STEP: Duration = Duration::from_secs(1);
+
+/// How far a busy node holds its heights and paces its pushes: 0 starts
+/// at once, 1 holds the whole [`crate::context`] pace limits; between,
+/// the limits scaled down.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Shortage(f32);
+
+impl Shortage {
+    /// No CPU to spare: the whole holds.
+    pub const FULL: Self = Self(1.0);
+    /// CPU to spare: no holds.
+    pub const NONE: Self = Self(0.0);
+
+    /// `share` clamped to 0..=1 (a NaN is taken as full).
+    pub fn new(share: f32) -> Self {
+        if share.is_nan() {
+            return Self::FULL;
+        }
+        Self(share.clamp(0.0, 1.0))
+    }
+
+    pub fn share(self) -> f32 {
+        self.0
+    }
+
+    /// Whether there is any: without, nothing is held.
+    pub fn any(self) -> bool {
+        self.0 > 0.0
+    }
+
+    /// `limit` scaled by the shortage.
+    pub fn of(self, limit: Duration) -> Duration {
+        let nanos = limit.as_nanos() as f64 * f64::from(self.0);
+        Duration::from_nanos(nanos.round() as u64)
+    }
+}
+
+/// The machine's CPU shortage as this node sees it, shared by its
+/// contexts (one per node).
+pub struct CpuShortage {
+    /// Always this (tests: a machine that is, or is not, short).
+    fixed: Option<Shortage>,
+    state: Mutex<State>,
+    /// Where the shortage is shown (`conclave_cpu_shortage`).
+    gauge: Option<prometheus::Gauge>,
+}
+
+struct State {
+    shortage: Shortage,
+    /// The last reading and when it was taken.
+    last: Option<(Instant, Reading)>,
+}
+
+impl CpuShortage {
+    /// Measured on this machine; the shortage starts full (a node that
+    /// cannot tell yet holds, as one that cannot read `/proc` always does).
+    pub fn of_this_machine(gauge: Option<prometheus::Gauge>) -> Self {
+        if let Some(g) = &gauge {
+            g.set(1.0);
+        }
+        Self {
+            fixed: None,
+            state: Mutex::new(State {
+                shortage: Shortage::FULL,
+                last: None,
+            }),
+            gauge,
+        }
+    }
+
+    /// Always `shortage`, whatever the machine does.
+    pub fn fixed(shortage: Shortage) -> Self {
+        Self {
+            fixed: Some(shortage),
+            state: Mutex::new(State {
+                shortage,
+                last: None,
+            }),
+            gauge: None,
+        }
+    }
+
+    /// The shortage now, after a new sample if the last is
+    /// [`SAMPLE_EVERY`] old.
+    pub fn now(&self) -> Shortage {
+        if let Some(fixed) = self.fixed {
+            return fixed;
+        }
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        if state
+            .last
+            .as_ref()
+            .is_some_and(|(at, _)| now.duration_since(*at) < SAMPLE_EVERY)
+        {
+            return state.shortage;
+        }
+        let reading = Reading::take();
+        if let Some((at, before)) = state.last.replace((now, reading)) {
+            if let Some(idle) = idle_share(&before, &reading) {
+                state.shortage = step(state.shortage, idle, now.duration_since(at));
+                if let Some(g) = &self.gauge {
+                    g.set(f64::from(state.shortage.0));
+                }
+            }
+        }
+        state.shortage
+    }
+}
+
+/// The shortage after `elapsed` at `idle` (the idle share over it).
+pub fn step(shortage: Shortage, idle: f32, elapsed: Duration) -> Shortage {
+    let secs = elapsed.min(MAX_STEP).as_secs_f32();
+    Shortage::new(shortage.0 + GAIN * (TARGET_IDLE - idle) * secs)
+}
+
+/// CPU time counters read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Reading {
+    /// The machine's idle and total time (`/proc/stat`, in ticks).
+    host: Option<HostTimes>,
+    /// The node's cgroup, when its CPU is limited.
+    cgroup: Option<CgroupTimes>,
+    /// When the cgroup's usage was read (its share needs the wall time).
+    at: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HostTimes {
+    idle: u64,
+    total: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CgroupTimes {
+    /// Cores' worth of CPU the cgroup may use.
+    cores: f64,
+    /// CPU time it used, in microseconds.
+    used_us: u64,
+}
+
+impl Reading {
+    fn take() -> Self {
+        let host = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| host_times(&s));
+        Self {
+            host,
+            cgroup: cgroup_times(),
+            at: Some(Instant::now()),
+        }
+    }
+}
+
+/// The idle share between two readings: the machine's, or the cgroup's
+/// unused quota if less. `None` if neither can be told.
+fn idle_share(before: &Reading, after: &Reading) -> Option<f32> {
+    let host = match (before.host, after.host) {
+        (Some(a), Some(b)) if b.total > a.total => {
+            let idle = b.idle.saturating_sub(a.idle) as f64;
+            Some(idle / (b.total - a.total) as f64)
+        }
+        _ => None,
+    };
+    let cgroup = match (before.cgroup, after.cgroup, before.at, after.at) {
+        (Some(a), Some(b), Some(t0), Some(t1)) if t1 > t0 && b.cores > 0.0 => {
+            let used = b.used_us.saturating_sub(a.used_us) as f64 / 1e6;
+            let available = t1.duration_since(t0).as_secs_f64() * b.cores;
+            Some(1.0 - used / available)
+        }
+        _ => None,
+    };
+    let share = match (host, cgroup) {
+        (Some(h), Some(c)) => h.min(c),
+        (h, c) => h.or(c)?,
+    };
+    Some(share.clamp(0.0, 1.0) as f32)
+}
+
+/// The aggregate line of `/proc/stat`: `cpu user nice system idle iowait
+/// irq softirq steal ...` (guest time is counted in user already). Idle
+/// is `idle` and `iowait`: a core waiting for the disk runs nothing.
+fn host_times(stat: &str) -> Option<HostTimes> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    if fields.len() < 5 {
+        return None;
+    }
+    Some(HostTimes {
+        idle: fields[3] + fields[4],
+        total: fields.iter().sum(),
+    })
+}
+
+/// The node's cgroup's CPU limit and use, if it is limited: cgroup v2
+/// (`cpu.max`, `cpu.stat`), else v1 (`cpu.cfs_quota_us`,
+/// `cpuacct.usage`), at their usual mount (a container's own cgroup).
+fn cgroup_times() -> Option<CgroupTimes> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    if let Some(max) = read("/sys/fs/cgroup/cpu.max") {
+        let cores = v2_cores(&max)?;
+        let used_us = v2_usage_us(&read("/sys/fs/cgroup/cpu.stat")?)?;
+        return Some(CgroupTimes { cores, used_us });
+    }
+    let quota: i64 = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")?
+        .trim()
+        .parse()
+        .ok()?;
+    let period: i64 = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")?
+        .trim()
+        .parse()
+        .ok()?;
+    let cores = v1_cores(quota, period)?;
+    let used_ns: u64 = read("/sys/fs/cgroup/cpuacct/cpuacct.usage")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(CgroupTimes {
+        cores,
+        used_us: used_ns / 1_000,
+    })
+}
+
+/// Cores' worth of a v2 `cpu.max` (`<quota> <period>`, or `max` for none).
+fn v2_cores(max: &str) -> Option<f64> {
+    let mut parts = max.split_whitespace();
+    let quota: f64 = parts.next()?.parse().ok()?;
+    let period: f64 = parts.next()?.parse().ok()?;
+    (quota > 0.0 && period > 0.0).then(|| quota / period)
+}
+
+/// `usage_usec` of a v2 `cpu.stat`.
+fn v2_usage_us(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Cores' worth of a v1 quota (`-1`: none).
+fn v1_cores(quota: i64, period: i64) -> Option<f64> {
+    (quota > 0 && period > 0).then(|| quota as f64 / period as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(idle: u64, total: u64) -> Reading {
+        Reading {
+            host: Some(HostTimes { idle, total }),
+            ..Reading::default()
+        }
+    }
+
+    #[test]
+    fn the_aggregate_line_of_proc_stat_gives_idle_and_total_time() {
+        let stat = "cpu  7334003 0 1065313 4680637 168457 0 169199 1754 0 0\n\
+                    cpu0 3667001 0 532656 2340318 84228 0 84599 877 0 0\n\
+                    intr 1 2 3\n";
+        assert_eq!(
+            host_times(stat),
+            Some(HostTimes {
+                idle: 4_680_637 + 168_457,
+                total: 7_334_003 + 1_065_313 + 4_680_637 + 168_457 + 169_199 + 1_754,
+            })
+        );
+        assert_eq!(host_times("cpu0 1 2 3 4 5\n"), None, "no aggregate line");
+        assert_eq!(
+            host_times("cpu  1 2 x 4 5\n"),
+            None,
+            "a field that is no number"
+        );
+        assert_eq!(host_times("cpu  1 2 3\n"), None, "too few fields");
+    }
+
+    #[test]
+    fn this_machine_s_counters_can_be_read() {
+        let reading = Reading::take();
+        let times = reading.host.expect("/proc/stat has an aggregate cpu line");
+        assert!(times.idle <= times.total, "{times:?}");
+        // Whatever the machine does, the shortage stays in 0..=1.
+        let shortage = CpuShortage::of_this_machine(None).now();
+        assert!((0.0..=1.0).contains(&shortage.share()), "{shortage:?}");
+    }
+
+    #[test]
+    fn the_idle_share_is_the_idle_part_of_the_time_between_readings() {
+        assert_eq!(idle_share(&host(100, 1_000), &host(130, 1_100)), Some(0.3));
+        // No time passed, or counters that went back (a new boot): unknown.
+        assert_eq!(idle_share(&host(100, 1_000), &host(100, 1_000)), None);
+        assert_eq!(idle_share(&host(100, 1_000), &host(50, 900)), None);
+        assert_eq!(idle_share(&Reading::default(), &host(50, 900)), None);
+    }
+
+    #[test]
+    fn a_cgroup_s_unused_quota_counts_when_less_than_the_machine_s_idle() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(1);
+        let limited = |idle, total, used_us, at| Reading {
+            host: Some(HostTimes { idle, total }),
+            cgroup: Some(CgroupTimes {
+                cores: 2.0,
+                used_us,
+            }),
+            at: Some(at),
+        };
+        // The host half idle, the cgroup using 1.8 of its 2 cores: 10 %.
+        let share = idle_share(&limited(0, 0, 0, t0), &limited(50, 100, 1_800_000, t1));
+        assert!((share.unwrap() - 0.1).abs() < 1e-6, "{share:?}");
+        // The cgroup using a quarter of its quota: the host's 20 % counts.
+        let share = idle_share(&limited(0, 0, 0, t0), &limited(20, 100, 500_000, t1));
+        assert!((share.unwrap() - 0.2).abs() < 1e-6, "{share:?}");
+    }
+
+    #[test]
+    fn cgroup_limits_are_read_in_both_versions() {
+        assert_eq!(v2_cores("150000 100000\n"), Some(1.5));
+        assert_eq!(v2_cores("max 100000\n"), None);
+        assert_eq!(v2_usage_us("usage_usec 1234\nuser_usec 1000\n"), Some(1234));
+        assert_eq!(v2_usage_us("user_usec 1000\n"), None);
+        assert_eq!(v1_cores(200_000, 100_000), Some(2.0));
+        assert_eq!(v1_cores(-1, 100_000), None);
+    }
+
+    #[test]
+    fn the_shortage_rises_below_the_target_idle_and_falls_above_it() {
+        let second = Duration::from_secs(1);
+        let half = Shortage::new(0.5);
+        assert!(step(half, 0.0, second) > half, "nothing idle: holds grow");
+        assert!(step(half, 0.45, second) < half, "much idle: holds shrink");
+        assert_eq!(step(half, TARGET_IDLE, second), half, "at the target: kept");
+        // Bounded both ways, and a long gap counts as one second at most.
+        assert_eq!(step(Shortage::FULL, 0.0, second), Shortage::FULL);
+        assert_eq!(step(Shortage::NONE, 1.0, second), Shortage::NONE);
+        assert_eq!(
+            step(half, 0.0, Duration::from_secs(60)),
+            step(half, 0.0, second)
+        );
+        // From full to none within two seconds at 45 % idle.
+        let mut s = Shortage::FULL;
+        for _ in 0..10 {
+            s = step(s, 0.45, SAMPLE_EVERY);
+        }
+        assert!(s.share() < 0.01, "{s:?}");
+    }
+
+    #[test]
+    fn a_shortage_scales_the_limits_it_is_applied_to() {
+        let limit = Duration::from_millis(2_000);
+        assert_eq!(Shortage::FULL.of(limit), limit);
+        assert_eq!(Shortage::new(0.25).of(limit), Duration::from_millis(500));
+        assert_eq!(Shortage::NONE.of(limit), Duration::ZERO);
+        assert!(!Shortage::NONE.any() && Shortage::new(0.01).any());
+        assert_eq!(Shortage::new(f32::NAN), Shortage::FULL);
+        assert_eq!(Shortage::new(7.0), Shortage::FULL);
+    }
+}
