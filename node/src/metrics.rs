@@ -28,6 +28,8 @@ pub struct Metrics {
     /// Heights in progress over all of the node's contexts.
     pub heights_running: prometheus::IntGauge,
     pub heights_held: prometheus::IntGauge,
+    /// Heights held since start (each hold counted once).
+    pub heights_held_total: prometheus::IntCounter,
     /// How short of CPU the machine is lately (`crate::cpu`), 0 to 1.
     pub cpu_shortage: prometheus::Gauge,
     /// 1 while a context does not sign: its own precommits were found in
@@ -94,6 +96,11 @@ impl Metrics {
             "Contexts holding their next height for a fuller block (or its proposal)",
         )?;
         registry.register(Box::new(heights_held.clone()))?;
+        let heights_held_total = prometheus::IntCounter::new(
+            "conclave_heights_held_total",
+            "Heights held for a fuller block (or their proposal), each counted once",
+        )?;
+        registry.register(Box::new(heights_held_total.clone()))?;
         let cpu_shortage = prometheus::Gauge::new(
             "conclave_cpu_shortage",
             "How short of CPU the node's machine is lately, 0 to 1: how far a busy node holds its contexts' heights for fuller blocks (0: it has CPU to spare and starts them at once)",
@@ -288,6 +295,7 @@ impl Metrics {
             consensus_propose_wait_seconds,
             heights_running,
             heights_held,
+            heights_held_total,
             cpu_shortage,
             consensus_signing_refused,
             storage_fault,

@@ -55,6 +55,7 @@ impl ContextActor {
         };
         if !was_held {
             self.deps.metrics.heights_held.inc();
+            self.deps.metrics.heights_held_total.inc();
             debug!(context = %self.id(), height = next.0, waiting, busy = load.heights,
                 cpu_shortage = load.cpu.share(), proposing, "holding the height for a fuller block");
         }

@@ -97,6 +97,8 @@ pub(crate) struct Sim {
     /// The last sign-guard position seen of each node (invariant: it only
     /// moves forward, unless its home is restored from a backup).
     guards: std::sync::Mutex<HashMap<usize, SignPosition>>,
+    /// How short of CPU the nodes' machine is (from their next start).
+    pub(crate) cpu: crate::cpu::Shortage,
 }
 
 impl Sim {
@@ -169,6 +171,7 @@ impl Sim {
             acknowledged: Vec::new(),
             key,
             guards: std::sync::Mutex::new(HashMap::new()),
+            cpu: crate::cpu::Shortage::FULL,
         }
     }
 
@@ -233,13 +236,6 @@ impl Sim {
         running.store.block(&self.context, Height(h)).ok()?
     }
 
-    /// Makes node `i` count as busy: as if 100 heights of other contexts
-    /// ran on it (`pace`'s fuller blocks and paced pushes).
-    pub(crate) fn make_busy(&self, i: usize) {
-        let running = self.nodes[i].running.as_ref().expect("node runs");
-        running.metrics.heights_running.add(100);
-    }
-
     /// The context's genesis time.
     pub(crate) fn genesis_ms(&self) -> u64 {
         let store = &self.nodes[0].running.as_ref().expect("node 0 runs").store;
@@ -287,8 +283,7 @@ impl Sim {
             transport: Some(self.bus.port(node.id())),
             wal_dir: node.home.path().join("wal"),
             proposal_delays: Arc::default(),
-            // Busy sim nodes (`make_busy`) hold as on a machine short of CPU.
-            cpu: Arc::new(crate::cpu::CpuShortage::fixed(crate::cpu::Shortage::FULL)),
+            cpu: Arc::new(crate::cpu::CpuShortage::fixed(self.cpu)),
         };
         let handle = {
             let _entered = rt.enter();

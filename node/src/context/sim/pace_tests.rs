@@ -1,12 +1,28 @@
 //! Scenarios of a busy node's pacing (`context::pace`): the sim counts a
 //! node as busy as if 100 heights of other contexts ran on it
-//! (`Sim::make_busy`).
+//! ([`make_busy`]), on a machine short of CPU unless a test says
+//! otherwise (`Sim::cpu`).
 
 use std::time::Duration;
 
 use super::forge::Seen;
 use super::tests::WAIT;
 use super::Sim;
+use crate::cpu::Shortage;
+
+/// Makes node `i` count as busy: as if 100 heights of other contexts ran
+/// on it (`pace`'s fuller blocks and paced pushes).
+fn make_busy(sim: &Sim, i: usize) {
+    let running = sim.nodes[i].running.as_ref().expect("node runs");
+    running.metrics.heights_running.add(100);
+}
+
+/// The heights node `i` held for a fuller block (or their proposal) since
+/// it started.
+fn holds(sim: &Sim, i: usize) -> u64 {
+    let running = sim.nodes[i].running.as_ref().expect("node runs");
+    running.metrics.heights_held_total.get()
+}
 
 /// Votes this late make each height slow enough (over `pace`'s 200 ms)
 /// for a busy node to hold the next one.
@@ -22,7 +38,7 @@ fn busy_and_slow(name: &str) -> Sim {
     let mut sim = Sim::new(name, 4);
     sim.start_all();
     for i in 0..4 {
-        sim.make_busy(i);
+        make_busy(&sim, i);
     }
     sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
     sim
@@ -36,7 +52,7 @@ fn a_busy_member_s_txs_reach_the_other_proposers() {
     let mut sim = Sim::new("busy_pushes", 4);
     sim.start_all();
     for i in 0..4 {
-        sim.make_busy(i);
+        make_busy(&sim, i);
     }
     for _ in 0..4 {
         sim.load_on(&[0], 15);
@@ -113,4 +129,34 @@ fn busy_members_holding_for_a_proposer_that_is_down_still_decide() {
         "node 3's turn was decided in a later round: {rounds:?}"
     );
     sim.check_invariants();
+}
+
+/// Busy nodes hold heights only while their machine is short of CPU
+/// (`crate::cpu`): with CPU to spare every height starts as soon as txs
+/// wait, loaded or not, and all are decided; the same load on machines
+/// short of CPU is held.
+#[test]
+fn busy_nodes_with_cpu_to_spare_hold_no_height() {
+    for (cpu, name) in [
+        (Shortage::NONE, "busy_spare"),
+        (Shortage::FULL, "busy_short"),
+    ] {
+        let mut sim = Sim::new(name, 4);
+        sim.cpu = cpu;
+        sim.start_all();
+        for i in 0..4 {
+            make_busy(&sim, i);
+        }
+        for _ in 0..4 {
+            sim.load(LOADED);
+            sim.wait_all_committed(WAIT);
+        }
+        let held: Vec<u64> = (0..4).map(|i| holds(&sim, i)).collect();
+        if cpu.any() {
+            assert!(held.iter().any(|h| *h > 0), "nothing held: {held:?}");
+        } else {
+            assert_eq!(held, [0; 4], "held with CPU to spare");
+        }
+        sim.check_invariants();
+    }
 }
