@@ -51,9 +51,9 @@ pub const GAIN: f32 = 2.0;
 /// first sample moves the shortage by no more than this much time's worth.
 const MAX_STEP: Duration = Duration::from_secs(1);
 
-/// How far a busy node holds its heights and paces its pushes: 0 starts
-/// at once, 1 holds the whole [`crate::context`] pace limits; between,
-/// the limits scaled down.
+/// How far a busy node holds its heights and paces its pushes: at 0 it
+/// starts them at once, at 1 it keeps the pace rules' whole limits
+/// (`context::pace`), between them it scales them down.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct Shortage(f32);
 
@@ -99,8 +99,7 @@ pub struct CpuShortage {
 
 struct State {
     shortage: Shortage,
-    /// The last reading and when it was taken.
-    last: Option<(Instant, Reading)>,
+    last: Option<Reading>,
 }
 
 impl CpuShortage {
@@ -142,15 +141,15 @@ impl CpuShortage {
         let mut state = self.state.lock();
         if state
             .last
-            .as_ref()
-            .is_some_and(|(at, _)| now.duration_since(*at) < SAMPLE_EVERY)
+            .is_some_and(|last| now.duration_since(last.at) < SAMPLE_EVERY)
         {
             return state.shortage;
         }
-        let reading = Reading::take();
-        if let Some((at, before)) = state.last.replace((now, reading)) {
+        let reading = Reading::take(now);
+        if let Some(before) = state.last.replace(reading) {
             if let Some(idle) = idle_share(&before, &reading) {
-                state.shortage = step(state.shortage, idle, now.duration_since(at));
+                let elapsed = reading.at.duration_since(before.at);
+                state.shortage = step(state.shortage, idle, elapsed);
                 if let Some(g) = &self.gauge {
                     g.set(f64::from(state.shortage.0));
                 }
@@ -167,14 +166,13 @@ pub fn step(shortage: Shortage, idle: f32, elapsed: Duration) -> Shortage {
 }
 
 /// CPU time counters read at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Reading {
+    at: Instant,
     /// The machine's idle and total time (`/proc/stat`, in ticks).
     host: Option<HostTimes>,
     /// The node's cgroup, when its CPU is limited.
     cgroup: Option<CgroupTimes>,
-    /// When the cgroup's usage was read (its share needs the wall time).
-    at: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,14 +190,14 @@ struct CgroupTimes {
 }
 
 impl Reading {
-    fn take() -> Self {
+    fn take(at: Instant) -> Self {
         let host = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| host_times(&s));
         Self {
+            at,
             host,
             cgroup: cgroup_times(),
-            at: Some(Instant::now()),
         }
     }
 }
@@ -214,10 +212,10 @@ fn idle_share(before: &Reading, after: &Reading) -> Option<f32> {
         }
         _ => None,
     };
-    let cgroup = match (before.cgroup, after.cgroup, before.at, after.at) {
-        (Some(a), Some(b), Some(t0), Some(t1)) if t1 > t0 && b.cores > 0.0 => {
+    let cgroup = match (before.cgroup, after.cgroup) {
+        (Some(a), Some(b)) if after.at > before.at && b.cores > 0.0 => {
             let used = b.used_us.saturating_sub(a.used_us) as f64 / 1e6;
-            let available = t1.duration_since(t0).as_secs_f64() * b.cores;
+            let available = after.at.duration_since(before.at).as_secs_f64() * b.cores;
             Some(1.0 - used / available)
         }
         _ => None,
@@ -306,8 +304,9 @@ mod tests {
 
     fn host(idle: u64, total: u64) -> Reading {
         Reading {
+            at: Instant::now(),
             host: Some(HostTimes { idle, total }),
-            ..Reading::default()
+            cgroup: None,
         }
     }
 
@@ -334,7 +333,7 @@ mod tests {
 
     #[test]
     fn this_machine_s_counters_can_be_read() {
-        let reading = Reading::take();
+        let reading = Reading::take(Instant::now());
         let times = reading.host.expect("/proc/stat has an aggregate cpu line");
         assert!(times.idle <= times.total, "{times:?}");
         // Whatever the machine does, the shortage stays in 0..=1.
@@ -348,7 +347,11 @@ mod tests {
         // No time passed, or counters that went back (a new boot): unknown.
         assert_eq!(idle_share(&host(100, 1_000), &host(100, 1_000)), None);
         assert_eq!(idle_share(&host(100, 1_000), &host(50, 900)), None);
-        assert_eq!(idle_share(&Reading::default(), &host(50, 900)), None);
+        let unread = Reading {
+            host: None,
+            ..host(0, 0)
+        };
+        assert_eq!(idle_share(&unread, &host(50, 900)), None);
     }
 
     #[test]
@@ -361,7 +364,7 @@ mod tests {
                 cores: 2.0,
                 used_us,
             }),
-            at: Some(at),
+            at,
         };
         // The host half idle, the cgroup using 1.8 of its 2 cores: 10 %.
         let share = idle_share(&limited(0, 0, 0, t0), &limited(50, 100, 1_800_000, t1));
