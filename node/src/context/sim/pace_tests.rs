@@ -24,8 +24,8 @@ fn holds(sim: &Sim, i: usize) -> u64 {
     running.metrics.heights_held_total.get()
 }
 
-/// Votes this late make each height slow enough (over `pace`'s 200 ms)
-/// for a busy node to hold the next one.
+/// Votes this late make each height slow, as on a loaded node: txs
+/// submitted meanwhile wait for the next, which a busy node holds.
 const SLOW_VOTES: Duration = Duration::from_millis(250);
 
 /// Txs a height: over `pace`'s 32, so that the context counts as loaded
