@@ -13,7 +13,8 @@
 //! (`/proc/stat`), or of the node's cgroup's CPU quota left unused when
 //! one is set (a container limited to fewer cores than the host has),
 //! whichever is less; sampled at most every [`SAMPLE_EVERY`] and only
-//! when asked (an idle node asks nothing and reads nothing). From it a
+//! when asked, which a node's contexts do only while it is busy (an idle
+//! or lightly loaded node reads nothing). From it a
 //! [`Shortage`] between 0 (no holds: start at once) and 1 (the full holds)
 //! follows the idle share towards [`TARGET_IDLE`]: it rises while less is
 //! idle and falls while more is, in proportion to the gap ([`GAIN`]), so
@@ -32,20 +33,20 @@ use parking_lot::Mutex;
 /// How often the idle share is sampled, at most. `/proc/stat` counts in
 /// hundredths of a second per core: at two cores a sample spans 40 of
 /// them.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
 /// The idle share the shortage steers the machine towards: below it the
 /// holds grow, above it they shrink. Enough headroom that a burst finds a
 /// core free, little enough that holds come off where they only cost
 /// latency.
-pub const TARGET_IDLE: f32 = 0.15;
+const TARGET_IDLE: f32 = 0.15;
 
 /// How fast the shortage moves per second per unit of idle share off
 /// [`TARGET_IDLE`]: fully idle past the target (45 % idle) it falls from 1
 /// to 0 in about 1.7 s; with nothing idle it rises from 0 to 1 in about
 /// 3.3 s. Slower than a hold (up to 2.5 s) takes to show in the idle share
 /// would make the holds swing; faster would follow each sample's noise.
-pub const GAIN: f32 = 2.0;
+const GAIN: f32 = 2.0;
 
 /// The longest span one sample counts for: after a long quiet spell the
 /// first sample moves the shortage by no more than this much time's worth.
@@ -160,7 +161,7 @@ impl CpuShortage {
 }
 
 /// The shortage after `elapsed` at `idle` (the idle share over it).
-pub fn step(shortage: Shortage, idle: f32, elapsed: Duration) -> Shortage {
+fn step(shortage: Shortage, idle: f32, elapsed: Duration) -> Shortage {
     let secs = elapsed.min(MAX_STEP).as_secs_f32();
     Shortage::new(shortage.0 + GAIN * (TARGET_IDLE - idle) * secs)
 }

@@ -103,7 +103,7 @@ impl Metrics {
         registry.register(Box::new(heights_held_total.clone()))?;
         let cpu_shortage = prometheus::Gauge::new(
             "conclave_cpu_shortage",
-            "How short of CPU the node's machine is lately, 0 to 1: how far a busy node holds its contexts' heights for fuller blocks (0: it has CPU to spare and starts them at once); measured while its contexts run heights, its last value kept while they do not",
+            "How short of CPU the node's machine is lately, 0 to 1: how far a busy node holds its contexts' heights for fuller blocks (0: it has CPU to spare and starts them at once); measured while the node is busy (16 or more heights running or held), its last value kept while it is not",
         )?;
         registry.register(Box::new(cpu_shortage.clone()))?;
         let consensus_rounds = IntGaugeVec::new(

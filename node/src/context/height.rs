@@ -92,10 +92,7 @@ impl ContextActor {
     /// What `pace` holds heights and paces pushes by: the node's busy
     /// heights and its machine's CPU shortage.
     pub(super) fn load(&self) -> super::pace::Load {
-        super::pace::Load {
-            heights: self.busy_heights(),
-            cpu: self.deps.cpu.now(),
-        }
+        super::pace::Load::new(self.busy_heights(), || self.deps.cpu.now())
     }
 
     pub(super) fn wal_holds_next_height(&self) -> bool {

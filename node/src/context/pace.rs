@@ -194,6 +194,19 @@ pub(super) struct Load {
 }
 
 impl Load {
+    /// The load of a node with `heights` busy; `cpu` reads its machine's
+    /// shortage, only when that many could make it hold (an unbusy node,
+    /// one context's included, reads nothing on its hot path; the
+    /// shortage it then carries is never used).
+    pub(super) fn new(heights: i64, cpu: impl FnOnce() -> Shortage) -> Self {
+        let cpu = if heights >= BUSY_HEIGHTS {
+            cpu()
+        } else {
+            Shortage::NONE
+        };
+        Self { heights, cpu }
+    }
+
     /// Whether the node holds and paces at all.
     fn holds(self) -> bool {
         self.heights >= BUSY_HEIGHTS && self.cpu.any()

@@ -460,3 +460,18 @@ fn a_partial_shortage_scales_the_proposer_s_holds_and_the_push_interval() {
         Push::WakeAt(t + PUSH_EVERY / 4)
     );
 }
+
+#[test]
+fn an_unbusy_node_does_not_read_its_machine_s_cpu() {
+    let read = std::cell::Cell::new(0);
+    let look = || {
+        read.set(read.get() + 1);
+        Shortage::FULL
+    };
+    let calm = Load::new(BUSY_HEIGHTS - 1, look);
+    assert_eq!(read.get(), 0);
+    assert!(!calm.holds());
+    let busy = Load::new(BUSY_HEIGHTS, look);
+    assert_eq!(read.get(), 1);
+    assert!(busy.holds());
+}
