@@ -148,7 +148,8 @@ fn sign_guard_record() -> Vec<u8> {
     std::fs::read(&path).expect("read")
 }
 
-/// A WAL file holding height 5's vote and proposal inputs.
+/// A WAL file holding height 5's vote and proposal inputs, up to the end
+/// of its records (the zeros written ahead of them left out).
 fn wal_file() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ctx.wal");
@@ -162,7 +163,9 @@ fn wal_file() -> Vec<u8> {
     wal.write(Height(5), &Input::Proposal(proposal()))
         .expect("write");
     wal.sync().expect("sync");
-    std::fs::read(&path).expect("read")
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes.truncate(wal.records_end() as usize);
+    bytes
 }
 
 /// Every pinned format, by name, in file order.

@@ -11,7 +11,9 @@
 //! is the codec's version, 1), or a sign guard record: [`GUARD_TAG`] then
 //! the borsh of the [`LastSigned`] this node recorded before a signature
 //! (see `shared.rs`). Guard records do not move the log's height. The header's
-//! height's records run from `start` to the end of the file; the bytes
+//! height's records run from `start` to the end of the file, or to the
+//! zeros that fill the rest of it (space written ahead, see
+//! [`super::PREALLOCATE`]; no record begins with a zero length); the bytes
 //! between the header and `start` are older heights' records, never read.
 //! Version 1 (a 24-byte header without `start`, its records right after
 //! it) is still read.
@@ -172,6 +174,12 @@ fn frame_at(buf: &[u8], off: usize) -> Frame<'_> {
     }
 }
 
+/// Whether `buf` holds only zeros from `off` on.
+fn zeros_from(buf: &[u8], off: usize) -> bool {
+    buf.get(off..)
+        .is_some_and(|rest| rest.iter().all(|&b| b == 0))
+}
+
 /// Why a scan stopped before the end of the file.
 #[derive(Debug)]
 pub(super) enum Stop {
@@ -235,6 +243,8 @@ pub(super) fn scan(buf: &[u8], header: &Header) -> Scan {
                 }
                 Err(e) => Stop::Undecodable(e),
             },
+            // Nothing but zeros from here: the space written ahead.
+            _ if zeros_from(buf, off) => break,
             Frame::Truncated => Stop::Truncated,
             Frame::Bad => Stop::Checksum,
         };

@@ -7,7 +7,7 @@ use conclave_consensus::sign_policy::{SignPosition, SignStep};
 use conclave_consensus::Hash32;
 
 use super::frame::RECORD_HEADER_LEN;
-use super::tests::{entries, tmp, vote_at, written, H};
+use super::tests::{entries, records_of, tmp, vote_at, written, H};
 use super::*;
 
 fn signed(height: Height, round: u32, step: SignStep, value: u8) -> LastSigned {
@@ -59,7 +59,7 @@ fn guard_records_are_read_back_and_are_not_entries() {
 #[test]
 fn a_torn_guard_record_at_the_tail_is_cut_and_the_one_before_counts() {
     let (_dir, p, first, _, before_second) = with_two_guards();
-    let bytes = std::fs::read(&p).unwrap();
+    let bytes = records_of(&p);
     for cut in before_second as usize + 1..bytes.len() {
         std::fs::write(&p, &bytes[..cut]).unwrap();
         let (wal, rec) = Wal::open(&p).unwrap();
@@ -93,7 +93,7 @@ fn a_torn_tail_of_the_older_heights_ends_their_reading_quietly() {
     // After the last sync, a received vote was written and torn; then the
     // rotation's header reached the disk (the crash states of
     // `Wal::start_height`).
-    let mut bytes = std::fs::read(&p).unwrap();
+    let mut bytes = records_of(&p);
     let torn =
         frame::record(&conclave_consensus::wal_codec::encode_entry(H, &vote_at(H, 2, 8)).unwrap());
     bytes.extend_from_slice(&torn[..torn.len() / 2]);
@@ -135,7 +135,7 @@ fn a_cut_at_a_rotation_drops_the_guard_records() {
 #[test]
 fn the_latest_signature_is_found_past_damage_in_the_middle() {
     let (_dir, p, _, second, before_second) = with_two_guards();
-    let mut bytes = std::fs::read(&p).unwrap();
+    let mut bytes = records_of(&p);
     // A record before the last guard record, damaged: the log refuses to
     // open without repair, and the latest signature is still found.
     let (wal, _) = Wal::open(&p).unwrap();

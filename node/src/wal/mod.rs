@@ -10,13 +10,16 @@
 //! kept in a `<name>.corrupt-<unix_ms>` backup and reported in
 //! [`Recovered`]; damage followed by intact records is refused unless
 //! [`WalOptions::repair`] is set. Nothing read from disk can panic.
+//! Appends overwrite zeros written ahead of them ([`PREALLOCATE`]), so
+//! that their syncs do not also commit the file system's journal.
 
+mod disk;
 mod frame;
 use crate::fsx;
 mod shared;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +29,8 @@ use thiserror::Error;
 use tracing::warn;
 
 use crate::sign_guard::LastSigned;
+pub(crate) use disk::PREALLOCATE;
+use disk::{cut_tail, read_bounded, rewrite_header};
 use frame::{Stop, HEADER_LEN};
 pub use shared::{LogParts, SharedLog};
 
@@ -127,6 +132,9 @@ pub struct Wal {
     height: Height,
     /// Length of the intact data in the file.
     len: u64,
+    /// The file's length: from `len` to here it holds zeros
+    /// ([`PREALLOCATE`]).
+    allocated: u64,
     /// Length of the data known durable (the last good sync, or what was
     /// on disk at open).
     synced: u64,
@@ -160,7 +168,8 @@ impl Wal {
         let Some(bytes) = bytes else {
             fsx::write_atomic(&path, &frame::header(Height(0), HEADER_LEN as u64))
                 .map_err(io_err(&path))?;
-            let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new(), None)?;
+            let empty = (HEADER_LEN as u64, HEADER_LEN as u64);
+            let wal = Self::reopen(path, Height(0), empty, Vec::new(), None)?;
             let recovered = Recovered {
                 created: true,
                 height: Height(0),
@@ -176,7 +185,8 @@ impl Wal {
                 warn!(path = %path.display(), %reason, backup = %backup.display(), "wal header unusable; backed up and started empty");
                 fsx::write_atomic(&path, &frame::header(Height(0), HEADER_LEN as u64))
                     .map_err(io_err(&path))?;
-                let wal = Self::reopen(path, Height(0), HEADER_LEN as u64, Vec::new(), None)?;
+                let empty = (HEADER_LEN as u64, HEADER_LEN as u64);
+                let wal = Self::reopen(path, Height(0), empty, Vec::new(), None)?;
                 let repair = Repair {
                     damage: Damage::BadHeader,
                     offset: 0,
@@ -233,6 +243,12 @@ impl Wal {
             }
         };
         let mut len = scan.valid_end as u64;
+        // A cut tail took the zeros after it along.
+        let mut allocated = if repair.is_some() {
+            len
+        } else {
+            bytes.len() as u64
+        };
         if header.version != frame::VERSION {
             // Written by an older version: rewritten once in this one.
             let records = bytes
@@ -242,16 +258,17 @@ impl Wal {
             upgraded.extend_from_slice(records);
             fsx::write_atomic(&path, &upgraded).map_err(io_err(&path))?;
             len = upgraded.len() as u64;
+            allocated = len;
         }
         let entries = scan.entries.len();
-        let wal = Self::reopen(path, height, len, scan.entries, scan.guard)?;
+        let wal = Self::reopen(path, height, (len, allocated), scan.entries, scan.guard)?;
         Ok((wal, recovered(height, entries, repair)))
     }
 
     fn reopen(
         path: PathBuf,
         height: Height,
-        len: u64,
+        (len, allocated): (u64, u64),
         entries: Vec<(Height, WalInput)>,
         guard: Option<LastSigned>,
     ) -> Result<Self> {
@@ -265,12 +282,19 @@ impl Wal {
             file,
             height,
             len,
+            allocated,
             synced: len,
             entries,
             guard,
             dirty: false,
             poisoned: false,
         })
+    }
+
+    /// Where the records end and the zeros written ahead begin.
+    #[cfg(test)]
+    pub(crate) fn records_end(&self) -> u64 {
+        self.len
     }
 
     pub fn path(&self) -> &Path {
@@ -383,6 +407,7 @@ impl Wal {
         if cut {
             self.guard = None;
             self.len = start;
+            self.allocated = start;
             self.synced = start;
             self.dirty = false;
         } else {
@@ -438,18 +463,34 @@ impl Wal {
             });
         }
         let written = self
-            .file
-            .seek(SeekFrom::Start(self.len))
-            .and_then(|_| self.file.write_all(record));
+            .preallocate(new_len)
+            .and_then(|()| self.file.write_all_at(record, self.len));
         if let Err(e) = written {
             // Never leave a partial record behind a later append.
             if self.file.set_len(self.len).is_err() {
                 self.poisoned = true;
             }
+            self.allocated = self.len;
             return Err(io_err(&self.path)(e));
         }
         self.len = new_len;
         self.dirty = true;
+        Ok(())
+    }
+
+    /// Writes zeros ahead of the records once an append would pass the
+    /// file's end, [`PREALLOCATE`] past the new end (within
+    /// [`MAX_WAL_FILE_BYTES`]); the next sync makes them durable with it.
+    fn preallocate(&mut self, new_len: u64) -> io::Result<()> {
+        if new_len <= self.allocated {
+            return Ok(());
+        }
+        let to = new_len
+            .saturating_add(PREALLOCATE)
+            .min(MAX_WAL_FILE_BYTES)
+            .max(new_len);
+        disk::write_zeros(&self.file, self.allocated, to)?;
+        self.allocated = to;
         Ok(())
     }
 
@@ -466,6 +507,7 @@ impl Wal {
             // so it is cut, and a reopened log starts from what was durable.
             self.poisoned = true;
             let _ = self.file.set_len(self.synced);
+            self.allocated = self.synced;
             return Err(io_err(&self.path)(e));
         }
         self.synced = self.len;
@@ -500,54 +542,6 @@ fn recovered(height: Height, entries: usize, repair: Option<Repair>) -> Recovere
         entries,
         repair,
     }
-}
-
-fn read_bounded(path: &Path) -> Result<Vec<u8>> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let size = f.metadata().map_err(io_err(path))?.len();
-    if size > MAX_WAL_FILE_BYTES {
-        return Err(WalError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-        });
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    Read::by_ref(&mut f)
-        .take(MAX_WAL_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err(path))?;
-    Ok(bytes)
-}
-
-/// Points the header of the file at `path` at `start`, durably.
-fn rewrite_header(path: &Path, height: Height, start: u64) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    f.write_all_at(&frame::header(height, start), 0)
-        .and_then(|()| f.sync_data())
-        .map_err(io_err(path))
-}
-
-/// Backs up `bytes[keep..]` durably, then truncates the file to `keep`.
-fn cut_tail(path: &Path, bytes: &[u8], keep: usize, damage: Damage) -> Result<Repair> {
-    let tail = bytes.get(keep..).unwrap_or_default();
-    let backup = fsx::backup(path, tail).map_err(io_err(path))?;
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    f.set_len(keep as u64)
-        .and_then(|_| f.sync_all())
-        .map_err(io_err(path))?;
-    warn!(path = %path.display(), ?damage, offset = keep, dropped = tail.len(), backup = %backup.display(), "wal damage cut off");
-    Ok(Repair {
-        damage,
-        offset: keep as u64,
-        dropped_bytes: tail.len() as u64,
-        backup,
-    })
 }
 
 #[cfg(test)]

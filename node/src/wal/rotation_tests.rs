@@ -5,7 +5,7 @@
 use conclave_consensus::wal_codec::encode_entry;
 
 use super::frame::V1_HEADER_LEN;
-use super::tests::{backups, entries, tmp, vote_at, written, H};
+use super::tests::{backups, entries, records_of, tmp, vote_at, written, H};
 use super::*;
 
 const NEXT: Height = Height(5);
@@ -26,7 +26,7 @@ fn a_rotation_writes_the_header_only_and_syncs_nothing() {
     let (mut wal, _) = open_clean(&p);
     wal.start_height(NEXT).unwrap();
     assert!(wal.dirty, "the header rides on the next sync");
-    let after = std::fs::read(&p).unwrap();
+    let after = records_of(&p);
     assert_eq!(after.len(), before.len());
     assert_eq!(
         after[HEADER_LEN..],

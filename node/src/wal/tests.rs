@@ -74,8 +74,18 @@ pub(super) fn written() -> (tempfile::TempDir, PathBuf, Vec<u8>, Vec<usize>) {
         wal.append(H, &e).unwrap();
     }
     drop(wal);
-    let bytes = std::fs::read(&p).unwrap();
-    (dir, p, bytes, starts)
+    (dir, p.clone(), records_of(&p), starts)
+}
+
+/// The log file at `p` up to the end of its records, without the zeros
+/// written ahead of them ([`PREALLOCATE`]).
+pub(super) fn records_of(p: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(p).unwrap();
+    let header = frame::read_header(&bytes).unwrap();
+    let end = frame::scan(&bytes, &header).valid_end;
+    assert!(bytes[end..].iter().all(|&b| b == 0), "only zeros follow");
+    bytes.truncate(end);
+    bytes
 }
 
 pub(super) fn backups(dir: &Path) -> Vec<PathBuf> {
@@ -294,4 +304,102 @@ fn unpersisted_inputs_are_refused_and_leave_the_log_intact() {
     drop(wal);
     let after = std::fs::read(&p).unwrap();
     assert_eq!(&after[..bytes.len()], &bytes[..]);
+}
+
+/// The file's length on disk.
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().len()
+}
+
+#[test]
+fn appends_overwrite_zeros_written_ahead_and_the_zeros_read_as_the_end() {
+    let (_dir, p) = tmp();
+    let (mut wal, _) = Wal::open(&p).unwrap();
+    wal.start_height(H).unwrap();
+    let mut written = Vec::new();
+    let mut lengths = std::collections::BTreeSet::new();
+    // About 300 KB of records: the file grows by PREALLOCATE at a time,
+    // and is always ahead of the records by at most that much.
+    for round in 0..2_000 {
+        let v = vote_at(H, round, 1);
+        wal.append(H, &v).unwrap();
+        written.push(v);
+        let len = file_len(&p);
+        assert!(len >= wal.len && len - wal.len <= PREALLOCATE, "{len}");
+        lengths.insert(len);
+    }
+    let steps = wal.len.div_ceil(PREALLOCATE) + 1;
+    assert!(lengths.len() as u64 <= steps, "{} lengths", lengths.len());
+    let end = wal.len;
+    drop(wal);
+    // Reopened: every record, no damage, the zeros kept for later appends.
+    let (mut wal, rec) = Wal::open(&p).unwrap();
+    assert_eq!((rec.entries, rec.repair), (written.len(), None));
+    assert_eq!(wal.len, end);
+    let before = file_len(&p);
+    let v = vote_at(H, 9_999, 2);
+    wal.append(H, &v).unwrap();
+    written.push(v);
+    assert_eq!(file_len(&p), before, "written into the zeros");
+    drop(wal);
+    let (wal, rec) = Wal::open(&p).unwrap();
+    assert_eq!(rec.repair, None);
+    assert_eq!(wal.entries_for(H), written);
+}
+
+#[test]
+fn a_record_torn_in_the_zeros_written_ahead_is_cut() {
+    let (dir, p) = tmp();
+    let (mut wal, _) = Wal::open(&p).unwrap();
+    wal.start_height(H).unwrap();
+    for e in entries() {
+        wal.append(H, &e).unwrap();
+    }
+    let end = wal.len as usize;
+    drop(wal);
+    let mut bytes = std::fs::read(&p).unwrap();
+    assert!(bytes.len() > end + 1_000, "zeros written ahead");
+    // A crash during the next append: part of its record reached the
+    // disk, the rest of the space still zeros.
+    let torn = frame::record(&wal_codec::encode_entry(H, &vote(7, 7)).unwrap());
+    for cut in [1, 5, RECORD_HEADER_LEN + 3, torn.len() / 2] {
+        bytes[end..end + torn.len()].fill(0);
+        bytes[end..end + cut].copy_from_slice(&torn[..cut]);
+        std::fs::write(&p, &bytes).unwrap();
+        let (wal, rec) = Wal::open(&p).unwrap();
+        assert_eq!(wal.entries_for(H), entries(), "cut at {cut}");
+        let repair = rec.repair.expect("damage reported");
+        assert!(matches!(
+            repair.damage,
+            Damage::CorruptTail | Damage::TruncatedTail
+        ));
+        assert_eq!(repair.offset, end as u64);
+        drop(wal);
+        assert_eq!(file_len(&p), end as u64, "cut with the zeros after it");
+        assert_eq!(Wal::open(&p).unwrap().1.repair, None);
+    }
+    assert_eq!(backups(dir.path()).len(), 4);
+}
+
+#[test]
+fn zeros_followed_by_a_record_of_the_height_are_refused() {
+    // Records never follow zeros: appends are contiguous. A record after
+    // zeros is refused like any damage followed by intact records (the
+    // zeros may be synced records lost), not read as the end.
+    let (_dir, p) = tmp();
+    let (mut wal, _) = Wal::open(&p).unwrap();
+    wal.start_height(H).unwrap();
+    for e in entries() {
+        wal.append(H, &e).unwrap();
+    }
+    let end = wal.len as usize;
+    drop(wal);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let later = frame::record(&wal_codec::encode_entry(H, &vote(8, 8)).unwrap());
+    bytes[end + 100..end + 100 + later.len()].copy_from_slice(&later);
+    std::fs::write(&p, &bytes).unwrap();
+    assert!(matches!(
+        Wal::open(&p),
+        Err(WalError::CorruptMiddle { offset, .. }) if offset == end as u64
+    ));
 }

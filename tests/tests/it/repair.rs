@@ -108,15 +108,18 @@ async fn damaged_files_are_repaired_or_refused_and_the_node_rejoins() {
     let guard = wal_dir.join(format!("{}.sign", ctx.to_hex()));
 
     // 1. A torn WAL tail (a crash in the middle of an append): the node
-    //    cuts it, keeps the cut bytes, and starts by itself.
+    //    cuts it, keeps the cut bytes, and starts by itself. (Zeros alone
+    //    are the space the log writes ahead of its records, no damage.)
     net.nodes[3].kill9();
-    let len = std::fs::metadata(&wal).unwrap().len();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&wal)
-        .unwrap()
-        .set_len(len + 7)
-        .unwrap();
+    {
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&wal)
+            .unwrap()
+            .write_all(&[0xa5; 7])
+            .unwrap();
+    }
     net.nodes[3].start().await;
     assert!(
         largest(&wal_dir, &|n| n.contains(".wal.corrupt-")).is_some(),
