@@ -107,6 +107,16 @@ async fn damaged_files_are_repaired_or_refused_and_the_node_rejoins() {
     let wal = wal_dir.join(format!("{}.wal", ctx.to_hex()));
     let guard = wal_dir.join(format!("{}.sign", ctx.to_hex()));
 
+    // 0. A clean kill: the zeros the WAL writes ahead of its records read
+    //    as its end at the restart, nothing cut and nothing backed up.
+    net.nodes[3].kill9();
+    net.nodes[3].start().await;
+    caught_up(&net, 3).await;
+    assert!(
+        largest(&wal_dir, &|n| n.contains(".corrupt-")).is_none(),
+        "a clean restart cut its WAL"
+    );
+
     // 1. A torn WAL tail (a crash in the middle of an append): the node
     //    cuts it, keeps the cut bytes, and starts by itself. (Zeros alone
     //    are the space the log writes ahead of its records, no damage.)
