@@ -23,7 +23,7 @@ use crate::fsx;
 /// syncs its WAL before each signature of each context. The file grows by
 /// this much at a time (one journal commit per couple of hundred records);
 /// the scan reads the zeros as the end ([`super::frame`]).
-pub(crate) const PREALLOCATE: u64 = 64 * 1024;
+pub(super) const PREALLOCATE: u64 = 64 * 1024;
 
 /// The zeros [`PREALLOCATE`] writes, a slice at a time.
 static ZEROS: [u8; PREALLOCATE as usize] = [0; PREALLOCATE as usize];

@@ -347,8 +347,9 @@ fn appends_overwrite_zeros_written_ahead_and_the_zeros_read_as_the_end() {
     assert_eq!(wal.entries_for(H), written);
 }
 
-#[test]
-fn a_record_torn_in_the_zeros_written_ahead_is_cut() {
+/// [`entries`] appended to a new log: the whole file, with the zeros
+/// written ahead of the records, and where the records end.
+fn written_ahead() -> (tempfile::TempDir, PathBuf, Vec<u8>, usize) {
     let (dir, p) = tmp();
     let (mut wal, _) = Wal::open(&p).unwrap();
     wal.start_height(H).unwrap();
@@ -357,8 +358,14 @@ fn a_record_torn_in_the_zeros_written_ahead_is_cut() {
     }
     let end = wal.len as usize;
     drop(wal);
-    let mut bytes = std::fs::read(&p).unwrap();
+    let bytes = std::fs::read(&p).unwrap();
     assert!(bytes.len() > end + 1_000, "zeros written ahead");
+    (dir, p, bytes, end)
+}
+
+#[test]
+fn a_record_torn_in_the_zeros_written_ahead_is_cut() {
+    let (dir, p, mut bytes, end) = written_ahead();
     // A crash during the next append: part of its record reached the
     // disk, the rest of the space still zeros.
     let torn = frame::record(&wal_codec::encode_entry(H, &vote(7, 7)).unwrap());
@@ -386,15 +393,7 @@ fn zeros_followed_by_a_record_of_the_height_are_refused() {
     // Records never follow zeros: appends are contiguous. A record after
     // zeros is refused like any damage followed by intact records (the
     // zeros may be synced records lost), not read as the end.
-    let (_dir, p) = tmp();
-    let (mut wal, _) = Wal::open(&p).unwrap();
-    wal.start_height(H).unwrap();
-    for e in entries() {
-        wal.append(H, &e).unwrap();
-    }
-    let end = wal.len as usize;
-    drop(wal);
-    let mut bytes = std::fs::read(&p).unwrap();
+    let (_dir, p, mut bytes, end) = written_ahead();
     let later = frame::record(&wal_codec::encode_entry(H, &vote(8, 8)).unwrap());
     bytes[end + 100..end + 100 + later.len()].copy_from_slice(&later);
     std::fs::write(&p, &bytes).unwrap();
