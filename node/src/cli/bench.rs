@@ -104,7 +104,20 @@ pub struct BenchArgs {
         conflicts_with_all = ["anchor_payouts", "catch_up_blocks"]
     )]
     pub validator_threads: Option<u64>,
+    /// Each validator's pool holds at most this many txs of a context
+    /// (`[mempool] max_txs`; default: the node's default). A closed loop
+    /// keeps the pools full, so a smaller pool makes the clients meet
+    /// refusals sooner (`submits_refused`).
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_POOL_TXS),
+        conflicts_with_all = ["anchor_payouts", "catch_up_blocks"]
+    )]
+    pub pool_txs: Option<u64>,
 }
+
+/// The largest `--pool-txs`.
+const MAX_POOL_TXS: u64 = 10_000_000;
 
 enum Seen {
     /// A tx's hash, when its `tx_submit` was sent, and how long its
@@ -176,7 +189,7 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
         };
         super::init_home(home, listen)?;
         let mut config = Config::load(home)?;
-        allow_clients(&mut config, args.clients, 1);
+        tune_validator(&mut config, args, 1);
         let (node, bound) = crate::launch::launch(home, config).await?;
         let kv = conclave_apps::by_name("kv").ok_or_else(|| anyhow::anyhow!("kv app missing"))?;
         let mut contexts = Vec::new();
@@ -205,7 +218,7 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
         "kv",
         args.checkpoint_interval,
         args.validator_threads.map(|w| w as usize),
-        |config| allow_clients(config, args.clients, args.validators),
+        |config| tune_validator(config, args, args.validators),
     )
     .await?;
     if let Some(cpus) = pins {
@@ -251,11 +264,15 @@ async fn run_once(args: &BenchArgs, pins: Option<&str>) -> anyhow::Result<Report
     drive(args, contexts, targets, pids).await
 }
 
-/// Raises a validator's `[rpc] max_connections` to what its share of
-/// `clients` over `validators` needs ([`rpc_connections`]).
-fn allow_clients(config: &mut Config, clients: u64, validators: usize) {
-    let needed = rpc_connections(clients, validators);
+/// Raises a validator's `[rpc] max_connections` to what its share of the
+/// clients over `validators` needs ([`rpc_connections`]), and sets its pool
+/// size when `--pool-txs` asks for one.
+fn tune_validator(config: &mut Config, args: &BenchArgs, validators: usize) {
+    let needed = rpc_connections(args.clients, validators);
     config.rpc.max_connections = config.rpc.max_connections.max(needed);
+    if let Some(txs) = args.pool_txs {
+        config.mempool.max_txs = txs as usize;
+    }
 }
 
 async fn drive(
@@ -302,17 +319,21 @@ async fn drive(
     };
     let rate = args.rate;
     let sent_total = Arc::new(AtomicU64::new(0));
+    // Answers that refused a tx (a full pool), each followed by a retry
+    // while the run lasts.
+    let refused = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     let https = targets
         .iter()
         .map(|t| super::connect::connect(&format!("http://{}", t.rpc)))
         .collect::<Result<Vec<_>, _>>()?;
     for &(target, context) in &assigned {
-        let (http, sequence, seen_tx, sent_total) = (
+        let (http, sequence, seen_tx, sent_total, refused) = (
             https[target].clone(),
             sequences[target][context].clone(),
             seen_tx.clone(),
             sent_total.clone(),
+            refused.clone(),
         );
         clients.push(tokio::spawn(async move {
             let mut sent = 0u64;
@@ -342,6 +363,7 @@ async fn drive(
                         // Mempool full: back off and let blocks drain it,
                         // longer at each refusal, as a client should.
                         Err(_) if Instant::now() < deadline => {
+                            refused.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(wait).await;
                             wait = (wait * 2).min(RETRY_MAX);
                         }
@@ -455,6 +477,7 @@ async fn drive(
         latency_ms_p99: pct(&latencies, 0.99),
         submit_ms_p50: pct(&answers, 0.50),
         submit_ms_p99: pct(&answers, 0.99),
+        submits_refused: refused.load(Ordering::Relaxed),
         heights_by_round,
         fallbacks: scraped.as_ref().map(|s| s.fallbacks),
         pushes_failed: scraped.as_ref().map(|s| s.pushes_failed),

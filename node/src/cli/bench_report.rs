@@ -55,6 +55,11 @@ pub(super) struct Report {
     /// the client saw it), p50 and p99: what paces a closed-loop client.
     pub(super) submit_ms_p50: f64,
     pub(super) submit_ms_p99: f64,
+    /// `tx_submit` answers that refused a tx (a full pool), each retried
+    /// after a wait: a closed loop with more clients than the blocks drain
+    /// keeps the pools full, and every refusal costs a validator a request
+    /// for no tx.
+    pub(super) submits_refused: u64,
     /// Heights decided in each round (index 0: round 0): anything past
     /// round 0 is a round lost to a timeout.
     pub(super) heights_by_round: Vec<u64>,
@@ -92,6 +97,8 @@ pub(super) struct Medians {
     pub(super) latency_ms_p99: f64,
     submit_ms_p50: f64,
     submit_ms_p99: f64,
+    /// Per run, the answers that refused a tx.
+    submits_refused: f64,
     /// Per run, the share of heights decided after round 0.
     heights_past_round_0: f64,
     /// Per run, the CPU seconds of the busiest validator.
@@ -126,6 +133,7 @@ impl Medians {
             latency_ms_p99: m(&|r| r.latency_ms_p99),
             submit_ms_p50: m(&|r| r.submit_ms_p50),
             submit_ms_p99: m(&|r| r.submit_ms_p99),
+            submits_refused: m(&|r| r.submits_refused as f64),
             heights_past_round_0: m(&|r| {
                 let all: u64 = r.heights_by_round.iter().sum();
                 let late: u64 = r.heights_by_round.iter().skip(1).sum();

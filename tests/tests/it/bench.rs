@@ -40,6 +40,8 @@ fn bench_commits_every_tx_and_names_its_build() {
     // Tests run the dev build.
     assert_eq!(report["build"], "dev", "{report}");
     assert!(report["latency_ms_p50"].as_f64().unwrap() > 0.0, "{report}");
+    // 60 txs never fill a pool of the default size.
+    assert_eq!(report["submits_refused"], 0, "{report}");
     // The node's threads handed over work while the load ran.
     assert!(
         report["nodes"][0]["context_switches"].as_u64().unwrap() > 0,
@@ -84,12 +86,35 @@ fn several_runs_report_each_and_their_medians() {
     assert!((median - (tps[0] + tps[1]) / 2.0).abs() < 1e-6, "{report}");
 }
 
+/// A pool smaller than the clients' txs in flight refuses some: the
+/// report counts the refusals, and the clients' retries still commit
+/// every tx.
+#[test]
+fn refused_submissions_are_counted_and_retried_until_committed() {
+    let report = bench(&[
+        "--txs",
+        "80",
+        "--clients",
+        "8",
+        "--keys",
+        "8",
+        "--pool-txs",
+        "1",
+        "--max-secs",
+        "120",
+    ]);
+    assert_eq!(report["txs_submitted"], 80, "{report}");
+    assert_eq!(report["txs_committed"], 80, "{report}");
+    assert!(report["submits_refused"].as_u64().unwrap() > 0, "{report}");
+}
+
 /// Settings out of range, or that the chosen bench would not use, are
 /// refused before anything starts, naming the option.
 #[test]
 fn out_of_range_or_unused_settings_are_refused() {
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 8] = [
         &["--checkpoint-interval", "0"],
+        &["--pool-txs", "0"],
         &["--checkpoint-interval", "1000001"],
         &["--validator-threads", "1025"],
         // One validator runs in the bench's own process.
@@ -97,6 +122,7 @@ fn out_of_range_or_unused_settings_are_refused() {
         // The catch-up and anchoring benches set up their own validators.
         &["--checkpoint-interval", "5", "--catch-up-blocks", "10"],
         &["--validator-threads", "1", "--anchor-payouts", "1"],
+        &["--pool-txs", "5", "--catch-up-blocks", "10"],
     ];
     for args in cases {
         let dir = tempfile::tempdir().unwrap();
