@@ -275,6 +275,12 @@ fn tune_validator(config: &mut Config, args: &BenchArgs, validators: usize) {
     }
 }
 
+/// Whether a `tx_submit` error is a full pool's refusal.
+fn pool_full(e: &jsonrpsee::core::client::Error) -> bool {
+    matches!(e, jsonrpsee::core::client::Error::Call(call)
+        if call.code() == crate::rpc::codes::MEMPOOL_FULL)
+}
+
 async fn drive(
     args: &BenchArgs,
     contexts: Vec<ContextId>,
@@ -319,8 +325,8 @@ async fn drive(
     };
     let rate = args.rate;
     let sent_total = Arc::new(AtomicU64::new(0));
-    // Answers that refused a tx (a full pool), each followed by a retry
-    // while the run lasts.
+    // Answers that refused a tx for a full pool, each followed by a retry
+    // while the run lasts (as is any other error).
     let refused = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     let https = targets
@@ -362,8 +368,10 @@ async fn drive(
                         }
                         // Mempool full: back off and let blocks drain it,
                         // longer at each refusal, as a client should.
-                        Err(_) if Instant::now() < deadline => {
-                            refused.fetch_add(1, Ordering::Relaxed);
+                        Err(e) if Instant::now() < deadline => {
+                            if pool_full(&e) {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
                             tokio::time::sleep(wait).await;
                             wait = (wait * 2).min(RETRY_MAX);
                         }

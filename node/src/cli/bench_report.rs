@@ -55,8 +55,8 @@ pub(super) struct Report {
     /// the client saw it), p50 and p99: what paces a closed-loop client.
     pub(super) submit_ms_p50: f64,
     pub(super) submit_ms_p99: f64,
-    /// `tx_submit` answers that refused a tx (a full pool), each retried
-    /// after a wait: a closed loop with more clients than the blocks drain
+    /// `tx_submit` answers that refused a tx for a full pool
+    /// (`MEMPOOL_FULL`), each retried after a wait: a closed loop with more clients than the blocks drain
     /// keeps the pools full, and every refusal costs a validator a request
     /// for no tx.
     pub(super) submits_refused: u64,
