@@ -10,15 +10,23 @@
 //! otherwise fill it (or the sender's quota) and refuse the very tx that
 //! closes the gap. So the tx that closes its sender's first gap (its nonce
 //! the first missing above the committed one, with the sender's txs
-//! waiting above it) may go past every limit (`max_txs_per_sender`,
-//! `max_txs`, `max_bytes`) by up to a quarter (at least one tx); then
-//! those txs can run, so blocks drain the excess. So may a tx another
-//! member pushed (`Mempool::insert_pushed`), past the pool's total limits
-//! (not its sender's quota): that member acknowledged it, and a pool that
-//! refused it made its node fetch it from every proposal carrying it. The
-//! node's own submissions stop at the limits, so when every member's pool
-//! fills under load, what goes past them is the pushes already under way.
-//! Any other tx finds a full pool full.
+//! waiting above it) may go past its sender's quota (`max_txs_per_sender`)
+//! by up to a quarter (at least one tx), and past the pool's total limits
+//! (`max_txs`, `max_bytes`) whatever it holds; then those txs can run, so
+//! blocks drain the excess. Such txs are at most as many as the txs
+//! already waiting above the gaps they close (so the pool holds at most
+//! twice what its limits and the reserve below let in). A tx another member pushed (`Mempool::insert_pushed`)
+//! may go past the pool's total limits (not its sender's quota) by up to
+//! a quarter: that member acknowledged it, and a pool that refused it made
+//! its node fetch it from every proposal carrying it. The gaps' closers
+//! are not held to that quarter, which pushed txs may take whole: every
+//! member's pool then stood full of txs waiting above gaps and pushed txs
+//! waiting above theirs, none of them able to run, and nothing was
+//! proposed again (four validators with pools of 100 txs under 64
+//! clients). The node's own submissions stop at the limits, so when every
+//! member's pool fills under load, what goes past them is the pushes
+//! already under way and the gaps' closers. Any other tx finds a full
+//! pool full.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -162,13 +170,17 @@ impl Mempool {
             None
         };
         if let Some(full) = full {
-            let within_reserve = pending < cfg.max_txs_per_sender + cfg.max_txs_per_sender / 4 + 1
-                && self.index.len() < cfg.max_txs + cfg.max_txs / 4 + 1
+            let sender_reserve = pending < cfg.max_txs_per_sender + cfg.max_txs_per_sender / 4 + 1;
+            let pool_reserve = self.index.len() < cfg.max_txs + cfg.max_txs / 4 + 1
                 && self.bytes + size <= cfg.max_bytes + cfg.max_bytes / 4;
             let closes_gap = self.highest_nonce(&sender).is_some_and(|h| h > nonce)
                 && self.next_to_run(&sender, committed) == nonce;
             let acknowledged = pushed && !matches!(full, MempoolError::SenderFull(_));
-            if !within_reserve || !(closes_gap || acknowledged) {
+            // The pool's reserve may be all pushed txs: a gap's closer
+            // needs only its sender's (module docs).
+            let admitted =
+                (closes_gap && sender_reserve) || (acknowledged && sender_reserve && pool_reserve);
+            if !admitted {
                 return Err(full);
             }
         }
@@ -374,22 +386,28 @@ mod tests {
         assert_eq!(m.highest_nonce(&id(&k)), Some(3));
     }
 
-    #[test]
-    fn a_full_pool_still_takes_the_tx_that_closes_a_senders_gap() {
-        let (a, b, c) = (key(1), key(2), key(3));
+    /// A pool of 4 txs filled by two senders' nonces 2 and 3, submitted
+    /// here (concurrent clients: their later txs came first), so that
+    /// nothing in it can run.
+    fn full_of_waiting_txs(a: &SigningKey, b: &SigningKey) -> Mempool {
         let mut m = Mempool::new(MempoolConfig {
             max_txs: 4,
             ..Default::default()
         });
-        // Concurrent clients: both senders' later txs came first, and
-        // nothing in the pool can run.
-        for key in [&a, &b] {
+        for key in [a, b] {
             m.insert(tx(key, 2), 0).unwrap();
             m.insert(tx(key, 3), 0).unwrap();
         }
         assert!(m.select(10, usize::MAX, |_| 0).is_empty());
+        m
+    }
+
+    #[test]
+    fn a_full_pool_still_takes_the_tx_that_closes_a_senders_gap() {
+        let (a, b, c) = (key(1), key(2), key(3));
+        let mut m = full_of_waiting_txs(&a, &b);
         // Another waiting tx is refused, but the tx that closes each
-        // sender's gap gets in, within the reserve.
+        // sender's gap gets in, past the limit.
         assert_eq!(m.insert(tx(&a, 5), 0), Err(MempoolError::Full(4)));
         // So is a sender's tx that closes no gap, even one that could run.
         assert_eq!(m.insert(tx(&c, 1), 0), Err(MempoolError::Full(4)));
@@ -398,6 +416,26 @@ mod tests {
         assert_eq!(m.select(10, usize::MAX, |_| 0).len(), 6);
         // The reserve is bounded, even for txs that could run.
         assert_eq!(m.insert(tx(&a, 4), 0), Err(MempoolError::Full(4)));
+    }
+
+    #[test]
+    fn pushed_txs_in_the_reserve_do_not_lock_out_a_gaps_closer() {
+        let (a, b, c, d) = (key(1), key(2), key(3), key(4));
+        // The node's own senders wait above gaps and fill the pool; pushed
+        // txs, also waiting above theirs, fill its reserve.
+        let mut m = full_of_waiting_txs(&a, &b);
+        m.insert_pushed(tx(&c, 2), 0).unwrap();
+        m.insert_pushed(tx(&d, 2), 0).unwrap();
+        assert_eq!(m.insert_pushed(tx(&c, 3), 0), Err(MempoolError::Full(4)));
+        assert!(m.select(10, usize::MAX, |_| 0).is_empty());
+        // Nothing could ever run if the gaps' closers were refused now.
+        m.insert(tx(&a, 1), 0).unwrap();
+        m.insert_pushed(tx(&c, 1), 0).unwrap();
+        assert_eq!(m.select(10, usize::MAX, |_| 0).len(), 5);
+        // Still only the closers: a tx that could run but closes no gap is
+        // refused.
+        assert_eq!(m.insert(tx(&a, 4), 0), Err(MempoolError::Full(4)));
+        assert_eq!(m.len(), 8);
     }
 
     #[test]
