@@ -15,10 +15,11 @@
 //! (`max_txs`, `max_bytes`) whatever it holds; then those txs can run, so
 //! blocks drain the excess. Such txs are at most as many as the txs
 //! already waiting above the gaps they close (so the pool holds at most
-//! twice what its limits and the reserve below let in). A tx another member pushed (`Mempool::insert_pushed`)
-//! may go past the pool's total limits (not its sender's quota) by up to
-//! a quarter: that member acknowledged it, and a pool that refused it made
-//! its node fetch it from every proposal carrying it. The gaps' closers
+//! twice what its limits and the reserve below let in). A tx another
+//! member pushed (`Mempool::insert_pushed`) may go past the pool's total
+//! limits (not its sender's quota) by up to a quarter: that member
+//! acknowledged it, and a pool that refused it made its node fetch it
+//! from every proposal carrying it. The gaps' closers
 //! are not held to that quarter, which pushed txs may take whole: every
 //! member's pool then stood full of txs waiting above gaps and pushed txs
 //! waiting above theirs, none of them able to run, and nothing was
