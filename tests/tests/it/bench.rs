@@ -23,20 +23,21 @@ fn bench(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("a JSON report")
 }
 
+/// [`bench`] of `txs` txs (at most 120 s) with `args`, checking that it
+/// submitted and committed every one.
+fn bench_all(txs: u64, args: &[&str]) -> serde_json::Value {
+    let txs_arg = txs.to_string();
+    let mut all = vec!["--txs", &txs_arg, "--max-secs", "120"];
+    all.extend_from_slice(args);
+    let report = bench(&all);
+    assert_eq!(report["txs_submitted"], txs, "{report}");
+    assert_eq!(report["txs_committed"], txs, "{report}");
+    report
+}
+
 #[test]
 fn bench_commits_every_tx_and_names_its_build() {
-    let report = bench(&[
-        "--txs",
-        "60",
-        "--clients",
-        "3",
-        "--max-secs",
-        "120",
-        "--checkpoint-interval",
-        "3",
-    ]);
-    assert_eq!(report["txs_submitted"], 60, "{report}");
-    assert_eq!(report["txs_committed"], 60, "{report}");
+    let report = bench_all(60, &["--clients", "3", "--checkpoint-interval", "3"]);
     // Tests run the dev build.
     assert_eq!(report["build"], "dev", "{report}");
     assert!(report["latency_ms_p50"].as_f64().unwrap() > 0.0, "{report}");
@@ -91,20 +92,7 @@ fn several_runs_report_each_and_their_medians() {
 /// every tx.
 #[test]
 fn refused_submissions_are_counted_and_retried_until_committed() {
-    let report = bench(&[
-        "--txs",
-        "80",
-        "--clients",
-        "8",
-        "--keys",
-        "8",
-        "--pool-txs",
-        "1",
-        "--max-secs",
-        "120",
-    ]);
-    assert_eq!(report["txs_submitted"], 80, "{report}");
-    assert_eq!(report["txs_committed"], 80, "{report}");
+    let report = bench_all(80, &["--clients", "8", "--keys", "8", "--pool-txs", "1"]);
     assert!(report["submits_refused"].as_u64().unwrap() > 0, "{report}");
 }
 
