@@ -29,8 +29,7 @@ use thiserror::Error;
 use tracing::warn;
 
 use crate::sign_guard::LastSigned;
-use disk::PREALLOCATE;
-use disk::{cut_tail, read_bounded, rewrite_header};
+use disk::{cut_tail, read_bounded, rewrite_header, PREALLOCATE};
 use frame::{Stop, HEADER_LEN};
 pub use shared::{LogParts, SharedLog};
 
