@@ -25,8 +25,9 @@ use crate::config::Config;
 use crate::context::BlockEvent;
 use crate::rpc::ConclaveApiClient;
 
-/// A client's first wait after a refused tx (a full pool), doubled at each
-/// refusal of the same tx up to [`RETRY_MAX`]: a load that keeps the pools
+/// A client's first wait after a failed submission, doubled at each
+/// failure of the same tx up to [`RETRY_MAX`]. A full pool's refusal says
+/// how long to wait instead ([`pool_full`]): a load that keeps the pools
 /// full does not also keep the validators busy refusing it.
 const RETRY_FIRST: Duration = Duration::from_millis(5);
 const RETRY_MAX: Duration = Duration::from_millis(80);
@@ -275,10 +276,24 @@ fn tune_validator(config: &mut Config, args: &BenchArgs, validators: usize) {
     }
 }
 
-/// Whether a `tx_submit` error is a full pool's refusal.
-fn pool_full(e: &jsonrpsee::core::client::Error) -> bool {
-    matches!(e, jsonrpsee::core::client::Error::Call(call)
-        if call.code() == crate::rpc::codes::MEMPOOL_FULL)
+/// If a `tx_submit` error is a full pool's refusal, the wait it advises
+/// (`retry_after_ms` in its data; [`RETRY_FIRST`] if it gives none).
+fn pool_full(e: &jsonrpsee::core::client::Error) -> Option<Duration> {
+    #[derive(serde::Deserialize)]
+    struct Advice {
+        retry_after_ms: u64,
+    }
+    let jsonrpsee::core::client::Error::Call(call) = e else {
+        return None;
+    };
+    if call.code() != crate::rpc::codes::MEMPOOL_FULL {
+        return None;
+    }
+    let advised = call
+        .data()
+        .and_then(|data| serde_json::from_str::<Advice>(data.get()).ok())
+        .map(|a| Duration::from_millis(a.retry_after_ms));
+    Some(advised.unwrap_or(RETRY_FIRST))
 }
 
 async fn drive(
@@ -366,14 +381,23 @@ async fn drive(
                             sent += 1;
                             break;
                         }
-                        // Mempool full: back off and let blocks drain it,
-                        // longer at each refusal, as a client should.
                         Err(e) if Instant::now() < deadline => {
-                            if pool_full(&e) {
-                                refused.fetch_add(1, Ordering::Relaxed);
-                            }
-                            tokio::time::sleep(wait).await;
-                            wait = (wait * 2).min(RETRY_MAX);
+                            let pause = match pool_full(&e) {
+                                // No room: back when the node says a block
+                                // will have made some, spread over a quarter
+                                // more so that the refused do not all come
+                                // back at once.
+                                Some(advised) => {
+                                    refused.fetch_add(1, Ordering::Relaxed);
+                                    advised.mul_f64(1.0 + rand::random::<f64>() / 4.0)
+                                }
+                                None => {
+                                    let pause = wait;
+                                    wait = (wait * 2).min(RETRY_MAX);
+                                    pause
+                                }
+                            };
+                            tokio::time::sleep(pause).await;
                         }
                         Err(_) => return sent,
                     }

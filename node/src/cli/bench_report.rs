@@ -56,9 +56,10 @@ pub(super) struct Report {
     pub(super) submit_ms_p50: f64,
     pub(super) submit_ms_p99: f64,
     /// `tx_submit` answers that refused a tx for a full pool
-    /// (`MEMPOOL_FULL`), each retried after a wait: a closed loop with more clients than the blocks drain
-    /// keeps the pools full, and every refusal costs a validator a request
-    /// for no tx.
+    /// (`MEMPOOL_FULL`), each retried after the wait it advised
+    /// (`retry_after_ms`): a closed loop with more clients than the blocks
+    /// drain keeps the pools full, and every refusal costs a validator a
+    /// request for no tx.
     pub(super) submits_refused: u64,
     /// Heights decided in each round (index 0: round 0): anything past
     /// round 0 is a round lost to a timeout.

@@ -9,10 +9,12 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use conclave_consensus::{ContextId, Hash32, Height, MemberId, SignedTx, VerifiedTx};
 
 use super::ingress::SubmitError;
+use super::room::CommitPace;
 use crate::config::MempoolConfig;
 use crate::exec::{check_tx_with, TxRejection};
 use crate::mempool::{Mempool, MempoolError};
@@ -45,6 +47,9 @@ pub(super) struct Admission {
     /// is stale by the time the rest are admitted, so no tx's signature is
     /// checked twice.
     queued: Vec<SignedTx>,
+    /// When this context's blocks commit here: when a full pool will
+    /// likely have room again.
+    commits: CommitPace,
 }
 
 /// Pushed txs through the cheap checks ([`Admission::sort_pushed`]), their
@@ -84,6 +89,7 @@ impl Admission {
             nonces: RefCell::new(HashMap::new()),
             kept: HashSet::new(),
             queued: Vec::new(),
+            commits: CommitPace::default(),
         }
     }
 
@@ -378,12 +384,20 @@ impl Admission {
         }
     }
 
+    /// How long a submitter refused for lack of room (a full pool, a
+    /// sender's full share) should wait before it tries again: until the
+    /// next commit is likely to have taken txs out ([`CommitPace`]).
+    pub(super) fn retry_after(&self) -> Duration {
+        self.commits.retry_after(Instant::now())
+    }
+
     /// The txs of the block committed at `tip` (their hashes `hashes`)
     /// left the pool, their senders' nonces moved (every included tx uses
     /// its nonce, whatever its call did), and txs those nonces made stale
     /// are dropped.
     pub(super) fn committed(&mut self, tip: Height, txs: &[SignedTx], hashes: &[Hash32]) {
         self.tip = tip;
+        self.commits.committed(Instant::now());
         let mut last: HashMap<MemberId, u64> = HashMap::new();
         let mut gone = Vec::new();
         for (tx, hash) in txs.iter().zip(hashes) {

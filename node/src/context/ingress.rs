@@ -16,6 +16,14 @@ pub enum SubmitError {
     Rejected(#[from] TxRejection),
     #[error(transparent)]
     Mempool(#[from] MempoolError),
+    /// A submission refused for lack of room (the pool, or its sender's
+    /// share of it, full): nothing changed, and room is likely after
+    /// `retry_after`, once the context's next block has taken txs out.
+    #[error("{refused}")]
+    Full {
+        refused: MempoolError,
+        retry_after: std::time::Duration,
+    },
     #[error("internal: {0}")]
     Internal(String),
     /// The node cannot write to its disk (full, failing): it takes no tx

@@ -11,7 +11,8 @@
 //!   lock shared with the RPC tasks) and pushed to the members by the
 //!   actor.
 //! - `admission.rs`: the mempool and what may enter it (nonces cached,
-//!   the members who may send).
+//!   the members who may send); `room.rs`: when a full pool will likely
+//!   have room again (the wait told to a refused submitter).
 //! - `blocks.rs`: building, validating and writing blocks (one execution
 //!   setup for the three).
 //! - `gossip.rs`: the key ring, sealing and the publisher; `later.rs`:
@@ -49,6 +50,7 @@ mod inbound;
 mod ingress;
 mod later;
 mod pace;
+mod room;
 mod roster;
 pub mod seams;
 mod sign_check;

@@ -24,6 +24,7 @@ use super::actor::ContextActor;
 use super::admission::Admission;
 use super::fault::FaultStatus;
 use super::ingress::{Message, SubmitError};
+use crate::mempool::MempoolError;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -81,9 +82,26 @@ impl Intake {
     /// node killed before it commits puts it back in its pool when it
     /// restarts), or refused with nothing changed.
     pub async fn submit(&self, tx: VerifiedTx) -> Result<Hash32, SubmitError> {
-        let result = self.admit(tx).await;
+        let result = self.admit(tx).await.map_err(|e| self.with_wait(e));
         self.count(&result);
         result
+    }
+
+    /// A refusal for lack of room, told how long to wait
+    /// ([`SubmitError::Full`]); other refusals as they are. Takes the
+    /// pool's lock: never call it while holding it.
+    fn with_wait(&self, e: SubmitError) -> SubmitError {
+        match e {
+            SubmitError::Mempool(
+                refused @ (MempoolError::Full(_)
+                | MempoolError::FullBytes(_)
+                | MempoolError::SenderFull(_)),
+            ) => SubmitError::Full {
+                refused,
+                retry_after: self.admission().retry_after(),
+            },
+            other => other,
+        }
     }
 
     /// Counts a submission's outcome in `conclave_txs_total`.
@@ -106,6 +124,7 @@ impl Intake {
     /// [`Self::submit`] asks again of the checked tx.
     pub fn refuses(&self, tx: &SignedTx) -> Result<(), SubmitError> {
         let refused = self.admission().check_new(tx, &tx.hash());
+        let refused = refused.map_err(|e| self.with_wait(e));
         if refused.is_err() {
             self.count(&refused);
         }
@@ -226,7 +245,6 @@ mod tests {
 
     use crate::context::admission::tests::{setup, Setup};
     use crate::exec::TxRejection;
-    use crate::mempool::MempoolError;
 
     fn intake(s: &Setup) -> (Intake, mpsc::Receiver<Message>, FaultStatus) {
         let (wake, woken) = mpsc::channel(16);
@@ -321,6 +339,57 @@ mod tests {
         assert_eq!(intake.pending(), 1);
         assert!(intake.take_unpushed().is_empty());
         assert_eq!(wakes(&mut woken), 0);
+    }
+
+    /// A refusal for lack of room says how long to wait, at both of the
+    /// pool's checks (before the signature check and at admission), and
+    /// changes nothing.
+    #[test]
+    fn a_full_pool_refuses_with_a_wait() {
+        let s = setup();
+        let admission = Admission::new(
+            s.store.clone(),
+            s.context,
+            Height(0),
+            crate::config::MempoolConfig {
+                max_txs_per_sender: 2,
+                ..Default::default()
+            },
+            s.members.clone(),
+        );
+        let (wake, _woken) = mpsc::channel(16);
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let intake = Intake::new(admission, metrics, wake, FaultStatus::default());
+        for n in 1..=2 {
+            submit(&intake, s.tx(n)).unwrap();
+        }
+        let full = |r: Result<(), SubmitError>| match r {
+            Err(SubmitError::Full {
+                refused: MempoolError::SenderFull(2),
+                retry_after,
+            }) => retry_after,
+            other => panic!("{other:?}"),
+        };
+        // No commit seen yet: the wait for an unknown pace.
+        assert_eq!(
+            full(intake.refuses(&s.tx(3))),
+            crate::context::room::RETRY_UNKNOWN
+        );
+        assert_eq!(
+            full(submit(&intake, s.tx(3)).map(drop)),
+            crate::context::room::RETRY_UNKNOWN
+        );
+        assert_eq!(intake.pending(), 2);
+        assert_eq!(s.kept().len(), 2);
+        // Once blocks commit, the wait follows their pace (bounded).
+        for height in 1..=2 {
+            intake.admission().committed(Height(height), &[], &[]);
+        }
+        let wait = full(intake.refuses(&s.tx(3)));
+        assert!(
+            (crate::context::room::RETRY_MIN..=crate::context::room::RETRY_MAX).contains(&wait),
+            "{wait:?}"
+        );
     }
 
     #[test]

@@ -164,11 +164,17 @@ fn utf8(bytes: &[u8]) -> Option<String> {
 fn submit_error(e: SubmitError) -> ErrorObjectOwned {
     match e {
         SubmitError::Rejected(r) => err(codes::TX_REJECTED, format!("tx rejected: {r}")),
-        SubmitError::Mempool(m @ crate::mempool::MempoolError::Full(_))
-        | SubmitError::Mempool(m @ crate::mempool::MempoolError::FullBytes(_))
-        | SubmitError::Mempool(m @ crate::mempool::MempoolError::SenderFull(_)) => {
-            err(codes::MEMPOOL_FULL, m.to_string())
-        }
+        // The wait goes in the error's data, for clients to follow.
+        SubmitError::Full {
+            refused,
+            retry_after,
+        } => ErrorObjectOwned::owned(
+            codes::MEMPOOL_FULL,
+            refused.to_string(),
+            Some(serde_json::json!({
+                "retry_after_ms": u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX)
+            })),
+        ),
         SubmitError::Mempool(m) => err(codes::TX_REJECTED, format!("tx rejected: {m}")),
         e @ SubmitError::Storage(_) => err(codes::STORAGE_FAULT, e.to_string()),
         other => err(codes::INTERNAL, other.to_string()),

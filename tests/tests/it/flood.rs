@@ -44,6 +44,15 @@ fn refusal(e: ClientError) -> (i32, String) {
     }
 }
 
+/// The wait a full pool's refusal advises (`retry_after_ms` in its data).
+fn advised_ms(e: &ClientError) -> Option<u64> {
+    let ClientError::Call(obj) = e else {
+        return None;
+    };
+    let data: serde_json::Value = serde_json::from_str(obj.data()?.get()).ok()?;
+    data["retry_after_ms"].as_u64()
+}
+
 /// The sum of `name`'s samples on `node` whose labels contain `label`.
 fn metric(node: &TestNode, name: &str, label: &str) -> f64 {
     let (_, body) = http_raw(node.metrics, "GET", "/metrics", b"");
@@ -324,9 +333,14 @@ async fn floods_and_rpc_abuse_are_refused_and_change_nothing() {
             admitted.push(c.tx_submit(tx).await.unwrap().tx_hash);
         }
         let over = signed(&keys, ctx, first + MAX_PER_SENDER as u64, "set", "{}");
-        let (code, msg) = refusal(c.tx_submit(over.clone()).await.unwrap_err());
+        let refused = c.tx_submit(over.clone()).await.unwrap_err();
+        let advised = advised_ms(&refused);
+        let (code, msg) = refusal(refused);
         assert_eq!(code, codes::MEMPOOL_FULL, "member {who}: {msg}");
         assert!(msg.contains("the most one sender may hold"), "{msg}");
+        // It says when to come back: within the node's bounds (5 ms to
+        // 1 s), here longer as the stall lasts.
+        assert!(matches!(advised, Some(5..=1_000)), "{advised:?}");
         // Refused before its signature is checked: a full pool answers a
         // badly signed tx the same, for the price of a lookup.
         let mut forged = over;
@@ -336,12 +350,15 @@ async fn floods_and_rpc_abuse_are_refused_and_change_nothing() {
     }
     let third = net.nodes[3].keys();
     let tx = signed(&third, ctx, next_nonce(&c, ctx, &third).await, "set", "{}");
-    let (code, msg) = refusal(c.tx_submit(tx.clone()).await.unwrap_err());
+    let refused = c.tx_submit(tx.clone()).await.unwrap_err();
+    let advised = advised_ms(&refused);
+    let (code, msg) = refusal(refused);
     assert_eq!(code, codes::MEMPOOL_FULL, "{msg}");
     assert!(
         msg.contains(&format!("mempool is full ({MAX_TXS} txs)")),
         "{msg}"
     );
+    assert!(matches!(advised, Some(5..=1_000)), "{advised:?}");
     net.nodes[2].resume();
     net.nodes[3].resume();
     for h in &admitted {
