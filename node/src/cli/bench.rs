@@ -27,7 +27,7 @@ use crate::rpc::ConclaveApiClient;
 
 /// A client's first wait after a failed submission, doubled at each
 /// failure of the same tx up to [`RETRY_MAX`]. A full pool's refusal says
-/// how long to wait instead ([`pool_full`]): a load that keeps the pools
+/// how long to wait instead ([`crate::rpc::advised_wait`]): a load that keeps the pools
 /// full does not also keep the validators busy refusing it.
 const RETRY_FIRST: Duration = Duration::from_millis(5);
 const RETRY_MAX: Duration = Duration::from_millis(80);
@@ -276,26 +276,6 @@ fn tune_validator(config: &mut Config, args: &BenchArgs, validators: usize) {
     }
 }
 
-/// If a `tx_submit` error is a full pool's refusal, the wait it advises
-/// (`retry_after_ms` in its data; [`RETRY_FIRST`] if it gives none).
-fn pool_full(e: &jsonrpsee::core::client::Error) -> Option<Duration> {
-    #[derive(serde::Deserialize)]
-    struct Advice {
-        retry_after_ms: u64,
-    }
-    let jsonrpsee::core::client::Error::Call(call) = e else {
-        return None;
-    };
-    if call.code() != crate::rpc::codes::MEMPOOL_FULL {
-        return None;
-    }
-    let advised = call
-        .data()
-        .and_then(|data| serde_json::from_str::<Advice>(data.get()).ok())
-        .map(|a| Duration::from_millis(a.retry_after_ms));
-    Some(advised.unwrap_or(RETRY_FIRST))
-}
-
 async fn drive(
     args: &BenchArgs,
     contexts: Vec<ContextId>,
@@ -382,7 +362,7 @@ async fn drive(
                             break;
                         }
                         Err(e) if Instant::now() < deadline => {
-                            let pause = match pool_full(&e) {
+                            let pause = match crate::rpc::advised_wait(&e) {
                                 // No room: back when the node says a block
                                 // will have made some, spread over a quarter
                                 // more so that the refused do not all come

@@ -292,12 +292,27 @@ async fn submit(cli: &Cli, c: &HttpClient, args: &SubmitArgs) -> anyhow::Result<
         args: args.args.clone().into_bytes(),
     }
     .sign(&keys.member);
-    let submitted = c.tx_submit(tx).await?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let submitted = loop {
+        match c.tx_submit(tx.clone()).await {
+            Ok(submitted) => break submitted,
+            // A full pool, and the caller asked to wait: come back when the
+            // node says a block will have made room, within the timeout.
+            Err(e) => match crate::rpc::advised_wait(&e) {
+                Some(wait) if args.wait && Instant::now() + wait < deadline => {
+                    eprintln!("the pool is full; trying again in {} ms", wait.as_millis());
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(e.into()),
+            },
+        }
+    };
     if !args.wait {
         println!("{}", submitted.tx_hash);
         return Ok(());
     }
-    let status = wait_for(c, submitted.tx_hash, Duration::from_secs(args.timeout_secs)).await?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let status = wait_for(c, submitted.tx_hash, left).await?;
     println!("tx      {}", status.tx_hash);
     println!("status  {}", status.status);
     println!("height  {}", status.height.unwrap_or_default());

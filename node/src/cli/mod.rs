@@ -312,7 +312,9 @@ pub struct SubmitArgs {
     /// Nonce to use (default: the next one, asked from the node).
     #[arg(long)]
     pub nonce: Option<u64>,
-    /// Wait until the tx commits and print its result.
+    /// Wait until the tx commits and print its result; a full pool's
+    /// refusal is then tried again when the node advises, within
+    /// `--timeout-secs`.
     #[arg(long)]
     pub wait: bool,
     #[arg(long, default_value_t = 30)]

@@ -57,6 +57,27 @@ pub(crate) fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, msg.into(), None::<()>)
 }
 
+/// If a `tx_submit` error is a full pool's refusal (`MEMPOOL_FULL`), the
+/// wait it advises before trying again (`retry_after_ms` in its data; 50
+/// ms from a node that gives none): for clients.
+pub fn advised_wait(e: &jsonrpsee::core::client::Error) -> Option<std::time::Duration> {
+    #[derive(serde::Deserialize)]
+    struct Advice {
+        retry_after_ms: u64,
+    }
+    let jsonrpsee::core::client::Error::Call(call) = e else {
+        return None;
+    };
+    if call.code() != codes::MEMPOOL_FULL {
+        return None;
+    }
+    let advised = call
+        .data()
+        .and_then(|data| serde_json::from_str::<Advice>(data.get()).ok())
+        .map_or(50, |a| a.retry_after_ms);
+    Some(std::time::Duration::from_millis(advised))
+}
+
 /// The JSON-RPC code of a node error, by its kind: the one mapping.
 pub fn code_of(e: &crate::Error) -> i32 {
     use crate::Error;

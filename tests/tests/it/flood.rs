@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use conclave_consensus::{ContextId, Hash32, MemberId, SignedTx, Tx};
 use conclave_node::keys::NodeKeys;
 use conclave_node::rpc::{codes, ConclaveApiClient};
-use conclave_tests::{http_raw, signed, wait_committed, NetOptions, TestNet, TestNode};
+use conclave_tests::{
+    conclave_bin, http_raw, signed, wait_committed, NetOptions, TestNet, TestNode,
+};
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::HttpClient;
 
@@ -359,14 +361,56 @@ async fn floods_and_rpc_abuse_are_refused_and_change_nothing() {
         "{msg}"
     );
     assert!(matches!(advised, Some(5..=1_000)), "{advised:?}");
+    // A member's `tx submit --wait` that the full pool refuses comes back
+    // when the refusal advises, and gets in once blocks have made room.
+    let rejected = metric(&net.nodes[0], "conclave_txs_total", "rejected");
+    let cli = {
+        let (home, url) = (net.nodes[3].home().to_path_buf(), net.nodes[0].url());
+        let args = [
+            "tx",
+            "submit",
+            "--context",
+            &ctx.to_hex(),
+            "--method",
+            "set",
+        ]
+        .map(str::to_owned);
+        std::thread::spawn(move || {
+            std::process::Command::new(conclave_bin())
+                .arg("--home")
+                .arg(home)
+                .args(["--node", &url])
+                .args(args)
+                .args(["--args", r#"{"key":"cli","value":"waited"}"#])
+                .args(["--wait", "--timeout-secs", "300"])
+                .output()
+                .expect("run conclave")
+        })
+    };
+    let deadline = Instant::now() + COMMIT_TIMEOUT;
+    while metric(&net.nodes[0], "conclave_txs_total", "rejected") <= rejected {
+        assert!(Instant::now() < deadline, "the CLI's tx was never refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     net.nodes[2].resume();
     net.nodes[3].resume();
     for h in &admitted {
         let s = wait_committed(&c, *h, COMMIT_TIMEOUT).await;
         assert_eq!(s.status, "committed", "{s:?}");
     }
-    let h = c.tx_submit(tx).await.unwrap().tx_hash;
-    wait_committed(&c, h, COMMIT_TIMEOUT).await;
+    let out = tokio::task::spawn_blocking(move || cli.join().unwrap())
+        .await
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the pool is full; trying again in"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("status  committed"), "{stdout}");
 
     // 3. RPC abuse. Connections over the limit are refused while those
     //    within it are served.
