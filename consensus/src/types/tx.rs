@@ -171,8 +171,8 @@ pub fn verified_batch(txs: Vec<(SignedTx, SenderKey)>) -> Vec<Result<VerifiedTx>
 
 /// Below this many txs a batch costs more than checking each with its key
 /// at hand (44.6 us a tx alone, 46.9 in a batch of 2, 37.2 of 4, 19.0 of
-/// 16 on AVX2; on AVX-512 IFMA 16.0 alone, 15.8, 13.5 and 7.3: `cargo
-/// bench -p conclave-node --bench hot -- "tx verify"`).
+/// 16 with AVX2 on an earlier machine; with IFMA here 16.0, 15.8, 13.5
+/// and 7.3: `cargo bench -p conclave-node --bench hot -- "tx verify"`).
 const MIN_BATCH: usize = 3;
 
 fn check_batch(txs: &[(&SignedTx, &SenderKey, &Hash32)]) -> Vec<Result<()>> {
