@@ -27,8 +27,9 @@ use crate::rpc::ConclaveApiClient;
 
 /// A client's first wait after a failed submission, doubled at each
 /// failure of the same tx up to [`RETRY_MAX`]. A full pool's refusal says
-/// how long to wait instead ([`crate::rpc::advised_wait`]): a load that keeps the pools
-/// full does not also keep the validators busy refusing it.
+/// how long to wait instead ([`crate::rpc::advised_wait`]): a load that
+/// keeps the pools full does not also keep the validators busy refusing
+/// it.
 const RETRY_FIRST: Duration = Duration::from_millis(5);
 const RETRY_MAX: Duration = Duration::from_millis(80);
 

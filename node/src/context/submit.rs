@@ -247,10 +247,14 @@ mod tests {
     use crate::exec::TxRejection;
 
     fn intake(s: &Setup) -> (Intake, mpsc::Receiver<Message>, FaultStatus) {
+        intake_of(s.admission())
+    }
+
+    fn intake_of(admission: Admission) -> (Intake, mpsc::Receiver<Message>, FaultStatus) {
         let (wake, woken) = mpsc::channel(16);
         let fault = FaultStatus::default();
         let metrics = Arc::new(Metrics::new().unwrap());
-        let intake = Intake::new(s.admission(), metrics, wake, fault.clone());
+        let intake = Intake::new(admission, metrics, wake, fault.clone());
         (intake, woken, fault)
     }
 
@@ -357,9 +361,7 @@ mod tests {
             },
             s.members.clone(),
         );
-        let (wake, _woken) = mpsc::channel(16);
-        let metrics = Arc::new(Metrics::new().unwrap());
-        let intake = Intake::new(admission, metrics, wake, FaultStatus::default());
+        let (intake, _woken, _) = intake_of(admission);
         for n in 1..=2 {
             submit(&intake, s.tx(n)).unwrap();
         }
