@@ -250,7 +250,9 @@ mod tests {
     use rand::SeedableRng;
 
     fn key() -> SigningKey {
-        SigningKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(9))
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand_chacha::ChaCha20Rng::seed_from_u64(9), &mut secret);
+        SigningKey::from_bytes(&secret)
     }
 
     #[test]

@@ -237,7 +237,12 @@ mod tests {
     use rand::SeedableRng;
 
     fn key(seed: u64) -> SigningKey {
-        SigningKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(
+            &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed),
+            &mut secret,
+        );
+        SigningKey::from_bytes(&secret)
     }
 
     fn tx(k: &SigningKey) -> Tx {

@@ -132,8 +132,13 @@ impl Sim {
     /// proposer of `(h, r)` is node `(h + r) mod n`.
     pub fn new(seed: u64, cfg: Config) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut keys: Vec<SigningKey> =
-            (0..cfg.n).map(|_| SigningKey::generate(&mut rng)).collect();
+        let mut keys: Vec<SigningKey> = (0..cfg.n)
+            .map(|_| {
+                let mut secret = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rng, &mut secret);
+                SigningKey::from_bytes(&secret)
+            })
+            .collect();
         keys.sort_by_key(|k| k.verifying_key().to_bytes());
         let ids: Vec<MemberId> = keys
             .iter()
