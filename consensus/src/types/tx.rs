@@ -234,15 +234,9 @@ impl VerifiedTx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn key(seed: u64) -> SigningKey {
-        let mut secret = [0u8; 32];
-        rand::RngCore::fill_bytes(
-            &mut rand_chacha::ChaCha20Rng::seed_from_u64(seed),
-            &mut secret,
-        );
-        SigningKey::from_bytes(&secret)
+        SigningKey::from_bytes(&[seed as u8; 32])
     }
 
     fn tx(k: &SigningKey) -> Tx {
