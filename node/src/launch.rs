@@ -17,6 +17,7 @@ use crate::Result;
 pub async fn launch(home: &Path, config: Config) -> Result<(Arc<Node>, Bound)> {
     let (node, events) = Node::open(home, config)?;
     tokio::spawn(route_network_events(Arc::downgrade(&node), events));
+    crate::tip_watch::spawn(Arc::downgrade(&node));
     let bound = serve(&node).await?;
     Ok((node, bound))
 }

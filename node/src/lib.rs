@@ -66,6 +66,7 @@ pub mod seal;
 mod sender_keys;
 pub mod sign_guard;
 pub mod store;
+pub mod tip_watch;
 pub mod wal;
 
 #[cfg(test)]

@@ -439,6 +439,14 @@ impl Node {
         self.contexts.read().values().cloned().collect()
     }
 
+    /// Calls `f` with each running context's mailbox, without copying
+    /// them (`f` must not reach for the node's contexts).
+    pub fn each_context(&self, mut f: impl FnMut(&ContextHandle)) {
+        for handle in self.contexts.read().values() {
+            f(handle);
+        }
+    }
+
     pub fn uptime_secs(&self) -> u64 {
         self.started_at.elapsed().as_secs()
     }

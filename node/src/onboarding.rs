@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use conclave_consensus::{ContextId, Hash32, MemberId};
+use conclave_consensus::{ContextId, Hash32, Height, MemberId};
 use conclave_network::NODE_SCOPE;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -39,6 +39,10 @@ pub enum NodeRequest {
     /// The requester was invited into `context`: its genesis and the
     /// context key sealed to the requester.
     Join { context: ContextId },
+    /// The requester's tips of contexts it holds idle: the answer names
+    /// those the answering node is ahead on and the requester may read
+    /// (`crate::tip_watch`; at most [`crate::context::watch::MAX_ASKED`]).
+    Tips(Vec<(ContextId, Height)>),
 }
 
 /// The answer to a [`NodeRequest`].
@@ -55,6 +59,8 @@ pub enum NodeResponse {
         sealed_key: Vec<u8>,
     },
     Refused(String),
+    /// The answering node's tips of the asked contexts it is ahead on.
+    Tips(Vec<(ContextId, Height)>),
 }
 
 /// What became of the offer to one member.
@@ -178,6 +184,16 @@ pub async fn serve(node: Arc<Node>, from: MemberId, data: Vec<u8>) -> NodeRespon
                 NodeResponse::Refused(e.to_string())
             }
         },
+        NodeRequest::Tips(asked) if asked.len() > crate::context::watch::MAX_ASKED => {
+            NodeResponse::Refused(format!(
+                "{} contexts asked about, more than {}",
+                asked.len(),
+                crate::context::watch::MAX_ASKED
+            ))
+        }
+        NodeRequest::Tips(asked) => NodeResponse::Tips(crate::context::watch::ahead(&asked, |c| {
+            node.context(c).ok()?.standing().tip_for(&from)
+        })),
         NodeRequest::Offer {
             genesis,
             sealed_key,

@@ -250,8 +250,16 @@ fn formats() -> Vec<(&'static str, Vec<u8>)> {
             borsh(&NodeRequest::Join { context: CTX }),
         ),
         (
+            "node.request.tips",
+            borsh(&NodeRequest::Tips(vec![(CTX, Height(5))])),
+        ),
+        (
             "node.response.refused",
             borsh(&NodeResponse::Refused("no".into())),
+        ),
+        (
+            "node.response.tips",
+            borsh(&NodeResponse::Tips(vec![(CTX, Height(7))])),
         ),
         ("store.genesis", borsh(&genesis())),
         (

@@ -97,6 +97,8 @@ pub struct ContextActor {
     pub(super) checkpoints: Checkpoints,
     /// A height is in progress (no height runs while there is nothing to do).
     pub(super) running: bool,
+    /// The tip, whether a height runs and the readers, for the node.
+    pub(super) standing: super::Standing,
     /// Another process signed with this node's key (`sign_check`): this
     /// context follows the others and signs nothing.
     pub(super) signing_refused: bool,
@@ -274,6 +276,7 @@ impl ContextActor {
             &roster.readers,
             deps.clock.unix_ms(),
         );
+        let standing = super::Standing::new(record.height, &roster.readers);
         let mut actor = Self {
             intake: Arc::new(Intake::new(
                 Admission::new(
@@ -305,6 +308,7 @@ impl ContextActor {
             engine,
             log,
             running: false,
+            standing,
             signing_refused: false,
             last_commit: None,
             proposal_sync: None,
@@ -332,9 +336,12 @@ impl ContextActor {
             warn!(context = %id, error = %e, "cannot pick up context keys");
         }
         let status = actor.status.clone();
+        let standing = actor.standing.clone();
         let intake = Arc::downgrade(&actor.intake);
         tokio::spawn(actor.run(rx, bulk_rx));
-        Ok(ContextHandle::new(id, tx, bulk_tx, status, intake))
+        Ok(ContextHandle::new(
+            id, tx, bulk_tx, status, standing, intake,
+        ))
     }
 
     pub(super) fn id(&self) -> ContextId {
@@ -414,7 +421,6 @@ impl ContextActor {
         }
         // Checkpoints resumed from the store may still need our share.
         self.arm_checkpoint_tick();
-        self.timers.arm_probe(super::catchup::IDLE_PROBE_FIRST);
         // Txs back in the pool from before a restart.
         if let Err(e) = self.maybe_start_height() {
             self.on_error(e, "cannot start a height");
@@ -529,7 +535,7 @@ impl ContextActor {
                     }
                 }
             }
-            Message::IdleProbe(seq) => self.on_idle_probe(seq),
+            Message::TipSeen(member, height) => self.on_tip_seen(member, height),
             Message::RetrySync => {
                 if let Some(peer) = self.catch_up.peer() {
                     if self.roster.following {

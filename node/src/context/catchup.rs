@@ -23,16 +23,6 @@ const MAX_RETRIES: usize = 8;
 const FOLLOW_POLLS: u32 = 20;
 const FOLLOW_POLL_EVERY: Duration = Duration::from_millis(250);
 
-/// An idle member checks with another member that it missed no decided
-/// height (gossip lost while its connections stayed up, a partition that
-/// healed after the last height). Its probe looks this often while heights
-/// run; found idle at the same tip twice in a row (so 1 to 2 s after the
-/// last height), it asks, then again at doubling intervals up to
-/// [`IDLE_PROBE_MAX`] for as long as it stays idle. An up-to-date member's
-/// answer is empty.
-pub(super) const IDLE_PROBE_FIRST: Duration = Duration::from_secs(1);
-const IDLE_PROBE_MAX: Duration = Duration::from_secs(30);
-
 /// A member whose consensus gossip has not reached us for this long, while
 /// a height is struggling, gets its connection re-established (the network
 /// limits how often, whichever contexts ask).
@@ -56,10 +46,6 @@ pub(super) struct CatchUp {
     follow_polls: u32,
     /// The member the last request for a slow height went to.
     last_slow: Option<MemberId>,
-    /// The tip at which the idle probe last fired while idle, and how many
-    /// probes went out at that tip.
-    probe_tip: Option<Height>,
-    probes: u32,
 }
 
 impl CatchUp {
@@ -159,23 +145,6 @@ impl CatchUp {
         }
         let ms = 250u64.saturating_mul(1 << (self.failures - 1).min(5));
         Some(Duration::from_millis(ms.min(5_000)))
-    }
-
-    /// The idle probe fired at `tip` (`idle`: no height running): whether
-    /// to ask a member for blocks now, and when to look again. Only a
-    /// member idle at one tip since the last look asks; any height decided
-    /// meanwhile starts the intervals over.
-    pub(super) fn on_idle_probe(&mut self, tip: Height, idle: bool) -> (bool, Duration) {
-        if !idle || self.probe_tip != Some(tip) {
-            self.probe_tip = idle.then_some(tip);
-            self.probes = 0;
-            return (false, IDLE_PROBE_FIRST);
-        }
-        self.probes = self.probes.saturating_add(1);
-        let after = IDLE_PROBE_FIRST
-            .saturating_mul(1 << self.probes.min(5))
-            .min(IDLE_PROBE_MAX);
-        (true, after)
     }
 
     /// The member the last request went to.
@@ -333,36 +302,6 @@ mod tests {
         catch_up.follow_height();
         assert_eq!(catch_up.poll_again(1), None, "a block came");
         assert_eq!(catch_up.poll_again(0), None);
-    }
-
-    #[test]
-    fn an_idle_member_probes_at_doubling_intervals_and_a_height_starts_them_over() {
-        let mut catch_up = CatchUp::default();
-        let ms = |(ask, after): (bool, Duration)| (ask, after.as_millis());
-        // Busy, or at a tip not seen before: no request, look again soon.
-        assert_eq!(ms(catch_up.on_idle_probe(Height(5), false)), (false, 1000));
-        assert_eq!(ms(catch_up.on_idle_probe(Height(5), true)), (false, 1000));
-        let mut seen = Vec::new();
-        for _ in 0..7 {
-            seen.push(ms(catch_up.on_idle_probe(Height(5), true)));
-        }
-        assert_eq!(
-            seen,
-            [
-                (true, 2000),
-                (true, 4000),
-                (true, 8000),
-                (true, 16000),
-                (true, 30000),
-                (true, 30000),
-                (true, 30000)
-            ],
-            "idle at one tip: a request each time, at most every 30 s"
-        );
-        // A height decided since: the intervals start over.
-        assert_eq!(ms(catch_up.on_idle_probe(Height(6), true)), (false, 1000));
-        assert_eq!(ms(catch_up.on_idle_probe(Height(6), true)), (true, 2000));
-        assert_eq!(ms(catch_up.on_idle_probe(Height(6), false)), (false, 1000));
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl ContextActor {
             self.deps.metrics.heights_running.inc();
         }
         self.running = true;
+        self.standing.set_running(true);
         // Entries of `next` mean a restart. Otherwise the previous height
         // is committed, and the first record of `next` moves the log to
         // it, once that commit is durable (`LogParts::write`).
@@ -298,6 +299,7 @@ impl ContextActor {
             self.deps.metrics.heights_running.dec();
         }
         self.running = false;
+        self.standing.set_running(false);
         self.blocks.clear();
         self.compact.clear();
         self.witness.decided(self.record.height);
@@ -407,6 +409,7 @@ impl ContextActor {
             self.refresh_roster(!changes.is_empty())?;
             self.rotate_after_leave(&changes);
         }
+        self.standing.set_tip(self.record.height);
         self.report_commit(cert, &decided);
         Ok(())
     }
@@ -481,6 +484,8 @@ impl ContextActor {
         }
         if changed.readers {
             self.gossip.readers_changed(&self.roster.readers);
+            self.standing
+                .set_readers(&self.roster.readers, self.roster.following);
         }
         let epoch = self.roster.key_epoch_at(self.next_height());
         self.gossip.set_seal_epoch(epoch);

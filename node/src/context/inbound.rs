@@ -469,24 +469,19 @@ impl ContextActor {
         }
     }
 
-    /// The idle probe fired: a member idle at one tip for a while asks
-    /// another (each in turn) for the blocks after it, as gossip of the
-    /// last heights may have been lost with no later message to reveal it.
-    /// The probe keeps ticking whatever the context does; it asks only
-    /// when idle (see `CatchUp::on_idle_probe`).
-    pub(super) fn on_idle_probe(&mut self, seq: u64) {
-        if !self.timers.probe_fired(seq) {
-            return;
+    /// The node's tip watch heard that `member` decided this context up
+    /// to `height` (gossip of the last heights may have been lost with no
+    /// later message to reveal it): ask that member for the blocks, if
+    /// still behind it.
+    pub(super) fn on_tip_seen(&mut self, member: MemberId, height: Height) {
+        let me = self.engine.address();
+        if height > self.record.height
+            && member != me
+            && self.roster.following
+            && self.roster.readers.contains(&member)
+        {
+            self.request_sync(member);
         }
-        let idle = !self.running && !self.is_faulted() && self.roster.following;
-        let (ask, after) = self.catch_up.on_idle_probe(self.record.height, idle);
-        if let (true, Some(net)) = (ask, self.deps.transport.clone()) {
-            let readers = self.roster.other_readers();
-            let epoch = self.gossip.newest_epoch();
-            let asked = self.catch_up.ask_slow(&readers, self.record.height, epoch);
-            self.send_sync(net, asked);
-        }
-        self.timers.arm_probe(after);
     }
 
     /// Asks `peer` (or another member, after failures) for the decided

@@ -56,9 +56,10 @@ pub enum Message {
     Synced(Result<Vec<u8>, String>),
     /// Time to ask again after a failed sync request.
     RetrySync,
-    /// Time to check, while idle, that no decided height was missed
-    /// (the probe's sequence number, see `Timers::arm_probe`).
-    IdleProbe(u64),
+    /// The node's tip watch (`crate::tip_watch`) heard that member
+    /// `.0` decided this context up to height `.1`: catch up from it if
+    /// still behind.
+    TipSeen(MemberId, Height),
     /// A connection to a member's node opened: compare tips with it.
     PeerConnected(MemberId),
     /// Time to try writing again after a storage fault.
@@ -92,6 +93,7 @@ pub struct ContextHandle {
     tx: mpsc::Sender<Message>,
     bulk: mpsc::Sender<Message>,
     fault: super::fault::FaultStatus,
+    standing: Standing,
     /// The actor's pool: held by the actor, so that it (and the store it
     /// reads) goes with the actor, whoever still holds a handle.
     intake: Weak<super::submit::Intake>,
@@ -103,6 +105,7 @@ impl ContextHandle {
         tx: mpsc::Sender<Message>,
         bulk: mpsc::Sender<Message>,
         fault: super::fault::FaultStatus,
+        standing: Standing,
         intake: Weak<super::submit::Intake>,
     ) -> Self {
         Self {
@@ -110,6 +113,7 @@ impl ContextHandle {
             tx,
             bulk,
             fault,
+            standing,
             intake,
         }
     }
@@ -170,5 +174,88 @@ impl ContextHandle {
     /// a healed partition), so it can catch up from it if behind.
     pub fn peer_connected(&self, member: MemberId) {
         let _ = self.tx.try_send(Message::PeerConnected(member));
+    }
+
+    /// Tells the actor that `member` decided the context up to `height`
+    /// (the node's tip watch asked it).
+    pub fn tip_seen(&self, member: MemberId, height: Height) {
+        let _ = self.tx.try_send(Message::TipSeen(member, height));
+    }
+
+    /// The context's committed tip and who may read it, as its actor last
+    /// set them.
+    pub fn standing(&self) -> &Standing {
+        &self.standing
+    }
+}
+
+/// What the node reads of a context without waiting for its actor's turn
+/// (the node's tip watch, `crate::tip_watch`): its committed tip, whether
+/// a height is under way, who may read it, and whether this node still
+/// follows it. Written by the actor as they change.
+#[derive(Clone, Debug, Default)]
+pub struct Standing(Arc<parking_lot::RwLock<StandingNow>>);
+
+#[derive(Debug, Default)]
+struct StandingNow {
+    tip: Height,
+    running: bool,
+    following: bool,
+    readers: Arc<[MemberId]>,
+    /// The watch's checks of this context.
+    watch: super::watch::Watch,
+}
+
+impl Standing {
+    pub(super) fn new(tip: Height, readers: &[MemberId]) -> Self {
+        Self(Arc::new(parking_lot::RwLock::new(StandingNow {
+            tip,
+            running: false,
+            following: true,
+            readers: readers.into(),
+            watch: Default::default(),
+        })))
+    }
+
+    /// The committed tip and the members who may read the context, while
+    /// no height runs and this node follows it.
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> Option<(Height, Arc<[MemberId]>)> {
+        let now = self.0.read();
+        (!now.running && now.following).then(|| (now.tip, now.readers.clone()))
+    }
+
+    /// A round of the tip watch at `now`: if the context is idle and due
+    /// for a check ([`super::watch::Watch::due`]), its tip, the members
+    /// who may read it and the checks made at that tip before.
+    pub fn due(&self, now: std::time::Instant) -> Option<(Height, Arc<[MemberId]>, u32)> {
+        let mut standing = self.0.write();
+        if standing.running || !standing.following {
+            standing.watch.busy();
+            return None;
+        }
+        let tip = standing.tip;
+        let checks = standing.watch.due(now, tip)?;
+        Some((tip, standing.readers.clone(), checks))
+    }
+
+    /// The committed tip, to tell `member` only if it may read the context.
+    pub fn tip_for(&self, member: &MemberId) -> Option<Height> {
+        let now = self.0.read();
+        (now.following && now.readers.contains(member)).then_some(now.tip)
+    }
+
+    pub(super) fn set_tip(&self, tip: Height) {
+        self.0.write().tip = tip;
+    }
+
+    pub(super) fn set_running(&self, running: bool) {
+        self.0.write().running = running;
+    }
+
+    pub(super) fn set_readers(&self, readers: &[MemberId], following: bool) {
+        let mut now = self.0.write();
+        now.readers = readers.into();
+        now.following = following;
     }
 }

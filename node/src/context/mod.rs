@@ -59,11 +59,12 @@ mod sim;
 mod storage;
 mod submit;
 mod timers;
+pub mod watch;
 pub mod wire;
 
 pub use crate::checkpoint::CheckpointEvent;
 pub use actor::{ContextActor, ContextDeps};
 pub use genesis::{create_context, install_genesis, CheckpointOptions};
-pub use ingress::{BlockEvent, ContextHandle, Message, SubmitError};
+pub use ingress::{BlockEvent, ContextHandle, Message, Standing, SubmitError};
 pub use pace::ProposalDelays;
 pub use seams::{Clock, SystemClock, Transport};

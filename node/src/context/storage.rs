@@ -57,8 +57,6 @@ impl ContextActor {
     pub(super) fn while_faulted(&mut self, msg: Message) {
         match msg {
             Message::RetryStorage => self.retry_storage(),
-            // Keeps ticking; no request goes out while faulted.
-            Message::IdleProbe(seq) => self.on_idle_probe(seq),
             // The request in flight is over: the next one may go out (once
             // the fault clears), whatever this one brought.
             Message::Synced(_) => {
@@ -71,7 +69,8 @@ impl ContextActor {
             | Message::CheckpointTick
             | Message::Paced
             | Message::RetrySync
-            | Message::PeerConnected(_) => {}
+            | Message::PeerConnected(_)
+            | Message::TipSeen(..) => {}
         }
     }
 

@@ -1,5 +1,4 @@
-//! The consensus engine's timeouts, the checkpoint resend tick and the idle
-//! probe, as
+//! The consensus engine's timeouts and the checkpoint resend tick, as
 //! messages the actor sends itself after a delay (on tokio's clock, which
 //! tests can pause). A cancelled or superseded timeout still arrives, and
 //! is recognised by its sequence number and ignored.
@@ -45,8 +44,6 @@ pub(super) struct Timers {
     seq: u64,
     /// A checkpoint resend tick is scheduled.
     tick_armed: bool,
-    /// The idle probe scheduled, by its sequence number.
-    probe: Option<u64>,
     /// How long to wait for proposals, by how late they have arrived.
     propose: ProposeWait,
 }
@@ -64,7 +61,6 @@ impl Timers {
             armed: HashMap::new(),
             seq: 0,
             tick_armed: false,
-            probe: None,
             propose: ProposeWait::new(propose, delays),
         }
     }
@@ -130,26 +126,6 @@ impl Timers {
     /// The tick arrived.
     pub(super) fn ticked(&mut self) {
         self.tick_armed = false;
-    }
-
-    /// Schedules the idle probe unless one is scheduled (height changes
-    /// and timeouts do not cancel it: one timer, however busy the context).
-    pub(super) fn arm_probe(&mut self, after: Duration) {
-        if self.probe.is_some() {
-            return;
-        }
-        self.seq += 1;
-        self.probe = Some(self.seq);
-        self.after(after, Message::IdleProbe(self.seq));
-    }
-
-    /// Whether an idle probe's message is the one scheduled (it stops).
-    pub(super) fn probe_fired(&mut self, seq: u64) -> bool {
-        if self.probe != Some(seq) {
-            return false;
-        }
-        self.probe = None;
-        true
     }
 
     /// Sends `msg` to the actor after `after`.

@@ -1,19 +1,21 @@
 //! Faults among four validator processes on loopback (RELIABILITY.md
 //! scenarios 3–6): partitions 2|2 and 3|1 through the nodes' fault-injecting
-//! transport (`debug_set_blocked_peers`), a proposer frozen with SIGSTOP,
-//! and crashes at each WAL and commit step (`CONCLAVE_FAILPOINT`). After
-//! each: no fork, progress resumes, the minority catches up, and every
-//! acknowledged tx is committed.
+//! transport (`debug_set_blocked_peers`), a member whose gossip is all lost
+//! with its connections up (`debug_set_link_faults`), a proposer frozen
+//! with SIGSTOP, and crashes at each WAL and commit step
+//! (`CONCLAVE_FAILPOINT`). After each: no fork, progress resumes, the
+//! minority catches up, and every acknowledged tx is committed.
 
 use std::time::{Duration, Instant};
 
 use conclave_consensus::mal::Round;
 use conclave_consensus::{Hash32, Height, ValidatorSet};
+use conclave_node::link_faults::LinkFault;
 use conclave_node::rpc::{ConclaveApiClient, DebugApiClient};
 use conclave_tests::{signed, wait_committed, NetOptions, TestNet, TestNode};
 use jsonrpsee::http_client::HttpClient;
 
-use crate::{agreed_tip, assert_agreement, converge, load, tip, COMMIT_TIMEOUT};
+use crate::{agreed_tip, assert_agreement, converge, load, load_on, tip, COMMIT_TIMEOUT};
 
 async fn fault_net() -> TestNet {
     TestNet::start_configured(4, NetOptions::default(), |c| c.debug.fault_injection = true).await
@@ -145,6 +147,58 @@ async fn partition_3_1_majority_continues_minority_catches_up() {
     );
     converge(&net).await;
     assert_agreement(&net).await;
+    assert_no_equivocation(&net);
+}
+
+/// Member 3 hears nothing from the others (every gossip message and push
+/// dropped where it receives them; its connections stay up, so no
+/// connection event) while they decide heights, and no load follows:
+/// nothing it hears reveals that it is behind. Its node's tip watch asks
+/// the others (`node/src/tip_watch.rs`), and it reaches their tip with the
+/// faults still in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_hears_no_gossip_reaches_the_tip_while_idle() {
+    let net = fault_net().await;
+    load(&net, 2).await;
+    let before = agreed_tip(&net).await;
+    let ids: Vec<_> = net.nodes.iter().map(|n| n.keys().member_id()).collect();
+    let deaf: Vec<LinkFault> = ids[..3]
+        .iter()
+        .map(|from| LinkFault {
+            from: *from,
+            drop_permille: 1000,
+            delay_ms: 0,
+        })
+        .collect();
+    net.nodes[3]
+        .client()
+        .debug_set_link_faults(deaf)
+        .await
+        .unwrap();
+    let majority: Vec<&TestNode> = net.nodes[..3].iter().collect();
+    load_on(&majority, net.context, 4).await;
+    let mut target = 0;
+    for node in &majority {
+        target = target.max(tip(node, &net).await);
+    }
+    assert!(target > before, "the majority committed nothing");
+
+    let deadline = Instant::now() + COMMIT_TIMEOUT;
+    while tip(&net.nodes[3], &net).await < target {
+        assert!(
+            Instant::now() < deadline,
+            "member 3 stayed at {} behind {target}",
+            tip(&net.nodes[3], &net).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    net.nodes[3]
+        .client()
+        .debug_set_link_faults(Vec::new())
+        .await
+        .unwrap();
+    let tip = converge(&net).await;
+    assert_eq!(assert_agreement(&net).await, tip);
     assert_no_equivocation(&net);
 }
 

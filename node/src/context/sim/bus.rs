@@ -143,6 +143,37 @@ impl Bus {
         self.lock().delay = delay;
     }
 
+    /// One round of `me`'s tip watch (`crate::tip_watch`), run by hand:
+    /// if its `context` is idle, each member it reaches both ways that is
+    /// ahead (answering as `onboarding::serve` does) tells it so. Whether
+    /// any was ahead.
+    pub(crate) fn watch_tips(&self, me: MemberId, context: ContextId) -> bool {
+        let inner = self.lock();
+        let Some((tip, readers)) = inner
+            .nodes
+            .get(&me)
+            .and_then(|n| n.handle.standing().idle())
+        else {
+            return false;
+        };
+        let mut heard = false;
+        for (member, node) in &inner.nodes {
+            if *member == me || !inner.linked(me, *member) || !inner.linked(*member, me) {
+                continue;
+            }
+            let ahead = crate::context::watch::ahead(&[(context, tip)], |_| {
+                node.handle.standing().tip_for(&me)
+            });
+            for (_, height) in ahead {
+                heard = true;
+                if readers.contains(member) {
+                    inner.nodes[&me].handle.tip_seen(*member, height);
+                }
+            }
+        }
+        heard
+    }
+
     pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped
     }

@@ -84,7 +84,7 @@ fn an_idle_member_that_missed_the_last_heights_catches_up_without_new_load() {
     // Member 3 hears nothing (not even the txs) while the others decide
     // the last heights; then its links carry again with no connection
     // event, and no load follows: nothing it hears reveals that it is
-    // behind. Its idle probe must.
+    // behind. Its node's tip watch must.
     sim.partition(&[3], false);
     sim.load_on(&[0, 1, 2], 10);
     sim.wait_committed_on(&[0, 1, 2], WAIT);
@@ -94,9 +94,33 @@ fn an_idle_member_that_missed_the_last_heights_catches_up_without_new_load() {
         "seed {}: the cut-off member moved",
         sim.seed
     );
+    // Cut off, it hears of no tip ahead: the watch asks nobody it cannot
+    // reach.
+    assert!(
+        !sim.bus.watch_tips(sim.member(3), sim.context),
+        "seed {}: heard across the cut",
+        sim.seed
+    );
     sim.bus.heal_quietly();
+    // A round of the watch (the node repeats them while idle).
+    let deadline = std::time::Instant::now() + WAIT;
+    while sim.height(3).expect("runs").0 < tip {
+        sim.bus.watch_tips(sim.member(3), sim.context);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "seed {}: stayed behind",
+            sim.seed
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     sim.wait_height(tip, WAIT);
     sim.wait_all_committed(WAIT);
+    // Level with the others now: it hears of nobody ahead.
+    assert!(
+        !sim.bus.watch_tips(sim.member(3), sim.context),
+        "seed {}: still behind",
+        sim.seed
+    );
     sim.check_invariants();
 }
 
