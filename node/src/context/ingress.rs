@@ -193,10 +193,10 @@ impl ContextHandle {
 /// (the node's tip watch, `crate::tip_watch`): its committed tip, whether
 /// a height is under way, who may read it, and whether this node still
 /// follows it. Written by the actor as they change.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Standing(Arc<parking_lot::RwLock<StandingNow>>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StandingNow {
     tip: Height,
     running: bool,

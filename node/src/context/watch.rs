@@ -16,8 +16,8 @@ pub const ROUND: Duration = Duration::from_secs(1);
 /// The longest wait between two checks of a context idle at one tip.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Contexts one request names, at most (the rest wait for the next round);
-/// a larger request is refused.
+/// Contexts one request names, at most (the rest wait for their next
+/// check); a larger request is refused.
 pub const MAX_ASKED: usize = 1024;
 
 /// One context's checks, kept with what its actor shows the node
