@@ -60,7 +60,9 @@ pub struct Metrics {
     pub consensus_missed_blocks: IntCounterVec,
     /// Times a struggling height fell back on the safety net: asking a
     /// member for decided blocks (`sync`) or redialling a member whose
-    /// gossip went silent (`reconnect`). Zero in a healthy network.
+    /// gossip went silent (`reconnect`); and times an idle context heard
+    /// from the node's tip watch that a member was ahead (`idle`). Zero in
+    /// a healthy network.
     pub consensus_fallbacks_total: IntCounterVec,
     /// Members' compact proposals by how their blocks came together:
     /// `complete` (every tx here when it arrived) or `asked` (the proposer
@@ -263,7 +265,7 @@ impl Metrics {
         let consensus_fallbacks_total = IntCounterVec::new(
             Opts::new(
                 "conclave_consensus_fallbacks_total",
-                "A struggling height's safety net: decided blocks asked for (sync) or a silent member redialled (reconnect)",
+                "The safety net: a struggling height asked for decided blocks (sync) or redialled a silent member (reconnect); an idle context found a member ahead (idle)",
             ),
             &["context", "kind"],
         )?;

@@ -240,7 +240,7 @@ impl ContextActor {
                 .txs_pushed_total
                 .with_label_values(&[&label, outcome]);
         }
-        for kind in ["sync", "reconnect"] {
+        for kind in ["sync", "reconnect", "idle"] {
             let _ = metrics
                 .consensus_fallbacks_total
                 .with_label_values(&[&label, kind]);

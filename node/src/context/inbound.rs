@@ -480,6 +480,8 @@ impl ContextActor {
             && self.roster.following
             && self.roster.readers.contains(&member)
         {
+            let fallbacks = &self.deps.metrics.consensus_fallbacks_total;
+            fallbacks.with_label_values(&[&self.label, "idle"]).inc();
             self.request_sync(member);
         }
     }

@@ -192,6 +192,15 @@ async fn a_member_that_hears_no_gossip_reaches_the_tip_while_idle() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // It was told by the watch, counted as the idle safety net.
+    let idle = format!(
+        "conclave_consensus_fallbacks_total{{context=\"{}\",kind=\"idle\"}}",
+        net.context.to_hex()
+    );
+    assert!(
+        net.nodes[3].metric_sum(&idle) >= 1.0,
+        "no idle fallback counted"
+    );
     net.nodes[3]
         .client()
         .debug_set_link_faults(Vec::new())
