@@ -472,10 +472,13 @@ impl ContextActor {
     /// The node's tip watch heard that `member` decided this context up
     /// to `height` (gossip of the last heights may have been lost with no
     /// later message to reveal it): ask that member for the blocks, if
-    /// still behind it.
+    /// still behind it and idle. A height under way by now (its first
+    /// message was queued before this answer: an actor behind on its
+    /// inbox) is the engine's, with its own safety net.
     pub(super) fn on_tip_seen(&mut self, member: MemberId, height: Height) {
         let me = self.engine.address();
         if height > self.record.height
+            && !self.height_under_way()
             && member != me
             && self.roster.following
             && self.roster.readers.contains(&member)

@@ -191,15 +191,16 @@ impl ContextHandle {
 
 /// What the node reads of a context without waiting for its actor's turn
 /// (the node's tip watch, `crate::tip_watch`): its committed tip, whether
-/// a height is under way, who may read it, and whether this node still
-/// follows it. Written by the actor as they change.
+/// a height is under way (running, or held for a fuller block), who may
+/// read it, and whether this node still follows it. Written by the actor
+/// as they change.
 #[derive(Clone, Debug)]
 pub struct Standing(Arc<parking_lot::RwLock<StandingNow>>);
 
 #[derive(Debug)]
 struct StandingNow {
     tip: Height,
-    running: bool,
+    under_way: bool,
     following: bool,
     readers: Arc<[MemberId]>,
     /// The watch's checks of this context.
@@ -210,7 +211,7 @@ impl Standing {
     pub(super) fn new(tip: Height, readers: &[MemberId]) -> Self {
         Self(Arc::new(parking_lot::RwLock::new(StandingNow {
             tip,
-            running: false,
+            under_way: false,
             following: true,
             readers: readers.into(),
             watch: Default::default(),
@@ -218,11 +219,11 @@ impl Standing {
     }
 
     /// The committed tip and the members who may read the context, while
-    /// no height runs and this node follows it.
+    /// no height is under way and this node follows it.
     #[cfg(test)]
     pub(crate) fn idle(&self) -> Option<(Height, Arc<[MemberId]>)> {
         let now = self.0.read();
-        (!now.running && now.following).then(|| (now.tip, now.readers.clone()))
+        (!now.under_way && now.following).then(|| (now.tip, now.readers.clone()))
     }
 
     /// A round of the tip watch at `now`: if the context is idle and due
@@ -230,7 +231,7 @@ impl Standing {
     /// who may read it and the checks made at that tip before.
     pub fn due(&self, now: std::time::Instant) -> Option<(Height, Arc<[MemberId]>, u32)> {
         let mut standing = self.0.write();
-        if standing.running || !standing.following {
+        if standing.under_way || !standing.following {
             standing.watch.busy();
             return None;
         }
@@ -249,8 +250,8 @@ impl Standing {
         self.0.write().tip = tip;
     }
 
-    pub(super) fn set_running(&self, running: bool) {
-        self.0.write().running = running;
+    pub(super) fn set_under_way(&self, under_way: bool) {
+        self.0.write().under_way = under_way;
     }
 
     pub(super) fn set_readers(&self, readers: &[MemberId], following: bool) {
