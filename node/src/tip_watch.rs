@@ -3,24 +3,24 @@
 //! that healed after them, a path that died while its connection stayed
 //! up) with no later message to reveal it once the load stops.
 //!
-//! A context idle at one tip for a second is checked with one of its other
-//! members, then again at doubling intervals up to 30 s (each
-//! time the next member), for as long as it stays idle at that tip; a
-//! height decided or under way starts it over. The node asks each member
-//! once per round for all the contexts due with it ([`NodeRequest::Tips`]:
-//! ids and this node's tips), and that member answers with its tips of
-//! those it is ahead on and the asker may read; each such context is told
-//! ([`ContextHandle::tip_seen`]) and asks that member for the blocks. So
-//! the cost is one request per member and round, however many contexts
-//! the node holds: with a request of its own per context, 1,000 idle
-//! contexts took 2.5-4 % of a core per validator (docs/PERFORMANCE.md,
-//! forty-seventh session).
-//!
-//! [`ContextHandle::tip_seen`]: crate::context::ContextHandle::tip_seen
+//! A context idle (no height running or held) at one tip for a second is
+//! checked with one of its other members, then again at doubling
+//! intervals up to 30 s (each time the next member), for as long as it
+//! stays idle at that tip; a height decided or under way starts it over.
+//! The node asks each member once per round for all the contexts due with
+//! it ([`NodeRequest::Tips`]: ids and this node's tips), and that member
+//! answers with its tips of those it is ahead on and the asker may read;
+//! each such context is told ([`ContextHandle::tip_seen`]) and asks that
+//! member for the blocks. So the cost is one request per member and
+//! round, however many contexts the node holds: with a request of its own
+//! per context, 1,000 idle contexts took 2.3-3.9 % of a core per
+//! validator (docs/PERFORMANCE.md, forty-seventh session).
 //!
 //! When a context is due and what a member answers are
 //! `context::watch`'s; this module sends the requests and delivers the
 //! answers.
+//!
+//! [`ContextHandle::tip_seen`]: crate::context::ContextHandle::tip_seen
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
