@@ -168,11 +168,28 @@ impl ProposeWait {
     /// out while the proposer still held, prevoted nil, and the height went
     /// to a second round.
     pub(super) fn timeout_of(&mut self, round: Round, asked: Duration) -> Duration {
+        let wait = self.expected(round, asked);
+        self.may_hold = None;
+        wait
+    }
+
+    /// [`Self::timeout_of`], leaving the hold in place.
+    fn expected(&self, round: Round, asked: Duration) -> Duration {
         let learnt = self.timeout(asked);
-        match self.may_hold.take() {
+        match self.may_hold {
             Some(hold) if round == Round::new(0) => learnt.max(hold + asked),
             _ => learnt,
         }
+    }
+
+    /// How much longer than the configured timeout the proposal of
+    /// `round` is waited for now (a held height's first round, proposals
+    /// arriving late). A round's rebroadcast timeout runs from its start,
+    /// through its propose step, so it is stretched by as much: waiting
+    /// out a held or late proposal is not a stuck step, and asked the
+    /// safety net for blocks at 100 saturated contexts.
+    pub(super) fn stretch(&self, round: Round) -> Duration {
+        self.expected(round, self.base).saturating_sub(self.base)
     }
 }
 

@@ -475,3 +475,22 @@ fn an_unbusy_node_does_not_read_its_machine_s_cpu() {
     assert_eq!(read.get(), 1);
     assert!(busy.holds());
 }
+
+#[test]
+fn a_rounds_rebroadcast_is_stretched_by_its_propose_wait() {
+    let mut wait = ProposeWait::new(BASE, Arc::default());
+    assert_eq!(wait.stretch(Round::new(0)), Duration::ZERO);
+    // A held height's first round: the hold on top, not consumed by the
+    // rebroadcast's look, and gone once the propose timeout took it.
+    wait.proposer_may_hold(Duration::from_millis(2500));
+    assert_eq!(wait.stretch(Round::new(0)), Duration::from_millis(2500));
+    assert_eq!(wait.stretch(Round::new(1)), Duration::ZERO);
+    assert_eq!(
+        wait.timeout_of(Round::new(0), BASE),
+        Duration::from_millis(3500)
+    );
+    assert_eq!(wait.stretch(Round::new(0)), Duration::ZERO);
+    // Late proposals stretch every round's wait, and its rebroadcast.
+    arrived_after(&mut wait, 1, Duration::from_millis(1200));
+    assert_eq!(wait.stretch(Round::new(1)), Duration::from_millis(1400));
+}

@@ -85,10 +85,12 @@ impl Timers {
 
     /// Starts `timeout`, replacing a running one of the same kind. A
     /// propose timeout waits as long as proposals have lately needed
-    /// ([`ProposeWait`]), at least what the engine asks.
+    /// ([`ProposeWait`]), at least what the engine asks; a rebroadcast
+    /// timeout (from the round's start) that much longer too.
     pub(super) fn schedule(&mut self, timeout: Timeout, after: Duration) {
         let after = match timeout.kind {
             TimeoutKind::Propose => self.propose.timeout_of(timeout.round, after),
+            TimeoutKind::Rebroadcast => after + self.propose.stretch(timeout.round),
             _ => after,
         };
         self.seq += 1;
