@@ -72,9 +72,18 @@ pub struct OfferOutcome {
 }
 
 async fn ask(node: &Node, peer: MemberId, req: &NodeRequest) -> Result<NodeResponse> {
+    ask_over(&node.network, peer, req).await
+}
+
+/// Sends `req` to `peer`'s node over `net` and decodes its answer (for a
+/// caller that must not hold the node meanwhile, `crate::tip_watch`).
+pub(crate) async fn ask_over(
+    net: &conclave_network::NetworkHandle,
+    peer: MemberId,
+    req: &NodeRequest,
+) -> Result<NodeResponse> {
     let data = Error::encode(req)?;
-    let bytes = node
-        .network
+    let bytes = net
         .request(peer, NODE_SCOPE, data)
         .await
         .map_err(|e| Error::member(peer, e))?;

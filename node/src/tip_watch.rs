@@ -74,17 +74,7 @@ async fn ask(
     asked: Vec<(ContextId, Height)>,
 ) {
     let wanted: HashSet<ContextId> = asked.iter().map(|(c, _)| *c).collect();
-    let Ok(request) = borsh::to_vec(&NodeRequest::Tips(asked)) else {
-        return;
-    };
-    let answer = match net
-        .request(peer, conclave_network::NODE_SCOPE, request)
-        .await
-    {
-        Ok(bytes) => borsh::from_slice::<NodeResponse>(&bytes).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    let ahead = match answer {
+    let ahead = match crate::onboarding::ask_over(&net, peer, &NodeRequest::Tips(asked)).await {
         Ok(NodeResponse::Tips(ahead)) => ahead,
         Ok(other) => return debug!(member = %peer, answer = ?other, "tips not answered"),
         Err(error) => return debug!(member = %peer, %error, "cannot ask for tips"),

@@ -54,7 +54,7 @@ impl ContextActor {
             return false;
         };
         if !was_held {
-            self.standing.set_under_way(true);
+            self.standing.set_under_way(self.height_under_way());
             self.deps.metrics.heights_held.inc();
             self.deps.metrics.heights_held_total.inc();
             debug!(context = %self.id(), height = next.0, waiting, busy = load.heights,
@@ -73,7 +73,7 @@ impl ContextActor {
         if self.fill.is_held() {
             self.deps.metrics.heights_held.dec();
             self.fill.release();
-            self.standing.set_under_way(self.running);
+            self.standing.set_under_way(self.height_under_way());
         }
     }
 
@@ -117,7 +117,7 @@ impl ContextActor {
             self.deps.metrics.heights_running.inc();
         }
         self.running = true;
-        self.standing.set_under_way(true);
+        self.standing.set_under_way(self.height_under_way());
         // Entries of `next` mean a restart. Otherwise the previous height
         // is committed, and the first record of `next` moves the log to
         // it, once that commit is durable (`LogParts::write`).
@@ -301,7 +301,7 @@ impl ContextActor {
             self.deps.metrics.heights_running.dec();
         }
         self.running = false;
-        self.standing.set_under_way(self.fill.is_held());
+        self.standing.set_under_way(self.height_under_way());
         self.blocks.clear();
         self.compact.clear();
         self.witness.decided(self.record.height);
