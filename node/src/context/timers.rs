@@ -88,15 +88,21 @@ impl Timers {
     /// ([`ProposeWait`]), at least what the engine asks; a rebroadcast
     /// timeout (from the round's start) that much longer too.
     pub(super) fn schedule(&mut self, timeout: Timeout, after: Duration) {
-        let after = match timeout.kind {
-            TimeoutKind::Propose => self.propose.timeout_of(timeout.round, after),
-            TimeoutKind::Rebroadcast => after + self.propose.stretch(timeout.round),
-            _ => after,
-        };
+        let after = self.delay_of(timeout, after);
         self.seq += 1;
         let seq = self.seq;
         self.armed.insert(timeout, seq);
         self.after(after, Message::TimeoutElapsed(timeout, seq));
+    }
+
+    /// How long [`Self::schedule`] waits for `timeout` where the engine
+    /// asks `after` (a propose timeout takes the hold it waits out).
+    fn delay_of(&mut self, timeout: Timeout, after: Duration) -> Duration {
+        match timeout.kind {
+            TimeoutKind::Propose => self.propose.timeout_of(timeout.round, after),
+            TimeoutKind::Rebroadcast => after + self.propose.stretch(timeout.round),
+            _ => after,
+        }
     }
 
     pub(super) fn cancel(&mut self, timeout: &Timeout) {
@@ -137,5 +143,41 @@ impl Timers {
             tokio::time::sleep(after).await;
             let _ = inbox.send(msg).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROPOSE: Duration = Duration::from_millis(1000);
+    const REBROADCAST: Duration = Duration::from_millis(3000);
+
+    /// In the order malachite asks at a round's start (the rebroadcast
+    /// timeout, then the propose timeout) and after this node votes (the
+    /// rebroadcast timeout again): a held height's first round waits out
+    /// the hold in both of the first two, and only there.
+    #[test]
+    fn a_held_round_s_rebroadcast_waits_out_the_hold_too() {
+        let (inbox, _rx) = mpsc::channel(1);
+        let mut timers = Timers::new(inbox, PROPOSE, Arc::default());
+        let hold = Duration::from_millis(2500);
+        let round = Round::new(0);
+        timers.round_started(Height(7), round);
+        timers.proposer_may_hold(hold);
+
+        let started = timers.delay_of(Timeout::rebroadcast(round), REBROADCAST);
+        assert_eq!(started, REBROADCAST + hold);
+        assert_eq!(
+            timers.delay_of(Timeout::propose(round), PROPOSE),
+            PROPOSE + hold
+        );
+        // The vote is cast once the proposal came: nothing is held any more.
+        let voted = timers.delay_of(Timeout::rebroadcast(round), REBROADCAST);
+        assert_eq!(voted, REBROADCAST);
+        // Other steps wait what the engine asks, hold or not.
+        timers.proposer_may_hold(hold);
+        let prevote = timers.delay_of(Timeout::prevote(round), PROPOSE);
+        assert_eq!(prevote, PROPOSE);
     }
 }

@@ -24,6 +24,20 @@ fn holds(sim: &Sim, i: usize) -> u64 {
     running.metrics.heights_held_total.get()
 }
 
+/// How often node `i` asked members for decided blocks because a height
+/// seemed stuck (`conclave_consensus_fallbacks_total{kind="sync"}`).
+fn sync_fallbacks(sim: &Sim, i: usize) -> u64 {
+    use prometheus::core::Collector;
+    let running = sim.nodes[i].running.as_ref().expect("node runs");
+    let families = running.metrics.consensus_fallbacks_total.collect();
+    families
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .filter(|m| m.get_label().iter().any(|l| l.get_value() == "sync"))
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
 /// Votes this late make each height slow, as on a loaded node: txs
 /// submitted meanwhile wait for the next, which a busy node holds.
 const SLOW_VOTES: Duration = Duration::from_millis(250);
@@ -74,7 +88,9 @@ fn a_busy_member_s_txs_reach_the_other_proposers() {
 /// the other members hold theirs until its proposal arrives, so no
 /// propose timeout (300 ms in the sim) runs while the proposer waits.
 /// Slow heights that follow a loaded block (32 txs or more) are all
-/// decided in their first round. (This does not tell the members' hold
+/// decided in their first round, and waiting out a hold never looks like
+/// a stuck height (the rebroadcast timeout is stretched by the hold too:
+/// no member asks the others for decided blocks). (This does not tell the members' hold
 /// from a propose wait stretched by earlier late proposals: with only the
 /// proposer holding, the lightly loaded heights before lose the rounds.)
 #[test]
@@ -100,6 +116,8 @@ fn busy_members_wait_for_a_held_height_s_proposal_and_decide_it_in_round_0() {
         held.iter().all(|(_, round)| *round == 0),
         "held heights decided in their first round: {held:?}"
     );
+    let asked: Vec<u64> = (0..4).map(|i| sync_fallbacks(&sim, i)).collect();
+    assert_eq!(asked, [0; 4], "stuck-height fallbacks per node");
     sim.check_invariants();
 }
 
@@ -128,6 +146,30 @@ fn busy_members_holding_for_a_proposer_that_is_down_still_decide() {
         rounds.iter().any(|r| *r > 0),
         "node 3's turn was decided in a later round: {rounds:?}"
     );
+    sim.check_invariants();
+}
+
+/// After a small block a busy context's proposer alone holds the next
+/// height, briefly (`pace::LIGHT_HOLD`: longer than the sim's three step
+/// timeouts together, after which a member takes its height for stuck);
+/// the members with txs of their own start it at once and wait out the
+/// hold in their first round's propose step and its rebroadcast timeout
+/// alike: no member asks the others for decided blocks.
+#[test]
+fn members_waiting_out_a_light_hold_do_not_take_the_height_for_stuck() {
+    let mut sim = Sim::new("busy_light_holds", 4);
+    sim.start_all();
+    for i in 0..4 {
+        make_busy(&sim, i);
+    }
+    for _ in 0..6 {
+        sim.load(8);
+        sim.wait_all_committed(WAIT);
+    }
+    let held: u64 = (0..4).map(|i| holds(&sim, i)).sum();
+    assert!(held >= 3, "too few held heights: {held}");
+    let asked: Vec<u64> = (0..4).map(|i| sync_fallbacks(&sim, i)).collect();
+    assert_eq!(asked, [0; 4], "stuck-height fallbacks per node");
     sim.check_invariants();
 }
 
