@@ -33,7 +33,7 @@ fn sync_fallbacks(sim: &Sim, i: usize) -> u64 {
     families
         .iter()
         .flat_map(|family| family.get_metric())
-        .filter(|m| m.get_label().iter().any(|l| l.get_value() == "sync"))
+        .filter(|m| m.get_label().iter().any(|l| l.value() == "sync"))
         .map(|m| m.get_counter().get_value() as u64)
         .sum()
 }
