@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use crate::context::{ConclaveContext, ValidatorSet};
 use crate::engine::verify_commit_certificate;
-use crate::types::{merkle_root, sha256, ContextId, Hash32, Height};
+use crate::types::{merkle_leaf, merkle_parent, merkle_root, sha256, ContextId, Hash32, Height};
 
 const COHORT_DOMAIN: &[u8] = b"conclave/cohort/v1";
 const LEAF_DOMAIN: &[u8] = b"conclave/cohort-leaf/v1";
@@ -136,7 +136,7 @@ impl CohortValue {
     /// carries one.
     pub fn path(&self, context: &ContextId) -> Option<CohortPath> {
         let index = self.position(context)?;
-        let mut level: Vec<Hash32> = self.leaves().iter().map(leaf_node).collect();
+        let mut level: Vec<Hash32> = self.leaves().iter().map(merkle_leaf).collect();
         let mut at = index;
         let mut siblings = Vec::new();
         while level.len() > 1 {
@@ -144,7 +144,7 @@ impl CohortValue {
             if sibling < level.len() {
                 siblings.push(level[sibling]);
             }
-            level = level.chunks(2).map(parent_of).collect();
+            level = level.chunks(2).map(merkle_parent).collect();
             at /= 2;
         }
         Some(CohortPath {
@@ -169,21 +169,6 @@ impl BorshDeserialize for CohortValue {
     }
 }
 
-/// A leaf's node in the tree: prefixed apart from inner nodes, as in
-/// `types::merkle_root`.
-fn leaf_node(leaf: &Hash32) -> Hash32 {
-    sha256(&[&[0u8], &leaf.0])
-}
-
-/// The node over one level's pair, or the odd one out promoted unchanged.
-fn parent_of(pair: &[Hash32]) -> Hash32 {
-    match pair {
-        [a, b] => sha256(&[&[1u8], &a.0, &b.0]),
-        [a] => *a,
-        _ => Hash32::default(),
-    }
-}
-
 /// Where one entry sits in a cohort value's tree: its index among `count`
 /// entries and the siblings from its leaf up (none at a level where it is
 /// the odd one out). About `log2(count)` hashes; it shows nothing of the
@@ -204,16 +189,16 @@ impl CohortPath {
         if at >= len || len > MAX_COHORT_ENTRIES {
             return None;
         }
-        let mut node = leaf_node(&entry.leaf());
+        let mut node = merkle_leaf(&entry.leaf());
         let mut siblings = self.siblings.iter();
         while len > 1 {
             let sibling = at ^ 1;
             if sibling < len {
                 let other = siblings.next()?;
                 node = if at % 2 == 0 {
-                    parent_of(&[node, *other])
+                    merkle_parent(&[node, *other])
                 } else {
-                    parent_of(&[*other, node])
+                    merkle_parent(&[*other, node])
                 };
             }
             at /= 2;
