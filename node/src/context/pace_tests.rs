@@ -269,8 +269,8 @@ fn after_a_small_block_only_the_proposer_holds_and_briefly() {
 fn an_unloaded_node_starts_at_once() {
     let t = Instant::now();
     let mut slow = loaded();
-    assert_eq!(slow.hold(t, short(BUSY_HEIGHTS - 1), 0, true), None);
-    assert_eq!(slow.hold(t, short(BUSY_HEIGHTS - 1), 0, false), None);
+    assert_eq!(slow.hold(t, short(FEW_HEIGHTS - 1), 0, true), None);
+    assert_eq!(slow.hold(t, short(FEW_HEIGHTS - 1), 0, false), None);
 
     // A release (the height starting) forgets the hold.
     slow.hold(t, short(BUSY_HEIGHTS), 0, false).unwrap();
@@ -317,7 +317,8 @@ fn a_member_waits_out_the_proposer_s_hold_in_the_first_round() {
     let t = Instant::now();
     let mut member = loaded();
     assert_eq!(member.proposer_may_hold(BUSY_HEIGHTS), MAX_HOLD);
-    assert_eq!(member.proposer_may_hold(BUSY_HEIGHTS - 1), Duration::ZERO);
+    assert_eq!(member.proposer_may_hold(BUSY_HEIGHTS - 1), FEW_HOLD);
+    assert_eq!(member.proposer_may_hold(FEW_HEIGHTS - 1), Duration::ZERO);
     member.committed(HOLD_FROM_TXS - 1);
     assert_eq!(member.hold(t, short(BUSY_HEIGHTS), 0, false), None);
     assert_eq!(member.proposer_may_hold(BUSY_HEIGHTS), LIGHT_HOLD);
@@ -468,12 +469,58 @@ fn an_unbusy_node_does_not_read_its_machine_s_cpu() {
         read.set(read.get() + 1);
         Shortage::FULL
     };
-    let calm = Load::new(BUSY_HEIGHTS - 1, look);
+    let calm = Load::new(FEW_HEIGHTS - 1, look);
     assert_eq!(read.get(), 0);
-    assert!(!calm.holds());
-    let busy = Load::new(BUSY_HEIGHTS, look);
+    assert!(!calm.holds() && !calm.holds_few());
+    let few = Load::new(FEW_HEIGHTS, look);
     assert_eq!(read.get(), 1);
-    assert!(busy.holds());
+    assert!(few.holds_few() && !few.holds());
+    let busy = Load::new(BUSY_HEIGHTS, look);
+    assert_eq!(read.get(), 2);
+    assert!(busy.holds() && !busy.holds_few());
+}
+
+/// A node with a few heights under way (from [`FEW_HEIGHTS`] to under
+/// [`BUSY_HEIGHTS`]) and short of CPU has the next height's proposer hold
+/// it for [`HOLD_PER_BUSY_HEIGHT`] a height, after a small block as after
+/// a loaded one (scaled by the shortage), until a full block waits; no
+/// other member holds, a first height starts at once, pushes are not
+/// paced, and with CPU to spare nothing is held.
+#[test]
+fn a_node_with_a_few_heights_has_its_proposers_hold_briefly() {
+    let t = Instant::now();
+    for last in [1, HOLD_FROM_TXS] {
+        let mut fill = FillWait::default();
+        assert_eq!(fill.hold(t, short(3), 1, true), None, "a first height");
+        fill.committed(last);
+        let held = fill.hold(t, short(3), 1, true).expect("held");
+        assert_eq!(held.until, t + HOLD_PER_BUSY_HEIGHT * 3);
+        assert_eq!(fill.hold(held.until, short(3), 1, true), None);
+        fill.release();
+        assert_eq!(fill.hold(t, short(3), FULL_BLOCK, true), None);
+        assert_eq!(fill.hold(t, short(3), 1, false), None, "a member");
+        let half = Load {
+            heights: 3,
+            cpu: Shortage::new(0.5),
+        };
+        let held = fill.hold(t, half, 1, true).expect("held");
+        assert_eq!(held.until, t + HOLD_PER_BUSY_HEIGHT * 3 / 2);
+        fill.release();
+        let spare = Load {
+            heights: 3,
+            cpu: Shortage::NONE,
+        };
+        assert_eq!(fill.hold(t, spare, 1, true), None);
+    }
+    let mut most = FillWait::default();
+    most.committed(HOLD_FROM_TXS);
+    let held = most
+        .hold(t, short(BUSY_HEIGHTS - 1), 1, true)
+        .expect("held");
+    assert_eq!(held.until, t + FEW_HOLD);
+    let mut pace = PushPace::default();
+    assert_eq!(pace.push(t, short(3), true, 1), Push::Now);
+    assert_eq!(pace.push(t, short(3), true, 1), Push::WakeAt(t + PUSH_GAP));
 }
 
 #[test]
