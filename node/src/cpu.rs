@@ -13,8 +13,9 @@
 //! (`/proc/stat`), or of the node's cgroup's CPU quota left unused when
 //! one is set (a container limited to fewer cores than the host has),
 //! whichever is less; sampled at most every [`SAMPLE_EVERY`] and only
-//! when asked, which a node's contexts do only while it is busy (an idle
-//! or lightly loaded node reads nothing). From it a
+//! when asked, which a node's contexts do only while two or more of its
+//! heights are under way (an idle node, or one running a single
+//! context's heights, reads nothing). From it a
 //! [`Shortage`] between 0 (no holds: start at once) and 1 (the full holds)
 //! follows the idle share towards [`TARGET_IDLE`]: it rises while less is
 //! idle and falls while more is, in proportion to the gap ([`GAIN`]), so
