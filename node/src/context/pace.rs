@@ -231,8 +231,8 @@ pub(super) struct Load {
 
 impl Load {
     /// The load of a node with `heights` busy; `cpu` reads its machine's
-    /// shortage, only when that many could make it hold (an unbusy node,
-    /// one context's included, reads nothing on its hot path; the
+    /// shortage, only when that many could make it hold (a node with one
+    /// height under way, one context's, reads nothing on its hot path; the
     /// shortage it then carries is never used).
     pub(super) fn new(heights: i64, cpu: impl FnOnce() -> Shortage) -> Self {
         let cpu = if heights >= FEW_HEIGHTS {
