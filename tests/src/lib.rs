@@ -85,6 +85,20 @@ pub fn build_preload(dir: &Path, name: &str, source: &str) -> Option<PathBuf> {
     ok.then_some(lib)
 }
 
+/// Two loopback ports for a node started alone, from a block below the
+/// kernel's ephemeral range ([`next_port_block`]), both free when looked
+/// at: a port [`free_port`] gave back may be taken by any outgoing
+/// connection before the node binds it (a node once failed to start with
+/// "Address already in use" so, under a loaded test run).
+fn node_ports() -> (u16, u16) {
+    loop {
+        let base = next_port_block(1);
+        if (0..2).all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok()) {
+            return (base, base + 1);
+        }
+    }
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -115,8 +129,9 @@ impl TestNode {
     /// Initialises a home at `home` (which the caller owns) with free
     /// ports.
     pub fn init_at(home: PathBuf) -> Self {
-        let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let (rpc, metrics) = node_ports();
+        let rpc: SocketAddr = format!("127.0.0.1:{rpc}").parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
         let out = Command::new(conclave_bin())
             .args(["--home"])
             .arg(&home)
