@@ -97,7 +97,7 @@ mod tests {
     #[test]
     #[allow(clippy::result_large_err)] // malachite's error type, see engine.rs
     fn a_certificate_passes_on_checked_votes_and_fails_on_anything_else() {
-        use malachitebft_core_types::{CommitCertificate, CommitSignature, Round};
+        use malachitebft_core_types::{CommitCertificate, Round};
 
         use crate::codec::{precommit_for, vote_sign_bytes};
         use crate::engine::commit_certificate;
@@ -121,10 +121,8 @@ mod tests {
                 commit_signatures: Vec::new(),
             };
             for key in &keys[..3] {
-                let address = MemberId(key.verifying_key().to_bytes());
-                let bytes = vote_sign_bytes(&ctx, &precommit_for(&cert, address));
-                cert.commit_signatures
-                    .push(CommitSignature::new(address, codec::sign(key, &bytes)));
+                let signature = codec::commit_signature(&ctx, &cert, key);
+                cert.commit_signatures.push(signature);
             }
             cert
         };

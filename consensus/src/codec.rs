@@ -121,6 +121,20 @@ pub fn precommit_for(cert: &CommitCertificate<ConclaveContext>, signer: MemberId
     }
 }
 
+/// The commit signature `key`'s member adds to `cert` in context `ctx`:
+/// its precommit for the certificate's value, signed (how a certificate is
+/// made outside the engine: tests, and a cohort's certificates checked
+/// against a context's validators).
+pub fn commit_signature(
+    ctx: &ContextId,
+    cert: &CommitCertificate<ConclaveContext>,
+    key: &SigningKey,
+) -> CommitSignature<ConclaveContext> {
+    let address = MemberId(key.verifying_key().to_bytes());
+    let bytes = vote_sign_bytes(ctx, &precommit_for(cert, address));
+    CommitSignature::new(address, sign(key, &bytes))
+}
+
 pub fn encode_vote(v: &SignedVote<ConclaveContext>) -> Vec<u8> {
     let wire = VoteWire {
         body: vote_body(&v.message),

@@ -1,8 +1,8 @@
 use ed25519_dalek::SigningKey;
-use malachitebft_core_types::{CommitSignature, Round};
+use malachitebft_core_types::Round;
 
 use super::*;
-use crate::codec::{precommit_for, sign, vote_sign_bytes};
+use crate::codec::commit_signature;
 use crate::types::MemberId;
 
 fn entry(i: u8) -> CohortEntry {
@@ -180,10 +180,8 @@ fn commit(
         commit_signatures: Vec::new(),
     };
     for key in signers {
-        let vote = precommit_for(&cert, member(key));
-        let signature = sign(key, &vote_sign_bytes(scope, &vote));
-        cert.commit_signatures
-            .push(CommitSignature::new(member(key), signature));
+        let signature = commit_signature(scope, &cert, key);
+        cert.commit_signatures.push(signature);
     }
     cert
 }

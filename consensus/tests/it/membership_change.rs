@@ -3,9 +3,9 @@
 //! that needs it to reach a quorum is refused (this is how catch-up checks
 //! every synced block).
 
-use conclave_consensus::codec::{precommit_for, sign, vote_sign_bytes};
+use conclave_consensus::codec::commit_signature;
 use conclave_consensus::engine::verify_commit_certificate;
-use conclave_consensus::mal::{CommitCertificate, CommitSignature, Round};
+use conclave_consensus::mal::{CommitCertificate, Round};
 use conclave_consensus::{Hash32, Height, MemberId, ValidatorSet};
 use ed25519_dalek::SigningKey;
 
@@ -22,11 +22,8 @@ fn certificate(
         commit_signatures: Vec::new(),
     };
     for key in signers {
-        let address = MemberId(key.verifying_key().to_bytes());
-        let vote = precommit_for(&cert, address);
-        let signature = sign(key, &vote_sign_bytes(&CTX_ID, &vote));
-        cert.commit_signatures
-            .push(CommitSignature::new(address, signature));
+        let signature = commit_signature(&CTX_ID, &cert, key);
+        cert.commit_signatures.push(signature);
     }
     cert
 }

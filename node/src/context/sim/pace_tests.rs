@@ -47,13 +47,19 @@ const SLOW_VOTES: Duration = Duration::from_millis(250);
 /// briefly).
 const LOADED: usize = 40;
 
-/// Four running nodes, all busy, whose votes arrive [`SLOW_VOTES`] late.
-fn busy_and_slow(name: &str) -> Sim {
+/// Four running nodes, all busy.
+fn busy(name: &str) -> Sim {
     let mut sim = Sim::new(name, 4);
     sim.start_all();
     for i in 0..4 {
         make_busy(&sim, i);
     }
+    sim
+}
+
+/// Four running nodes, all busy, whose votes arrive [`SLOW_VOTES`] late.
+fn busy_and_slow(name: &str) -> Sim {
+    let sim = busy(name);
     sim.delay(|_, _, seen| matches!(seen, Seen::Vote { .. }), SLOW_VOTES);
     sim
 }
@@ -63,11 +69,7 @@ fn busy_and_slow(name: &str) -> Sim {
 /// other proposers, whose blocks carry them, and every one commits.
 #[test]
 fn a_busy_member_s_txs_reach_the_other_proposers() {
-    let mut sim = Sim::new("busy_pushes", 4);
-    sim.start_all();
-    for i in 0..4 {
-        make_busy(&sim, i);
-    }
+    let mut sim = busy("busy_pushes");
     for _ in 0..4 {
         sim.load_on(&[0], 15);
         sim.wait_all_committed(WAIT);
@@ -156,11 +158,7 @@ fn busy_members_holding_for_a_proposer_that_is_down_still_decide() {
 /// ask, which the bound allows.)
 #[test]
 fn members_waiting_out_a_light_hold_do_not_take_the_height_for_stuck() {
-    let mut sim = Sim::new("busy_light_holds", 4);
-    sim.start_all();
-    for i in 0..4 {
-        make_busy(&sim, i);
-    }
+    let mut sim = busy("busy_light_holds");
     for _ in 0..6 {
         sim.load(8);
         sim.wait_all_committed(WAIT);
