@@ -122,9 +122,8 @@ pub fn precommit_for(cert: &CommitCertificate<ConclaveContext>, signer: MemberId
 }
 
 /// The commit signature `key`'s member adds to `cert` in context `ctx`:
-/// its precommit for the certificate's value, signed (how a certificate is
-/// made outside the engine: tests, and a cohort's certificates checked
-/// against a context's validators).
+/// its precommit for the certificate's value, signed as the engine signs
+/// it (for certificates made outside an engine: the tests').
 pub fn commit_signature(
     ctx: &ContextId,
     cert: &CommitCertificate<ConclaveContext>,
