@@ -16,15 +16,11 @@
 //!   node to persist in its write-ahead log.
 //! - [`sign_policy`]: the hook through which the node's persisted sign
 //!   state (CometBFT's `priv_validator_state`) may refuse a signature.
-//! - [`cohort`]: what contexts sharing heights would agree on and what shows
-//!   a context's block decided in a cohort height (docs/cohorts.md; not run by
-//!   the node yet).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod checked;
 pub mod codec;
-pub mod cohort;
 pub mod context;
 pub mod engine;
 mod error;

@@ -2,8 +2,7 @@
 //! (`node/vectors/formats.txt`): a signed tx (its signing bytes show in its
 //! deterministic signature), consensus votes and proposals, each gossip
 //! `Wire` message, the seal envelope, catch-up and onboarding messages,
-//! store records, a WAL file and a sign guard record, and what members of a
-//! cohort must compute alike (docs/cohorts.md). Each is built from
+//! store records, a WAL file and a sign guard record. Each is built from
 //! fixed keys and values through the code that really writes it, and must
 //! equal the committed hex, so a change of format is visible in review.
 //!
@@ -16,7 +15,6 @@ use std::fmt::Write as _;
 use conclave_consensus::codec::{
     encode_proposal, encode_vote, proposal_sign_bytes, sign, vote_sign_bytes, StoredCertificate,
 };
-use conclave_consensus::cohort::{cohort_id, CohortEntry, CohortValue};
 use conclave_consensus::mal::{Input, NilOrVal, Round, SignedMessage, VoteType};
 use conclave_consensus::sign_policy::{SignPosition, SignRequest, SignStep};
 use conclave_consensus::ConclaveContext;
@@ -319,35 +317,7 @@ fn formats() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("wal.file", wal_file()),
         ("sign_guard.record", sign_guard_record()),
-        // Not written by the node yet (docs/cohorts.md): what every member
-        // of a cohort must compute alike.
-        (
-            "cohort.id",
-            cohort_id(&block().header.members_hash).0.to_vec(),
-        ),
-        ("cohort.value", borsh(&cohort_value())),
-        ("cohort.value_id", cohort_value().id().0.to_vec()),
-        (
-            "cohort.path",
-            borsh(&cohort_value().path(&CTX).expect("the block's entry")),
-        ),
     ]
-}
-
-/// Three contexts' blocks in one cohort height, the vectors' block among
-/// them.
-fn cohort_value() -> CohortValue {
-    let entry = |context: ContextId, height: u64, block: Hash32| CohortEntry {
-        context,
-        height: Height(height),
-        block,
-    };
-    CohortValue::new(vec![
-        entry(ContextId([9; 32]), 2, Hash32([31; 32])),
-        entry(CTX, block().height().0, block().hash()),
-        entry(ContextId([1; 32]), 40, Hash32([32; 32])),
-    ])
-    .expect("a cohort value")
 }
 
 fn render(formats: &[(&str, Vec<u8>)]) -> String {
@@ -400,13 +370,4 @@ fn pinned_bytes_decode_back() {
     );
     let g: Genesis = borsh::from_slice(&f["store.genesis"]).unwrap();
     assert_eq!(g, genesis());
-    let v: CohortValue = borsh::from_slice(&f["cohort.value"]).unwrap();
-    assert_eq!(v, cohort_value());
-    let entry = v.entry(&CTX).unwrap();
-    let path: conclave_consensus::cohort::CohortPath =
-        borsh::from_slice(&f["cohort.path"]).unwrap();
-    assert_eq!(
-        path.root(entry).map(|r| r.0.to_vec()),
-        Some(f["cohort.value_id"].clone())
-    );
 }

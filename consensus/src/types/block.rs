@@ -72,13 +72,13 @@ pub fn merkle_root(leaves: &[Hash32]) -> Hash32 {
 
 /// A leaf's node in a [`merkle_root`] tree: prefixed apart from the inner
 /// nodes.
-pub(crate) fn merkle_leaf(leaf: &Hash32) -> Hash32 {
+fn merkle_leaf(leaf: &Hash32) -> Hash32 {
     sha256(&[&[0u8], &leaf.0])
 }
 
 /// The node over a pair of a [`merkle_root`] tree's level, or the odd one
 /// out promoted unchanged.
-pub(crate) fn merkle_parent(pair: &[Hash32]) -> Hash32 {
+fn merkle_parent(pair: &[Hash32]) -> Hash32 {
     match pair {
         [a, b] => sha256(&[&[1u8], &a.0, &b.0]),
         [a] => *a,

@@ -5,7 +5,6 @@ mod ids;
 pub mod serde_hex;
 mod tx;
 
-pub(crate) use block::{merkle_leaf, merkle_parent};
 pub use block::{merkle_root, Block, BlockHeader};
 pub use ids::{ContextId, Hash32, Height, MemberId};
 pub use tx::{verified_batch, verify_batch, SenderKey, SignedTx, Tx, VerifiedTx, TX_SIGN_DOMAIN};
