@@ -63,27 +63,18 @@ pub fn merkle_root(leaves: &[Hash32]) -> Hash32 {
     if leaves.is_empty() {
         return Hash32::default();
     }
-    let mut level: Vec<Hash32> = leaves.iter().map(merkle_leaf).collect();
+    let mut level: Vec<Hash32> = leaves.iter().map(|l| sha256(&[&[0u8], &l.0])).collect();
     while level.len() > 1 {
-        level = level.chunks(2).map(merkle_parent).collect();
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => sha256(&[&[1u8], &a.0, &b.0]),
+                [a] => *a,
+                _ => Hash32::default(),
+            })
+            .collect();
     }
     level[0]
-}
-
-/// A leaf's node in a [`merkle_root`] tree: prefixed apart from the inner
-/// nodes.
-fn merkle_leaf(leaf: &Hash32) -> Hash32 {
-    sha256(&[&[0u8], &leaf.0])
-}
-
-/// The node over a pair of a [`merkle_root`] tree's level, or the odd one
-/// out promoted unchanged.
-fn merkle_parent(pair: &[Hash32]) -> Hash32 {
-    match pair {
-        [a, b] => sha256(&[&[1u8], &a.0, &b.0]),
-        [a] => *a,
-        _ => Hash32::default(),
-    }
 }
 
 #[cfg(test)]
