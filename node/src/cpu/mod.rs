@@ -12,9 +12,10 @@
 //! The measure is the share of CPU time left idle on the cores this node
 //! may run on (`/proc/stat`'s lines for the CPUs of its affinity: all of
 //! them, unless it was pinned to some with `taskset`, systemd's
-//! `CPUAffinity` or a container's `cpuset`), or of the node's cgroup's CPU
-//! quota left unused when one is set (a container limited to fewer cores
-//! than the host has), whichever is less; sampled at most every [`SAMPLE_EVERY`] and only
+//! `CPUAffinity` or a container's `cpuset`), or of a CPU quota left
+//! unused where the node's cgroup or one above it has one (a container
+//! limited to fewer cores than the host has, a service's `CPUQuota`:
+//! [`cgroup`]), whichever is least; sampled at most every [`SAMPLE_EVERY`] and only
 //! when asked, which a node's contexts do only while two or more of its
 //! heights are under way (an idle node, or one running a single
 //! context's heights, reads nothing). From it a
@@ -33,6 +34,9 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+
+mod cgroup;
+use cgroup::{Cgroup, CgroupTimes};
 
 /// How often the idle share is sampled, at most. `/proc/stat` counts in
 /// hundredths of a second per core: at two cores a sample spans 40 of
@@ -98,6 +102,8 @@ pub struct CpuShortage {
     /// Always this (tests: a machine that is, or is not, short).
     fixed: Option<Shortage>,
     state: Mutex<State>,
+    /// The cgroups whose quotas count ([`cgroup`]), found at the start.
+    cgroups: Vec<Cgroup>,
     /// Where the shortage is shown (`conclave_cpu_shortage`).
     gauge: Option<prometheus::Gauge>,
 }
@@ -120,6 +126,7 @@ impl CpuShortage {
                 shortage: Shortage::FULL,
                 last: None,
             }),
+            cgroups: cgroup::of_this_process(),
             gauge,
         }
     }
@@ -132,6 +139,7 @@ impl CpuShortage {
                 shortage,
                 last: None,
             }),
+            cgroups: Vec::new(),
             gauge: None,
         }
     }
@@ -146,13 +154,14 @@ impl CpuShortage {
         let mut state = self.state.lock();
         if state
             .last
+            .as_ref()
             .is_some_and(|last| now.duration_since(last.at) < SAMPLE_EVERY)
         {
             return state.shortage;
         }
-        let reading = Reading::take(now);
-        if let Some(before) = state.last.replace(reading) {
-            if let Some(idle) = idle_share(&before, &reading) {
+        let reading = Reading::take(now, &self.cgroups);
+        if let Some(before) = &state.last {
+            if let Some(idle) = idle_share(before, &reading) {
                 let elapsed = reading.at.duration_since(before.at);
                 state.shortage = step(state.shortage, idle, elapsed);
                 if let Some(g) = &self.gauge {
@@ -160,6 +169,7 @@ impl CpuShortage {
                 }
             }
         }
+        state.last = Some(reading);
         state.shortage
     }
 }
@@ -171,14 +181,15 @@ fn step(shortage: Shortage, idle: f32, elapsed: Duration) -> Shortage {
 }
 
 /// CPU time counters read at one moment.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Reading {
     at: Instant,
     /// The idle and total time of the cores this node may run on
     /// (`/proc/stat`, in ticks).
     host: Option<HostTimes>,
-    /// The node's cgroup, when its CPU is limited.
-    cgroup: Option<CgroupTimes>,
+    /// Each of the node's cgroups ([`CpuShortage::cgroups`], in order)
+    /// that has a CPU quota.
+    cgroups: Vec<Option<CgroupTimes>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,16 +198,8 @@ struct HostTimes {
     total: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct CgroupTimes {
-    /// Cores' worth of CPU the cgroup may use.
-    cores: f64,
-    /// CPU time it used, in microseconds.
-    used_us: u64,
-}
-
 impl Reading {
-    fn take(at: Instant) -> Self {
+    fn take(at: Instant, cgroups: &[Cgroup]) -> Self {
         // Read each time: an affinity can change while the node runs
         // (`taskset -p`).
         let allowed = std::fs::read_to_string("/proc/self/status")
@@ -208,13 +211,13 @@ impl Reading {
         Self {
             at,
             host,
-            cgroup: cgroup_times(),
+            cgroups: cgroups.iter().map(Cgroup::read).collect(),
         }
     }
 }
 
-/// The idle share between two readings: the machine's, or the cgroup's
-/// unused quota if less. `None` if neither can be told.
+/// The idle share between two readings: the cores', or the least unused
+/// share of a cgroup's quota if less. `None` if none can be told.
 fn idle_share(before: &Reading, after: &Reading) -> Option<f32> {
     let host = match (before.host, after.host) {
         (Some(a), Some(b)) if b.total > a.total => {
@@ -223,14 +226,19 @@ fn idle_share(before: &Reading, after: &Reading) -> Option<f32> {
         }
         _ => None,
     };
-    let cgroup = match (before.cgroup, after.cgroup) {
-        (Some(a), Some(b)) if after.at > before.at && b.cores > 0.0 => {
-            let used = b.used_us.saturating_sub(a.used_us) as f64 / 1e6;
-            let available = after.at.duration_since(before.at).as_secs_f64() * b.cores;
-            Some(1.0 - used / available)
-        }
-        _ => None,
-    };
+    let secs = after.at.saturating_duration_since(before.at).as_secs_f64();
+    let cgroup = before
+        .cgroups
+        .iter()
+        .zip(&after.cgroups)
+        .filter_map(|pair| match pair {
+            (Some(a), Some(b)) if secs > 0.0 && b.cores > 0.0 => {
+                let used = b.used_us.saturating_sub(a.used_us) as f64 / 1e6;
+                Some(1.0 - used / (secs * b.cores))
+            }
+            _ => None,
+        })
+        .reduce(f64::min);
     let share = match (host, cgroup) {
         (Some(h), Some(c)) => h.min(c),
         (h, c) => h.or(c)?,
@@ -306,57 +314,6 @@ fn allowed_cpus(status: &str) -> Option<Vec<RangeInclusive<usize>>> {
         .collect()
 }
 
-/// The node's cgroup's CPU limit and use, if it is limited: cgroup v2
-/// (`cpu.max`, `cpu.stat`), else v1 (`cpu.cfs_quota_us`,
-/// `cpuacct.usage`), at their usual mount (a container's own cgroup).
-fn cgroup_times() -> Option<CgroupTimes> {
-    let read = |p: &str| std::fs::read_to_string(p).ok();
-    if let Some(max) = read("/sys/fs/cgroup/cpu.max") {
-        let cores = v2_cores(&max)?;
-        let used_us = v2_usage_us(&read("/sys/fs/cgroup/cpu.stat")?)?;
-        return Some(CgroupTimes { cores, used_us });
-    }
-    let quota: i64 = read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")?
-        .trim()
-        .parse()
-        .ok()?;
-    let period: i64 = read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")?
-        .trim()
-        .parse()
-        .ok()?;
-    let cores = v1_cores(quota, period)?;
-    let used_ns: u64 = read("/sys/fs/cgroup/cpuacct/cpuacct.usage")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(CgroupTimes {
-        cores,
-        used_us: used_ns / 1_000,
-    })
-}
-
-/// Cores' worth of a v2 `cpu.max` (`<quota> <period>`, or `max` for none).
-fn v2_cores(max: &str) -> Option<f64> {
-    let mut parts = max.split_whitespace();
-    let quota: f64 = parts.next()?.parse().ok()?;
-    let period: f64 = parts.next()?.parse().ok()?;
-    (quota > 0.0 && period > 0.0).then(|| quota / period)
-}
-
-/// `usage_usec` of a v2 `cpu.stat`.
-fn v2_usage_us(stat: &str) -> Option<u64> {
-    stat.lines()
-        .find_map(|l| l.strip_prefix("usage_usec "))?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Cores' worth of a v1 quota (`-1`: none).
-fn v1_cores(quota: i64, period: i64) -> Option<f64> {
-    (quota > 0 && period > 0).then(|| quota as f64 / period as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,7 +322,7 @@ mod tests {
         Reading {
             at: Instant::now(),
             host: Some(HostTimes { idle, total }),
-            cgroup: None,
+            cgroups: Vec::new(),
         }
     }
 
@@ -425,7 +382,7 @@ mod tests {
         let reading = |stat: &str, allowed: Option<&[RangeInclusive<usize>]>| Reading {
             at: Instant::now(),
             host: host_times(stat, allowed),
-            cgroup: None,
+            cgroups: Vec::new(),
         };
         let zero = "cpu  0 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0\n";
         let share =
@@ -455,7 +412,7 @@ mod tests {
 
     #[test]
     fn this_machine_s_counters_can_be_read() {
-        let reading = Reading::take(Instant::now());
+        let reading = Reading::take(Instant::now(), &cgroup::of_this_process());
         let times = reading
             .host
             .expect("/proc/stat has lines for this process's cpus");
@@ -485,30 +442,48 @@ mod tests {
     fn a_cgroup_s_unused_quota_counts_when_less_than_the_machine_s_idle() {
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_secs(1);
-        let limited = |idle, total, used_us, at| Reading {
+        let limited = |idle, total, used_us: &[u64], at| Reading {
             host: Some(HostTimes { idle, total }),
-            cgroup: Some(CgroupTimes {
-                cores: 2.0,
-                used_us,
-            }),
+            cgroups: used_us
+                .iter()
+                .map(|&used_us| {
+                    Some(CgroupTimes {
+                        cores: 2.0,
+                        used_us,
+                    })
+                })
+                .collect(),
             at,
         };
         // The host half idle, the cgroup using 1.8 of its 2 cores: 10 %.
-        let share = idle_share(&limited(0, 0, 0, t0), &limited(50, 100, 1_800_000, t1));
+        let share = idle_share(
+            &limited(0, 0, &[0], t0),
+            &limited(50, 100, &[1_800_000], t1),
+        );
         assert!((share.unwrap() - 0.1).abs() < 1e-6, "{share:?}");
         // The cgroup using a quarter of its quota: the host's 20 % counts.
-        let share = idle_share(&limited(0, 0, 0, t0), &limited(20, 100, 500_000, t1));
+        let share = idle_share(&limited(0, 0, &[0], t0), &limited(20, 100, &[500_000], t1));
         assert!((share.unwrap() - 0.2).abs() < 1e-6, "{share:?}");
-    }
-
-    #[test]
-    fn cgroup_limits_are_read_in_both_versions() {
-        assert_eq!(v2_cores("150000 100000\n"), Some(1.5));
-        assert_eq!(v2_cores("max 100000\n"), None);
-        assert_eq!(v2_usage_us("usage_usec 1234\nuser_usec 1000\n"), Some(1234));
-        assert_eq!(v2_usage_us("user_usec 1000\n"), None);
-        assert_eq!(v1_cores(200_000, 100_000), Some(2.0));
-        assert_eq!(v1_cores(-1, 100_000), None);
+        // Quotas on the node's cgroup and one above it: the least unused
+        // counts (the parent's 2 cores shared with others, 1.9 used).
+        let share = idle_share(
+            &limited(0, 0, &[0, 0], t0),
+            &limited(50, 100, &[500_000, 1_900_000], t1),
+        );
+        assert!((share.unwrap() - 0.05).abs() < 1e-6, "{share:?}");
+        // A cgroup whose quota was lifted (or read once only) counts for
+        // nothing; nor does one read at the same moment.
+        let mut lifted = limited(50, 100, &[1_800_000], t1);
+        lifted.cgroups[0] = None;
+        let share = idle_share(&limited(0, 0, &[0], t0), &lifted);
+        assert!((share.unwrap() - 0.5).abs() < 1e-6, "{share:?}");
+        assert_eq!(
+            idle_share(
+                &limited(0, 0, &[0], t1),
+                &limited(50, 100, &[1_800_000], t1)
+            ),
+            Some(0.5)
+        );
     }
 
     #[test]
