@@ -15,10 +15,10 @@
 //! `CPUAffinity` or a container's `cpuset`), or of a CPU quota left
 //! unused where the node's cgroup or one above it has one (a container
 //! limited to fewer cores than the host has, a service's `CPUQuota`:
-//! [`cgroup`]), whichever is least; sampled at most every [`SAMPLE_EVERY`] and only
-//! when asked, which a node's contexts do only while two or more of its
-//! heights are under way (an idle node, or one running a single
-//! context's heights, reads nothing). From it a
+//! [`cgroup`]), whichever is least; sampled at most every
+//! [`SAMPLE_EVERY`] and only when asked, which a node's contexts do only
+//! while two or more of its heights are under way (an idle node, or one
+//! running a single context's heights, reads nothing). From it a
 //! [`Shortage`] between 0 (no holds: start at once) and 1 (the full holds)
 //! follows the idle share towards [`TARGET_IDLE`]: it rises while less is
 //! idle and falls while more is, in proportion to the gap ([`GAIN`]), so
@@ -187,8 +187,8 @@ struct Reading {
     /// The idle and total time of the cores this node may run on
     /// (`/proc/stat`, in ticks).
     host: Option<HostTimes>,
-    /// Each of the node's cgroups ([`CpuShortage::cgroups`], in order)
-    /// that has a CPU quota.
+    /// The quota and use of each of the node's cgroups
+    /// ([`CpuShortage::cgroups`], in order); `None` where it has no quota.
     cgroups: Vec<Option<CgroupTimes>>,
 }
 
