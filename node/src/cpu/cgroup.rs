@@ -343,8 +343,8 @@ mod tests {
 
     #[test]
     fn a_cgroup_s_files_are_read_for_its_quota_and_use() {
-        let dir = std::env::temp_dir().join(format!("conclave-cgroup-{}", std::process::id()));
-        let (cpu, acct) = (dir.join("cpu"), dir.join("cpuacct"));
+        let dir = tempfile::tempdir().unwrap();
+        let (cpu, acct) = (dir.path().join("cpu"), dir.path().join("cpuacct"));
         std::fs::create_dir_all(&cpu).unwrap();
         std::fs::create_dir_all(&acct).unwrap();
         let write = |d: &Path, f: &str, s: &str| std::fs::write(d.join(f), s).unwrap();
@@ -375,6 +375,5 @@ mod tests {
         );
         write(&cpu, "cpu.cfs_quota_us", "-1\n");
         assert_eq!(v1.read(), None, "no quota");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
