@@ -20,7 +20,9 @@
 #      it catches up with the same state root.
 #   6. `compose restart` of every validator: nothing lost, heights go on.
 #   7. Prometheus: every target up; every dashboard panel query and alert
-#      expression evaluates (docker/check-dashboard.sh).
+#      expression evaluates (docker/check-dashboard.sh); node3, limited to
+#      1.5 CPUs (compose's `cpus`, in an override of this test's), paces
+#      on 1.5 cores, the others on the machine's.
 #   8. A DAO payout voted by three members reaches anvil through the
 #      relayer in the compose file.
 # FROM_SOURCE=1 builds the node image as a machine with a registry does,
@@ -55,11 +57,18 @@ if [ "$(id -u)" -ne 0 ]; then
   fail "needs root (it installs packages and starts dockerd)"
 fi
 
+# node3 limited to 1.5 CPUs, as an operator may limit a validator: its
+# pacing must measure its shortage against that (conclave_cpu_cores).
+cat > "$WORK/cpus.yml" << 'YML'
+services:
+  node3:
+    cpus: 1.5
+YML
 dc() {
   if docker compose version > /dev/null 2>&1; then
-    docker compose -p "$PROJECT" -f docker/docker-compose.yml "$@"
+    docker compose -p "$PROJECT" -f docker/docker-compose.yml -f "$WORK/cpus.yml" "$@"
   else
-    docker-compose -p "$PROJECT" -f docker/docker-compose.yml "$@"
+    docker-compose -p "$PROJECT" -f docker/docker-compose.yml -f "$WORK/cpus.yml" "$@"
   fi
 }
 
@@ -346,6 +355,12 @@ PY
 }
 wait_for 120 prom_has 'min(count_over_time(up[1m])) >= 4' || fail "Prometheus has too few scrapes"
 wait_for 120 prom_has 'conclave_anchor_height > 0' || fail "Prometheus never saw the anchored checkpoint"
+# What each node's pacing measures its CPU against: node3's quota, the
+# others' share of the whole machine.
+wait_for 60 prom_has 'conclave_cpu_cores{node="node3"} == 1.5' ||
+  fail "node3 does not see its 1.5-CPU limit (conclave_cpu_cores)"
+wait_for 60 prom_has "conclave_cpu_cores{node=\"node0\"} == $(nproc)" ||
+  fail "node0 does not see the machine's $(nproc) CPUs (conclave_cpu_cores)"
 wait_for 120 prom_has 'min(count_over_time(conclave_relay_submissions_total[1m])) >= 3' ||
   fail "Prometheus never saw the relayer's submissions"
 # Empty on a healthy consortium: sealed payloads nobody could open, relay

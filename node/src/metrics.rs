@@ -32,6 +32,8 @@ pub struct Metrics {
     pub heights_held_total: prometheus::IntCounter,
     /// How short of CPU the machine is lately (`crate::cpu`), 0 to 1.
     pub cpu_shortage: prometheus::Gauge,
+    /// `conclave_cpu_cores`: what the CPU shortage is measured against.
+    pub cpu_cores: prometheus::Gauge,
     /// 1 while a context does not sign: its own precommits were found in
     /// commits its sign guard did not record (`context::sign_check`).
     pub consensus_signing_refused: IntGaugeVec,
@@ -105,9 +107,14 @@ impl Metrics {
         registry.register(Box::new(heights_held_total.clone()))?;
         let cpu_shortage = prometheus::Gauge::new(
             "conclave_cpu_shortage",
-            "How short of CPU the node's machine is lately, 0 to 1: how far a busy node holds its contexts' heights for fuller blocks (0: it has CPU to spare and starts them at once); measured while the node is busy (16 or more heights running or held), its last value kept while it is not",
+            "How short of CPU the node's machine is lately, 0 to 1: how far a busy node holds its contexts' heights for fuller blocks (0: it has CPU to spare and starts them at once); measured while the node is busy (2 or more heights running or held), its last value kept while it is not",
         )?;
         registry.register(Box::new(cpu_shortage.clone()))?;
+        let cpu_cores = prometheus::Gauge::new(
+            "conclave_cpu_cores",
+            "Cores' worth of CPU the node may use, as its pacing sees them: the CPUs it may run on (its affinity), or fewer where a CPU quota on its cgroup or one above it caps them; read at the start and with each measure of the shortage",
+        )?;
+        registry.register(Box::new(cpu_cores.clone()))?;
         let consensus_rounds = IntGaugeVec::new(
             Opts::new(
                 "conclave_consensus_rounds",
@@ -299,6 +306,7 @@ impl Metrics {
             heights_held,
             heights_held_total,
             cpu_shortage,
+            cpu_cores,
             consensus_signing_refused,
             storage_fault,
             block_interval_seconds,

@@ -167,7 +167,10 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let (checkpoint_events, _) = broadcast::channel(1024);
         let (network, net_events) = spawn_network(&config, &keys)?;
-        let cpu = crate::cpu::CpuShortage::of_this_machine(Some(metrics.cpu_shortage.clone()));
+        let cpu = crate::cpu::CpuShortage::of_this_machine(Some(crate::cpu::Gauges {
+            shortage: metrics.cpu_shortage.clone(),
+            cores: metrics.cpu_cores.clone(),
+        }));
         let cpu = Arc::new(cpu);
         let node = Arc::new(Self {
             home: home.to_path_buf(),

@@ -96,6 +96,14 @@ impl Shortage {
     }
 }
 
+/// Where a node shows its CPU shortage and what it is measured against.
+pub struct Gauges {
+    /// `conclave_cpu_shortage`.
+    pub shortage: prometheus::Gauge,
+    /// `conclave_cpu_cores`: the cores' worth the node may use.
+    pub cores: prometheus::Gauge,
+}
+
 /// The machine's CPU shortage as this node sees it, shared by its
 /// contexts (one per node).
 pub struct CpuShortage {
@@ -104,8 +112,7 @@ pub struct CpuShortage {
     state: Mutex<State>,
     /// The cgroups whose quotas count ([`cgroup`]), found at the start.
     cgroups: Vec<Cgroup>,
-    /// Where the shortage is shown (`conclave_cpu_shortage`).
-    gauge: Option<prometheus::Gauge>,
+    gauges: Option<Gauges>,
 }
 
 struct State {
@@ -116,9 +123,13 @@ struct State {
 impl CpuShortage {
     /// Measured on this machine; the shortage starts full (a node that
     /// cannot tell yet holds, as one that cannot read `/proc` always does).
-    pub fn of_this_machine(gauge: Option<prometheus::Gauge>) -> Self {
-        if let Some(g) = &gauge {
-            g.set(1.0);
+    pub fn of_this_machine(gauges: Option<Gauges>) -> Self {
+        let cgroups = cgroup::of_this_process();
+        if let Some(g) = &gauges {
+            g.shortage.set(1.0);
+            if let Some(cores) = Reading::take(Instant::now(), &cgroups).cores() {
+                g.cores.set(cores);
+            }
         }
         Self {
             fixed: None,
@@ -126,8 +137,8 @@ impl CpuShortage {
                 shortage: Shortage::FULL,
                 last: None,
             }),
-            cgroups: cgroup::of_this_process(),
-            gauge,
+            cgroups,
+            gauges,
         }
     }
 
@@ -140,7 +151,7 @@ impl CpuShortage {
                 last: None,
             }),
             cgroups: Vec::new(),
-            gauge: None,
+            gauges: None,
         }
     }
 
@@ -160,12 +171,15 @@ impl CpuShortage {
             return state.shortage;
         }
         let reading = Reading::take(now, &self.cgroups);
+        if let (Some(g), Some(cores)) = (&self.gauges, reading.cores()) {
+            g.cores.set(cores);
+        }
         if let Some(before) = &state.last {
             if let Some(idle) = idle_share(before, &reading) {
                 let elapsed = reading.at.duration_since(before.at);
                 state.shortage = step(state.shortage, idle, elapsed);
-                if let Some(g) = &self.gauge {
-                    g.set(f64::from(state.shortage.0));
+                if let Some(g) = &self.gauges {
+                    g.shortage.set(f64::from(state.shortage.0));
                 }
             }
         }
@@ -184,6 +198,8 @@ fn step(shortage: Shortage, idle: f32, elapsed: Duration) -> Shortage {
 #[derive(Clone, Debug, PartialEq)]
 struct Reading {
     at: Instant,
+    /// How many CPUs this node may run on (its affinity), if known.
+    cpus: Option<usize>,
     /// The idle and total time of the cores this node may run on
     /// (`/proc/stat`, in ticks).
     host: Option<HostTimes>,
@@ -210,8 +226,24 @@ impl Reading {
             .and_then(|s| host_times(&s, allowed.as_deref()));
         Self {
             at,
+            cpus: allowed.map(|a| a.iter().map(|r| r.end() + 1 - r.start()).sum()),
             host,
             cgroups: cgroups.iter().map(Cgroup::read).collect(),
+        }
+    }
+
+    /// Cores' worth of CPU the node may use: its CPUs, or the least of
+    /// its cgroups' quotas if less. `None` if neither is known.
+    fn cores(&self) -> Option<f64> {
+        let quota = self
+            .cgroups
+            .iter()
+            .flatten()
+            .map(|c| c.cores)
+            .reduce(f64::min);
+        match (self.cpus.map(|n| n as f64), quota) {
+            (Some(cpus), Some(quota)) => Some(cpus.min(quota)),
+            (cpus, quota) => cpus.or(quota),
         }
     }
 }
@@ -321,6 +353,7 @@ mod tests {
     fn host(idle: u64, total: u64) -> Reading {
         Reading {
             at: Instant::now(),
+            cpus: None,
             host: Some(HostTimes { idle, total }),
             cgroups: Vec::new(),
         }
@@ -381,6 +414,7 @@ mod tests {
         // reading shows idle half the time, is idle none of it.
         let reading = |stat: &str, allowed: Option<&[RangeInclusive<usize>]>| Reading {
             at: Instant::now(),
+            cpus: None,
             host: host_times(stat, allowed),
             cgroups: Vec::new(),
         };
@@ -443,6 +477,7 @@ mod tests {
         let t0 = Instant::now();
         let t1 = t0 + Duration::from_secs(1);
         let limited = |idle, total, used_us: &[u64], at| Reading {
+            cpus: None,
             host: Some(HostTimes { idle, total }),
             cgroups: used_us
                 .iter()
@@ -484,6 +519,34 @@ mod tests {
             ),
             Some(0.5)
         );
+    }
+
+    #[test]
+    fn the_cores_are_the_cpus_or_the_least_quota() {
+        let reading = |cpus, quotas: &[Option<f64>]| Reading {
+            at: Instant::now(),
+            cpus,
+            host: None,
+            cgroups: quotas
+                .iter()
+                .map(|q| q.map(|cores| CgroupTimes { cores, used_us: 0 }))
+                .collect(),
+        };
+        assert_eq!(reading(Some(8), &[]).cores(), Some(8.0));
+        assert_eq!(
+            reading(Some(8), &[Some(1.5), None, Some(4.0)]).cores(),
+            Some(1.5)
+        );
+        assert_eq!(
+            reading(Some(2), &[Some(4.0)]).cores(),
+            Some(2.0),
+            "pinned below the quota"
+        );
+        assert_eq!(reading(None, &[Some(0.5)]).cores(), Some(0.5));
+        assert_eq!(reading(None, &[None]).cores(), None);
+        // This process's, read: at least part of a core.
+        let own = Reading::take(Instant::now(), &cgroup::of_this_process());
+        assert!(own.cores().is_some_and(|c| c > 0.0), "{:?}", own.cores());
     }
 
     #[test]
