@@ -76,10 +76,13 @@ pub(super) fn of_this_process() -> Vec<Cgroup> {
 /// A cgroup file system mounted here: which hierarchy, the cgroup path of
 /// its root, and where it is mounted.
 struct Mount {
-    /// `cgroup2`, or v1's controllers (its super options name them).
+    /// A `cgroup2` mount, else v1.
     v2: bool,
+    /// Its super options, which name a v1 mount's controllers.
     controllers: Vec<String>,
+    /// The cgroup path of the cgroup it shows at `point`.
     root: String,
+    /// Where it is mounted.
     point: PathBuf,
 }
 
@@ -88,8 +91,13 @@ impl Mount {
         self.controllers.iter().any(|c| c == controller)
     }
 
-    /// The directory of cgroup `path`, if this mount shows it.
+    /// The directory of cgroup `path`, if this mount shows it. A path
+    /// that leaves its namespace's root (`/..`, a cgroup namespace's view
+    /// of a cgroup outside it) is shown by none.
     fn dir(&self, path: &str) -> Option<PathBuf> {
+        if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+            return None;
+        }
         let rest = if self.root == "/" {
             path
         } else {
@@ -318,6 +326,10 @@ mod tests {
         // A cgroup outside the mount's root (moved after the mount).
         assert_eq!(cgroups(mountinfo, "3:cpu,cpuacct:/docker/ab123\n"), vec![]);
         assert_eq!(cgroups(mountinfo, "3:cpu,cpuacct:/other\n"), vec![]);
+        // Outside the process's cgroup namespace, or not a path at all.
+        let v2 = "600 500 0:26 / /sys/fs/cgroup ro - cgroup2 cgroup rw\n";
+        assert_eq!(cgroups(v2, "0::/../sibling\n"), vec![]);
+        assert_eq!(cgroups(v2, "0::relative\n"), vec![]);
         // No mount, no lines, lines that are not cgroup lines.
         assert_eq!(cgroups("", "0::/\n"), vec![]);
         assert_eq!(cgroups(mountinfo, ""), vec![]);
