@@ -353,6 +353,7 @@ fn commit_batch(c: &mut Criterion) {
                             receipts: &batch.receipts,
                             actions: &batch.actions,
                             tree: &batch.tree,
+                            forgotten: &[],
                             durable,
                         })
                         .unwrap()

@@ -233,6 +233,19 @@ impl Admission {
         self.kept.contains(hash)
     }
 
+    /// The txs among `hashes` this node acknowledged and keeps: a commit
+    /// of them forgets them in its own write ([`Self::committed`]).
+    pub(super) fn acknowledged_among(&self, hashes: &[Hash32]) -> Vec<Hash32> {
+        if self.kept.is_empty() {
+            return Vec::new();
+        }
+        hashes
+            .iter()
+            .filter(|h| self.kept.contains(*h))
+            .copied()
+            .collect()
+    }
+
     /// Pool tx `hash`.
     pub(super) fn pooled(&self, hash: &Hash32) -> Option<SignedTx> {
         self.pool.get(hash).cloned()
@@ -394,8 +407,19 @@ impl Admission {
     /// The txs of the block committed at `tip` (their hashes `hashes`)
     /// left the pool, their senders' nonces moved (every included tx uses
     /// its nonce, whatever its call did), and txs those nonces made stale
-    /// are dropped.
-    pub(super) fn committed(&mut self, tip: Height, txs: &[SignedTx], hashes: &[Hash32]) {
+    /// are dropped. The commit's write deleted the kept copies of
+    /// `forgotten` ([`Self::acknowledged_among`]); any other kept tx
+    /// among those gone is deleted here.
+    pub(super) fn committed(
+        &mut self,
+        tip: Height,
+        txs: &[SignedTx],
+        hashes: &[Hash32],
+        forgotten: &[Hash32],
+    ) {
+        for hash in forgotten {
+            self.kept.remove(hash);
+        }
         self.tip = tip;
         self.commits.committed(Instant::now());
         let mut last: HashMap<MemberId, u64> = HashMap::new();

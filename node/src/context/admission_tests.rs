@@ -106,11 +106,16 @@ fn acknowledged_txs_outlive_the_pool_until_they_commit() {
 
     // Tx 1 commits: kept no more. Then a tx of nonce 2 other than the
     // one kept commits: the kept one can never commit, and goes too.
-    b.committed(Height(1), &[s.tx(1)], &[s.tx(1).hash()]);
+    b.committed(Height(1), &[s.tx(1)], &[s.tx(1).hash()], &[]);
     let mut other = s.tx(2);
     other.tx.args = br#"{"key":"c","value":"3"}"#.to_vec();
     let other = other.tx.sign(&s.key);
-    b.committed(Height(2), std::slice::from_ref(&other), &[other.hash()]);
+    b.committed(
+        Height(2),
+        std::slice::from_ref(&other),
+        &[other.hash()],
+        &[],
+    );
     assert_eq!(s.kept(), vec![s.tx(3).hash()]);
 
     // Another restart gets back only what is still kept.
@@ -145,6 +150,28 @@ fn submitted_txs_are_kept_together_and_only_when_asked() {
 }
 
 #[test]
+fn a_commit_names_the_acknowledged_txs_its_write_forgets() {
+    let s = setup();
+    let mut a = s.admission();
+    let mine = s.tx(1).verified().unwrap();
+    a.admit(mine.clone()).unwrap();
+    let pushed = s.tx(2);
+    admit_pushed(&mut a, vec![pushed.clone()])[0]
+        .as_ref()
+        .unwrap();
+    let hashes = [mine.tx().hash(), pushed.hash()];
+    // Only the tx acknowledged here is kept, so only it is forgotten.
+    let forgotten = a.acknowledged_among(&hashes);
+    assert_eq!(forgotten, vec![mine.tx().hash()]);
+    a.committed(Height(1), &[mine.tx().clone(), pushed], &hashes, &forgotten);
+    assert!(!a.acknowledged(&mine.tx().hash()));
+    // Its kept copy is the commit's to delete (`CommitBatch::forgotten`):
+    // no second write deletes it here.
+    assert_eq!(s.kept(), vec![mine.tx().hash()]);
+    assert!(a.acknowledged_among(&hashes).is_empty());
+}
+
+#[test]
 fn nonces_follow_commits_without_the_store() {
     let s = setup();
     let mut a = s.admission();
@@ -159,7 +186,7 @@ fn nonces_follow_commits_without_the_store() {
     // Height 1 commits both (the store is not written here: the cache
     // alone must know the new nonce).
     let hashes = [t1.tx().hash(), t2.hash()];
-    a.committed(Height(1), &[t1.tx().clone(), t2], &hashes);
+    a.committed(Height(1), &[t1.tx().clone(), t2], &hashes, &[]);
     assert!(a.pool().is_empty());
     assert_eq!(a.committed_nonce(&me).unwrap(), 2);
     let stale = a.admit(s.tx(2).verified().unwrap());

@@ -261,12 +261,14 @@ impl Blocks {
 
 /// Writes a decided block with its certificate, receipts, actions, state
 /// and the new tip in one batch, unsynced (the caller makes it durable:
-/// see [`CommitBatch::durable`]); returns the new tip's record.
+/// see [`CommitBatch::durable`]), and forgets the kept txs `forgotten`
+/// (its own, acknowledged here) in it; returns the new tip's record.
 pub(super) fn write_commit(
     store: &Store,
     record: &ContextRecord,
     decided: &Proposed,
     cert: &Certificate,
+    forgotten: &[Hash32],
 ) -> Result<ContextRecord> {
     let (block, executed) = (&decided.block, &decided.executed);
     let mut next = record.clone();
@@ -283,6 +285,7 @@ pub(super) fn write_commit(
         receipts: &executed.receipts,
         actions: &executed.actions,
         tree: &executed.tree,
+        forgotten,
         durable: false,
     })?;
     crate::failpoint::hit("after_commit");

@@ -380,15 +380,22 @@ impl ContextActor {
                 cert.value_id, cert.height
             )));
         };
-        self.record = super::blocks::write_commit(&self.deps.store, &self.record, &decided, cert)?;
+        let hashes = &decided.tx_hashes;
+        let forgotten = self.admission().acknowledged_among(hashes);
+        self.record = super::blocks::write_commit(
+            &self.deps.store,
+            &self.record,
+            &decided,
+            cert,
+            &forgotten,
+        )?;
         if let CommitSync::Alongside = sync {
             let sync = self.deps.store.sync_log_alongside();
             self.log.lock().commit_syncing(sync)?;
         }
         let (block, executed) = (&decided.block, &decided.executed);
-        let hashes = &decided.tx_hashes;
         self.admission()
-            .committed(self.record.height, &block.txs, hashes);
+            .committed(self.record.height, &block.txs, hashes, &forgotten);
         if let Some(share) = self
             .checkpoints
             .on_commit(&block.header, executed.actions.len())

@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(s.kept().len(), 2);
         // Once blocks commit, the wait follows their pace (bounded).
         for height in 1..=2 {
-            intake.admission().committed(Height(height), &[], &[]);
+            intake.admission().committed(Height(height), &[], &[], &[]);
         }
         let wait = full(intake.refuses(&s.tx(3)));
         assert!(
@@ -424,7 +424,7 @@ mod tests {
             .put_pending_txs(&s.context, &[(hash, tx.clone())])
             .unwrap();
         // Committed meanwhile (by another member's copy of it).
-        a.committed(Height(1), std::slice::from_ref(&tx), &[hash]);
+        a.committed(Height(1), std::slice::from_ref(&tx), &[hash], &[]);
         assert!(matches!(
             a.admit_written(tx.clone().verified().unwrap()),
             Err(SubmitError::Rejected(TxRejection::StaleNonce { .. }))

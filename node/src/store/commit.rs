@@ -1,14 +1,15 @@
 //! Writing a decided height: its block, certificate, tx records,
-//! outbox, state changes and the new tip, in one write batch.
+//! outbox, state changes, the new tip and the end of its kept txs, in one
+//! write batch.
 
 use conclave_consensus::Height;
 use jmt::storage::TreeUpdateBatch;
 use rocksdb::{WriteBatch, WriteOptions};
 
 use super::{
-    action_key, height_key, pending_key, tree, ActionRecord, Block, ContextRecord, Hash32, Receipt,
-    Result, Store, StoreError, StoredCertificate, TxRecordRef, CF_ACTIONS, CF_ACTION_IDS,
-    CF_BLOCKS, CF_CERTS, CF_CONTEXTS, CF_PENDING, CF_TXS,
+    action_key, height_key, pending_key, pending_txs, tree, ActionRecord, Block, ContextRecord,
+    Hash32, Receipt, Result, Store, StoreError, StoredCertificate, TxRecordRef, CF_ACTIONS,
+    CF_ACTION_IDS, CF_BLOCKS, CF_CERTS, CF_CONTEXTS, CF_PENDING, CF_PENDING_TXS, CF_TXS,
 };
 
 /// Everything a decided height writes.
@@ -22,6 +23,11 @@ pub struct CommitBatch<'a> {
     /// The height's outbox, in order.
     pub actions: &'a [ActionRecord],
     pub tree: &'a TreeUpdateBatch,
+    /// The txs of `block` that this node acknowledged and kept
+    /// (`pending_txs.rs`): no longer kept once the block is, deleted in
+    /// the same write. A separate write for them after each commit cost
+    /// a RocksDB write a height.
+    pub forgotten: &'a [Hash32],
     /// Synced before `commit` returns. A batch written without it is in
     /// RocksDB's log but may not survive a power loss until
     /// [`Store::sync_log`]: catch-up applies a response's blocks so and
@@ -72,6 +78,12 @@ impl Store {
             batch.put_cf(cf_ids, action.id, key);
         }
         tree::write_tree_batch(self, &mut batch, ctx, c.tree)?;
+        if !c.forgotten.is_empty() {
+            let cf_kept = self.cf(CF_PENDING_TXS)?;
+            for hash in c.forgotten {
+                batch.delete_cf(cf_kept, pending_txs::key(ctx, hash));
+            }
+        }
         // Candidates of this height and below are no longer needed.
         batch.delete_range_cf(
             self.cf(CF_PENDING)?,

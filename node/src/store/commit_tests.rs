@@ -48,6 +48,7 @@ fn records_and_action_ids_read_back_by_hash_name_their_block_positions() {
             receipts: &receipts,
             actions: &actions,
             tree: &tree,
+            forgotten: &[],
             durable: true,
         })
         .unwrap();
@@ -60,4 +61,56 @@ fn records_and_action_ids_read_back_by_hash_name_their_block_positions() {
         assert_eq!((at.height, at.index), (Height(2), index as u32));
     }
     assert_eq!(store.actions_at(&f.ctx, Height(2)).unwrap(), actions);
+}
+
+#[test]
+fn a_commit_deletes_the_kept_txs_it_forgets_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
+    let f = populate(&store);
+    let mut record = f.record.clone();
+    let block = make_block(f.ctx, 2, (10..13).map(|n| tx(f.ctx, n)).collect());
+    let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
+    let waiting = tx(f.ctx, 20);
+    let mut kept: Vec<(Hash32, _)> = block.txs.iter().map(|t| (t.hash(), t.clone())).collect();
+    kept.push((waiting.hash(), waiting.clone()));
+    store.put_pending_txs(&f.ctx, &kept).unwrap();
+    let receipts: Vec<Receipt> = (0..hashes.len())
+        .map(|_| Receipt {
+            status: TxStatus::Ok,
+            output: Vec::new(),
+            error: None,
+            events: Vec::new(),
+            actions: Vec::new(),
+            fuel_used: 0,
+        })
+        .collect();
+    let (root, tree) = store.state(f.ctx).compute_update(Vec::new(), 2).unwrap();
+    record.height = Height(2);
+    record.last_block_hash = block.hash();
+    record.state_root = root;
+    // Two of the block's txs were acknowledged here; the third was not.
+    store
+        .commit(CommitBatch {
+            record: &record,
+            block: &block,
+            tx_hashes: &hashes,
+            certificate: &certificate(&block),
+            receipts: &receipts,
+            actions: &[],
+            tree: &tree,
+            forgotten: &hashes[..2],
+            durable: true,
+        })
+        .unwrap();
+    let mut left: Vec<Hash32> = store
+        .pending_txs(&f.ctx)
+        .unwrap()
+        .iter()
+        .map(|t| t.hash())
+        .collect();
+    left.sort();
+    let mut expected = vec![hashes[2], waiting.hash()];
+    expected.sort();
+    assert_eq!(left, expected);
 }

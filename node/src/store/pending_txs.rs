@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::{Result, Store, CF_PENDING_TXS};
 
-fn key(ctx: &ContextId, hash: &Hash32) -> [u8; 64] {
+pub(super) fn key(ctx: &ContextId, hash: &Hash32) -> [u8; 64] {
     let mut key = [0u8; 64];
     key[..32].copy_from_slice(ctx.as_bytes());
     key[32..].copy_from_slice(hash.as_bytes());
@@ -47,7 +47,8 @@ impl Drop for Writer<'_> {
 }
 
 impl Store {
-    /// Keeps `txs` (each with its hash) until [`Store::forget_pending_txs`],
+    /// Keeps `txs` (each with its hash) until [`Store::forget_pending_txs`]
+    /// or the commit that carries them ([`super::CommitBatch::forgotten`]),
     /// in one write: all of them or none.
     pub fn put_pending_txs(&self, ctx: &ContextId, txs: &[(Hash32, SignedTx)]) -> Result<()> {
         self.put_kept(txs.iter().map(|(hash, tx)| (ctx, hash, tx)))

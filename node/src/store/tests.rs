@@ -132,6 +132,7 @@ pub(super) fn populate(store: &Store) -> Fixture {
             receipts: std::slice::from_ref(&receipt),
             actions: std::slice::from_ref(&action),
             tree: &tree1,
+            forgotten: &[],
             // Written as catch-up writes a response's blocks: unsynced,
             // then one sync of the log.
             durable: false,
@@ -480,6 +481,7 @@ fn execution_reads_through_the_kept_values_match_the_disk_at_every_tip() {
                 receipts: &[],
                 actions: &[],
                 tree: &tree,
+                forgotten: &[],
                 durable: false,
             })
             .unwrap();

@@ -110,6 +110,7 @@ async fn replaying_blocks_reaches_the_same_roots() {
             receipts: &ex.receipts,
             actions: &ex.actions,
             tree: &ex.tree,
+            forgotten: &[],
             durable: true,
         })
         .unwrap();
