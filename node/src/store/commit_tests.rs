@@ -4,28 +4,61 @@
 
 use conclave_consensus::Height;
 
-use super::super::tests::{certificate, make_block, populate, tx};
+use super::super::tests::{certificate, make_block, populate, tx, Fixture};
 use super::*;
 use crate::store::{StorageKey, TxStatus};
+
+/// A receipt whose output and fuel name its place `i` in the block.
+fn receipt(i: usize) -> Receipt {
+    Receipt {
+        status: TxStatus::Ok,
+        output: vec![i as u8],
+        error: None,
+        events: Vec::new(),
+        actions: Vec::new(),
+        fuel_used: i as u64,
+    }
+}
+
+/// Commits `block` as height 2 of `f`'s context (no state change), with
+/// `receipts`, `actions` and the kept txs `forgotten`, durably.
+fn commit_height_2(
+    store: &Store,
+    f: &Fixture,
+    block: &Block,
+    receipts: &[Receipt],
+    actions: &[ActionRecord],
+    forgotten: &[Hash32],
+) {
+    let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
+    let (root, tree) = store.state(f.ctx).compute_update(Vec::new(), 2).unwrap();
+    let mut record = f.record.clone();
+    record.height = Height(2);
+    record.last_block_hash = block.hash();
+    record.state_root = root;
+    store
+        .commit(CommitBatch {
+            record: &record,
+            block,
+            tx_hashes: &hashes,
+            certificate: &certificate(block),
+            receipts,
+            actions,
+            tree: &tree,
+            forgotten,
+            durable: true,
+        })
+        .unwrap();
+}
 
 #[test]
 fn records_and_action_ids_read_back_by_hash_name_their_block_positions() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
     let f = populate(&store);
-    let mut record = f.record.clone();
     let block = make_block(f.ctx, 2, (10..18).map(|n| tx(f.ctx, n)).collect());
     let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
-    let receipts: Vec<Receipt> = (0..hashes.len())
-        .map(|i| Receipt {
-            status: TxStatus::Ok,
-            output: vec![i as u8],
-            error: None,
-            events: Vec::new(),
-            actions: Vec::new(),
-            fuel_used: i as u64,
-        })
-        .collect();
+    let receipts: Vec<Receipt> = (0..hashes.len()).map(receipt).collect();
     // Action ids as random as tx hashes.
     let actions: Vec<ActionRecord> = hashes
         .iter()
@@ -35,23 +68,7 @@ fn records_and_action_ids_read_back_by_hash_name_their_block_positions() {
             tx: *h,
         })
         .collect();
-    let (root, tree) = store.state(f.ctx).compute_update(Vec::new(), 2).unwrap();
-    record.height = Height(2);
-    record.last_block_hash = block.hash();
-    record.state_root = root;
-    store
-        .commit(CommitBatch {
-            record: &record,
-            block: &block,
-            tx_hashes: &hashes,
-            certificate: &certificate(&block),
-            receipts: &receipts,
-            actions: &actions,
-            tree: &tree,
-            forgotten: &[],
-            durable: true,
-        })
-        .unwrap();
+    commit_height_2(&store, &f, &block, &receipts, &actions, &[]);
 
     for (index, hash) in hashes.iter().enumerate() {
         let rec = store.tx(hash).unwrap().expect("recorded");
@@ -68,41 +85,15 @@ fn a_commit_deletes_the_kept_txs_it_forgets_and_no_others() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
     let f = populate(&store);
-    let mut record = f.record.clone();
     let block = make_block(f.ctx, 2, (10..13).map(|n| tx(f.ctx, n)).collect());
     let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
     let waiting = tx(f.ctx, 20);
     let mut kept: Vec<(Hash32, _)> = block.txs.iter().map(|t| (t.hash(), t.clone())).collect();
     kept.push((waiting.hash(), waiting.clone()));
     store.put_pending_txs(&f.ctx, &kept).unwrap();
-    let receipts: Vec<Receipt> = (0..hashes.len())
-        .map(|_| Receipt {
-            status: TxStatus::Ok,
-            output: Vec::new(),
-            error: None,
-            events: Vec::new(),
-            actions: Vec::new(),
-            fuel_used: 0,
-        })
-        .collect();
-    let (root, tree) = store.state(f.ctx).compute_update(Vec::new(), 2).unwrap();
-    record.height = Height(2);
-    record.last_block_hash = block.hash();
-    record.state_root = root;
+    let receipts: Vec<Receipt> = (0..hashes.len()).map(receipt).collect();
     // Two of the block's txs were acknowledged here; the third was not.
-    store
-        .commit(CommitBatch {
-            record: &record,
-            block: &block,
-            tx_hashes: &hashes,
-            certificate: &certificate(&block),
-            receipts: &receipts,
-            actions: &[],
-            tree: &tree,
-            forgotten: &hashes[..2],
-            durable: true,
-        })
-        .unwrap();
+    commit_height_2(&store, &f, &block, &receipts, &[], &hashes[..2]);
     let mut left: Vec<Hash32> = store
         .pending_txs(&f.ctx)
         .unwrap()
