@@ -13,7 +13,7 @@
 //!   signatures into aggregates, and their RPC views with the outbox.
 //! - [`context`]: one actor per context driving its consensus engine, and
 //!   its gossip with the other members over `conclave-network`.
-//! - [`cpu`]: how short of CPU the node's machine is lately, which scales
+//! - [`cpu`]: how short of the CPU it may use the node is lately, which scales
 //!   how long a busy node's contexts hold their heights.
 //! - [`wal`] and [`sign_guard`]: the per-context consensus write-ahead log
 //!   (checksummed, fsynced, tail repair with a backup) and the persisted

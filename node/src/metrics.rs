@@ -30,7 +30,8 @@ pub struct Metrics {
     pub heights_held: prometheus::IntGauge,
     /// Heights held since start (each hold counted once).
     pub heights_held_total: prometheus::IntCounter,
-    /// How short of CPU the machine is lately (`crate::cpu`), 0 to 1.
+    /// How short of the CPU it may use the node is lately (`crate::cpu`),
+    /// 0 to 1.
     pub cpu_shortage: prometheus::Gauge,
     /// `conclave_cpu_cores`: what the CPU shortage is measured against.
     pub cpu_cores: prometheus::Gauge,
@@ -107,7 +108,7 @@ impl Metrics {
         registry.register(Box::new(heights_held_total.clone()))?;
         let cpu_shortage = prometheus::Gauge::new(
             "conclave_cpu_shortage",
-            "How short of CPU the node's machine is lately, 0 to 1: how far a busy node holds its contexts' heights for fuller blocks (0: it has CPU to spare and starts them at once); measured while the node is busy (2 or more heights running or held), its last value kept while it is not",
+            "How short of the CPU it may use (conclave_cpu_cores) the node is lately, 0 to 1: how far a busy node holds its contexts' heights for fuller blocks (0: it has CPU to spare and starts them at once); measured while the node is busy (2 or more heights running or held), its last value kept while it is not",
         )?;
         registry.register(Box::new(cpu_shortage.clone()))?;
         let cpu_cores = prometheus::Gauge::new(

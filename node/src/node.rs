@@ -79,7 +79,7 @@ pub struct Node {
     pub link_faults: crate::link_faults::LinkFaults,
     /// How late proposals have lately arrived here, over all contexts.
     proposal_delays: Arc<crate::context::ProposalDelays>,
-    /// How short of CPU this machine is lately, for all contexts' pacing.
+    /// How short of the CPU it may use this node is lately, for all contexts' pacing.
     cpu: Arc<crate::cpu::CpuShortage>,
     /// Held for the node's lifetime: no second node runs on this home.
     _home_lock: HomeLock,

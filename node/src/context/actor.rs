@@ -64,7 +64,7 @@ pub struct ContextDeps {
     /// How late proposals have lately arrived at this node, over all its
     /// contexts (one for the node): each context's propose wait follows it.
     pub proposal_delays: Arc<ProposalDelays>,
-    /// How short of CPU the node's machine is: how far a busy node's
+    /// How short of the CPU it may use the node is: how far a busy node's
     /// contexts hold their heights and pace their pushes (one for the node).
     pub cpu: Arc<crate::cpu::CpuShortage>,
 }

@@ -216,9 +216,9 @@ const FEW_HEIGHTS: i64 = 2;
 const FEW_HOLD: Duration = HOLD_PER_BUSY_HEIGHT.saturating_mul(BUSY_HEIGHTS as u32 - 1);
 
 /// What a node's holds and push pacing follow: how many heights of its
-/// contexts are in progress or held, and how short of CPU its machine is.
+/// contexts are in progress or held, and how short of CPU it is.
 /// A node with [`BUSY_HEIGHTS`] or more holds ([`FillWait`]) and paces
-/// ([`PushPace`]) only while its machine is short of CPU, and scales the
+/// ([`PushPace`]) only while it is short of CPU, and scales the
 /// proposer's holds and the push interval by the shortage: with cores to
 /// spare, fewer heights save nothing anyone needs and a hold costs its
 /// whole length in latency (`crate::cpu`). A node with a few heights

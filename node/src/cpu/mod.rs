@@ -1,4 +1,4 @@
-//! How short of CPU the machine running this node is lately: what decides
+//! How short of the CPU it may use this node is lately: what decides
 //! how long a busy node's contexts hold their heights for fuller blocks
 //! and pace their pushes (`context::pace`). A height costs each member
 //! about the same whatever it carries, so a node running many contexts'
