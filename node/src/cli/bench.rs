@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::bench_load::{assign_clients, rpc_connections, TxSequence};
 use super::bench_report::{
-    idle_cpu_percent, pct, scrape, usage, Medians, NodeUsage, Report, Scraped,
+    idle_cpu_percent, pct, scrape, usage, MachineTicks, Medians, NodeUsage, Report, Scraped,
 };
 use super::bench_validators::{pin, pin_sets, spawn_validators, Target};
 use crate::config::Config;
@@ -307,6 +307,10 @@ async fn drive(
     // CPU and switches are counted from here: a validator's start-up (and, in process,
     // the earlier runs) is not part of the load.
     let before: Vec<NodeUsage> = pids.iter().map(|p| usage(p)).collect();
+    let own_pid = std::process::id().to_string();
+    // A validator in this process would count as load.
+    let load_before = (!pids.contains(&own_pid)).then(|| usage(&own_pid));
+    let machine_before = MachineTicks::read();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_secs);
     // With --duration, submitting stops then (commits are awaited until
@@ -448,8 +452,12 @@ async fn drive(
             let _ = seen_tx.send(Seen::Committed(h, now));
         }
     }
+    let load_cpu_secs = load_before.map(|b| usage(&own_pid).since(&b).cpu_secs);
+    let machine = machine_before
+        .zip(MachineTicks::read())
+        .and_then(|(before, now)| now.shares_since(&before));
     // One in-process validator has no one to fall back on or push to.
-    let scraped = if pids.len() > 1 || pids[0] != std::process::id().to_string() {
+    let scraped = if pids.len() > 1 || pids[0] != own_pid {
         let mut total = Scraped::default();
         for t in &targets {
             total.add(scrape(Config::load(&t.home)?.metrics.listen).await?);
@@ -496,6 +504,8 @@ async fn drive(
         pushes_failed: scraped.as_ref().map(|s| s.pushes_failed),
         txs_per_push: scraped.as_ref().and_then(Scraped::txs_per_push),
         idle_cpu_percent,
+        load_cpu_secs,
+        machine,
         nodes: pids
             .iter()
             .zip(&before)

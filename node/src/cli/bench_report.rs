@@ -1,7 +1,8 @@
 //! What `conclave bench` reports: one run's figures ([`Report`]), the
 //! medians over several runs ([`Medians`]), and how they are read off the
 //! validators (CPU and memory from procfs, safety-net firings from their
-//! metrics endpoints).
+//! metrics endpoints) and off the machine (how its cores' time went,
+//! [`MachineShares`]).
 
 use serde::Serialize;
 
@@ -81,10 +82,84 @@ pub(super) struct Report {
     /// tx a push, the pushes cost a frame a tx.
     pub(super) txs_per_push: Option<f64>,
     pub(super) nodes: Vec<NodeUsage>,
+    /// The bench's own CPU over the load: the load generator's, on the
+    /// cores the validators share unless `--pin`. Absent when a validator
+    /// runs in this process.
+    pub(super) load_cpu_secs: Option<f64>,
+    /// How the machine's cores spent the load's time: whether the run was
+    /// bound by the CPU (little idle), the disk (iowait) or the host
+    /// (steal). Absent where there is no `/proc/stat`.
+    pub(super) machine: Option<MachineShares>,
     /// With `--idle-secs`: each validator's CPU, in percent of one core,
     /// while every context sat idle before the load.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) idle_cpu_percent: Option<Vec<f64>>,
+}
+
+/// The machine's CPU time over an interval, in percent of all its cores'
+/// time (the five add up to 100).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub(super) struct MachineShares {
+    /// User code (`nice` included).
+    pub(super) user_percent: f64,
+    /// The kernel, its interrupts included.
+    pub(super) system_percent: f64,
+    /// Idle with a disk request outstanding.
+    pub(super) iowait_percent: f64,
+    pub(super) idle_percent: f64,
+    /// Taken by the hypervisor for others while this machine had work.
+    pub(super) steal_percent: f64,
+}
+
+/// The counters of `/proc/stat`'s `cpu` line, in ticks: user, nice,
+/// system, idle, iowait, irq, softirq, steal.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct MachineTicks([u64; 8]);
+
+impl MachineTicks {
+    /// The machine's counters now; none where they cannot be read.
+    pub(super) fn read() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// The `cpu` line of a `/proc/stat` text. Kernels before 2.6.11 give
+    /// fewer fields: those missing past idle count as zero.
+    fn parse(text: &str) -> Option<Self> {
+        let line = text.lines().find(|l| l.starts_with("cpu "))?;
+        let mut ticks = [0u64; 8];
+        let mut fields = line.split_whitespace().skip(1);
+        for (i, tick) in ticks.iter_mut().enumerate() {
+            match fields.next() {
+                Some(field) => *tick = field.parse().ok()?,
+                None if i >= 4 => break,
+                None => return None,
+            }
+        }
+        Some(Self(ticks))
+    }
+
+    /// How the time from `before` to these counters went; none if no tick
+    /// passed or a counter went back.
+    pub(super) fn shares_since(&self, before: &Self) -> Option<MachineShares> {
+        let d: Vec<u64> = self
+            .0
+            .iter()
+            .zip(before.0)
+            .map(|(now, then)| now.checked_sub(then))
+            .collect::<Option<_>>()?;
+        let total: u64 = d.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let share = |ticks: u64| ticks as f64 * 100.0 / total as f64;
+        Some(MachineShares {
+            user_percent: share(d[0] + d[1]),
+            system_percent: share(d[2] + d[5] + d[6]),
+            iowait_percent: share(d[4]),
+            idle_percent: share(d[3]),
+            steal_percent: share(d[7]),
+        })
+    }
 }
 
 /// The median of each figure over several runs.
@@ -104,6 +179,12 @@ pub(super) struct Medians {
     heights_past_round_0: f64,
     /// Per run, the CPU seconds of the busiest validator.
     max_node_cpu_secs: f64,
+    /// Per run, the load generator's CPU seconds (runs that have it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load_cpu_secs: Option<f64>,
+    /// Per run, the machine's idle share in percent (runs that have it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine_idle_percent: Option<f64>,
     /// Over all runs, the safety net's firings.
     fallbacks: u64,
     /// Over all runs, the frames the lanes dropped or lost.
@@ -120,6 +201,12 @@ pub(super) fn median(mut values: Vec<f64>) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
+}
+
+/// The median of the runs that have a figure; none if no run has one.
+fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let values: Vec<f64> = values.flatten().collect();
+    (!values.is_empty()).then(|| median(values))
 }
 
 impl Medians {
@@ -145,12 +232,14 @@ impl Medians {
                 }
             }),
             max_node_cpu_secs: m(&|r| r.nodes.iter().map(|n| n.cpu_secs).fold(0.0, f64::max)),
+            load_cpu_secs: median_of_some(runs.iter().map(|r| r.load_cpu_secs)),
+            machine_idle_percent: median_of_some(
+                runs.iter()
+                    .map(|r| r.machine.as_ref().map(|m| m.idle_percent)),
+            ),
             fallbacks: runs.iter().filter_map(|r| r.fallbacks).sum(),
             pushes_failed: runs.iter().filter_map(|r| r.pushes_failed).sum(),
-            txs_per_push: {
-                let per_run: Vec<f64> = runs.iter().filter_map(|r| r.txs_per_push).collect();
-                (!per_run.is_empty()).then(|| median(per_run))
-            },
+            txs_per_push: median_of_some(runs.iter().map(|r| r.txs_per_push)),
         }
     }
 }
@@ -290,6 +379,10 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(Vec::new()), 0.0);
+        // Runs without the figure are left out, not counted as zero.
+        let some = [Some(3.0), None, Some(1.0), Some(2.0)];
+        assert_eq!(median_of_some(some.into_iter()), Some(2.0));
+        assert_eq!(median_of_some([None, None].into_iter()), None);
     }
 
     #[test]
@@ -310,6 +403,61 @@ mod tests {
         assert!(after > before);
         // This thread is among the process's, alive while it is read.
         assert!(usage(&std::process::id().to_string()).context_switches >= after);
+    }
+
+    /// Two readings of `/proc/stat` 400 ticks apart (two cores, 2 s):
+    /// each share is its counters' ticks over all of them.
+    #[test]
+    fn the_machine_s_shares_are_its_counters_over_all_its_ticks() {
+        let at = |user: u64, idle: u64, iowait: u64, steal: u64| {
+            MachineTicks::parse(&format!(
+                "cpu  {user} 10 500 {idle} {iowait} 0 30 {steal} 0 0\n\
+                 cpu0 1 2 3 4 5 6 7 8 9 10\nintr 123\n"
+            ))
+            .unwrap()
+        };
+        let before = at(1000, 5000, 40, 0);
+        // user +200 (nice +0), system +0, idle +120, iowait +20, steal +60.
+        let after = at(1200, 5120, 60, 60);
+        let shares = after.shares_since(&before).unwrap();
+        assert_eq!(
+            shares,
+            MachineShares {
+                user_percent: 50.0,
+                system_percent: 0.0,
+                iowait_percent: 5.0,
+                idle_percent: 30.0,
+                steal_percent: 15.0,
+            }
+        );
+        // No time passed, or counters that went back (another boot): none.
+        assert_eq!(before.shares_since(&before), None);
+        assert_eq!(before.shares_since(&after), None);
+    }
+
+    #[test]
+    fn a_stat_without_a_cpu_line_or_with_a_bad_field_is_not_read() {
+        assert!(MachineTicks::parse("intr 1\nctxt 2\n").is_none());
+        assert!(MachineTicks::parse("cpu  1 2 x 4 5 6 7 8\n").is_none());
+        assert!(MachineTicks::parse("cpu  1 2 3\n").is_none());
+        // An old kernel's four fields: the rest count as zero.
+        let old = MachineTicks::parse("cpu  10 0 10 80\n").unwrap();
+        let zero = MachineTicks::parse("cpu  0 0 0 0\n").unwrap();
+        let shares = old.shares_since(&zero).unwrap();
+        assert_eq!((shares.user_percent, shares.idle_percent), (10.0, 80.0));
+        assert_eq!(shares.steal_percent, 0.0);
+        // This machine's own counters read, and move forward.
+        if let Some(now) = MachineTicks::read() {
+            let later = MachineTicks::read().unwrap();
+            assert!(later.shares_since(&now).is_none_or(|s| {
+                let sum = s.user_percent
+                    + s.system_percent
+                    + s.iowait_percent
+                    + s.idle_percent
+                    + s.steal_percent;
+                (sum - 100.0).abs() < 1e-9
+            }));
+        }
     }
 
     #[test]

@@ -60,6 +60,25 @@ fn bench_commits_every_tx_and_names_its_build() {
     assert!(report["fallbacks"].is_null(), "{report}");
     assert!(report["pushes_failed"].is_null(), "{report}");
     assert!(report["txs_per_push"].is_null(), "{report}");
+    // Its CPU is the bench's own: no separate figure for the load.
+    assert!(report["load_cpu_secs"].is_null(), "{report}");
+    // The machine's time over the load, in shares that add up to 100, some
+    // of it spent running code (the node's and the load's).
+    let machine = &report["machine"];
+    let share = |name: &str| machine[name].as_f64().expect(name);
+    let names = [
+        "user_percent",
+        "system_percent",
+        "iowait_percent",
+        "idle_percent",
+        "steal_percent",
+    ];
+    let sum: f64 = names.iter().map(|n| share(n)).sum();
+    assert!((sum - 100.0).abs() < 1e-6, "{report}");
+    assert!(
+        share("user_percent") + share("system_percent") > 0.0,
+        "{report}"
+    );
 }
 
 #[test]
