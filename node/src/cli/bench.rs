@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::bench_load::{assign_clients, rpc_connections, TxSequence};
 use super::bench_report::{
-    idle_cpu_percent, pct, scrape, usage, MachineTicks, Medians, NodeUsage, Report, Scraped,
+    idle_cpu_percent, pct, scrape, usage, MachineShares, Medians, NodeUsage, Report, Scraped,
 };
 use super::bench_validators::{pin, pin_sets, spawn_validators, Target};
 use crate::config::Config;
@@ -310,7 +310,7 @@ async fn drive(
     let own_pid = std::process::id().to_string();
     // A validator in this process would count as load.
     let load_before = (!pids.contains(&own_pid)).then(|| usage(&own_pid));
-    let machine_before = MachineTicks::read();
+    let machine_before = crate::cpu::machine_ticks();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.max_secs);
     // With --duration, submitting stops then (commits are awaited until
@@ -454,8 +454,8 @@ async fn drive(
     }
     let load_cpu_secs = load_before.map(|b| usage(&own_pid).since(&b).cpu_secs);
     let machine = machine_before
-        .zip(MachineTicks::read())
-        .and_then(|(before, now)| now.shares_since(&before));
+        .zip(crate::cpu::machine_ticks())
+        .and_then(|(before, now)| MachineShares::between(&before, &now));
     // One in-process validator has no one to fall back on or push to.
     let scraped = if pids.len() > 1 || pids[0] != own_pid {
         let mut total = Scraped::default();

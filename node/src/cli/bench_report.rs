@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::cpu::CpuTicks;
+
 #[derive(Serialize, Clone)]
 pub(super) struct NodeUsage {
     /// CPU seconds spent while the load ran.
@@ -111,53 +113,30 @@ pub(super) struct MachineShares {
     pub(super) steal_percent: f64,
 }
 
-/// The counters of `/proc/stat`'s `cpu` line, in ticks: user, nice,
-/// system, idle, iowait, irq, softirq, steal.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct MachineTicks([u64; 8]);
-
-impl MachineTicks {
-    /// The machine's counters now; none where they cannot be read.
-    pub(super) fn read() -> Option<Self> {
-        Self::parse(&std::fs::read_to_string("/proc/stat").ok()?)
-    }
-
-    /// The `cpu` line of a `/proc/stat` text. Kernels before 2.6.11 give
-    /// fewer fields: those missing past idle count as zero.
-    fn parse(text: &str) -> Option<Self> {
-        let line = text.lines().find(|l| l.starts_with("cpu "))?;
-        let mut ticks = [0u64; 8];
-        let mut fields = line.split_whitespace().skip(1);
-        for (i, tick) in ticks.iter_mut().enumerate() {
-            match fields.next() {
-                Some(field) => *tick = field.parse().ok()?,
-                None if i >= 4 => break,
-                None => return None,
-            }
-        }
-        Some(Self(ticks))
-    }
-
-    /// How the time from `before` to these counters went; none if no tick
-    /// passed or a counter went back.
-    pub(super) fn shares_since(&self, before: &Self) -> Option<MachineShares> {
-        let d: Vec<u64> = self
-            .0
-            .iter()
-            .zip(before.0)
-            .map(|(now, then)| now.checked_sub(then))
-            .collect::<Option<_>>()?;
-        let total: u64 = d.iter().sum();
+impl MachineShares {
+    /// How the machine's time from `before` to `after` went; none if no
+    /// tick passed or a counter went back.
+    pub(super) fn between(before: &CpuTicks, after: &CpuTicks) -> Option<Self> {
+        let d = |now: u64, then: u64| now.checked_sub(then);
+        let user = d(after.user + after.nice, before.user + before.nice)?;
+        let system = d(
+            after.system + after.irq + after.softirq,
+            before.system + before.irq + before.softirq,
+        )?;
+        let iowait = d(after.iowait, before.iowait)?;
+        let idle = d(after.idle, before.idle)?;
+        let steal = d(after.steal, before.steal)?;
+        let total = user + system + iowait + idle + steal;
         if total == 0 {
             return None;
         }
         let share = |ticks: u64| ticks as f64 * 100.0 / total as f64;
-        Some(MachineShares {
-            user_percent: share(d[0] + d[1]),
-            system_percent: share(d[2] + d[5] + d[6]),
-            iowait_percent: share(d[4]),
-            idle_percent: share(d[3]),
-            steal_percent: share(d[7]),
+        Some(Self {
+            user_percent: share(user),
+            system_percent: share(system),
+            iowait_percent: share(iowait),
+            idle_percent: share(idle),
+            steal_percent: share(steal),
         })
     }
 }
@@ -405,51 +384,40 @@ mod tests {
         assert!(usage(&std::process::id().to_string()).context_switches >= after);
     }
 
-    /// Two readings of `/proc/stat` 400 ticks apart (two cores, 2 s):
-    /// each share is its counters' ticks over all of them.
+    /// Two readings 400 ticks apart (two cores, 2 s): each share is its
+    /// counters' ticks over all of them.
     #[test]
     fn the_machine_s_shares_are_its_counters_over_all_its_ticks() {
-        let at = |user: u64, idle: u64, iowait: u64, steal: u64| {
-            MachineTicks::parse(&format!(
-                "cpu  {user} 10 500 {idle} {iowait} 0 30 {steal} 0 0\n\
-                 cpu0 1 2 3 4 5 6 7 8 9 10\nintr 123\n"
-            ))
-            .unwrap()
+        let at = |user: u64, idle: u64, iowait: u64, steal: u64| CpuTicks {
+            user,
+            nice: 10,
+            system: 500,
+            idle,
+            iowait,
+            irq: 0,
+            softirq: 30,
+            steal,
         };
         let before = at(1000, 5000, 40, 0);
-        // user +200 (nice +0), system +0, idle +120, iowait +20, steal +60.
+        // user +200, system +0, idle +120, iowait +20, steal +60.
         let after = at(1200, 5120, 60, 60);
-        let shares = after.shares_since(&before).unwrap();
         assert_eq!(
-            shares,
-            MachineShares {
+            MachineShares::between(&before, &after),
+            Some(MachineShares {
                 user_percent: 50.0,
                 system_percent: 0.0,
                 iowait_percent: 5.0,
                 idle_percent: 30.0,
                 steal_percent: 15.0,
-            }
+            })
         );
         // No time passed, or counters that went back (another boot): none.
-        assert_eq!(before.shares_since(&before), None);
-        assert_eq!(before.shares_since(&after), None);
-    }
-
-    #[test]
-    fn a_stat_without_a_cpu_line_or_with_a_bad_field_is_not_read() {
-        assert!(MachineTicks::parse("intr 1\nctxt 2\n").is_none());
-        assert!(MachineTicks::parse("cpu  1 2 x 4 5 6 7 8\n").is_none());
-        assert!(MachineTicks::parse("cpu  1 2 3\n").is_none());
-        // An old kernel's four fields: the rest count as zero.
-        let old = MachineTicks::parse("cpu  10 0 10 80\n").unwrap();
-        let zero = MachineTicks::parse("cpu  0 0 0 0\n").unwrap();
-        let shares = old.shares_since(&zero).unwrap();
-        assert_eq!((shares.user_percent, shares.idle_percent), (10.0, 80.0));
-        assert_eq!(shares.steal_percent, 0.0);
+        assert_eq!(MachineShares::between(&before, &before), None);
+        assert_eq!(MachineShares::between(&after, &before), None);
         // This machine's own counters read, and move forward.
-        if let Some(now) = MachineTicks::read() {
-            let later = MachineTicks::read().unwrap();
-            assert!(later.shares_since(&now).is_none_or(|s| {
+        if let Some(now) = crate::cpu::machine_ticks() {
+            let later = crate::cpu::machine_ticks().unwrap();
+            assert!(MachineShares::between(&now, &later).is_none_or(|s| {
                 let sum = s.user_percent
                     + s.system_percent
                     + s.iowait_percent

@@ -6,6 +6,68 @@
 
 use std::ops::RangeInclusive;
 
+/// One line of `/proc/stat` past its name, in ticks: `user nice system
+/// idle iowait irq softirq steal` (guest time is counted in user already;
+/// kernels before 2.6.11 stop before steal, and what they lack counts as
+/// zero). The node reads its idle share from it ([`HostTimes`]), `conclave
+/// bench` how the machine spent a load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuTicks {
+    pub user: u64,
+    pub nice: u64,
+    pub system: u64,
+    pub idle: u64,
+    pub iowait: u64,
+    pub irq: u64,
+    pub softirq: u64,
+    pub steal: u64,
+}
+
+impl CpuTicks {
+    /// The fields of a line past its name (`cpu`, `cpu0`, ...); none if
+    /// one of the first eight is not a number or there are fewer than
+    /// five.
+    fn parse(fields: &str) -> Option<Self> {
+        let fields: Vec<u64> = fields
+            .split_whitespace()
+            .take(8)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        if fields.len() < 5 {
+            return None;
+        }
+        let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+        Some(Self {
+            user: at(0),
+            nice: at(1),
+            system: at(2),
+            idle: at(3),
+            iowait: at(4),
+            irq: at(5),
+            softirq: at(6),
+            steal: at(7),
+        })
+    }
+
+    /// The machine's line (the aggregate `cpu` of all its CPUs) of a
+    /// `/proc/stat` text.
+    pub(crate) fn of_machine(stat: &str) -> Option<Self> {
+        Self::parse(stat.lines().find_map(|l| l.strip_prefix("cpu "))?)
+    }
+
+    /// All of it.
+    pub fn total(&self) -> u64 {
+        self.user
+            + self.nice
+            + self.system
+            + self.idle
+            + self.iowait
+            + self.irq
+            + self.softirq
+            + self.steal
+    }
+}
+
 /// Idle and total CPU time, in ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct HostTimes {
@@ -45,27 +107,23 @@ pub(super) fn host_times(
             return sum;
         }
     }
-    let line = stat.lines().find_map(|l| l.strip_prefix("cpu "))?;
-    line_times(line)
+    CpuTicks::of_machine(stat).map(HostTimes::from)
 }
 
-/// The times of one line of `/proc/stat` past its name: `user nice
-/// system idle iowait irq softirq steal ...` (guest time is counted in
-/// user already). Idle is `idle` and `iowait`: a core waiting for the
-/// disk runs nothing.
+/// The times of one line of `/proc/stat` past its name.
 fn line_times(fields: &str) -> Option<HostTimes> {
-    let fields: Vec<u64> = fields
-        .split_whitespace()
-        .take(8)
-        .map(|f| f.parse().ok())
-        .collect::<Option<_>>()?;
-    if fields.len() < 5 {
-        return None;
+    CpuTicks::parse(fields).map(HostTimes::from)
+}
+
+impl From<CpuTicks> for HostTimes {
+    /// Idle is `idle` and `iowait`: a core waiting for the disk runs
+    /// nothing.
+    fn from(ticks: CpuTicks) -> Self {
+        Self {
+            idle: ticks.idle + ticks.iowait,
+            total: ticks.total(),
+        }
     }
-    Some(HostTimes {
-        idle: fields[3] + fields[4],
-        total: fields.iter().sum(),
-    })
 }
 
 /// The CPUs this process may run on: `Cpus_allowed_list` in
@@ -111,6 +169,32 @@ mod tests {
             "a field that is no number"
         );
         assert_eq!(host_times("cpu  1 2 3\n", None), None, "too few fields");
+    }
+
+    #[test]
+    fn the_machine_s_line_is_read_field_by_field() {
+        let stat = "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 9 9 9 9 9 9 9 9 9 9\n";
+        let ticks = CpuTicks::of_machine(stat).unwrap();
+        assert_eq!(
+            ticks,
+            CpuTicks {
+                user: 1,
+                nice: 2,
+                system: 3,
+                idle: 4,
+                iowait: 5,
+                irq: 6,
+                softirq: 7,
+                steal: 8,
+            }
+        );
+        // Guest time (fields 9 and 10) is in user already.
+        assert_eq!(ticks.total(), 36);
+        // An older kernel's line, without steal: what it lacks is zero.
+        let old = CpuTicks::of_machine("cpu  1 2 3 4 5\n").unwrap();
+        assert_eq!((old.iowait, old.irq, old.steal, old.total()), (5, 0, 0, 15));
+        assert_eq!(CpuTicks::of_machine("cpu0 1 2 3 4 5\n"), None);
+        assert_eq!(CpuTicks::of_machine("cpu  1 2 3 4\n"), None);
     }
 
     /// Two cores: the first idle, the second busy all the time.

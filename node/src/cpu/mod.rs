@@ -37,7 +37,14 @@ use parking_lot::Mutex;
 mod cgroup;
 mod cores;
 use cgroup::{Cgroup, CgroupTimes};
+pub use cores::CpuTicks;
 use cores::HostTimes;
+
+/// The machine's CPU time so far, all its CPUs together (`/proc/stat`);
+/// none where it cannot be read.
+pub fn machine_ticks() -> Option<CpuTicks> {
+    CpuTicks::of_machine(&std::fs::read_to_string("/proc/stat").ok()?)
+}
 
 /// How often the idle share is sampled, at most. `/proc/stat` counts in
 /// hundredths of a second per core: at two cores a sample spans 40 of
