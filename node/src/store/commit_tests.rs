@@ -1,6 +1,7 @@
 //! A height's writes: each tx's record and each action's id, read back by
 //! hash (the tx records through their hashed memtable), name their own
-//! place in the block.
+//! place in the block; and a commit deletes the kept txs it is told to
+//! forget, no others.
 
 use conclave_consensus::Height;
 
@@ -20,88 +21,107 @@ fn receipt(i: usize) -> Receipt {
     }
 }
 
-/// Commits `block` as height 2 of `f`'s context (no state change), with
-/// `receipts`, `actions` and the kept txs `forgotten`, durably.
-fn commit_height_2(
-    store: &Store,
-    f: &Fixture,
-    block: &Block,
-    receipts: &[Receipt],
-    actions: &[ActionRecord],
-    forgotten: &[Hash32],
-) {
-    let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
-    let (root, tree) = store.state(f.ctx).compute_update(Vec::new(), 2).unwrap();
-    let mut record = f.record.clone();
-    record.height = Height(2);
-    record.last_block_hash = block.hash();
-    record.state_root = root;
-    store
-        .commit(CommitBatch {
-            record: &record,
+/// A populated store and a block for its height 2 of the txs of
+/// `nonces`, with their hashes and receipts.
+struct Height2 {
+    /// Where the store lives, kept while it is open.
+    _dir: tempfile::TempDir,
+    store: Store,
+    f: Fixture,
+    block: Block,
+    hashes: Vec<Hash32>,
+    receipts: Vec<Receipt>,
+}
+
+impl Height2 {
+    fn new(nonces: std::ops::Range<u64>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
+        let f = populate(&store);
+        let block = make_block(f.ctx, 2, nonces.map(|n| tx(f.ctx, n)).collect());
+        let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
+        let receipts = (0..hashes.len()).map(receipt).collect();
+        Self {
+            _dir: dir,
+            store,
+            f,
             block,
-            tx_hashes: &hashes,
-            certificate: &certificate(block),
+            hashes,
             receipts,
-            actions,
-            tree: &tree,
-            forgotten,
-            durable: true,
-        })
-        .unwrap();
+        }
+    }
+
+    /// Commits the block as height 2 (no state change), with `actions`
+    /// and the kept txs `forgotten`, durably.
+    fn commit(&self, actions: &[ActionRecord], forgotten: &[Hash32]) {
+        let (root, tree) = self
+            .store
+            .state(self.f.ctx)
+            .compute_update(Vec::new(), 2)
+            .unwrap();
+        let mut record = self.f.record.clone();
+        record.height = Height(2);
+        record.last_block_hash = self.block.hash();
+        record.state_root = root;
+        self.store
+            .commit(CommitBatch {
+                record: &record,
+                block: &self.block,
+                tx_hashes: &self.hashes,
+                certificate: &certificate(&self.block),
+                receipts: &self.receipts,
+                actions,
+                tree: &tree,
+                forgotten,
+                durable: true,
+            })
+            .unwrap();
+    }
 }
 
 #[test]
 fn records_and_action_ids_read_back_by_hash_name_their_block_positions() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
-    let f = populate(&store);
-    let block = make_block(f.ctx, 2, (10..18).map(|n| tx(f.ctx, n)).collect());
-    let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
-    let receipts: Vec<Receipt> = (0..hashes.len()).map(receipt).collect();
+    let h = Height2::new(10..18);
     // Action ids as random as tx hashes.
-    let actions: Vec<ActionRecord> = hashes
+    let actions: Vec<ActionRecord> = h
+        .hashes
         .iter()
-        .map(|h| ActionRecord {
-            id: h.0,
-            request: vec![h.0[0]],
-            tx: *h,
+        .map(|hash| ActionRecord {
+            id: hash.0,
+            request: vec![hash.0[0]],
+            tx: *hash,
         })
         .collect();
-    commit_height_2(&store, &f, &block, &receipts, &actions, &[]);
+    h.commit(&actions, &[]);
 
-    for (index, hash) in hashes.iter().enumerate() {
-        let rec = store.tx(hash).unwrap().expect("recorded");
+    for (index, hash) in h.hashes.iter().enumerate() {
+        let rec = h.store.tx(hash).unwrap().expect("recorded");
         assert_eq!((rec.height, rec.index), (Height(2), index as u32));
-        assert_eq!(rec.receipt, receipts[index]);
-        let at = store.action_position(&hash.0).unwrap().expect("placed");
+        assert_eq!(rec.receipt, h.receipts[index]);
+        let at = h.store.action_position(&hash.0).unwrap().expect("placed");
         assert_eq!((at.height, at.index), (Height(2), index as u32));
     }
-    assert_eq!(store.actions_at(&f.ctx, Height(2)).unwrap(), actions);
+    assert_eq!(h.store.actions_at(&h.f.ctx, Height(2)).unwrap(), actions);
 }
 
 #[test]
 fn a_commit_deletes_the_kept_txs_it_forgets_and_no_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StorageKey::random()).unwrap();
-    let f = populate(&store);
-    let block = make_block(f.ctx, 2, (10..13).map(|n| tx(f.ctx, n)).collect());
-    let hashes: Vec<Hash32> = block.txs.iter().map(|t| t.hash()).collect();
-    let waiting = tx(f.ctx, 20);
-    let mut kept: Vec<(Hash32, _)> = block.txs.iter().map(|t| (t.hash(), t.clone())).collect();
+    let h = Height2::new(10..13);
+    let waiting = tx(h.f.ctx, 20);
+    let mut kept: Vec<(Hash32, _)> = h.block.txs.iter().map(|t| (t.hash(), t.clone())).collect();
     kept.push((waiting.hash(), waiting.clone()));
-    store.put_pending_txs(&f.ctx, &kept).unwrap();
-    let receipts: Vec<Receipt> = (0..hashes.len()).map(receipt).collect();
+    h.store.put_pending_txs(&h.f.ctx, &kept).unwrap();
     // Two of the block's txs were acknowledged here; the third was not.
-    commit_height_2(&store, &f, &block, &receipts, &[], &hashes[..2]);
-    let mut left: Vec<Hash32> = store
-        .pending_txs(&f.ctx)
+    h.commit(&[], &h.hashes[..2]);
+    let mut left: Vec<Hash32> = h
+        .store
+        .pending_txs(&h.f.ctx)
         .unwrap()
         .iter()
         .map(|t| t.hash())
         .collect();
     left.sort();
-    let mut expected = vec![hashes[2], waiting.hash()];
+    let mut expected = vec![h.hashes[2], waiting.hash()];
     expected.sort();
     assert_eq!(left, expected);
 }
