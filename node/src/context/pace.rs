@@ -47,6 +47,10 @@ const WINDOW: usize = 16;
 /// The wait is at most this many times the configured propose timeout.
 const STRETCH_LIMIT: u32 = 8;
 
+/// Less than this left of a learnt wait is not waited for again (tokio's
+/// timers tick in milliseconds).
+const MIN_WAIT_MORE: Duration = Duration::from_millis(2);
+
 /// How late proposals have lately arrived at this node, over all its
 /// contexts (one per node, shared by their [`ProposeWait`]s). A context
 /// running a few heights among many others' sees too few of its own
@@ -180,6 +184,30 @@ impl ProposeWait {
             Some(hold) if round == Round::new(0) => learnt.max(hold + asked),
             _ => learnt,
         }
+    }
+
+    /// How much longer than its timeout (armed for `asked`) the proposal
+    /// of `round`, not arrived by `now`, is to be waited for by what has
+    /// been learnt since the round started: proposals that arrived
+    /// meanwhile, of this context's other rounds or of the node's other
+    /// contexts. Where many heights start together on a full machine (100
+    /// contexts' first heights, at a load's onset) no proposal has arrived
+    /// when their waits are set, and nothing stretches them; by the time
+    /// they run out the first proposals have taught how late the others
+    /// will be. `None` once the proposal arrived, for a round not started
+    /// here, or when the wait is over.
+    pub(super) fn wait_more(
+        &self,
+        round: Round,
+        asked: Duration,
+        now: Instant,
+    ) -> Option<Duration> {
+        let (_, started, heard) = self.rounds.iter().find(|(r, ..)| *r == round)?;
+        if *heard {
+            return None;
+        }
+        let more = (*started + self.timeout(asked)).saturating_duration_since(now);
+        (more >= MIN_WAIT_MORE).then_some(more)
     }
 
     /// How much longer than the configured timeout the proposal of

@@ -109,6 +109,33 @@ fn contexts_learn_the_wait_from_the_whole_node() {
     assert_eq!(slow.timeout(BASE), Duration::from_millis(4000));
 }
 
+/// A round's wait, set before anything was learnt, runs on by what
+/// proposals that arrived since teach; not once its own proposal came.
+#[test]
+fn a_round_waits_more_by_what_was_learnt_since_it_started() {
+    let node = Arc::new(ProposalDelays::default());
+    let mut wait = ProposeWait::new(BASE, node.clone());
+    let start = Instant::now();
+    let round = Round::new(0);
+    wait.round_started(Height(1), round, start);
+    let out = start + BASE;
+    assert_eq!(wait.wait_more(round, BASE, out), None, "nothing learnt");
+    arrived_after(
+        &mut ProposeWait::new(BASE, node),
+        1,
+        Duration::from_millis(700),
+    );
+    assert_eq!(
+        wait.wait_more(round, BASE, out),
+        Some(Duration::from_millis(400))
+    );
+    // Nothing for a round not started here, or past the learnt wait.
+    assert_eq!(wait.wait_more(Round::new(1), BASE, out), None);
+    assert_eq!(wait.wait_more(round, BASE, start + BASE * 2), None);
+    wait.proposal_arrived(Height(1), round, out);
+    assert_eq!(wait.wait_more(round, BASE, out), None, "it arrived");
+}
+
 /// `heights` in progress or held on a node whose machine has no CPU to
 /// spare (the whole holds).
 fn short(heights: i64) -> Load {

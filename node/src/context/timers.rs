@@ -39,13 +39,24 @@ pub(super) fn consensus_timeouts(cfg: &crate::config::Config) -> LinearTimeouts 
 
 pub(super) struct Timers {
     inbox: mpsc::Sender<Message>,
-    /// The timeouts running, with the sequence number of their message.
-    armed: HashMap<Timeout, u64>,
+    /// The timeouts running.
+    armed: HashMap<Timeout, Armed>,
     seq: u64,
     /// A checkpoint resend tick is scheduled.
     tick_armed: bool,
     /// How long to wait for proposals, by how late they have arrived.
     propose: ProposeWait,
+}
+
+/// A running timeout.
+#[derive(Clone, Copy)]
+struct Armed {
+    /// The sequence number of its message.
+    seq: u64,
+    /// What the engine asked.
+    asked: Duration,
+    /// When it runs out.
+    due: Instant,
 }
 
 impl Timers {
@@ -88,10 +99,17 @@ impl Timers {
     /// ([`ProposeWait`]), at least what the engine asks; a rebroadcast
     /// timeout (from the round's start) that much longer too.
     pub(super) fn schedule(&mut self, timeout: Timeout, after: Duration) {
-        let after = self.delay_of(timeout, after);
+        let delay = self.delay_of(timeout, after);
+        self.arm(timeout, after, Instant::now() + delay);
+    }
+
+    /// Runs `timeout` (the engine asked `asked`) until `due`, replacing a
+    /// running one of the same kind.
+    fn arm(&mut self, timeout: Timeout, asked: Duration, due: Instant) {
         self.seq += 1;
         let seq = self.seq;
-        self.armed.insert(timeout, seq);
+        self.armed.insert(timeout, Armed { seq, asked, due });
+        let after = due.saturating_duration_since(Instant::now());
         self.after(after, Message::TimeoutElapsed(timeout, seq));
     }
 
@@ -114,9 +132,33 @@ impl Timers {
     }
 
     /// Whether an elapsed timeout's message is the running one (it stops).
+    /// A propose timeout whose proposal has not arrived runs on instead
+    /// if the proposals that arrived since it was armed say to wait longer
+    /// ([`ProposeWait::wait_more`]), and the round's rebroadcast timeout
+    /// runs out as much later, so that the longer wait is not taken for a
+    /// stuck step.
     pub(super) fn fired(&mut self, timeout: &Timeout, seq: u64) -> bool {
-        if self.armed.get(timeout) != Some(&seq) {
+        self.fired_at(timeout, seq, Instant::now())
+    }
+
+    fn fired_at(&mut self, timeout: &Timeout, seq: u64, now: Instant) -> bool {
+        let Some(armed) = self.armed.get(timeout).copied() else {
             return false;
+        };
+        if armed.seq != seq {
+            return false;
+        }
+        if timeout.kind == TimeoutKind::Propose {
+            if let Some(more) = self.propose.wait_more(timeout.round, armed.asked, now) {
+                let due = now + more;
+                self.arm(*timeout, armed.asked, due);
+                let later = due.saturating_duration_since(armed.due);
+                let rebroadcast = Timeout::rebroadcast(timeout.round);
+                if let Some(r) = self.armed.get(&rebroadcast).copied() {
+                    self.arm(rebroadcast, r.asked, r.due + later);
+                }
+                return false;
+            }
         }
         self.armed.remove(timeout);
         true
@@ -179,5 +221,63 @@ mod tests {
         timers.proposer_may_hold(hold);
         let prevote = timers.delay_of(Timeout::prevote(round), PROPOSE);
         assert_eq!(prevote, PROPOSE);
+    }
+
+    /// Many heights starting together (a load's onset over 100 contexts):
+    /// none of their proposals has arrived when their waits are set. One
+    /// that arrives before a round's wait runs out, 900 ms late in another
+    /// context, makes it run on to twice that from the round's start, and
+    /// its rebroadcast as much later; once out, it stops.
+    #[tokio::test]
+    async fn a_propose_timeout_runs_on_once_the_node_learns_proposals_are_late() {
+        let node = Arc::new(ProposalDelays::default());
+        let (inbox, _rx) = mpsc::channel(8);
+        let mut timers = Timers::new(inbox, PROPOSE, node.clone());
+        let (round, start) = (Round::new(0), Instant::now());
+        let (propose, rebroadcast) = (Timeout::propose(round), Timeout::rebroadcast(round));
+        timers.propose.round_started(Height(1), round, start);
+        timers.arm(rebroadcast, REBROADCAST, start + REBROADCAST);
+        timers.arm(propose, PROPOSE, start + PROPOSE);
+        let mut other = ProposeWait::new(PROPOSE, node);
+        other.round_started(Height(1), round, start);
+        other.proposal_arrived(Height(1), round, start + Duration::from_millis(900));
+
+        let seq = timers.armed[&propose].seq;
+        assert!(
+            !timers.fired_at(&propose, seq, start + PROPOSE),
+            "it runs on"
+        );
+        assert!(
+            !timers.fired_at(&propose, seq, start + PROPOSE),
+            "superseded"
+        );
+        let ran_on = timers.armed[&propose];
+        assert_eq!(ran_on.due, start + Duration::from_millis(1800));
+        let later = REBROADCAST + Duration::from_millis(800);
+        assert_eq!(timers.armed[&rebroadcast].due, start + later);
+        assert!(timers.fired_at(&propose, ran_on.seq, ran_on.due));
+        assert!(!timers.armed.contains_key(&propose));
+    }
+
+    /// A round of a node that learnt nothing, or whose proposal arrived
+    /// (late or not; the engine ignores its timeout past the propose
+    /// step), times out as armed.
+    #[tokio::test]
+    async fn a_propose_timeout_stops_when_nothing_says_to_wait_longer() {
+        let (inbox, _rx) = mpsc::channel(8);
+        let round = Round::new(0);
+        let propose = Timeout::propose(round);
+        for arrived in [false, true] {
+            let mut timers = Timers::new(inbox.clone(), PROPOSE, Arc::default());
+            let start = Instant::now();
+            timers.propose.round_started(Height(1), round, start);
+            timers.arm(propose, PROPOSE, start + PROPOSE);
+            if arrived {
+                let late = start + Duration::from_millis(900);
+                timers.propose.proposal_arrived(Height(1), round, late);
+            }
+            let seq = timers.armed[&propose].seq;
+            assert!(timers.fired_at(&propose, seq, start + PROPOSE));
+        }
     }
 }
