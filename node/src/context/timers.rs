@@ -132,11 +132,12 @@ impl Timers {
     }
 
     /// Whether an elapsed timeout's message is the running one (it stops).
-    /// A propose timeout whose proposal has not arrived runs on instead
-    /// if the proposals that arrived since it was armed say to wait longer
-    /// ([`ProposeWait::wait_more`]), and the round's rebroadcast timeout
-    /// runs out as much later, so that the longer wait is not taken for a
-    /// stuck step.
+    /// A propose timeout whose proposal has not arrived runs on instead if
+    /// the proposals that arrived since its round started say to wait
+    /// longer ([`ProposeWait::wait_more`]), and the round's rebroadcast
+    /// timeout runs out as much later, so that the longer wait is not taken
+    /// for a stuck step. (The engine cancels a round's propose timeout once
+    /// it proposes or prevotes, so only a wait for a proposal runs on.)
     pub(super) fn fired(&mut self, timeout: &Timeout, seq: u64) -> bool {
         self.fired_at(timeout, seq, Instant::now())
     }
