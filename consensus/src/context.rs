@@ -147,13 +147,31 @@ impl ValidatorSet {
             .is_ok()
     }
 
-    /// Round-robin proposer: `(height + round) mod n` over the sorted members.
-    pub fn proposer(&self, height: Height, round: Round) -> &Validator {
-        let n = self.validators.len() as u64;
-        let r = round.as_u32().unwrap_or(0) as u64;
-        let idx = height.0.wrapping_add(r) % n.max(1);
-        &self.validators[idx as usize]
+    /// The proposer of `context`'s round `round` of `height`: round-robin
+    /// over the sorted members, each context's turn shifted by its id
+    /// ([`proposer_index`]).
+    pub fn proposer(&self, context: &ContextId, height: Height, round: Round) -> &Validator {
+        &self.validators[proposer_index(context, height, round, self.validators.len())]
     }
+}
+
+/// Which of `n` members (sorted by id) proposes `context`'s round `round`
+/// of `height`: `(height + round + shift) mod n`, where `shift` is the
+/// context id's first eight bytes (little-endian). Contexts created
+/// together advance their heights in step; without the shift the same
+/// member proposed every one of them at each height, building, executing
+/// and signing their blocks one after another on its node while the
+/// other members waited (100 contexts' first heights all proposed by one
+/// of four validators, docs/PERFORMANCE.md, fifty-fourth session). With
+/// it each member proposes about `1/n` of them. 0 when `n` is 0.
+pub fn proposer_index(context: &ContextId, height: Height, round: Round, n: usize) -> usize {
+    let Some(n) = u64::try_from(n).ok().filter(|n| *n > 0) else {
+        return 0;
+    };
+    let shift = u64::from_le_bytes(context.0[..8].try_into().expect("8 of 32 bytes"));
+    let r = u64::from(round.as_u32().unwrap_or(0));
+    let turn = (height.0 % n + r % n + shift % n) % n;
+    turn as usize
 }
 
 impl mal::ValidatorSet<ConclaveContext> for ValidatorSet {
@@ -287,7 +305,7 @@ impl mal::Context for ConclaveContext {
         height: Height,
         round: Round,
     ) -> &'a Validator {
-        validator_set.proposer(height, round)
+        validator_set.proposer(&self.context_id, height, round)
     }
 
     fn new_proposal(
@@ -338,6 +356,85 @@ impl mal::Context for ConclaveContext {
             value: value_id,
             validator: address,
             extension: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(first: u64) -> ContextId {
+        let mut id = [0xee; 32];
+        id[..8].copy_from_slice(&first.to_le_bytes());
+        ContextId(id)
+    }
+
+    #[test]
+    fn a_context_s_proposers_take_turns_from_its_shift() {
+        // Shift 0: the plain round-robin.
+        let plain = context(0);
+        let turns: Vec<usize> = (1..=8)
+            .map(|h| proposer_index(&plain, Height(h), Round::new(0), 4))
+            .collect();
+        assert_eq!(turns, [1, 2, 3, 0, 1, 2, 3, 0]);
+        assert_eq!(proposer_index(&plain, Height(1), Round::new(2), 4), 3);
+        // Shift 6 (mod 4: 2), and a shift past u64's half that a plain sum
+        // would overflow.
+        let shifted = context(6);
+        assert_eq!(proposer_index(&shifted, Height(1), Round::new(0), 4), 3);
+        assert_eq!(proposer_index(&shifted, Height(2), Round::new(1), 4), 1);
+        let far = context(u64::MAX);
+        // (3 + 3 + 3) mod 4.
+        assert_eq!(
+            proposer_index(&far, Height(u64::MAX), Round::new(u32::MAX), 4),
+            1
+        );
+        // Each member once in any n heights, in any round.
+        for first in 0..16 {
+            for r in 0..3 {
+                let mut seen: Vec<usize> = (7..11)
+                    .map(|h| proposer_index(&context(first), Height(h), Round::new(r), 4))
+                    .collect();
+                seen.sort_unstable();
+                assert_eq!(seen, [0, 1, 2, 3], "context {first} round {r}");
+            }
+        }
+        assert_eq!(proposer_index(&plain, Height(5), Round::Nil, 4), 1);
+        assert_eq!(proposer_index(&plain, Height(5), Round::new(0), 0), 0);
+    }
+
+    #[test]
+    fn contexts_at_the_same_height_have_different_proposers() {
+        // Context ids are hashes: their shifts spread evenly.
+        let mut counts = [0usize; 4];
+        for i in 0..400u64 {
+            use sha2::Digest;
+            let id = ContextId(sha2::Sha256::digest(i.to_le_bytes()).into());
+            counts[proposer_index(&id, Height(1), Round::new(0), 4)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (60..=140).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn the_validator_set_names_the_shifted_proposer() {
+        let keys: Vec<MemberId> = (1..=4u8)
+            .map(|i| MemberId(SigningKey::from_bytes(&[i; 32]).verifying_key().to_bytes()))
+            .collect();
+        let set = ValidatorSet::from_members(&keys).unwrap();
+        let ctx = ConclaveContext::new(context(3));
+        for h in 1..=8 {
+            let named = <ConclaveContext as mal::Context>::select_proposer(
+                &ctx,
+                &set,
+                Height(h),
+                Round::new(0),
+            );
+            let at = proposer_index(&ctx.context_id, Height(h), Round::new(0), 4);
+            assert_eq!(named.address, set.validators()[at].address);
         }
     }
 }

@@ -31,7 +31,7 @@ pub mod types;
 pub mod wal_codec;
 pub mod witness;
 
-pub use context::{ConclaveContext, Proposal, Validator, ValidatorSet, Vote};
+pub use context::{proposer_index, ConclaveContext, Proposal, Validator, ValidatorSet, Vote};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
 pub use evidence::{Evidence, EvidenceError, EvidenceKind};

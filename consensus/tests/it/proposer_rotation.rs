@@ -1,7 +1,7 @@
-//! Proposer selection is round-robin over the sorted members: `(height +
-//! round) mod n`. A member that never builds a block makes its rounds time
-//! out (L57 timeoutPropose → prevote nil), and the next round's proposer
-//! decides its own block.
+//! Proposer selection is round-robin over the sorted members, each
+//! context's turn shifted by its id (`proposer_index`). A member that never
+//! builds a block makes its rounds time out (L57 timeoutPropose → prevote
+//! nil), and the next round's proposer decides its own block.
 
 use conclave_consensus::mal::Round;
 use rand::Rng;

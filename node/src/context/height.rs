@@ -44,7 +44,11 @@ impl ContextActor {
     /// first message (which starts it, `inbound`).
     fn hold_for_a_fuller_block(&mut self) -> bool {
         let next = self.next_height();
-        let proposer = self.roster.validators.proposer(next, Round::new(0)).address;
+        let proposer = self
+            .roster
+            .validators
+            .proposer(&self.id(), next, Round::new(0))
+            .address;
         let proposing = proposer == self.engine.address();
         let now = Instant::now();
         let load = self.load();

@@ -166,7 +166,11 @@ impl ContextActor {
         // Only the round's proposer's own proposal says how late
         // proposals come (another member's, forged, would not).
         let (height, round) = (p.message.height, p.message.round);
-        let proposer = self.roster.validators.proposer(height, round).address;
+        let proposer = self
+            .roster
+            .validators
+            .proposer(&self.id(), height, round)
+            .address;
         if from == proposer && p.message.proposer == proposer {
             let wait = self.timers.proposal_arrived(height, round);
             self.deps

@@ -400,7 +400,11 @@ async fn conflicting_proposals_commit_at_most_one_block() {
         }
         let tip = converge(&net).await;
         let height = Height(tip + 1);
-        if validators.proposer(height, Round::new(0)).address != byz.me {
+        if validators
+            .proposer(&net.context, height, Round::new(0))
+            .address
+            != byz.me
+        {
             load(&net, 1).await;
             continue;
         }
@@ -494,7 +498,11 @@ async fn conflicting_proposals_to_two_halves_commit_neither() {
     load(&net, 2).await;
     let mut tip = converge(&net).await;
     for _ in 0..8 {
-        if validators.proposer(Height(tip + 1), Round::new(0)).address == byz.me {
+        if validators
+            .proposer(&net.context, Height(tip + 1), Round::new(0))
+            .address
+            == byz.me
+        {
             break;
         }
         load(&net, 1).await;
@@ -502,7 +510,9 @@ async fn conflicting_proposals_to_two_halves_commit_neither() {
     }
     let height = Height(tip + 1);
     assert_eq!(
-        validators.proposer(height, Round::new(0)).address,
+        validators
+            .proposer(&net.context, height, Round::new(0))
+            .address,
         byz.me,
         "the byzantine member's turn never came"
     );

@@ -220,7 +220,9 @@ async fn sigstopped_proposer_is_skipped_then_catches_up() {
     // The proposer of the next height's first round.
     let members: Vec<_> = net.nodes.iter().map(|n| n.keys().member_id()).collect();
     let set = ValidatorSet::from_members(&members).unwrap();
-    let proposer = set.proposer(Height(before + 1), Round::new(0)).address;
+    let proposer = set
+        .proposer(&net.context, Height(before + 1), Round::new(0))
+        .address;
     let p = members.iter().position(|m| *m == proposer).unwrap();
     net.nodes[p].pause();
 

@@ -306,7 +306,7 @@ impl Sim {
 
     /// The node proposing round `r` of height `h`.
     pub fn proposer(&self, h: u64, r: u32) -> usize {
-        ((h + u64::from(r)) % self.nodes.len() as u64) as usize
+        conclave_consensus::proposer_index(&CTX_ID, Height(h), Round::new(r), self.nodes.len())
     }
 
     /// The engine's current `(height, round)`, if the node is up.

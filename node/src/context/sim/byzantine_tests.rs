@@ -348,7 +348,10 @@ fn a_late_proposal_from_a_member_not_the_rounds_proposer_does_not_stretch_the_wa
     let (_, validators) = sim.validators();
     let node2_proposes_next = |sim: &Sim| {
         let next = Height(sim.height(3).expect("runs").0 + 1);
-        validators.proposer(next, Round::new(0)).address == sim.member(2)
+        validators
+            .proposer(&sim.context(), next, Round::new(0))
+            .address
+            == sim.member(2)
     };
     for _ in 0..16 {
         sim.load(1);
