@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use conclave_consensus::mal::VoteType;
+use conclave_consensus::mal::{Round, VoteType};
+use conclave_consensus::Height;
 
 use super::forge::Seen;
 use super::{ManualClock, Sim};
@@ -255,8 +256,11 @@ fn a_block_proposed_again_after_its_proposer_went_silent_is_decided() {
     let h = sim.height(0).expect("runs").0 + 1;
     let mut by_id: Vec<usize> = (0..4).collect();
     by_id.sort_by_key(|&i| sim.member(i));
-    let builder = by_id[(h % 4) as usize];
-    let late = by_id[((h + 1) % 4) as usize];
+    let proposer = |round| {
+        let at = conclave_consensus::proposer_index(&sim.context(), Height(h), round, 4);
+        by_id[at]
+    };
+    let (builder, late) = (proposer(Round::new(0)), proposer(Round::new(1)));
     sim.lose(move |from, to, seen| match *seen {
         Seen::Proposal { height, round } if height == h => {
             from == builder && (to == late || round > 0)
