@@ -309,7 +309,7 @@ impl ContextActor {
         self.blocks.clear();
         self.compact.clear();
         self.witness.decided(self.record.height);
-        self.timers.cancel_all();
+        self.timers.height_ended();
         self.later.reached(self.next_height());
     }
 

@@ -44,6 +44,9 @@ pub(super) struct Timers {
     seq: u64,
     /// A checkpoint resend tick is scheduled.
     tick_armed: bool,
+    /// The height ended here (decided and finalized): until a round of
+    /// the next one starts, nothing is timed ([`Self::height_ended`]).
+    ended: bool,
     /// How long to wait for proposals, by how late they have arrived.
     propose: ProposeWait,
 }
@@ -72,12 +75,14 @@ impl Timers {
             armed: HashMap::new(),
             seq: 0,
             tick_armed: false,
+            ended: false,
             propose: ProposeWait::new(propose, delays),
         }
     }
 
     /// A round started here now (the wait for its proposal starts).
     pub(super) fn round_started(&mut self, height: Height, round: Round) {
+        self.ended = false;
         self.propose.round_started(height, round, Instant::now());
     }
 
@@ -99,6 +104,9 @@ impl Timers {
     /// ([`ProposeWait`]), at least what the engine asks; a rebroadcast
     /// timeout (from the round's start) that much longer too.
     pub(super) fn schedule(&mut self, timeout: Timeout, after: Duration) {
+        if self.ended {
+            return;
+        }
         let delay = self.delay_of(timeout, after);
         self.arm(timeout, after, Instant::now() + delay);
     }
@@ -129,6 +137,24 @@ impl Timers {
 
     pub(super) fn cancel_all(&mut self) {
         self.armed.clear();
+    }
+
+    /// The height was decided and finalized here: its timeouts stop, and
+    /// none is armed until a round of the next height starts. When this
+    /// node's own precommit is the one that decides (it voted after two
+    /// others' precommits had arrived, as a node behind on a full machine
+    /// does), malachite finalizes the height before it arms that vote's
+    /// rebroadcast timeout, and the timeout then ran out in the decided
+    /// height's commit step while the next height was held, or the
+    /// context idle, and again every period after: the node resent its
+    /// votes and took the height for stuck, asking members for blocks
+    /// nobody had decided (the safety net's `sync` fallbacks at 100
+    /// saturated contexts, docs/PERFORMANCE.md, fifty-fourth session).
+    /// The votes need no resending there: a member that missed them
+    /// learns the decision from this node's next height or its tip.
+    pub(super) fn height_ended(&mut self) {
+        self.cancel_all();
+        self.ended = true;
     }
 
     /// Whether an elapsed timeout's message is the running one (it stops).
@@ -280,5 +306,29 @@ mod tests {
             let seq = timers.armed[&propose].seq;
             assert!(timers.fired_at(&propose, seq, start + PROPOSE));
         }
+    }
+
+    /// A decided height arms nothing, whatever the engine asks after its
+    /// decision (the rebroadcast of the vote that decided it); a round of
+    /// the next height times as before.
+    #[tokio::test]
+    async fn an_ended_height_arms_nothing_until_the_next_round_starts() {
+        let (inbox, _rx) = mpsc::channel(8);
+        let mut timers = Timers::new(inbox, PROPOSE, Arc::default());
+        let round = Round::new(0);
+        timers.round_started(Height(4), round);
+        timers.schedule(Timeout::rebroadcast(round), REBROADCAST);
+        timers.schedule(Timeout::propose(round), PROPOSE);
+        assert_eq!(timers.armed.len(), 2);
+
+        timers.height_ended();
+        assert!(timers.armed.is_empty());
+        timers.schedule(Timeout::rebroadcast(round), REBROADCAST);
+        timers.schedule(Timeout::precommit(round), PROPOSE);
+        assert!(timers.armed.is_empty(), "armed after the height ended");
+
+        timers.round_started(Height(5), round);
+        timers.schedule(Timeout::rebroadcast(round), REBROADCAST);
+        assert!(timers.armed.contains_key(&Timeout::rebroadcast(round)));
     }
 }

@@ -202,3 +202,35 @@ fn busy_nodes_with_cpu_to_spare_hold_no_height() {
         sim.check_invariants();
     }
 }
+
+/// A node whose own precommit decides a height (the other's came before
+/// it voted: with two members, one of them at almost every height)
+/// finalizes the height before malachite arms that vote's rebroadcast
+/// timeout. Armed, it ran out while the next height was held (a busy
+/// node's loaded context: the proposer waits out its pool's quiet, longer
+/// than the sim's rebroadcast timeout) and the node took the decided
+/// height for stuck, asking the other for blocks nobody had decided;
+/// ended heights now arm nothing (`Timers::height_ended`).
+#[test]
+fn a_height_decided_by_its_own_precommit_is_not_taken_for_stuck_while_the_next_is_held() {
+    let mut sim = Sim::new("busy_own_precommit", 2);
+    sim.start_all();
+    for i in 0..2 {
+        make_busy(&sim, i);
+    }
+    for _ in 0..6 {
+        sim.load(LOADED);
+        sim.wait_all_committed(WAIT);
+    }
+    let held: u64 = (0..2).map(|i| holds(&sim, i)).sum();
+    assert!(held >= 5, "too few held heights: {held}");
+    // Before, 5 in this run (each node's own precommit decides about
+    // half the heights); a step that a slow disk stretches past the
+    // rebroadcast timeout may make one.
+    let asked: Vec<u64> = (0..2).map(|i| sync_fallbacks(&sim, i)).collect();
+    assert!(
+        asked.iter().sum::<u64>() <= 1,
+        "stuck-height fallbacks per node: {asked:?}"
+    );
+    sim.check_invariants();
+}
